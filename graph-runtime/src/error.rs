@@ -1,0 +1,131 @@
+//! The one error type of the crate.
+
+use crate::workflow::NodeError;
+
+/// Everything that can go wrong when running, resuming or inspecting a workflow.
+///
+/// Misuse of the API and bytes read back from a store are reported here, never by a panic.
+/// After any error the session stays at its last saved checkpoint, so
+/// [`Runner::resume`](crate::Runner::resume) continues from there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A node returned an error (after its retries, if it has any).
+    #[error("node `{node}` failed: {source}")]
+    Node {
+        /// The node that failed.
+        node: &'static str,
+        /// The error it returned.
+        #[source]
+        source: NodeError,
+    },
+
+    /// The run took `max_steps` steps in one call without finishing.
+    #[error("step limit of {limit} reached in session `{session}` (a loop that never ends?)")]
+    StepLimit {
+        /// The session that was running.
+        session: String,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// A checkpoint was written by a different graph (`GraphChange::Strict`).
+    #[error(
+        "session `{session}` was saved by a different graph (stored hash {stored:#018x}, \
+         compiled hash {compiled:#018x}); use `GraphChange::Force` to resume by node name"
+    )]
+    GraphMismatch {
+        /// The session whose checkpoint did not match.
+        session: String,
+        /// The graph hash stored in the checkpoint.
+        stored: u64,
+        /// The graph hash of the running program.
+        compiled: u64,
+    },
+
+    /// `GraphChange::Force` could not place a checkpoint: its node is not in this graph.
+    #[error("session `{session}` stopped at node `{node}`, which this graph does not have")]
+    UnknownNode {
+        /// The session that was being resumed.
+        session: String,
+        /// The node name stored in the checkpoint.
+        node: String,
+    },
+
+    /// `start` or `fork` named a session that already exists.
+    #[error("session `{0}` already exists")]
+    SessionExists(String),
+
+    /// The session has no checkpoint in the store.
+    #[error("session `{0}` not found")]
+    SessionNotFound(String),
+
+    /// The session has no kept checkpoint with this sequence number.
+    #[error("session `{session}` has no kept checkpoint with sequence number {seq}")]
+    CheckpointNotFound {
+        /// The session.
+        session: String,
+        /// The sequence number asked for.
+        seq: u64,
+    },
+
+    /// `resume_with` was called with an input for a node the session is not waiting at.
+    #[error("session `{session}` is not waiting at node `{node}` ({actual})")]
+    NotWaiting {
+        /// The session.
+        session: String,
+        /// The interrupt node the input was meant for.
+        node: &'static str,
+        /// Where the session actually is.
+        actual: String,
+    },
+
+    /// Another writer advanced the session first; this run stopped without writing.
+    #[error(
+        "session `{session}` was advanced by another writer (expected latest checkpoint \
+         {expected:?}, found {found:?})"
+    )]
+    Conflict {
+        /// The session.
+        session: String,
+        /// The sequence number this writer expected to be the latest.
+        expected: Option<u64>,
+        /// The latest sequence number the store holds.
+        found: Option<u64>,
+    },
+
+    /// Bytes read back from a store are not a valid checkpoint for this session.
+    #[error("corrupt checkpoint in session `{session}` at sequence number {seq}: {reason}")]
+    Corrupt {
+        /// The session.
+        session: String,
+        /// The sequence number of the bad checkpoint.
+        seq: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A state or input could not be encoded.
+    #[error("could not encode the checkpoint of session `{session}`: {reason}")]
+    Encode {
+        /// The session.
+        session: String,
+        /// What the encoder said.
+        reason: String,
+    },
+
+    /// The store itself failed (I/O, database, lost connection).
+    #[error("store error: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// The runner was configured with a value that cannot work.
+    #[error("invalid runner configuration: {0}")]
+    InvalidConfig(&'static str),
+
+    /// The run was cancelled; the session stays at its last checkpoint.
+    #[error("session `{0}` was cancelled")]
+    Cancelled(String),
+}
+
+/// `Result<T, graph_runtime::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,97 @@
+//! Where checkpoints live: the [`Store`] trait and its implementations.
+//!
+//! A store keeps, per session, an ordered chain of encoded checkpoints. It never looks inside
+//! the bytes: the runner encodes and verifies them (see the crate docs on the envelope), the
+//! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
+
+mod memory;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::SystemTime;
+
+pub use self::memory::MemoryStore;
+use crate::{Result, Status};
+
+/// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The sequence number, strictly increasing within a session.
+    pub seq: u64,
+    /// The cursor: the node that runs next (`"END"` once completed).
+    pub node: Cow<'static, str>,
+    /// Where the session stands at this checkpoint.
+    pub status: Status,
+    /// When the checkpoint was written.
+    pub created_at: SystemTime,
+    /// The encoded envelope (header, bincode body, checksum).
+    pub bytes: Vec<u8>,
+}
+
+/// A compare-and-swap append: what [`Store::append`] is asked to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Append {
+    /// The sequence number the session's latest checkpoint must have, or `None` when the
+    /// session must not exist yet. Anything else is a [`Conflict`](crate::Error::Conflict).
+    pub expected: Option<u64>,
+    /// The checkpoint to add; its `seq` is greater than `expected`.
+    pub checkpoint: Checkpoint,
+    /// After appending, keep only this many newest checkpoints (in the same transaction).
+    pub keep_last: Option<u64>,
+}
+
+impl Append {
+    /// An append of `checkpoint` after `expected`, keeping `keep_last` checkpoints.
+    pub fn new(expected: Option<u64>, checkpoint: Checkpoint, keep_last: Option<u64>) -> Self {
+        Append { expected, checkpoint, keep_last }
+    }
+}
+
+/// Persistent, ordered, compare-and-swap storage of checkpoints.
+///
+/// All methods are async so that a store may do I/O; a store that blocks (SQLite) moves that
+/// work off the async worker threads. Every implementation passes the same conformance suite.
+pub trait Store: Send + Sync + 'static {
+    /// Appends a checkpoint if the session's latest sequence number is `append.expected`
+    /// (`None`: the session must not exist), then applies `keep_last`, atomically.
+    ///
+    /// Fails with [`Error::Conflict`](crate::Error::Conflict) when another writer got there
+    /// first; nothing is written then.
+    fn append(&self, session: &str, append: Append) -> impl Future<Output = Result<()>> + Send;
+
+    /// The newest checkpoint of a session, or `None` if the session does not exist.
+    fn latest(&self, session: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+
+    /// The checkpoint with this sequence number, if it is kept.
+    fn get(&self, session: &str, seq: u64)
+    -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+
+    /// Every kept checkpoint of a session, oldest first, without the bytes' contents (empty
+    /// when the session does not exist).
+    fn list(&self, session: &str) -> impl Future<Output = Result<Vec<CheckpointMeta>>> + Send;
+
+    /// Removes all but the newest `keep_last` checkpoints; returns how many were removed.
+    fn prune(&self, session: &str, keep_last: u64) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Removes a session and all its checkpoints; returns whether it existed.
+    fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The ids of all sessions, sorted.
+    fn sessions(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// A checkpoint's metadata as [`Store::list`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointMeta {
+    /// The sequence number.
+    pub seq: u64,
+    /// The cursor node name.
+    pub node: String,
+    /// The status.
+    pub status: Status,
+    /// The size of the encoded checkpoint, in bytes.
+    pub bytes: u64,
+    /// When it was written.
+    pub created_at: SystemTime,
+}
