@@ -11,6 +11,10 @@ mod runner;
 pub mod store;
 mod workflow;
 
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod runner_tests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
