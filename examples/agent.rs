@@ -47,7 +47,9 @@ pub mod agent {
     async fn act(agent: &mut Agent, ctx: &NodeCtx) {
         if let Some(step) = agent.plan.take() {
             agent.total += step;
-            agent.transcript.push(format!("act #{}: total = {}", ctx.seq(), agent.total));
+            agent
+                .transcript
+                .push(format!("act #{}: total = {}", ctx.seq(), agent.total));
         }
     }
 
@@ -62,10 +64,22 @@ pub mod agent {
 async fn main() -> Result<(), graph_runtime::Error> {
     println!("{}", agent::MERMAID);
     let runner = Runner::new(agent::Workflow, MemoryStore::new()).max_steps(1_000);
-    let done = runner.start("agent-1", Agent { goal: 30, ..Agent::default() }).await?.into_state();
+    let done = runner
+        .start(
+            "agent-1",
+            Agent {
+                goal: 30,
+                ..Agent::default()
+            },
+        )
+        .await?
+        .into_state();
     for line in &done.transcript {
         println!("{line}");
     }
-    println!("{} checkpoints kept", runner.history("agent-1").await?.len());
+    println!(
+        "{} checkpoints kept",
+        runner.history("agent-1").await?.len()
+    );
     Ok(())
 }

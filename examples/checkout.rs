@@ -55,7 +55,11 @@ pub mod checkout {
 
     #[node]
     async fn validate(order: &mut Order) -> validate::Next {
-        if order.total_cents > 100_00 { validate::Next::Review } else { validate::Next::Charge }
+        if order.total_cents > 100_00 {
+            validate::Next::Review
+        } else {
+            validate::Next::Charge
+        }
     }
 
     #[node(interrupt)]
@@ -92,19 +96,32 @@ async fn print_history(
 ) -> Result<(), graph_runtime::Error> {
     println!("history of {session}:");
     for c in runner.history(session).await? {
-        println!("  seq {:>2}  {:<10} {:<28} {:>4} bytes", c.seq, c.node, format!("{:?}", c.status), c.bytes);
+        println!(
+            "  seq {:>2}  {:<10} {:<28} {:>4} bytes",
+            c.seq,
+            c.node,
+            format!("{:?}", c.status),
+            c.bytes
+        );
     }
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), graph_runtime::Error> {
-    println!("checkout graph (hash {:#018x}):\n{}", checkout::GRAPH_HASH, checkout::MERMAID);
+    println!(
+        "checkout graph (hash {:#018x}):\n{}",
+        checkout::GRAPH_HASH,
+        checkout::MERMAID
+    );
 
     let runner = Runner::new(checkout::Workflow, MemoryStore::new());
 
     // A small order needs no review.
-    let small = Order { total_cents: 25_00, ..Order::default() };
+    let small = Order {
+        total_cents: 25_00,
+        ..Order::default()
+    };
     match runner.start("order-1", small).await? {
         Outcome::Completed(order) => println!("order-1 completed: {order:?}"),
         Outcome::Interrupted { node, .. } => println!("order-1 unexpectedly waits at {node}"),
@@ -112,7 +129,10 @@ async fn main() -> Result<(), graph_runtime::Error> {
     print_history(&runner, "order-1").await?;
 
     // A big order stops for review.
-    let big = Order { total_cents: 250_00, ..Order::default() };
+    let big = Order {
+        total_cents: 250_00,
+        ..Order::default()
+    };
     match runner.start("order-42", big).await? {
         Outcome::Interrupted { node, state } => {
             println!("order-42 waits at `{node}` with {state:?}");

@@ -22,7 +22,10 @@ pub struct Bench {
 }
 
 fn fresh() -> Bench {
-    Bench { count: 0, pad: "x".repeat(1024) }
+    Bench {
+        count: 0,
+        pad: "x".repeat(1024),
+    }
 }
 
 #[workflow(state = Bench)]
@@ -41,7 +44,11 @@ pub mod w1 {
     #[node]
     async fn b(s: &mut Bench) -> b::Next {
         s.count += 1;
-        if s.count < N { b::Next::A } else { b::Next::End }
+        if s.count < N {
+            b::Next::A
+        } else {
+            b::Next::End
+        }
     }
 }
 
@@ -142,16 +149,27 @@ fn measure(runs: usize, mut run: impl FnMut(usize) -> (Duration, u64)) -> f64 {
 
 fn report(name: &str, ours: f64, baseline: f64, target: f64) {
     let ratio = ours / baseline;
-    let verdict = if ratio <= target { "ok" } else { "MISSES TARGET" };
+    let verdict = if ratio <= target {
+        "ok"
+    } else {
+        "MISSES TARGET"
+    };
     println!(
         "{name}: graph-runtime {ours:8.1} ns/step | hand-written {baseline:8.1} ns/step | ratio {ratio:5.2} (target <= {target}) {verdict}"
     );
 }
 
 fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(11);
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    println!("W1/W2, N = {N} steps per run, median of {runs} runs, 1 KiB state, current-thread tokio");
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(11);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    println!(
+        "W1/W2, N = {N} steps per run, median of {runs} runs, 1 KiB state, current-thread tokio"
+    );
 
     // W1: no checkpoints during the run (`OnInterrupt` saves only the start and the end).
     let w1_ours = measure(runs, |i| {

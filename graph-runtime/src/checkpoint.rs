@@ -15,7 +15,7 @@
 //! 24      2     cursor length n
 //! 26      n     cursor node name (UTF-8)
 //! 26+n    4     body length m
-//! 30+n    m     body: bincode of (state, pending input)
+//! 30+n    m     body: bincode of (state, pending input, failure before an error edge)
 //! 30+n+m  4     CRC32C of (session id length u32, session id, bytes 0..30+n+m)
 //! ```
 //!
@@ -27,6 +27,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::ctx::Failure;
 use crate::{Error, GraphChange, Status};
 
 const MAGIC: [u8; 4] = *b"GRCP";
@@ -78,7 +79,9 @@ impl Phase {
     pub(crate) fn status(self, node: &str) -> Status {
         match self {
             Phase::Running => Status::Running,
-            Phase::Waiting => Status::Waiting { node: node.to_owned() },
+            Phase::Waiting => Status::Waiting {
+                node: node.to_owned(),
+            },
             Phase::Completed => Status::Completed,
         }
     }
@@ -109,10 +112,13 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     header: &Header<'_>,
     state: &S,
     input: Option<&I>,
+    failure: Option<&Failure>,
     capacity: usize,
 ) -> Result<Vec<u8>, Error> {
-    let encode_error =
-        |reason: String| Error::Encode { session: header.session.to_owned(), reason };
+    let encode_error = |reason: String| Error::Encode {
+        session: header.session.to_owned(),
+        reason,
+    };
     let node = header.node.as_bytes();
     let node_len = u16::try_from(node.len())
         .map_err(|_| encode_error(format!("node name of {} bytes is too long", node.len())))?;
@@ -126,7 +132,7 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     buf.extend_from_slice(node);
     let len_at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    bincode::serde::encode_into_writer(&(state, input), VecWriter(&mut buf), config())
+    bincode::serde::encode_into_writer(&(state, input, failure), VecWriter(&mut buf), config())
         .map_err(|e| encode_error(e.to_string()))?;
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {
@@ -142,7 +148,9 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
 }
 
 fn checksum(session: &str, bytes: &[u8]) -> u32 {
-    let len = u32::try_from(session.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let len = u32::try_from(session.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     let crc = crc32c::crc32c(&len);
     let crc = crc32c::crc32c_append(crc, session.as_bytes());
     crc32c::crc32c_append(crc, bytes)
@@ -177,8 +185,11 @@ pub(crate) fn open<'a>(
     compiled_hash: u64,
     graph_change: GraphChange,
 ) -> Result<Envelope<'a>, Error> {
-    let corrupt =
-        |reason: &str| Error::Corrupt { session: session.to_owned(), seq, reason: reason.to_owned() };
+    let corrupt = |reason: &str| Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason: reason.to_owned(),
+    };
     // Length cap first, so a hostile length is never trusted for anything.
     if bytes.len() > MAX_BODY_BYTES + OVERHEAD + usize::from(u16::MAX) {
         return Err(corrupt("larger than any checkpoint can be"));
@@ -198,12 +209,16 @@ pub(crate) fn open<'a>(
         return Err(corrupt("body length above the limit"));
     }
     if bytes.len() != body_at + body_len + 4 {
-        return Err(corrupt("length does not match the recorded body length (truncated or padded)"));
+        return Err(corrupt(
+            "length does not match the recorded body length (truncated or padded)",
+        ));
     }
     let crc_at = body_at + body_len;
     let stored_crc = read_u32(bytes, crc_at).ok_or_else(|| corrupt("truncated checksum"))?;
     if stored_crc != checksum(session, &bytes[..crc_at]) {
-        return Err(corrupt("checksum mismatch (damaged bytes, or a checkpoint of another session)"));
+        return Err(corrupt(
+            "checksum mismatch (damaged bytes, or a checkpoint of another session)",
+        ));
     }
     // Checksummed from here on: a mismatch below means a well-formed envelope in the wrong place
     // or from a newer release, not random damage.
@@ -217,7 +232,9 @@ pub(crate) fn open<'a>(
     let graph_hash = read_u64(bytes, 8).ok_or_else(|| corrupt("truncated header"))?;
     let stored_seq = read_u64(bytes, 16).ok_or_else(|| corrupt("truncated header"))?;
     if stored_seq != seq {
-        return Err(corrupt("sequence number in the envelope differs from the store's"));
+        return Err(corrupt(
+            "sequence number in the envelope differs from the store's",
+        ));
     }
     let node = std::str::from_utf8(&bytes[FIXED_HEADER..FIXED_HEADER + node_len])
         .map_err(|_| corrupt("cursor is not UTF-8"))?;
@@ -228,16 +245,29 @@ pub(crate) fn open<'a>(
             compiled: compiled_hash,
         });
     }
-    Ok(Envelope { seq, phase, node, body: &bytes[body_at..crc_at] })
+    Ok(Envelope {
+        seq,
+        phase,
+        node,
+        body: &bytes[body_at..crc_at],
+    })
 }
 
-/// Decodes the body: `(state, pending input)`, with an allocation limit, every byte consumed.
+/// A decoded body.
+pub(crate) type Body<S, I> = (S, Option<I>, Option<Failure>);
+
+/// Decodes the body: `(state, pending input, failure)`, with an allocation limit, every byte
+/// consumed.
 pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
     session: &str,
     seq: u64,
     body: &[u8],
-) -> Result<(S, Option<I>), Error> {
-    let corrupt = |reason: String| Error::Corrupt { session: session.to_owned(), seq, reason };
+) -> Result<Body<S, I>, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason,
+    };
     // bincode's `standard()` config trusts length prefixes: an 11-byte body may claim 2^40
     // elements. The limit caps what decoding may allocate; small bodies get a small cap.
     let decoded = if body.len() <= 64 << 10 {
@@ -247,7 +277,10 @@ pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
     };
     let (value, read) = decoded.map_err(|e| corrupt(format!("body does not decode: {e}")))?;
     if read != body.len() {
-        return Err(corrupt(format!("{} trailing bytes after the body", body.len() - read)));
+        return Err(corrupt(format!(
+            "{} trailing bytes after the body",
+            body.len() - read
+        )));
     }
     Ok(value)
 }
@@ -258,15 +291,21 @@ mod tests {
 
     fn sample(session: &str, seq: u64) -> Vec<u8> {
         let state = (7u64, "x".repeat(100));
-        let header =
-            Header { session, graph_hash: 0xfeed, seq, phase: Phase::Running, node: "charge" };
-        encode(&header, &state, None::<&u32>, 0).unwrap()
+        let header = Header {
+            session,
+            graph_hash: 0xfeed,
+            seq,
+            phase: Phase::Running,
+            node: "charge",
+        };
+        encode(&header, &state, None::<&u32>, None, 0).unwrap()
     }
 
     fn decode(session: &str, seq: u64, bytes: &[u8]) -> Result<(u64, String), Error> {
         let env = open(session, seq, bytes, 0xfeed, GraphChange::Strict)?;
-        let (state, input): ((u64, String), Option<u32>) = decode_body(session, seq, env.body)?;
-        assert!(input.is_none());
+        let (state, input, failure): Body<(u64, String), u32> =
+            decode_body(session, seq, env.body)?;
+        assert!(input.is_none() && failure.is_none());
         Ok(state)
     }
 
@@ -274,7 +313,10 @@ mod tests {
     fn round_trip() {
         let bytes = sample("s", 3);
         let env = open("s", 3, &bytes, 0xfeed, GraphChange::Strict).unwrap();
-        assert_eq!((env.seq, env.phase, env.node), (3, Phase::Running, "charge"));
+        assert_eq!(
+            (env.seq, env.phase, env.node),
+            (3, Phase::Running, "charge")
+        );
         assert_eq!(decode("s", 3, &bytes).unwrap(), (7, "x".repeat(100)));
     }
 
@@ -295,7 +337,10 @@ mod tests {
     fn every_truncation_is_corrupt() {
         let bytes = sample("s", 3);
         for len in 0..bytes.len() {
-            assert!(matches!(decode("s", 3, &bytes[..len]), Err(Error::Corrupt { .. })), "{len}");
+            assert!(
+                matches!(decode("s", 3, &bytes[..len]), Err(Error::Corrupt { .. })),
+                "{len}"
+            );
         }
     }
 
@@ -310,7 +355,14 @@ mod tests {
     fn graph_hash_is_checked_before_the_body() {
         let bytes = sample("s", 3);
         let err = open("s", 3, &bytes, 0xbeef, GraphChange::Strict).unwrap_err();
-        assert!(matches!(err, Error::GraphMismatch { stored: 0xfeed, compiled: 0xbeef, .. }));
+        assert!(matches!(
+            err,
+            Error::GraphMismatch {
+                stored: 0xfeed,
+                compiled: 0xbeef,
+                ..
+            }
+        ));
         assert!(open("s", 3, &bytes, 0xbeef, GraphChange::Force).is_ok());
     }
 
@@ -328,7 +380,8 @@ mod tests {
     #[test]
     fn trailing_bytes_are_rejected() {
         let mut body = Vec::new();
-        bincode::serde::encode_into_std_write(&(5u8, None::<u8>), &mut body, config()).unwrap();
+        let value = (5u8, None::<u8>, None::<Failure>);
+        bincode::serde::encode_into_std_write(&value, &mut body, config()).unwrap();
         body.push(0);
         let r = decode_body::<u8, u8>("s", 1, &body);
         assert!(matches!(r, Err(Error::Corrupt { ref reason, .. }) if reason.contains("trailing")));

@@ -1,6 +1,11 @@
 //! What a node can learn about the run it is part of.
 
+use std::any::Any;
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventSink, Payload};
 
 /// The run context a node may take as a parameter (`ctx: &NodeCtx`).
 ///
@@ -20,6 +25,7 @@ use std::sync::Arc;
 ///     async fn pay(job: &mut Job, ctx: &NodeCtx) {
 ///         // The same on every re-run of this step after a crash: pass it to the payment API.
 ///         job.key = ctx.idempotency_key();
+///         ctx.emit(format!("charging with key {}", job.key));
 ///     }
 /// }
 /// ```
@@ -29,11 +35,47 @@ pub struct NodeCtx {
     node: &'static str,
     seq: u64,
     attempt: u32,
+    events: Option<EventSink>,
+    failure: Option<Failure>,
+}
+
+/// What failed before an error edge was taken: read it with [`NodeCtx::failure`] in the error
+/// node. It is saved in the checkpoint, so the error node sees it again after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    node: String,
+    error: String,
+}
+
+impl Failure {
+    pub(crate) fn new(node: &str, error: String) -> Self {
+        Failure {
+            node: node.to_owned(),
+            error,
+        }
+    }
+
+    /// The node that failed.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The message of the error it returned (after its last attempt).
+    pub fn error(&self) -> &str {
+        &self.error
+    }
 }
 
 impl NodeCtx {
-    pub(crate) fn new(session: Arc<str>) -> Self {
-        NodeCtx { session, node: "", seq: 0, attempt: 1 }
+    pub(crate) fn new(session: Arc<str>, events: Option<EventSink>) -> Self {
+        NodeCtx {
+            session,
+            node: "",
+            seq: 0,
+            attempt: 1,
+            events,
+            failure: None,
+        }
     }
 
     #[inline]
@@ -41,6 +83,15 @@ impl NodeCtx {
         self.node = node;
         self.seq = seq;
         self.attempt = 1;
+    }
+
+    #[inline]
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+
+    pub(crate) fn set_failure(&mut self, failure: Option<Failure>) {
+        self.failure = failure;
     }
 
     /// The session this run belongs to.
@@ -58,14 +109,33 @@ impl NodeCtx {
         self.seq
     }
 
-    /// The attempt number, starting at 1.
+    /// The attempt number, starting at 1 (see `#[node(retry = N)]`).
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// In a node reached by an error edge: which node failed and with what error.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
     }
 
     /// A key that is the same every time this step runs, including re-runs after a crash
     /// (session, node and sequence number), so side effects can be de-duplicated.
     pub fn idempotency_key(&self) -> String {
         format!("{}/{}/{}", self.session, self.node, self.seq)
+    }
+
+    /// Sends a custom [`Event::Custom`] to whoever listens to the run's events
+    /// ([`RunHandle::events`](crate::RunHandle::events)). Costs nothing when the run was not
+    /// spawned with events; never waits (a full buffer drops the event and reports
+    /// [`Event::Lagged`]).
+    pub fn emit<T: Any + Send + Sync>(&self, value: T) {
+        if let Some(events) = &self.events {
+            events.send(Event::Custom {
+                node: self.node,
+                seq: self.seq,
+                payload: Payload::new(value),
+            });
+        }
     }
 }

@@ -125,6 +125,15 @@ pub enum Error {
     /// The run was cancelled; the session stays at its last checkpoint.
     #[error("session `{0}` was cancelled")]
     Cancelled(String),
+
+    /// A node panicked in a spawned run; the session stays at its last checkpoint.
+    #[error("a node of session `{session}` panicked: {message}")]
+    Panicked {
+        /// The session.
+        session: String,
+        /// The panic message.
+        message: String,
+    },
 }
 
 /// `Result<T, graph_runtime::Error>`.

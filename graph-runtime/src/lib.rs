@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod ctx;
+mod events;
 mod error;
 mod runner;
 pub mod store;
@@ -19,13 +20,17 @@ mod runner_tests;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::ctx::NodeCtx;
+pub use crate::ctx::{Failure, NodeCtx};
+pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::error::{Error, Result};
 pub use crate::runner::{
     CheckpointInfo, CheckpointPolicy, GraphChange, Outcome, Retention, Runner, Snapshot, Status,
+    TimedOut,
 };
 pub use crate::store::MemoryStore;
-pub use crate::workflow::{NodeError, NodeSpec, Transition, Workflow};
+pub use crate::workflow::{NodeError, NodeSpec, Retryable, Transition, Workflow};
+/// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
+pub use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "macros")]
 #[doc(inline)]

@@ -4,7 +4,7 @@
 pub use serde;
 
 pub use crate::ctx::NodeCtx;
-pub use crate::workflow::{NodeError, NodeSpec, Transition, Workflow};
+pub use crate::workflow::{NodeError, NodeSpec, Retryable, Transition, Workflow};
 
 /// A node's return value, turned into its route or its error.
 ///
@@ -35,5 +35,75 @@ impl<R: Route, E: std::error::Error + Send + Sync + 'static> NodeReturn for Resu
     #[inline(always)]
     fn into_route(self) -> Result<R, NodeError> {
         self.map_err(|e| Box::new(e) as NodeError)
+    }
+}
+
+/// Wraps a node's return value to ask, by autoref specialisation in generated (non-generic)
+/// code, whether its error is permanent: `(&Probe(&value)).__graph_is_permanent()` uses the
+/// error type's [`Retryable`] impl when it has one and says "retry" otherwise.
+pub struct Probe<'a, T>(pub &'a T);
+
+/// Chosen when the error type implements [`Retryable`].
+pub trait ViaRetryable {
+    /// Whether the value is an error that must not be retried.
+    fn __graph_is_permanent(&self) -> bool;
+}
+
+impl<R, E: Retryable> ViaRetryable for Probe<'_, Result<R, E>> {
+    #[inline(always)]
+    fn __graph_is_permanent(&self) -> bool {
+        matches!(self.0, Err(e) if !e.is_retryable())
+    }
+}
+
+/// The fallback: every error may be retried.
+pub trait ViaDefault {
+    /// Always `false`.
+    fn __graph_is_permanent(&self) -> bool;
+}
+
+impl<T> ViaDefault for &Probe<'_, T> {
+    #[inline(always)]
+    fn __graph_is_permanent(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Declined;
+    impl std::fmt::Display for Declined {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("declined")
+        }
+    }
+    impl std::error::Error for Declined {}
+    impl Retryable for Declined {
+        fn is_retryable(&self) -> bool {
+            false
+        }
+    }
+
+    #[derive(Debug)]
+    struct Flaky;
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("flaky")
+        }
+    }
+    impl std::error::Error for Flaky {}
+
+    #[test]
+    fn probe_uses_retryable_when_implemented() {
+        let declined: Result<(), Declined> = Err(Declined);
+        let flaky: Result<(), Flaky> = Err(Flaky);
+        let fine: Result<(), Declined> = Ok(());
+        assert!((&Probe(&declined)).__graph_is_permanent());
+        assert!(!(&Probe(&flaky)).__graph_is_permanent());
+        assert!(!(&Probe(&fine)).__graph_is_permanent());
+        assert!(!(&Probe(&())).__graph_is_permanent());
     }
 }

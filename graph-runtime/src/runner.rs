@@ -1,12 +1,18 @@
 //! The runner: start, resume, interrupts, history and forks; the step loop.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::checkpoint::{self, Header, Phase};
+use crate::ctx::Failure;
+use crate::events::{Event, EventSink, RunHandle};
 use crate::store::{Append, Checkpoint, Store};
-use crate::{Error, NodeCtx, Result, Transition, Workflow};
+use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Transition, Workflow};
 
 /// The node name stored as the cursor of a completed session.
 const END: &str = "END";
@@ -100,18 +106,22 @@ pub struct Snapshot<T> {
 /// One kept checkpoint of a session, as [`Runner::history`] lists it.
 pub type CheckpointInfo = crate::store::CheckpointMeta;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Config {
     policy: CheckpointPolicy,
     retention: Retention,
     max_steps: u64,
     graph_change: GraphChange,
+    cancel: Option<CancellationToken>,
+    event_capacity: usize,
 }
 
 impl Config {
     fn validate(&self) -> Result<()> {
         if self.policy == CheckpointPolicy::EveryN(0) {
-            return Err(Error::InvalidConfig("`CheckpointPolicy::EveryN(0)`: n must be at least 1"));
+            return Err(Error::InvalidConfig(
+                "`CheckpointPolicy::EveryN(0)`: n must be at least 1",
+            ));
         }
         if self.retention == Retention::KeepLast(0) {
             return Err(Error::InvalidConfig(
@@ -174,7 +184,10 @@ struct Shared<W, S> {
 
 impl<W, S> Clone for Runner<W, S> {
     fn clone(&self) -> Self {
-        Runner { shared: Arc::clone(&self.shared), config: self.config }
+        Runner {
+            shared: Arc::clone(&self.shared),
+            config: self.config.clone(),
+        }
     }
 }
 
@@ -195,6 +208,36 @@ struct Loaded<W: Workflow> {
     node: String,
     state: W::State,
     input: Option<W::Input>,
+    failure: Option<Failure>,
+}
+
+/// What a call adds to the plain step loop: events, cancellation, tracing spans. The plain
+/// loop (`start` and friends with none of these) pays one branch per step for all of them.
+#[derive(Default)]
+struct Control {
+    events: Option<EventSink>,
+    cancel: Option<CancellationToken>,
+    spans: bool,
+}
+
+impl Control {
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(events) = &self.events {
+            events.send(event());
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+}
+
+/// How one guarded attempt ended.
+enum Attempt<C> {
+    Done(Transition<C>),
+    TimedOut(Duration),
 }
 
 /// Where a running session stands, carried through the step loop.
@@ -207,6 +250,18 @@ struct Position<W: Workflow> {
     cursor: W::Cursor,
     state: W::State,
     input: Option<W::Input>,
+    /// Set while the cursor is the target of an error edge.
+    failure: Option<Failure>,
+}
+
+/// A node attempt that took longer than `#[node(timeout_ms = …)]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node `{node}` timed out after {after:?}")]
+pub struct TimedOut {
+    /// The node.
+    pub node: &'static str,
+    /// The timeout.
+    pub after: Duration,
 }
 
 impl<W: Workflow, S: Store> Runner<W, S> {
@@ -220,6 +275,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 retention: Retention::KeepAll,
                 max_steps: u64::MAX,
                 graph_change: GraphChange::Strict,
+                cancel: None,
+                event_capacity: 1024,
             },
         }
     }
@@ -250,6 +307,21 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         self
     }
 
+    /// Cancels every run of this runner when `token` is cancelled (for a service's shutdown),
+    /// with the same effect as [`RunHandle::cancel`]: [`Error::Cancelled`], and the session
+    /// stays at its last checkpoint.
+    pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.config.cancel = Some(token);
+        self
+    }
+
+    /// How many events a spawned run buffers for a listener that lags (default 1024); past
+    /// that, events are dropped and an [`Event::Lagged`] says how many.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.config.event_capacity = capacity.max(1);
+        self
+    }
+
     /// The store this runner saves to.
     pub fn store(&self) -> &S {
         &self.shared.store
@@ -260,36 +332,70 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// Fails with [`Error::SessionExists`] if the store already holds `session`.
     pub async fn start(&self, session: &str, state: W::State) -> Result<Outcome<W::State>> {
+        self.start_with(session, state, self.control(None)).await
+    }
+
+    async fn start_with(
+        &self,
+        session: &str,
+        state: W::State,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
         self.config.validate()?;
         let cursor = W::ENTRY;
         let spec = W::spec(cursor);
-        let phase = if spec.interrupt { Phase::Waiting } else { Phase::Running };
+        let phase = if spec.interrupt {
+            Phase::Waiting
+        } else {
+            Phase::Running
+        };
         let session: Arc<str> = Arc::from(session);
         let mut size_hint = 0;
-        self.save(&session, None, 0, phase, spec.name, &state, None, &mut size_hint)
+        let name = Cow::Borrowed(spec.name);
+        let first = self.encode(&session, 0, phase, name, &state, None, None, &mut size_hint)?;
+        self.append(&session, None, first, &control)
             .await
             .map_err(|e| match e {
                 Error::Conflict { session, .. } => Error::SessionExists(session),
                 e => e,
             })?;
         if spec.interrupt {
-            return Ok(Outcome::Interrupted { node: spec.name, state });
+            control.emit(|| Event::Interrupted { node: spec.name });
+            return Ok(Outcome::Interrupted {
+                node: spec.name,
+                state,
+            });
         }
-        let position = Position { session, seq: 0, stored: 0, cursor, state, input: None };
-        self.drive(position, size_hint).await
+        let position = Position {
+            session,
+            seq: 0,
+            stored: 0,
+            cursor,
+            state,
+            input: None,
+            failure: None,
+        };
+        self.drive(position, size_hint, control).await
     }
 
     /// Continues a session from its latest checkpoint: after a crash, a node error or a step
     /// limit. A completed session returns its `Completed` outcome again; a waiting one returns
     /// `Interrupted` again without running anything.
     pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
+        self.resume_inner(session, self.control(None)).await
+    }
+
+    async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.config.validate()?;
         let (loaded, size_hint) = self.load_latest(session).await?;
         match loaded.phase {
             Phase::Completed => Ok(Outcome::Completed(loaded.state)),
             Phase::Waiting => {
                 let cursor = self.cursor(session, &loaded.node)?;
-                Ok(Outcome::Interrupted { node: W::spec(cursor).name, state: loaded.state })
+                Ok(Outcome::Interrupted {
+                    node: W::spec(cursor).name,
+                    state: loaded.state,
+                })
             }
             Phase::Running => {
                 let cursor = self.cursor(session, &loaded.node)?;
@@ -300,8 +406,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     cursor,
                     state: loaded.state,
                     input: loaded.input,
+                    failure: loaded.failure,
                 };
-                self.drive(position, size_hint).await
+                self.drive(position, size_hint, control).await
             }
         }
     }
@@ -312,6 +419,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// the interrupt node runs with it. Nothing that ran before the interrupt runs again. Fails
     /// with [`Error::NotWaiting`] if the session is not waiting at the input's node.
     pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
+        self.resume_with_inner(session, input, self.control(None))
+            .await
+    }
+
+    async fn resume_with_inner(
+        &self,
+        session: &str,
+        input: W::Input,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
         self.config.validate()?;
         let target = W::input_node(&input);
         let target_name = W::spec(target).name;
@@ -322,21 +439,26 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Phase::Running => format!("it is running at `{}`", loaded.node),
                 Phase::Completed => "it has completed".to_owned(),
             };
-            return Err(Error::NotWaiting { session: session.to_owned(), node: target_name, actual });
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
         }
         let session: Arc<str> = Arc::from(session);
         let seq = loaded.seq + 1;
-        self.save(
+        let recorded = self.encode(
             &session,
-            Some(loaded.seq),
             seq,
             Phase::Running,
-            target_name,
+            Cow::Borrowed(target_name),
             &loaded.state,
             Some(&input),
+            None,
             &mut size_hint,
-        )
-        .await?;
+        )?;
+        self.append(&session, Some(loaded.seq), recorded, &control)
+            .await?;
         let position = Position {
             session,
             seq,
@@ -344,8 +466,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             cursor: target,
             state: loaded.state,
             input: Some(input),
+            failure: None,
         };
-        self.drive(position, size_hint).await
+        self.drive(position, size_hint, control).await
     }
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
@@ -355,7 +478,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let loaded = self.decode(session, &checkpoint)?;
         let status = loaded.phase.status(&loaded.node);
-        Ok(Some(Snapshot { seq: loaded.seq, node: loaded.node, status, state: loaded.state }))
+        Ok(Some(Snapshot {
+            seq: loaded.seq,
+            node: loaded.node,
+            status,
+            state: loaded.state,
+        }))
     }
 
     /// Every kept checkpoint of a session, oldest first.
@@ -386,28 +514,87 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(checkpoint) = store.get(session, seq).await? else {
             return Err(match store.latest(session).await? {
                 None => Error::SessionNotFound(session.to_owned()),
-                Some(_) => Error::CheckpointNotFound { session: session.to_owned(), seq },
+                Some(_) => Error::CheckpointNotFound {
+                    session: session.to_owned(),
+                    seq,
+                },
             });
         };
         let loaded = self.decode(session, &checkpoint)?;
         let mut size_hint = checkpoint.bytes.len();
-        self.save_named(
+        let copy = self.encode(
             new_session,
-            None,
             seq,
             loaded.phase,
             Cow::Owned(loaded.node.clone()),
             &loaded.state,
             loaded.input.as_ref(),
+            loaded.failure.as_ref(),
             &mut size_hint,
-        )
-        .await
-        .map_err(|e| match e {
-            Error::Conflict { session, .. } => Error::SessionExists(session),
-            e => e,
-        })?;
+        )?;
+        self.append(new_session, None, copy, &Control::default())
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { session, .. } => Error::SessionExists(session),
+                e => e,
+            })?;
         let status = loaded.phase.status(&loaded.node);
-        Ok(Snapshot { seq, node: loaded.node, status, state: loaded.state })
+        Ok(Snapshot {
+            seq,
+            node: loaded.node,
+            status,
+            state: loaded.state,
+        })
+    }
+
+    /// Like [`Runner::start`], but runs on a tokio task and returns a [`RunHandle`] at once:
+    /// await it for the outcome, read its [`events`](RunHandle::events), or
+    /// [`cancel`](RunHandle::cancel) it.
+    ///
+    /// Must be called from within a tokio runtime.
+    pub fn spawn(&self, session: &str, state: W::State) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.start_with(&session, state, control).await
+        })
+    }
+
+    /// Like [`Runner::resume`], on a tokio task (see [`Runner::spawn`]).
+    pub fn spawn_resume(&self, session: &str) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.resume_inner(&session, control).await
+        })
+    }
+
+    /// Like [`Runner::resume_with`], on a tokio task (see [`Runner::spawn`]).
+    pub fn spawn_resume_with(&self, session: &str, input: W::Input) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.resume_with_inner(&session, input, control).await
+        })
+    }
+
+    fn spawn_run<F, Fut>(&self, session: &str, run: F) -> RunHandle<W::State>
+    where
+        F: FnOnce(Runner<W, S>, Arc<str>, Control) -> Fut,
+        Fut: Future<Output = Result<Outcome<W::State>>> + Send + 'static,
+    {
+        let session: Arc<str> = Arc::from(session);
+        let cancel = match &self.config.cancel {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        let (sink, events) = EventSink::channel(self.config.event_capacity);
+        let mut control = self.control(Some(sink));
+        control.cancel = Some(cancel.clone());
+        let task = tokio::spawn(run(self.clone(), Arc::clone(&session), control));
+        RunHandle::new(task, events, cancel, session)
+    }
+
+    fn control(&self, events: Option<EventSink>) -> Control {
+        Control {
+            events,
+            cancel: self.config.cancel.clone(),
+            spans: tracing::enabled!(target: "graph_runtime::step", tracing::Level::DEBUG),
+        }
     }
 
     /// Removes a session and its whole history; returns whether it existed.
@@ -416,17 +603,51 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     /// The step loop: runs nodes from `position` until the session completes, waits, or fails.
-    async fn drive(&self, mut at: Position<W>, mut size_hint: usize) -> Result<Outcome<W::State>> {
-        let config = self.config;
+    async fn drive(
+        &self,
+        at: Position<W>,
+        size_hint: usize,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
+        let span = tracing::info_span!(
+            "workflow_run",
+            workflow = W::NAME,
+            session = %at.session,
+            from_seq = at.seq
+        );
+        let result = self
+            .drive_inner(at, size_hint, &control)
+            .instrument(span)
+            .await;
+        match &result {
+            Ok(Outcome::Completed(_)) => control.emit(|| Event::Completed),
+            Ok(Outcome::Interrupted { node, .. }) => control.emit(|| Event::Interrupted { node }),
+            Err(e) => control.emit(|| Event::Failed {
+                error: e.to_string(),
+            }),
+        }
+        result
+    }
+
+    async fn drive_inner(
+        &self,
+        mut at: Position<W>,
+        mut size_hint: usize,
+        control: &Control,
+    ) -> Result<Outcome<W::State>> {
+        let config = &self.config;
         let workflow = &self.shared.workflow;
-        let mut ctx = NodeCtx::new(Arc::clone(&at.session));
+        // Nothing to observe, cancel or trace: the loop runs each node future directly.
+        let plain = control.events.is_none() && control.cancel.is_none() && !control.spans;
+        let mut ctx = NodeCtx::new(Arc::clone(&at.session), control.events.clone());
         let mut steps: u64 = 0;
         loop {
-            let spec = W::spec(at.cursor);
+            let cursor = at.cursor;
+            let spec = W::spec(cursor);
             if spec.interrupt && at.input.is_none() {
                 // Only reachable when a session was resumed at an interrupt node that had not
                 // been marked waiting (a forked or force-resumed checkpoint): mark it now.
-                return self.wait_here(at, spec.name, &mut size_hint).await;
+                return self.wait_here(at, spec.name, &mut size_hint, control).await;
             }
             if steps >= config.max_steps {
                 return Err(Error::StepLimit {
@@ -434,53 +655,48 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     limit: config.max_steps,
                 });
             }
+            if control.is_cancelled() {
+                return Err(Error::Cancelled(at.session.to_string()));
+            }
             steps += 1;
             let seq = at.seq + 1;
             ctx.enter(spec.name, seq);
-            let transition = workflow.step(at.cursor, &mut at.state, &ctx, at.input.take()).await;
+            if at.failure.is_some() {
+                ctx.set_failure(at.failure.take());
+            }
+            let guarded = spec.retry > 0 || spec.timeout_ms.is_some();
+            let error_route = W::error_route(cursor);
+            let transition = if plain && !guarded && error_route.is_none() {
+                workflow
+                    .step(cursor, &mut at.state, &ctx, at.input.take())
+                    .await
+            } else {
+                self.run_node(spec, error_route.is_some(), &mut at, &mut ctx, control)
+                    .await?
+            };
+            ctx.set_failure(None);
             at.seq = seq;
-            match transition {
-                Transition::Next(next) => {
-                    at.cursor = next;
-                    let next_spec = W::spec(next);
-                    if next_spec.interrupt {
-                        return self.wait_here(at, next_spec.name, &mut size_hint).await;
-                    }
-                    let due = match config.policy {
-                        CheckpointPolicy::EveryStep => true,
-                        CheckpointPolicy::OnInterrupt => false,
-                        CheckpointPolicy::EveryN(n) => seq - at.stored >= n,
-                    };
-                    if due {
-                        self.save(
-                            &at.session,
-                            Some(at.stored),
-                            seq,
-                            Phase::Running,
-                            next_spec.name,
-                            &at.state,
-                            None,
-                            &mut size_hint,
-                        )
-                        .await?;
-                        at.stored = seq;
-                    }
-                }
+            let next = match transition {
+                Transition::Next(next) => next,
                 Transition::End => {
-                    self.save(
-                        &at.session,
-                        Some(at.stored),
-                        seq,
-                        Phase::Completed,
-                        END,
-                        &at.state,
-                        None,
-                        &mut size_hint,
-                    )
-                    .await?;
+                    let done =
+                        self.encode_at(&at, seq, Phase::Completed, END, None, &mut size_hint)?;
+                    self.append(&at.session, Some(at.stored), done, control)
+                        .await?;
                     return Ok(Outcome::Completed(at.state));
                 }
-                Transition::Failed(source) => return Err(Error::Node { node: spec.name, source }),
+                Transition::Failed(source) | Transition::FailedPermanently(source) => {
+                    let Some(route) = error_route else {
+                        return Err(Error::Node {
+                            node: spec.name,
+                            source,
+                        });
+                    };
+                    // `run_node` restored the state from before the failed attempt.
+                    tracing::debug!(node = spec.name, error = %source, "taking the error edge");
+                    at.failure = Some(Failure::new(spec.name, source.to_string()));
+                    route
+                }
                 Transition::MissingInput => {
                     return Err(Error::NotWaiting {
                         session: at.session.to_string(),
@@ -488,8 +704,167 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         actual: "the interrupt node ran without its input".to_owned(),
                     });
                 }
+            };
+            at.cursor = next;
+            let next_spec = W::spec(next);
+            if next_spec.interrupt {
+                return self
+                    .wait_here(at, next_spec.name, &mut size_hint, control)
+                    .await;
+            }
+            let due = match config.policy {
+                CheckpointPolicy::EveryStep => true,
+                CheckpointPolicy::OnInterrupt => false,
+                CheckpointPolicy::EveryN(n) => seq - at.stored >= n,
+            };
+            // A pending failure must be durable before its error node runs, or a crash would
+            // make the error node run without it.
+            if due || at.failure.is_some() {
+                let failure = at.failure.as_ref();
+                let step = self.encode_at(
+                    &at,
+                    seq,
+                    Phase::Running,
+                    next_spec.name,
+                    failure,
+                    &mut size_hint,
+                )?;
+                self.append(&at.session, Some(at.stored), step, control)
+                    .await?;
+                at.stored = seq;
             }
         }
+    }
+
+    /// Runs one node with everything the plain loop leaves out: retries with backoff, the
+    /// per-attempt timeout, cancellation, events and a tracing span. On failure the state (and
+    /// pending input) is restored to what it was before the attempt, so no partial change is
+    /// seen by a retry, an error node or a checkpoint.
+    async fn run_node(
+        &self,
+        spec: &'static NodeSpec,
+        has_error_route: bool,
+        at: &mut Position<W>,
+        ctx: &mut NodeCtx,
+        control: &Control,
+    ) -> Result<Transition<W::Cursor>> {
+        let workflow = &self.shared.workflow;
+        let cursor = at.cursor;
+        let attempts = spec.retry.saturating_add(1);
+        // The cheapest rollback that needs no `Clone` bound: the checkpoint body encoding,
+        // taken only for nodes that can retry or take an error edge.
+        let snapshot = if spec.retry > 0 || has_error_route {
+            let header = Header {
+                session: &at.session,
+                graph_hash: W::GRAPH_HASH,
+                seq: at.seq,
+                phase: Phase::Running,
+                node: spec.name,
+            };
+            Some(checkpoint::encode(
+                &header,
+                &at.state,
+                at.input.as_ref(),
+                None,
+                0,
+            )?)
+        } else {
+            None
+        };
+        let mut attempt = 1;
+        loop {
+            ctx.set_attempt(attempt);
+            control.emit(|| Event::StepStarted {
+                node: spec.name,
+                seq: ctx.seq(),
+                attempt,
+            });
+            let started = control.events.is_some().then(Instant::now);
+            let step = workflow.step(cursor, &mut at.state, ctx, at.input.take());
+            let span = if control.spans {
+                tracing::debug_span!(target: "graph_runtime::step", "step", node = spec.name, seq = ctx.seq(), attempt)
+            } else {
+                tracing::Span::none()
+            };
+            let timed = async {
+                match spec.timeout_ms {
+                    None => Attempt::Done(step.await),
+                    Some(ms) => {
+                        let after = Duration::from_millis(ms);
+                        match tokio::time::timeout(after, step).await {
+                            Ok(transition) => Attempt::Done(transition),
+                            Err(_) => Attempt::TimedOut(after),
+                        }
+                    }
+                }
+            }
+            .instrument(span);
+            let outcome = match &control.cancel {
+                None => timed.await,
+                Some(token) => tokio::select! {
+                    biased;
+                    outcome = timed => outcome,
+                    () = token.cancelled() => return Err(Error::Cancelled(at.session.to_string())),
+                },
+            };
+            if let Some(started) = started {
+                let duration = started.elapsed();
+                control.emit(|| Event::StepFinished {
+                    node: spec.name,
+                    seq: ctx.seq(),
+                    duration,
+                });
+            }
+            let (error, permanent): (NodeError, bool) = match outcome {
+                Attempt::Done(Transition::Failed(e)) => (e, false),
+                Attempt::Done(Transition::FailedPermanently(e)) => (e, true),
+                Attempt::Done(transition) => return Ok(transition),
+                Attempt::TimedOut(after) => (
+                    Box::new(TimedOut {
+                        node: spec.name,
+                        after,
+                    }),
+                    false,
+                ),
+            };
+            if let Some(bytes) = &snapshot {
+                self.restore(at, bytes)?;
+            }
+            if permanent || attempt >= attempts {
+                return Ok(Transition::Failed(error));
+            }
+            let delay = backoff(spec, attempt);
+            tracing::debug!(node = spec.name, attempt, ?delay, %error, "retrying");
+            control.emit(|| Event::Retrying {
+                node: spec.name,
+                attempt: attempt + 1,
+                delay,
+                error: error.to_string(),
+            });
+            match &control.cancel {
+                None => tokio::time::sleep(delay).await,
+                Some(token) => tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = token.cancelled() => return Err(Error::Cancelled(at.session.to_string())),
+                },
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Puts back the state and pending input saved before a failed attempt.
+    fn restore(&self, at: &mut Position<W>, bytes: &[u8]) -> Result<()> {
+        let envelope = checkpoint::open(
+            &at.session,
+            at.seq,
+            bytes,
+            W::GRAPH_HASH,
+            GraphChange::Strict,
+        )?;
+        let (state, input, _) = checkpoint::decode_body(&at.session, at.seq, envelope.body)?;
+        at.state = state;
+        at.input = input;
+        Ok(())
     }
 
     /// Saves a `Waiting` checkpoint at `node` and returns `Interrupted`.
@@ -498,53 +873,90 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         mut at: Position<W>,
         node: &'static str,
         size_hint: &mut usize,
+        control: &Control,
     ) -> Result<Outcome<W::State>> {
         // A new sequence number unless the state in hand is not stored yet under its own.
         if at.seq == at.stored {
             at.seq += 1;
         }
-        self.save(&at.session, Some(at.stored), at.seq, Phase::Waiting, node, &at.state, None, size_hint)
+        let waiting = self.encode_at(&at, at.seq, Phase::Waiting, node, None, size_hint)?;
+        self.append(&at.session, Some(at.stored), waiting, control)
             .await?;
-        Ok(Outcome::Interrupted { node, state: at.state })
+        Ok(Outcome::Interrupted {
+            node,
+            state: at.state,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn save(
+    /// Encodes the state in hand as checkpoint `seq`.
+    fn encode_at(
         &self,
-        session: &str,
-        expected: Option<u64>,
+        at: &Position<W>,
         seq: u64,
         phase: Phase,
         node: &'static str,
-        state: &W::State,
-        input: Option<&W::Input>,
+        failure: Option<&Failure>,
         size_hint: &mut usize,
-    ) -> Result<()> {
-        self.save_named(session, expected, seq, phase, Cow::Borrowed(node), state, input, size_hint)
-            .await
+    ) -> Result<Checkpoint> {
+        let node = Cow::Borrowed(node);
+        self.encode(
+            &at.session,
+            seq,
+            phase,
+            node,
+            &at.state,
+            None,
+            failure,
+            size_hint,
+        )
     }
 
+    /// Encodes a checkpoint. Kept apart from [`Runner::append`] so that no reference to the
+    /// state lives across an `.await` (the state need not be `Sync`).
     #[allow(clippy::too_many_arguments)]
-    async fn save_named(
+    fn encode(
         &self,
         session: &str,
-        expected: Option<u64>,
         seq: u64,
         phase: Phase,
         node: Cow<'static, str>,
         state: &W::State,
         input: Option<&W::Input>,
+        failure: Option<&Failure>,
         size_hint: &mut usize,
-    ) -> Result<()> {
-        let header = Header { session, graph_hash: W::GRAPH_HASH, seq, phase, node: &node };
-        let bytes = checkpoint::encode(&header, state, input, *size_hint)?;
+    ) -> Result<Checkpoint> {
+        let header = Header {
+            session,
+            graph_hash: W::GRAPH_HASH,
+            seq,
+            phase,
+            node: &node,
+        };
+        let bytes = checkpoint::encode(&header, state, input, failure, *size_hint)?;
         *size_hint = bytes.len();
         let status = phase.status(&node);
-        let checkpoint = Checkpoint { seq, node, status, created_at: SystemTime::now(), bytes };
-        self.shared
-            .store
-            .append(session, Append::new(expected, checkpoint, self.config.keep_last()))
-            .await
+        Ok(Checkpoint {
+            seq,
+            node,
+            status,
+            created_at: SystemTime::now(),
+            bytes,
+        })
+    }
+
+    /// Appends a checkpoint after `expected` (compare-and-swap), applying the retention policy.
+    async fn append(
+        &self,
+        session: &str,
+        expected: Option<u64>,
+        checkpoint: Checkpoint,
+        control: &Control,
+    ) -> Result<()> {
+        let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
+        let append = Append::new(expected, checkpoint, self.config.keep_last());
+        self.shared.store.append(session, append).await?;
+        control.emit(|| Event::CheckpointSaved { seq, bytes });
+        Ok(())
     }
 
     async fn load_latest(&self, session: &str) -> Result<(Loaded<W>, usize)> {
@@ -562,21 +974,24 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             W::GRAPH_HASH,
             self.config.graph_change,
         )?;
-        let (state, input) = checkpoint::decode_body(session, checkpoint.seq, envelope.body)?;
+        let (state, input, failure) =
+            checkpoint::decode_body(session, checkpoint.seq, envelope.body)?;
         Ok(Loaded {
             seq: envelope.seq,
             phase: envelope.phase,
             node: envelope.node.to_owned(),
             state,
             input,
+            failure,
         })
     }
 
     fn cursor(&self, session: &str, node: &str) -> Result<W::Cursor> {
         W::cursor_of(node).ok_or_else(|| match self.config.graph_change {
-            GraphChange::Force => {
-                Error::UnknownNode { session: session.to_owned(), node: node.to_owned() }
-            }
+            GraphChange::Force => Error::UnknownNode {
+                session: session.to_owned(),
+                node: node.to_owned(),
+            },
             // Under Strict the hash matched, so the graph has every stored node name: a
             // missing one means the bytes lie.
             GraphChange::Strict => Error::Corrupt {
@@ -586,4 +1001,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             },
         })
     }
+}
+
+/// The wait before attempt `attempt + 1`: `backoff_ms * 2^(attempt - 1)`, capped at
+/// `backoff_max_ms`, then (with jitter) a uniform value between half of it and all of it.
+fn backoff(spec: &NodeSpec, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(63);
+    let ms = spec
+        .backoff_ms
+        .saturating_mul(1u64 << exponent)
+        .min(spec.backoff_max_ms);
+    let ms = if spec.jitter && ms > 1 {
+        ms / 2 + fastrand::u64(0..=ms - ms / 2)
+    } else {
+        ms
+    };
+    Duration::from_millis(ms)
 }

@@ -130,14 +130,19 @@ fn runner() -> Runner<Flow, MemoryStore> {
 }
 
 fn state(limit: u32) -> State {
-    State { limit, ..State::default() }
+    State {
+        limit,
+        ..State::default()
+    }
 }
 
 #[tokio::test]
 async fn runs_to_completion_and_saves_every_step() {
     let r = runner();
     let out = r.start("s", state(3)).await.unwrap();
-    let Outcome::Completed(s) = out else { panic!("{out:?}") };
+    let Outcome::Completed(s) = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(s.n, 3);
     assert_eq!(s.keys, ["s/inc/1", "s/inc/3", "s/inc/5"]);
     let history = r.history("s").await.unwrap();
@@ -154,7 +159,13 @@ async fn runs_to_completion_and_saves_every_step() {
 async fn on_interrupt_policy_saves_start_and_end_only() {
     let r = runner().checkpoint_policy(CheckpointPolicy::OnInterrupt);
     r.start("s", state(50)).await.unwrap();
-    let seqs: Vec<u64> = r.history("s").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = r
+        .history("s")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, [0, 100]);
 }
 
@@ -162,7 +173,13 @@ async fn on_interrupt_policy_saves_start_and_end_only() {
 async fn every_n_policy_saves_every_nth_step() {
     let r = runner().checkpoint_policy(CheckpointPolicy::EveryN(4));
     r.start("s", state(5)).await.unwrap();
-    let seqs: Vec<u64> = r.history("s").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = r
+        .history("s")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, [0, 4, 8, 10]);
 }
 
@@ -170,13 +187,23 @@ async fn every_n_policy_saves_every_nth_step() {
 async fn keep_last_prunes_old_checkpoints() {
     let r = runner().retention(Retention::KeepLast(2));
     r.start("s", state(5)).await.unwrap();
-    let seqs: Vec<u64> = r.history("s").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = r
+        .history("s")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, [9, 10]);
 }
 
 #[tokio::test]
 async fn invalid_config_is_a_typed_error() {
-    let e = runner().retention(Retention::KeepLast(0)).start("s", state(1)).await.unwrap_err();
+    let e = runner()
+        .retention(Retention::KeepLast(0))
+        .start("s", state(1))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
     let e = runner()
         .checkpoint_policy(CheckpointPolicy::EveryN(0))
@@ -189,18 +216,36 @@ async fn invalid_config_is_a_typed_error() {
 #[tokio::test]
 async fn interrupt_then_resume_with_runs_nothing_twice() {
     let r = runner();
-    let out = r.start("s", State { review_at: Some(2), ..state(10) }).await.unwrap();
-    let Outcome::Interrupted { node, state: s } = out else { panic!("{out:?}") };
+    let out = r
+        .start(
+            "s",
+            State {
+                review_at: Some(2),
+                ..state(10)
+            },
+        )
+        .await
+        .unwrap();
+    let Outcome::Interrupted { node, state: s } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(node, "review");
     assert_eq!(s.n, 2);
     let snap = r.state("s").await.unwrap().unwrap();
-    assert_eq!(snap.status, Status::Waiting { node: "review".into() });
+    assert_eq!(
+        snap.status,
+        Status::Waiting {
+            node: "review".into()
+        }
+    );
     assert_eq!(snap.node, "review");
     // Resume without input: still waiting, nothing runs.
     let again = r.resume("s").await.unwrap();
     assert!(matches!(again, Outcome::Interrupted { node: "review", .. }));
     let out = r.resume_with("s", Input::Review(5)).await.unwrap();
-    let Outcome::Completed(s) = out else { panic!("{out:?}") };
+    let Outcome::Completed(s) = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(s.n, 10);
     // `inc` ran for n = 1, 2 before the interrupt, then 8, 9, 10 after: no re-runs.
     assert_eq!(s.keys.len(), 5);
@@ -212,16 +257,34 @@ async fn interrupt_then_resume_with_runs_nothing_twice() {
 async fn resume_with_on_running_or_unknown_session_is_rejected() {
     let r = runner().checkpoint_policy(CheckpointPolicy::EveryStep);
     let e = r.resume_with("nobody", Input::Review(1)).await.unwrap_err();
-    assert!(matches!(e, Error::SessionNotFound(ref s) if s == "nobody"), "{e}");
-    r.start("s", State { fail_at: Some(1), ..state(3) }).await.unwrap_err();
+    assert!(
+        matches!(e, Error::SessionNotFound(ref s) if s == "nobody"),
+        "{e}"
+    );
+    r.start(
+        "s",
+        State {
+            fail_at: Some(1),
+            ..state(3)
+        },
+    )
+    .await
+    .unwrap_err();
     let e = r.resume_with("s", Input::Review(1)).await.unwrap_err();
-    assert!(matches!(e, Error::NotWaiting { ref actual, .. } if actual.contains("running")), "{e}");
+    assert!(
+        matches!(e, Error::NotWaiting { ref actual, .. } if actual.contains("running")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_recorded_input_survives_a_failure_after_it() {
     let r = runner();
-    let s = State { review_at: Some(1), fail_at: Some(7), ..state(9) };
+    let s = State {
+        review_at: Some(1),
+        fail_at: Some(7),
+        ..state(9)
+    };
     r.start("s", s).await.unwrap();
     let e = r.resume_with("s", Input::Review(5)).await.unwrap_err();
     assert!(matches!(e, Error::Node { node: "inc", .. }), "{e}");
@@ -240,10 +303,19 @@ async fn session_exists_and_not_found() {
     r.start("s", state(1)).await.unwrap();
     let e = r.start("s", state(1)).await.unwrap_err();
     assert!(matches!(e, Error::SessionExists(ref s) if s == "s"), "{e}");
-    assert!(matches!(r.resume("x").await.unwrap_err(), Error::SessionNotFound(_)));
-    assert!(matches!(r.history("x").await.unwrap_err(), Error::SessionNotFound(_)));
+    assert!(matches!(
+        r.resume("x").await.unwrap_err(),
+        Error::SessionNotFound(_)
+    ));
+    assert!(matches!(
+        r.history("x").await.unwrap_err(),
+        Error::SessionNotFound(_)
+    ));
     assert!(r.state("x").await.unwrap().is_none());
-    assert!(matches!(r.fork("x", 0, "y").await.unwrap_err(), Error::SessionNotFound(_)));
+    assert!(matches!(
+        r.fork("x", 0, "y").await.unwrap_err(),
+        Error::SessionNotFound(_)
+    ));
 }
 
 #[tokio::test]
@@ -259,8 +331,19 @@ async fn step_limit_leaves_the_session_resumable() {
 #[tokio::test]
 async fn node_error_keeps_the_last_checkpoint() {
     let r = runner();
-    let e = r.start("s", State { fail_at: Some(2), ..state(3) }).await.unwrap_err();
-    let Error::Node { node, source } = e else { panic!() };
+    let e = r
+        .start(
+            "s",
+            State {
+                fail_at: Some(2),
+                ..state(3)
+            },
+        )
+        .await
+        .unwrap_err();
+    let Error::Node { node, source } = e else {
+        panic!()
+    };
     assert_eq!((node, source.to_string().as_str()), ("inc", "boom"));
     let snap = r.state("s").await.unwrap().unwrap();
     assert_eq!((snap.seq, snap.node.as_str(), snap.state.n), (2, "inc", 1));
@@ -274,10 +357,19 @@ async fn fork_starts_a_new_session_from_an_old_checkpoint() {
     assert_eq!((snap.seq, snap.node.as_str(), snap.state.n), (2, "inc", 1));
     let out = r.resume("t").await.unwrap();
     assert_eq!(out.into_state().n, 3);
-    let seqs: Vec<u64> = r.history("t").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = r
+        .history("t")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, [2, 3, 4, 5, 6]);
     let e = r.fork("s", 99, "u").await.unwrap_err();
-    assert!(matches!(e, Error::CheckpointNotFound { seq: 99, .. }), "{e}");
+    assert!(
+        matches!(e, Error::CheckpointNotFound { seq: 99, .. }),
+        "{e}"
+    );
     let e = r.fork("s", 1, "t").await.unwrap_err();
     assert!(matches!(e, Error::SessionExists(_)), "{e}");
 }
@@ -285,11 +377,22 @@ async fn fork_starts_a_new_session_from_an_old_checkpoint() {
 #[tokio::test]
 async fn fork_of_a_waiting_checkpoint_waits() {
     let r = runner();
-    r.start("s", State { review_at: Some(1), ..state(2) }).await.unwrap();
+    r.start(
+        "s",
+        State {
+            review_at: Some(1),
+            ..state(2)
+        },
+    )
+    .await
+    .unwrap();
     let waiting_seq = r.state("s").await.unwrap().unwrap().seq;
     r.resume_with("s", Input::Review(1)).await.unwrap();
     r.fork("s", waiting_seq, "t").await.unwrap();
-    assert!(matches!(r.resume("t").await.unwrap(), Outcome::Interrupted { .. }));
+    assert!(matches!(
+        r.resume("t").await.unwrap(),
+        Outcome::Interrupted { .. }
+    ));
     let out = r.resume_with("t", Input::Review(0)).await.unwrap();
     assert_eq!(out.into_state().n, 2);
 }
@@ -327,9 +430,26 @@ async fn graph_mismatch_is_refused_unless_forced() {
         }
     }
     let store = MemoryStore::new();
-    Runner::new(Flow, store.clone()).max_steps(2).start("s", state(3)).await.unwrap_err();
-    let e = Runner::new(Other, store.clone()).resume("s").await.unwrap_err();
-    assert!(matches!(e, Error::GraphMismatch { stored: 0x1234, compiled: 0x9999, .. }), "{e}");
+    Runner::new(Flow, store.clone())
+        .max_steps(2)
+        .start("s", state(3))
+        .await
+        .unwrap_err();
+    let e = Runner::new(Other, store.clone())
+        .resume("s")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::GraphMismatch {
+                stored: 0x1234,
+                compiled: 0x9999,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let forced = Runner::new(Other, store.clone()).on_graph_change(GraphChange::Force);
     assert_eq!(forced.resume("s").await.unwrap().into_state().n, 3);
 }
@@ -343,9 +463,17 @@ async fn two_runners_on_one_session_never_fork_the_chain() {
     let b = Runner::new(Flow, store.clone());
     let (ra, rb) = tokio::join!(a.resume("s"), b.resume("s"));
     let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
-    let conflicts =
-        [&ra, &rb].iter().filter(|r| matches!(r, Err(Error::Conflict { .. }))).count();
+    let conflicts = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Conflict { .. })))
+        .count();
     assert_eq!((wins, conflicts), (1, 1), "{ra:?} {rb:?}");
-    let seqs: Vec<u64> = store.list("s").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = store
+        .list("s")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, (0..=100).collect::<Vec<_>>());
 }

@@ -70,6 +70,13 @@ pub trait Workflow: Send + Sync + 'static {
     /// The interrupt node an input is meant for.
     fn input_node(input: &Self::Input) -> Self::Cursor;
 
+    /// The node an error edge leads to when the node at `cursor` fails after its retries
+    /// (`edge!(a -> b on error)`), if it has one.
+    fn error_route(cursor: Self::Cursor) -> Option<Self::Cursor> {
+        let _ = cursor;
+        None
+    }
+
     /// Runs the node at `cursor` once and returns where the run goes next.
     ///
     /// `input` is the pending human decision: `Some` only when `cursor` is an interrupt node
@@ -90,8 +97,11 @@ pub enum Transition<C> {
     Next(C),
     /// The run is finished (`END`).
     End,
-    /// The node returned an error.
+    /// The node returned an error; it may be retried.
     Failed(NodeError),
+    /// The node returned an error that says it must not be retried (see
+    /// [`Retryable`](crate::Retryable)).
+    FailedPermanently(NodeError),
     /// An interrupt node was run without the input it waits for (the runner checks this
     /// before calling, so generated code reports it rather than panicking).
     MissingInput,
@@ -109,12 +119,29 @@ pub struct NodeSpec {
     pub retry: u32,
     /// How long one attempt may take, in milliseconds (`#[node(timeout_ms = M)]`).
     pub timeout_ms: Option<u64>,
+    /// The wait before the first retry, doubled for each further one
+    /// (`#[node(backoff_ms = B)]`, default 100).
+    pub backoff_ms: u64,
+    /// The longest wait between retries (`#[node(backoff_max_ms = C)]`, default 10 000).
+    pub backoff_max_ms: u64,
+    /// Whether each wait is randomised between half and all of its value, so that many
+    /// sessions failing together do not retry in lockstep (`#[node(jitter = false)]` turns it
+    /// off; default on).
+    pub jitter: bool,
 }
 
 impl NodeSpec {
     /// A plain node with no retries and no timeout.
     pub const fn new(name: &'static str) -> Self {
-        NodeSpec { name, interrupt: false, retry: 0, timeout_ms: None }
+        NodeSpec {
+            name,
+            interrupt: false,
+            retry: 0,
+            timeout_ms: None,
+            backoff_ms: 100,
+            backoff_max_ms: 10_000,
+            jitter: true,
+        }
     }
 
     /// Marks the node as an interrupt node.
@@ -134,4 +161,46 @@ impl NodeSpec {
         self.timeout_ms = Some(timeout_ms);
         self
     }
+
+    /// Sets the first retry's wait.
+    pub const fn backoff_ms(mut self, backoff_ms: u64) -> Self {
+        self.backoff_ms = backoff_ms;
+        self
+    }
+
+    /// Sets the longest wait between retries.
+    pub const fn backoff_max_ms(mut self, backoff_max_ms: u64) -> Self {
+        self.backoff_max_ms = backoff_max_ms;
+        self
+    }
+
+    /// Turns the jitter of retry waits on or off.
+    pub const fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+}
+
+/// Lets a node's error type say which errors are worth retrying.
+///
+/// Errors of types that do not implement it are always retried (up to `retry = N`). Implement
+/// it to stop retrying errors that cannot succeed later, such as a declined card:
+///
+/// ```
+/// #[derive(Debug)]
+/// enum PaymentError { Declined, Unreachable }
+/// # impl std::fmt::Display for PaymentError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+/// # }
+/// # impl std::error::Error for PaymentError {}
+///
+/// impl graph_runtime::Retryable for PaymentError {
+///     fn is_retryable(&self) -> bool {
+///         matches!(self, PaymentError::Unreachable)
+///     }
+/// }
+/// ```
+pub trait Retryable {
+    /// `false` if retrying cannot help.
+    fn is_retryable(&self) -> bool;
 }
