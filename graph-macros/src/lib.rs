@@ -1,0 +1,145 @@
+//! Procedural macros for [graph-runtime](https://docs.rs/graph-runtime): `#[workflow]` and
+//! `#[node]`.
+//!
+//! Use them through `graph_runtime` (`use graph_runtime::prelude::*;`), which re-exports them
+//! and provides everything the generated code names. The pipeline, one module per stage:
+//!
+//! ```text
+//! parse   (syn → nodes, edges, other items)  →  model (the graph IR)
+//!   →  check (one function per graph rule; every error collected in a `Ctxt`)
+//!   →  expand (enums, constants, the `Workflow` impl)  |  fallback (items + errors)
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use proc_macro::TokenStream;
+
+mod check;
+mod ctxt;
+mod expand;
+mod fallback;
+mod hash;
+mod model;
+mod parse;
+
+/// Turns an inline module of `#[node]` functions and `edge!` declarations into a
+/// compile-time-checked workflow graph.
+///
+/// ```ignore
+/// use graph_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// pub struct Order { pub total_cents: u64, pub approved: bool }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// pub enum Approval { Approve, Reject }
+///
+/// #[workflow(state = Order)]
+/// pub mod checkout {
+///     use super::*;
+///
+///     edge!(START -> validate);
+///     edge!(validate -> review | charge);   // a branch: `validate` returns `validate::Next`
+///     edge!(review -> charge | END);
+///     edge!(charge -> END);
+///
+///     #[node]
+///     async fn validate(order: &mut Order) -> validate::Next {
+///         if order.total_cents > 100_00 { validate::Next::Review } else { validate::Next::Charge }
+///     }
+///
+///     #[node(interrupt)]                    // waits for a typed human decision
+///     async fn review(order: &mut Order, decision: Approval) -> review::Next {
+///         match decision {
+///             Approval::Approve => { order.approved = true; review::Next::Charge }
+///             Approval::Reject => review::Next::End,
+///         }
+///     }
+///
+///     #[node(retry = 3, timeout_ms = 5_000)]
+///     async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), std::io::Error> {
+///         let _key = ctx.idempotency_key();  // stable across re-runs of this step
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// - `state = T` (required): the type every node reads and changes, and that checkpoints
+///   save. It is resolved inside the module, like the node functions' own types (hence the
+///   usual `use super::*;`).
+/// - `crate = path` (optional): where the runtime crate is, for crates that re-export it;
+///   `::graph_runtime` by default. Use an absolute path (`::my_rt` or `crate::rt`).
+///
+/// # The module
+///
+/// - `edge!(START -> a)` names the entry; there is exactly one.
+/// - `edge!(a -> b)`: `a`'s single successor; `a` returns `()` or `Result<(), E>`.
+/// - `edge!(a -> b | c | END)`: a branch; `a` returns `a::Next` or `Result<a::Next, E>`,
+///   where `a::Next` is generated with one variant per target, in UpperCamelCase (`End` for
+///   `END`). One `edge!` per node lists all of its successors.
+/// - `E: std::error::Error + Send + Sync + 'static`.
+/// - Every other item (`use`, helper functions, types) is kept as written. Node functions are
+///   kept too (only `#[node]` is removed), so tests can call them directly.
+///
+/// # Generated items
+///
+/// - `Workflow`: a unit struct implementing `graph_runtime::Workflow`; give it to `Runner::new`;
+/// - `GRAPH_HASH: u64`: a stable hash of the structure (names, state type, interrupt input
+///   types, edges), stored in checkpoints; reordering declarations does not change it; its
+///   rustdoc shows the canonical text it hashes;
+/// - `MERMAID: &str`: a Mermaid flowchart of the graph; `NODES: &[&str]`: the node names in
+///   declaration order;
+/// - `<node>::Next` for each branching node;
+/// - `Input`: one variant per interrupt node, named after it and holding its input
+///   (`Input::Review(Approval)`), deriving `Debug`, `Clone`, `Serialize` and `Deserialize`
+///   (so the input type must implement them); it has no values when there is no interrupt
+///   node.
+///
+/// # Compile-time checks
+///
+/// Every one of these is a compile error pointing at the offending token, and all of them are
+/// reported in one build: an unknown node in `edge!` (with "did you mean …?"), a node without
+/// an outgoing edge, a node unreachable from `START`, a node from which `END` cannot be
+/// reached, no or several `START` edges, duplicate edges or nodes, an `edge!` naming a function
+/// that is not a `#[node]`, a `#[node]` without edges, a node that is not `async` or whose
+/// parameters are wrong, a wrong return type for the node's edges, `#[cfg]` on a node or an
+/// edge, and unknown keys in `#[workflow(…)]` or `#[node(…)]`.
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::workflow(args.into(), item.into()).into()
+}
+
+/// Marks an `async fn` of a `#[workflow]` module as a node of the graph.
+///
+/// ```ignore
+/// #[node]                                   // a plain node
+/// async fn ship(order: &mut Order) {}
+///
+/// #[node(interrupt)]                        // waits for an `Input::Review(Approval)`
+/// async fn review(order: &mut Order, decision: Approval) -> review::Next { … }
+///
+/// #[node(retry = 3, timeout_ms = 5_000)]    // 3 more attempts, 5 s per attempt
+/// async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> { … }
+/// ```
+///
+/// The first parameter is the state, `&mut T` or `&T`. A node may also take `ctx: &NodeCtx`
+/// in any later position. An `interrupt` node takes exactly one more parameter, its input,
+/// an owned type implementing `Serialize`, `Deserialize`, `Debug` and `Clone`.
+///
+/// Keys: `interrupt`; `retry = N` (`u32`, retries after the first attempt);
+/// `timeout_ms = M` (`u64`, per attempt).
+///
+/// `#[workflow]` reads and removes this attribute. Anywhere else it is a compile error that
+/// says where it belongs:
+///
+/// ```compile_fail
+/// #[graph_macros::node]
+/// async fn lonely(state: &mut u32) {}
+/// ```
+#[proc_macro_attribute]
+pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::node_outside_workflow(args.into(), item.into()).into()
+}

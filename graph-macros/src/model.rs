@@ -1,0 +1,181 @@
+//! The graph IR: nodes in source order, a name → index map, and the edges resolved against it.
+//!
+//! Names are resolved leniently — an `edge!` may name something that is not a node — so that
+//! `check` can report every problem; `expand` only ever sees a graph that passed every check.
+
+use std::collections::BTreeMap;
+
+use proc_macro2::Span;
+use syn::Ident;
+
+use crate::parse::{Module, NodeFn};
+
+/// The reserved name of the graph's entry.
+pub(crate) const START: &str = "START";
+/// The reserved name of the graph's exit.
+pub(crate) const END: &str = "END";
+
+/// One end of an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Endpoint {
+    Start,
+    End,
+    /// A node, by its index in [`Module::nodes`].
+    Node(usize),
+    /// A name that is not a node (reported by `check`).
+    Unknown,
+}
+
+/// What an edge means. Only routes exist today; error edges (`edge!(a -> b on error)`) will be
+/// a second kind, added without changing what routes mean or how they hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EdgeKind {
+    /// The node's return value chooses this successor (its only one, or a `Next` variant).
+    Route,
+}
+
+/// One `from -> to` pair of an `edge!` (a branch declares several).
+pub(crate) struct Edge {
+    pub(crate) kind: EdgeKind,
+    pub(crate) from: Endpoint,
+    pub(crate) to: Endpoint,
+    /// The names as written, for spans.
+    pub(crate) from_ident: Ident,
+    pub(crate) to_ident: Ident,
+    /// The index of the `edge!` in [`Module::edges`].
+    pub(crate) decl: usize,
+}
+
+/// The workflow graph.
+pub(crate) struct Graph<'m> {
+    pub(crate) module: &'m Module,
+    /// Node name → index of the first node with that name.
+    pub(crate) index: BTreeMap<String, usize>,
+    /// Every edge, in declaration order.
+    pub(crate) edges: Vec<Edge>,
+}
+
+impl<'m> Graph<'m> {
+    pub(crate) fn build(module: &'m Module) -> Self {
+        let mut index = BTreeMap::new();
+        for (i, node) in module.nodes.iter().enumerate() {
+            index.entry(node.name.clone()).or_insert(i);
+        }
+        let mut graph = Graph { module, index, edges: Vec::new() };
+        for (decl, edge) in module.edges.iter().enumerate() {
+            let from = graph.resolve(&edge.from);
+            for target in &edge.targets {
+                graph.edges.push(Edge {
+                    kind: EdgeKind::Route,
+                    from,
+                    to: graph.resolve(target),
+                    from_ident: edge.from.clone(),
+                    to_ident: target.clone(),
+                    decl,
+                });
+            }
+        }
+        graph
+    }
+
+    pub(crate) fn nodes(&self) -> &'m [NodeFn] {
+        &self.module.nodes
+    }
+
+    /// What a name in `edge!` refers to.
+    pub(crate) fn resolve(&self, ident: &Ident) -> Endpoint {
+        let name = ident_name(ident);
+        match name.as_str() {
+            START => Endpoint::Start,
+            END => Endpoint::End,
+            _ => self.index.get(&name).map_or(Endpoint::Unknown, |&i| Endpoint::Node(i)),
+        }
+    }
+
+    /// Whether node `i` repeats the name of an earlier node.
+    pub(crate) fn is_duplicate(&self, i: usize) -> bool {
+        self.nodes().get(i).is_some_and(|node| self.index.get(&node.name) != Some(&i))
+    }
+
+    /// The edges leaving `from`, in declaration order.
+    pub(crate) fn outgoing(&self, from: Endpoint) -> impl Iterator<Item = &Edge> {
+        self.edges.iter().filter(move |edge| edge.from == from && edge.kind == EdgeKind::Route)
+    }
+
+    /// The edges entering `to`, in declaration order.
+    pub(crate) fn incoming(&self, to: Endpoint) -> impl Iterator<Item = &Edge> {
+        self.edges.iter().filter(move |edge| edge.to == to)
+    }
+
+    /// The successors of node `i`, in the order its `edge!` lists them, without repeats.
+    pub(crate) fn successors(&self, i: usize) -> Vec<&Edge> {
+        let mut out: Vec<&Edge> = Vec::new();
+        for edge in self.outgoing(Endpoint::Node(i)) {
+            if !out.iter().any(|seen| seen.to == edge.to && edge.to != Endpoint::Unknown) {
+                out.push(edge);
+            }
+        }
+        out
+    }
+
+    /// The node `START` leads to, when there is exactly one such edge.
+    pub(crate) fn entry(&self) -> Option<usize> {
+        let mut starts = self.outgoing(Endpoint::Start);
+        match (starts.next(), starts.next()) {
+            (Some(Edge { to: Endpoint::Node(i), .. }), None) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// A name as the graph knows it: the identifier without `r#`.
+pub(crate) fn ident_name(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
+}
+
+/// `send_email` → `SendEmail`: the variant naming node `send_email` in generated enums.
+pub(crate) fn upper_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for part in name.split('_').filter(|part| !part.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The variant for the target `name` (`END` → `End`), as an identifier with `span`.
+pub(crate) fn variant_ident(name: &str, span: Span) -> Ident {
+    let camel = if name == END { "End".to_owned() } else { upper_camel(name) };
+    // `Self` and other odd results are not valid variant names; never panic on them.
+    syn::parse_str::<Ident>(&camel)
+        .or_else(|_| syn::parse_str::<Ident>(&format!("{camel}_")))
+        .map_or_else(|_| Ident::new("__GraphNode", span), |mut ident| {
+            ident.set_span(span);
+            ident
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_names() {
+        assert_eq!(upper_camel("validate"), "Validate");
+        assert_eq!(upper_camel("send_email"), "SendEmail");
+        assert_eq!(upper_camel("step2"), "Step2");
+        assert_eq!(upper_camel("_private"), "Private");
+        assert_eq!(upper_camel("a__b"), "AB");
+        assert_eq!(upper_camel("_1"), "_1");
+        assert_eq!(upper_camel("type"), "Type");
+        assert_eq!(variant_ident("END", Span::call_site()).to_string(), "End");
+        assert_eq!(variant_ident("self_", Span::call_site()).to_string(), "Self_");
+        assert_eq!(variant_ident("charge", Span::call_site()).to_string(), "Charge");
+    }
+}
