@@ -122,23 +122,24 @@ impl fmt::Debug for EventSink {
 impl EventSink {
     pub(crate) fn channel(capacity: usize) -> (EventSink, Events) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        (
-            EventSink {
-                sender,
-                missed: Arc::new(AtomicU64::new(0)),
-            },
-            Events {
-                receiver: Some(receiver),
-            },
-        )
+        let missed = Arc::new(AtomicU64::new(0));
+        let events = Events {
+            receiver: Some(receiver),
+            missed: Arc::clone(&missed),
+        };
+        (EventSink { sender, missed }, events)
     }
 
     /// Sends without ever waiting: a full buffer drops the event and counts it, so a slow or
     /// absent listener never slows the run down.
     pub(crate) fn send(&self, event: Event) {
-        let missed = self.missed.load(Ordering::Relaxed);
-        if missed > 0 && self.sender.try_send(Event::Lagged { missed }).is_ok() {
-            self.missed.fetch_sub(missed, Ordering::Relaxed);
+        // Report drops in order as soon as there is room; `Events` reports what is left once
+        // the listener has drained the buffer.
+        if self.missed.load(Ordering::Relaxed) > 0 {
+            let missed = self.missed.swap(0, Ordering::Relaxed);
+            if missed > 0 && self.sender.try_send(Event::Lagged { missed }).is_err() {
+                self.missed.fetch_add(missed, Ordering::Relaxed);
+            }
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(event) {
             self.missed.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +151,7 @@ impl EventSink {
 #[derive(Debug)]
 pub struct Events {
     receiver: Option<mpsc::Receiver<Event>>,
+    missed: Arc<AtomicU64>,
 }
 
 impl Events {
@@ -159,9 +161,19 @@ impl Events {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        match &mut self.receiver {
-            Some(receiver) => receiver.poll_recv(cx),
-            None => Poll::Ready(None),
+        let Some(receiver) = &mut self.receiver else {
+            return Poll::Ready(None);
+        };
+        match receiver.poll_recv(cx) {
+            Poll::Ready(Some(event)) => Poll::Ready(Some(event)),
+            drained => {
+                let missed = self.missed.swap(0, Ordering::Relaxed);
+                if missed > 0 {
+                    Poll::Ready(Some(Event::Lagged { missed }))
+                } else {
+                    drained
+                }
+            }
         }
     }
 }
@@ -207,6 +219,7 @@ impl<T> RunHandle<T> {
     pub fn events(&mut self) -> Events {
         Events {
             receiver: self.events.receiver.take(),
+            missed: Arc::clone(&self.events.missed),
         }
     }
 

@@ -16,6 +16,10 @@ mod workflow;
 #[path = "runner_tests.rs"]
 mod runner_tests;
 
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod control_tests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -28,6 +32,8 @@ pub use crate::runner::{
     TimedOut,
 };
 pub use crate::store::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::workflow::{NodeError, NodeSpec, Retryable, Transition, Workflow};
 /// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
 pub use tokio_util::sync::CancellationToken;
@@ -59,6 +65,8 @@ pub mod prelude {
     pub use crate::edge;
     #[cfg(feature = "macros")]
     pub use crate::{node, workflow};
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         CheckpointPolicy, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,
     };

@@ -322,6 +322,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         self
     }
 
+    /// The workflow this runner runs.
+    pub fn workflow(&self) -> &W {
+        &self.shared.workflow
+    }
+
     /// The store this runner saves to.
     pub fn store(&self) -> &S {
         &self.shared.store
