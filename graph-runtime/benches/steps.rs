@@ -135,16 +135,25 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn measure(runs: usize, mut run: impl FnMut(usize) -> (Duration, u64)) -> f64 {
-    run(usize::MAX); // warm-up
-    let per_step: Vec<f64> = (0..runs)
-        .map(|i| {
-            let (elapsed, steps) = run(i);
-            assert_eq!(steps, N, "each run takes N steps");
-            elapsed.as_nanos() as f64 / steps as f64
-        })
-        .collect();
-    median(per_step)
+/// Runs `ours` and `baseline` alternately (so machine noise hits both alike), after one
+/// warm-up each, and returns the median ns/step of each.
+fn compare(
+    runs: usize,
+    mut ours: impl FnMut(usize) -> (Duration, u64),
+    mut baseline: impl FnMut(usize) -> (Duration, u64),
+) -> (f64, f64) {
+    ours(usize::MAX);
+    baseline(usize::MAX);
+    let per_step = |(elapsed, steps): (Duration, u64)| {
+        assert_eq!(steps, N, "each run takes N steps");
+        elapsed.as_nanos() as f64 / steps as f64
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        a.push(per_step(ours(i)));
+        b.push(per_step(baseline(i)));
+    }
+    (median(a), median(b))
 }
 
 fn report(name: &str, ours: f64, baseline: f64, target: f64) {
@@ -164,6 +173,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(11);
+    // `BENCH_CASES=w1` (or `w2`) runs one case only, e.g. under a profiler.
+    let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "w1,w2".to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -171,52 +182,69 @@ fn main() {
         "W1/W2, N = {N} steps per run, median of {runs} runs, 1 KiB state, current-thread tokio"
     );
 
-    // W1: no checkpoints during the run (`OnInterrupt` saves only the start and the end).
-    let w1_ours = measure(runs, |i| {
-        let runner = Runner::new(w1::Workflow, MemoryStore::new())
-            .checkpoint_policy(CheckpointPolicy::OnInterrupt);
-        let session = format!("w1-{i}");
-        let state = fresh();
-        let start = Instant::now();
-        let out = rt.block_on(runner.start(&session, state)).expect("run");
-        let elapsed = start.elapsed();
-        let s = black_box(out.into_state());
-        (elapsed, s.count)
-    });
-    let w1_base = measure(runs, |_| {
-        let state = fresh();
-        let start = Instant::now();
-        let (s, steps) = rt.block_on(baseline_w1(state));
-        let elapsed = start.elapsed();
-        black_box(s);
-        (elapsed, steps)
-    });
-    report("W1 (no checkpoints)", w1_ours, w1_base, 1.5);
+    if cases.contains("w1") {
+        w1(&rt, runs);
+    }
+    if cases.contains("w2") {
+        w2(&rt, runs);
+    }
+}
 
+fn w1(rt: &tokio::runtime::Runtime, runs: usize) {
+    // W1: no checkpoints during the run (`OnInterrupt` saves only the start and the end).
+    let (ours, base) = compare(
+        runs,
+        |i| {
+            let runner = Runner::new(w1::Workflow, MemoryStore::new())
+                .checkpoint_policy(CheckpointPolicy::OnInterrupt);
+            let session = format!("w1-{i}");
+            let state = fresh();
+            let start = Instant::now();
+            let out = rt.block_on(runner.start(&session, state)).expect("run");
+            let elapsed = start.elapsed();
+            let s = black_box(out.into_state());
+            (elapsed, s.count)
+        },
+        |_| {
+            let state = fresh();
+            let start = Instant::now();
+            let (s, steps) = rt.block_on(baseline_w1(state));
+            let elapsed = start.elapsed();
+            black_box(s);
+            (elapsed, steps)
+        },
+    );
+    report("W1 (no checkpoints)", ours, base, 1.5);
+}
+
+fn w2(rt: &tokio::runtime::Runtime, runs: usize) {
     // W2: an in-memory checkpoint after every step (every one kept).
-    let w2_ours = measure(runs, |i| {
-        let store = MemoryStore::new();
-        let runner = Runner::new(w1::Workflow, store.clone());
-        let session = format!("w2-{i}");
-        let state = fresh();
-        let start = Instant::now();
-        let out = rt.block_on(runner.start(&session, state)).expect("run");
-        let elapsed = start.elapsed();
-        let s = black_box(out.into_state());
-        drop(runner);
-        drop(store); // freeing 100k checkpoints is outside the timed region, as below
-        (elapsed, s.count)
-    });
-    let w2_base = measure(runs, |i| {
-        let store = HandStore::default();
-        let session = format!("w2-{i}");
-        let state = fresh();
-        let start = Instant::now();
-        let (s, steps) = rt.block_on(baseline_w2(&session, state, &store));
-        let elapsed = start.elapsed();
-        black_box(s);
-        drop(store);
-        (elapsed, steps)
-    });
-    report("W2 (memory checkpoint every step)", w2_ours, w2_base, 1.5);
+    let (ours, base) = compare(
+        runs,
+        |i| {
+            let store = MemoryStore::new();
+            let runner = Runner::new(w1::Workflow, store.clone());
+            let session = format!("w2-{i}");
+            let state = fresh();
+            let start = Instant::now();
+            let out = rt.block_on(runner.start(&session, state)).expect("run");
+            let elapsed = start.elapsed();
+            let s = black_box(out.into_state());
+            drop(runner);
+            drop(store); // freeing 100k checkpoints is outside the timed region, as below
+            (elapsed, s.count)
+        },
+        |i| {
+            let store = HandStore::default();
+            let session = format!("w2-{i}");
+            let state = fresh();
+            let start = Instant::now();
+            let (s, steps) = rt.block_on(baseline_w2(&session, state, &store));
+            let elapsed = start.elapsed();
+            black_box(s);
+            drop(store);
+            (elapsed, steps)
+        },
+    );
+    report("W2 (memory checkpoint every step)", ours, base, 1.5);
 }

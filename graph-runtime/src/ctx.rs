@@ -85,13 +85,30 @@ impl NodeCtx {
         self.attempt = 1;
     }
 
+    /// Enters the next node of a [`Workflow::run`](crate::Workflow::run) loop: the next
+    /// sequence number, attempt 1. Called by generated code; not for use in nodes.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn __advance(&mut self, node: &'static str) {
+        self.node = node;
+        self.seq += 1;
+    }
+
     #[inline]
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt;
     }
 
-    pub(crate) fn set_failure(&mut self, failure: Option<Failure>) {
-        self.failure = failure;
+    pub(crate) fn set_failure(&mut self, failure: Failure) {
+        self.failure = Some(failure);
+    }
+
+    /// Forgets the failure once its error node has run; free when there is none.
+    #[inline]
+    pub(crate) fn clear_failure(&mut self) {
+        if self.failure.is_some() {
+            self.failure = None;
+        }
     }
 
     /// The session this run belongs to.

@@ -34,7 +34,7 @@ pub use crate::runner::{
 pub use crate::store::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
-pub use crate::workflow::{NodeError, NodeSpec, Retryable, Transition, Workflow};
+pub use crate::workflow::{NodeError, NodeSpec, Retryable, Run, Transition, Workflow};
 /// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
 pub use tokio_util::sync::CancellationToken;
 

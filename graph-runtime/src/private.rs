@@ -4,7 +4,7 @@
 pub use serde;
 
 pub use crate::ctx::NodeCtx;
-pub use crate::workflow::{NodeError, NodeSpec, Retryable, Transition, Workflow};
+pub use crate::workflow::{NodeError, NodeSpec, Retryable, Run, Transition, Workflow};
 
 /// A node's return value, turned into its route or its error.
 ///

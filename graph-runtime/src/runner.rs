@@ -221,12 +221,14 @@ struct Control {
 }
 
 impl Control {
+    #[inline]
     fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(events) = &self.events {
             events.send(event());
         }
     }
 
+    #[inline]
     fn is_cancelled(&self) -> bool {
         self.cancel
             .as_ref()
@@ -666,20 +668,38 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             steps += 1;
             let seq = at.seq + 1;
             ctx.enter(spec.name, seq);
-            if at.failure.is_some() {
-                ctx.set_failure(at.failure.take());
+            if let Some(failure) = at.failure.take() {
+                ctx.set_failure(failure);
             }
-            let guarded = spec.retry > 0 || spec.timeout_ms.is_some();
-            let error_route = W::error_route(cursor);
-            let transition = if plain && !guarded && error_route.is_none() {
-                workflow
-                    .step(cursor, &mut at.state, &ctx, at.input.take())
-                    .await
+            let mut spec = spec;
+            let mut seq = seq;
+            let mut error_route = W::error_route(cursor);
+            let guarded = spec.retry > 0 || spec.timeout_ms.is_some() || error_route.is_some();
+            let transition = if plain && !guarded {
+                // Nodes that need nothing but a call run back to back until a checkpoint is
+                // due or the step limit is near.
+                let due_in = match config.policy {
+                    CheckpointPolicy::EveryStep => 1,
+                    CheckpointPolicy::OnInterrupt => u64::MAX,
+                    CheckpointPolicy::EveryN(n) => n.saturating_sub(at.seq - at.stored).max(1),
+                };
+                let budget = due_in.min(config.max_steps - (steps - 1));
+                let input = at.input.take();
+                let run = workflow
+                    .run(cursor, &mut at.state, &mut ctx, input, budget)
+                    .await;
+                steps += run.steps - 1;
+                seq += run.steps - 1;
+                if run.steps > 1 {
+                    spec = W::spec(run.last);
+                    error_route = None;
+                }
+                run.transition
             } else {
                 self.run_node(spec, error_route.is_some(), &mut at, &mut ctx, control)
                     .await?
             };
-            ctx.set_failure(None);
+            ctx.clear_failure();
             at.seq = seq;
             let next = match transition {
                 Transition::Next(next) => next,

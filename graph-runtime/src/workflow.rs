@@ -77,6 +77,57 @@ pub trait Workflow: Send + Sync + 'static {
         None
     }
 
+    /// Whether the node at `cursor` needs nothing from the runner but a call: it is not an
+    /// interrupt node and has no retries, timeout or error edge. [`Workflow::run`] goes
+    /// through such nodes back to back.
+    fn runs_freely(cursor: Self::Cursor) -> bool {
+        let spec = Self::spec(cursor);
+        !spec.interrupt
+            && spec.retry == 0
+            && spec.timeout_ms.is_none()
+            && Self::error_route(cursor).is_none()
+    }
+
+    /// Runs the node at `cursor` (with `input`), then each next node that
+    /// [runs freely](Workflow::runs_freely), until `budget` steps have run or the run reaches a
+    /// node that needs the runner. `ctx` arrives entered for the first node; each further node
+    /// is entered with [`NodeCtx::__advance`].
+    ///
+    /// The default calls [`Workflow::step`] in a loop; `#[workflow]` generates a loop over the
+    /// graph's own code, which is what makes a step cost about as much as a hand-written
+    /// `match`.
+    fn run<'a>(
+        &'a self,
+        cursor: Self::Cursor,
+        state: &'a mut Self::State,
+        ctx: &'a mut NodeCtx,
+        input: Option<Self::Input>,
+        budget: u64,
+    ) -> impl Future<Output = Run<Self::Cursor>> + Send + 'a {
+        async move {
+            let mut last = cursor;
+            let mut transition = self.step(cursor, state, ctx, input).await;
+            let mut steps = 1;
+            while steps < budget {
+                let Transition::Next(next) = transition else {
+                    break;
+                };
+                if !Self::runs_freely(next) {
+                    break;
+                }
+                steps += 1;
+                last = next;
+                ctx.__advance(Self::spec(next).name);
+                transition = self.step(next, state, ctx, None).await;
+            }
+            Run {
+                last,
+                transition,
+                steps,
+            }
+        }
+    }
+
     /// Runs the node at `cursor` once and returns where the run goes next.
     ///
     /// `input` is the pending human decision: `Some` only when `cursor` is an interrupt node
@@ -88,6 +139,17 @@ pub trait Workflow: Send + Sync + 'static {
         ctx: &'a NodeCtx,
         input: Option<Self::Input>,
     ) -> impl Future<Output = Transition<Self::Cursor>> + Send + 'a;
+}
+
+/// What [`Workflow::run`] did: how many steps, the last node run, and what it returned.
+#[derive(Debug)]
+pub struct Run<C> {
+    /// The last node that ran.
+    pub last: C,
+    /// What it returned.
+    pub transition: Transition<C>,
+    /// How many nodes ran (at least 1).
+    pub steps: u64,
 }
 
 /// What one node run produced: returned by [`Workflow::step`].
