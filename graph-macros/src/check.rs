@@ -21,17 +21,21 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_start(cx, graph);
     check_end_has_no_successors(cx, graph);
     check_one_edge_per_node(cx, graph);
-    check_connected(cx, graph);
-    check_outgoing(cx, graph);
-    check_reachable_from_start(cx, graph);
-    check_end_reachable(cx, graph);
     check_variant_collisions(cx, graph);
+    // An `edge!` that could not be read leaves the graph incomplete: its shape would be
+    // misjudged, so these wait until the edges parse.
+    if !graph.module.incomplete {
+        check_connected(cx, graph);
+        check_outgoing(cx, graph);
+        check_reachable_from_start(cx, graph);
+        check_end_reachable(cx, graph);
+    }
 }
 
 /// A workflow without nodes has nothing to run; it is almost always a module that lost its
 /// `#[node]` attributes.
 fn check_has_nodes(cx: &Ctxt, graph: &Graph) {
-    if graph.nodes().is_empty() {
+    if graph.nodes().is_empty() && graph.module.misplaced_nodes.is_empty() {
         let module = &graph.module.item.ident;
         cx.error_spanned_by(
             module,
@@ -106,11 +110,21 @@ fn check_generated_names(cx: &Ctxt, graph: &Graph) {
 /// An `edge!` to a name that is not a node is the typo the whole crate exists to catch at
 /// compile time (string-keyed graph builders find it at run time, or never).
 fn check_unknown_names(cx: &Ctxt, graph: &Graph) {
+    let mut reported_plain: BTreeSet<String> = BTreeSet::new();
     for decl in &graph.module.edges {
         for ident in std::iter::once(&decl.from).chain(&decl.targets) {
-            if graph.resolve(ident) == Endpoint::Unknown {
-                cx.error_spanned_by(ident, unknown_name_message(graph, ident));
+            if graph.resolve(ident) != Endpoint::Unknown {
+                continue;
             }
+            let name = ident_name(ident);
+            if graph.module.misplaced_nodes.contains_key(&name) {
+                continue; // `#[node]` on a method: already reported there.
+            }
+            // A missing `#[node]` needs one fix, however many edges name the function.
+            if graph.module.plain_fns.contains_key(&name) && !reported_plain.insert(name) {
+                continue;
+            }
+            cx.error_spanned_by(ident, unknown_name_message(graph, ident));
         }
     }
 }
@@ -122,7 +136,11 @@ fn unknown_name_message(graph: &Graph, ident: &syn::Ident) -> String {
             "`{name}` is a function but not a node: mark it `#[node]` (as an `async fn` taking the state) to use it in `edge!`"
         );
     }
-    let candidates = graph.nodes().iter().map(|node| node.name.as_str()).chain([START, END]);
+    let candidates = graph
+        .nodes()
+        .iter()
+        .map(|node| node.name.as_str())
+        .chain([START, END]);
     match did_you_mean(&name, candidates) {
         Some(close) => format!("unknown node `{name}` in `edge!`; did you mean `{close}`?"),
         None => format!(
@@ -136,7 +154,7 @@ fn unknown_name_message(graph: &Graph, ident: &syn::Ident) -> String {
 fn check_start(cx: &Ctxt, graph: &Graph) {
     let starts: Vec<&Edge> = graph.outgoing(Endpoint::Start).collect();
     match starts.first() {
-        None if !graph.nodes().is_empty() => {
+        None if !graph.nodes().is_empty() && !graph.module.incomplete => {
             let module = &graph.module.item.ident;
             let first = first_without_incoming(graph).unwrap_or("first_node");
             cx.error_spanned_by(
@@ -147,7 +165,11 @@ fn check_start(cx: &Ctxt, graph: &Graph) {
         None => {}
         Some(first) => {
             for edge in &starts[1..] {
-                let ident = if edge.decl == first.decl { &edge.to_ident } else { &edge.from_ident };
+                let ident = if edge.decl == first.decl {
+                    &edge.to_ident
+                } else {
+                    &edge.from_ident
+                };
                 cx.error_spanned_by(
                     ident,
                     format!(
@@ -221,17 +243,30 @@ fn check_one_edge_per_node(cx: &Ctxt, graph: &Graph) {
             first_decl.insert(from, decl_index);
             continue;
         };
-        let earlier_targets: Vec<Endpoint> =
-            graph.module.edges[earlier].targets.iter().map(|t| graph.resolve(t)).collect();
-        let all_repeated = decl.targets.iter().all(|t| earlier_targets.contains(&graph.resolve(t)));
+        let earlier_targets: Vec<Endpoint> = graph.module.edges[earlier]
+            .targets
+            .iter()
+            .map(|t| graph.resolve(t))
+            .collect();
+        let all_repeated = decl
+            .targets
+            .iter()
+            .all(|t| earlier_targets.contains(&graph.resolve(t)));
         if all_repeated {
             cx.error_spanned_by(
                 &decl.tokens,
-                format!("duplicate edge: `{}` already leads to {}; remove this `edge!`", decl.from, list_names(&decl.targets)),
+                format!(
+                    "duplicate edge: `{}` already leads to {}; remove this `edge!`",
+                    decl.from,
+                    list_names(&decl.targets)
+                ),
             );
         } else {
-            let mut merged: Vec<String> =
-                graph.module.edges[earlier].targets.iter().map(ToString::to_string).collect();
+            let mut merged: Vec<String> = graph.module.edges[earlier]
+                .targets
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             for target in &decl.targets {
                 let name = target.to_string();
                 if !merged.contains(&name) {
@@ -261,7 +296,10 @@ fn list_names(idents: &[syn::Ident]) -> String {
 fn check_connected(cx: &Ctxt, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
-        if graph.is_duplicate(i) || graph.outgoing(endpoint).next().is_some() || graph.incoming(endpoint).next().is_some() {
+        if !graph.is_usable(i)
+            || graph.outgoing(endpoint).next().is_some()
+            || graph.incoming(endpoint).next().is_some()
+        {
             continue;
         }
         cx.error_spanned_by(
@@ -279,7 +317,10 @@ fn check_connected(cx: &Ctxt, graph: &Graph) {
 fn check_outgoing(cx: &Ctxt, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
-        if graph.is_duplicate(i) || graph.outgoing(endpoint).next().is_some() || graph.incoming(endpoint).next().is_none() {
+        if !graph.is_usable(i)
+            || graph.outgoing(endpoint).next().is_some()
+            || graph.incoming(endpoint).next().is_none()
+        {
             continue;
         }
         cx.error_spanned_by(
@@ -308,8 +349,9 @@ fn check_reachable_from_start(cx: &Ctxt, graph: &Graph) {
     let reached = forward_reach(graph, &roots);
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
-        let connected = graph.outgoing(endpoint).next().is_some() || graph.incoming(endpoint).next().is_some();
-        if reached.contains(&i) || graph.is_duplicate(i) || !connected {
+        let connected =
+            graph.outgoing(endpoint).next().is_some() || graph.incoming(endpoint).next().is_some();
+        if reached.contains(&i) || !graph.is_usable(i) || !connected {
             continue;
         }
         let from: Vec<String> = graph
@@ -322,7 +364,10 @@ fn check_reachable_from_start(cx: &Ctxt, graph: &Graph) {
         let why = if from.is_empty() {
             "no edge leads to it".to_owned()
         } else {
-            format!("only {} lead to it, and no path from `START` reaches them", from.join(", "))
+            format!(
+                "only {} lead to it, and no path from `START` reaches them",
+                from.join(", ")
+            )
         };
         cx.error_spanned_by(
             &node.ident,
@@ -370,7 +415,9 @@ fn check_end_reachable(cx: &Ctxt, graph: &Graph) {
         }
         let component = forward_reach(graph, &[node_index]);
         reported.extend(component.iter().copied());
-        let Some(node) = graph.nodes().get(node_index) else { continue };
+        let Some(node) = graph.nodes().get(node_index) else {
+            continue;
+        };
         let members: Vec<String> = component
             .iter()
             .filter_map(|&j| graph.nodes().get(j).map(|n| format!("`{}`", n.name)))
@@ -385,8 +432,11 @@ fn check_end_reachable(cx: &Ctxt, graph: &Graph) {
             .next_back()
             .and_then(|&j| graph.nodes().get(j).map(|n| (j, n)))
             .map(|(j, n)| {
-                let mut targets: Vec<String> =
-                    graph.successors(j).iter().map(|edge| edge.to_ident.to_string()).collect();
+                let mut targets: Vec<String> = graph
+                    .successors(j)
+                    .iter()
+                    .map(|edge| edge.to_ident.to_string())
+                    .collect();
                 targets.push(END.to_owned());
                 format!("`edge!({} -> {})`", n.name, targets.join(" | "))
             })
@@ -457,7 +507,7 @@ fn backward_reach_end(graph: &Graph) -> BTreeSet<usize> {
 fn check_variant_collisions(cx: &Ctxt, graph: &Graph) {
     let mut cursor_variants: BTreeMap<String, &str> = BTreeMap::new();
     for (i, node) in graph.nodes().iter().enumerate() {
-        if graph.is_duplicate(i) {
+        if !graph.is_usable(i) {
             continue;
         }
         let variant = variant_ident(&node.name, node.ident.span()).to_string();
@@ -489,8 +539,11 @@ fn check_variant_collisions(cx: &Ctxt, graph: &Graph) {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo: a small
-/// Levenshtein distance, or the same name in another case (`start` for `START`).
-pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// edit distance, or the same name in another case (`start` for `START`).
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count().max(3) / 3).max(1);
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
@@ -500,7 +553,7 @@ pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = 
         if candidate.eq_ignore_ascii_case(name) {
             return Some(candidate);
         }
-        let distance = levenshtein(name, candidate);
+        let distance = edit_distance(name, candidate);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -508,20 +561,33 @@ pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = 
     best.map(|(_, candidate)| candidate)
 }
 
-/// The number of single-character insertions, deletions and substitutions between `a` and `b`.
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The number of single-character insertions, deletions, substitutions and swaps of two
+/// neighbours between `a` and `b` (optimal string alignment): `chrage` is one swap from
+/// `charge`, the most common typo of all.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    // d[i][j]: the distance between the first i chars of a and the first j chars of b.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -529,13 +595,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance() {
-        assert_eq!(levenshtein("", ""), 0);
-        assert_eq!(levenshtein("charge", "charge"), 0);
-        assert_eq!(levenshtein("chrage", "charge"), 2);
-        assert_eq!(levenshtein("chage", "charge"), 1);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    fn distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("charge", "charge"), 0);
+        assert_eq!(edit_distance("chrage", "charge"), 1);
+        assert_eq!(edit_distance("chage", "charge"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        assert_eq!(edit_distance("réview", "review"), 1);
     }
 
     #[test]
@@ -548,6 +616,13 @@ mod tests {
         assert_eq!(did_you_mean("x", nodes), None);
         assert_eq!(did_you_mean("end", ["END", "START"]), Some("END"));
         assert_eq!(did_you_mean("Start", ["END", "START"]), Some("START"));
-        assert_eq!(did_you_mean("retries", ["interrupt", "retry", "timeout_ms"]), Some("retry"));
+        assert_eq!(
+            did_you_mean("retyr", ["interrupt", "retry", "timeout_ms"]),
+            Some("retry")
+        );
+        assert_eq!(
+            did_you_mean("timeout_sm", ["interrupt", "retry", "timeout_ms"]),
+            Some("timeout_ms")
+        );
     }
 }

@@ -12,7 +12,9 @@ use syn::{Ident, Item, Type};
 
 use crate::ctxt::Ctxt;
 use crate::model::{END, Endpoint, Graph, START, variant_ident};
-use crate::parse::{self, NodeFn, ParamRole, WorkflowArgs, output_span, span_range, tokens_to_string};
+use crate::parse::{
+    self, NodeFn, ParamRole, WorkflowArgs, output_span, span_range, tokens_to_string,
+};
 use crate::{check, fallback, hash};
 
 /// `#[workflow(args)] item`.
@@ -83,6 +85,8 @@ struct NodeCode<'g> {
     targets: Vec<Endpoint>,
     /// The target names as written in `edge!`, for spans and docs.
     target_idents: Vec<Ident>,
+    /// The node's name as written in its `edge!`.
+    edge_from: Ident,
 }
 
 impl NodeCode<'_> {
@@ -106,7 +110,13 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 node,
                 variant: variant_ident(&node.name, Span::call_site()),
                 targets: successors.iter().map(|edge| edge.to).collect(),
-                target_idents: successors.iter().map(|edge| edge.to_ident.clone()).collect(),
+                target_idents: successors
+                    .iter()
+                    .map(|edge| edge.to_ident.clone())
+                    .collect(),
+                edge_from: successors
+                    .first()
+                    .map_or_else(|| node.ident.clone(), |edge| edge.from_ident.clone()),
             }
         })
         .collect();
@@ -127,8 +137,15 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     });
 
     // Input: one variant per interrupt node.
-    let interrupts: Vec<(&NodeCode, &Type)> =
-        nodes.iter().filter_map(|n| n.node.input().filter(|_| n.node.args.interrupt).map(|ty| (n, ty))).collect();
+    let interrupts: Vec<(&NodeCode, &Type)> = nodes
+        .iter()
+        .filter_map(|n| {
+            n.node
+                .input()
+                .filter(|_| n.node.args.interrupt)
+                .map(|ty| (n, ty))
+        })
+        .collect();
     let serde_crate = format!("{}::__private::serde", tokens_to_string(&args.krate));
     let input_variants = interrupts.iter().map(|(n, ty)| {
         let variant = &n.variant;
@@ -141,7 +158,10 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             module.name
         )
     } else {
-        let names: Vec<String> = interrupts.iter().map(|(n, _)| format!("`{}`", n.node.name)).collect();
+        let names: Vec<String> = interrupts
+            .iter()
+            .map(|(n, _)| format!("`{}`", n.node.name))
+            .collect();
         format!(
             "The inputs of workflow `{}`'s interrupt nodes ({}): pass one to `Runner::resume_with` when the run waits there.",
             module.name,
@@ -174,6 +194,15 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         if let Some(timeout_ms) = n.node.args.timeout_ms {
             spec.extend(quote!(.timeout_ms(#timeout_ms)));
         }
+        if let Some(backoff_ms) = n.node.args.backoff_ms {
+            spec.extend(quote!(.backoff_ms(#backoff_ms)));
+        }
+        if let Some(backoff_max_ms) = n.node.args.backoff_max_ms {
+            spec.extend(quote!(.backoff_max_ms(#backoff_max_ms)));
+        }
+        if let Some(jitter) = n.node.args.jitter {
+            spec.extend(quote!(.jitter(#jitter)));
+        }
         quote! {
             __GraphCursor::#variant => {
                 const SPEC: #rt::NodeSpec = #spec;
@@ -198,7 +227,10 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         "A Mermaid flowchart of workflow `{}` (interrupt nodes are hexagons):\n\n```text\n{}```",
         module.name, mermaid
     );
-    let nodes_doc = format!("The nodes of workflow `{}`, in declaration order.", module.name);
+    let nodes_doc = format!(
+        "The nodes of workflow `{}`, in declaration order.",
+        module.name
+    );
     let workflow_doc = format!(
         "Workflow `{}`: implements `graph_runtime::Workflow`; pass it to `Runner::new`.",
         module.name
@@ -210,8 +242,17 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let ctx_ident = Ident::new("ctx", Span::mixed_site());
     let input_ident = Ident::new("input", Span::mixed_site());
     let cursor_ident = Ident::new("cursor", Span::mixed_site());
-    let return_traits = nodes.iter().map(|n| return_trait(&rt, n));
-    let step_arms = nodes.iter().map(|n| step_arm(&rt, n, &cursor_variant, &input_ident));
+    // rustc does not resolve the `diagnostic::` attribute namespace under
+    // `#![no_implicit_prelude]`; such modules get plain trait errors instead.
+    let diagnostics = !module
+        .item
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("no_implicit_prelude"));
+    let return_traits = nodes.iter().map(|n| return_trait(&rt, n, diagnostics));
+    let step_arms = nodes
+        .iter()
+        .map(|n| step_arm(&rt, n, &cursor_variant, &input_ident));
 
     let generated = quote! {
         #(#next_modules)*
@@ -305,6 +346,10 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 #ctx_ident: &'a #rt::NodeCtx,
                 #input_ident: ::core::option::Option<Input>,
             ) -> impl ::core::future::Future<Output = #rt::Transition<__GraphCursor>> + ::core::marker::Send + 'a {
+                #[inline(always)]
+                fn __graph_send<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
+                    future
+                }
                 #(#return_traits)*
                 async move {
                     match #cursor_ident {
@@ -336,7 +381,10 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
     let ident = module_ident(n.node);
     let name = &n.node.name;
     if !n.branches() {
-        let target = n.target_idents.first().map_or_else(String::new, ToString::to_string);
+        let target = n
+            .target_idents
+            .first()
+            .map_or_else(String::new, ToString::to_string);
         let doc = format!(
             "Node `{name}` has one successor (`{target}`), so it returns `()` or `Result<(), E>` and has no routes."
         );
@@ -352,7 +400,8 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
     let targets: Vec<String> = n.target_idents.iter().map(ToString::to_string).collect();
     let edge = format!("edge!({name} -> {})", targets.join(" | "));
     let module_doc = format!("The routes of node `{name}`, generated from `{edge}`.");
-    let enum_doc = format!("Where the run goes after node `{name}`: one variant per target of `{edge}`.");
+    let enum_doc =
+        format!("Where the run goes after node `{name}`: one variant per target of `{edge}`.");
     let variants = n.target_idents.iter().map(|target| {
         let target_name = target.to_string();
         // The variant's span is the target in `edge!`: "go to definition" lands on the edge.
@@ -364,6 +413,9 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
         };
         quote!(#[doc = #doc] #variant)
     });
+    // `Next` is spanned at the node's name in its `edge!`: rustc's "no variant `Ship` in
+    // `Next`" then shows the edge that defines the variants.
+    let enum_head = quote_spanned!(n.edge_from.span()=> pub enum Next);
     quote! {
         #[doc = #module_doc]
         #allow
@@ -377,7 +429,7 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
                 ::core::cmp::Eq,
                 ::core::hash::Hash
             )]
-            pub enum Next {
+            #enum_head {
                 #(#variants,)*
             }
         }
@@ -386,14 +438,15 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
 
 /// The name of the per-node trait that turns the node's return value into its route.
 fn return_trait_ident(n: &NodeCode) -> Ident {
-    format_ident!("__GraphReturn{}", n.variant, span = Span::mixed_site())
+    // Named for rustc's messages: "the trait `ReturnOfNodeCharge` is not implemented for …".
+    format_ident!("ReturnOfNode{}", n.variant, span = Span::mixed_site())
 }
 
 /// A trait, local to `step`, implemented exactly for the return types node `n` may have
 /// (`()` / `Result<(), E>`, or `n::Next` / `Result<n::Next, E>`). Calling it on the node's
 /// output is the route conversion *and* the check: a wrong return type fails here, once, with
 /// a message that names the node, its successors and the fix.
-fn return_trait(rt: &TokenStream, n: &NodeCode) -> TokenStream {
+fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStream {
     let trait_ident = return_trait_ident(n);
     let name = &n.node.name;
     let targets: Vec<String> = n.target_idents.iter().map(|t| format!("`{t}`")).collect();
@@ -410,7 +463,11 @@ fn return_trait(rt: &TokenStream, n: &NodeCode) -> TokenStream {
             format!("expected `{next}` or `Result<{next}, E>`"),
             format!(
                 "`{next}` is generated from `edge!({name} -> {})`: return the variant of the next node; {error_bound}",
-                n.target_idents.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | ")
+                n.target_idents
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             ),
         )
     } else {
@@ -427,8 +484,18 @@ fn return_trait(rt: &TokenStream, n: &NodeCode) -> TokenStream {
             ),
         )
     };
+    let (on_unimplemented, do_not_recommend) = if diagnostics {
+        (
+            quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
+            // A `Result` whose error type is not an error must get the message above, not
+            // rustc's "`String: Error` is not satisfied" from inside this impl.
+            quote!(#[diagnostic::do_not_recommend]),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
     quote! {
-        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #on_unimplemented
         trait #trait_ident: ::core::marker::Sized {
             fn __graph_route(self) -> ::core::result::Result<#route, #rt::NodeError>;
         }
@@ -438,6 +505,7 @@ fn return_trait(rt: &TokenStream, n: &NodeCode) -> TokenStream {
                 ::core::result::Result::Ok(self)
             }
         }
+        #do_not_recommend
         impl<E> #trait_ident for ::core::result::Result<#route, E>
         where
             E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
@@ -489,12 +557,20 @@ fn step_arm<'c>(
             }
         }
     });
-    let trait_ident = return_trait_ident(n);
+    // The conversion is spanned over the user's return type: a wrong one is reported there.
     let (ret_first, ret_last) = output_span(n.node);
     let ret_first = Span::mixed_site().located_at(ret_first);
+    let mut trait_ident = return_trait_ident(n);
+    trait_ident.set_span(ret_first);
     let mut out_at_ret = out.clone();
     out_at_ret.set_span(Span::mixed_site().located_at(ret_last));
-    let convert = quote_spanned!(ret_first=> #trait_ident::__graph_route(#out_at_ret));
+    let ret_last = Span::mixed_site().located_at(ret_last);
+    let route_fn = Ident::new("__graph_route", ret_last);
+    // `identity(out)` starts at the type's first token and ends at its last, so rustc
+    // underlines the whole return type.
+    let mut argument = quote_spanned!(ret_first=> ::core::convert::identity);
+    argument.extend(quote_spanned!(ret_last=> (#out_at_ret)));
+    let convert = quote_spanned!(ret_first=> #trait_ident::#route_fn(#argument));
 
     let route_arms: Vec<TokenStream> = if n.branches() {
         let module = module_ident(n.node);
@@ -508,13 +584,27 @@ fn step_arm<'c>(
             })
             .collect()
     } else {
-        let transition = n.targets.first().map(|t| transition(rt, *t, cursor_variant));
+        let transition = n
+            .targets
+            .first()
+            .map(|t| transition(rt, *t, cursor_variant));
         vec![quote!(::core::result::Result::Ok(()) => #transition,)]
     };
+    let permanent = Ident::new("__graph_permanent", Span::mixed_site());
+    // The node's future must be `Send` (runners move runs across threads); checking it here
+    // reports a `!Send` node at its name rather than at `#[workflow]`.
+    let at_func = Span::mixed_site().located_at(func.span());
+    let call = quote_spanned!(at_func=> __graph_send(#func(#(#call_args),*)));
     let run = quote! {
-        let #out = #func(#(#call_args),*).await;
+        let #out = #call.await;
+        // Autoref specialisation: the error type's `Retryable` impl if it has one.
+        let #permanent = {
+            use #rt::{ViaDefault as _, ViaRetryable as _};
+            (&#rt::Probe(&#out)).__graph_is_permanent()
+        };
         match #convert {
             #(#route_arms)*
+            ::core::result::Result::Err(#error) if #permanent => #rt::Transition::FailedPermanently(#error),
             ::core::result::Result::Err(#error) => #rt::Transition::Failed(#error),
         }
     };
@@ -538,7 +628,9 @@ fn transition<'c>(
     cursor_variant: &dyn Fn(Endpoint) -> Option<&'c Ident>,
 ) -> TokenStream {
     match (target, cursor_variant(target)) {
-        (Endpoint::Node(_), Some(variant)) => quote!(#rt::Transition::Next(__GraphCursor::#variant)),
+        (Endpoint::Node(_), Some(variant)) => {
+            quote!(#rt::Transition::Next(__GraphCursor::#variant))
+        }
         _ => quote!(#rt::Transition::End),
     }
 }
@@ -578,7 +670,11 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
             Endpoint::End => END.to_owned(),
             _ => mermaid_id(&crate::model::ident_name(ident)),
         };
-        text.push_str(&format!("    {} --> {}\n", end(edge.from, &edge.from_ident), end(edge.to, &edge.to_ident)));
+        text.push_str(&format!(
+            "    {} --> {}\n",
+            end(edge.from, &edge.from_ident),
+            end(edge.to, &edge.to_ident)
+        ));
     }
     text
 }
@@ -586,8 +682,652 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
 /// A Mermaid node id: the node's name, unless Mermaid reads that word as a keyword.
 fn mermaid_id(name: &str) -> String {
     const KEYWORDS: [&str; 12] = [
-        "end", "graph", "flowchart", "subgraph", "style", "class", "classDef", "click", "linkStyle", "direction",
-        "default", "call",
+        "end",
+        "graph",
+        "flowchart",
+        "subgraph",
+        "style",
+        "class",
+        "classDef",
+        "click",
+        "linkStyle",
+        "direction",
+        "default",
+        "call",
     ];
-    if KEYWORDS.contains(&name) { format!("__{name}") } else { name.to_owned() }
+    if KEYWORDS.contains(&name) {
+        format!("__{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    use super::*;
+
+    fn checkout() -> TokenStream {
+        quote! {
+            pub mod checkout {
+                use super::*;
+                edge!(START -> validate);
+                edge!(validate -> review | charge);
+                edge!(review -> charge | cancel);
+                edge!(charge -> ship);
+                edge!(ship -> END);
+                edge!(cancel -> END);
+                #[node] async fn validate(order: &mut Order) -> validate::Next { validate::Next::Charge }
+                #[node(interrupt)] async fn review(order: &mut Order, decision: Approval) -> review::Next { review::Next::Cancel }
+                #[node(retry = 3, timeout_ms = 5_000)] async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> { Ok(()) }
+                #[node] async fn ship(order: &mut Order) {}
+                #[node] async fn cancel(order: &mut Order) {}
+            }
+        }
+    }
+
+    /// The expansion of `item`, parsed back as a module.
+    fn expand_module(args: TokenStream, item: TokenStream) -> syn::ItemMod {
+        let out = workflow(args, item);
+        assert!(
+            !out.to_string().contains("compile_error"),
+            "unexpected errors: {out}"
+        );
+        syn::parse2(out).expect("the expansion is one module")
+    }
+
+    /// Every error message of an expansion that failed.
+    fn errors(args: TokenStream, item: TokenStream) -> Vec<String> {
+        let out = workflow(args, item);
+        let file: syn::File = syn::parse2(out).expect("the fallback parses");
+        let mut messages = Vec::new();
+        for item in file.items {
+            if let Item::Macro(mac) = item
+                && mac
+                    .mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "compile_error")
+            {
+                let lit: syn::LitStr = syn::parse2(mac.mac.tokens).expect("a message");
+                messages.push(lit.value());
+            }
+        }
+        messages
+    }
+
+    fn find<'a>(module: &'a syn::ItemMod, name: &str) -> Option<&'a Item> {
+        let (_, items) = module.content.as_ref()?;
+        items.iter().find(|item| match item {
+            Item::Enum(e) => e.ident == name,
+            Item::Struct(s) => s.ident == name,
+            Item::Const(c) => c.ident == name,
+            Item::Mod(m) => m.ident == name,
+            _ => false,
+        })
+    }
+
+    fn find_fn<'a>(module: &'a syn::ItemMod, name: &str) -> Option<&'a syn::ItemFn> {
+        let (_, items) = module.content.as_ref()?;
+        items.iter().find_map(|item| match item {
+            Item::Fn(f) if f.sig.ident == name => Some(f),
+            _ => None,
+        })
+    }
+
+    fn variants(item: Option<&Item>) -> Vec<String> {
+        match item {
+            Some(Item::Enum(e)) => e.variants.iter().map(|v| v.ident.to_string()).collect(),
+            Some(Item::Mod(m)) => m
+                .content
+                .as_ref()
+                .and_then(|(_, items)| {
+                    items
+                        .iter()
+                        .find_map(|i| if let Item::Enum(e) = i { Some(e) } else { None })
+                })
+                .map(|e| e.variants.iter().map(|v| v.ident.to_string()).collect())
+                .unwrap_or_default(),
+            _ => panic!("not an enum or module: {item:?}"),
+        }
+    }
+
+    #[test]
+    fn generates_the_contract_items() {
+        let expanded = workflow(quote!(state = Order), checkout());
+        let module: syn::ItemMod = syn::parse2(expanded.clone()).unwrap();
+        assert_eq!(variants(find(&module, "validate")), ["Review", "Charge"]);
+        assert_eq!(variants(find(&module, "review")), ["Charge", "Cancel"]);
+        assert_eq!(variants(find(&module, "Input")), ["Review"]);
+        assert_eq!(
+            variants(find(&module, "__GraphCursor")),
+            ["Validate", "Review", "Charge", "Ship", "Cancel"]
+        );
+        for name in ["GRAPH_HASH", "MERMAID", "NODES", "Workflow"] {
+            assert!(find(&module, name).is_some(), "missing {name}");
+        }
+        // The node functions are kept, without `#[node]`; the edges are gone; no `use` added.
+        let validate = find_fn(&module, "validate").expect("the node function is kept");
+        assert!(validate.attrs.is_empty());
+        let text = expanded.to_string();
+        assert!(!text.contains("edge !"), "{text}");
+        let (_, items) = module.content.as_ref().unwrap();
+        assert_eq!(
+            items.iter().filter(|i| matches!(i, Item::Use(_))).count(),
+            1
+        );
+        // Runtime names go through `__private`.
+        assert!(text.contains(":: graph_runtime :: __private :: Workflow for Workflow"));
+        assert!(
+            text.contains(". retry (3u32) . timeout_ms (5000u64)"),
+            "{text}"
+        );
+        assert!(text.contains(". interrupt ()"));
+    }
+
+    #[test]
+    fn no_interrupt_gives_an_empty_input() {
+        let module = expand_module(
+            quote!(state = S),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    #[node]
+                    async fn a(s: &S) {}
+                }
+            ),
+        );
+        assert!(variants(find(&module, "Input")).is_empty());
+        // A node with one successor gets no routes.
+        assert!(variants(find(&module, "a")).is_empty());
+    }
+
+    #[test]
+    fn crate_override() {
+        let out = workflow(
+            quote!(state = S, crate = ::my_rt),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains(":: my_rt :: __private :: Workflow"));
+        assert!(!out.contains(":: graph_runtime ::"), "{out}");
+        assert!(out.contains("\"::my_rt::__private::serde\""));
+        // Serde style, as a string.
+        let out = workflow(
+            quote!(state = S, crate = "my_rt"),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("my_rt :: __private :: Workflow"));
+    }
+
+    #[test]
+    fn mermaid_text() {
+        let cx = crate::ctxt::Ctxt::new();
+        let input = parse::workflow(&cx, quote!(state = Order), checkout());
+        cx.check().unwrap();
+        let module = input.module.unwrap();
+        let graph = Graph::build(&module);
+        assert_eq!(
+            mermaid(&graph),
+            "flowchart TD\n    START([START])\n    validate[validate]\n    review{{review}}\n    charge[charge]\n    \
+             ship[ship]\n    cancel[cancel]\n    END([END])\n    START --> validate\n    validate --> review\n    \
+             validate --> charge\n    review --> charge\n    review --> cancel\n    charge --> ship\n    \
+             ship --> END\n    cancel --> END\n"
+        );
+    }
+
+    #[test]
+    fn mermaid_keywords_are_escaped() {
+        assert_eq!(mermaid_id("end"), "__end");
+        assert_eq!(mermaid_id("subgraph"), "__subgraph");
+        assert_eq!(mermaid_id("charge"), "charge");
+    }
+
+    #[test]
+    fn all_graph_errors_in_one_build() {
+        let messages = errors(
+            quote!(state = Order),
+            quote!(
+                mod checkout {
+                    edge!(START -> validate);
+                    edge!(validate -> chrage | END);
+                    edge!(refund -> END);
+                    #[node]
+                    async fn validate(o: &mut Order) -> validate::Next {
+                        todo!()
+                    }
+                    #[node]
+                    async fn charge(o: &mut Order) {}
+                    #[node]
+                    async fn refund(o: &mut Order) {}
+                    #[node]
+                    async fn audit(o: &mut Order) {}
+                    #[node]
+                    fn sync(o: &mut Order) {}
+                }
+            ),
+        );
+        let expected = [
+            "node `sync` must be an `async fn`",
+            "unknown node `chrage` in `edge!`; did you mean `charge`?",
+            "node `charge` has no outgoing edge",
+            "node `refund` cannot be reached from `START`",
+            "node `audit` is not connected to the graph",
+            "node `sync` is not connected to the graph",
+        ];
+        for want in expected {
+            assert!(
+                messages.iter().any(|m| m.starts_with(want)),
+                "missing {want:?} in {messages:#?}"
+            );
+        }
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+    }
+
+    #[test]
+    fn error_messages_follow_the_style() {
+        // Lowercase, no trailing period, code in backticks.
+        let cases = [
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(a -> END);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(START -> b);
+                    edge!(a -> END);
+                    edge!(b -> END);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                    #[node]
+                    async fn b(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> a);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    #[node(bogus)]
+                    async fn a(s: S, x: u8) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START => a, b -> c);
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    edge!(a -> END);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+        ];
+        for item in cases {
+            let messages = errors(quote!(state = S), item.clone());
+            assert!(!messages.is_empty(), "no error for {item}");
+            for message in messages {
+                let first = message.chars().next().unwrap();
+                assert!(
+                    !first.is_uppercase() || message.starts_with("`END`"),
+                    "{message}"
+                );
+                assert!(!message.ends_with('.'), "{message}");
+                assert!(message.contains('`'), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn dead_end_names_the_trap() {
+        let messages = errors(
+            quote!(state = S),
+            quote!(
+                mod m {
+                    edge!(START -> plan);
+                    edge!(plan -> ask | END);
+                    edge!(ask -> answer);
+                    edge!(answer -> ask);
+                    #[node]
+                    async fn plan(s: &mut S) -> plan::Next {
+                        todo!()
+                    }
+                    #[node]
+                    async fn ask(s: &mut S) {}
+                    #[node]
+                    async fn answer(s: &mut S) {}
+                }
+            ),
+        );
+        assert_eq!(
+            messages,
+            [
+                "`END` cannot be reached from node `ask` (entered by `edge!(plan -> ask)`): every path from it stays among `ask`, `answer`; add a way out, e.g. `edge!(answer -> ask | END)`"
+            ]
+        );
+    }
+
+    #[test]
+    fn node_outside_a_workflow_keeps_the_function() {
+        let out = node_outside_workflow(
+            quote!(),
+            quote!(
+                async fn a(s: &mut S) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"));
+        assert!(out.contains("async fn a"));
+    }
+
+    /// Garbage in, spanned errors out: never a panic, whatever the token streams.
+    #[test]
+    fn garbage_never_panics() {
+        let args = [
+            quote!(),
+            quote!(state),
+            quote!(state =),
+            quote!(state = ,),
+            quote!(= Order),
+            quote!(state = Order state = Order),
+            quote!(state = Order, state = Other, crate = , crate = 1),
+            quote!(Order),
+            quote!("Order"),
+            quote!(state = Vec < u8, crate = x),
+            quote!(,,,),
+            quote!(state = Order, crate = "not a path!"),
+            quote!(state = [u8; 3], crate = ::a::b,),
+            quote!(state = fn() -> !),
+            quote!(state = impl Trait),
+        ];
+        let items = [
+            quote!(),
+            quote!(mod),
+            quote!(mod m),
+            quote!(
+                mod m;
+            ),
+            quote!(
+                mod m {}
+            ),
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                struct S;
+            ),
+            quote!(
+                mod m {
+                    edge!();
+                    edge!(->);
+                    edge!(| |);
+                    edge!(START);
+                    edge!(START ->);
+                    edge!(START -> |);
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(a -> b ->);
+                    edge!(a -> b -> -> c);
+                    edge!(a => => b);
+                    edge!(a -> b,);
+                    edge!(a -> b, ,);
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(1 -> 2);
+                    edge!("a" -> "b");
+                    edge!(a::b -> ::c);
+                    edge!(a -> b on);
+                    edge!(a -> b on error);
+                }
+            ),
+            quote!(
+                mod m {
+                    edge![START -> a];
+                    edge! {a -> END}
+                    #[node]
+                    async fn a() {}
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node(interrupt = 1, retry, retry = x, timeout_ms = 0, timeout_ms = -1, jitter = 3, backoff_ms = 9, backoff_max_ms = 1, = , 7)]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node = "x"]
+                    async fn a(self) {}
+                    #[node]
+                    #[node]
+                    async fn b(&self, x: u8) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node]
+                    struct S;
+                    #[node]
+                    const C: u8 = 0;
+                    #[node]
+                    impl S {
+                        #[node]
+                        fn f() {}
+                    }
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node(interrupt)]
+                    async fn a(
+                        s: &mut S,
+                        ctx: NodeCtx,
+                        ctx2: &mut NodeCtx,
+                        i: &str,
+                        j: impl T,
+                        k: _,
+                    ) {
+                    }
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node]
+                    async unsafe extern "C" fn a<T, const N: usize>(s: &mut S, ...)
+                    where
+                        T: Copy,
+                    {
+                    }
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node]
+                    const async fn START(s: &mut S) {}
+                    #[node]
+                    async fn END() {}
+                    #[node]
+                    async fn r#type(s: &S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a | b | END);
+                    edge!(END -> START);
+                    edge!(a -> a | a);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    struct Input;
+                    const GRAPH_HASH: u8 = 0;
+                    mod a {}
+                    #[node]
+                    async fn a(s: &mut S) {}
+                    edge!(START -> a);
+                    edge!(a -> END);
+                }
+            ),
+            quote!(
+                mod m {
+                    #[node]
+                    async fn a_b(s: &mut S) -> a_b::Next {}
+                    #[node]
+                    async fn a__b(s: &mut S) {}
+                    #[node]
+                    async fn end(s: &mut S) {}
+                    edge!(START -> a_b);
+                    edge!(a_b -> a__b | end | END);
+                    edge!(a__b -> END);
+                    edge!(end -> END);
+                }
+            ),
+            quote!(
+                mod m {
+                    #[cfg(x)]
+                    #[node]
+                    async fn a(s: &mut S) {}
+                    #[cfg(y)]
+                    edge!(START -> a);
+                    #[doc = "x"]
+                    #[allow(x)]
+                    edge!(a -> END);
+                }
+            ),
+        ];
+        for args in &args {
+            for item in &items {
+                let out = workflow(args.clone(), item.clone());
+                // The output is well-formed Rust tokens (a fallback or an expansion).
+                let _: syn::File =
+                    syn::parse2(out.clone()).unwrap_or_else(|e| panic!("{e}: {out}"));
+            }
+        }
+        for args in &args {
+            let _ = node_outside_workflow(
+                args.clone(),
+                quote!(
+                    fn f() {}
+                ),
+            );
+        }
+    }
+
+    /// Random token soup, inside and outside `edge!` and `#[node(…)]`.
+    #[test]
+    fn random_tokens_never_panic() {
+        const WORDS: [&str; 24] = [
+            "START",
+            "END",
+            "a",
+            "b",
+            "->",
+            "=>",
+            "|",
+            ",",
+            ";",
+            "::",
+            "=",
+            "mod",
+            "fn",
+            "async",
+            "#",
+            "[node]",
+            "(interrupt)",
+            "edge!",
+            "&mut",
+            "S",
+            "1",
+            "\"x\"",
+            "{}",
+            "()",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        for _ in 0..2_000 {
+            let len = next(12);
+            let soup: Vec<&str> = (0..len).map(|_| WORDS[next(WORDS.len())]).collect();
+            let soup = soup.join(" ");
+            let Ok(tokens) = soup.parse::<TokenStream>() else {
+                continue;
+            };
+            let edge: TokenStream =
+                format!("mod m {{ edge!({soup}); #[node] async fn a(s: &mut S) {{}} }}")
+                    .parse()
+                    .unwrap_or_default();
+            let node: TokenStream =
+                format!("mod m {{ #[node({soup})] async fn a(s: &mut S) {{}} }}")
+                    .parse()
+                    .unwrap_or_default();
+            let body: TokenStream = format!("mod m {{ {soup} }}").parse().unwrap_or_default();
+            for (args, item) in [
+                (
+                    tokens.clone(),
+                    quote!(
+                        mod m {}
+                    ),
+                ),
+                (quote!(state = S), edge),
+                (quote!(state = S), node),
+                (quote!(state = S), body),
+                (quote!(state = S), tokens),
+            ] {
+                let _ = workflow(args, item);
+            }
+        }
+    }
 }

@@ -51,7 +51,11 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
         .map(|(_, item)| item.clone())
         .collect();
 
-    let taken: BTreeSet<String> = module.item_names.iter().map(|(ident, _)| ident_name(ident)).collect();
+    let taken: BTreeSet<String> = module
+        .item_names
+        .iter()
+        .map(|(ident, _)| ident_name(ident))
+        .collect();
     let free = |name: &str| !taken.contains(name);
 
     // `node::Next` for every node, with a variant for every name the node could mean: every
@@ -63,7 +67,12 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
         .iter()
         .map(|node| node.name.clone())
         .chain([END.to_owned()])
-        .chain(module.edges.iter().flat_map(|edge| edge.targets.iter().map(ident_name)));
+        .chain(
+            module
+                .edges
+                .iter()
+                .flat_map(|edge| edge.targets.iter().map(ident_name)),
+        );
     for name in names {
         if name == START {
             continue;
@@ -95,7 +104,10 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
     }
 
     // `Input` with the interrupt inputs that parsed.
-    let serde_crate = format!("{}::__private::serde", crate::parse::tokens_to_string(&args.krate));
+    let serde_crate = format!(
+        "{}::__private::serde",
+        crate::parse::tokens_to_string(&args.krate)
+    );
     let mut input_seen: BTreeSet<String> = BTreeSet::new();
     let input_variants: Vec<TokenStream> = graph
         .nodes()
@@ -104,7 +116,9 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
         .filter_map(|node| {
             let ty = node.input()?;
             let variant = variant_ident(&node.name, Span::call_site());
-            input_seen.insert(variant.to_string()).then(|| quote!(#variant(#ty)))
+            input_seen
+                .insert(variant.to_string())
+                .then(|| quote!(#variant(#ty)))
         })
         .collect();
     if free("Input") {
@@ -115,11 +129,18 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
             pub enum Input { #(#input_variants,)* }
         });
     }
-    let node_names: Vec<&str> = graph.nodes().iter().map(|node| node.name.as_str()).collect();
+    let node_names: Vec<&str> = graph
+        .nodes()
+        .iter()
+        .map(|node| node.name.as_str())
+        .collect();
     for (name, item) in [
         ("GRAPH_HASH", quote!(#allow pub const GRAPH_HASH: u64 = 0;)),
         ("MERMAID", quote!(#allow pub const MERMAID: &str = "";)),
-        ("NODES", quote!(#allow pub const NODES: &[&str] = &[#(#node_names),*];)),
+        (
+            "NODES",
+            quote!(#allow pub const NODES: &[&str] = &[#(#node_names),*];),
+        ),
     ] {
         if free(name) {
             generated.extend(item);
@@ -131,7 +152,8 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
     items.push(Item::Verbatim(generated));
 
     let mut item = module.item.clone();
-    item.attrs.push(syn::parse_quote!(#[allow(dead_code, unused)]));
+    item.attrs
+        .push(syn::parse_quote!(#[allow(dead_code, unused)]));
     item.content = Some((Default::default(), items));
     let errors = errors.to_compile_error();
     quote!(#item #errors)

@@ -133,11 +133,11 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `timeout_ms = M` (`u64`, per attempt).
 ///
 /// `#[workflow]` reads and removes this attribute. Anywhere else it is a compile error that
-/// says where it belongs:
+/// says where it belongs (the function itself is kept, so that is the only error):
 ///
-/// ```compile_fail
-/// #[graph_macros::node]
-/// async fn lonely(state: &mut u32) {}
+/// ```ignore
+/// #[node]   // error: `#[node]` only works on an `async fn` directly inside a
+/// async fn lonely(state: &mut u32) {}   //        `#[workflow(state = …)]` module; …
 /// ```
 #[proc_macro_attribute]
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {

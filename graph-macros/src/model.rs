@@ -61,14 +61,18 @@ impl<'m> Graph<'m> {
         for (i, node) in module.nodes.iter().enumerate() {
             index.entry(node.name.clone()).or_insert(i);
         }
-        let mut graph = Graph { module, index, edges: Vec::new() };
+        let mut graph = Graph {
+            module,
+            index,
+            edges: Vec::new(),
+        };
         for (decl, edge) in module.edges.iter().enumerate() {
-            let from = graph.resolve(&edge.from);
+            let from = graph.resolve_recovering(&edge.from);
             for target in &edge.targets {
                 graph.edges.push(Edge {
                     kind: EdgeKind::Route,
                     from,
-                    to: graph.resolve(target),
+                    to: graph.resolve_recovering(target),
                     from_ident: edge.from.clone(),
                     to_ident: target.clone(),
                     decl,
@@ -88,18 +92,65 @@ impl<'m> Graph<'m> {
         match name.as_str() {
             START => Endpoint::Start,
             END => Endpoint::End,
-            _ => self.index.get(&name).map_or(Endpoint::Unknown, |&i| Endpoint::Node(i)),
+            _ => self
+                .index
+                .get(&name)
+                .map_or(Endpoint::Unknown, |&i| Endpoint::Node(i)),
         }
+    }
+
+    /// Like [`Graph::resolve`], but a likely typo (reported by `check`) stands for the name it
+    /// is close to, as rustc does after a typo: the shape checks then see the graph the user
+    /// meant, and one typo gives one error rather than a trail of unreachable nodes.
+    fn resolve_recovering(&self, ident: &Ident) -> Endpoint {
+        match self.resolve(ident) {
+            Endpoint::Unknown => {
+                let name = ident_name(ident);
+                if self.module.plain_fns.contains_key(&name) {
+                    return Endpoint::Unknown;
+                }
+                let candidates = self
+                    .module
+                    .nodes
+                    .iter()
+                    .map(|node| node.name.as_str())
+                    .chain([START, END]);
+                match crate::check::did_you_mean(&name, candidates) {
+                    Some(START) => Endpoint::Start,
+                    Some(END) => Endpoint::End,
+                    Some(close) => self
+                        .index
+                        .get(close)
+                        .map_or(Endpoint::Unknown, |&i| Endpoint::Node(i)),
+                    None => Endpoint::Unknown,
+                }
+            }
+            known => known,
+        }
+    }
+
+    /// Whether node `i` is a real node of the graph: not a repeated name (reported), and not
+    /// named `START` or `END` (reported; no edge can name it).
+    pub(crate) fn is_usable(&self, i: usize) -> bool {
+        !self.is_duplicate(i)
+            && self
+                .nodes()
+                .get(i)
+                .is_some_and(|node| node.name != START && node.name != END)
     }
 
     /// Whether node `i` repeats the name of an earlier node.
     pub(crate) fn is_duplicate(&self, i: usize) -> bool {
-        self.nodes().get(i).is_some_and(|node| self.index.get(&node.name) != Some(&i))
+        self.nodes()
+            .get(i)
+            .is_some_and(|node| self.index.get(&node.name) != Some(&i))
     }
 
     /// The edges leaving `from`, in declaration order.
     pub(crate) fn outgoing(&self, from: Endpoint) -> impl Iterator<Item = &Edge> {
-        self.edges.iter().filter(move |edge| edge.from == from && edge.kind == EdgeKind::Route)
+        self.edges
+            .iter()
+            .filter(move |edge| edge.from == from && edge.kind == EdgeKind::Route)
     }
 
     /// The edges entering `to`, in declaration order.
@@ -111,7 +162,10 @@ impl<'m> Graph<'m> {
     pub(crate) fn successors(&self, i: usize) -> Vec<&Edge> {
         let mut out: Vec<&Edge> = Vec::new();
         for edge in self.outgoing(Endpoint::Node(i)) {
-            if !out.iter().any(|seen| seen.to == edge.to && edge.to != Endpoint::Unknown) {
+            if !out
+                .iter()
+                .any(|seen| seen.to == edge.to && edge.to != Endpoint::Unknown)
+            {
                 out.push(edge);
             }
         }
@@ -122,7 +176,13 @@ impl<'m> Graph<'m> {
     pub(crate) fn entry(&self) -> Option<usize> {
         let mut starts = self.outgoing(Endpoint::Start);
         match (starts.next(), starts.next()) {
-            (Some(Edge { to: Endpoint::Node(i), .. }), None) => Some(*i),
+            (
+                Some(Edge {
+                    to: Endpoint::Node(i),
+                    ..
+                }),
+                None,
+            ) => Some(*i),
             _ => None,
         }
     }
@@ -151,14 +211,21 @@ pub(crate) fn upper_camel(name: &str) -> String {
 
 /// The variant for the target `name` (`END` → `End`), as an identifier with `span`.
 pub(crate) fn variant_ident(name: &str, span: Span) -> Ident {
-    let camel = if name == END { "End".to_owned() } else { upper_camel(name) };
+    let camel = if name == END {
+        "End".to_owned()
+    } else {
+        upper_camel(name)
+    };
     // `Self` and other odd results are not valid variant names; never panic on them.
     syn::parse_str::<Ident>(&camel)
         .or_else(|_| syn::parse_str::<Ident>(&format!("{camel}_")))
-        .map_or_else(|_| Ident::new("__GraphNode", span), |mut ident| {
-            ident.set_span(span);
-            ident
-        })
+        .map_or_else(
+            |_| Ident::new("__GraphNode", span),
+            |mut ident| {
+                ident.set_span(span);
+                ident
+            },
+        )
 }
 
 #[cfg(test)]
@@ -175,7 +242,13 @@ mod tests {
         assert_eq!(upper_camel("_1"), "_1");
         assert_eq!(upper_camel("type"), "Type");
         assert_eq!(variant_ident("END", Span::call_site()).to_string(), "End");
-        assert_eq!(variant_ident("self_", Span::call_site()).to_string(), "Self_");
-        assert_eq!(variant_ident("charge", Span::call_site()).to_string(), "Charge");
+        assert_eq!(
+            variant_ident("self_", Span::call_site()).to_string(),
+            "Self_"
+        );
+        assert_eq!(
+            variant_ident("charge", Span::call_site()).to_string(),
+            "Charge"
+        );
     }
 }

@@ -24,13 +24,27 @@ pub(crate) struct WorkflowArgs {
     pub(crate) krate: syn::Path,
 }
 
-/// `#[node(interrupt, retry = N, timeout_ms = M)]`.
+/// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
+/// jitter = bool)]`.
 #[derive(Default)]
 pub(crate) struct NodeArgs {
     pub(crate) interrupt: bool,
     pub(crate) retry: Option<u32>,
     pub(crate) timeout_ms: Option<u64>,
+    pub(crate) backoff_ms: Option<u64>,
+    pub(crate) backoff_max_ms: Option<u64>,
+    pub(crate) jitter: Option<bool>,
 }
+
+/// The keys `#[node(…)]` accepts.
+const NODE_KEYS: [&str; 6] = [
+    "interrupt",
+    "retry",
+    "timeout_ms",
+    "backoff_ms",
+    "backoff_max_ms",
+    "jitter",
+];
 
 /// What one parameter of a node function receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +82,10 @@ pub(crate) struct NodeFn {
 impl NodeFn {
     /// The input type of an interrupt node.
     pub(crate) fn input(&self) -> Option<&Type> {
-        self.params.iter().find(|p| p.role == ParamRole::Input).map(|p| &p.ty)
+        self.params
+            .iter()
+            .find(|p| p.role == ParamRole::Input)
+            .map(|p| &p.ty)
     }
 }
 
@@ -100,6 +117,11 @@ pub(crate) struct Module {
     /// The names the module's own items define (name, whether the item is a module), to catch
     /// collisions with generated items.
     pub(crate) item_names: Vec<(Ident, bool)>,
+    /// Methods marked `#[node]` (already reported): edges naming them get no second error.
+    pub(crate) misplaced_nodes: BTreeMap<String, Ident>,
+    /// An `edge!` could not be read at all (already reported): the graph is incomplete, so the
+    /// rules about its shape (entry, reachability, outgoing edges) are not checked.
+    pub(crate) incomplete: bool,
 }
 
 /// The parsed invocation.
@@ -129,9 +151,14 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
         parse_key_list(cx, input, |key, input| {
             match key.to_string().as_str() {
                 "state" => {
-                    let ty = value(input, key, "`state = YourState`", |input| input.parse::<Type>())?;
+                    let ty = value(input, key, "`state = YourState`", |input| {
+                        input.parse::<Type>()
+                    })?;
                     if state.is_some() {
-                        cx.error_spanned_by(key, "duplicate key `state` in `#[workflow]`; remove one");
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `state` in `#[workflow]`; remove one",
+                        );
                     } else {
                         state = Some(ty);
                     }
@@ -139,7 +166,10 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
                 "crate" => {
                     let path = value(input, key, "`crate = ::graph_runtime`", parse_crate_path)?;
                     if krate.is_some() {
-                        cx.error_spanned_by(key, "duplicate key `crate` in `#[workflow]`; remove one");
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `crate` in `#[workflow]`; remove one",
+                        );
                     } else {
                         krate = Some(path);
                     }
@@ -149,7 +179,9 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
                     if let Some(close) = did_you_mean(other, ["state", "crate"]) {
                         message += &format!("; did you mean `{close}`?");
                     } else if !input.peek(Token![=]) && looks_like_type_name(other) {
-                        message += &format!("; to use `{other}` as the state, write `#[workflow(state = {other})]`");
+                        message += &format!(
+                            "; to use `{other}` as the state, write `#[workflow(state = {other})]`"
+                        );
                     } else {
                         message += "; expected `state = YourState` or `crate = path`";
                     }
@@ -177,8 +209,14 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
 /// `::graph_runtime`, built without any chance of failure.
 pub(crate) fn default_crate_path() -> syn::Path {
     let mut segments = syn::punctuated::Punctuated::new();
-    segments.push(syn::PathSegment::from(Ident::new("graph_runtime", Span::call_site())));
-    syn::Path { leading_colon: Some(Default::default()), segments }
+    segments.push(syn::PathSegment::from(Ident::new(
+        "graph_runtime",
+        Span::call_site(),
+    )));
+    syn::Path {
+        leading_colon: Some(Default::default()),
+        segments,
+    }
 }
 
 /// `crate = ::graph_runtime` or, serde style, `crate = "::graph_runtime"`.
@@ -194,12 +232,20 @@ fn parse_crate_path(input: ParseStream) -> syn::Result<syn::Path> {
 pub(crate) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
     let mut out = NodeArgs::default();
     let mut seen: Vec<String> = Vec::new();
+    let mut backoff_first: Option<(u64, syn::LitInt)> = None;
+    let mut backoff_max: Option<(u64, syn::LitInt)> = None;
     let parser = |input: ParseStream| {
         parse_key_list(cx, input, |key, input| {
             let name = key.to_string();
-            let known = matches!(name.as_str(), "interrupt" | "retry" | "timeout_ms");
+            let known = NODE_KEYS.contains(&name.as_str());
             if known && seen.contains(&name) {
-                cx.error_spanned_by(key, format!("duplicate key `{name}` in `#[node]`; remove one"));
+                cx.error_spanned_by(
+                    key,
+                    format!("duplicate key `{name}` in `#[node]`; remove one"),
+                );
+            }
+            if known {
+                seen.push(name.clone());
             }
             match name.as_str() {
                 "interrupt" => {
@@ -213,7 +259,9 @@ pub(crate) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                     out.interrupt = true;
                 }
                 "retry" => {
-                    let lit = value(input, key, "`retry = 3`", |input| input.parse::<syn::LitInt>())?;
+                    let lit = value(input, key, "`retry = 3`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
                     match lit.base10_parse::<u32>() {
                         Ok(n) => out.retry = Some(n),
                         Err(_) => cx.error_spanned_by(
@@ -223,8 +271,9 @@ pub(crate) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                     }
                 }
                 "timeout_ms" => {
-                    let lit =
-                        value(input, key, "`timeout_ms = 5_000`", |input| input.parse::<syn::LitInt>())?;
+                    let lit = value(input, key, "`timeout_ms = 5_000`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
                     match lit.base10_parse::<u64>() {
                         Ok(0) => cx.error_spanned_by(
                             &lit,
@@ -237,30 +286,60 @@ pub(crate) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         ),
                     }
                 }
+                "backoff_ms" | "backoff_max_ms" => {
+                    let example = format!("`{name} = 500`");
+                    let lit = value(input, key, &example, |input| input.parse::<syn::LitInt>())?;
+                    match lit.base10_parse::<u64>() {
+                        Ok(ms) if name == "backoff_ms" => {
+                            out.backoff_ms = Some(ms);
+                            backoff_first = Some((ms, lit));
+                        }
+                        Ok(ms) => {
+                            out.backoff_max_ms = Some(ms);
+                            backoff_max = Some((ms, lit));
+                        }
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            format!("`{name}` is a number of milliseconds that fits in `u64`, e.g. {example}"),
+                        ),
+                    }
+                }
+                "jitter" => {
+                    let lit = value(input, key, "`jitter = false`", |input| {
+                        input.parse::<syn::LitBool>()
+                    })?;
+                    out.jitter = Some(lit.value);
+                }
                 other => {
                     let mut message = format!("unknown key `{other}` in `#[node]`");
-                    let close = if other == "timeout" {
-                        Some("timeout_ms")
-                    } else {
-                        did_you_mean(other, ["interrupt", "retry", "timeout_ms"])
+                    let close = match other {
+                        "timeout" => Some("timeout_ms"),
+                        "backoff" => Some("backoff_ms"),
+                        "retries" => Some("retry"),
+                        _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N` or `timeout_ms = M`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C` or `jitter = bool`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);
                 }
-            }
-            if known {
-                seen.push(name);
             }
             Ok(())
         })
     };
     if let Err(error) = parser.parse2(args) {
         cx.syn_error(error);
+    }
+    if let (Some((first, _)), Some((max, max_lit))) = (&backoff_first, &backoff_max)
+        && max < first
+    {
+        cx.error_spanned_by(
+            max_lit,
+            format!("`backoff_max_ms = {max}` is less than `backoff_ms = {first}`: the longest wait cannot be shorter than the first"),
+        );
     }
     out
 }
@@ -291,7 +370,10 @@ fn parse_key_list(
             input.parse::<Token![,]>()?;
         } else {
             let token: TokenTree = input.parse()?;
-            cx.error_spanned_by(&token, format!("expected `,` between keys, found `{token}`"));
+            cx.error_spanned_by(
+                &token,
+                format!("expected `,` between keys, found `{token}`"),
+            );
             skip_value(input);
             if input.peek(Token![,]) {
                 input.parse::<Token![,]>()?;
@@ -309,11 +391,17 @@ fn value<T>(
     parse: impl FnOnce(ParseStream) -> syn::Result<T>,
 ) -> syn::Result<T> {
     if !input.peek(Token![=]) {
-        return Err(syn::Error::new(key.span(), format!("`{key}` needs a value: {example}")));
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` needs a value: {example}"),
+        ));
     }
     input.parse::<Token![=]>()?;
     if input.is_empty() || input.peek(Token![,]) {
-        return Err(syn::Error::new(key.span(), format!("`{key}` needs a value: {example}")));
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` needs a value: {example}"),
+        ));
     }
     parse(input)
 }
@@ -377,6 +465,8 @@ fn module(cx: &Ctxt, item: TokenStream, state: Option<&Type>) -> Option<Module> 
         edges: Vec::new(),
         plain_fns: BTreeMap::new(),
         item_names: Vec::new(),
+        misplaced_nodes: BTreeMap::new(),
+        incomplete: false,
     };
     for item in content {
         module_item(cx, &mut module, item, &state_hint);
@@ -394,7 +484,11 @@ fn item_head(item: &Item) -> TokenStream {
         }
         head.extend([token]);
     }
-    if head.is_empty() { item.to_token_stream() } else { head }
+    if head.is_empty() {
+        item.to_token_stream()
+    } else {
+        head
+    }
 }
 
 /// Sorts one item of the module into nodes, edges or the user's other items.
@@ -402,17 +496,40 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
     match item {
         Item::Macro(ref mac) if is_edge_macro(&mac.mac.path) => {
             check_edge_attrs(cx, &mac.attrs);
-            if let Some(edge) = edge_decl(cx, mac) {
-                module.edges.push(edge);
+            match edge_decls(cx, mac) {
+                Some(edges) => module.edges.extend(edges),
+                None => module.incomplete = true,
             }
             return;
+        }
+        Item::Impl(ref mut block) => {
+            for impl_item in &mut block.items {
+                if let syn::ImplItem::Fn(method) = impl_item
+                    && let Some(attr) = take_node_attr(cx, &mut method.attrs)
+                {
+                    let name = method.sig.ident.unraw().to_string();
+                    cx.error_spanned_by(
+                        attr,
+                        format!(
+                            "`#[node]` goes on a free `async fn` of the workflow module, not on a method: move `{name}` out of the `impl` block, with the state as its first parameter"
+                        ),
+                    );
+                    module
+                        .misplaced_nodes
+                        .insert(name, method.sig.ident.clone());
+                }
+            }
         }
         Item::Fn(ref mut func) => {
             if let Some(attr) = take_node_attr(cx, &mut func.attrs) {
                 let node = node_fn(cx, attr, func, state_hint, module.items.len());
                 module.nodes.push(node);
+                // Reported by `node_fn`; without it the fallback gets no `unexpected_cfgs` noise.
+                func.attrs.retain(|attr| !is_cfg_attr(attr));
             } else {
-                module.plain_fns.insert(func.sig.ident.unraw().to_string(), func.sig.ident.clone());
+                module
+                    .plain_fns
+                    .insert(func.sig.ident.unraw().to_string(), func.sig.ident.clone());
                 module.item_names.push((func.sig.ident.clone(), false));
             }
         }
@@ -426,7 +543,9 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
                 );
             }
             if let Some(name) = item_name(&item) {
-                module.item_names.push((name.clone(), matches!(item, Item::Mod(_))));
+                module
+                    .item_names
+                    .push((name.clone(), matches!(item, Item::Mod(_))));
             }
         }
     }
@@ -434,11 +553,16 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
 }
 
 fn is_edge_macro(path: &syn::Path) -> bool {
-    path.segments.last().is_some_and(|segment| segment.ident == "edge")
+    path.segments
+        .last()
+        .is_some_and(|segment| segment.ident == "edge")
 }
 
 fn is_node_attr(attr: &Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|segment| segment.ident == "node")
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "node")
 }
 
 fn is_cfg_attr(attr: &Attribute) -> bool {
@@ -452,7 +576,10 @@ fn take_node_attr(cx: &Ctxt, attrs: &mut Vec<Attribute>) -> Option<Attribute> {
     for attr in attrs.drain(..) {
         if is_node_attr(&attr) {
             if found.is_some() {
-                cx.error_spanned_by(&attr, "duplicate `#[node]`; merge the keys into one `#[node(…)]`");
+                cx.error_spanned_by(
+                    &attr,
+                    "duplicate `#[node]`; merge the keys into one `#[node(…)]`",
+                );
             } else {
                 found = Some(attr);
             }
@@ -518,8 +645,10 @@ fn item_name(item: &Item) -> Option<&Ident> {
 // edge!
 // ---------------------------------------------------------------------------------------------
 
-/// Parses one `edge!(…)` item.
-fn edge_decl(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<EdgeDecl> {
+/// Parses one `edge!(…)` item into its declarations (a chained `a -> b -> c`, reported as an
+/// error, is read as the two edges the user meant, so the graph checks see the intended graph).
+/// `None` when the edge cannot be read at all.
+fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<Vec<EdgeDecl>> {
     let tokens = mac.to_token_stream();
     if mac.mac.tokens.is_empty() {
         cx.error_spanned_by(
@@ -528,9 +657,18 @@ fn edge_decl(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<EdgeDecl> {
         );
         return None;
     }
-    let parser = |input: ParseStream| edge_body(input);
+    let parser = |input: ParseStream| edge_body(cx, input);
     match parser.parse2(mac.mac.tokens.clone()) {
-        Ok((from, targets)) => Some(EdgeDecl { from, targets, tokens }),
+        Ok(chain) => Some(
+            chain
+                .into_iter()
+                .map(|(from, targets)| EdgeDecl {
+                    from,
+                    targets,
+                    tokens: tokens.clone(),
+                })
+                .collect(),
+        ),
         Err(error) => {
             cx.syn_error(error);
             None
@@ -538,82 +676,138 @@ fn edge_decl(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<EdgeDecl> {
     }
 }
 
-/// `from -> to (| to)*`.
-pub(crate) fn edge_body(input: ParseStream) -> syn::Result<(Ident, Vec<Ident>)> {
-    let from = node_name(input, "a node name or `START` at the start of `edge!`")?;
-    if input.peek(Token![=>]) {
-        let arrow: Token![=>] = input.parse()?;
-        return Err(syn::Error::new_spanned(arrow, "edges use `->`, not `=>`: `edge!(a -> b)`"));
-    }
-    if !input.peek(Token![->]) {
-        let message = format!("expected `->` after `{from}`, as in `edge!({from} -> next)`");
-        return Err(match input.cursor().token_tree() {
-            Some((token, _)) => syn::Error::new(token.span(), message),
-            None => syn::Error::new(from.span(), message),
-        });
-    }
-    input.parse::<Token![->]>()?;
-    let mut targets = vec![node_name(input, "a node name or `END` after `->`")?];
+/// `from -> to (| to)*`. Recoverable slips (`=>` for `->`, `,` for `|`, a chain) are recorded
+/// in `cx` and read as what was meant; anything else is an `Err`.
+fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<(Ident, Vec<Ident>)>> {
+    let mut from = node_name(
+        input,
+        "a node name or `START` at the start of `edge!`",
+        None,
+    )?;
+    let mut chain = Vec::new();
     loop {
-        if input.is_empty() {
-            break;
-        }
-        if input.peek(Token![|]) {
-            input.parse::<Token![|]>()?;
-            targets.push(node_name(input, "a node name or `END` after `|`")?);
-        } else if input.peek(Token![,]) {
-            let comma: Token![,] = input.parse()?;
-            return Err(syn::Error::new_spanned(
-                comma,
-                "separate the targets of a branch with `|`, not `,`: `edge!(a -> b | c)`",
-            ));
+        let arrow_span = if input.peek(Token![=>]) {
+            let arrow: Token![=>] = input.parse()?;
+            cx.error_spanned_by(arrow, "edges use `->`, not `=>`: `edge!(a -> b)`");
+            arrow.spans[1]
         } else if input.peek(Token![->]) {
             let arrow: Token![->] = input.parse()?;
-            let last = targets.last().map_or_else(String::new, ToString::to_string);
-            return Err(syn::Error::new_spanned(
-                arrow,
-                format!("one `edge!` declares the successors of one node; declare `{last}`'s in its own `edge!({last} -> …)`"),
-            ));
-        } else if input.peek(Ident::peek_any) && input.fork().call(Ident::parse_any).is_ok_and(|i| i == "on") {
-            let on = input.call(Ident::parse_any)?;
-            return Err(syn::Error::new_spanned(
-                on,
-                "error edges (`edge!(a -> b on error)`) are not supported yet; return the error from the node, or route to the recovery node from its `Next`",
-            ));
+            arrow.spans[1]
         } else {
-            let token: TokenTree = input.parse()?;
-            return Err(syn::Error::new(
-                token.span(),
-                format!("unexpected `{token}` in `edge!`; expected `|` and another target, or the end of the edge"),
-            ));
+            let message = format!("expected `->` after `{from}`, as in `edge!({from} -> next)`");
+            return Err(match input.cursor().token_tree() {
+                Some((token, _)) => syn::Error::new(token.span(), message),
+                None => syn::Error::new(from.span(), message),
+            });
+        };
+        let mut targets = vec![node_name(
+            input,
+            "a node name or `END` after `->`",
+            Some(arrow_span),
+        )?];
+        let mut chained = false;
+        while !input.is_empty() {
+            if input.peek(Token![|]) {
+                let bar: Token![|] = input.parse()?;
+                targets.push(node_name(
+                    input,
+                    "a node name or `END` after `|`",
+                    Some(bar.span),
+                )?);
+            } else if input.peek(Token![,]) {
+                let comma: Token![,] = input.parse()?;
+                cx.error_spanned_by(
+                    comma,
+                    "separate the targets of a branch with `|`, not `,`: `edge!(a -> b | c)`",
+                );
+                if input.is_empty() {
+                    break;
+                }
+                targets.push(node_name(
+                    input,
+                    "a node name or `END` after `,`",
+                    Some(comma.span),
+                )?);
+            } else if input.peek(Token![->]) || input.peek(Token![=>]) {
+                let last = targets.last().map_or_else(String::new, ToString::to_string);
+                let arrow = if input.peek(Token![->]) {
+                    input.fork().parse::<Token![->]>()?.into_token_stream()
+                } else {
+                    input.fork().parse::<Token![=>]>()?.into_token_stream()
+                };
+                cx.error_spanned_by(
+                    arrow,
+                    format!("one `edge!` declares the successors of one node; give `{last}` its own `edge!({last} -> …)`"),
+                );
+                chained = true;
+                break;
+            } else if input.peek(Ident::peek_any)
+                && input.fork().call(Ident::parse_any).is_ok_and(|i| i == "on")
+            {
+                let on = input.call(Ident::parse_any)?;
+                return Err(syn::Error::new_spanned(
+                    on,
+                    "error edges (`edge!(a -> b on error)`) are not supported yet; return the error from the node, or route to the recovery node through its `Next`",
+                ));
+            } else {
+                let token: TokenTree = input.parse()?;
+                return Err(syn::Error::new(
+                    token.span(),
+                    format!(
+                        "unexpected `{token}` in `edge!`; expected `|` and another target, or the end of the edge"
+                    ),
+                ));
+            }
+        }
+        let next_from = targets.last().cloned();
+        chain.push((from, targets));
+        match next_from {
+            Some(next) if chained => from = next,
+            _ => break,
         }
     }
-    Ok((from, targets))
+    Ok(chain)
 }
 
-/// One node name in `edge!`: a plain identifier, `START` or `END`.
-fn node_name(input: ParseStream, expected: &str) -> syn::Result<Ident> {
+/// One node name in `edge!`: a plain identifier, `START` or `END`. `after` is the token
+/// before it, where a missing name is reported.
+fn node_name(input: ParseStream, expected: &str, after: Option<Span>) -> syn::Result<Ident> {
     if input.is_empty() {
-        return Err(input.error(format!("expected {expected}")));
+        let message = format!("expected {expected}");
+        return Err(match after {
+            Some(span) => syn::Error::new(span, message),
+            None => input.error(message),
+        });
     }
     if input.peek(syn::LitStr) {
         let lit: syn::LitStr = input.parse()?;
         return Err(syn::Error::new_spanned(
             &lit,
-            format!("node names are identifiers, not strings: write `{}`", lit.value()),
+            format!(
+                "node names are identifiers, not strings: write `{}`",
+                lit.value()
+            ),
         ));
     }
     if input.peek(Token![::]) || (input.peek(Ident::peek_any) && input.peek2(Token![::])) {
         let path = input.call(syn::Path::parse_mod_style)?;
-        let last = path.segments.last().map_or_else(String::new, |s| s.ident.to_string());
+        let last = path
+            .segments
+            .last()
+            .map_or_else(String::new, |s| s.ident.to_string());
         return Err(syn::Error::new_spanned(
             path,
-            format!("node names are the names of this module's `#[node]` functions, not paths: write `{last}`"),
+            format!(
+                "node names are the names of this module's `#[node]` functions, not paths: write `{last}`"
+            ),
         ));
     }
     if !input.peek(Ident::peek_any) {
         let token: TokenTree = input.parse()?;
-        return Err(syn::Error::new(token.span(), format!("expected {expected}, found `{token}`")));
+        return Err(syn::Error::new(
+            token.span(),
+            format!("expected {expected}, found `{token}`"),
+        ));
     }
     input.call(Ident::parse_any)
 }
@@ -623,7 +817,13 @@ fn node_name(input: ParseStream, expected: &str) -> syn::Result<Ident> {
 // ---------------------------------------------------------------------------------------------
 
 /// Reads a `#[node]` function's arguments and signature.
-fn node_fn(cx: &Ctxt, attr: Attribute, func: &ItemFn, state_hint: &str, item_index: usize) -> NodeFn {
+fn node_fn(
+    cx: &Ctxt,
+    attr: Attribute,
+    func: &ItemFn,
+    state_hint: &str,
+    item_index: usize,
+) -> NodeFn {
     let ident = func.sig.ident.clone();
     let name = ident.unraw().to_string();
     let args = match &attr.meta {
@@ -648,7 +848,14 @@ fn node_fn(cx: &Ctxt, attr: Attribute, func: &ItemFn, state_hint: &str, item_ind
         }
     }
     let params = node_signature(cx, func, &name, &args, state_hint);
-    NodeFn { ident, name, args, params, output: func.sig.output.clone(), item_index }
+    NodeFn {
+        ident,
+        name,
+        args,
+        params,
+        output: func.sig.output.clone(),
+        item_index,
+    }
 }
 
 /// Checks a node's signature and classifies its parameters. Returns no parameters when the
@@ -670,7 +877,10 @@ fn node_signature(
         ok = false;
     }
     if let Some(constness) = &sig.constness {
-        cx.error_spanned_by(constness, format!("node `{name}` cannot be a `const fn`; remove `const`"));
+        cx.error_spanned_by(
+            constness,
+            format!("node `{name}` cannot be a `const fn`; remove `const`"),
+        );
         ok = false;
     }
     if let Some(unsafety) = &sig.unsafety {
@@ -681,10 +891,17 @@ fn node_signature(
         ok = false;
     }
     if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(abi, format!("node `{name}` cannot have an `extern` ABI; remove it"));
+        cx.error_spanned_by(
+            abi,
+            format!("node `{name}` cannot have an `extern` ABI; remove it"),
+        );
         ok = false;
     }
-    let generic = sig.generics.params.iter().find(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
     if let Some(param) = generic {
         cx.error_spanned_by(
             param,
@@ -696,7 +913,10 @@ fn node_signature(
         && generic.is_none()
         && !where_clause.predicates.is_empty()
     {
-        cx.error_spanned_by(where_clause, format!("node `{name}` cannot have a `where` clause; remove it"));
+        cx.error_spanned_by(
+            where_clause,
+            format!("node `{name}` cannot have a `where` clause; remove it"),
+        );
         ok = false;
     }
     if let Some(variadic) = &sig.variadic {
@@ -729,10 +949,13 @@ fn node_signature(
                     &first.ty,
                     format!("the first parameter of node `{name}` must be the state, `&mut {state_hint}`; `ctx: &NodeCtx` goes after it"),
                 );
-                ok = false;
+                // The other parameters cannot be classified without the state in front.
+                return params;
             }
             Type::Reference(reference) => params.push(NodeParam {
-                role: ParamRole::State { mutable: reference.mutability.is_some() },
+                role: ParamRole::State {
+                    mutable: reference.mutability.is_some(),
+                },
                 ty: (*first.ty).clone(),
             }),
             other => {
@@ -757,7 +980,10 @@ fn node_signature(
         let ty = &*pat_type.ty;
         if ctx_type(ty).is_some() || is_node_ctx(ty) {
             if ctx_seen {
-                cx.error_spanned_by(pat_type, format!("node `{name}` takes `NodeCtx` twice; remove one"));
+                cx.error_spanned_by(
+                    pat_type,
+                    format!("node `{name}` takes `NodeCtx` twice; remove one"),
+                );
                 ok = false;
             }
             ctx_seen = true;
@@ -769,7 +995,10 @@ fn node_signature(
                     );
                     ok = false;
                 }
-                Type::Reference(_) => params.push(NodeParam { role: ParamRole::Ctx, ty: ty.clone() }),
+                Type::Reference(_) => params.push(NodeParam {
+                    role: ParamRole::Ctx,
+                    ty: ty.clone(),
+                }),
                 _ => {
                     cx.error_spanned_by(ty, "take the run context by reference: `ctx: &NodeCtx`");
                     ok = false;
@@ -797,10 +1026,16 @@ fn node_signature(
             );
             ok = false;
         } else if let Some(problem) = input_type_problem(ty) {
-            cx.error_spanned_by(ty, format!("the input of interrupt node `{name}` {problem}"));
+            cx.error_spanned_by(
+                ty,
+                format!("the input of interrupt node `{name}` {problem}"),
+            );
             ok = false;
         } else {
-            params.push(NodeParam { role: ParamRole::Input, ty: ty.clone() });
+            params.push(NodeParam {
+                role: ParamRole::Input,
+                ty: ty.clone(),
+            });
         }
     }
     if args.interrupt && ok && !params.iter().any(|p| p.role == ParamRole::Input) {
@@ -821,7 +1056,9 @@ fn input_type_problem(ty: &Type) -> Option<&'static str> {
         Type::Reference(_) => Some(
             "must be an owned type (it is saved in the checkpoint), not a reference: e.g. `String` instead of `&str`",
         ),
-        Type::ImplTrait(_) => Some("must be a concrete type (it is saved in the checkpoint), not `impl Trait`"),
+        Type::ImplTrait(_) => {
+            Some("must be a concrete type (it is saved in the checkpoint), not `impl Trait`")
+        }
         Type::Infer(_) => Some("must be written out"),
         Type::Paren(inner) => input_type_problem(&inner.elem),
         Type::Group(inner) => input_type_problem(&inner.elem),
@@ -842,63 +1079,100 @@ fn ctx_type(ty: &Type) -> Option<&Type> {
 /// Whether the type's last path segment is `NodeCtx`.
 fn is_node_ctx(ty: &Type) -> bool {
     match ty {
-        Type::Path(path) => path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == "NodeCtx"),
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "NodeCtx")
+        }
         Type::Paren(inner) => is_node_ctx(&inner.elem),
         Type::Group(inner) => is_node_ctx(&inner.elem),
         _ => false,
     }
 }
 
-/// A short, canonical rendering of tokens for messages and the graph hash: a space only
-/// between two words (identifiers, literals), so `Vec < u8 >` and `Vec<u8>` read the same.
+/// A short, canonical rendering of tokens for messages and the graph hash. It depends only on
+/// the tokens, never on the user's spacing or on rustc's printer (whose output may change
+/// between releases): no space except between two words, after `,` and a lone `:`, and around
+/// `+`, `=` and `->`. So `Vec < u8 >` and `Vec<u8>` read the same, and
+/// `HashMap<String,u32>` reads `HashMap<String, u32>`.
 pub(crate) fn tokens_to_string<T: ToTokens + ?Sized>(tokens: &T) -> String {
     let mut out = String::new();
-    write_tokens(&mut out, tokens.to_token_stream(), &mut false);
-    out
+    write_tokens(&mut out, tokens.to_token_stream());
+    out.trim().to_owned()
 }
 
-fn write_tokens(out: &mut String, tokens: TokenStream, last_was_word: &mut bool) {
+fn write_tokens(out: &mut String, tokens: TokenStream) {
     use proc_macro2::Delimiter;
-    for token in tokens {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let punct = |i: usize| match tokens.get(i) {
+        Some(TokenTree::Punct(p)) => Some(p.as_char()),
+        _ => None,
+    };
+    let mut last_was_word = false;
+    for (i, token) in tokens.iter().enumerate() {
         match token {
-            TokenTree::Ident(ident) => {
-                if *last_was_word {
+            TokenTree::Ident(_) | TokenTree::Literal(_) => {
+                if last_was_word {
                     out.push(' ');
                 }
-                out.push_str(&ident.to_string());
-                *last_was_word = true;
+                out.push_str(&token.to_string());
+                last_was_word = true;
             }
-            TokenTree::Literal(literal) => {
-                if *last_was_word {
-                    out.push(' ');
+            TokenTree::Punct(p) => {
+                let c = p.as_char();
+                let prev = i.checked_sub(1).and_then(punct);
+                let next = punct(i + 1);
+                match c {
+                    ',' => out.push_str(", "),
+                    ':' if prev != Some(':') && next != Some(':') => out.push_str(": "),
+                    '+' => push_spaced(out, "+"),
+                    '=' if prev.is_none() && next.is_none() => push_spaced(out, "="),
+                    '-' if next == Some('>') => push_spaced(out, "->"),
+                    '>' if prev == Some('-') => {}
+                    _ => out.push(c),
                 }
-                out.push_str(&literal.to_string());
-                *last_was_word = true;
-            }
-            TokenTree::Punct(punct) => {
-                out.push(punct.as_char());
                 // `'a`: the apostrophe and the lifetime's name are one word.
-                *last_was_word = false;
+                last_was_word = false;
             }
             TokenTree::Group(group) => {
                 let (open, close) = match group.delimiter() {
                     Delimiter::Parenthesis => ("(", ")"),
                     Delimiter::Bracket => ("[", "]"),
-                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Brace => ("{ ", " }"),
                     Delimiter::None => ("", ""),
                 };
+                if group.delimiter() == Delimiter::None {
+                    // An invisible group (from `macro_rules!`) is printed as its contents.
+                    let mut inner = String::new();
+                    write_tokens(&mut inner, group.stream());
+                    if last_was_word && !inner.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(inner.trim());
+                    last_was_word = !inner.is_empty();
+                    continue;
+                }
                 out.push_str(open);
-                if group.delimiter() != Delimiter::None {
-                    *last_was_word = false;
-                }
-                write_tokens(out, group.stream(), last_was_word);
+                let mut inner = String::new();
+                write_tokens(&mut inner, group.stream());
+                out.push_str(inner.trim());
                 out.push_str(close);
-                if group.delimiter() != Delimiter::None {
-                    *last_was_word = false;
-                }
+                last_was_word = false;
             }
         }
     }
+}
+
+/// Appends ` op ` without doubling a space already there.
+fn push_spaced(out: &mut String, op: &str) {
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out.push_str(op);
+    out.push(' ');
 }
 
 /// The spans of the first and last token of `tokens`: generated code that carries them covers

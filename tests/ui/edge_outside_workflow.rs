@@ -1,0 +1,5 @@
+use graph_runtime::prelude::*;
+
+edge!(START -> charge);
+
+fn main() {}

@@ -1,0 +1,28 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> charge);
+    edge!(charge -> notify);
+    edge!(notify -> END);
+
+    #[node]
+    async fn charge(order: &mut Order) {
+        order.total = 0;
+    }
+
+    // Forgot `#[node]`.
+    async fn notify(order: &mut Order) {
+        let _ = order;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,27 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> charge);
+    edge!(charge -> END);
+
+    #[node]
+    async fn charge(order: &mut Order) {
+        order.total = 0;
+    }
+
+    #[node]
+    async fn audit(order: &mut Order) {
+        let _ = order;
+    }
+}
+
+fn main() {}

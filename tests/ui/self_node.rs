@@ -1,0 +1,26 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> charge);
+    edge!(charge -> END);
+
+    struct Payments;
+
+    impl Payments {
+        #[node]
+        async fn charge(&self, order: &mut Order) {
+            order.total = 0;
+        }
+    }
+}
+
+fn main() {}

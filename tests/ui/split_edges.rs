@@ -1,0 +1,29 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> validate);
+    edge!(validate -> charge);
+    edge!(validate -> END);
+    edge!(charge -> END);
+
+    #[node]
+    async fn validate(order: &mut Order) -> validate::Next {
+        if order.total > 0 { validate::Next::Charge } else { validate::Next::End }
+    }
+
+    #[node]
+    async fn charge(order: &mut Order) {
+        order.total = 0;
+    }
+}
+
+fn main() {}

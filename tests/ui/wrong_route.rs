@@ -1,0 +1,45 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> validate);
+    edge!(validate -> review | charge);
+    edge!(review -> charge);
+    edge!(charge -> ship);
+    edge!(ship -> END);
+
+    #[node]
+    async fn validate(order: &mut Order) -> validate::Next {
+        if order.total > 100 {
+            validate::Next::Review
+        } else {
+            // `ship` is not a successor of `validate`.
+            validate::Next::Ship
+        }
+    }
+
+    #[node]
+    async fn review(order: &mut Order) {
+        let _ = order;
+    }
+
+    #[node]
+    async fn charge(order: &mut Order) {
+        order.total = 0;
+    }
+
+    #[node]
+    async fn ship(order: &mut Order) {
+        let _ = order;
+    }
+}
+
+fn main() {}

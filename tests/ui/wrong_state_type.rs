@@ -1,0 +1,26 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Order {
+    pub total: u64,
+}
+
+pub struct Invoice {
+    pub total: u64,
+}
+
+#[workflow(state = Order)]
+mod checkout {
+    use super::*;
+
+    edge!(START -> charge);
+    edge!(charge -> END);
+
+    #[node]
+    async fn charge(invoice: &mut Invoice) {
+        invoice.total = 0;
+    }
+}
+
+fn main() {}
