@@ -5,12 +5,16 @@
 //! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
 
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::time::SystemTime;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use crate::{Result, Status};
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
@@ -22,7 +26,8 @@ pub struct Checkpoint {
     pub node: Cow<'static, str>,
     /// Where the session stands at this checkpoint.
     pub status: Status,
-    /// When the checkpoint was written.
+    /// When the checkpoint was written. A store may keep it with less precision
+    /// (`SqliteStore` keeps microseconds).
     pub created_at: SystemTime,
     /// The encoded envelope (header, bincode body, checksum).
     pub bytes: Vec<u8>,
@@ -35,9 +40,11 @@ pub struct Append {
     /// The sequence number the session's latest checkpoint must have, or `None` when the
     /// session must not exist yet. Anything else is a [`Conflict`](crate::Error::Conflict).
     pub expected: Option<u64>,
-    /// The checkpoint to add; its `seq` is greater than `expected`.
+    /// The checkpoint to add; its `seq` must be greater than `expected` (a new session, with
+    /// `expected: None`, may start at any `seq`: a fork keeps its origin's numbering).
     pub checkpoint: Checkpoint,
     /// After appending, keep only this many newest checkpoints (in the same transaction).
+    /// Retention never removes the checkpoint just written: `Some(0)` keeps it too.
     pub keep_last: Option<u64>,
 }
 
@@ -57,10 +64,20 @@ pub trait Store: Send + Sync + 'static {
     /// (`None`: the session must not exist), then applies `keep_last`, atomically.
     ///
     /// Fails with [`Error::Conflict`](crate::Error::Conflict) when another writer got there
-    /// first; nothing is written then.
+    /// first, or when `checkpoint.seq` is not above `expected`; nothing is written then.
+    /// A store may refuse a sequence number above `i64::MAX` (SQL integers are signed) with
+    /// [`Error::Store`](crate::Error::Store).
+    ///
+    /// `Ok` means the checkpoint is stored as durably as the store promises. If the future is
+    /// dropped before it completes, the append may or may not have happened: read
+    /// [`latest`](Store::latest) to find out.
     fn append(&self, session: &str, append: Append) -> impl Future<Output = Result<()>> + Send;
 
     /// The newest checkpoint of a session, or `None` if the session does not exist.
+    ///
+    /// Like every read, fails with [`Error::Corrupt`](crate::Error::Corrupt) when what the
+    /// store holds for this checkpoint is unreadable (the bytes themselves are checked by the
+    /// runner, not the store).
     fn latest(&self, session: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
     /// The checkpoint with this sequence number, if it is kept.
@@ -72,12 +89,13 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self, session: &str) -> impl Future<Output = Result<Vec<CheckpointMeta>>> + Send;
 
     /// Removes all but the newest `keep_last` checkpoints; returns how many were removed.
+    /// Never removes the newest checkpoint: `keep_last` 0 keeps one.
     fn prune(&self, session: &str, keep_last: u64) -> impl Future<Output = Result<u64>> + Send;
 
     /// Removes a session and all its checkpoints; returns whether it existed.
     fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The ids of all sessions, sorted.
+    /// The ids of all sessions, sorted (by bytes, as `str`'s `Ord` sorts).
     fn sessions(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 

@@ -1,0 +1,1314 @@
+//! [`SqliteStore`]: checkpoints in one SQLite file, the embedded durable default.
+//!
+//! # How it is built, and why
+//!
+//! - **One writer thread per store** (shared by every clone) owns the only write connection and
+//!   reads commands from a channel. Async callers send a command and await a `oneshot` reply,
+//!   so no blocking SQLite call ever runs on an async worker thread, and the writer needs no
+//!   runtime of its own.
+//! - **Group commit.** The writer takes every command that is queued when it wakes up (up to
+//!   [`MAX_BATCH`]) and runs them in one `BEGIN IMMEDIATE … COMMIT`: one fsync for the whole
+//!   batch. Nothing waits on a timer, so a lone session pays no extra latency; while one batch
+//!   is being fsynced, the next one queues up by itself. Each command runs inside its own
+//!   `SAVEPOINT`, so a compare-and-swap conflict (or any other failure) of one append rolls back
+//!   that append only; later commands in the batch see the earlier ones, so two appends to the
+//!   same session in one batch are serialized in arrival order. Replies are sent only after
+//!   `COMMIT` returns, so a caller's `Ok` means its checkpoint is durable (under
+//!   [`Synchronous::Full`]). If the transaction fails as a whole, every caller in it gets the
+//!   error.
+//! - **Reads** (`latest`, `get`, `list`, `sessions`) run on tokio's blocking thread pool
+//!   (`spawn_blocking`) with a small pool of read-only connections. WAL lets them run in
+//!   parallel with each other and with the writer, and each one is a single statement, so it
+//!   sees one consistent snapshot.
+//! - **Several processes** (or several `SqliteStore`s) on one file are safe: the
+//!   compare-and-swap check and the insert run inside the same `BEGIN IMMEDIATE` transaction,
+//!   which SQLite's file lock serializes across connections and processes. A lock held longer
+//!   than the busy timeout gives [`Error::Store`], never a hang or a panic.
+//! - **Schema.** `PRAGMA application_id` marks the file as ours and `PRAGMA user_version` holds
+//!   the schema version, so a later release can migrate the file and this one refuses a file it
+//!   does not understand. Session names live once in `sessions`; each checkpoint row holds the
+//!   metadata [`CheckpointMeta`] needs, so `list` never reads the encoded bytes:
+//!
+//! ```sql
+//! CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+//! CREATE TABLE checkpoints (
+//!     id INTEGER PRIMARY KEY,      -- insertion order: new rows fill pages at the end
+//!     session_id INTEGER NOT NULL, -- sessions.id
+//!     seq INTEGER NOT NULL,
+//!     node TEXT NOT NULL,          -- the cursor
+//!     status INTEGER NOT NULL,     -- 0 running, 1 waiting (at wait_node), 2 completed
+//!     wait_node TEXT,
+//!     created_at_us INTEGER NOT NULL,  -- microseconds since the Unix epoch
+//!     bytes BLOB NOT NULL          -- the encoded envelope
+//! );
+//! CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
+//! ```
+//!
+//! A rowid table (rather than `WITHOUT ROWID`) keeps kilobyte-sized rows inline in full pages,
+//! and new files use 8 KiB pages so that seven checkpoints of a 1 KiB state share one page.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::oneshot;
+
+use super::{Append, Checkpoint, CheckpointMeta, Store};
+use crate::{Error, Result, Status};
+
+/// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
+const APPLICATION_ID: i32 = 0x4752_4350;
+/// `PRAGMA user_version`: the schema this release reads and writes.
+const SCHEMA_VERSION: i32 = 1;
+/// The most commands one transaction takes, so that one batch cannot grow without bound.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open between reads; more are opened when reads overlap.
+const MAX_IDLE_READERS: usize = 4;
+/// The page size of new files (see the module docs).
+const PAGE_SIZE: u32 = 8192;
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const STATUS_RUNNING: i64 = 0;
+const STATUS_WAITING: i64 = 1;
+const STATUS_COMPLETED: i64 = 2;
+
+const SCHEMA: &str = "
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        wait_node TEXT,
+        created_at_us INTEGER NOT NULL,
+        bytes BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
+";
+
+/// How hard SQLite works to make each commit durable (`PRAGMA synchronous`).
+///
+/// ```
+/// use graph_runtime::{SqliteOptions, Synchronous};
+/// let options = SqliteOptions::new().synchronous(Synchronous::Normal);
+/// # drop(options);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `synchronous=FULL` (the default): every checkpoint is flushed to the disk (fsync) before
+    /// its append returns, so it survives a process crash and a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: may lose the last steps on power loss, never corrupts.
+    ///
+    /// Commits are written to the WAL without waiting for the disk; a process crash loses
+    /// nothing, but a power loss or OS crash may roll the file back to an earlier, consistent
+    /// state. The runner then resumes from there and runs the lost steps again. Several times
+    /// faster per step than `Full`.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Options for opening a [`SqliteStore`], in the style of [`std::fs::OpenOptions`].
+///
+/// ```
+/// use std::time::Duration;
+/// use graph_runtime::{SqliteOptions, Synchronous};
+///
+/// # fn main() -> graph_runtime::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("orders.db");
+/// let store = SqliteOptions::new()
+///     .synchronous(Synchronous::Normal) // may lose the last steps on power loss, never corrupts
+///     .busy_timeout(Duration::from_secs(10))
+///     .open(&path)?;
+/// # drop(store);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The defaults: [`Synchronous::Full`] and a busy timeout of 5 seconds.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteOptions;
+    /// assert_eq!(SqliteOptions::new(), SqliteOptions::default());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How durable each commit is; see [`Synchronous`].
+    ///
+    /// ```
+    /// use graph_runtime::{SqliteOptions, Synchronous};
+    /// let options = SqliteOptions::new().synchronous(Synchronous::Normal);
+    /// # drop(options);
+    /// ```
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How long to wait for a lock held by another connection or process before giving up
+    /// with [`Error::Store`]. Capped at about 24 days.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use graph_runtime::SqliteOptions;
+    /// let options = SqliteOptions::new().busy_timeout(Duration::from_millis(500));
+    /// # drop(options);
+    /// ```
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Creates or opens the store file at `path` with these options; see
+    /// [`SqliteStore::open`].
+    ///
+    /// ```
+    /// use graph_runtime::SqliteOptions;
+    /// # fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteOptions::new().open(dir.path().join("orders.db"))?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<SqliteStore> {
+        SqliteStore::open_with(path.as_ref(), self.clone())
+    }
+}
+
+/// Keeps checkpoints in one SQLite file: the embedded, durable default store.
+///
+/// The file is in WAL mode with `synchronous=FULL` unless [`Synchronous::Normal`] is chosen,
+/// so an append returns only once its checkpoint is on disk. Appends from many sessions at once
+/// share one transaction and one fsync (group commit). Clones share one writer thread and one
+/// pool of read connections; several stores, runners and processes may open the same file,
+/// and compare-and-swap holds across all of them.
+///
+/// The file belongs to the store: opening a SQLite file of another application, or one written
+/// by a newer release with a schema this one does not know, fails with [`Error::Store`].
+/// [`open`](SqliteStore::open) does blocking file I/O; call it at startup or in
+/// `spawn_blocking`. All [`Store`] methods move their blocking work off the async threads
+/// (reads use tokio's blocking pool, so they need a tokio runtime to be concurrent; outside
+/// one they run inline). When the last clone is dropped, the writer thread finishes the
+/// commands already sent and closes the file.
+///
+/// ```
+/// use graph_runtime::SqliteStore;
+/// use graph_runtime::store::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> graph_runtime::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("orders.db"))?;
+/// let shared = store.clone(); // same file, same writer thread
+/// assert!(shared.sessions().await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    options: SqliteOptions,
+    commands: mpsc::Sender<Command>,
+    readers: Arc<ReaderPool>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Creates the store file at `path` if needed, or opens it, with the default
+    /// [`SqliteOptions`] (`synchronous=FULL`, 5 s busy timeout).
+    ///
+    /// Fails with [`Error::Store`] if the file cannot be opened, is not a SQLite database,
+    /// belongs to another application, cannot use WAL (`":memory:"`, some network file
+    /// systems), or has a schema version this release does not know.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteStore;
+    /// # fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("orders.db");
+    /// let store = SqliteStore::open(&path)?;
+    /// drop(store);
+    /// let again = SqliteStore::open(&path)?; // the same sessions, found again
+    /// # drop(again);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        Self::open_with(path.as_ref(), SqliteOptions::default())
+    }
+
+    /// The file this store was opened on.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteStore;
+    /// # fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("orders.db");
+    /// let store = SqliteStore::open(&path)?;
+    /// assert_eq!(store.path(), path);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore> {
+        let context = Context::new(path, options.busy_timeout);
+        let conn = open_connection(path, &context)?;
+        prepare_file(&conn, &context, options.synchronous)?;
+        let readers = Arc::new(ReaderPool {
+            path: path.to_owned(),
+            context: context.clone(),
+            idle: Mutex::new(Vec::new()),
+        });
+        let (commands, receiver) = mpsc::channel();
+        let writer = Writer { conn, context };
+        let writer_readers = Arc::clone(&readers);
+        std::thread::Builder::new()
+            .name("graph-runtime-sqlite-writer".to_owned())
+            .spawn(move || writer.run(&receiver, &writer_readers))
+            .map_err(|e| {
+                store_error(
+                    format!("could not start the SQLite writer thread: {e}"),
+                    None,
+                )
+            })?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                options,
+                commands,
+                readers,
+            }),
+        })
+    }
+
+    /// Sends a command to the writer thread and waits until its transaction has committed.
+    async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, receiver) = oneshot::channel();
+        let gone = || {
+            store_error(
+                format!(
+                    "the SQLite writer thread of `{}` has stopped",
+                    self.inner.path.display()
+                ),
+                None,
+            )
+        };
+        self.inner.commands.send(make(reply)).map_err(|_| gone())?;
+        receiver.await.map_err(|_| gone())?
+    }
+
+    /// Runs a read on a pooled read connection, on tokio's blocking pool.
+    async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Context) -> Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.inner.readers);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(move || readers.with(read))
+                .await
+                .map_err(|e| store_error(format!("a SQLite read task failed: {e}"), None))?,
+            // Not inside a tokio runtime: no async worker thread to keep free.
+            Err(_) => readers.with(read),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    async fn append(&self, session: &str, append: Append) -> Result<()> {
+        let session = session.to_owned();
+        self.write(|reply| Command::Append {
+            session,
+            append,
+            reply,
+        })
+        .await
+    }
+
+    async fn latest(&self, session: &str) -> Result<Option<Checkpoint>> {
+        let session = session.to_owned();
+        self.read(move |conn, context| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, node, status, wait_node, created_at_us, bytes FROM checkpoints \
+                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .map_err(|e| context.error("read the latest checkpoint", e))?;
+            let mut rows = statement
+                .query([&session])
+                .map_err(|e| context.error("read the latest checkpoint", e))?;
+            match rows
+                .next()
+                .map_err(|e| context.error("read the latest checkpoint", e))?
+            {
+                Some(row) => Ok(Some(read_checkpoint(row, &session, context)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
+        // A sequence number SQLite cannot hold cannot have been stored.
+        let Ok(wanted) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let session = session.to_owned();
+        self.read(move |conn, context| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, node, status, wait_node, created_at_us, bytes FROM checkpoints \
+                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) AND seq = ?2",
+                )
+                .map_err(|e| context.error("read a checkpoint", e))?;
+            let mut rows = statement
+                .query(params![&session, wanted])
+                .map_err(|e| context.error("read a checkpoint", e))?;
+            match rows
+                .next()
+                .map_err(|e| context.error("read a checkpoint", e))?
+            {
+                Some(row) => Ok(Some(read_checkpoint(row, &session, context)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
+        let session = session.to_owned();
+        self.read(move |conn, context| {
+            let failed = |e| context.error("list checkpoints", e);
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, node, status, wait_node, created_at_us, length(bytes) \
+                     FROM checkpoints \
+                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) ORDER BY seq",
+                )
+                .map_err(failed)?;
+            let mut rows = statement.query([&session]).map_err(failed)?;
+            let mut list = Vec::new();
+            while let Some(row) = rows.next().map_err(failed)? {
+                let fields = read_fields(row, &session, context)?;
+                let length: i64 = column(row, 5, "length(bytes)", &session, fields.seq, context)?;
+                list.push(CheckpointMeta {
+                    seq: fields.seq,
+                    node: fields.node,
+                    status: fields.status,
+                    bytes: u64::try_from(length).unwrap_or(0),
+                    created_at: fields.created_at,
+                });
+            }
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
+        let session = session.to_owned();
+        self.write(|reply| Command::Prune {
+            session,
+            keep_last,
+            reply,
+        })
+        .await
+    }
+
+    async fn delete(&self, session: &str) -> Result<bool> {
+        let session = session.to_owned();
+        self.write(|reply| Command::Delete { session, reply }).await
+    }
+
+    async fn sessions(&self) -> Result<Vec<String>> {
+        self.read(|conn, context| {
+            let failed = |e| context.error("list sessions", e);
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT name FROM sessions AS s \
+                     WHERE EXISTS (SELECT 1 FROM checkpoints WHERE session_id = s.id) \
+                     ORDER BY name",
+                )
+                .map_err(failed)?;
+            let mut rows = statement.query([]).map_err(failed)?;
+            let mut names = Vec::new();
+            while let Some(row) = rows.next().map_err(failed)? {
+                let name: String = row.get(0).map_err(|e| {
+                    store_error(
+                        format!(
+                            "the sessions table of `{}` holds a bad name: {e}",
+                            context.label
+                        ),
+                        None,
+                    )
+                })?;
+                names.push(name);
+            }
+            Ok(names)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// The error inside [`Error::Store`] for everything SQLite reports.
+///
+/// Its message already says what failed, where, and what SQLite said, so it has no `source`.
+#[derive(Debug)]
+struct SqliteError {
+    message: String,
+    #[allow(dead_code)] // kept for `Debug`: the original error with its extended code
+    sqlite: Option<rusqlite::Error>,
+}
+
+impl fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SqliteError {}
+
+fn store_error(message: String, sqlite: Option<rusqlite::Error>) -> Error {
+    Error::Store(Box::new(SqliteError { message, sqlite }))
+}
+
+/// What every error message names: the file and the busy timeout.
+#[derive(Debug, Clone)]
+struct Context {
+    label: Arc<str>,
+    busy_timeout: Duration,
+}
+
+impl Context {
+    fn new(path: &Path, busy_timeout: Duration) -> Self {
+        Context {
+            label: path.display().to_string().into(),
+            busy_timeout,
+        }
+    }
+
+    fn sqlite_error(&self, action: &str, error: rusqlite::Error) -> SqliteError {
+        let message = match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+                "could not {action} in `{}`: another connection or process held the database \
+                 lock for longer than the busy timeout ({} ms): {error}",
+                self.label,
+                self.busy_timeout.as_millis()
+            ),
+            _ => format!("could not {action} in `{}`: {error}", self.label),
+        };
+        SqliteError {
+            message,
+            sqlite: Some(error),
+        }
+    }
+
+    fn error(&self, action: &str, error: rusqlite::Error) -> Error {
+        Error::Store(Box::new(self.sqlite_error(action, error)))
+    }
+
+    fn refuse(&self, why: String) -> Error {
+        store_error(
+            format!("cannot use `{}` as a checkpoint store: {why}", self.label),
+            None,
+        )
+    }
+}
+
+fn corrupt(session: &str, seq: u64, reason: String) -> Error {
+    Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening the file
+
+fn open_connection(path: &Path, context: &Context) -> Result<Connection> {
+    // No SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| context.error("open the file", e))?;
+    // rusqlite panics on a timeout above i32::MAX milliseconds; never hand it one.
+    let timeout = context
+        .busy_timeout
+        .min(Duration::from_millis(i32::MAX as u64));
+    conn.busy_timeout(timeout)
+        .map_err(|e| context.error("set the busy timeout", e))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Switches the file to WAL, creates the schema on a new file, and checks it on an old one.
+fn prepare_file(conn: &Connection, context: &Context, synchronous: Synchronous) -> Result<()> {
+    // Only takes effect on a file that has no pages yet, which is what we want.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(|e| context.error("set the page size", e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| context.error("switch to WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(context.refuse(format!(
+            "SQLite could not switch it to WAL mode (it stays in `{mode}` mode); SqliteStore \
+             needs a file on a local disk (use MemoryStore for an in-memory store)"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", synchronous.pragma_value())
+        .map_err(|e| context.error("set `synchronous`", e))?;
+
+    if check_schema(conn, context)? == FileState::Ready {
+        return Ok(());
+    }
+    // A new file: create the schema under the write lock, and look again first, in case another
+    // process created it since.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| context.error("start creating the schema", e))?;
+    let created = match check_schema(conn, context) {
+        Ok(FileState::Ready) => Ok(()),
+        Ok(FileState::Empty) => conn
+            .execute_batch(&format!(
+                "{SCHEMA}
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))
+            .map_err(|e| context.error("create the schema", e)),
+        Err(e) => Err(e),
+    };
+    if !conn.is_autocommit() {
+        // Also closes the transaction when the schema was already there.
+        let rollback = conn.execute_batch("ROLLBACK");
+        if created.is_ok() {
+            rollback.map_err(|e| context.error("finish opening the file", e))?;
+        }
+    }
+    created
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FileState {
+    /// No tables and no marks: ours to initialize.
+    Empty,
+    /// Our schema, at the version this release writes.
+    Ready,
+}
+
+fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
+    let read = |pragma: &str| -> Result<i32> {
+        conn.pragma_query_value(None, pragma, |row| row.get(0))
+            .map_err(|e| context.error("read the schema version", e))
+    };
+    let application_id = read("application_id")?;
+    let version = read("user_version")?;
+    if application_id == APPLICATION_ID {
+        return match version {
+            SCHEMA_VERSION => Ok(FileState::Ready),
+            v if v > SCHEMA_VERSION => Err(context.refuse(format!(
+                "it uses checkpoint schema version {v}, written by a newer release of \
+                 graph-runtime; this release understands version {SCHEMA_VERSION} only, so \
+                 upgrade graph-runtime to open it"
+            ))),
+            v => Err(context.refuse(format!(
+                "it has the unknown checkpoint schema version {v} (this release writes version \
+                 {SCHEMA_VERSION})"
+            ))),
+        };
+    }
+    if application_id != 0 {
+        return Err(context.refuse(format!(
+            "it belongs to another application (SQLite application_id {application_id:#010x}, \
+             not graph-runtime's {APPLICATION_ID:#010x})"
+        )));
+    }
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(|e| context.error("read the schema", e))?;
+    if tables != 0 || version != 0 {
+        return Err(context.refuse(
+            "it is a SQLite database of another application (it has tables or a user_version \
+             but no graph-runtime mark); give SqliteStore a file of its own"
+                .to_owned(),
+        ));
+    }
+    Ok(FileState::Empty)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// What async callers ask the writer thread to do.
+enum Command {
+    Append {
+        session: String,
+        append: Append,
+        reply: Reply<()>,
+    },
+    Prune {
+        session: String,
+        keep_last: u64,
+        reply: Reply<u64>,
+    },
+    Delete {
+        session: String,
+        reply: Reply<bool>,
+    },
+}
+
+impl Command {
+    /// The caller dropped its future before the writer got to this command.
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Command::Append { reply, .. } => reply.is_closed(),
+            Command::Prune { reply, .. } => reply.is_closed(),
+            Command::Delete { reply, .. } => reply.is_closed(),
+        }
+    }
+
+    fn fail(self, error: &Arc<SqliteError>) {
+        let error = Err(Error::Store(Box::new(Arc::clone(error))));
+        // A caller that went away does not need its answer.
+        match self {
+            Command::Append { reply, .. } => drop(reply.send(error)),
+            Command::Prune { reply, .. } => drop(reply.send(error.map(|()| 0))),
+            Command::Delete { reply, .. } => drop(reply.send(error.map(|()| false))),
+        }
+    }
+}
+
+/// A command that ran inside the open transaction; its reply waits for `COMMIT`.
+enum Executed {
+    Append(Reply<()>, Result<()>),
+    Prune(Reply<u64>, Result<u64>),
+    Delete(Reply<bool>, Result<bool>),
+}
+
+impl Executed {
+    fn finish(self, commit: &Result<(), Arc<SqliteError>>) {
+        fn answer<T>(reply: Reply<T>, result: Result<T>, commit: &Result<(), Arc<SqliteError>>) {
+            let result = match commit {
+                Ok(()) => result,
+                Err(error) => Err(Error::Store(Box::new(Arc::clone(error)))),
+            };
+            // A caller that went away does not need its answer.
+            let _ = reply.send(result);
+        }
+        match self {
+            Executed::Append(reply, result) => answer(reply, result, commit),
+            Executed::Prune(reply, result) => answer(reply, result, commit),
+            Executed::Delete(reply, result) => answer(reply, result, commit),
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    context: Context,
+}
+
+impl Writer {
+    fn run(self, commands: &mpsc::Receiver<Command>, readers: &ReaderPool) {
+        // Ends when every `SqliteStore` handle is gone and the queue is drained.
+        while let Ok(first) = commands.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+        // The last connection to close checkpoints the WAL into the file: let that be this
+        // thread's, not a read connection dropped on some other thread.
+        readers.close_idle();
+    }
+
+    /// Runs every command of `batch` in one transaction, then answers each caller.
+    fn commit_batch(&self, batch: Vec<Command>) {
+        let batch: Vec<Command> = batch.into_iter().filter(|c| !c.is_abandoned()).collect();
+        if batch.is_empty() {
+            return;
+        }
+        tracing::trace!(commands = batch.len(), "sqlite group commit");
+        if let Err(error) = self.begin() {
+            let error = Arc::new(error);
+            self.rollback();
+            batch.into_iter().for_each(|c| c.fail(&error));
+            return;
+        }
+        let mut executed = Vec::with_capacity(batch.len());
+        let mut batch = batch.into_iter();
+        let mut broken = None;
+        for command in batch.by_ref() {
+            let (done, failure) = self.execute(command);
+            executed.push(done);
+            if failure.is_some() {
+                broken = failure;
+                break;
+            }
+        }
+        let commit = match broken {
+            None => self
+                .exec("COMMIT")
+                .map_err(|e| Arc::new(self.context.sqlite_error("commit checkpoints", e))),
+            Some(error) => Err(Arc::new(SqliteError {
+                message: format!(
+                    "{}; the whole group commit that held this command was rolled back",
+                    error.message
+                ),
+                sqlite: error.sqlite,
+            })),
+        };
+        if let Err(error) = &commit {
+            tracing::warn!(%error, "sqlite group commit failed");
+            self.rollback();
+            batch.for_each(|c| c.fail(error));
+        }
+        for done in executed {
+            done.finish(&commit);
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`, then a look at the schema version: a newer release may have migrated
+    /// the file while this one runs, and then this one must stop writing.
+    fn begin(&self) -> Result<(), SqliteError> {
+        self.exec("BEGIN IMMEDIATE")
+            .map_err(|e| self.context.sqlite_error("start a write transaction", e))?;
+        let version: i32 = self
+            .conn
+            .prepare_cached("PRAGMA user_version")
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(|e| self.context.sqlite_error("read the schema version", e))?;
+        if version != SCHEMA_VERSION {
+            return Err(SqliteError {
+                message: format!(
+                    "cannot write to `{}`: it now has checkpoint schema version {version}, not \
+                     {SCHEMA_VERSION} (migrated by another release of graph-runtime?)",
+                    self.context.label
+                ),
+                sqlite: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs one command; its reply waits for the transaction's end. The second value is set
+    /// when the transaction can no longer be committed.
+    fn execute(&self, command: Command) -> (Executed, Option<SqliteError>) {
+        match command {
+            Command::Append {
+                session,
+                append,
+                reply,
+            } => {
+                let (result, broken) = self.in_savepoint(|w| w.append(&session, &append));
+                (Executed::Append(reply, result), broken)
+            }
+            Command::Prune {
+                session,
+                keep_last,
+                reply,
+            } => {
+                let (result, broken) = self.in_savepoint(|w| w.prune(&session, keep_last));
+                (Executed::Prune(reply, result), broken)
+            }
+            Command::Delete { session, reply } => {
+                let (result, broken) = self.in_savepoint(|w| w.delete(&session));
+                (Executed::Delete(reply, result), broken)
+            }
+        }
+    }
+
+    /// Runs `command` inside its own savepoint, so that its failure undoes its changes only.
+    fn in_savepoint<T>(
+        &self,
+        command: impl FnOnce(&Self) -> Result<T>,
+    ) -> (Result<T>, Option<SqliteError>) {
+        if let Err(error) = self.exec("SAVEPOINT command") {
+            let error = self.context.sqlite_error("open a savepoint", error);
+            return (Err(store_error(error.message.clone(), None)), Some(error));
+        }
+        let result = command(self);
+        let end = match &result {
+            Ok(_) => self.exec("RELEASE command"),
+            // Some SQLite errors (I/O, full disk) roll back the whole transaction by themselves.
+            Err(error) if self.conn.is_autocommit() => {
+                let message = format!("SQLite rolled back the transaction after: {error}");
+                return (
+                    result,
+                    Some(SqliteError {
+                        message,
+                        sqlite: None,
+                    }),
+                );
+            }
+            Err(_) => self
+                .exec("ROLLBACK TO command")
+                .and_then(|()| self.exec("RELEASE command")),
+        };
+        match end {
+            Ok(()) => (result, None),
+            Err(error) => (
+                result,
+                Some(self.context.sqlite_error("close a savepoint", error)),
+            ),
+        }
+    }
+
+    fn append(&self, session: &str, append: &Append) -> Result<()> {
+        let Append {
+            expected,
+            checkpoint,
+            keep_last,
+        } = append;
+        let failed = |e| self.context.error("append a checkpoint", e);
+        let seq = i64::try_from(checkpoint.seq).map_err(|_| {
+            store_error(
+                format!(
+                    "sequence number {} of session `{session}` is above {}, the largest integer \
+                     SQLite stores",
+                    checkpoint.seq,
+                    i64::MAX
+                ),
+                None,
+            )
+        })?;
+        let (session_id, found) = self.session(session)?;
+        let conflict = |found| Error::Conflict {
+            session: session.to_owned(),
+            expected: *expected,
+            found,
+        };
+        // The same rules as `MemoryStore`: the latest must be `expected`, and a new sequence
+        // number must be above it.
+        match found {
+            Some(latest) if *expected != Some(latest) || checkpoint.seq <= latest => {
+                return Err(conflict(found));
+            }
+            None if expected.is_some() => return Err(conflict(None)),
+            _ => {}
+        }
+        let session_id = match session_id {
+            Some(id) => id,
+            None => {
+                self.conn
+                    .prepare_cached("INSERT INTO sessions (name) VALUES (?1)")
+                    .and_then(|mut s| s.execute([session]))
+                    .map_err(failed)?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        let (status, wait_node) = match &checkpoint.status {
+            Status::Running => (STATUS_RUNNING, None),
+            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
+            Status::Completed => (STATUS_COMPLETED, None),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO checkpoints \
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    session_id,
+                    seq,
+                    &*checkpoint.node,
+                    status,
+                    wait_node,
+                    unix_micros(checkpoint.created_at),
+                    &checkpoint.bytes,
+                ])
+            })
+            .map_err(failed)?;
+        if let Some(keep_last) = keep_last {
+            self.prune_session(session_id, *keep_last).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
+        let (Some(session_id), _) = self.session(session)? else {
+            return Ok(0);
+        };
+        self.prune_session(session_id, keep_last)
+            .map_err(|e| self.context.error("prune checkpoints", e))
+    }
+
+    /// Removes all but the newest `keep_last` checkpoints (never the newest one).
+    fn prune_session(&self, session_id: i64, keep_last: u64) -> rusqlite::Result<u64> {
+        let keep = i64::try_from(keep_last.max(1)).unwrap_or(i64::MAX);
+        // The subquery finds the newest checkpoint that falls outside the kept window.
+        self.conn
+            .prepare_cached(
+                "DELETE FROM checkpoints WHERE session_id = ?1 AND seq <= (\
+                     SELECT seq FROM checkpoints WHERE session_id = ?1 \
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![session_id, keep])
+            .map(|removed| removed as u64)
+    }
+
+    fn delete(&self, session: &str) -> Result<bool> {
+        let (Some(session_id), _) = self.session(session)? else {
+            return Ok(false);
+        };
+        let failed = |e| self.context.error("delete a session", e);
+        self.conn
+            .prepare_cached("DELETE FROM checkpoints WHERE session_id = ?1")
+            .and_then(|mut s| s.execute([session_id]))
+            .map_err(failed)?;
+        self.conn
+            .prepare_cached("DELETE FROM sessions WHERE id = ?1")
+            .and_then(|mut s| s.execute([session_id]))
+            .map_err(failed)?;
+        Ok(true)
+    }
+
+    /// The session's row id and latest sequence number, as this transaction sees them.
+    fn session(&self, session: &str) -> Result<(Option<i64>, Option<u64>)> {
+        let row: Option<(i64, Option<i64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, (SELECT seq FROM checkpoints WHERE session_id = sessions.id \
+                 ORDER BY seq DESC LIMIT 1) FROM sessions WHERE name = ?1",
+            )
+            .and_then(|mut s| s.query_row([session], |row| Ok((row.get(0)?, row.get(1)?))))
+            .optional()
+            .map_err(|e| self.context.error("read the latest sequence number", e))?;
+        let Some((id, latest)) = row else {
+            return Ok((None, None));
+        };
+        let latest = latest
+            .map(|seq| {
+                u64::try_from(seq).map_err(|_| {
+                    corrupt(
+                        session,
+                        0,
+                        format!("negative sequence number {seq} in the store"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok((Some(id), latest))
+    }
+
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            // Nothing more to do if even this fails: the next BEGIN reports the problem.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+struct ReaderPool {
+    path: PathBuf,
+    context: Context,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // A panic elsewhere cannot leave the list inconsistent: it is only pushed and popped.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with<T>(&self, read: impl FnOnce(&Connection, &Context) -> Result<T>) -> Result<T> {
+        let pooled = self.idle().pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = read(&conn, &self.context);
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let conn = open_connection(&self.path, &self.context)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| self.context.error("open a read connection", e))?;
+        if check_schema(&conn, &self.context)? != FileState::Ready {
+            return Err(self.context.refuse("its schema is missing".to_owned()));
+        }
+        Ok(conn)
+    }
+
+    fn close_idle(&self) {
+        self.idle().clear();
+    }
+}
+
+/// The metadata columns shared by `latest`, `get` and `list`: seq, node, status, wait_node,
+/// created_at_us.
+struct Fields {
+    seq: u64,
+    node: String,
+    status: Status,
+    created_at: SystemTime,
+}
+
+fn read_fields(row: &Row<'_>, session: &str, context: &Context) -> Result<Fields> {
+    let raw_seq: i64 = column(row, 0, "seq", session, 0, context)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let node: String = column(row, 1, "node", session, seq, context)?;
+    let code: i64 = column(row, 2, "status", session, seq, context)?;
+    let wait_node: Option<String> = column(row, 3, "wait_node", session, seq, context)?;
+    let status = match (code, wait_node) {
+        (STATUS_RUNNING, _) => Status::Running,
+        (STATUS_WAITING, Some(node)) => Status::Waiting { node },
+        (STATUS_WAITING, None) => {
+            return Err(corrupt(
+                session,
+                seq,
+                "waiting status without its node".to_owned(),
+            ));
+        }
+        (STATUS_COMPLETED, _) => Status::Completed,
+        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
+    };
+    let micros: i64 = column(row, 4, "created_at_us", session, seq, context)?;
+    let created_at = from_unix_micros(micros).ok_or_else(|| {
+        corrupt(
+            session,
+            seq,
+            format!("creation time {micros} µs out of range"),
+        )
+    })?;
+    Ok(Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    })
+}
+
+fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Checkpoint> {
+    let Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    } = read_fields(row, session, context)?;
+    let bytes: Vec<u8> = column(row, 5, "bytes", session, seq, context)?;
+    Ok(Checkpoint {
+        seq,
+        node: Cow::Owned(node),
+        status,
+        created_at,
+        bytes,
+    })
+}
+
+/// One column of a checkpoint row; a value of the wrong type means the row is corrupt.
+fn column<T: FromSql>(
+    row: &Row<'_>,
+    index: usize,
+    name: &str,
+    session: &str,
+    seq: u64,
+    context: &Context,
+) -> Result<T> {
+    row.get(index).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => {
+            corrupt(session, seq, format!("bad `{name}` column: {e}"))
+        }
+        e => context.error("read a checkpoint", e),
+    })
+}
+
+fn unix_micros(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+fn from_unix_micros(micros: i64) -> Option<SystemTime> {
+    let offset = Duration::from_micros(micros.unsigned_abs());
+    if micros >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(seq: u64) -> Checkpoint {
+        Checkpoint {
+            seq,
+            node: Cow::Borrowed("a"),
+            status: Status::Running,
+            created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
+            bytes: vec![seq as u8; 8],
+        }
+    }
+
+    fn append(
+        session: &str,
+        expected: Option<u64>,
+        seq: u64,
+    ) -> (Command, oneshot::Receiver<Result<()>>) {
+        let (reply, receiver) = oneshot::channel();
+        let append = Append::new(expected, checkpoint(seq), None);
+        (
+            Command::Append {
+                session: session.to_owned(),
+                append,
+                reply,
+            },
+            receiver,
+        )
+    }
+
+    fn writer(dir: &tempfile::TempDir) -> Writer {
+        let path = dir.path().join("store.db");
+        let context = Context::new(&path, DEFAULT_BUSY_TIMEOUT);
+        let conn = open_connection(&path, &context).unwrap();
+        prepare_file(&conn, &context, Synchronous::Full).unwrap();
+        Writer { conn, context }
+    }
+
+    /// One batch holding two appends to the same session, a duplicate that must conflict, and
+    /// another session: the conflict fails alone, and the second append sees the first.
+    #[test]
+    fn one_batch_serializes_same_session_appends_and_isolates_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        let (a1, r1) = append("s", None, 1);
+        let (a2, r2) = append("s", Some(1), 2);
+        let (dup, r_dup) = append("s", Some(1), 2);
+        let (other, r_other) = append("t", None, 1);
+        let (a3, r3) = append("s", Some(2), 3);
+        writer.commit_batch(vec![a1, a2, dup, other, a3]);
+        assert!(r1.blocking_recv().unwrap().is_ok());
+        assert!(r2.blocking_recv().unwrap().is_ok());
+        match r_dup.blocking_recv().unwrap() {
+            Err(Error::Conflict {
+                expected: Some(1),
+                found: Some(2),
+                ..
+            }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(r_other.blocking_recv().unwrap().is_ok());
+        assert!(r3.blocking_recv().unwrap().is_ok());
+        let seqs: Vec<i64> = writer
+            .conn
+            .prepare("SELECT seq FROM checkpoints ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(seqs, [1, 2, 1, 3]);
+    }
+
+    #[test]
+    fn abandoned_commands_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        let (a1, r1) = append("s", None, 1);
+        drop(r1);
+        writer.commit_batch(vec![a1]);
+        assert_eq!(writer.session("s").unwrap(), (None, None));
+    }
+
+    #[test]
+    fn times_round_trip_at_microsecond_precision() {
+        for micros in [0, 1, -1, 1_700_000_000_123_456, -86_400_000_000] {
+            assert_eq!(unix_micros(from_unix_micros(micros).unwrap()), micros);
+        }
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(unix_micros(far), i64::MAX);
+    }
+
+    #[test]
+    fn huge_busy_timeout_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteOptions::new()
+            .busy_timeout(Duration::MAX)
+            .open(dir.path().join("store.db"))
+            .unwrap();
+        drop(store);
+    }
+}
