@@ -1,0 +1,943 @@
+//! The store conformance suite: one set of behaviours every [`Store`] must have, run against
+//! each implementation (`memory_store::…`, `sqlite_store::…`), plus what only SQLite can be
+//! asked (`sqlite_file::…`: reopening, several handles on one file, schema versions, damaged
+//! rows, lock timeouts).
+//!
+//! To run it against a new store, add a fixture function and one `conformance!` line.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use graph_runtime::store::{Append, Checkpoint, CheckpointMeta, Store};
+use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Status, Synchronous};
+use tempfile::TempDir;
+
+/// A fresh, empty store, and a way to get another handle on the same data: a clone for
+/// `MemoryStore`, the same file opened again for `SqliteStore`.
+struct Fixture<S> {
+    store: S,
+    another_handle: Box<dyn Fn() -> S + Send + Sync>,
+    _dir: Option<TempDir>,
+}
+
+fn memory_store() -> Fixture<MemoryStore> {
+    let store = MemoryStore::new();
+    let shared = store.clone();
+    Fixture {
+        store,
+        another_handle: Box::new(move || shared.clone()),
+        _dir: None,
+    }
+}
+
+fn sqlite_store() -> Fixture<SqliteStore> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("checkpoints.db");
+    let store = SqliteStore::open(&path).expect("a new store file");
+    Fixture {
+        store,
+        another_handle: Box::new(move || SqliteStore::open(&path).expect("the file, again")),
+        _dir: Some(dir),
+    }
+}
+
+/// Instantiates every generic case for one store, as `#[tokio::test]`s in module `$module`.
+macro_rules! conformance {
+    ($module:ident, $fixture:path) => {
+        mod $module {
+            conformance!(@cases $fixture;
+                round_trip_keeps_bytes_and_metadata,
+                list_is_oldest_first_and_latest_is_newest,
+                missing_session_reads_as_empty,
+                conflict_when_expected_is_not_the_latest,
+                conflict_when_expected_is_stale,
+                conflict_when_creating_a_session_that_exists,
+                conflict_when_appending_to_a_missing_session,
+                conflict_when_seq_is_not_above_expected,
+                new_session_may_start_at_any_seq,
+                keep_last_prunes_in_the_same_append,
+                prune_keeps_the_newest_and_counts_removals,
+                get_of_pruned_missing_or_huge_seq_is_none,
+                delete_removes_the_session_and_frees_its_id,
+                sessions_are_listed_sorted_by_bytes,
+                sessions_are_isolated_from_each_other,
+                unicode_and_very_long_session_ids_round_trip,
+                racing_writers_on_one_session_form_one_chain,
+                many_sessions_appending_at_once_all_land,
+                a_conflict_in_a_burst_fails_only_its_own_append,
+            );
+        }
+    };
+    (@cases $fixture:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $fixture();
+                super::cases::$case(&fixture).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory_store, super::memory_store);
+conformance!(sqlite_store, super::sqlite_store);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A fixed, whole-millisecond time: stores may keep only microseconds.
+fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+}
+
+fn checkpoint(seq: u64) -> Checkpoint {
+    Checkpoint {
+        seq,
+        node: Cow::Borrowed("step"),
+        status: Status::Running,
+        created_at: at(seq % 1000),
+        bytes: format!("checkpoint {seq}").into_bytes(),
+    }
+}
+
+fn tagged(seq: u64, tag: &str) -> Checkpoint {
+    Checkpoint {
+        bytes: format!("{tag} {seq}").into_bytes(),
+        ..checkpoint(seq)
+    }
+}
+
+/// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
+fn before(seq: u64) -> Option<u64> {
+    seq.checked_sub(1).filter(|&s| s > 0)
+}
+
+async fn append<S: Store>(store: &S, session: &str, expected: Option<u64>, seq: u64) -> Result<()> {
+    store
+        .append(session, Append::new(expected, checkpoint(seq), None))
+        .await
+}
+
+/// Appends checkpoints 1..=n to a new session.
+async fn chain<S: Store>(store: &S, session: &str, n: u64) {
+    for seq in 1..=n {
+        append(store, session, before(seq), seq)
+            .await
+            .expect("an uncontested append");
+    }
+}
+
+async fn seqs<S: Store>(store: &S, session: &str) -> Vec<u64> {
+    store
+        .list(session)
+        .await
+        .expect("list")
+        .iter()
+        .map(|m| m.seq)
+        .collect()
+}
+
+async fn latest_seq<S: Store>(store: &S, session: &str) -> Option<u64> {
+    store.latest(session).await.expect("latest").map(|c| c.seq)
+}
+
+#[track_caller]
+fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, found: Option<u64>) {
+    match result {
+        Err(Error::Conflict {
+            session: s,
+            expected: e,
+            found: f,
+        }) => {
+            assert_eq!(
+                (s.as_str(), e, f),
+                (session, expected, found),
+                "conflict fields"
+            );
+        }
+        other => panic!("expected a conflict in `{session}`, got {other:?}"),
+    }
+}
+
+fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
+    CheckpointMeta {
+        seq: checkpoint.seq,
+        node: checkpoint.node.to_string(),
+        status: checkpoint.status.clone(),
+        bytes: checkpoint.bytes.len() as u64,
+        created_at: checkpoint.created_at,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generic cases
+
+mod cases {
+    use super::*;
+
+    pub async fn round_trip_keeps_bytes_and_metadata<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        let every_byte: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let saved = [
+            Checkpoint {
+                seq: 1,
+                node: Cow::Borrowed("validate"),
+                status: Status::Running,
+                created_at: at(1) + Duration::from_micros(7),
+                bytes: every_byte,
+            },
+            Checkpoint {
+                seq: 2,
+                node: Cow::Owned("review".to_owned()),
+                status: Status::Waiting {
+                    node: "review".to_owned(),
+                },
+                created_at: at(2),
+                bytes: vec![0; 3],
+            },
+            Checkpoint {
+                seq: 3,
+                node: Cow::Borrowed("END"),
+                status: Status::Completed,
+                created_at: UNIX_EPOCH - Duration::from_secs(86_400),
+                bytes: Vec::new(),
+            },
+        ];
+        for c in &saved {
+            store
+                .append("s", Append::new(before(c.seq), c.clone(), None))
+                .await
+                .unwrap();
+        }
+        for c in &saved {
+            assert_eq!(store.get("s", c.seq).await.unwrap().as_ref(), Some(c));
+        }
+        assert_eq!(store.latest("s").await.unwrap().as_ref(), Some(&saved[2]));
+        let expected: Vec<CheckpointMeta> = saved.iter().map(meta).collect();
+        assert_eq!(store.list("s").await.unwrap(), expected);
+    }
+
+    pub async fn list_is_oldest_first_and_latest_is_newest<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        let mut expected = None;
+        // Gaps between sequence numbers are allowed (`EveryN` checkpoints).
+        for seq in [1, 2, 5, 9, 10, 31] {
+            append(store, "s", expected, seq).await.unwrap();
+            expected = Some(seq);
+        }
+        assert_eq!(seqs(store, "s").await, [1, 2, 5, 9, 10, 31]);
+        assert_eq!(latest_seq(store, "s").await, Some(31));
+    }
+
+    pub async fn missing_session_reads_as_empty<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        assert_eq!(store.latest("nobody").await.unwrap(), None);
+        assert_eq!(store.get("nobody", 1).await.unwrap(), None);
+        assert!(store.list("nobody").await.unwrap().is_empty());
+        assert_eq!(store.prune("nobody", 1).await.unwrap(), 0);
+        assert!(!store.delete("nobody").await.unwrap());
+        assert!(store.sessions().await.unwrap().is_empty());
+    }
+
+    pub async fn conflict_when_expected_is_not_the_latest<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 3).await;
+        assert_conflict(append(store, "s", Some(1), 4).await, "s", Some(1), Some(3));
+        assert_conflict(append(store, "s", Some(5), 6).await, "s", Some(5), Some(3));
+        // Nothing was written by the failed appends.
+        assert_eq!(seqs(store, "s").await, [1, 2, 3]);
+        assert_eq!(store.get("s", 4).await.unwrap(), None);
+    }
+
+    pub async fn conflict_when_expected_is_stale<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 1).await;
+        // Two writers both read seq 1, then both try to write seq 2.
+        let first = store
+            .append("s", Append::new(Some(1), tagged(2, "first"), None))
+            .await;
+        let second = store
+            .append("s", Append::new(Some(1), tagged(2, "second"), None))
+            .await;
+        first.unwrap();
+        assert_conflict(second, "s", Some(1), Some(2));
+        assert_eq!(store.get("s", 2).await.unwrap().unwrap().bytes, b"first 2");
+        assert_eq!(seqs(store, "s").await, [1, 2]);
+    }
+
+    pub async fn conflict_when_creating_a_session_that_exists<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 2).await;
+        assert_conflict(append(store, "s", None, 3).await, "s", None, Some(2));
+        assert_conflict(append(store, "s", None, 1).await, "s", None, Some(2));
+        assert_eq!(seqs(store, "s").await, [1, 2]);
+    }
+
+    pub async fn conflict_when_appending_to_a_missing_session<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        assert_conflict(append(store, "s", Some(0), 1).await, "s", Some(0), None);
+        assert_conflict(append(store, "s", Some(4), 5).await, "s", Some(4), None);
+        assert_eq!(store.latest("s").await.unwrap(), None);
+        assert!(store.sessions().await.unwrap().is_empty());
+    }
+
+    pub async fn conflict_when_seq_is_not_above_expected<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 3).await;
+        for seq in [3, 2, 0] {
+            assert_conflict(
+                append(store, "s", Some(3), seq).await,
+                "s",
+                Some(3),
+                Some(3),
+            );
+        }
+        assert_eq!(seqs(store, "s").await, [1, 2, 3]);
+    }
+
+    pub async fn new_session_may_start_at_any_seq<S: Store>(f: &Fixture<S>) {
+        // `Runner::fork` starts a new session at the sequence number it forks from.
+        let store = &f.store;
+        append(store, "fork", None, 42).await.unwrap();
+        append(store, "fork", Some(42), 43).await.unwrap();
+        assert_eq!(seqs(store, "fork").await, [42, 43]);
+    }
+
+    pub async fn keep_last_prunes_in_the_same_append<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        for seq in 1..=6 {
+            store
+                .append("s", Append::new(before(seq), checkpoint(seq), Some(3)))
+                .await
+                .unwrap();
+            let kept = seqs(store, "s").await;
+            assert_eq!(kept.last(), Some(&seq));
+            assert_eq!(kept.len() as u64, seq.min(3), "after seq {seq}: {kept:?}");
+        }
+        assert_eq!(seqs(store, "s").await, [4, 5, 6]);
+        // More room than checkpoints: nothing goes.
+        store
+            .append("s", Append::new(Some(6), checkpoint(7), Some(100)))
+            .await
+            .unwrap();
+        assert_eq!(seqs(store, "s").await, [4, 5, 6, 7]);
+        // `keep_last` 0 still keeps the checkpoint just written.
+        store
+            .append("s", Append::new(Some(7), checkpoint(8), Some(0)))
+            .await
+            .unwrap();
+        assert_eq!(seqs(store, "s").await, [8]);
+        // A conflicting append prunes nothing.
+        let stale = store
+            .append("s", Append::new(Some(5), checkpoint(9), Some(1)))
+            .await;
+        assert_conflict(stale, "s", Some(5), Some(8));
+        assert_eq!(seqs(store, "s").await, [8]);
+    }
+
+    pub async fn prune_keeps_the_newest_and_counts_removals<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 5).await;
+        assert_eq!(store.prune("s", 2).await.unwrap(), 3);
+        assert_eq!(seqs(store, "s").await, [4, 5]);
+        assert_eq!(store.prune("s", 2).await.unwrap(), 0);
+        assert_eq!(store.prune("s", 10).await.unwrap(), 0);
+        // Never the newest, even when asked to keep none.
+        assert_eq!(store.prune("s", 0).await.unwrap(), 1);
+        assert_eq!(seqs(store, "s").await, [5]);
+        assert_eq!(store.prune("s", 0).await.unwrap(), 0);
+        assert_eq!(latest_seq(store, "s").await, Some(5));
+        // The chain goes on from the newest.
+        append(store, "s", Some(5), 6).await.unwrap();
+        assert_eq!(seqs(store, "s").await, [5, 6]);
+    }
+
+    pub async fn get_of_pruned_missing_or_huge_seq_is_none<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 4).await;
+        store.prune("s", 1).await.unwrap();
+        for seq in [0, 1, 3, 5, 99, i64::MAX as u64, u64::MAX] {
+            assert_eq!(store.get("s", seq).await.unwrap(), None, "seq {seq}");
+        }
+        assert_eq!(store.get("s", 4).await.unwrap(), Some(checkpoint(4)));
+        assert_eq!(store.get("other", 4).await.unwrap(), None);
+    }
+
+    pub async fn delete_removes_the_session_and_frees_its_id<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "a", 3).await;
+        chain(store, "b", 2).await;
+        assert!(store.delete("a").await.unwrap());
+        assert!(!store.delete("a").await.unwrap());
+        assert_eq!(store.latest("a").await.unwrap(), None);
+        assert_eq!(store.get("a", 1).await.unwrap(), None);
+        assert!(store.list("a").await.unwrap().is_empty());
+        assert_eq!(store.sessions().await.unwrap(), ["b"]);
+        // Gone means gone: the id starts afresh, and only from `None`.
+        assert_conflict(append(store, "a", Some(3), 4).await, "a", Some(3), None);
+        append(store, "a", None, 1).await.unwrap();
+        assert_eq!(seqs(store, "a").await, [1]);
+        assert_eq!(seqs(store, "b").await, [1, 2]);
+    }
+
+    pub async fn sessions_are_listed_sorted_by_bytes<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        let mut names = vec![
+            "b", "a", "B", "é", "ab", "a b", "z", "Ω", "a-1", "a-10", "a-2",
+        ];
+        for name in &names {
+            chain(store, name, 1).await;
+        }
+        names.sort_unstable();
+        assert_eq!(store.sessions().await.unwrap(), names);
+    }
+
+    pub async fn sessions_are_isolated_from_each_other<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        // Names that are prefixes of each other, or differ by case or a trailing space.
+        let names = ["order-1", "order-10", "order-1 ", "Order-1"];
+        for (i, name) in names.iter().enumerate() {
+            chain(store, name, i as u64 + 2).await;
+        }
+        for (i, name) in names.iter().enumerate() {
+            let n = i as u64 + 2;
+            assert_eq!(
+                seqs(store, name).await,
+                (1..=n).collect::<Vec<_>>(),
+                "{name:?}"
+            );
+        }
+        // A conflict, a prune and a delete in one session leave the others alone.
+        assert_conflict(
+            append(store, "order-1", Some(1), 2).await,
+            "order-1",
+            Some(1),
+            Some(2),
+        );
+        assert_eq!(store.prune("order-10", 1).await.unwrap(), 2);
+        assert!(store.delete("order-1 ").await.unwrap());
+        assert_eq!(seqs(store, "order-1").await, [1, 2]);
+        assert_eq!(seqs(store, "order-10").await, [3]);
+        assert!(seqs(store, "order-1 ").await.is_empty());
+        assert_eq!(seqs(store, "Order-1").await, [1, 2, 3, 4, 5]);
+        assert_eq!(
+            store.sessions().await.unwrap(),
+            ["Order-1", "order-1", "order-10"]
+        );
+    }
+
+    pub async fn unicode_and_very_long_session_ids_round_trip<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        let long = "x".repeat(10 * 1024);
+        let mut names = vec![
+            "注文-42 🚀".to_owned(),
+            "crab 🦀🦀".to_owned(),
+            "nul\0inside".to_owned(),
+            "nul".to_owned(),
+            "tab\tnewline\n".to_owned(),
+            "'; DROP TABLE sessions; --".to_owned(),
+            "%_*".to_owned(),
+            String::new(),
+            format!("{long}a"),
+            format!("{long}b"), // differs from the previous one in its last byte only
+            long,
+        ];
+        for (i, name) in names.iter().enumerate() {
+            store
+                .append(name, Append::new(None, tagged(1, &i.to_string()), None))
+                .await
+                .unwrap();
+            store
+                .append(name, Append::new(Some(1), tagged(2, name), None))
+                .await
+                .unwrap();
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(
+                store.get(name, 1).await.unwrap().unwrap().bytes,
+                format!("{i} 1").as_bytes()
+            );
+            assert_eq!(store.latest(name).await.unwrap(), Some(tagged(2, name)));
+            assert_eq!(seqs(store, name).await, [1, 2]);
+        }
+        names.sort_unstable();
+        assert_eq!(store.sessions().await.unwrap(), names);
+    }
+
+    /// Many tasks (on several handles) race to extend one session: every sequence number is
+    /// won by exactly one of them, the chain has no gap and no duplicate, and the stored bytes
+    /// are the winner's.
+    pub async fn racing_writers_on_one_session_form_one_chain<S: Store>(f: &Fixture<S>) {
+        const TASKS: usize = 8;
+        const LENGTH: u64 = 60;
+        let handles: Vec<Arc<S>> = (0..3).map(|_| Arc::new((f.another_handle)())).collect();
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let store = Arc::clone(&handles[task % handles.len()]);
+            tasks.push(tokio::spawn(async move {
+                let mut won = Vec::new();
+                loop {
+                    let latest = latest_seq(&*store, "contested").await;
+                    let next = latest.map_or(1, |seq| seq + 1);
+                    if next > LENGTH {
+                        return won;
+                    }
+                    let attempt = Append::new(latest, tagged(next, &format!("task {task}")), None);
+                    match store.append("contested", attempt).await {
+                        Ok(()) => won.push(next),
+                        Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                        Err(e) => panic!("task {task}: {e}"),
+                    }
+                }
+            }));
+        }
+        let mut all_wins = Vec::new();
+        for (task, handle) in tasks.into_iter().enumerate() {
+            let won = handle.await.expect("a racing task");
+            for &seq in &won {
+                let stored = f
+                    .store
+                    .get("contested", seq)
+                    .await
+                    .unwrap()
+                    .expect("a won seq");
+                assert_eq!(stored.bytes, format!("task {task} {seq}").as_bytes());
+            }
+            all_wins.extend(won);
+        }
+        all_wins.sort_unstable();
+        let one_chain: Vec<u64> = (1..=LENGTH).collect();
+        assert_eq!(all_wins, one_chain, "every seq won exactly once");
+        assert_eq!(seqs(&f.store, "contested").await, one_chain);
+    }
+
+    /// The group-commit path: many sessions checkpoint at the same time, each step waiting for
+    /// the previous one; every append succeeds and every chain is complete.
+    pub async fn many_sessions_appending_at_once_all_land<S: Store>(f: &Fixture<S>) {
+        const SESSIONS: usize = 100;
+        const STEPS: u64 = 10;
+        let store = Arc::new((f.another_handle)());
+        let tasks: Vec<_> = (0..SESSIONS)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let session = format!("session-{i:03}");
+                    for seq in 1..=STEPS {
+                        let checkpoint = tagged(seq, &session);
+                        store
+                            .append(&session, Append::new(before(seq), checkpoint, None))
+                            .await?;
+                    }
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .expect("a session task")
+                .expect("every append succeeds");
+        }
+        let sessions = f.store.sessions().await.unwrap();
+        assert_eq!(sessions.len(), SESSIONS);
+        for session in &sessions {
+            let list = f.store.list(session).await.unwrap();
+            assert_eq!(
+                list.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                (1..=STEPS).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                f.store.latest(session).await.unwrap(),
+                Some(tagged(STEPS, session))
+            );
+        }
+    }
+
+    /// Appends that arrive together (so a store may batch them): where two race for the same
+    /// seq exactly one wins, and the loser's conflict does not fail anyone else.
+    pub async fn a_conflict_in_a_burst_fails_only_its_own_append<S: Store>(f: &Fixture<S>) {
+        const SESSIONS: usize = 40;
+        let store = Arc::new((f.another_handle)());
+        for i in 0..SESSIONS {
+            chain(&*store, &format!("contested-{i}"), 1).await;
+        }
+        let mut tasks = Vec::new();
+        for i in 0..SESSIONS {
+            for tag in ["left", "right"] {
+                let store = Arc::clone(&store);
+                let session = format!("contested-{i}");
+                tasks.push(tokio::spawn(async move {
+                    let append = Append::new(Some(1), tagged(2, tag), None);
+                    let result = store.append(&session, append).await;
+                    (session, tag, result)
+                }));
+            }
+            let store = Arc::clone(&store);
+            let session = format!("fresh-{i}");
+            tasks.push(tokio::spawn(async move {
+                let result = store
+                    .append(&session, Append::new(None, tagged(1, "fresh"), None))
+                    .await;
+                (session, "fresh", result)
+            }));
+        }
+        let mut winners = std::collections::BTreeMap::new();
+        for task in tasks {
+            let (session, tag, result) = task.await.expect("a burst task");
+            match (tag, result) {
+                ("fresh", result) => result.expect("an uncontested append in the burst"),
+                (tag, Ok(())) => assert!(winners.insert(session, tag).is_none(), "two winners"),
+                (_, result) => assert_conflict(result, &session, Some(1), Some(2)),
+            }
+        }
+        assert_eq!(winners.len(), SESSIONS, "one winner per contested session");
+        for (session, tag) in winners {
+            assert_eq!(
+                f.store.latest(&session).await.unwrap(),
+                Some(tagged(2, tag))
+            );
+        }
+        for i in 0..SESSIONS {
+            assert_eq!(seqs(&f.store, &format!("fresh-{i}")).await, [1]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What only a file can be asked
+
+mod sqlite_file {
+    use super::*;
+
+    fn new_file() -> (TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("checkpoints.db");
+        (dir, path)
+    }
+
+    fn raw(path: &Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).expect("a raw connection")
+    }
+
+    #[track_caller]
+    fn assert_store_error<T: std::fmt::Debug>(result: Result<T>, needles: &[&str]) {
+        match result {
+            Err(Error::Store(e)) => {
+                let message = e.to_string();
+                for needle in needles {
+                    assert!(message.contains(needle), "`{needle}` not in: {message}");
+                }
+            }
+            other => panic!("expected Error::Store, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn assert_corrupt<T: std::fmt::Debug>(result: Result<T>, session: &str) {
+        match result {
+            Err(Error::Corrupt { session: s, .. }) => assert_eq!(s, session),
+            other => panic!("expected Error::Corrupt in `{session}`, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reopening_the_file_finds_every_session_written_at_once() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        let tasks: Vec<_> = (0..50usize)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let session = format!("order-{i}");
+                    for seq in 1..=5 {
+                        let keep = i.is_multiple_of(2).then_some(2);
+                        let append = Append::new(before(seq), tagged(seq, &session), keep);
+                        store.append(&session, append).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(store.delete("order-7").await.unwrap());
+        let sessions = store.sessions().await.unwrap();
+        drop(store);
+
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.sessions().await.unwrap(), sessions);
+        assert_eq!(sessions.len(), 49);
+        for session in &sessions {
+            let i: usize = session["order-".len()..].parse().unwrap();
+            let kept: Vec<u64> = if i.is_multiple_of(2) {
+                vec![4, 5]
+            } else {
+                (1..=5).collect()
+            };
+            assert_eq!(seqs(&reopened, session).await, kept);
+            assert_eq!(
+                reopened.latest(session).await.unwrap(),
+                Some(tagged(5, session))
+            );
+        }
+        // And the chains go on where they stopped.
+        append(&reopened, "order-1", Some(5), 6).await.unwrap();
+    }
+
+    /// An append's future resolves only once its transaction has committed: a separate
+    /// connection sees the row as soon as `append` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_is_committed_when_it_returns() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = store.clone();
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let observer = raw(&path);
+                    let session = format!("s{i}");
+                    for seq in 1..=5u64 {
+                        append(&store, &session, before(seq), seq).await.unwrap();
+                        let committed: i64 = observer
+                            .query_row(
+                                "SELECT max(c.seq) FROM checkpoints c JOIN sessions s \
+                                 ON c.session_id = s.id WHERE s.name = ?1",
+                                [&session],
+                                |row| row.get(0),
+                            )
+                            .unwrap();
+                        assert_eq!(committed, seq as i64);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_on_one_file_share_one_chain_and_conflict() {
+        let (_dir, path) = new_file();
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        append(&a, "s", None, 1).await.unwrap();
+        assert_eq!(latest_seq(&b, "s").await, Some(1));
+        assert_conflict(append(&b, "s", None, 1).await, "s", None, Some(1));
+        append(&b, "s", Some(1), 2).await.unwrap();
+        assert_conflict(append(&a, "s", Some(1), 2).await, "s", Some(1), Some(2));
+        assert_eq!(seqs(&a, "s").await, [1, 2]);
+
+        // Both create the same session at the same moment: exactly one wins.
+        for round in 0..20 {
+            let session = format!("race-{round}");
+            let (ra, rb) = tokio::join!(
+                a.append(&session, Append::new(None, tagged(1, "a"), None)),
+                b.append(&session, Append::new(None, tagged(1, "b"), None)),
+            );
+            let winner = match (ra, rb) {
+                (Ok(()), loser) => {
+                    assert_conflict(loser, &session, None, Some(1));
+                    "a"
+                }
+                (loser, Ok(())) => {
+                    assert_conflict(loser, &session, None, Some(1));
+                    "b"
+                }
+                other => panic!("round {round}: {other:?}"),
+            };
+            assert_eq!(a.latest(&session).await.unwrap(), Some(tagged(1, winner)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_newer_schema_version_is_refused() {
+        let (_dir, path) = new_file();
+        drop(SqliteStore::open(&path).unwrap());
+        raw(&path).pragma_update(None, "user_version", 2).unwrap();
+        let refused = SqliteStore::open(&path);
+        assert_store_error(
+            refused,
+            &["schema version 2", "newer release", "upgrade graph-runtime"],
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_stops_writing_when_a_newer_release_migrates_its_file() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        append(&store, "s", None, 1).await.unwrap();
+        raw(&path).pragma_update(None, "user_version", 7).unwrap();
+        assert_store_error(append(&store, "s", Some(1), 2).await, &["schema version 7"]);
+    }
+
+    #[tokio::test]
+    async fn files_that_are_not_ours_are_refused() {
+        let (dir, path) = new_file();
+        raw(&path)
+            .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        assert_store_error(SqliteStore::open(&path), &["another application"]);
+
+        let marked = dir.path().join("marked.db");
+        raw(&marked)
+            .pragma_update(None, "application_id", 1234)
+            .unwrap();
+        assert_store_error(SqliteStore::open(&marked), &["another application"]);
+
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        assert!(matches!(SqliteStore::open(&garbage), Err(Error::Store(_))));
+
+        // No WAL in memory, and each connection would see its own database anyway.
+        assert_store_error(SqliteStore::open(":memory:"), &["WAL", "MemoryStore"]);
+
+        let missing_dir = dir.path().join("no such directory").join("x.db");
+        assert!(matches!(
+            SqliteStore::open(&missing_dir),
+            Err(Error::Store(_))
+        ));
+    }
+
+    /// Rows damaged behind the store's back give `Corrupt` (or `Store`), never a panic and
+    /// never a wrong checkpoint.
+    #[tokio::test]
+    async fn damaged_rows_give_errors_not_panics() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        for session in ["status", "waiting", "seq", "bytes", "node", "name"] {
+            chain(&store, session, 2).await;
+        }
+        let damage = |sql: &str, session: &str| {
+            raw(&path)
+                .execute(
+                    &format!(
+                        "UPDATE checkpoints SET {sql} WHERE seq = 2 AND session_id = \
+                         (SELECT id FROM sessions WHERE name = ?1)"
+                    ),
+                    [session],
+                )
+                .unwrap();
+        };
+        damage("status = 99", "status");
+        damage("status = 1, wait_node = NULL", "waiting");
+        damage("seq = -5", "seq");
+        damage("bytes = 'not a blob'", "bytes");
+        damage("node = CAST(X'FFFE' AS TEXT)", "node");
+
+        for session in ["status", "waiting", "node"] {
+            assert_corrupt(store.latest(session).await, session);
+            assert_corrupt(store.get(session, 2).await, session);
+            assert_corrupt(store.list(session).await, session);
+            // The undamaged row is still readable.
+            assert_eq!(store.get(session, 1).await.unwrap(), Some(checkpoint(1)));
+        }
+        assert_corrupt(store.get("bytes", 2).await, "bytes");
+        assert_corrupt(store.latest("bytes").await, "bytes");
+        // A negative sequence number sorts first, so `latest` finds seq 1; listing and
+        // appending see the bad row.
+        assert_corrupt(store.list("seq").await, "seq");
+        let negative = store.get("seq", 1).await.unwrap();
+        assert_eq!(negative, Some(checkpoint(1)));
+        raw(&path)
+            .execute(
+                "DELETE FROM checkpoints WHERE seq = 1 AND session_id = \
+                 (SELECT id FROM sessions WHERE name = 'seq')",
+                [],
+            )
+            .unwrap();
+        assert_corrupt(store.latest("seq").await, "seq");
+        assert_corrupt(append(&store, "seq", Some(2), 3).await, "seq");
+
+        raw(&path)
+            .execute("UPDATE sessions SET name = X'FF00' WHERE name = 'name'", [])
+            .unwrap();
+        assert!(matches!(store.sessions().await, Err(Error::Store(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_held_past_the_busy_timeout_is_a_clear_error() {
+        let (_dir, path) = new_file();
+        let store = SqliteOptions::new()
+            .busy_timeout(Duration::from_millis(200))
+            .open(&path)
+            .unwrap();
+        append(&store, "s", None, 1).await.unwrap();
+
+        let holder = raw(&path);
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        let blocked = append(&store, "s", Some(1), 2).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "gave up after the timeout"
+        );
+        assert_store_error(blocked, &["busy timeout (200 ms)", "locked"]);
+        // WAL: reads go on while another process writes.
+        assert_eq!(latest_seq(&store, "s").await, Some(1));
+        holder.execute_batch("COMMIT").unwrap();
+
+        // Nothing was written, and the store works again once the lock is gone.
+        append(&store, "s", Some(1), 2).await.unwrap();
+        assert_eq!(seqs(&store, "s").await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn synchronous_normal_is_an_opt_in_with_the_same_behaviour() {
+        let (_dir, path) = new_file();
+        let store = SqliteOptions::new()
+            .synchronous(Synchronous::Normal)
+            .open(&path)
+            .unwrap();
+        chain(&store, "s", 3).await;
+        assert_conflict(append(&store, "s", Some(2), 3).await, "s", Some(2), Some(3));
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(seqs(&reopened, "s").await, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_seq_beyond_sqlite_integers_is_an_error() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_store_error(
+            append(&store, "s", None, u64::MAX).await,
+            &["largest integer"],
+        );
+        append(&store, "s", None, i64::MAX as u64).await.unwrap();
+        assert_eq!(latest_seq(&store, "s").await, Some(i64::MAX as u64));
+    }
+
+    /// The store needs no tokio runtime: writes go through the writer thread and reads run
+    /// inline when there is no blocking pool to send them to.
+    #[test]
+    fn works_outside_a_tokio_runtime() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        block_on(chain(&store, "s", 2));
+        assert_eq!(block_on(store.latest("s")).unwrap(), Some(checkpoint(2)));
+        assert_eq!(block_on(store.sessions()).unwrap(), ["s"]);
+    }
+
+    /// A minimal executor, so the test needs no extra dependency.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Thread(std::thread::Thread);
+        impl Wake for Thread {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+        let mut context = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            match future.as_mut().poll(&mut context) {
+                Poll::Ready(output) => return output,
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    }
+}
