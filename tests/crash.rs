@@ -1,0 +1,205 @@
+//! Crash safety, tested for real: a child process runs workflows on a SQLite file and is killed
+//! with SIGKILL at random instants; after every kill the next child resumes. At the end the
+//! final states must equal a crash-free run, every chain must have strictly increasing
+//! sequence numbers, the file must pass `PRAGMA integrity_check`, and every step's idempotency
+//! key must have reached the (simulated) external system.
+//!
+//! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50.
+
+#[path = "support/tally.rs"]
+#[allow(dead_code)] // `child` is the child binary's
+mod tally_workflow;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use graph_runtime::Status;
+use graph_runtime::prelude::*;
+use graph_runtime::store::Store as _;
+
+use tally_workflow::{CHILD_ENV, SESSIONS, Tally, session, side_log, tally};
+
+fn spawn_child(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_crash-child"))
+        .env(CHILD_ENV, dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// What the sessions end as without any crash.
+fn crash_free() -> Tally {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let runner = Runner::new(tally::Workflow, MemoryStore::new());
+    rt.block_on(runner.start("reference", Tally::default()))
+        .expect("reference run")
+        .into_state()
+}
+
+#[test]
+fn sigkill_at_random_instants_loses_and_forks_nothing() {
+    let kills: usize = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut killed = 0;
+    let mut finished_early = 0;
+    while killed < kills {
+        let mut child = spawn_child(dir.path());
+        std::thread::sleep(Duration::from_micros(fastrand::u64(2_000..40_000)));
+        if child.try_wait().expect("child status").is_some() {
+            // It finished before the kill: everything is done; start over on a new file so
+            // that every kill lands in the middle of work.
+            finished_early += 1;
+            assert!(
+                finished_early < kills * 4,
+                "the child keeps finishing before the kill"
+            );
+            verify(dir.path());
+            std::fs::remove_dir_all(dir.path()).ok();
+            std::fs::create_dir_all(dir.path()).expect("fresh dir");
+            continue;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        killed += 1;
+    }
+    // A last child runs everything to completion.
+    let status = spawn_child(dir.path()).wait().expect("last child");
+    assert!(status.success(), "the resuming child failed: {status}");
+    verify(dir.path());
+    eprintln!("{killed} kills, {finished_early} runs that finished before their kill");
+}
+
+fn verify(dir: &Path) {
+    let expected = crash_free();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let store = SqliteStore::open(dir.join("crash.db")).expect("reopen");
+    let runner = Runner::new(tally::Workflow, store.clone());
+    let side: BTreeSet<String> = std::fs::read_to_string(side_log(dir))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for i in 0..SESSIONS {
+        let id = session(i);
+        let snap = rt
+            .block_on(runner.state(&id))
+            .expect("state")
+            .expect("session exists");
+        assert_eq!(snap.status, Status::Completed, "{id}");
+        // Same state as without crashes, keys renamed to this session.
+        let keys: Vec<String> = expected
+            .keys
+            .iter()
+            .map(|k| k.replacen("reference", &id, 1))
+            .collect();
+        assert_eq!(
+            snap.state,
+            Tally {
+                n: expected.n,
+                keys: keys.clone()
+            },
+            "{id}"
+        );
+        for key in &keys {
+            assert!(
+                side.contains(key),
+                "{id}: the side effect of {key} never happened"
+            );
+        }
+        let seqs: Vec<u64> = rt
+            .block_on(store.list(&id))
+            .expect("list")
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{id}: sequence numbers {seqs:?}"
+        );
+        assert_eq!(seqs.first(), Some(&0), "{id}");
+    }
+    let conn = rusqlite::Connection::open(dir.join("crash.db")).expect("open for check");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("integrity_check");
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_resuming_one_session_make_one_chain() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("two.db");
+    let expected = tokio::task::spawn_blocking(crash_free)
+        .await
+        .expect("reference");
+    for round in 0..10 {
+        let id = format!("s-{round}");
+        let first = Runner::new(tally::Workflow, SqliteStore::open(&path).expect("open a"));
+        // Leave the session mid-way, then race two runners on two handles of the file.
+        let limited = first.clone().max_steps(3);
+        assert!(limited.start(&id, Tally::default()).await.is_err());
+        let second = Runner::new(tally::Workflow, SqliteStore::open(&path).expect("open b"));
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let (r, id) = (first.clone(), id.clone());
+                async move { r.resume(&id).await }
+            }),
+            tokio::spawn({
+                let (r, id) = (second.clone(), id.clone());
+                async move { r.resume(&id).await }
+            }),
+        );
+        let results = [a.expect("task a"), b.expect("task b")];
+        let completed = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Outcome::Completed(_))))
+            .count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(graph_runtime::Error::Conflict { .. })))
+            .count();
+        assert!(
+            completed >= 1 && completed + conflicts == 2,
+            "round {round}: {results:?}"
+        );
+        let snap = first.state(&id).await.expect("state").expect("exists");
+        let keys: Vec<String> = expected
+            .keys
+            .iter()
+            .map(|k| k.replacen("reference", &id, 1))
+            .collect();
+        assert_eq!(
+            snap.state,
+            Tally {
+                n: expected.n,
+                keys
+            },
+            "round {round}"
+        );
+        let seqs: Vec<u64> = first
+            .store()
+            .list(&id)
+            .await
+            .expect("list")
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "round {round}: one gapless chain"
+        );
+    }
+}
