@@ -129,8 +129,16 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// in any later position. An `interrupt` node takes exactly one more parameter, its input,
 /// an owned type implementing `Serialize`, `Deserialize`, `Debug` and `Clone`.
 ///
-/// Keys: `interrupt`; `retry = N` (`u32`, retries after the first attempt);
-/// `timeout_ms = M` (`u64`, per attempt).
+/// Keys:
+/// - `interrupt`: the node waits for its input (`Runner::resume_with`);
+/// - `retry = N` (`u32`): how many times a failed attempt is retried;
+/// - `timeout_ms = M` (`u64`): how long one attempt may take;
+/// - `backoff_ms = B`, `backoff_max_ms = C` (`u64`): the wait before the first retry, doubled
+///   for each further one up to `C`;
+/// - `jitter = false`: do not randomise the waits.
+///
+/// A node whose error type implements `graph_runtime::Retryable` is not retried for errors
+/// that say retrying cannot help.
 ///
 /// `#[workflow]` reads and removes this attribute. Anywhere else it is a compile error that
 /// says where it belongs (the function itself is kept, so that is the only error):

@@ -455,7 +455,7 @@ fn module(cx: &Ctxt, item: TokenStream, state: Option<&Type>) -> Option<Module> 
         );
         return None;
     };
-    let state_hint = state.map_or_else(|| "YourState".to_owned(), |ty| tokens_to_string(ty));
+    let state_hint = state.map_or_else(|| "YourState".to_owned(), tokens_to_string);
 
     let mut module = Module {
         name: item.ident.unraw().to_string(),
@@ -871,7 +871,7 @@ fn node_signature(
     let mut ok = true;
     if sig.asyncness.is_none() {
         cx.error_spanned_by(
-            &sig.fn_token,
+            sig.fn_token,
             format!("node `{name}` must be an `async fn`: write `async fn {name}(…)`"),
         );
         ok = false;

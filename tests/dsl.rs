@@ -1,0 +1,442 @@
+//! The `#[workflow]` DSL compiled for real: the generated items, the graph hash's stability,
+//! the Mermaid text, and node functions that stay ordinary, directly callable functions.
+
+use std::fmt;
+
+use graph_runtime::Workflow as _;
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub total_cents: u64,
+    pub approved: bool,
+    pub charge_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Approval {
+    Approve,
+    Reject { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Decision {
+    Yes,
+    No,
+}
+
+#[derive(Debug)]
+pub struct PaymentError;
+
+impl fmt::Display for PaymentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("card declined")
+    }
+}
+
+impl std::error::Error for PaymentError {}
+
+/// The DESIGN §3 workflow, declarations in the design's order.
+mod original {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        pub async fn validate(order: &mut Order) -> validate::Next {
+            if order.total_cents > 100_00 { validate::Next::Review } else { validate::Next::Charge }
+        }
+
+        #[node(interrupt)]
+        pub async fn review(order: &mut Order, decision: Approval) -> review::Next {
+            match decision {
+                Approval::Approve => {
+                    order.approved = true;
+                    review::Next::Charge
+                }
+                Approval::Reject { .. } => review::Next::Cancel,
+            }
+        }
+
+        #[node(retry = 3, timeout_ms = 5_000)]
+        pub async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> {
+            if order.total_cents == 13 {
+                return Err(PaymentError);
+            }
+            order.charge_id = Some(ctx.idempotency_key());
+            Ok(())
+        }
+
+        #[node]
+        pub async fn ship(order: &mut Order) {
+            let _ = order;
+        }
+
+        #[node]
+        pub async fn cancel(order: &mut Order) {
+            order.charge_id = None;
+        }
+    }
+}
+
+/// The same graph with every declaration, branch target and node body moved around, and
+/// different retry settings and parameter names: the same structure, so the same hash.
+mod reordered {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        #[node]
+        async fn cancel(o: &mut Order) {
+            o.charge_id = None;
+            o.approved = false;
+        }
+
+        edge!(cancel -> END);
+        edge!(review -> cancel | charge);
+
+        #[node(retry = 9)]
+        async fn charge(order: &mut Order) -> Result<(), PaymentError> {
+            let _ = order;
+            Ok(())
+        }
+
+        edge!(ship -> END);
+        edge!(charge -> ship);
+
+        #[node]
+        async fn ship(_: &Order) {}
+
+        #[node(interrupt)]
+        async fn review(_order: &mut Order, d: Approval) -> Result<review::Next, PaymentError> {
+            Ok(if d == Approval::Approve { review::Next::Charge } else { review::Next::Cancel })
+        }
+
+        edge!(validate -> charge | review);
+
+        #[node]
+        async fn validate(_: &Order) -> validate::Next {
+            validate::Next::Review
+        }
+
+        edge!(START -> validate);
+
+        use super::*;
+    }
+}
+
+/// Structural changes, each in its own module named `checkout` (the name is hashed too).
+mod renamed_node {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(review -> charge | cancel);
+        edge!(charge -> deliver);
+        edge!(deliver -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Order) -> validate::Next {
+            validate::Next::Charge
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Order) {}
+        #[node]
+        async fn deliver(_: &mut Order) {}
+        #[node]
+        async fn cancel(_: &mut Order) {}
+    }
+}
+
+mod other_input {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Order) -> validate::Next {
+            validate::Next::Charge
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Decision) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Order) {}
+        #[node]
+        async fn ship(_: &mut Order) {}
+        #[node]
+        async fn cancel(_: &mut Order) {}
+    }
+}
+
+mod extra_edge {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge | END);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Order) -> validate::Next {
+            validate::Next::End
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Order) {}
+        #[node]
+        async fn ship(_: &mut Order) {}
+        #[node]
+        async fn cancel(_: &mut Order) {}
+    }
+}
+
+mod other_state {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct Basket {
+        pub total_cents: u64,
+    }
+
+    #[workflow(state = Basket)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Basket) -> validate::Next {
+            validate::Next::Charge
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Basket, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Basket) {}
+        #[node]
+        async fn ship(_: &mut Basket) {}
+        #[node]
+        async fn cancel(_: &mut Basket) {}
+    }
+}
+
+use original::checkout;
+
+/// The same value as the macro crate's unit test: the canonical form is part of the on-disk
+/// format (checkpoints store the hash), so it may only change with a new `graph-runtime/vN`.
+const PINNED_CHECKOUT_HASH: u64 = 0x2204_5b7d_596d_b6de;
+
+#[test]
+fn graph_hash_is_pinned() {
+    assert_eq!(checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH, "{:#018x}", checkout::GRAPH_HASH);
+    assert_eq!(checkout::Workflow::GRAPH_HASH, checkout::GRAPH_HASH);
+}
+
+#[test]
+fn graph_hash_ignores_order_bodies_and_settings() {
+    assert_eq!(reordered::checkout::GRAPH_HASH, checkout::GRAPH_HASH);
+}
+
+#[test]
+fn graph_hash_follows_the_structure() {
+    let hashes = [
+        ("renamed node", renamed_node::checkout::GRAPH_HASH),
+        ("other interrupt input", other_input::checkout::GRAPH_HASH),
+        ("extra edge", extra_edge::checkout::GRAPH_HASH),
+        ("other state", other_state::checkout::GRAPH_HASH),
+    ];
+    for (i, (what, hash)) in hashes.iter().enumerate() {
+        assert_ne!(*hash, checkout::GRAPH_HASH, "{what}");
+        for (other, other_hash) in &hashes[i + 1..] {
+            assert_ne!(hash, other_hash, "{what} vs {other}");
+        }
+    }
+}
+
+#[test]
+fn nodes_are_in_declaration_order() {
+    assert_eq!(checkout::NODES, &["validate", "review", "charge", "ship", "cancel"]);
+    assert_eq!(checkout::Workflow::NODES, checkout::NODES);
+    assert_eq!(reordered::checkout::NODES, &["cancel", "charge", "ship", "review", "validate"]);
+    assert_eq!(checkout::Workflow::NAME, "checkout");
+}
+
+#[test]
+fn mermaid_text() {
+    assert_eq!(
+        checkout::MERMAID,
+        "flowchart TD
+    START([START])
+    validate[validate]
+    review{{review}}
+    charge[charge]
+    ship[ship]
+    cancel[cancel]
+    END([END])
+    START --> validate
+    validate --> review
+    validate --> charge
+    review --> charge
+    review --> cancel
+    charge --> ship
+    ship --> END
+    cancel --> END
+"
+    );
+    assert_eq!(checkout::Workflow::MERMAID, checkout::MERMAID);
+}
+
+#[test]
+fn next_enums_list_the_successors() {
+    use checkout::{review, validate};
+    // Exhaustive matches: adding or removing a variant breaks this test at compile time.
+    let name = |next: validate::Next| match next {
+        validate::Next::Review => "review",
+        validate::Next::Charge => "charge",
+    };
+    assert_eq!(name(validate::Next::Review), "review");
+    let name = |next: review::Next| match next {
+        review::Next::Charge => "charge",
+        review::Next::Cancel => "cancel",
+    };
+    assert_eq!(name(review::Next::Cancel), "cancel");
+    // Ordinary data: Copy, Eq, Hash, Debug.
+    let set: std::collections::HashSet<validate::Next> = [validate::Next::Review, validate::Next::Review].into();
+    assert_eq!(set.len(), 1);
+    assert_eq!(format!("{:?}", extra_edge::checkout::validate::Next::End), "End");
+}
+
+#[test]
+fn input_enum_has_one_variant_per_interrupt_node() {
+    let input = checkout::Input::Review(Approval::Reject { reason: "too big".into() });
+    let review = checkout::Workflow::input_node(&input);
+    assert_eq!(checkout::Workflow::spec(review).name, "review");
+    // It round-trips through serde (the runner records inputs durably).
+    let json = format!("{:?}", input.clone());
+    assert!(json.contains("too big"));
+    fn serde_roundtrip<T: Serialize + for<'de> Deserialize<'de>>() {}
+    serde_roundtrip::<checkout::Input>();
+}
+
+#[test]
+fn specs_carry_the_node_keys() {
+    let spec = |name: &str| checkout::Workflow::spec(checkout::Workflow::cursor_of(name).expect(name));
+    assert!(spec("review").interrupt);
+    assert!(!spec("validate").interrupt);
+    assert_eq!(spec("charge").retry, 3);
+    assert_eq!(spec("charge").timeout_ms, Some(5_000));
+    assert_eq!(spec("ship").retry, 0);
+    assert_eq!(spec("ship").timeout_ms, None);
+    assert_eq!(checkout::Workflow::spec(checkout::Workflow::ENTRY).name, "validate");
+    assert!(checkout::Workflow::cursor_of("nope").is_none());
+    for name in checkout::NODES {
+        assert_eq!(spec(name).name, *name);
+    }
+}
+
+#[tokio::test]
+async fn node_functions_stay_callable() {
+    let mut order = Order { total_cents: 200_00, ..Order::default() };
+    assert_eq!(checkout::validate(&mut order).await, checkout::validate::Next::Review);
+    assert_eq!(checkout::review(&mut order, Approval::Approve).await, checkout::review::Next::Charge);
+    assert!(order.approved);
+    checkout::cancel(&mut order).await;
+    assert_eq!(order.charge_id, None);
+}
+
+mod failing {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod boom {
+        use super::*;
+
+        edge!(START -> pay);
+        edge!(pay -> END);
+
+        #[node]
+        async fn pay(order: &mut Order) -> Result<(), PaymentError> {
+            order.total_cents += 1;
+            Err(PaymentError)
+        }
+    }
+}
+
+#[tokio::test]
+async fn runs_follow_the_routes() {
+    let runner = Runner::new(checkout::Workflow, MemoryStore::new());
+    let order = Order { total_cents: 200_00, ..Order::default() };
+    match runner.start("big", order).await.unwrap() {
+        Outcome::Interrupted { node, state } => {
+            assert_eq!(node, "review");
+            assert!(!state.approved);
+        }
+        other => panic!("expected to wait at review, got {other:?}"),
+    }
+    let rejected = checkout::Input::Review(Approval::Reject { reason: "no".into() });
+    let done = runner.resume_with("big", rejected).await.unwrap();
+    assert_eq!(done, Outcome::Completed(Order { total_cents: 200_00, ..Order::default() }));
+
+    // The small order goes straight through `charge`, which takes `ctx`.
+    let done = runner.start("small", Order { total_cents: 5, ..Order::default() }).await.unwrap();
+    let state = done.into_state();
+    let key = state.charge_id.expect("charged");
+    assert!(key.starts_with("small/charge/"), "{key}");
+}
+
+#[tokio::test]
+async fn node_errors_reach_the_caller() {
+    let runner = Runner::new(failing::boom::Workflow, MemoryStore::new());
+    match runner.start("s", Order::default()).await {
+        Err(graph_runtime::Error::Node { node, source }) => {
+            assert_eq!(node, "pay");
+            assert_eq!(source.to_string(), "card declined");
+        }
+        other => panic!("expected the node's error, got {other:?}"),
+    }
+}
