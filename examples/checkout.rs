@@ -1,11 +1,21 @@
-//! The checkout workflow of DESIGN §3: a small order goes straight through; a big one stops
-//! for a human review, is approved, and finishes. Prints the graph and each session's history.
+//! The checkout workflow of DESIGN §3 on the embedded durable store, `checkout.db` in the
+//! working directory.
 //!
-//! Run: `cargo run --example checkout`
+//! Each run first lists what earlier runs left in the file and resumes any order a crash
+//! interrupted, then runs two new orders: a small one straight through, and a big one that stops
+//! for a human review, is approved, and finishes.
+//!
+//! ```sh
+//! cargo run --example checkout              # run it twice: the second run finds the first's orders
+//! cargo run --example checkout -- --crash   # the big order's payment step aborts the process...
+//! cargo run --example checkout              # ...and this run resumes it where it stopped
+//! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use graph_runtime::prelude::*;
+use graph_runtime::{Error, Status};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,12 +44,21 @@ impl fmt::Display for PaymentError {
 
 impl std::error::Error for PaymentError {}
 
-/// A stand-in payment provider: the idempotency key makes a re-run after a crash harmless.
+/// Set by `--crash`: the payment step aborts the process, as a crash would.
+static CRASH_IN_PAYMENT: AtomicBool = AtomicBool::new(false);
+
+/// A stand-in payment provider. The idempotency key is the same when a step re-runs after a
+/// crash, so a real provider would not charge twice.
 async fn pay(total_cents: u64, idempotency_key: &str) -> Result<String, PaymentError> {
+    println!("  paying {total_cents} cents with idempotency key {idempotency_key}");
+    if CRASH_IN_PAYMENT.load(Ordering::Relaxed) {
+        println!("  --crash: aborting the process in the middle of the payment step");
+        std::process::abort();
+    }
     if total_cents == 0 {
         return Err(PaymentError("nothing to charge".into()));
     }
-    Ok(format!("ch_{idempotency_key}"))
+    Ok(format!("ch_{}", idempotency_key.replace('/', "_")))
 }
 
 #[workflow(state = Order)]
@@ -47,7 +66,7 @@ pub mod checkout {
     use super::*;
 
     edge!(START -> validate);
-    edge!(validate -> review | charge);
+    edge!(validate -> review | charge); // a branch: `validate` picks one of these
     edge!(review -> charge | cancel);
     edge!(charge -> ship);
     edge!(ship -> END);
@@ -62,7 +81,7 @@ pub mod checkout {
         }
     }
 
-    #[node(interrupt)]
+    #[node(interrupt)] // waits for a typed human decision
     async fn review(order: &mut Order, decision: Approval) -> review::Next {
         match decision {
             Approval::Approve => {
@@ -90,60 +109,110 @@ pub mod checkout {
     }
 }
 
-async fn print_history(
-    runner: &Runner<checkout::Workflow, MemoryStore>,
-    session: &str,
-) -> Result<(), graph_runtime::Error> {
-    println!("history of {session}:");
+type Checkout = Runner<checkout::Workflow, SqliteStore>;
+
+async fn print_history(runner: &Checkout, session: &str) -> Result<(), Error> {
     for c in runner.history(session).await? {
+        let status = match &c.status {
+            Status::Running => "running".to_owned(),
+            Status::Waiting { node } => format!("waiting at {node}"),
+            Status::Completed => "completed".to_owned(),
+        };
         println!(
-            "  seq {:>2}  {:<10} {:<28} {:>4} bytes",
-            c.seq,
-            c.node,
-            format!("{:?}", c.status),
-            c.bytes
+            "    seq {:>2}  next {:<9} {:<17} {:>4} bytes",
+            c.seq, c.node, status, c.bytes
         );
     }
     Ok(())
 }
 
+/// Lists what earlier runs left, and resumes every order a crash interrupted.
+async fn recover(runner: &Checkout) -> Result<usize, Error> {
+    let sessions = runner.sessions().await?;
+    if sessions.is_empty() {
+        println!("checkout.db holds no orders yet");
+    } else {
+        println!(
+            "checkout.db holds {} orders from earlier runs:",
+            sessions.len()
+        );
+    }
+    for id in &sessions {
+        let Some(snapshot) = runner.state(id).await? else {
+            continue;
+        };
+        match snapshot.status {
+            Status::Running => {
+                println!(
+                    "  {id}: left running at `{}` by a crash; resuming",
+                    snapshot.node
+                );
+                let outcome = runner.resume(id).await?;
+                println!("  {id}: {:?}", outcome.into_state());
+            }
+            Status::Waiting { node } => println!("  {id}: waiting at `{node}`"),
+            Status::Completed => println!("  {id}: completed, {:?}", snapshot.state),
+        }
+        let path: Vec<String> = runner
+            .history(id)
+            .await?
+            .into_iter()
+            .map(|c| format!("{}:{}", c.seq, c.node))
+            .collect();
+        println!("    history: {}", path.join(" -> "));
+    }
+    Ok(sessions.len())
+}
+
 #[tokio::main]
-async fn main() -> Result<(), graph_runtime::Error> {
+async fn main() -> Result<(), Error> {
+    let crash = std::env::args().any(|a| a == "--crash");
     println!(
         "checkout graph (hash {:#018x}):\n{}",
         checkout::GRAPH_HASH,
         checkout::MERMAID
     );
 
-    let runner = Runner::new(checkout::Workflow, MemoryStore::new());
+    let runner = Runner::new(checkout::Workflow, SqliteStore::open("checkout.db")?);
+    let earlier = recover(&runner).await?;
+    let run = earlier / 2 + 1;
 
     // A small order needs no review.
-    let small = Order {
-        total_cents: 25_00,
-        ..Order::default()
-    };
-    match runner.start("order-1", small).await? {
-        Outcome::Completed(order) => println!("order-1 completed: {order:?}"),
-        Outcome::Interrupted { node, .. } => println!("order-1 unexpectedly waits at {node}"),
-    }
-    print_history(&runner, "order-1").await?;
-
-    // A big order stops for review.
-    let big = Order {
-        total_cents: 250_00,
-        ..Order::default()
-    };
-    match runner.start("order-42", big).await? {
-        Outcome::Interrupted { node, state } => {
-            println!("order-42 waits at `{node}` with {state:?}");
-        }
-        Outcome::Completed(order) => println!("order-42 unexpectedly completed: {order:?}"),
-    }
-    // ... later, perhaps from another process that opens the same store:
-    let approved = runner
-        .resume_with("order-42", checkout::Input::Review(Approval::Approve))
+    let small = format!("order-{run}-small");
+    println!("\n{small}: 25.00");
+    let outcome = runner
+        .start(
+            &small,
+            Order {
+                total_cents: 25_00,
+                ..Order::default()
+            },
+        )
         .await?;
-    println!("order-42 after approval: {:?}", approved.into_state());
-    print_history(&runner, "order-42").await?;
+    println!("  {outcome:?}");
+    print_history(&runner, &small).await?;
+
+    // A big order stops for review ...
+    let big = format!("order-{run}-big");
+    println!("\n{big}: 250.00");
+    if let Outcome::Interrupted { node, state } = runner
+        .start(
+            &big,
+            Order {
+                total_cents: 250_00,
+                ..Order::default()
+            },
+        )
+        .await?
+    {
+        println!("  waits at `{node}` with {state:?}");
+    }
+    // ... and a reviewer approves it (this could be another process, days later).
+    CRASH_IN_PAYMENT.store(crash, Ordering::Relaxed);
+    let outcome = runner
+        .resume_with(&big, checkout::Input::Review(Approval::Approve))
+        .await?;
+    println!("  approved: {outcome:?}");
+    print_history(&runner, &big).await?;
     Ok(())
 }

@@ -604,6 +604,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
     }
 
+    /// The ids of every session in the store, sorted (of any workflow that shares the store).
+    pub async fn sessions(&self) -> Result<Vec<String>> {
+        self.shared.store.sessions().await
+    }
+
     /// Removes a session and its whole history; returns whether it existed.
     pub async fn delete(&self, session: &str) -> Result<bool> {
         self.shared.store.delete(session).await
