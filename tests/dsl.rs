@@ -54,7 +54,11 @@ mod original {
 
         #[node]
         pub async fn validate(order: &mut Order) -> validate::Next {
-            if order.total_cents > 100_00 { validate::Next::Review } else { validate::Next::Charge }
+            if order.total_cents > 100_00 {
+                validate::Next::Review
+            } else {
+                validate::Next::Charge
+            }
         }
 
         #[node(interrupt)]
@@ -119,7 +123,11 @@ mod reordered {
 
         #[node(interrupt)]
         async fn review(_order: &mut Order, d: Approval) -> Result<review::Next, PaymentError> {
-            Ok(if d == Approval::Approve { review::Next::Charge } else { review::Next::Cancel })
+            Ok(if d == Approval::Approve {
+                review::Next::Charge
+            } else {
+                review::Next::Cancel
+            })
         }
 
         edge!(validate -> charge | review);
@@ -273,7 +281,12 @@ const PINNED_CHECKOUT_HASH: u64 = 0x2204_5b7d_596d_b6de;
 
 #[test]
 fn graph_hash_is_pinned() {
-    assert_eq!(checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH, "{:#018x}", checkout::GRAPH_HASH);
+    assert_eq!(
+        checkout::GRAPH_HASH,
+        PINNED_CHECKOUT_HASH,
+        "{:#018x}",
+        checkout::GRAPH_HASH
+    );
     assert_eq!(checkout::Workflow::GRAPH_HASH, checkout::GRAPH_HASH);
 }
 
@@ -300,9 +313,15 @@ fn graph_hash_follows_the_structure() {
 
 #[test]
 fn nodes_are_in_declaration_order() {
-    assert_eq!(checkout::NODES, &["validate", "review", "charge", "ship", "cancel"]);
+    assert_eq!(
+        checkout::NODES,
+        &["validate", "review", "charge", "ship", "cancel"]
+    );
     assert_eq!(checkout::Workflow::NODES, checkout::NODES);
-    assert_eq!(reordered::checkout::NODES, &["cancel", "charge", "ship", "review", "validate"]);
+    assert_eq!(
+        reordered::checkout::NODES,
+        &["cancel", "charge", "ship", "review", "validate"]
+    );
     assert_eq!(checkout::Workflow::NAME, "checkout");
 }
 
@@ -346,14 +365,20 @@ fn next_enums_list_the_successors() {
     };
     assert_eq!(name(review::Next::Cancel), "cancel");
     // Ordinary data: Copy, Eq, Hash, Debug.
-    let set: std::collections::HashSet<validate::Next> = [validate::Next::Review, validate::Next::Review].into();
+    let set: std::collections::HashSet<validate::Next> =
+        [validate::Next::Review, validate::Next::Review].into();
     assert_eq!(set.len(), 1);
-    assert_eq!(format!("{:?}", extra_edge::checkout::validate::Next::End), "End");
+    assert_eq!(
+        format!("{:?}", extra_edge::checkout::validate::Next::End),
+        "End"
+    );
 }
 
 #[test]
 fn input_enum_has_one_variant_per_interrupt_node() {
-    let input = checkout::Input::Review(Approval::Reject { reason: "too big".into() });
+    let input = checkout::Input::Review(Approval::Reject {
+        reason: "too big".into(),
+    });
     let review = checkout::Workflow::input_node(&input);
     assert_eq!(checkout::Workflow::spec(review).name, "review");
     // It round-trips through serde (the runner records inputs durably).
@@ -365,14 +390,18 @@ fn input_enum_has_one_variant_per_interrupt_node() {
 
 #[test]
 fn specs_carry_the_node_keys() {
-    let spec = |name: &str| checkout::Workflow::spec(checkout::Workflow::cursor_of(name).expect(name));
+    let spec =
+        |name: &str| checkout::Workflow::spec(checkout::Workflow::cursor_of(name).expect(name));
     assert!(spec("review").interrupt);
     assert!(!spec("validate").interrupt);
     assert_eq!(spec("charge").retry, 3);
     assert_eq!(spec("charge").timeout_ms, Some(5_000));
     assert_eq!(spec("ship").retry, 0);
     assert_eq!(spec("ship").timeout_ms, None);
-    assert_eq!(checkout::Workflow::spec(checkout::Workflow::ENTRY).name, "validate");
+    assert_eq!(
+        checkout::Workflow::spec(checkout::Workflow::ENTRY).name,
+        "validate"
+    );
     assert!(checkout::Workflow::cursor_of("nope").is_none());
     for name in checkout::NODES {
         assert_eq!(spec(name).name, *name);
@@ -381,9 +410,18 @@ fn specs_carry_the_node_keys() {
 
 #[tokio::test]
 async fn node_functions_stay_callable() {
-    let mut order = Order { total_cents: 200_00, ..Order::default() };
-    assert_eq!(checkout::validate(&mut order).await, checkout::validate::Next::Review);
-    assert_eq!(checkout::review(&mut order, Approval::Approve).await, checkout::review::Next::Charge);
+    let mut order = Order {
+        total_cents: 200_00,
+        ..Order::default()
+    };
+    assert_eq!(
+        checkout::validate(&mut order).await,
+        checkout::validate::Next::Review
+    );
+    assert_eq!(
+        checkout::review(&mut order, Approval::Approve).await,
+        checkout::review::Next::Charge
+    );
     assert!(order.approved);
     checkout::cancel(&mut order).await;
     assert_eq!(order.charge_id, None);
@@ -410,7 +448,10 @@ mod failing {
 #[tokio::test]
 async fn runs_follow_the_routes() {
     let runner = Runner::new(checkout::Workflow, MemoryStore::new());
-    let order = Order { total_cents: 200_00, ..Order::default() };
+    let order = Order {
+        total_cents: 200_00,
+        ..Order::default()
+    };
     match runner.start("big", order).await.unwrap() {
         Outcome::Interrupted { node, state } => {
             assert_eq!(node, "review");
@@ -418,12 +459,29 @@ async fn runs_follow_the_routes() {
         }
         other => panic!("expected to wait at review, got {other:?}"),
     }
-    let rejected = checkout::Input::Review(Approval::Reject { reason: "no".into() });
+    let rejected = checkout::Input::Review(Approval::Reject {
+        reason: "no".into(),
+    });
     let done = runner.resume_with("big", rejected).await.unwrap();
-    assert_eq!(done, Outcome::Completed(Order { total_cents: 200_00, ..Order::default() }));
+    assert_eq!(
+        done,
+        Outcome::Completed(Order {
+            total_cents: 200_00,
+            ..Order::default()
+        })
+    );
 
     // The small order goes straight through `charge`, which takes `ctx`.
-    let done = runner.start("small", Order { total_cents: 5, ..Order::default() }).await.unwrap();
+    let done = runner
+        .start(
+            "small",
+            Order {
+                total_cents: 5,
+                ..Order::default()
+            },
+        )
+        .await
+        .unwrap();
     let state = done.into_state();
     let key = state.charge_id.expect("charged");
     assert!(key.starts_with("small/charge/"), "{key}");

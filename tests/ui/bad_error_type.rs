@@ -16,7 +16,11 @@ mod checkout {
     // `String` is not a `std::error::Error`.
     #[node]
     async fn charge(order: &mut Order) -> Result<(), String> {
-        if order.total == 0 { Err("nothing to charge".to_owned()) } else { Ok(()) }
+        if order.total == 0 {
+            Err("nothing to charge".to_owned())
+        } else {
+            Ok(())
+        }
     }
 }
 

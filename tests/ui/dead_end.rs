@@ -18,7 +18,11 @@ mod agent {
 
     #[node]
     async fn plan(chat: &mut Chat) -> plan::Next {
-        if chat.turns > 0 { plan::Next::Ask } else { plan::Next::End }
+        if chat.turns > 0 {
+            plan::Next::Ask
+        } else {
+            plan::Next::End
+        }
     }
 
     #[node]

@@ -13,15 +13,20 @@ mod checkout {
 
     edge!(START -> validate);
     edge!(validate -> chrage | END); // unknown node, did you mean `charge`?
-    edge!(refund -> END);            // `refund` is unreachable from START
+    edge!(refund -> END); // `refund` is unreachable from START
 
     #[node]
     async fn validate(order: &mut Order) -> validate::Next {
-        if order.total > 0 { validate::Next::Charge } else { validate::Next::End }
+        if order.total > 0 {
+            validate::Next::Charge
+        } else {
+            validate::Next::End
+        }
     }
 
     #[node]
-    async fn charge(order: &mut Order) { // no outgoing edge
+    async fn charge(order: &mut Order) {
+        // no outgoing edge
         order.total = 0;
     }
 
@@ -31,7 +36,8 @@ mod checkout {
     }
 
     #[node]
-    async fn audit(order: &mut Order) { // no edge at all
+    async fn audit(order: &mut Order) {
+        // no edge at all
         let _ = order;
     }
 }

@@ -16,7 +16,11 @@ mod checkout {
 
     #[node]
     async fn validate(order: &mut Order) -> validate::Next {
-        if order.total > 0 { validate::Next::Charge } else { validate::Next::End }
+        if order.total > 0 {
+            validate::Next::Charge
+        } else {
+            validate::Next::End
+        }
     }
 
     #[node]

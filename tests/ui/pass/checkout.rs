@@ -41,7 +41,11 @@ pub mod checkout {
 
     #[node]
     pub async fn validate(order: &mut Order) -> validate::Next {
-        if order.total_cents > 100_00 { validate::Next::Review } else { validate::Next::Charge }
+        if order.total_cents > 100_00 {
+            validate::Next::Review
+        } else {
+            validate::Next::Charge
+        }
     }
 
     #[node(interrupt)]
@@ -77,12 +81,17 @@ fn main() {
 
     let _: checkout::validate::Next = checkout::validate::Next::Review;
     let _: checkout::review::Next = checkout::review::Next::Cancel;
-    let input = checkout::Input::Review(Approval::Reject { reason: "too big".into() });
+    let input = checkout::Input::Review(Approval::Reject {
+        reason: "too big".into(),
+    });
     assert_eq!(checkout::Workflow::NODES, checkout::NODES);
     assert_eq!(checkout::Workflow::GRAPH_HASH, checkout::GRAPH_HASH);
     assert_eq!(checkout::Workflow::NAME, "checkout");
     let review = checkout::Workflow::input_node(&input);
     assert_eq!(checkout::Workflow::spec(review).name, "review");
     assert!(checkout::Workflow::spec(review).interrupt);
-    assert_eq!(checkout::Workflow::cursor_of("charge").map(|c| checkout::Workflow::spec(c).retry), Some(3));
+    assert_eq!(
+        checkout::Workflow::cursor_of("charge").map(|c| checkout::Workflow::spec(c).retry),
+        Some(3)
+    );
 }

@@ -32,7 +32,11 @@ pub mod edit {
     #[node]
     async fn read(doc: &Doc, ctx: &NodeCtx) -> Result<read::Next, Failure> {
         let _ = ctx.idempotency_key();
-        if doc.text.is_empty() { Ok(read::Next::Type) } else { Ok(read::Next::End) }
+        if doc.text.is_empty() {
+            Ok(read::Next::Type)
+        } else {
+            Ok(read::Next::End)
+        }
     }
 
     #[node(interrupt)]
@@ -43,7 +47,11 @@ pub mod edit {
 
     #[node(interrupt, retry = 1, timeout_ms = 1_000)]
     async fn approve(doc: &mut Doc, yes: bool, _ctx: &NodeCtx) -> Result<(), Failure> {
-        if yes && !doc.text.is_empty() { Ok(()) } else { Err(Failure) }
+        if yes && !doc.text.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure)
+        }
     }
 
     #[node]

@@ -1,6 +1,17 @@
 //! Generated code is quiet under the strictest lint settings a user may have.
-#![deny(warnings, missing_docs, missing_debug_implementations, unreachable_pub, unused_qualifications)]
-#![deny(rust_2018_idioms, unused_results, variant_size_differences, trivial_casts)]
+#![deny(
+    warnings,
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    unused_qualifications
+)]
+#![deny(
+    rust_2018_idioms,
+    unused_results,
+    variant_size_differences,
+    trivial_casts
+)]
 
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,7 +38,11 @@ pub mod checkout {
 
     #[node(interrupt)]
     async fn review(_order: &mut Order, decision: Approval) -> review::Next {
-        if decision.0 { review::Next::Charge } else { review::Next::End }
+        if decision.0 {
+            review::Next::Charge
+        } else {
+            review::Next::End
+        }
     }
 
     #[node]
