@@ -1,5 +1,5 @@
-//! W1 and W2 of DESIGN §8, through the public API, against hand-written baselines in the same
-//! process. Prints the median ns/step of each and the ratio.
+//! W1, W2 and W7 of DESIGN §8, through the public API, against hand-written baselines in the
+//! same process. Prints the median ns/step (W7: mean and p99 latency) of each and the ratio.
 //!
 //! Run: `cargo bench -p graph-runtime --bench steps` (set `BENCH_RUNS` to change the number of
 //! measured runs per case, default 11).
@@ -49,6 +49,26 @@ pub mod w1 {
         } else {
             b::Next::End
         }
+    }
+}
+
+/// W7: a step, a wait for a human decision, and the end.
+#[workflow(state = Bench)]
+pub mod w7 {
+    use super::*;
+
+    edge!(START -> prepare);
+    edge!(prepare -> approve);
+    edge!(approve -> END);
+
+    #[node]
+    async fn prepare(s: &mut Bench) {
+        s.count += 1;
+    }
+
+    #[node(interrupt)]
+    async fn approve(s: &mut Bench, amount: u64) {
+        s.count += amount;
     }
 }
 
@@ -173,8 +193,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(11);
-    // `BENCH_CASES=w1` (or `w2`) runs one case only, e.g. under a profiler.
-    let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "w1,w2".to_owned());
+    // `BENCH_CASES=w1` (or `w2`, `w7`) runs one case only, e.g. under a profiler.
+    let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "w1,w2,w7".to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -188,6 +208,82 @@ fn main() {
     if cases.contains("w2") {
         w2(&rt, runs);
     }
+    if cases.contains("w7") {
+        w7(&rt);
+    }
+}
+
+/// W7 by hand: save the state while waiting, then load it, apply the decision, save the end.
+fn w7_hand(store: &HandStore, session: &str, amount: u64) -> u64 {
+    let config = bincode::config::standard();
+    let mut s = fresh();
+    s.count += 1;
+    let bytes = bincode::serde::encode_to_vec(&s, config).expect("encode");
+    store
+        .lock()
+        .expect("lock")
+        .insert(session.to_owned(), vec![bytes]);
+    // ... the decision arrives:
+    let saved = store
+        .lock()
+        .expect("lock")
+        .get(session)
+        .and_then(|c| c.last().cloned());
+    let (mut s, _): (Bench, usize) =
+        bincode::serde::decode_from_slice(&saved.expect("saved"), config).expect("decode");
+    s.count += amount;
+    let bytes = bincode::serde::encode_to_vec(&s, config).expect("encode");
+    store
+        .lock()
+        .expect("lock")
+        .get_mut(session)
+        .expect("session")
+        .push(bytes);
+    s.count
+}
+
+fn w7(rt: &tokio::runtime::Runtime) {
+    const SESSIONS: usize = 10_000;
+    let runner = Runner::new(w7::Workflow, MemoryStore::new());
+    let store = HandStore::default();
+    let (mut ours, mut resume_only, mut hand) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..SESSIONS {
+        let session = format!("w7-{i}");
+        let start = Instant::now();
+        let waiting = rt.block_on(runner.start(&session, fresh())).expect("start");
+        let resumed = Instant::now();
+        let done = rt
+            .block_on(runner.resume_with(&session, w7::Input::Approve(2)))
+            .expect("resume");
+        let end = Instant::now();
+        assert!(matches!(
+            waiting,
+            Outcome::Interrupted {
+                node: "approve",
+                ..
+            }
+        ));
+        assert_eq!(black_box(done).into_state().count, 3);
+        ours.push(end.duration_since(start).as_nanos() as f64);
+        resume_only.push(end.duration_since(resumed).as_nanos() as f64);
+        let start = Instant::now();
+        assert_eq!(black_box(w7_hand(&store, &session, 2)), 3);
+        hand.push(start.elapsed().as_nanos() as f64);
+    }
+    let stats = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        (mean / 1000.0, xs[xs.len() * 99 / 100] / 1000.0)
+    };
+    let ((om, op), (rm, rp), (hm, hp)) = (stats(ours), stats(resume_only), stats(hand));
+    let verdict = if om <= 20.0 { "ok" } else { "MISSES TARGET" };
+    println!(
+        "W7 (start -> interrupt -> resume_with -> end, {SESSIONS} sessions): graph-runtime mean \
+         {om:5.2} us p99 {op:5.2} us (resume_with alone: mean {rm:5.2} us p99 {rp:5.2} us) | \
+         hand-written mean {hm:5.2} us p99 {hp:5.2} us | ratio {:4.2} (target: mean <= 20 us) \
+         {verdict}",
+        om / hm
+    );
 }
 
 fn w1(rt: &tokio::runtime::Runtime, runs: usize) {

@@ -1,0 +1,429 @@
+//! The durable workloads of DESIGN §8 and issue 3, each against a hand-written equivalent in
+//! the same run:
+//!
+//! - W3: one session, a SQLite checkpoint after every step (`synchronous=FULL`, then `NORMAL`),
+//!   against a hand-written rusqlite loop (WAL, one transaction per step, bincode body);
+//! - group commit: 100 sessions at once, durable every step, against the single-session rate;
+//! - W4: resume latency (open the file, load the latest checkpoint, run 2 steps);
+//! - bytes on disk per checkpoint of a 1 KiB state;
+//! - W6: 10,000 sessions x 10 steps on `MemoryStore` at once, wall time and peak RSS, against
+//!   tokio tasks + bincode + `Mutex<HashMap>` (each side in its own child process, so that
+//!   peak RSS is its own).
+//!
+//! Run: `cargo bench -p graph-runtime --bench durable` (`BENCH_CASES=w3,group,w4,bytes,w6`
+//! picks cases).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use graph_runtime::prelude::*;
+use graph_runtime::{SqliteOptions, Synchronous};
+use serde::{Deserialize, Serialize};
+
+/// Steps per W3 run (each one an fsync under FULL).
+const W3_STEPS: u64 = 1_000;
+/// Steps per session in the group-commit case.
+const GROUP_STEPS: u64 = 60;
+const GROUP_SESSIONS: usize = 100;
+/// Steps per session in W6.
+const W6_STEPS: u64 = 10;
+const W6_SESSIONS: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bench {
+    pub count: u64,
+    pub pad: String,
+}
+
+fn fresh(count: u64) -> Bench {
+    Bench {
+        count,
+        pad: "x".repeat(1024),
+    }
+}
+
+/// W1's graph with the step count as a const parameter of the module's nodes.
+macro_rules! counting_workflow {
+    ($module:ident, $steps:expr) => {
+        #[workflow(state = Bench)]
+        pub mod $module {
+            use super::*;
+
+            edge!(START -> a);
+            edge!(a -> b);
+            edge!(b -> a | END);
+
+            #[node]
+            async fn a(s: &mut Bench) {
+                s.count += 1;
+            }
+
+            #[node]
+            async fn b(s: &mut Bench) -> b::Next {
+                s.count += 1;
+                if s.count < $steps { b::Next::A } else { b::Next::End }
+            }
+        }
+    };
+}
+
+counting_workflow!(w3, W3_STEPS);
+counting_workflow!(group, GROUP_STEPS);
+counting_workflow!(w6, W6_STEPS);
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn temp_db(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+/// W3 through the public API: steps per second.
+fn w3_ours(rt: &tokio::runtime::Runtime, path: &Path, sync: Synchronous) -> f64 {
+    let store = SqliteOptions::new()
+        .synchronous(sync)
+        .open(path)
+        .expect("open");
+    let runner = Runner::new(w3::Workflow, store);
+    let start = Instant::now();
+    let out = rt.block_on(runner.start("w3", fresh(0))).expect("run");
+    let elapsed = start.elapsed();
+    assert_eq!(out.into_state().count, W3_STEPS);
+    W3_STEPS as f64 / elapsed.as_secs_f64()
+}
+
+/// W3 by hand: the same steps, a bincode body, one rusqlite transaction per step.
+fn w3_hand(path: &Path, sync: Synchronous) -> f64 {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let sync = if sync == Synchronous::Full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};
+         CREATE TABLE IF NOT EXISTS cp (session TEXT, seq INTEGER, bytes BLOB,
+                                        PRIMARY KEY (session, seq));"
+    ))
+    .expect("schema");
+    let config = bincode::config::standard();
+    let mut state = fresh(0);
+    let mut insert = conn
+        .prepare("INSERT INTO cp VALUES (?1, ?2, ?3)")
+        .expect("prepare");
+    let start = Instant::now();
+    for seq in 1..=W3_STEPS as i64 {
+        state.count += 1;
+        let bytes = bincode::serde::encode_to_vec(&state, config).expect("encode");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        insert
+            .execute(rusqlite::params!["w3", seq, bytes])
+            .expect("insert");
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+    let elapsed = start.elapsed();
+    W3_STEPS as f64 / elapsed.as_secs_f64()
+}
+
+fn w3(rt: &tokio::runtime::Runtime, dir: &Path, runs: usize) -> f64 {
+    let mut full_rate = 0.0;
+    for (sync, name) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
+        let (mut ours, mut hand) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            ours.push(w3_ours(
+                rt,
+                &temp_db(dir, &format!("w3-{name}-{i}.db")),
+                sync,
+            ));
+            hand.push(w3_hand(
+                &temp_db(dir, &format!("w3-hand-{name}-{i}.db")),
+                sync,
+            ));
+        }
+        let (ours, hand) = (median(ours), median(hand));
+        let ratio = ours / hand;
+        let target = if sync == Synchronous::Full {
+            ">= 0.9"
+        } else {
+            "(reported)"
+        };
+        println!(
+            "W3 durable every step, synchronous={name:<6}: graph-runtime {ours:8.0} steps/s \
+             ({:6.1} us/step) | hand-written rusqlite {hand:8.0} steps/s | ratio {ratio:4.2} {target}",
+            1e6 / ours
+        );
+        if sync == Synchronous::Full {
+            full_rate = ours;
+        }
+    }
+    full_rate
+}
+
+fn group(dir: &Path, single_rate: f64, runs: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let mut rates = Vec::new();
+    for i in 0..runs {
+        let store = SqliteStore::open(temp_db(dir, &format!("group-{i}.db"))).expect("open");
+        let runner = Runner::new(group::Workflow, store);
+        let start = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..GROUP_SESSIONS)
+                .map(|s| {
+                    let runner = runner.clone();
+                    tokio::spawn(async move { runner.start(&format!("g-{s}"), fresh(0)).await })
+                })
+                .collect();
+            for task in tasks {
+                let out = task.await.expect("task").expect("run");
+                assert_eq!(out.into_state().count, GROUP_STEPS);
+            }
+        });
+        let elapsed = start.elapsed();
+        rates.push((GROUP_SESSIONS as u64 * GROUP_STEPS) as f64 / elapsed.as_secs_f64());
+    }
+    let rate = median(rates);
+    let ratio = rate / single_rate;
+    println!(
+        "group commit, {GROUP_SESSIONS} sessions at once, FULL, every step: {rate:8.0} steps/s \
+         aggregate | single session {single_rate:8.0} steps/s | ratio {ratio:5.1} (target >= 5)"
+    );
+}
+
+fn w4(rt: &tokio::runtime::Runtime, dir: &Path, runs: usize) {
+    let path = temp_db(dir, "w4.db");
+    // Sessions left two steps before their end (a step limit of 0 saves the start only).
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        let runner = Runner::new(w3::Workflow, store).max_steps(0);
+        for i in 0..runs {
+            let e = rt.block_on(runner.start(&format!("w4-{i}"), fresh(W3_STEPS - 2)));
+            assert!(matches!(e, Err(graph_runtime::Error::StepLimit { .. })));
+        }
+    }
+    let mut latencies = Vec::new();
+    for i in 0..runs {
+        let start = Instant::now();
+        let store = SqliteStore::open(&path).expect("open");
+        let runner = Runner::new(w3::Workflow, store);
+        let out = rt
+            .block_on(runner.resume(&format!("w4-{i}")))
+            .expect("resume");
+        latencies.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(black_box(out).into_state().count, W3_STEPS);
+    }
+    let p50 = median(latencies.clone());
+    latencies.sort_by(f64::total_cmp);
+    let worst = latencies[latencies.len() - 1];
+    println!(
+        "W4 resume latency (open file, load latest, run 2 durable steps): median {p50:6.0} us, \
+         max {worst:6.0} us over {runs} (target <= 1000 us)"
+    );
+}
+
+fn bytes_on_disk(rt: &tokio::runtime::Runtime, dir: &Path) {
+    let path = temp_db(dir, "bytes.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let runner = Runner::new(w3::Workflow, store.clone());
+    rt.block_on(runner.start("bytes", fresh(0))).expect("run");
+    let history = rt.block_on(runner.history("bytes")).expect("history");
+    let envelope = history.iter().map(|c| c.bytes).sum::<u64>() as f64 / history.len() as f64;
+    drop((runner, store));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint the WAL");
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .expect("pages");
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .expect("free");
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("size");
+    let per = ((pages - free) * size) as f64 / history.len() as f64;
+    println!(
+        "bytes on disk per checkpoint of a 1 KiB state: {per:6.0} B in the file ({:.2} KiB, \
+         target <= 1.25 KiB); envelope {envelope:.0} B; {} checkpoints",
+        per / 1024.0,
+        history.len()
+    );
+}
+
+// ---- W6: each side in a child process so that each has its own peak RSS ----
+
+const W6_CHILD: &str = "GRAPH_RUNTIME_W6_CHILD";
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+type HandStore = Mutex<HashMap<String, Vec<Vec<u8>>>>;
+
+async fn w6_hand_session(session: String, store: Arc<HandStore>) -> u64 {
+    let config = bincode::config::standard();
+    let mut s = fresh(0);
+    let mut at_a = true;
+    loop {
+        s.count += 1;
+        let done = !at_a && s.count >= W6_STEPS;
+        at_a = !at_a;
+        let bytes = bincode::serde::encode_to_vec(&s, config).expect("encode");
+        store
+            .lock()
+            .expect("lock")
+            .entry(session.clone())
+            .or_default()
+            .push(bytes);
+        tokio::task::yield_now().await;
+        if done {
+            return s.count;
+        }
+    }
+}
+
+fn w6_child(which: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let start = Instant::now();
+    let total: u64 = rt.block_on(async {
+        if which == "ours" {
+            let runner = Runner::new(w6::Workflow, MemoryStore::new());
+            let tasks: Vec<_> = (0..W6_SESSIONS)
+                .map(|i| {
+                    let runner = runner.clone();
+                    tokio::spawn(async move {
+                        runner
+                            .start(&format!("w6-{i}"), fresh(0))
+                            .await
+                            .expect("run")
+                            .into_state()
+                            .count
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("task");
+            }
+            total
+        } else {
+            let store = Arc::new(HandStore::default());
+            let tasks: Vec<_> = (0..W6_SESSIONS)
+                .map(|i| tokio::spawn(w6_hand_session(format!("w6-{i}"), Arc::clone(&store))))
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("task");
+            }
+            total
+        }
+    });
+    let elapsed = start.elapsed();
+    assert_eq!(total, W6_SESSIONS as u64 * W6_STEPS);
+    println!("{} {}", elapsed.as_micros(), peak_rss_kib());
+}
+
+fn w6(runs: usize) {
+    let run_child = |which: &str| -> (f64, f64) {
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .env(W6_CHILD, which)
+            .output()
+            .expect("child");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut fields = text
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().expect("number"));
+        (
+            fields.next().expect("wall") / 1000.0,
+            fields.next().expect("rss") / 1024.0,
+        )
+    };
+    let (mut ours_wall, mut ours_rss, mut hand_wall, mut hand_rss) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let (w, r) = run_child("ours");
+        ours_wall.push(w);
+        ours_rss.push(r);
+        let (w, r) = run_child("hand");
+        hand_wall.push(w);
+        hand_rss.push(r);
+    }
+    let (ow, or, hw, hr) = (
+        median(ours_wall),
+        median(ours_rss),
+        median(hand_wall),
+        median(hand_rss),
+    );
+    println!(
+        "W6 {W6_SESSIONS} sessions x {W6_STEPS} steps, memory checkpoint every step: wall \
+         {ow:6.1} ms vs hand-written {hw:6.1} ms (ratio {:4.2}, target <= 2); peak RSS {or:6.1} MiB \
+         vs {hr:6.1} MiB (ratio {:4.2}, target <= 2)",
+        ow / hw,
+        or / hr
+    );
+}
+
+fn main() {
+    if let Ok(which) = std::env::var(W6_CHILD) {
+        w6_child(&which);
+        return;
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "w3,group,w4,bytes,w6".into());
+    let dir = std::env::temp_dir().join(format!("graph-runtime-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    println!(
+        "durable workloads: 1 KiB state, median of {runs} runs, files in {}",
+        dir.display()
+    );
+    let single = if cases.contains("w3") || cases.contains("group") {
+        w3(&rt, &dir, runs)
+    } else {
+        0.0
+    };
+    if cases.contains("group") {
+        group(&dir, single, runs);
+    }
+    if cases.contains("w4") {
+        w4(&rt, &dir, runs.max(20));
+    }
+    if cases.contains("bytes") {
+        bytes_on_disk(&rt, &dir);
+    }
+    if cases.contains("w6") {
+        w6(runs);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = Duration::ZERO;
+}
