@@ -910,6 +910,117 @@ mod sqlite_file {
         assert_eq!(latest_seq(&store, "s").await, Some(i64::MAX as u64));
     }
 
+    const CHILD_DB: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_DB";
+    const CHILD_TAG: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_TAG";
+    const CHILD_GO: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_GO";
+    const PROCESS_CHAIN: u64 = 200;
+
+    /// Separate processes (this test binary, run again as `child_process_racer`) race to
+    /// extend one session in one file: SQLite's file lock keeps compare-and-swap exact across
+    /// processes, so every sequence number is won by exactly one of them.
+    #[test]
+    fn processes_racing_on_one_file_form_one_chain() {
+        use std::process::{Command, Stdio};
+        let (_dir, path) = new_file();
+        drop(SqliteStore::open(&path).unwrap());
+        let exe = std::env::current_exe().expect("the test binary");
+        // The children start racing together, once this file exists.
+        let go = path.with_extension("go");
+        let children: Vec<_> = (0..3)
+            .map(|tag| {
+                let child = Command::new(&exe)
+                    .args(["--ignored", "--exact", "sqlite_file::child_process_racer"])
+                    .args(["--nocapture", "--test-threads=1"])
+                    .env(CHILD_DB, &path)
+                    .env(CHILD_TAG, tag.to_string())
+                    .env(CHILD_GO, &go)
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("a child process");
+                (tag, child)
+            })
+            .collect();
+        std::fs::write(&go, b"go").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut all_wins = Vec::new();
+        for (tag, mut child) in children {
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("child {tag} did not finish");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "child {tag} failed: {:?}",
+                output.status
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let won: Vec<u64> = stdout
+                .lines()
+                // libtest may print its own text on the same line, before ours.
+                .filter_map(|line| line.split_once("race-won:").map(|(_, seq)| seq))
+                .map(|seq| seq.trim().parse().expect("a seq"))
+                .collect();
+            let store = SqliteStore::open(&path).unwrap();
+            for &seq in &won {
+                let stored = block_on(store.get("contested", seq))
+                    .unwrap()
+                    .expect("a won seq");
+                assert_eq!(stored.bytes, format!("process {tag} {seq}").as_bytes());
+            }
+            eprintln!("process {tag} won {} of {PROCESS_CHAIN}", won.len());
+            all_wins.extend(won);
+        }
+        all_wins.sort_unstable();
+        let one_chain: Vec<u64> = (1..=PROCESS_CHAIN).collect();
+        assert_eq!(all_wins, one_chain, "every seq won exactly once");
+        let store = SqliteStore::open(&path).unwrap();
+        let listed: Vec<u64> = block_on(store.list("contested"))
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(listed, one_chain);
+        let check: String = raw(&path)
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    /// The child side of `processes_racing_on_one_file_form_one_chain`; does nothing when run
+    /// on its own.
+    #[tokio::test]
+    #[ignore = "run as a child process by processes_racing_on_one_file_form_one_chain"]
+    async fn child_process_racer() {
+        let (Some(path), Some(tag)) = (std::env::var_os(CHILD_DB), std::env::var_os(CHILD_TAG))
+        else {
+            return;
+        };
+        let tag = tag.to_string_lossy().into_owned();
+        let store = SqliteStore::open(PathBuf::from(path)).unwrap();
+        let go = PathBuf::from(std::env::var_os(CHILD_GO).expect("the start signal's path"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !go.exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        loop {
+            let latest = latest_seq(&store, "contested").await;
+            let next = latest.map_or(1, |seq| seq + 1);
+            if next > PROCESS_CHAIN {
+                return;
+            }
+            let attempt = Append::new(latest, tagged(next, &format!("process {tag}")), None);
+            match store.append("contested", attempt).await {
+                Ok(()) => println!("race-won:{next}"),
+                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                Err(e) => panic!("process {tag}: {e}"),
+            }
+        }
+    }
+
     /// The store needs no tokio runtime: writes go through the writer thread and reads run
     /// inline when there is no blocking pool to send them to.
     #[test]
