@@ -16,7 +16,7 @@
 //! 26      n     cursor node name (UTF-8)
 //! 26+n    4     body length m
 //! 30+n    m     body: bincode of (state, pending input, failure before an error edge)
-//! 30+n+m  4     CRC32C of (session id length u32, session id, bytes 0..30+n+m)
+//! 30+n+m  4     CRC-32 of (session id length u32, session id, bytes 0..30+n+m)
 //! ```
 //!
 //! Decoding checks, in this order: the length cap, the framing, the checksum (which also binds
@@ -151,9 +151,11 @@ fn checksum(session: &str, bytes: &[u8]) -> u32 {
     let len = u32::try_from(session.len())
         .unwrap_or(u32::MAX)
         .to_le_bytes();
-    let crc = crc32c::crc32c(&len);
-    let crc = crc32c::crc32c_append(crc, session.as_bytes());
-    crc32c::crc32c_append(crc, bytes)
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(session.as_bytes());
+    hasher.update(bytes);
+    hasher.finalize()
 }
 
 /// A verified envelope whose body is not decoded yet.
