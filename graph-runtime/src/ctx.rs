@@ -28,6 +28,7 @@ use crate::events::{Event, EventSink, Payload};
 ///         ctx.emit(format!("charging with key {}", job.key));
 ///     }
 /// }
+/// # fn main() {}
 /// ```
 #[derive(Debug, Clone)]
 pub struct NodeCtx {

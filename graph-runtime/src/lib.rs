@@ -1,6 +1,80 @@
 //! Compile-time-checked, durable workflow graphs.
 //!
-//! (Crate tutorial: see the README; expanded once the API settles.)
+//! A `#[workflow]` module of `#[node] async fn`s and `edge!` declarations becomes a typed state
+//! machine: a misspelled node, a node with no way out, an unreachable node or a route to a node
+//! that is not a declared successor is a compile error. A small tokio [`Runner`] saves a
+//! checkpoint after steps, resumes after crashes, waits for typed human decisions, and keeps a
+//! history that can be listed, rewound and forked.
+//!
+//! # A first workflow
+//!
+//! ```
+//! use graph_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+//! pub struct Ticket { pub text: String, pub urgent: bool, pub answer: Option<String> }
+//!
+//! #[workflow(state = Ticket)]
+//! pub mod support {
+//!     use super::*;
+//!
+//!     edge!(START -> triage);
+//!     edge!(triage -> escalate | reply);   // a branch: `triage` returns `triage::Next`
+//!     edge!(escalate -> reply);
+//!     edge!(reply -> END);
+//!
+//!     #[node]
+//!     async fn triage(t: &mut Ticket) -> triage::Next {
+//!         t.urgent = t.text.contains("down");
+//!         if t.urgent { triage::Next::Escalate } else { triage::Next::Reply }
+//!     }
+//!
+//!     #[node(interrupt)]                    // waits for a human: the input type is `String`
+//!     async fn escalate(t: &mut Ticket, note: String) {
+//!         t.answer = Some(note);
+//!     }
+//!
+//!     #[node]
+//!     async fn reply(t: &mut Ticket) {
+//!         t.answer.get_or_insert_with(|| "thanks, we are on it".into());
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), graph_runtime::Error> {
+//! let runner = Runner::new(support::Workflow, MemoryStore::new());
+//! let ticket = Ticket { text: "site is down".into(), ..Ticket::default() };
+//! let out = runner.start("t-1", ticket).await?;
+//! assert!(matches!(out, Outcome::Interrupted { node: "escalate", .. }));
+//!
+//! // Later, perhaps in another process that opens the same store:
+//! let done = runner.resume_with("t-1", support::Input::Escalate("rebooted".into())).await?;
+//! assert_eq!(done.into_state().answer.as_deref(), Some("rebooted"));
+//! assert_eq!(runner.history("t-1").await?.len(), 5);
+//! # Ok(()) }
+//! ```
+//!
+//! # What runs when
+//!
+//! - A **step** runs one node, then saves a checkpoint (per [`CheckpointPolicy`]) holding the
+//!   state after the node and the cursor (the next node). [`Runner::resume`] starts at the
+//!   cursor.
+//! - **Exactly-once state transitions, at-least-once node execution**: a node whose checkpoint
+//!   was not saved runs again on resume, with the same [`NodeCtx::idempotency_key`].
+//! - **One writer per session**: a store accepts a checkpoint only if its latest one is the one
+//!   the writer started from, so a second runner gets [`Error::Conflict`].
+//! - **Interrupts**: reaching an `#[node(interrupt)]` node saves a waiting checkpoint and returns
+//!   [`Outcome::Interrupted`]; [`Runner::resume_with`] records the input durably, then runs it.
+//! - **Failures**: `#[node(retry = N, timeout_ms = M)]` retries with exponential backoff; a failed
+//!   attempt's changes to the state are never seen by a retry, an error edge or a checkpoint.
+//!   After any error the session stays at its last checkpoint.
+//!
+//! # Stores
+//!
+//! [`MemoryStore`] for tests and ephemeral runs; [`SqliteStore`] (feature `sqlite`, on by
+//! default) for durable runs in one file shared by the processes of one host. Both keep the same
+//! checksummed envelope around a bincode body; see [`store`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

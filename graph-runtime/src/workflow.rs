@@ -37,9 +37,11 @@ pub type NodeError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///     async fn bump(c: &mut Counter) { c.n += 1; }
 /// }
 ///
-/// use graph_runtime::Workflow as _;
-/// assert_eq!(count::Workflow::NODES, &["bump"]);
-/// assert_eq!(count::Workflow::GRAPH_HASH, count::GRAPH_HASH);
+/// fn main() {
+///     use graph_runtime::Workflow as _;
+///     assert_eq!(count::Workflow::NODES, &["bump"]);
+///     assert_eq!(count::Workflow::GRAPH_HASH, count::GRAPH_HASH);
+/// }
 /// ```
 pub trait Workflow: Send + Sync + 'static {
     /// The state every node reads and changes; it is what checkpoints save.
