@@ -1,43 +1,67 @@
 //! The graph rules: one `check_*` function per rule, each saying why the rule exists.
 //!
-//! Every check records its errors in the [`Ctxt`] and never stops the others, so a module with
+//! Every check records its errors and never stops the others, so a module with
 //! several mistakes gets all of them in one build. Spans point at the offending token: the name
 //! in `edge!`, or the node function's name.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Display;
 
 use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
 use crate::model::{END, Edge, Endpoint, Graph, START, ident_name, variant_ident};
 
-/// Runs every rule.
+/// Runs every rule, then records their errors in source order (by the position of the item
+/// they point at), so that a module with several mistakes reads top to bottom.
 pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
-    check_has_nodes(cx, graph);
-    check_reserved_node_names(cx, graph);
-    check_duplicate_nodes(cx, graph);
-    check_generated_names(cx, graph);
-    check_unknown_names(cx, graph);
-    check_start(cx, graph);
-    check_end_has_no_successors(cx, graph);
-    check_one_edge_per_node(cx, graph);
-    check_variant_collisions(cx, graph);
+    let r = Report {
+        errors: RefCell::new(Vec::new()),
+    };
+    check_has_nodes(&r, graph);
+    check_reserved_node_names(&r, graph);
+    check_duplicate_nodes(&r, graph);
+    check_generated_names(&r, graph);
+    check_unknown_names(&r, graph);
+    check_start(&r, graph);
+    check_end_has_no_successors(&r, graph);
+    check_one_edge_per_node(&r, graph);
+    check_variant_collisions(&r, graph);
     // An `edge!` that could not be read leaves the graph incomplete: its shape would be
     // misjudged, so these wait until the edges parse.
     if !graph.module.incomplete {
-        check_connected(cx, graph);
-        check_outgoing(cx, graph);
-        check_reachable_from_start(cx, graph);
-        check_end_reachable(cx, graph);
+        check_connected(&r, graph);
+        check_outgoing(&r, graph);
+        check_reachable_from_start(&r, graph);
+        check_end_reachable(&r, graph);
+    }
+    let mut errors = r.errors.into_inner();
+    // Stable: at one position, the rules keep the order above.
+    errors.sort_by_key(|(position, _)| *position);
+    for (_, error) in errors {
+        cx.syn_error(error);
+    }
+}
+
+/// The errors of the rules, each with the position of the item it points at.
+struct Report {
+    errors: RefCell<Vec<(usize, syn::Error)>>,
+}
+
+impl Report {
+    fn error<T: ToTokens, M: Display>(&self, position: usize, tokens: T, message: M) {
+        let error = syn::Error::new_spanned(tokens.into_token_stream(), message);
+        self.errors.borrow_mut().push((position, error));
     }
 }
 
 /// A workflow without nodes has nothing to run; it is almost always a module that lost its
 /// `#[node]` attributes.
-fn check_has_nodes(cx: &Ctxt, graph: &Graph) {
+fn check_has_nodes(r: &Report, graph: &Graph) {
     if graph.nodes().is_empty() && graph.module.misplaced_nodes.is_empty() {
         let module = &graph.module.item.ident;
-        cx.error_spanned_by(
+        r.error(0,
             module,
             format!(
                 "workflow `{module}` has no nodes: mark its steps `#[node] async fn …` and connect them with `edge!(START -> first)`"
@@ -48,10 +72,10 @@ fn check_has_nodes(cx: &Ctxt, graph: &Graph) {
 
 /// `START` and `END` are the graph's entry and exit in `edge!`: a node with one of those names
 /// could never be named in an edge.
-fn check_reserved_node_names(cx: &Ctxt, graph: &Graph) {
+fn check_reserved_node_names(r: &Report, graph: &Graph) {
     for node in graph.nodes() {
         if node.name == START || node.name == END {
-            cx.error_spanned_by(
+            r.error(node.position,
                 &node.ident,
                 format!(
                     "a node cannot be named `{}`: `START` and `END` are the entry and exit of every graph; rename the function",
@@ -64,10 +88,10 @@ fn check_reserved_node_names(cx: &Ctxt, graph: &Graph) {
 
 /// Node names are the graph's identity (checkpoints store them); two nodes with one name make
 /// every edge to that name ambiguous.
-fn check_duplicate_nodes(cx: &Ctxt, graph: &Graph) {
+fn check_duplicate_nodes(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         if graph.is_duplicate(i) {
-            cx.error_spanned_by(
+            r.error(node.position,
                 &node.ident,
                 format!("duplicate node `{}`: another `#[node]` function already has this name; rename or remove one", node.name),
             );
@@ -78,18 +102,20 @@ fn check_duplicate_nodes(cx: &Ctxt, graph: &Graph) {
 /// The macro adds items to the module (`Workflow`, `Input`, `GRAPH_HASH`, `MERMAID`, `NODES`,
 /// and a `mod <node>` per node for its `Next` enum); a user item with one of those names would
 /// clash with an error pointing nowhere useful.
-fn check_generated_names(cx: &Ctxt, graph: &Graph) {
+fn check_generated_names(r: &Report, graph: &Graph) {
     const TYPES: [&str; 3] = ["Workflow", "Input", "__GraphCursor"];
     const VALUES: [&str; 4] = ["Workflow", "GRAPH_HASH", "MERMAID", "NODES"];
-    for (ident, is_mod) in &graph.module.item_names {
+    for item in &graph.module.item_names {
+        let (ident, is_mod) = (&item.ident, item.is_mod);
         let name = ident_name(ident);
         if TYPES.contains(&name.as_str()) || VALUES.contains(&name.as_str()) {
-            cx.error_spanned_by(
+            r.error(
+                item.position,
                 ident,
                 format!("`{name}` is generated by `#[workflow]` in this module; rename this item"),
             );
-        } else if *is_mod && graph.index.contains_key(&name) {
-            cx.error_spanned_by(
+        } else if is_mod && graph.index.contains_key(&name) {
+            r.error(item.position,
                 ident,
                 format!(
                     "module `{name}` has the name of node `{name}`, and `#[workflow]` generates `mod {name}` for the node's `Next` enum; rename this module"
@@ -99,7 +125,7 @@ fn check_generated_names(cx: &Ctxt, graph: &Graph) {
     }
     for node in graph.nodes() {
         if VALUES.contains(&node.name.as_str()) {
-            cx.error_spanned_by(
+            r.error(node.position,
                 &node.ident,
                 format!("a node cannot be named `{}`: `#[workflow]` generates an item with this name; rename the function", node.name),
             );
@@ -109,7 +135,7 @@ fn check_generated_names(cx: &Ctxt, graph: &Graph) {
 
 /// An `edge!` to a name that is not a node is the typo the whole crate exists to catch at
 /// compile time (string-keyed graph builders find it at run time, or never).
-fn check_unknown_names(cx: &Ctxt, graph: &Graph) {
+fn check_unknown_names(r: &Report, graph: &Graph) {
     let mut reported_plain: BTreeSet<String> = BTreeSet::new();
     for decl in &graph.module.edges {
         for ident in std::iter::once(&decl.from).chain(&decl.targets) {
@@ -124,7 +150,7 @@ fn check_unknown_names(cx: &Ctxt, graph: &Graph) {
             if graph.module.plain_fns.contains_key(&name) && !reported_plain.insert(name) {
                 continue;
             }
-            cx.error_spanned_by(ident, unknown_name_message(graph, ident));
+            r.error(decl.position, ident, unknown_name_message(graph, ident));
         }
     }
 }
@@ -151,13 +177,14 @@ fn unknown_name_message(graph: &Graph, ident: &syn::Ident) -> String {
 
 /// A run needs exactly one place to begin: with none the workflow cannot start, with two the
 /// runner would have to guess.
-fn check_start(cx: &Ctxt, graph: &Graph) {
+fn check_start(r: &Report, graph: &Graph) {
     let starts: Vec<&Edge> = graph.outgoing(Endpoint::Start).collect();
     match starts.first() {
         None if !graph.nodes().is_empty() && !graph.module.incomplete => {
             let module = &graph.module.item.ident;
             let first = first_without_incoming(graph).unwrap_or("first_node");
-            cx.error_spanned_by(
+            r.error(
+                0,
                 module,
                 format!("workflow `{module}` has no entry: add `edge!(START -> {first})`"),
             );
@@ -170,7 +197,7 @@ fn check_start(cx: &Ctxt, graph: &Graph) {
                 } else {
                     &edge.from_ident
                 };
-                cx.error_spanned_by(
+                r.error(graph.decl_position(edge.decl),
                     ident,
                     format!(
                         "a second `START` edge: a workflow has exactly one entry, already `edge!(START -> {})`; remove this one, or branch from the first node",
@@ -182,14 +209,15 @@ fn check_start(cx: &Ctxt, graph: &Graph) {
     }
     for edge in &starts {
         if edge.to == Endpoint::End {
-            cx.error_spanned_by(
+            r.error(
+                graph.decl_position(edge.decl),
                 &edge.to_ident,
                 "`edge!(START -> END)` leaves nothing to run: `START` must lead to a node",
             );
         }
     }
     for edge in graph.incoming(Endpoint::Start) {
-        cx.error_spanned_by(
+        r.error(graph.decl_position(edge.decl),
             &edge.to_ident,
             "`START` cannot be a target: it only marks the entry; to loop back, target the first node instead",
         );
@@ -208,9 +236,10 @@ fn first_without_incoming<'g>(graph: &Graph<'g>) -> Option<&'g str> {
 }
 
 /// `END` is where a run finishes; an edge out of it could never be taken.
-fn check_end_has_no_successors(cx: &Ctxt, graph: &Graph) {
+fn check_end_has_no_successors(r: &Report, graph: &Graph) {
     for edge in graph.outgoing(Endpoint::End) {
-        cx.error_spanned_by(
+        r.error(
+            graph.decl_position(edge.decl),
             &edge.from_ident,
             "`END` has no successors: it is where the run finishes; remove this edge",
         );
@@ -220,7 +249,7 @@ fn check_end_has_no_successors(cx: &Ctxt, graph: &Graph) {
 /// A node's `edge!` defines its `Next` enum, one variant per target in the order written;
 /// splitting it over several `edge!`s would make that enum depend on declaration order.
 /// The same edge twice is a leftover that changes nothing.
-fn check_one_edge_per_node(cx: &Ctxt, graph: &Graph) {
+fn check_one_edge_per_node(r: &Report, graph: &Graph) {
     let mut first_decl: BTreeMap<Endpoint, usize> = BTreeMap::new();
     for (decl_index, decl) in graph.module.edges.iter().enumerate() {
         let from = graph.resolve(&decl.from);
@@ -229,7 +258,7 @@ fn check_one_edge_per_node(cx: &Ctxt, graph: &Graph) {
         for target in &decl.targets {
             let to = graph.resolve(target);
             if to != Endpoint::Unknown && seen.contains(&to) {
-                cx.error_spanned_by(
+                r.error(decl.position,
                     target,
                     format!("duplicate edge `{} -> {}`: `{}` is already a target of this `edge!`; remove it", decl.from, target, target),
                 );
@@ -253,7 +282,8 @@ fn check_one_edge_per_node(cx: &Ctxt, graph: &Graph) {
             .iter()
             .all(|t| earlier_targets.contains(&graph.resolve(t)));
         if all_repeated {
-            cx.error_spanned_by(
+            r.error(
+                decl.position,
                 &decl.tokens,
                 format!(
                     "duplicate edge: `{}` already leads to {}; remove this `edge!`",
@@ -273,7 +303,7 @@ fn check_one_edge_per_node(cx: &Ctxt, graph: &Graph) {
                     merged.push(name);
                 }
             }
-            cx.error_spanned_by(
+            r.error(decl.position,
                 &decl.from,
                 format!(
                     "node `{}` already has an `edge!`; list all of its successors in one: `edge!({} -> {})`",
@@ -293,7 +323,7 @@ fn list_names(idents: &[syn::Ident]) -> String {
 
 /// A `#[node]` that no edge mentions is dead code that looks alive; usually an `edge!` was
 /// forgotten or deleted.
-fn check_connected(cx: &Ctxt, graph: &Graph) {
+fn check_connected(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
         if !graph.is_usable(i)
@@ -302,7 +332,7 @@ fn check_connected(cx: &Ctxt, graph: &Graph) {
         {
             continue;
         }
-        cx.error_spanned_by(
+        r.error(node.position,
             &node.ident,
             format!(
                 "node `{name}` is not connected to the graph: no `edge!` names it; add an edge into it and `edge!({name} -> …)` out of it, or remove `#[node]`",
@@ -314,7 +344,7 @@ fn check_connected(cx: &Ctxt, graph: &Graph) {
 
 /// After a node runs, the runner must know where to go. Other graph libraries end the run
 /// silently here; we make the missing edge a compile error at the node.
-fn check_outgoing(cx: &Ctxt, graph: &Graph) {
+fn check_outgoing(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
         if !graph.is_usable(i)
@@ -323,7 +353,7 @@ fn check_outgoing(cx: &Ctxt, graph: &Graph) {
         {
             continue;
         }
-        cx.error_spanned_by(
+        r.error(node.position,
             &node.ident,
             format!(
                 "node `{name}` has no outgoing edge, so the run would not know where to go after it: add `edge!({name} -> END)` or `edge!({name} -> next_node)`",
@@ -335,7 +365,7 @@ fn check_outgoing(cx: &Ctxt, graph: &Graph) {
 
 /// A node no path from `START` reaches can never run: either an edge into it is missing or the
 /// node is obsolete.
-fn check_reachable_from_start(cx: &Ctxt, graph: &Graph) {
+fn check_reachable_from_start(r: &Report, graph: &Graph) {
     let roots: Vec<usize> = graph
         .outgoing(Endpoint::Start)
         .filter_map(|edge| match edge.to {
@@ -369,7 +399,7 @@ fn check_reachable_from_start(cx: &Ctxt, graph: &Graph) {
                 from.join(", ")
             )
         };
-        cx.error_spanned_by(
+        r.error(node.position,
             &node.ident,
             format!(
                 "node `{name}` cannot be reached from `START`: {why}; add it as a target of a reachable node's `edge!`, or remove it",
@@ -382,7 +412,7 @@ fn check_reachable_from_start(cx: &Ctxt, graph: &Graph) {
 /// A run that enters a part of the graph with no way to `END` loops forever (until
 /// `max_steps`); that is a graph bug, so it is a compile error at the node where the trap
 /// begins.
-fn check_end_reachable(cx: &Ctxt, graph: &Graph) {
+fn check_end_reachable(r: &Report, graph: &Graph) {
     let roots: Vec<usize> = graph
         .outgoing(Endpoint::Start)
         .filter_map(|edge| match edge.to {
@@ -446,7 +476,7 @@ fn check_end_reachable(cx: &Ctxt, graph: &Graph) {
         } else {
             format!("every path from it stays among {}", members.join(", "))
         };
-        cx.error_spanned_by(
+        r.error(node.position,
             &node.ident,
             format!(
                 "`END` cannot be reached from node `{name}` (entered by {entered}): {stays}; add a way out, e.g. {exit}",
@@ -504,7 +534,7 @@ fn backward_reach_end(graph: &Graph) -> BTreeSet<usize> {
 
 /// Generated enums name nodes in UpperCamelCase; two names that map to one variant
 /// (`send_email`, `send__email`, or a node `end` next to `END`) would not compile.
-fn check_variant_collisions(cx: &Ctxt, graph: &Graph) {
+fn check_variant_collisions(r: &Report, graph: &Graph) {
     let mut cursor_variants: BTreeMap<String, &str> = BTreeMap::new();
     for (i, node) in graph.nodes().iter().enumerate() {
         if !graph.is_usable(i) {
@@ -512,7 +542,7 @@ fn check_variant_collisions(cx: &Ctxt, graph: &Graph) {
         }
         let variant = variant_ident(&node.name, node.ident.span()).to_string();
         if let Some(other) = cursor_variants.insert(variant.clone(), &node.name) {
-            cx.error_spanned_by(
+            r.error(node.position,
                 &node.ident,
                 format!("nodes `{other}` and `{}` both become `{variant}` in the generated enums; rename one", node.name),
             );
@@ -526,7 +556,7 @@ fn check_variant_collisions(cx: &Ctxt, graph: &Graph) {
             if let Some(other) = variants.insert(variant.clone(), name.clone())
                 && other != name
             {
-                cx.error_spanned_by(
+                r.error(graph.decl_position(edge.decl),
                     &edge.to_ident,
                     format!(
                         "`{other}` and `{name}` both become the variant `{variant}` of `{}::Next`; rename the node",

@@ -54,7 +54,7 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
     let taken: BTreeSet<String> = module
         .item_names
         .iter()
-        .map(|(ident, _)| ident_name(ident))
+        .map(|item| ident_name(&item.ident))
         .collect();
     let free = |name: &str| !taken.contains(name);
 

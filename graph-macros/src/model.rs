@@ -139,6 +139,11 @@ impl<'m> Graph<'m> {
                 .is_some_and(|node| node.name != START && node.name != END)
     }
 
+    /// The position in the module of the `edge!` at index `decl`.
+    pub(crate) fn decl_position(&self, decl: usize) -> usize {
+        self.module.edges.get(decl).map_or(0, |edge| edge.position)
+    }
+
     /// Whether node `i` repeats the name of an earlier node.
     pub(crate) fn is_duplicate(&self, i: usize) -> bool {
         self.nodes()

@@ -77,6 +77,9 @@ pub(crate) struct NodeFn {
     pub(crate) output: syn::ReturnType,
     /// Where the function sits in [`Module::items`].
     pub(crate) item_index: usize,
+    /// Where the function sits among all the items of the module, `edge!`s included: graph
+    /// errors are reported in this order.
+    pub(crate) position: usize,
 }
 
 impl NodeFn {
@@ -96,6 +99,8 @@ pub(crate) struct EdgeDecl {
     pub(crate) targets: Vec<Ident>,
     /// The whole `edge!(…)` invocation, for errors about the declaration itself.
     pub(crate) tokens: TokenStream,
+    /// Where the `edge!` sits among all the items of the module.
+    pub(crate) position: usize,
 }
 
 /// The module under `#[workflow]`, taken apart.
@@ -114,14 +119,22 @@ pub(crate) struct Module {
     /// Functions of the module that are not nodes, by name: an `edge!` naming one of them gets
     /// a precise error.
     pub(crate) plain_fns: BTreeMap<String, Ident>,
-    /// The names the module's own items define (name, whether the item is a module), to catch
-    /// collisions with generated items.
-    pub(crate) item_names: Vec<(Ident, bool)>,
+    /// The names the module's own items define, to catch collisions with generated items.
+    pub(crate) item_names: Vec<ItemName>,
     /// Methods marked `#[node]` (already reported): edges naming them get no second error.
     pub(crate) misplaced_nodes: BTreeMap<String, Ident>,
     /// An `edge!` could not be read at all (already reported): the graph is incomplete, so the
     /// rules about its shape (entry, reachability, outgoing edges) are not checked.
     pub(crate) incomplete: bool,
+}
+
+/// A name defined by one of the module's own items.
+pub(crate) struct ItemName {
+    pub(crate) ident: Ident,
+    /// Whether the item is a module (it would clash with a node's generated `mod`).
+    pub(crate) is_mod: bool,
+    /// Where the item sits among all the items of the module.
+    pub(crate) position: usize,
 }
 
 /// The parsed invocation.
@@ -468,8 +481,8 @@ fn module(cx: &Ctxt, item: TokenStream, state: Option<&Type>) -> Option<Module> 
         misplaced_nodes: BTreeMap::new(),
         incomplete: false,
     };
-    for item in content {
-        module_item(cx, &mut module, item, &state_hint);
+    for (position, item) in content.into_iter().enumerate() {
+        module_item(cx, &mut module, item, &state_hint, position);
     }
     Some(module)
 }
@@ -492,11 +505,11 @@ fn item_head(item: &Item) -> TokenStream {
 }
 
 /// Sorts one item of the module into nodes, edges or the user's other items.
-fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str) {
+fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str, position: usize) {
     match item {
         Item::Macro(ref mac) if is_edge_macro(&mac.mac.path) => {
             check_edge_attrs(cx, &mac.attrs);
-            match edge_decls(cx, mac) {
+            match edge_decls(cx, mac, position) {
                 Some(edges) => module.edges.extend(edges),
                 None => module.incomplete = true,
             }
@@ -522,7 +535,8 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
         }
         Item::Fn(ref mut func) => {
             if let Some(attr) = take_node_attr(cx, &mut func.attrs) {
-                let node = node_fn(cx, attr, func, state_hint, module.items.len());
+                let mut node = node_fn(cx, attr, func, state_hint, module.items.len());
+                node.position = position;
                 module.nodes.push(node);
                 // Reported by `node_fn`; without it the fallback gets no `unexpected_cfgs` noise.
                 func.attrs.retain(|attr| !is_cfg_attr(attr));
@@ -530,7 +544,11 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
                 module
                     .plain_fns
                     .insert(func.sig.ident.unraw().to_string(), func.sig.ident.clone());
-                module.item_names.push((func.sig.ident.clone(), false));
+                module.item_names.push(ItemName {
+                    ident: func.sig.ident.clone(),
+                    is_mod: false,
+                    position,
+                });
             }
         }
         _ => {
@@ -543,9 +561,11 @@ fn module_item(cx: &Ctxt, module: &mut Module, mut item: Item, state_hint: &str)
                 );
             }
             if let Some(name) = item_name(&item) {
-                module
-                    .item_names
-                    .push((name.clone(), matches!(item, Item::Mod(_))));
+                module.item_names.push(ItemName {
+                    ident: name.clone(),
+                    is_mod: matches!(item, Item::Mod(_)),
+                    position,
+                });
             }
         }
     }
@@ -648,7 +668,7 @@ fn item_name(item: &Item) -> Option<&Ident> {
 /// Parses one `edge!(…)` item into its declarations (a chained `a -> b -> c`, reported as an
 /// error, is read as the two edges the user meant, so the graph checks see the intended graph).
 /// `None` when the edge cannot be read at all.
-fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<Vec<EdgeDecl>> {
+fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro, position: usize) -> Option<Vec<EdgeDecl>> {
     let tokens = mac.to_token_stream();
     if mac.mac.tokens.is_empty() {
         cx.error_spanned_by(
@@ -666,6 +686,7 @@ fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro) -> Option<Vec<EdgeDecl>> {
                     from,
                     targets,
                     tokens: tokens.clone(),
+                    position,
                 })
                 .collect(),
         ),
@@ -855,6 +876,7 @@ fn node_fn(
         params,
         output: func.sig.output.clone(),
         item_index,
+        position: 0,
     }
 }
 
