@@ -10,6 +10,7 @@
 //! cargo run --example checkout -- --crash   # the big order's payment step aborts the process...
 //! cargo run --example checkout              # ...and this run resumes it where it stopped
 //! ```
+#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents, as in DESIGN §3
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

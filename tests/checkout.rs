@@ -1,5 +1,6 @@
 //! The DESIGN §3 checkout workflow, written exactly as the design shows it, compiled from a
 //! crate that depends on graph-runtime by path, and run through DESIGN §4–§5.
+#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents, as in DESIGN §3
 
 use std::fmt;
 

@@ -132,7 +132,7 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     buf.extend_from_slice(node);
     let len_at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    bincode::serde::encode_into_writer(&(state, input, failure), VecWriter(&mut buf), config())
+    bincode::serde::encode_into_writer((state, input, failure), VecWriter(&mut buf), config())
         .map_err(|e| encode_error(e.to_string()))?;
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {

@@ -1,4 +1,5 @@
 //! Retries, timeouts, error edges, events and cancellation, on a hand-written `Workflow` impl.
+#![allow(clippy::manual_async_fn)] // the hand-written impls spell out what the macro generates
 
 use std::fmt;
 use std::future::Future;

@@ -70,6 +70,8 @@ impl<T> ViaDefault for &Probe<'_, T> {
 }
 
 #[cfg(test)]
+// The leading `&` is the autoref specialisation under test, not a needless borrow.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
 

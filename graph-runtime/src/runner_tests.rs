@@ -1,5 +1,6 @@
 //! Runner semantics on a hand-written `Workflow` impl (the macro's output is tested in the
 //! workspace's integration tests; this pins the runner on its own).
+#![allow(clippy::manual_async_fn)] // the hand-written impls spell out what the macro generates
 
 use std::fmt;
 use std::future::Future;
