@@ -77,6 +77,25 @@ pub(crate) fn private_path(args: &WorkflowArgs) -> TokenStream {
     quote!(#krate::__private)
 }
 
+/// The path to `__private` from a module nested in the workflow module: a relative `crate =`
+/// path gets a `super::` in front.
+fn nested_private_path(args: &WorkflowArgs) -> TokenStream {
+    let krate = &args.krate;
+    let first = krate
+        .segments
+        .first()
+        .map(|segment| segment.ident.to_string());
+    match first.as_deref() {
+        _ if krate.leading_colon.is_some() => quote!(#krate::__private),
+        Some("crate") => quote!(#krate::__private),
+        Some("self") => {
+            let rest = krate.segments.iter().skip(1);
+            quote!(super #(::#rest)*::__private)
+        }
+        _ => quote!(super::#krate::__private),
+    }
+}
+
 /// A node with the facts codegen needs.
 struct NodeCode<'g> {
     node: &'g NodeFn,
@@ -249,14 +268,46 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         .attrs
         .iter()
         .any(|attr| attr.path().is_ident("no_implicit_prelude"));
-    let return_traits = nodes.iter().map(|n| return_trait(&rt, n, diagnostics));
-    let step_arms = nodes
+    let nested_rt = nested_private_path(args);
+    let return_traits = nodes
         .iter()
-        .map(|n| step_arm(&rt, n, &cursor_variant, &input_ident));
+        .map(|n| return_trait(&nested_rt, n, diagnostics));
+    // `step` and `run` each hold the graph's code (a `match` over the cursor, the node calls
+    // and their route conversions): `run` loops over it without leaving the future, which is
+    // what brings a step close to a hand-written `match`. Both carry the same probes; rustc
+    // reports an identical error once.
+    let return_traits: Vec<TokenStream> = return_traits.collect();
+    // The probes live once, in a hidden module: both `step` and `run` go through them, and a
+    // wrong return type or a `!Send` node is reported once.
+    let probes = quote! {
+        #[doc(hidden)]
+        #allow
+        mod __graph_probes {
+            #[inline(always)]
+            pub(super) fn __graph_send<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
+                future
+            }
+            #(#return_traits)*
+        }
+    };
+    let step_arms: Vec<TokenStream> = nodes
+        .iter()
+        .map(|n| step_arm(&rt, n, &cursor_variant, &quote!(#input_ident)))
+        .collect();
+    let run_arms: Vec<TokenStream> = nodes
+        .iter()
+        .map(|n| step_arm(&rt, n, &cursor_variant, &quote!(#input_ident.take())))
+        .collect();
+    let ctx_mut_ident = Ident::new("__graph_ctx", Span::mixed_site());
+    let budget_ident = Ident::new("budget", Span::mixed_site());
+    let steps_ident = Ident::new("__graph_steps", Span::mixed_site());
+    let next_ident = Ident::new("__graph_next", Span::mixed_site());
+    let transition_ident = Ident::new("__graph_transition", Span::mixed_site());
 
     let generated = quote! {
         #(#next_modules)*
         #(#route_impls)*
+        #probes
 
         #[doc = #input_doc]
         #[derive(
@@ -346,14 +397,51 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 #ctx_ident: &'a #rt::NodeCtx,
                 #input_ident: ::core::option::Option<Input>,
             ) -> impl ::core::future::Future<Output = #rt::Transition<__GraphCursor>> + ::core::marker::Send + 'a {
-                #[inline(always)]
-                fn __graph_send<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
-                    future
-                }
-                #(#return_traits)*
                 async move {
                     match #cursor_ident {
                         #(#step_arms)*
+                    }
+                }
+            }
+
+            fn run<'a>(
+                &'a self,
+                #cursor_ident: __GraphCursor,
+                #state_ident: &'a mut #state,
+                #ctx_mut_ident: &'a mut #rt::NodeCtx,
+                #input_ident: ::core::option::Option<Input>,
+                #budget_ident: u64,
+            ) -> impl ::core::future::Future<Output = #rt::Run<__GraphCursor>> + ::core::marker::Send + 'a {
+                async move {
+                    let mut #input_ident = #input_ident;
+                    let mut #cursor_ident = #cursor_ident;
+                    let mut #steps_ident: u64 = 1;
+                    loop {
+                        let #transition_ident = {
+                            let #ctx_ident: &#rt::NodeCtx = &*#ctx_mut_ident;
+                            match #cursor_ident {
+                                #(#run_arms)*
+                            }
+                        };
+                        // The same rule as the trait's default `run`: go on while the next
+                        // node needs nothing but a call and the budget lasts.
+                        match #transition_ident {
+                            #rt::Transition::Next(#next_ident)
+                                if #steps_ident < #budget_ident
+                                    && <Self as #rt::Workflow>::runs_freely(#next_ident) =>
+                            {
+                                #steps_ident += 1;
+                                #cursor_ident = #next_ident;
+                                #ctx_mut_ident.__advance(<Self as #rt::Workflow>::spec(#next_ident).name);
+                            }
+                            #transition_ident => {
+                                return #rt::Run {
+                                    last: #cursor_ident,
+                                    transition: #transition_ident,
+                                    steps: #steps_ident,
+                                };
+                            }
+                        }
                     }
                 }
             }
@@ -439,10 +527,10 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
 /// The name of the per-node trait that turns the node's return value into its route.
 fn return_trait_ident(n: &NodeCode) -> Ident {
     // Named for rustc's messages: "the trait `ReturnOfNodeCharge` is not implemented for …".
-    format_ident!("ReturnOfNode{}", n.variant, span = Span::mixed_site())
+    format_ident!("ReturnOfNode{}", n.variant, span = Span::call_site())
 }
 
-/// A trait, local to `step`, implemented exactly for the return types node `n` may have
+/// A trait, in the hidden `__graph_probes` module, implemented exactly for the return types node `n` may have
 /// (`()` / `Result<(), E>`, or `n::Next` / `Result<n::Next, E>`). Calling it on the node's
 /// output is the route conversion *and* the check: a wrong return type fails here, once, with
 /// a message that names the node, its successors and the fix.
@@ -455,7 +543,7 @@ fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStrea
         let ident = module_ident(n.node);
         let next = format!("{}::Next", n.node.ident);
         (
-            quote!(#ident::Next),
+            quote!(super::#ident::Next),
             format!(
                 "node `{name}` branches to {}, so it must return `{next}` or `Result<{next}, E>`, not `{{Self}}`",
                 targets.join(" or ")
@@ -496,7 +584,7 @@ fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStrea
     };
     quote! {
         #on_unimplemented
-        trait #trait_ident: ::core::marker::Sized {
+        pub(super) trait #trait_ident: ::core::marker::Sized {
             fn __graph_route(self) -> ::core::result::Result<#route, #rt::NodeError>;
         }
         impl #trait_ident for #route {
@@ -523,7 +611,7 @@ fn step_arm<'c>(
     rt: &TokenStream,
     n: &NodeCode,
     cursor_variant: &dyn Fn(Endpoint) -> Option<&'c Ident>,
-    input: &Ident,
+    input: &TokenStream,
 ) -> TokenStream {
     let variant = &n.variant;
     let func = &n.node.ident;
@@ -570,7 +658,7 @@ fn step_arm<'c>(
     // underlines the whole return type.
     let mut argument = quote_spanned!(ret_first=> ::core::convert::identity);
     argument.extend(quote_spanned!(ret_last=> (#out_at_ret)));
-    let convert = quote_spanned!(ret_first=> #trait_ident::#route_fn(#argument));
+    let convert = quote_spanned!(ret_first=> __graph_probes::#trait_ident::#route_fn(#argument));
 
     let route_arms: Vec<TokenStream> = if n.branches() {
         let module = module_ident(n.node);
@@ -594,7 +682,7 @@ fn step_arm<'c>(
     // The node's future must be `Send` (runners move runs across threads); checking it here
     // reports a `!Send` node at its name rather than at `#[workflow]`.
     let at_func = Span::mixed_site().located_at(func.span());
-    let call = quote_spanned!(at_func=> __graph_send(#func(#(#call_args),*)));
+    let call = quote_spanned!(at_func=> __graph_probes::__graph_send(#func(#(#call_args),*)));
     let run = quote! {
         let #out = #call.await;
         // Autoref specialisation: the error type's `Retryable` impl if it has one.
@@ -877,6 +965,33 @@ mod tests {
         )
         .to_string();
         assert!(out.contains("my_rt :: __private :: Workflow"));
+    }
+
+    #[test]
+    fn nested_paths_reach_the_runtime() {
+        let path = |args: TokenStream| {
+            let cx = crate::ctxt::Ctxt::new();
+            let args = parse::workflow_args(&cx, args);
+            cx.check().unwrap();
+            nested_private_path(&args).to_string()
+        };
+        assert_eq!(path(quote!(state = S)), ":: graph_runtime :: __private");
+        assert_eq!(
+            path(quote!(state = S, crate = crate::rt)),
+            "crate :: rt :: __private"
+        );
+        assert_eq!(
+            path(quote!(state = S, crate = rt)),
+            "super :: rt :: __private"
+        );
+        assert_eq!(
+            path(quote!(state = S, crate = self::rt)),
+            "super :: rt :: __private"
+        );
+        assert_eq!(
+            path(quote!(state = S, crate = super::rt)),
+            "super :: super :: rt :: __private"
+        );
     }
 
     #[test]
