@@ -51,7 +51,11 @@ pub struct Append {
 impl Append {
     /// An append of `checkpoint` after `expected`, keeping `keep_last` checkpoints.
     pub fn new(expected: Option<u64>, checkpoint: Checkpoint, keep_last: Option<u64>) -> Self {
-        Append { expected, checkpoint, keep_last }
+        Append {
+            expected,
+            checkpoint,
+            keep_last,
+        }
     }
 }
 
@@ -81,8 +85,11 @@ pub trait Store: Send + Sync + 'static {
     fn latest(&self, session: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
     /// The checkpoint with this sequence number, if it is kept.
-    fn get(&self, session: &str, seq: u64)
-    -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+    fn get(
+        &self,
+        session: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
     /// Every kept checkpoint of a session, oldest first, without the bytes' contents (empty
     /// when the session does not exist).
