@@ -25,7 +25,23 @@ mod count {
     }
 }
 
+// A relative path is resolved from inside the module, like any path written there.
+#[graph_runtime::workflow(state = Counter, crate = super::rt)]
+mod count_relative {
+    use super::Counter;
+
+    edge!(START -> bump);
+    edge!(bump -> END);
+
+    #[graph_runtime::node]
+    async fn bump(c: &mut Counter) -> Result<(), std::io::Error> {
+        c.n += 1;
+        Ok(())
+    }
+}
+
 fn main() {
+    let _ = count_relative::Workflow;
     let _ = count::Workflow;
     assert_eq!(count::NODES.len(), 1);
 }
