@@ -272,13 +272,11 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let return_traits = nodes
         .iter()
         .map(|n| return_trait(&nested_rt, n, diagnostics));
-    // `step` and `run` each hold the graph's code (a `match` over the cursor, the node calls
-    // and their route conversions): `run` loops over it without leaving the future, which is
-    // what brings a step close to a hand-written `match`. Both carry the same probes; rustc
-    // reports an identical error once.
     let return_traits: Vec<TokenStream> = return_traits.collect();
-    // The probes live once, in a hidden module: both `step` and `run` go through them, and a
-    // wrong return type or a `!Send` node is reported once.
+    // `step` and `run` each hold the graph's code (a `match` over the cursor, the node calls
+    // and their route conversions): `run` loops over it without leaving its future, which is
+    // what brings a step close to a hand-written `match`. The probes both go through live once,
+    // in a hidden module, so a wrong return type or a `!Send` node is reported once.
     let probes = quote! {
         #[doc(hidden)]
         #allow
@@ -606,7 +604,8 @@ fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStrea
     }
 }
 
-/// The `match` arm of `step` that runs node `n`.
+/// The `match` arm of `step` and `run` that runs node `n`; `input` is how the arm takes the
+/// pending input (`input`, or `input.take()` in `run`'s loop).
 fn step_arm<'c>(
     rt: &TokenStream,
     n: &NodeCode,
@@ -650,9 +649,9 @@ fn step_arm<'c>(
     let ret_first = Span::mixed_site().located_at(ret_first);
     let mut trait_ident = return_trait_ident(n);
     trait_ident.set_span(ret_first);
-    let mut out_at_ret = out.clone();
-    out_at_ret.set_span(Span::mixed_site().located_at(ret_last));
     let ret_last = Span::mixed_site().located_at(ret_last);
+    let mut out_at_ret = out.clone();
+    out_at_ret.set_span(ret_last);
     let route_fn = Ident::new("__graph_route", ret_last);
     // `identity(out)` starts at the type's first token and ends at its last, so rustc
     // underlines the whole return type.
