@@ -54,7 +54,7 @@ mod original {
 
         #[node]
         pub async fn validate(order: &mut Order) -> validate::Next {
-            if order.total_cents > 100_00 {
+            if order.total_cents > 10_000 {
                 validate::Next::Review
             } else {
                 validate::Next::Charge
@@ -411,7 +411,7 @@ fn specs_carry_the_node_keys() {
 #[tokio::test]
 async fn node_functions_stay_callable() {
     let mut order = Order {
-        total_cents: 200_00,
+        total_cents: 20_000,
         ..Order::default()
     };
     assert_eq!(
@@ -449,7 +449,7 @@ mod failing {
 async fn runs_follow_the_routes() {
     let runner = Runner::new(checkout::Workflow, MemoryStore::new());
     let order = Order {
-        total_cents: 200_00,
+        total_cents: 20_000,
         ..Order::default()
     };
     match runner.start("big", order).await.unwrap() {
@@ -466,7 +466,7 @@ async fn runs_follow_the_routes() {
     assert_eq!(
         done,
         Outcome::Completed(Order {
-            total_cents: 200_00,
+            total_cents: 20_000,
             ..Order::default()
         })
     );

@@ -119,10 +119,10 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn ship(order: &mut Order) {}
 ///
 /// #[node(interrupt)]                        // waits for an `Input::Review(Approval)`
-/// async fn review(order: &mut Order, decision: Approval) -> review::Next { … }
+/// async fn review(order: &mut Order, decision: Approval) -> review::Next { todo!() }
 ///
 /// #[node(retry = 3, timeout_ms = 5_000)]    // 3 more attempts, 5 s per attempt
-/// async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> { … }
+/// async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> { todo!() }
 /// ```
 ///
 /// The first parameter is the state, `&mut T` or `&T`. A node may also take `ctx: &NodeCtx`
@@ -144,8 +144,10 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// says where it belongs (the function itself is kept, so that is the only error):
 ///
 /// ```ignore
-/// #[node]   // error: `#[node]` only works on an `async fn` directly inside a
-/// async fn lonely(state: &mut u32) {}   //        `#[workflow(state = …)]` module; …
+/// // error: `#[node]` only works on an `async fn` directly inside a
+/// //        `#[workflow(state = …)]` module; move the function into that module, or remove `#[node]`
+/// #[node]
+/// async fn lonely(state: &mut u32) {}
 /// ```
 #[proc_macro_attribute]
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
