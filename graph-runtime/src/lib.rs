@@ -80,8 +80,8 @@
 
 mod checkpoint;
 mod ctx;
-mod events;
 mod error;
+mod events;
 mod runner;
 pub mod store;
 mod workflow;
@@ -99,8 +99,8 @@ mod control_tests;
 pub mod __private;
 
 pub use crate::ctx::{Failure, NodeCtx};
-pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::error::{Error, Result};
+pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::runner::{
     CheckpointInfo, CheckpointPolicy, GraphChange, Outcome, Retention, Runner, Snapshot, Status,
     TimedOut,
@@ -136,12 +136,12 @@ macro_rules! edge {
 
 /// The names most programs need: `use graph_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::edge;
-    #[cfg(feature = "macros")]
-    pub use crate::{node, workflow};
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
+    pub use crate::edge;
     pub use crate::{
         CheckpointPolicy, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,
     };
+    #[cfg(feature = "macros")]
+    pub use crate::{node, workflow};
 }

@@ -46,9 +46,17 @@ fn prune_front(chain: &mut VecDeque<Checkpoint>, keep_last: u64) -> u64 {
 
 impl Store for MemoryStore {
     async fn append(&self, session: &str, append: Append) -> Result<()> {
-        let Append { expected, checkpoint, keep_last } = append;
+        let Append {
+            expected,
+            checkpoint,
+            keep_last,
+        } = append;
         let mut sessions = self.lock();
-        let conflict = |found| Error::Conflict { session: session.to_owned(), expected, found };
+        let conflict = |found| Error::Conflict {
+            session: session.to_owned(),
+            expected,
+            found,
+        };
         match sessions.get_mut(session) {
             Some(chain) => {
                 let found = chain.back().map(|c| c.seq);
@@ -79,8 +87,13 @@ impl Store for MemoryStore {
 
     async fn get(&self, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
         let sessions = self.lock();
-        let Some(chain) = sessions.get(session) else { return Ok(None) };
-        Ok(chain.binary_search_by_key(&seq, |c| c.seq).ok().map(|i| chain[i].clone()))
+        let Some(chain) = sessions.get(session) else {
+            return Ok(None);
+        };
+        Ok(chain
+            .binary_search_by_key(&seq, |c| c.seq)
+            .ok()
+            .map(|i| chain[i].clone()))
     }
 
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
@@ -103,7 +116,10 @@ impl Store for MemoryStore {
     }
 
     async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
-        Ok(self.lock().get_mut(session).map_or(0, |chain| prune_front(chain, keep_last)))
+        Ok(self
+            .lock()
+            .get_mut(session)
+            .map_or(0, |chain| prune_front(chain, keep_last)))
     }
 
     async fn delete(&self, session: &str) -> Result<bool> {
