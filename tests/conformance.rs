@@ -910,12 +910,9 @@ mod sqlite_file {
         assert_eq!(latest_seq(&store, "s").await, Some(i64::MAX as u64));
     }
 
-    const CHILD_DB: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_DB";
-    const CHILD_TAG: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_TAG";
-    const CHILD_GO: &str = "GRAPH_RUNTIME_CONFORMANCE_CHILD_GO";
     const PROCESS_CHAIN: u64 = 200;
 
-    /// Separate processes (this test binary, run again as `child_process_racer`) race to
+    /// Separate processes (`tests/support/race_child.rs`, three at once) race to
     /// extend one session in one file: SQLite's file lock keeps compare-and-swap exact across
     /// processes, so every sequence number is won by exactly one of them.
     #[test]
@@ -923,17 +920,15 @@ mod sqlite_file {
         use std::process::{Command, Stdio};
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        let exe = std::env::current_exe().expect("the test binary");
         // The children start racing together, once this file exists.
         let go = path.with_extension("go");
         let children: Vec<_> = (0..3)
             .map(|tag| {
-                let child = Command::new(&exe)
-                    .args(["--ignored", "--exact", "sqlite_file::child_process_racer"])
-                    .args(["--nocapture", "--test-threads=1"])
-                    .env(CHILD_DB, &path)
-                    .env(CHILD_TAG, tag.to_string())
-                    .env(CHILD_GO, &go)
+                let child = Command::new(env!("CARGO_BIN_EXE_race-child"))
+                    .arg(&path)
+                    .arg(tag.to_string())
+                    .arg(&go)
+                    .arg(PROCESS_CHAIN.to_string())
                     .stdout(Stdio::piped())
                     .spawn()
                     .expect("a child process");
@@ -988,37 +983,6 @@ mod sqlite_file {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(check, "ok");
-    }
-
-    /// The child side of `processes_racing_on_one_file_form_one_chain`; does nothing when run
-    /// on its own.
-    #[tokio::test]
-    #[ignore = "run as a child process by processes_racing_on_one_file_form_one_chain"]
-    async fn child_process_racer() {
-        let (Some(path), Some(tag)) = (std::env::var_os(CHILD_DB), std::env::var_os(CHILD_TAG))
-        else {
-            return;
-        };
-        let tag = tag.to_string_lossy().into_owned();
-        let store = SqliteStore::open(PathBuf::from(path)).unwrap();
-        let go = PathBuf::from(std::env::var_os(CHILD_GO).expect("the start signal's path"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !go.exists() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        loop {
-            let latest = latest_seq(&store, "contested").await;
-            let next = latest.map_or(1, |seq| seq + 1);
-            if next > PROCESS_CHAIN {
-                return;
-            }
-            let attempt = Append::new(latest, tagged(next, &format!("process {tag}")), None);
-            match store.append("contested", attempt).await {
-                Ok(()) => println!("race-won:{next}"),
-                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
-                Err(e) => panic!("process {tag}: {e}"),
-            }
-        }
     }
 
     /// The store needs no tokio runtime: writes go through the writer thread and reads run
