@@ -70,6 +70,55 @@
 //!   attempt's changes to the state are never seen by a retry, an error edge or a checkpoint.
 //!   After any error the session stays at its last checkpoint.
 //!
+//! # Checked when the program compiles
+//!
+//! Graph mistakes are compile errors that point at the offending token and say the fix. A
+//! misspelled node:
+//!
+//! ```compile_fail
+//! # use graph_runtime::prelude::*;
+//! # #[derive(Default, serde::Serialize, serde::Deserialize)] pub struct S;
+//! #[workflow(state = S)]
+//! pub mod flow {
+//!     use super::*;
+//!     edge!(START -> fetch);
+//!     edge!(fetch -> summarise);   // error: unknown node `summarise`; did you mean `summarize`?
+//!     edge!(summarize -> END);
+//!     #[node] async fn fetch(s: &mut S) {}
+//!     #[node] async fn summarize(s: &mut S) {}
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A route that is not a declared successor does not exist as a variant of `Next`:
+//!
+//! ```compile_fail
+//! # use graph_runtime::prelude::*;
+//! # #[derive(Default, serde::Serialize, serde::Deserialize)] pub struct S { n: u32 }
+//! #[workflow(state = S)]
+//! pub mod flow {
+//!     use super::*;
+//!     edge!(START -> check);
+//!     edge!(check -> act | END);
+//!     edge!(act -> END);
+//!     #[node]
+//!     async fn check(s: &mut S) -> check::Next {
+//!         if s.n > 3 { check::Next::Done } else { check::Next::Act } // error: no variant `Done`
+//!     }
+//!     #[node] async fn act(s: &mut S) {}
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! And `#[node]` or `edge!` outside a `#[workflow]` module says where it belongs:
+//!
+//! ```compile_fail
+//! # use graph_runtime::prelude::*;
+//! #[node]
+//! async fn lonely(s: &mut u32) {}
+//! # fn main() {}
+//! ```
+//!
 //! # Stores
 //!
 //! [`MemoryStore`] for tests and ephemeral runs; [`SqliteStore`] (feature `sqlite`, on by
