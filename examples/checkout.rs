@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use graph_runtime::prelude::*;
-use graph_runtime::{Error, Status};
+use graph_runtime::{Error, Event, Events, Status};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +127,39 @@ async fn print_history(runner: &Checkout, session: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Prints a spawned run's events as progress lines until the run ends.
+async fn print_progress(session: String, mut events: Events) {
+    while let Some(event) = events.next().await {
+        let line = match event {
+            Event::StepStarted {
+                node,
+                seq,
+                attempt: 1,
+            } => format!("step {seq}: {node}"),
+            Event::StepStarted { node, seq, attempt } => {
+                format!("step {seq}: {node}, attempt {attempt}")
+            }
+            Event::StepFinished { node, duration, .. } => format!("  {node} took {duration:?}"),
+            Event::CheckpointSaved { seq, bytes } => {
+                format!("  checkpoint {seq} saved ({bytes} B)")
+            }
+            Event::Retrying {
+                node,
+                attempt,
+                delay,
+                error,
+            } => {
+                format!("  {node} failed ({error}); attempt {attempt} in {delay:?}")
+            }
+            Event::Interrupted { node } => format!("waiting at {node}"),
+            Event::Completed => "completed".to_owned(),
+            Event::Failed { error } => format!("failed: {error}"),
+            other => format!("{other:?}"),
+        };
+        println!("  [{session}] {line}");
+    }
+}
+
 /// Lists what earlier runs left, and resumes every order a crash interrupted.
 async fn recover(runner: &Checkout) -> Result<usize, Error> {
     let sessions = runner.sessions().await?;
@@ -209,11 +242,13 @@ async fn main() -> Result<(), Error> {
         println!("  waits at `{node}` with {state:?}");
     }
     // ... and a reviewer approves it (this could be another process, days later).
+    // This time the run is spawned and its live events are printed as progress lines.
     CRASH_IN_PAYMENT.store(crash, Ordering::Relaxed);
-    let outcome = runner
-        .resume_with(&big, checkout::Input::Review(Approval::Approve))
-        .await?;
-    println!("  approved: {outcome:?}");
+    let mut run = runner.spawn_resume_with(&big, checkout::Input::Review(Approval::Approve));
+    let progress = tokio::spawn(print_progress(big.clone(), run.events()));
+    let outcome = run.await;
+    progress.await.expect("the progress printer");
+    println!("  approved: {:?}", outcome?);
     print_history(&runner, &big).await?;
     Ok(())
 }
