@@ -768,6 +768,14 @@ enum Executed {
 }
 
 impl Executed {
+    fn failed(&self) -> bool {
+        match self {
+            Executed::Append(_, result) => result.is_err(),
+            Executed::Prune(_, result) => result.is_err(),
+            Executed::Delete(_, result) => result.is_err(),
+        }
+    }
+
     fn finish(self, commit: &Result<(), Arc<SqliteError>>) {
         fn answer<T>(reply: Reply<T>, result: Result<T>, commit: &Result<(), Arc<SqliteError>>) {
             let result = match commit {
@@ -821,11 +829,32 @@ impl Writer {
             batch.into_iter().for_each(|c| c.fail(&error));
             return;
         }
+        if batch.len() == 1 {
+            // Alone in its transaction, a command needs no savepoint: on failure the whole
+            // transaction is rolled back and the caller gets the command's own error. This is
+            // the common case of one session checkpointing on its own; two statements less.
+            let Some(command) = batch.into_iter().next() else {
+                return;
+            };
+            let (done, broken) = self.execute(command, false);
+            let commit = if done.failed() || broken.is_some() {
+                self.rollback();
+                Ok(())
+            } else {
+                self.exec("COMMIT")
+                    .map_err(|e| Arc::new(self.context.sqlite_error("commit checkpoints", e)))
+            };
+            if commit.is_err() {
+                self.rollback();
+            }
+            done.finish(&commit);
+            return;
+        }
         let mut executed = Vec::with_capacity(batch.len());
         let mut batch = batch.into_iter();
         let mut broken = None;
         for command in batch.by_ref() {
-            let (done, failure) = self.execute(command);
+            let (done, failure) = self.execute(command, true);
             executed.push(done);
             if failure.is_some() {
                 broken = failure;
@@ -878,15 +907,17 @@ impl Writer {
     }
 
     /// Runs one command; its reply waits for the transaction's end. The second value is set
-    /// when the transaction can no longer be committed.
-    fn execute(&self, command: Command) -> (Executed, Option<SqliteError>) {
+    /// when the transaction can no longer be committed. `isolated`: inside its own savepoint,
+    /// so that its failure undoes only its changes (needed when others share the transaction).
+    fn execute(&self, command: Command, isolated: bool) -> (Executed, Option<SqliteError>) {
         match command {
             Command::Append {
                 session,
                 append,
                 reply,
             } => {
-                let (result, broken) = self.in_savepoint(|w| w.append(&session, &append));
+                let (result, broken) =
+                    self.maybe_in_savepoint(isolated, |w| w.append(&session, &append));
                 (Executed::Append(reply, result), broken)
             }
             Command::Prune {
@@ -894,13 +925,26 @@ impl Writer {
                 keep_last,
                 reply,
             } => {
-                let (result, broken) = self.in_savepoint(|w| w.prune(&session, keep_last));
+                let (result, broken) =
+                    self.maybe_in_savepoint(isolated, |w| w.prune(&session, keep_last));
                 (Executed::Prune(reply, result), broken)
             }
             Command::Delete { session, reply } => {
-                let (result, broken) = self.in_savepoint(|w| w.delete(&session));
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.delete(&session));
                 (Executed::Delete(reply, result), broken)
             }
+        }
+    }
+
+    fn maybe_in_savepoint<T>(
+        &self,
+        isolated: bool,
+        command: impl FnOnce(&Self) -> Result<T>,
+    ) -> (Result<T>, Option<SqliteError>) {
+        if isolated {
+            self.in_savepoint(command)
+        } else {
+            (command(self), None)
         }
     }
 
