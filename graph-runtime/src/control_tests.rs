@@ -377,3 +377,82 @@ async fn a_slow_listener_gets_lagged_not_a_slow_run() {
     assert_eq!(total, 3, "received {total}");
     assert!(lagged >= 5, "lagged {lagged}");
 }
+
+mod error_edge_to_an_interrupt {
+    //! An error edge may lead to an interrupt node: the failure survives the wait.
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum C {
+        Work,
+        Ask,
+    }
+
+    pub(super) struct Escalating;
+
+    static WORK: NodeSpec = NodeSpec::new("work");
+    static ASK: NodeSpec = NodeSpec::new("ask").interrupt();
+
+    impl Workflow for Escalating {
+        type State = Job;
+        type Input = String;
+        type Cursor = C;
+        const NAME: &'static str = "escalating";
+        const GRAPH_HASH: u64 = 8;
+        const NODES: &'static [&'static str] = &["work", "ask"];
+        const MERMAID: &'static str = "";
+        const ENTRY: C = C::Work;
+        fn spec(cursor: C) -> &'static NodeSpec {
+            match cursor {
+                C::Work => &WORK,
+                C::Ask => &ASK,
+            }
+        }
+        fn cursor_of(name: &str) -> Option<C> {
+            match name {
+                "work" => Some(C::Work),
+                "ask" => Some(C::Ask),
+                _ => None,
+            }
+        }
+        fn input_node(_: &String) -> C {
+            C::Ask
+        }
+        fn error_route(cursor: C) -> Option<C> {
+            (cursor == C::Work).then_some(C::Ask)
+        }
+        fn step<'a>(
+            &'a self,
+            cursor: C,
+            state: &'a mut Job,
+            ctx: &'a NodeCtx,
+            input: Option<String>,
+        ) -> impl Future<Output = Transition<C>> + Send + 'a {
+            async move {
+                match cursor {
+                    C::Work => Transition::Failed(Box::new(Refused("no stock"))),
+                    C::Ask => {
+                        let failure = ctx
+                            .failure()
+                            .map(|f| format!("{}: {}", f.node(), f.error()));
+                        state.log.push(format!(
+                            "{} / {}",
+                            failure.unwrap_or_default(),
+                            input.unwrap_or_default()
+                        ));
+                        Transition::End
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_failure_survives_the_wait() {
+        let r = Runner::new(Escalating, MemoryStore::new());
+        let out = r.start("s", Job::default()).await.unwrap();
+        assert!(matches!(out, Outcome::Interrupted { node: "ask", .. }));
+        let done = r.resume_with("s", "backorder".to_owned()).await.unwrap();
+        assert_eq!(done.into_state().log, ["work: no stock / backorder"]);
+    }
+}

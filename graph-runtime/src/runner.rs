@@ -461,7 +461,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             Cow::Borrowed(target_name),
             &loaded.state,
             Some(&input),
-            None,
+            loaded.failure.as_ref(),
             &mut size_hint,
         )?;
         self.append(&session, Some(loaded.seq), recorded, &control)
@@ -473,7 +473,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             cursor: target,
             state: loaded.state,
             input: Some(input),
-            failure: None,
+            // An interrupt node reached by an error edge still sees what failed.
+            failure: loaded.failure,
         };
         self.drive(position, size_hint, control).await
     }
@@ -909,7 +910,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if at.seq == at.stored {
             at.seq += 1;
         }
-        let waiting = self.encode_at(&at, at.seq, Phase::Waiting, node, None, size_hint)?;
+        let failure = at.failure.as_ref();
+        let waiting = self.encode_at(&at, at.seq, Phase::Waiting, node, failure, size_hint)?;
         self.append(&at.session, Some(at.stored), waiting, control)
             .await?;
         Ok(Outcome::Interrupted {
