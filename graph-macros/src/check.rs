@@ -11,7 +11,7 @@ use std::fmt::Display;
 use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
-use crate::model::{END, Edge, Endpoint, Graph, START, ident_name, variant_ident};
+use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, START, ident_name, variant_ident};
 
 /// Runs every rule, then records their errors in source order (by the position of the item
 /// they point at), so that a module with several mistakes reads top to bottom.
@@ -27,6 +27,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_start(&r, graph);
     check_end_has_no_successors(&r, graph);
     check_one_edge_per_node(&r, graph);
+    check_error_edges(&r, graph);
     check_variant_collisions(&r, graph);
     // An `edge!` that could not be read leaves the graph incomplete: its shape would be
     // misjudged, so these wait until the edges parse.
@@ -138,7 +139,7 @@ fn check_generated_names(r: &Report, graph: &Graph) {
 fn check_unknown_names(r: &Report, graph: &Graph) {
     let mut reported_plain: BTreeSet<String> = BTreeSet::new();
     for decl in &graph.module.edges {
-        for ident in std::iter::once(&decl.from).chain(&decl.targets) {
+        for (k, ident) in std::iter::once(&decl.from).chain(&decl.targets).enumerate() {
             if graph.resolve(ident) != Endpoint::Unknown {
                 continue;
             }
@@ -150,23 +151,31 @@ fn check_unknown_names(r: &Report, graph: &Graph) {
             if graph.module.plain_fns.contains_key(&name) && !reported_plain.insert(name) {
                 continue;
             }
-            r.error(decl.position, ident, unknown_name_message(graph, ident));
+            let error_target = k > 0 && decl.on_error.is_some();
+            r.error(
+                decl.position,
+                ident,
+                unknown_name_message(graph, ident, error_target),
+            );
         }
     }
 }
 
-fn unknown_name_message(graph: &Graph, ident: &syn::Ident) -> String {
+/// `error_target`: the name is the target of an error edge, which only a node can be, so
+/// `START` and `END` are not suggested.
+fn unknown_name_message(graph: &Graph, ident: &syn::Ident, error_target: bool) -> String {
     let name = ident_name(ident);
     if graph.module.plain_fns.contains_key(&name) {
         return format!(
             "`{name}` is a function but not a node: mark it `#[node]` (as an `async fn` taking the state) to use it in `edge!`"
         );
     }
+    let reserved: &[&str] = if error_target { &[] } else { &[START, END] };
     let candidates = graph
         .nodes()
         .iter()
         .map(|node| node.name.as_str())
-        .chain([START, END]);
+        .chain(reserved.iter().copied());
     match did_you_mean(&name, candidates) {
         Some(close) => format!("unknown node `{name}` in `edge!`; did you mean `{close}`?"),
         None => format!(
@@ -216,7 +225,11 @@ fn check_start(r: &Report, graph: &Graph) {
             );
         }
     }
-    for edge in graph.incoming(Endpoint::Start) {
+    // An error edge to `START` gets its own message from `check_error_edges`.
+    for edge in graph
+        .incoming(Endpoint::Start)
+        .filter(|edge| edge.kind == EdgeKind::Route)
+    {
         r.error(graph.decl_position(edge.decl),
             &edge.to_ident,
             "`START` cannot be a target: it only marks the entry; to loop back, target the first node instead",
@@ -252,6 +265,9 @@ fn check_end_has_no_successors(r: &Report, graph: &Graph) {
 fn check_one_edge_per_node(r: &Report, graph: &Graph) {
     let mut first_decl: BTreeMap<Endpoint, usize> = BTreeMap::new();
     for (decl_index, decl) in graph.module.edges.iter().enumerate() {
+        if decl.on_error.is_some() {
+            continue; // Not a successor: `check_error_edges`.
+        }
         let from = graph.resolve(&decl.from);
         // Repeated targets inside one `edge!`.
         let mut seen: Vec<Endpoint> = Vec::new();
@@ -316,6 +332,101 @@ fn check_one_edge_per_node(r: &Report, graph: &Graph) {
     }
 }
 
+/// An error edge (`edge!(a -> b on error)`) hands a failure from node `a` to node `b`, which
+/// reads it with `ctx.failure()`. So both ends must be plain nodes: `START` and `END` cannot
+/// fail or read anything, a failure must go to one place, a node that handles its own failure
+/// is a retry in disguise, and an interrupt node would wait for its input without the failure
+/// (the runner does not keep a failure across an interrupt).
+fn check_error_edges(r: &Report, graph: &Graph) {
+    // The first error edge of each node: a second one is an error.
+    let mut first: BTreeMap<usize, &Edge> = BTreeMap::new();
+    for edge in graph
+        .edges
+        .iter()
+        .filter(|edge| edge.kind == EdgeKind::Error)
+    {
+        let position = graph.decl_position(edge.decl);
+        let from = &edge.from_ident;
+        let to = &edge.to_ident;
+        // As written, not as a typo was recovered: a typo gets its one error, not two.
+        let (from_end, to_end) = (graph.resolve(from), graph.resolve(to));
+        match from_end {
+            Endpoint::Start => r.error(
+                position,
+                from,
+                format!(
+                    "`START` cannot fail, so it has no error edge: an error edge leaves a node, as in `edge!(charge -> {to} on error)`"
+                ),
+            ),
+            Endpoint::End => r.error(
+                position,
+                from,
+                format!(
+                    "`END` cannot fail, so it has no error edge: an error edge leaves a node, as in `edge!(charge -> {to} on error)`"
+                ),
+            ),
+            // Reported by `check_unknown_names`.
+            Endpoint::Unknown => {}
+            Endpoint::Node(i) => {
+                if let Some(earlier) = first.get(&i) {
+                    if graph.resolve(&earlier.to_ident) == to_end {
+                        let tokens = graph.module.edges.get(edge.decl).map(|d| &d.tokens);
+                        r.error(
+                            position,
+                            tokens,
+                            format!(
+                                "duplicate error edge: `{from}` already leads to `{to}` on error; remove this `edge!`"
+                            ),
+                        );
+                    } else {
+                        r.error(
+                            position,
+                            from,
+                            format!(
+                                "node `{from}` already has an error edge, to `{}`: a failure goes to one place; remove one of them, and branch inside the error node if failures need different handling",
+                                earlier.to_ident
+                            ),
+                        );
+                    }
+                } else {
+                    first.insert(i, edge);
+                }
+            }
+        }
+        match to_end {
+            Endpoint::Start | Endpoint::End => r.error(
+                position,
+                to,
+                format!(
+                    "`{to}` cannot be the target of an error edge: an error edge must lead to a node that can read `ctx.failure()`; to end the run when `{from}` fails, declare no error edge (the run then ends with `Error::Node`)"
+                ),
+            ),
+            Endpoint::Node(j) if from_end == Endpoint::Node(j) => r.error(
+                position,
+                to,
+                format!(
+                    "node `{from}` cannot be its own error node: that would retry it without end; to retry it, use `#[node(retry = 3)]`, and lead the error edge to a node that handles the failure"
+                ),
+            ),
+            Endpoint::Node(j) => {
+                if let Some(target) = graph.nodes().get(j)
+                    && target.args.interrupt
+                {
+                    r.error(
+                        position,
+                        to,
+                        format!(
+                            "an error edge cannot lead to interrupt node `{to}`: the failure is not kept while a session waits for input, so `{to}` could not read `ctx.failure()`; lead the error edge to a plain node that records the failure in the state, and route from it to `{to}`"
+                        ),
+                    );
+                }
+            }
+            // Reported by `check_unknown_names`.
+            Endpoint::Unknown => {}
+        }
+    }
+}
+
 fn list_names(idents: &[syn::Ident]) -> String {
     let names: Vec<String> = idents.iter().map(|i| format!("`{i}`")).collect();
     names.join(", ")
@@ -325,11 +436,7 @@ fn list_names(idents: &[syn::Ident]) -> String {
 /// forgotten or deleted.
 fn check_connected(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
-        let endpoint = Endpoint::Node(i);
-        if !graph.is_usable(i)
-            || graph.outgoing(endpoint).next().is_some()
-            || graph.incoming(endpoint).next().is_some()
-        {
+        if !graph.is_usable(i) || is_named_by_an_edge(graph, i) {
             continue;
         }
         r.error(node.position,
@@ -342,24 +449,38 @@ fn check_connected(r: &Report, graph: &Graph) {
     }
 }
 
+/// Whether any `edge!` names node `i`, as source or target, route or error edge.
+fn is_named_by_an_edge(graph: &Graph, i: usize) -> bool {
+    let endpoint = Endpoint::Node(i);
+    graph.outgoing(endpoint).next().is_some()
+        || graph.error_edges(endpoint).next().is_some()
+        || graph.incoming(endpoint).next().is_some()
+}
+
 /// After a node runs, the runner must know where to go. Other graph libraries end the run
-/// silently here; we make the missing edge a compile error at the node.
+/// silently here; we make the missing edge a compile error at the node. An error edge does
+/// not count: it says where to go when the node fails, not when it succeeds.
 fn check_outgoing(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
+        let error_edge = graph.error_edges(endpoint).next();
         if !graph.is_usable(i)
             || graph.outgoing(endpoint).next().is_some()
-            || graph.incoming(endpoint).next().is_none()
+            || (graph.incoming(endpoint).next().is_none() && error_edge.is_none())
         {
             continue;
         }
-        r.error(node.position,
-            &node.ident,
-            format!(
-                "node `{name}` has no outgoing edge, so the run would not know where to go after it: add `edge!({name} -> END)` or `edge!({name} -> next_node)`",
-                name = node.name
+        let name = &node.name;
+        let message = match error_edge {
+            Some(edge) => format!(
+                "node `{name}` has only an error edge (`edge!({name} -> {} on error)`, taken when it fails), so the run would not know where to go when it succeeds: add `edge!({name} -> END)` or `edge!({name} -> next_node)`",
+                edge.to_ident
             ),
-        );
+            None => format!(
+                "node `{name}` has no outgoing edge, so the run would not know where to go after it: add `edge!({name} -> END)` or `edge!({name} -> next_node)`"
+            ),
+        };
+        r.error(node.position, &node.ident, message);
     }
 }
 
@@ -376,12 +497,10 @@ fn check_reachable_from_start(r: &Report, graph: &Graph) {
     if roots.is_empty() {
         return; // `check_start` reports the missing entry.
     }
-    let reached = forward_reach(graph, &roots);
+    let reached = forward_reach(graph, &roots, Follow::RoutesAndErrorEdges);
     for (i, node) in graph.nodes().iter().enumerate() {
         let endpoint = Endpoint::Node(i);
-        let connected =
-            graph.outgoing(endpoint).next().is_some() || graph.incoming(endpoint).next().is_some();
-        if reached.contains(&i) || !graph.is_usable(i) || !connected {
+        if reached.contains(&i) || !graph.is_usable(i) || !is_named_by_an_edge(graph, i) {
             continue;
         }
         let from: Vec<String> = graph
@@ -411,7 +530,9 @@ fn check_reachable_from_start(r: &Report, graph: &Graph) {
 
 /// A run that enters a part of the graph with no way to `END` loops forever (until
 /// `max_steps`); that is a graph bug, so it is a compile error at the node where the trap
-/// begins.
+/// begins. Every node a run can reach, through routes or error edges, must reach `END` through
+/// routes: success must finish, including after a failure was handled (an error node must
+/// itself lead to `END`).
 fn check_end_reachable(r: &Report, graph: &Graph) {
     let roots: Vec<usize> = graph
         .outgoing(Endpoint::Start)
@@ -423,7 +544,7 @@ fn check_end_reachable(r: &Report, graph: &Graph) {
     if roots.is_empty() {
         return;
     }
-    let reached = forward_reach(graph, &roots);
+    let reached = forward_reach(graph, &roots, Follow::RoutesAndErrorEdges);
     let finishes = backward_reach_end(graph);
     let trapped: BTreeSet<usize> = reached.difference(&finishes).copied().collect();
     let mut reported: BTreeSet<usize> = BTreeSet::new();
@@ -432,9 +553,13 @@ fn check_end_reachable(r: &Report, graph: &Graph) {
             continue;
         }
         let endpoint = Endpoint::Node(node_index);
+        // The nodes the run can go through from here on success: all of them trapped.
+        let component = forward_reach(graph, &[node_index], Follow::Routes);
         let entering: Vec<&Edge> = graph
             .incoming(endpoint)
             .filter(|edge| match edge.from {
+                // A failure elsewhere in the trap is another way in.
+                Endpoint::Node(j) if edge.kind == EdgeKind::Error => !component.contains(&j),
                 Endpoint::Node(j) => !trapped.contains(&j),
                 Endpoint::Start => true,
                 _ => false,
@@ -443,7 +568,6 @@ fn check_end_reachable(r: &Report, graph: &Graph) {
         if entering.is_empty() {
             continue; // Entered from inside the trap: reported with its entry.
         }
-        let component = forward_reach(graph, &[node_index]);
         reported.extend(component.iter().copied());
         let Some(node) = graph.nodes().get(node_index) else {
             continue;
@@ -454,7 +578,12 @@ fn check_end_reachable(r: &Report, graph: &Graph) {
             .collect();
         let entered: Vec<String> = entering
             .iter()
-            .map(|edge| format!("`edge!({} -> {})`", edge.from_ident, edge.to_ident))
+            .map(|edge| match edge.kind {
+                EdgeKind::Route => format!("`edge!({} -> {})`", edge.from_ident, edge.to_ident),
+                EdgeKind::Error => {
+                    format!("`edge!({} -> {} on error)`", edge.from_ident, edge.to_ident)
+                }
+            })
             .collect();
         // Suggest an exit on the last node of the trap in source order: often the loop's tail.
         let exit = component
@@ -487,15 +616,31 @@ fn check_end_reachable(r: &Report, graph: &Graph) {
     }
 }
 
-/// The nodes reachable from `roots` (included), following route edges.
-fn forward_reach(graph: &Graph, roots: &[usize]) -> BTreeSet<usize> {
+/// Which edges a search follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// Where a run can go when every node succeeds.
+    Routes,
+    /// Where a run can go at all: a node reached only through an error edge still runs.
+    RoutesAndErrorEdges,
+}
+
+/// The nodes reachable from `roots` (included).
+fn forward_reach(graph: &Graph, roots: &[usize], follow: Follow) -> BTreeSet<usize> {
     let mut reached: BTreeSet<usize> = BTreeSet::new();
     let mut queue: VecDeque<usize> = roots.iter().copied().collect();
     while let Some(i) = queue.pop_front() {
         if !reached.insert(i) {
             continue;
         }
-        for edge in graph.outgoing(Endpoint::Node(i)) {
+        let errors = match follow {
+            Follow::Routes => None,
+            Follow::RoutesAndErrorEdges => Some(graph.error_edges(Endpoint::Node(i))),
+        };
+        for edge in graph
+            .outgoing(Endpoint::Node(i))
+            .chain(errors.into_iter().flatten())
+        {
             if let Endpoint::Node(j) = edge.to {
                 queue.push_back(j);
             }
@@ -504,11 +649,15 @@ fn forward_reach(graph: &Graph, roots: &[usize]) -> BTreeSet<usize> {
     reached
 }
 
-/// The nodes from which `END` can be reached. Nodes with no outgoing edge, or with an edge to
-/// an unknown name, count as finishing: their own errors are already reported.
+/// The nodes from which `END` can be reached through routes. Nodes with no outgoing edge, or
+/// with an edge to an unknown name, count as finishing: their own errors are already reported.
 fn backward_reach_end(graph: &Graph) -> BTreeSet<usize> {
     let mut queue: VecDeque<usize> = VecDeque::new();
-    for edge in &graph.edges {
+    for edge in graph
+        .edges
+        .iter()
+        .filter(|edge| edge.kind == EdgeKind::Route)
+    {
         if let (Endpoint::Node(i), Endpoint::End | Endpoint::Unknown) = (edge.from, edge.to) {
             queue.push_back(i);
         }
@@ -523,7 +672,10 @@ fn backward_reach_end(graph: &Graph) -> BTreeSet<usize> {
         if !finishes.insert(i) {
             continue;
         }
-        for edge in graph.incoming(Endpoint::Node(i)) {
+        for edge in graph
+            .incoming(Endpoint::Node(i))
+            .filter(|edge| edge.kind == EdgeKind::Route)
+        {
             if let Endpoint::Node(j) = edge.from {
                 queue.push_back(j);
             }

@@ -11,7 +11,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Ident, Item, Type};
 
 use crate::ctxt::Ctxt;
-use crate::model::{END, Endpoint, Graph, START, variant_ident};
+use crate::model::{END, EdgeKind, Endpoint, Graph, START, variant_ident};
 use crate::parse::{
     self, NodeFn, ParamRole, WorkflowArgs, output_span, span_range, tokens_to_string,
 };
@@ -231,19 +231,43 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     });
     let entry = graph.entry().and_then(|i| nodes.get(i)).map(|n| &n.variant);
 
+    // Error edges: `error_route` (only when there are some, so other graphs keep the trait's
+    // default) and, in `run`'s loop, a hand-back to the runner after an error node.
+    let error_route_arms: Vec<TokenStream> = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let target = graph.error_target(i).and_then(|j| nodes.get(j))?;
+            let (from, to) = (&n.variant, &target.variant);
+            Some(quote!(__GraphCursor::#from => ::core::option::Option::Some(__GraphCursor::#to),))
+        })
+        .collect();
+    let error_route = if error_route_arms.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            fn error_route(cursor: __GraphCursor) -> ::core::option::Option<__GraphCursor> {
+                match cursor {
+                    #(#error_route_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+    };
+
     // Constants.
     let (graph_hash, canonical) = hash::graph_hash(graph, state);
     let hash_literal = hex_literal(graph_hash);
     let hash_doc = format!(
         "The stable hash of workflow `{}`'s structure, stored in every checkpoint.\n\n\
-         It changes when a node is renamed, added or removed, an edge changes, an interrupt \
-         input type or the state type changes; not when declarations are reordered or node \
+         It changes when a node is renamed, added or removed, an edge or an error edge changes, \
+         an interrupt input type or the state type changes; not when declarations are reordered or node \
          bodies change. It is the FNV-1a 64 hash of this canonical text:\n\n```text\n{}```",
         module.name, canonical
     );
     let mermaid = mermaid(graph);
     let mermaid_doc = format!(
-        "A Mermaid flowchart of workflow `{}` (interrupt nodes are hexagons):\n\n```text\n{}```",
+        "A Mermaid flowchart of workflow `{}` (interrupt nodes are hexagons, error edges dotted):\n\n```text\n{}```",
         module.name, mermaid
     );
     let nodes_doc = format!(
@@ -301,6 +325,15 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let steps_ident = Ident::new("__graph_steps", Span::mixed_site());
     let next_ident = Ident::new("__graph_next", Span::mixed_site());
     let transition_ident = Ident::new("__graph_transition", Span::mixed_site());
+    // A node entered by an error edge reads the failure from the context, and the runner
+    // forgets the failure once that node has run: the loop hands back to the runner right
+    // after it, so no later node sees the failure. (Nodes with an error edge never run inside
+    // the loop: `runs_freely` is false for them.)
+    let after_error_node = if graph.has_error_edges() {
+        quote!(&& #ctx_mut_ident.failure().is_none())
+    } else {
+        TokenStream::new()
+    };
 
     let generated = quote! {
         #(#next_modules)*
@@ -388,6 +421,8 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 }
             }
 
+            #error_route
+
             fn step<'a>(
                 &'a self,
                 #cursor_ident: __GraphCursor,
@@ -426,7 +461,8 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                         match #transition_ident {
                             #rt::Transition::Next(#next_ident)
                                 if #steps_ident < #budget_ident
-                                    && <Self as #rt::Workflow>::runs_freely(#next_ident) =>
+                                    && <Self as #rt::Workflow>::runs_freely(#next_ident)
+                                    #after_error_node =>
                             {
                                 #steps_ident += 1;
                                 #cursor_ident = #next_ident;
@@ -738,7 +774,8 @@ fn hex_literal(value: u64) -> TokenStream {
 }
 
 /// The Mermaid flowchart: `START`/`END` as stadiums, interrupt nodes as hexagons, then every
-/// edge in declaration order. Deterministic: only source order is used.
+/// edge in declaration order, error edges dotted and labelled (`charge -. on error .-> refund`).
+/// Deterministic: only source order is used.
 pub(crate) fn mermaid(graph: &Graph) -> String {
     let mut text = String::from("flowchart TD\n");
     text.push_str(&format!("    {START}([{START}])\n"));
@@ -757,8 +794,12 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
             Endpoint::End => END.to_owned(),
             _ => mermaid_id(&crate::model::ident_name(ident)),
         };
+        let link = match edge.kind {
+            EdgeKind::Route => "-->",
+            EdgeKind::Error => "-. on error .->",
+        };
         text.push_str(&format!(
-            "    {} --> {}\n",
+            "    {} {link} {}\n",
             end(edge.from, &edge.from_ident),
             end(edge.to, &edge.to_ident)
         ));
@@ -1009,6 +1050,240 @@ mod tests {
         );
     }
 
+    /// A module with nodes `charge` (plain), `ship`, `refund` and `review` (interrupt), the
+    /// edges `edges`, and no other edge.
+    fn with_edges(edges: TokenStream) -> TokenStream {
+        quote! {
+            mod shop {
+                #edges
+                #[node]
+                async fn charge(o: &mut Order) -> Result<(), E> { Ok(()) }
+                #[node]
+                async fn ship(o: &mut Order) {}
+                #[node]
+                async fn refund(o: &mut Order, ctx: &NodeCtx) {}
+                #[node(interrupt)]
+                async fn review(o: &mut Order, d: Approval) {}
+                fn helper() {}
+            }
+        }
+    }
+
+    /// The edges every case shares: everything reachable, everything finishes.
+    fn base_edges() -> TokenStream {
+        quote! {
+            edge!(START -> charge);
+            edge!(charge -> ship);
+            edge!(ship -> review);
+            edge!(review -> refund);
+            edge!(refund -> END);
+        }
+    }
+
+    #[test]
+    fn error_edges_expand() {
+        let base = base_edges();
+        let out = workflow(
+            quote!(state = Order),
+            with_edges(quote!(#base edge!(charge -> refund on error);)),
+        );
+        let text = out.to_string();
+        assert!(!text.contains("compile_error"), "{text}");
+        assert!(
+            text.contains(
+                "fn error_route (cursor : __GraphCursor) -> :: core :: option :: Option < __GraphCursor > { match cursor { __GraphCursor :: Charge => :: core :: option :: Option :: Some (__GraphCursor :: Refund) ,"
+            ),
+            "{text}"
+        );
+        // The run loop hands back to the runner after an error node.
+        assert!(text.contains(". failure () . is_none ()"), "{text}");
+        // The error target is not a route of `charge`: it has one successor, so no `Next`.
+        let module: syn::ItemMod = syn::parse2(out).unwrap();
+        assert!(variants(find(&module, "charge")).is_empty());
+
+        // Without error edges, neither is generated.
+        let text = workflow(quote!(state = Order), with_edges(base_edges())).to_string();
+        assert!(!text.contains("error_route"), "{text}");
+        assert!(!text.contains("failure"), "{text}");
+    }
+
+    #[test]
+    fn mermaid_draws_error_edges_dotted() {
+        let base = base_edges();
+        let item = with_edges(quote!(#base edge!(charge -> refund on error);));
+        let cx = crate::ctxt::Ctxt::new();
+        let input = parse::workflow(&cx, quote!(state = Order), item);
+        cx.check().unwrap();
+        let module = input.module.unwrap();
+        let graph = Graph::build(&module);
+        let text = mermaid(&graph);
+        assert!(
+            text.ends_with("    refund --> END\n    charge -. on error .-> refund\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("on error").count(), 1, "{text}");
+    }
+
+    /// Each misuse of an error edge gives exactly its own error.
+    #[test]
+    fn error_edge_mistakes() {
+        let base = base_edges();
+        let cases: Vec<(TokenStream, &str)> = vec![
+            (
+                quote!(edge!(charge -> refund | ship on error);),
+                "`on error` follows a single target, in an `edge!` of its own: write `edge!(charge -> refund);` and `edge!(charge -> ship on error);`",
+            ),
+            (
+                quote!(edge!(charge -> END on error);),
+                "`END` cannot be the target of an error edge: an error edge must lead to a node that can read `ctx.failure()`; to end the run when `charge` fails, declare no error edge (the run then ends with `Error::Node`)",
+            ),
+            (
+                quote!(edge!(charge -> START on error);),
+                "`START` cannot be the target of an error edge: an error edge must lead to a node that can read `ctx.failure()`; to end the run when `charge` fails, declare no error edge (the run then ends with `Error::Node`)",
+            ),
+            (
+                quote!(edge!(charge -> refund on error); edge!(charge -> ship on error);),
+                "node `charge` already has an error edge, to `refund`: a failure goes to one place; remove one of them, and branch inside the error node if failures need different handling",
+            ),
+            (
+                quote!(edge!(charge -> refund on error); edge!(charge -> refund on error);),
+                "duplicate error edge: `charge` already leads to `refund` on error; remove this `edge!`",
+            ),
+            (
+                quote!(edge!(charge -> refnud on error);),
+                "unknown node `refnud` in `edge!`; did you mean `refund`?",
+            ),
+            (
+                // `end` is close to `END`, but an error edge only leads to nodes.
+                quote!(edge!(charge -> end on error);),
+                "unknown node `end` in `edge!`: declare `#[node] async fn end(…)` in this module, or fix the name",
+            ),
+            (
+                quote!(edge!(charge -> refund on failure);),
+                "expected `on error`, found `on failure`: an error edge reads `edge!(charge -> refund on error)`",
+            ),
+            (
+                quote!(edge!(charge -> refund on);),
+                "expected `on error`: an error edge reads `edge!(charge -> refund on error)`",
+            ),
+            (
+                quote!(edge!(charge -> refund on error | ship);),
+                "unexpected `|` after `on error`: an error edge has one target and ends there, as in `edge!(charge -> refund on error)`",
+            ),
+            (
+                quote!(edge!(charge -> refund or error);),
+                "unexpected `or` in `edge!`; expected `|` and another target, `on error`, or the end of the edge",
+            ),
+            (
+                quote!(edge!(START -> refund on error);),
+                "`START` cannot fail, so it has no error edge: an error edge leaves a node, as in `edge!(charge -> refund on error)`",
+            ),
+            (
+                quote!(edge!(END -> refund on error);),
+                "`END` cannot fail, so it has no error edge: an error edge leaves a node, as in `edge!(charge -> refund on error)`",
+            ),
+            (
+                quote!(edge!(helper -> refund on error);),
+                "`helper` is a function but not a node: mark it `#[node]` (as an `async fn` taking the state) to use it in `edge!`",
+            ),
+            (
+                quote!(edge!(chrage -> refund on error);),
+                "unknown node `chrage` in `edge!`; did you mean `charge`?",
+            ),
+            (
+                quote!(edge!(charge -> charge on error);),
+                "node `charge` cannot be its own error node: that would retry it without end; to retry it, use `#[node(retry = 3)]`, and lead the error edge to a node that handles the failure",
+            ),
+            (
+                quote!(edge!(charge -> review on error);),
+                "an error edge cannot lead to interrupt node `review`: the failure is not kept while a session waits for input, so `review` could not read `ctx.failure()`; lead the error edge to a plain node that records the failure in the state, and route from it to `review`",
+            ),
+        ];
+        for (edge, want) in cases {
+            let messages = errors(quote!(state = Order), with_edges(quote!(#base #edge)));
+            assert_eq!(messages, [want], "for {edge}");
+        }
+        // Fine: an error edge from an interrupt node, and from a node that also branches.
+        for edge in [
+            quote!(edge!(review -> refund on error);),
+            quote!(edge!(refund -> ship on error);),
+        ] {
+            let messages = errors(quote!(state = Order), with_edges(quote!(#base #edge)));
+            assert!(messages.is_empty(), "{messages:#?}");
+        }
+    }
+
+    #[test]
+    fn error_edges_in_the_graph_rules() {
+        let nodes = |edges: TokenStream| {
+            quote! {
+                mod m {
+                    #edges
+                    #[node] async fn a(s: &mut S) -> Result<(), E> { Ok(()) }
+                    #[node] async fn b(s: &mut S) {}
+                    #[node] async fn c(s: &mut S) {}
+                }
+            }
+        };
+        let check = |edges: TokenStream| errors(quote!(state = S), nodes(edges));
+        // A node reached only through an error edge is reachable.
+        assert_eq!(
+            check(quote! {
+                edge!(START -> a); edge!(a -> END); edge!(a -> b on error);
+                edge!(b -> c); edge!(c -> END);
+            }),
+            Vec::<String>::new()
+        );
+        // An error node must itself lead to `END`.
+        assert_eq!(
+            check(quote! {
+                edge!(START -> a); edge!(a -> END); edge!(a -> b on error);
+                edge!(b -> c); edge!(c -> b);
+            }),
+            [
+                "`END` cannot be reached from node `b` (entered by `edge!(a -> b on error)`): every path from it stays among `b`, `c`; add a way out, e.g. `edge!(c -> b | END)`"
+            ]
+        );
+        // Success must finish too: an error edge is no way out of a loop.
+        assert_eq!(
+            check(quote! {
+                edge!(START -> a); edge!(a -> a); edge!(a -> b on error);
+                edge!(b -> END); edge!(c -> END);
+            }),
+            [
+                "`END` cannot be reached from node `a` (entered by `edge!(START -> a)`): its only edge loops back to `a`; add a way out, e.g. `edge!(a -> a | END)`",
+                "node `c` cannot be reached from `START`: no edge leads to it; add it as a target of a reachable node's `edge!`, or remove it",
+            ]
+        );
+        // A node whose only outgoing edge is an error edge has no way out on success.
+        assert_eq!(
+            check(quote! {
+                edge!(START -> a); edge!(a -> b on error); edge!(b -> c); edge!(c -> END);
+            }),
+            [
+                "node `a` has only an error edge (`edge!(a -> b on error)`, taken when it fails), so the run would not know where to go when it succeeds: add `edge!(a -> END)` or `edge!(a -> next_node)`"
+            ]
+        );
+        // Every graph error in one build, error edges included.
+        let messages = check(quote! {
+            edge!(START -> a);
+            edge!(a -> b on error);
+            edge!(a -> c on error);
+            edge!(b -> END on error);
+            edge!(b -> END);
+            edge!(c -> nowhere);
+        });
+        assert_eq!(
+            messages,
+            [
+                "node `a` already has an error edge, to `b`: a failure goes to one place; remove one of them, and branch inside the error node if failures need different handling",
+                "`END` cannot be the target of an error edge: an error edge must lead to a node that can read `ctx.failure()`; to end the run when `b` fails, declare no error edge (the run then ends with `Error::Node`)",
+                "unknown node `nowhere` in `edge!`: declare `#[node] async fn nowhere(…)` in this module, or fix the name",
+                "node `a` has only an error edge (`edge!(a -> b on error)`, taken when it fails), so the run would not know where to go when it succeeds: add `edge!(a -> END)` or `edge!(a -> next_node)`",
+            ],
+        );
+    }
+
     #[test]
     fn mermaid_keywords_are_escaped() {
         assert_eq!(mermaid_id("end"), "__end");
@@ -1243,6 +1518,37 @@ mod tests {
             ),
             quote!(
                 mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    edge!(a -> on error);
+                    edge!(a -> b on error on error);
+                    edge!(a -> b | on error);
+                    edge!(a -> b on 1);
+                    edge!(a -> b on error,);
+                    edge!(a -> b -> c on error);
+                    edge!(a on error);
+                    edge!(on error);
+                    edge!(END -> START on error);
+                    edge!(START -> END on error);
+                    edge!(a -> a on error);
+                    edge!(a -> r#type on r#error);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> b on error);
+                    edge!(b -> a on error);
+                    #[node]
+                    async fn a(s: &mut S) {}
+                    #[node(interrupt)]
+                    async fn b(s: &mut S, i: u8) {}
+                }
+            ),
+            quote!(
+                mod m {
                     edge![START -> a];
                     edge! {a -> END}
                     #[node]
@@ -1379,7 +1685,9 @@ mod tests {
     /// Random token soup, inside and outside `edge!` and `#[node(…)]`.
     #[test]
     fn random_tokens_never_panic() {
-        const WORDS: [&str; 24] = [
+        const WORDS: [&str; 26] = [
+            "on",
+            "error",
             "START",
             "END",
             "a",

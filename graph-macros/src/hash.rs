@@ -14,14 +14,14 @@
 
 use syn::Type;
 
-use crate::model::{END, Endpoint, Graph, START};
+use crate::model::{END, EdgeKind, Endpoint, Graph, START};
 use crate::parse::tokens_to_string;
 
 /// The first line of the canonical text. Bump it only for a deliberate, documented break.
 pub(crate) const VERSION: &str = "graph-runtime/v1";
 
-/// The canonical text of the graph (`workflow`, `state`, `entry`, sorted `node` and `edge`
-/// lines). `graph` has passed every check.
+/// The canonical text of the graph (`workflow`, `state`, `entry`, sorted `node`, `edge` and
+/// `error-edge` lines). `graph` has passed every check.
 pub(crate) fn canonical_text(graph: &Graph, state: &Type) -> String {
     let mut text = String::new();
     text.push_str(VERSION);
@@ -58,17 +58,23 @@ pub(crate) fn canonical_text(graph: &Graph, state: &Type) -> String {
             Endpoint::Unknown => String::new(),
         }
     };
-    let mut edges: Vec<String> = graph
-        .edges
-        .iter()
-        .map(|edge| match edge.kind {
-            crate::model::EdgeKind::Route => format!("edge {}->{}", name(edge.from), name(edge.to)),
-        })
-        .collect();
-    edges.sort();
-    edges.dedup();
+    let lines = |kind: EdgeKind, prefix: &str| -> Vec<String> {
+        let mut lines: Vec<String> = graph
+            .edges
+            .iter()
+            .filter(|edge| edge.kind == kind)
+            .map(|edge| format!("{prefix} {}->{}", name(edge.from), name(edge.to)))
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    };
+    let edges = lines(EdgeKind::Route, "edge");
+    // After the routes, and only when there are some: a graph without error edges keeps the
+    // hash it had before error edges existed.
+    let error_edges = lines(EdgeKind::Error, "error-edge");
 
-    for line in nodes.iter().chain(&edges) {
+    for line in nodes.iter().chain(&edges).chain(&error_edges) {
         text.push_str(line);
         text.push('\n');
     }
@@ -240,6 +246,80 @@ mod tests {
             let (hash, text) = hash_of(args, item);
             assert_ne!(hash, base, "{what} should change the hash:\n{text}");
         }
+    }
+
+    /// `checkout` with `refund` and an error edge from `charge` to it.
+    fn checkout_with_error_edge() -> TokenStream {
+        rename(
+            checkout(),
+            "edge!(cancel -> END);",
+            "edge!(cancel -> END); edge!(charge -> refund on error); edge!(refund -> END); \
+             #[node] async fn refund(order: &mut Order, ctx: &NodeCtx) {}",
+        )
+    }
+
+    #[test]
+    fn error_edges_have_their_own_lines() {
+        let (_, text) = hash_of(quote!(state = Order), checkout_with_error_edge());
+        assert!(
+            text.ends_with(
+                "edge validate->review\n\
+                 error-edge charge->refund\n"
+            ),
+            "{text}"
+        );
+        // Without error edges, no such line: the pinned hash above stays as it was.
+        let (_, text) = hash_of(quote!(state = Order), checkout());
+        assert!(!text.contains("error-edge"), "{text}");
+    }
+
+    #[test]
+    fn error_edges_change_the_hash() {
+        // `cancel` is reachable without the error edge, so each variant is a valid graph.
+        let with = rename(
+            checkout(),
+            "edge!(cancel -> END);",
+            "edge!(cancel -> END); edge!(charge -> cancel on error);",
+        );
+        let edit = |from: &str, to: &str| rename(with.clone(), from, to);
+        let base = hash_of(quote!(state = Order), with.clone()).0;
+        let mut hashes = vec![("with", base)];
+        for (what, item) in [
+            ("removed", checkout()),
+            (
+                "retargeted",
+                edit("charge -> cancel on error", "charge -> ship on error"),
+            ),
+            (
+                "from another node",
+                edit("charge -> cancel on error", "validate -> cancel on error"),
+            ),
+            (
+                "added",
+                edit(
+                    "edge!(ship -> END);",
+                    "edge!(ship -> END); edge!(ship -> cancel on error);",
+                ),
+            ),
+            (
+                "as a route",
+                rename(checkout(), "charge -> ship", "charge -> ship | cancel"),
+            ),
+        ] {
+            let (hash, text) = hash_of(quote!(state = Order), item);
+            for (other, other_hash) in &hashes {
+                assert_ne!(hash, *other_hash, "{what} vs {other}:\n{text}");
+            }
+            hashes.push((what, hash));
+        }
+        // Where the error edge is declared does not matter.
+        let moved = edit("edge!(charge -> cancel on error);", "");
+        let moved = rename(
+            moved,
+            "edge!(START -> validate);",
+            "edge!(charge -> cancel on error); edge!(START -> validate);",
+        );
+        assert_eq!(hash_of(quote!(state = Order), moved).0, base);
     }
 
     /// Textual replacement on a token stream's string form, re-parsed.

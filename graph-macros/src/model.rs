@@ -26,12 +26,14 @@ pub(crate) enum Endpoint {
     Unknown,
 }
 
-/// What an edge means. Only routes exist today; error edges (`edge!(a -> b on error)`) will be
-/// a second kind, added without changing what routes mean or how they hash.
+/// What an edge means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EdgeKind {
     /// The node's return value chooses this successor (its only one, or a `Next` variant).
     Route,
+    /// `edge!(a -> b on error)`: taken when `a` fails after its retries; `b` then reads the
+    /// failure from `NodeCtx::failure`. Not a successor: `a::Next` does not list it.
+    Error,
 }
 
 /// One `from -> to` pair of an `edge!` (a branch declares several).
@@ -67,12 +69,17 @@ impl<'m> Graph<'m> {
             edges: Vec::new(),
         };
         for (decl, edge) in module.edges.iter().enumerate() {
-            let from = graph.resolve_recovering(&edge.from);
+            let from = graph.resolve_recovering(&edge.from, false);
+            let kind = if edge.on_error.is_some() {
+                EdgeKind::Error
+            } else {
+                EdgeKind::Route
+            };
             for target in &edge.targets {
                 graph.edges.push(Edge {
-                    kind: EdgeKind::Route,
+                    kind,
                     from,
-                    to: graph.resolve_recovering(target),
+                    to: graph.resolve_recovering(target, kind == EdgeKind::Error),
                     from_ident: edge.from.clone(),
                     to_ident: target.clone(),
                     decl,
@@ -101,20 +108,22 @@ impl<'m> Graph<'m> {
 
     /// Like [`Graph::resolve`], but a likely typo (reported by `check`) stands for the name it
     /// is close to, as rustc does after a typo: the shape checks then see the graph the user
-    /// meant, and one typo gives one error rather than a trail of unreachable nodes.
-    fn resolve_recovering(&self, ident: &Ident) -> Endpoint {
+    /// meant, and one typo gives one error rather than a trail of unreachable nodes. The target
+    /// of an error edge (`nodes_only`) is never read as `START` or `END`.
+    fn resolve_recovering(&self, ident: &Ident, nodes_only: bool) -> Endpoint {
         match self.resolve(ident) {
             Endpoint::Unknown => {
                 let name = ident_name(ident);
                 if self.module.plain_fns.contains_key(&name) {
                     return Endpoint::Unknown;
                 }
+                let reserved: &[&str] = if nodes_only { &[] } else { &[START, END] };
                 let candidates = self
                     .module
                     .nodes
                     .iter()
                     .map(|node| node.name.as_str())
-                    .chain([START, END]);
+                    .chain(reserved.iter().copied());
                 match crate::check::did_you_mean(&name, candidates) {
                     Some(START) => Endpoint::Start,
                     Some(END) => Endpoint::End,
@@ -151,16 +160,37 @@ impl<'m> Graph<'m> {
             .is_some_and(|node| self.index.get(&node.name) != Some(&i))
     }
 
-    /// The edges leaving `from`, in declaration order.
+    /// The routes leaving `from` (not its error edge), in declaration order.
     pub(crate) fn outgoing(&self, from: Endpoint) -> impl Iterator<Item = &Edge> {
         self.edges
             .iter()
             .filter(move |edge| edge.from == from && edge.kind == EdgeKind::Route)
     }
 
-    /// The edges entering `to`, in declaration order.
+    /// The edges entering `to`, routes and error edges, in declaration order.
     pub(crate) fn incoming(&self, to: Endpoint) -> impl Iterator<Item = &Edge> {
         self.edges.iter().filter(move |edge| edge.to == to)
+    }
+
+    /// The error edges leaving `from`, in declaration order (one, once the checks pass).
+    pub(crate) fn error_edges(&self, from: Endpoint) -> impl Iterator<Item = &Edge> {
+        self.edges
+            .iter()
+            .filter(move |edge| edge.from == from && edge.kind == EdgeKind::Error)
+    }
+
+    /// Where node `i` goes when it fails, if it has an error edge to a node.
+    pub(crate) fn error_target(&self, i: usize) -> Option<usize> {
+        self.error_edges(Endpoint::Node(i))
+            .find_map(|edge| match edge.to {
+                Endpoint::Node(j) => Some(j),
+                _ => None,
+            })
+    }
+
+    /// Whether any node has an error edge.
+    pub(crate) fn has_error_edges(&self) -> bool {
+        self.edges.iter().any(|edge| edge.kind == EdgeKind::Error)
     }
 
     /// The successors of node `i`, in the order its `edge!` lists them, without repeats.

@@ -92,11 +92,14 @@ impl NodeFn {
     }
 }
 
-/// One `edge!(from -> to | to …)`.
+/// One `edge!(from -> to | to …)`, or one error edge `edge!(from -> to on error)`.
 pub(crate) struct EdgeDecl {
     pub(crate) from: Ident,
-    /// The targets in the order written; never empty.
+    /// The targets in the order written; never empty, and exactly one for an error edge.
     pub(crate) targets: Vec<Ident>,
+    /// `Some(tokens of "on error")` for an error edge: the route taken when `from` fails after
+    /// its retries. It is not one of `from`'s successors (`from::Next` does not list it).
+    pub(crate) on_error: Option<TokenStream>,
     /// The whole `edge!(…)` invocation, for errors about the declaration itself.
     pub(crate) tokens: TokenStream,
     /// Where the `edge!` sits among all the items of the module.
@@ -682,9 +685,10 @@ fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro, position: usize) -> Option<Vec<Ed
         Ok(chain) => Some(
             chain
                 .into_iter()
-                .map(|(from, targets)| EdgeDecl {
-                    from,
-                    targets,
+                .map(|edge| EdgeDecl {
+                    from: edge.from,
+                    targets: edge.targets,
+                    on_error: edge.on_error,
                     tokens: tokens.clone(),
                     position,
                 })
@@ -697,9 +701,17 @@ fn edge_decls(cx: &Ctxt, mac: &syn::ItemMacro, position: usize) -> Option<Vec<Ed
     }
 }
 
-/// `from -> to (| to)*`. Recoverable slips (`=>` for `->`, `,` for `|`, a chain) are recorded
-/// in `cx` and read as what was meant; anything else is an `Err`.
-fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<(Ident, Vec<Ident>)>> {
+/// One declaration read from an `edge!` (a chain gives several).
+struct ParsedEdge {
+    from: Ident,
+    targets: Vec<Ident>,
+    on_error: Option<TokenStream>,
+}
+
+/// `from -> to (| to)*` or `from -> to on error`. Recoverable slips (`=>` for `->`, `,` for
+/// `|`, a chain, `on failure` for `on error`) are recorded in `cx` and read as what was meant;
+/// anything else is an `Err`.
+fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<ParsedEdge>> {
     let mut from = node_name(
         input,
         "a node name or `START` at the start of `edge!`",
@@ -727,6 +739,7 @@ fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<(Ident, Vec<Ident
             Some(arrow_span),
         )?];
         let mut chained = false;
+        let mut on_error = None;
         while !input.is_empty() {
             if input.peek(Token![|]) {
                 let bar: Token![|] = input.parse()?;
@@ -765,29 +778,84 @@ fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<(Ident, Vec<Ident
             } else if input.peek(Ident::peek_any)
                 && input.fork().call(Ident::parse_any).is_ok_and(|i| i == "on")
             {
-                let on = input.call(Ident::parse_any)?;
-                return Err(syn::Error::new_spanned(
-                    on,
-                    "error edges (`edge!(a -> b on error)`) are not supported yet; return the error from the node, or route to the recovery node through its `Next`",
-                ));
+                on_error = Some(on_error_clause(cx, input, &from, &targets)?);
+                break;
             } else {
                 let token: TokenTree = input.parse()?;
                 return Err(syn::Error::new(
                     token.span(),
                     format!(
-                        "unexpected `{token}` in `edge!`; expected `|` and another target, or the end of the edge"
+                        "unexpected `{token}` in `edge!`; expected `|` and another target, `on error`, or the end of the edge"
                     ),
                 ));
             }
         }
         let next_from = targets.last().cloned();
-        chain.push((from, targets));
+        chain.push(ParsedEdge {
+            from,
+            targets,
+            on_error,
+        });
         match next_from {
             Some(next) if chained => from = next,
             _ => break,
         }
     }
     Ok(chain)
+}
+
+/// `on error` after the single target of an error edge, up to the end of the `edge!`; returns
+/// its tokens (for spans). A misspelt second word (`on failure`) is recorded and read as
+/// `on error`.
+fn on_error_clause(
+    cx: &Ctxt,
+    input: ParseStream,
+    from: &Ident,
+    targets: &[Ident],
+) -> syn::Result<TokenStream> {
+    let on = input.call(Ident::parse_any)?;
+    let target = targets
+        .first()
+        .map_or_else(String::new, ToString::to_string);
+    let example = format!("`edge!({from} -> {target} on error)`");
+    let word = if input.peek(Ident::peek_any) {
+        input.call(Ident::parse_any)?
+    } else {
+        let message = format!("expected `on error`: an error edge reads {example}");
+        return Err(match input.cursor().token_tree() {
+            Some((token, _)) => syn::Error::new(token.span(), message),
+            None => syn::Error::new(on.span(), message),
+        });
+    };
+    let clause = quote::quote!(#on #word);
+    if word != "error" {
+        cx.error_spanned_by(
+            &word,
+            format!("expected `on error`, found `on {word}`: an error edge reads {example}"),
+        );
+    }
+    if let [routes @ .., last] = targets
+        && !routes.is_empty()
+    {
+        // Most likely the last target is meant to handle the failure.
+        let routes: Vec<String> = routes.iter().map(ToString::to_string).collect();
+        return Err(syn::Error::new_spanned(
+            &clause,
+            format!(
+                "`on error` follows a single target, in an `edge!` of its own: write `edge!({from} -> {});` and `edge!({from} -> {last} on error);`",
+                routes.join(" | ")
+            ),
+        ));
+    }
+    if let Some((token, _)) = input.cursor().token_tree() {
+        return Err(syn::Error::new(
+            token.span(),
+            format!(
+                "unexpected `{token}` after `on error`: an error edge has one target and ends there, as in {example}"
+            ),
+        ));
+    }
+    Ok(clause)
 }
 
 /// One node name in `edge!`: a plain identifier, `START` or `END`. `after` is the token
