@@ -333,10 +333,10 @@ fn check_one_edge_per_node(r: &Report, graph: &Graph) {
 }
 
 /// An error edge (`edge!(a -> b on error)`) hands a failure from node `a` to node `b`, which
-/// reads it with `ctx.failure()`. So both ends must be plain nodes: `START` and `END` cannot
-/// fail or read anything, a failure must go to one place, a node that handles its own failure
-/// is a retry in disguise, and an interrupt node would wait for its input without the failure
-/// (the runner does not keep a failure across an interrupt).
+/// reads it with `ctx.failure()`. So both ends must be nodes: `START` and `END` cannot fail or
+/// read anything; a failure must go to one place; a node that handles its own failure is a
+/// retry in disguise. (An interrupt node may be either end: the runner keeps the failure while
+/// the session waits for the input.)
 fn check_error_edges(r: &Report, graph: &Graph) {
     // The first error edge of each node: a second one is an error.
     let mut first: BTreeMap<usize, &Edge> = BTreeMap::new();
@@ -408,21 +408,8 @@ fn check_error_edges(r: &Report, graph: &Graph) {
                     "node `{from}` cannot be its own error node: that would retry it without end; to retry it, use `#[node(retry = 3)]`, and lead the error edge to a node that handles the failure"
                 ),
             ),
-            Endpoint::Node(j) => {
-                if let Some(target) = graph.nodes().get(j)
-                    && target.args.interrupt
-                {
-                    r.error(
-                        position,
-                        to,
-                        format!(
-                            "an error edge cannot lead to interrupt node `{to}`: the failure is not kept while a session waits for input, so `{to}` could not read `ctx.failure()`; lead the error edge to a plain node that records the failure in the state, and route from it to `{to}`"
-                        ),
-                    );
-                }
-            }
             // Reported by `check_unknown_names`.
-            Endpoint::Unknown => {}
+            Endpoint::Node(_) | Endpoint::Unknown => {}
         }
     }
 }
