@@ -81,14 +81,69 @@ mod parse;
 ///   where `a::Next` is generated with one variant per target, in UpperCamelCase (`End` for
 ///   `END`). One `edge!` per node lists all of its successors.
 /// - `E: std::error::Error + Send + Sync + 'static`.
+/// - `edge!(a -> b on error)`: an **error edge**. When `a` fails — returns `Err` after its
+///   retries (`#[node(retry = N)]`), at once if it has none or the error is not retryable, or
+///   times out on its last attempt — the run goes to `b` instead of ending with
+///   `Error::Node`. It comes in addition to `a`'s own `edge!` (which still says where `a` goes
+///   when it succeeds) and is not a variant of `a::Next`. A node has at most one error edge;
+///   its target is a node (not `START`, `END` or `a` itself; an interrupt node is fine),
+///   and must itself lead to `END`. See [Error edges](#error-edges).
 /// - Every other item (`use`, helper functions, types) is kept as written. Node functions are
 ///   kept too (only `#[node]` is removed), so tests can call them directly.
+///
+/// # Error edges
+///
+/// ```ignore
+/// #[workflow(state = Order)]
+/// pub mod checkout {
+///     use super::*;
+///
+///     edge!(START -> charge);
+///     edge!(charge -> ship);                 // where `charge` goes when it succeeds
+///     edge!(charge -> refund on error);      // … and when it fails after its retries
+///     edge!(ship -> END);
+///     edge!(refund -> END);
+///
+///     #[node(retry = 2, backoff_ms = 100)]
+///     async fn charge(order: &mut Order) -> Result<(), PaymentError> { todo!() }
+///
+///     #[node]
+///     async fn ship(order: &mut Order) {}
+///
+///     #[node]
+///     async fn refund(order: &mut Order, ctx: &NodeCtx) {
+///         if let Some(failure) = ctx.failure() {
+///             // failure.node() == "charge"; failure.error() is the error's message
+///             order.note = Some(format!("{} failed: {}", failure.node(), failure.error()));
+///         }
+///     }
+/// }
+/// ```
+///
+/// What the error node sees:
+///
+/// - `ctx.failure()`: which node failed and the message of its last error (a timeout reads
+///   "node `charge` timed out after 5s"). It is `None` when the node is reached by an ordinary
+///   route, and in every node after it.
+/// - the state as it was **before the failed node's first attempt**: no failed attempt's
+///   changes are kept.
+/// - after a crash, the same failure: it is saved in the checkpoint written just before the
+///   error node runs, so `Runner::resume` runs the error node with it again.
+/// - if it is an interrupt node, the failure too: the session waits there as usual, and the
+///   node reads `ctx.failure()` when `Runner::resume_with` runs it.
+///
+/// Without an error edge, a failure ends the call with `Error::Node`, and the session stays at
+/// its last checkpoint. An interrupt node may have an error edge. Error edges count for the
+/// graph checks (a node reached only through an error edge is reachable; an error node must
+/// lead to `END`), add an `error-edge a->b` line to `GRAPH_HASH`'s canonical text (graphs
+/// without error edges keep their hash), and are drawn dotted in `MERMAID`
+/// (`charge -. on error .-> refund`).
 ///
 /// # Generated items
 ///
 /// - `Workflow`: a unit struct implementing `graph_runtime::Workflow`; give it to `Runner::new`;
 /// - `GRAPH_HASH: u64`: a stable hash of the structure (names, state type, interrupt input
-///   types, edges), stored in checkpoints; reordering declarations does not change it; its
+///   types, edges, error edges), stored in checkpoints; reordering declarations does not change it; its
 ///   rustdoc shows the canonical text it hashes;
 /// - `MERMAID: &str`: a Mermaid flowchart of the graph; `NODES: &[&str]`: the node names in
 ///   declaration order;
@@ -106,7 +161,10 @@ mod parse;
 /// reached, no or several `START` edges, duplicate edges or nodes, an `edge!` naming a function
 /// that is not a `#[node]`, a `#[node]` without edges, a node that is not `async` or whose
 /// parameters are wrong, a wrong return type for the node's edges, `#[cfg]` on a node or an
-/// edge, and unknown keys in `#[workflow(…)]` or `#[node(…)]`.
+/// edge, unknown keys in `#[workflow(…)]` or `#[node(…)]`, and misused error edges (`on error`
+/// after a branch, anything but `on error` after the target, a second error edge from one
+/// node, an error edge to `START`, `END`, an unknown name or the node itself, or from
+/// something that is not a node).
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::workflow(args.into(), item.into()).into()
@@ -139,6 +197,10 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// A node whose error type implements `graph_runtime::Retryable` is not retried for errors
 /// that say retrying cannot help.
+///
+/// A timed-out attempt counts as a failed one. When the last attempt fails, the run takes the
+/// node's error edge (`edge!(charge -> refund on error)`) if it has one, with the state from
+/// before the first attempt, and otherwise ends with `Error::Node`.
 ///
 /// `#[workflow]` reads and removes this attribute. Anywhere else it is a compile error that
 /// says where it belongs (the function itself is kept, so that is the only error):
