@@ -1,5 +1,6 @@
 //! The `#[workflow]` DSL compiled for real: the generated items, the graph hash's stability,
-//! the Mermaid text, and node functions that stay ordinary, directly callable functions.
+//! the Mermaid text, error edges, and node functions that stay ordinary, directly callable
+//! functions.
 
 use std::fmt;
 
@@ -273,6 +274,81 @@ mod other_state {
     }
 }
 
+/// The design's workflow with error edges: `charge` and the branching `validate` fail over to
+/// `cancel`.
+mod error_edge {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(validate -> cancel on error);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(charge -> cancel on error);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Order) -> Result<validate::Next, PaymentError> {
+            Ok(validate::Next::Charge)
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Order) -> Result<(), PaymentError> {
+            Err(PaymentError)
+        }
+        #[node]
+        async fn ship(_: &mut Order) {}
+        #[node]
+        async fn cancel(order: &mut Order, ctx: &NodeCtx) {
+            order.charge_id = ctx
+                .failure()
+                .map(|f| format!("{}: {}", f.node(), f.error()));
+        }
+    }
+}
+
+/// The same, with `charge`'s error edge leading elsewhere.
+mod retargeted_error_edge {
+    use super::*;
+
+    #[workflow(state = Order)]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(validate -> cancel on error);
+        edge!(review -> charge | cancel);
+        edge!(charge -> ship);
+        edge!(charge -> ship on error);
+        edge!(ship -> END);
+        edge!(cancel -> END);
+
+        #[node]
+        async fn validate(_: &mut Order) -> validate::Next {
+            validate::Next::Charge
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node]
+        async fn charge(_: &mut Order) {}
+        #[node]
+        async fn ship(_: &mut Order) {}
+        #[node]
+        async fn cancel(_: &mut Order) {}
+    }
+}
+
 use original::checkout;
 
 /// The same value as the macro crate's unit test: the canonical form is part of the on-disk
@@ -302,6 +378,11 @@ fn graph_hash_follows_the_structure() {
         ("other interrupt input", other_input::checkout::GRAPH_HASH),
         ("extra edge", extra_edge::checkout::GRAPH_HASH),
         ("other state", other_state::checkout::GRAPH_HASH),
+        ("error edges", error_edge::checkout::GRAPH_HASH),
+        (
+            "retargeted error edge",
+            retargeted_error_edge::checkout::GRAPH_HASH,
+        ),
     ];
     for (i, (what, hash)) in hashes.iter().enumerate() {
         assert_ne!(*hash, checkout::GRAPH_HASH, "{what}");
@@ -497,4 +578,82 @@ async fn node_errors_reach_the_caller() {
         }
         other => panic!("expected the node's error, got {other:?}"),
     }
+}
+
+#[test]
+fn error_edges_are_in_the_generated_items() {
+    use error_edge::checkout::{self as with_errors, Workflow as W};
+    let cursor = |name: &str| W::cursor_of(name).expect(name);
+    assert_eq!(W::error_route(cursor("charge")), Some(cursor("cancel")));
+    assert_eq!(W::error_route(cursor("validate")), Some(cursor("cancel")));
+    for name in ["review", "ship", "cancel"] {
+        assert_eq!(W::error_route(cursor(name)), None, "{name}");
+    }
+    // A graph without error edges keeps the trait's default.
+    let original = |name: &str| checkout::Workflow::cursor_of(name).expect(name);
+    for name in checkout::NODES {
+        assert_eq!(checkout::Workflow::error_route(original(name)), None);
+    }
+    // A node with an error edge and nothing else to ask of the runner still goes back to it.
+    assert!(!W::runs_freely(cursor("validate")));
+    assert!(checkout::Workflow::runs_freely(original("validate")));
+    // The error target is not a route: `validate::Next` has its two successors only.
+    let name = |next: with_errors::validate::Next| match next {
+        with_errors::validate::Next::Review => "review",
+        with_errors::validate::Next::Charge => "charge",
+    };
+    assert_eq!(name(with_errors::validate::Next::Charge), "charge");
+    assert_eq!(
+        with_errors::NODES,
+        &["validate", "review", "charge", "ship", "cancel"]
+    );
+}
+
+#[test]
+fn error_edges_change_the_hash_and_only_theirs() {
+    // The pinned value of the graph without error edges is untouched (`graph_hash_is_pinned`);
+    // adding, or retargeting, an error edge gives another graph.
+    assert_eq!(checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH);
+    assert_ne!(error_edge::checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH);
+    assert_ne!(
+        error_edge::checkout::GRAPH_HASH,
+        retargeted_error_edge::checkout::GRAPH_HASH
+    );
+}
+
+#[test]
+fn mermaid_draws_error_edges_dotted() {
+    assert_eq!(
+        error_edge::checkout::MERMAID,
+        "flowchart TD
+    START([START])
+    validate[validate]
+    review{{review}}
+    charge[charge]
+    ship[ship]
+    cancel[cancel]
+    END([END])
+    START --> validate
+    validate --> review
+    validate --> charge
+    validate -. on error .-> cancel
+    review --> charge
+    review --> cancel
+    charge --> ship
+    charge -. on error .-> cancel
+    ship --> END
+    cancel --> END
+"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_takes_the_error_edge() {
+    let runner = Runner::new(error_edge::checkout::Workflow, MemoryStore::new());
+    let order = runner
+        .start("s", Order::default())
+        .await
+        .unwrap()
+        .into_state();
+    assert_eq!(order.charge_id.as_deref(), Some("charge: card declined"));
 }
