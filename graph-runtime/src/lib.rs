@@ -166,7 +166,8 @@ pub use tokio_util::sync::CancellationToken;
 pub use graph_macros::{node, workflow};
 
 /// Declares an edge of a `#[workflow]` graph: `edge!(START -> a)`, `edge!(a -> b)`,
-/// `edge!(a -> b | c | END)`.
+/// `edge!(a -> b | c | END)`, and the error edge `edge!(a -> recover on error)` (taken when `a`
+/// fails after its retries; `recover` reads what failed from [`NodeCtx::failure`]).
 ///
 /// It only has a meaning inside a `#[workflow]` module, which reads and removes it; anywhere
 /// else it is a compile error:

@@ -110,7 +110,9 @@ pub trait Workflow: Send + Sync + 'static {
             let mut last = cursor;
             let mut transition = self.step(cursor, state, ctx, input).await;
             let mut steps = 1;
-            while steps < budget {
+            // A node entered by an error edge goes back to the runner after it, so that the
+            // failure it reads is not seen by the nodes after it.
+            while steps < budget && ctx.failure().is_none() {
                 let Transition::Next(next) = transition else {
                     break;
                 };
