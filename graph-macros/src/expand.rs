@@ -255,6 +255,36 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         }
     };
 
+    // `runs_freely`, answered from what the macro knows, so the loop in `run` tests a
+    // constant per node instead of reading specs.
+    let free: Vec<bool> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let args = &n.node.args;
+            !args.interrupt
+                && args.retry.unwrap_or(0) == 0
+                && args.timeout_ms.is_none()
+                && graph.error_target(i).is_none()
+        })
+        .collect();
+    let free_arms: Vec<TokenStream> = nodes
+        .iter()
+        .zip(&free)
+        .map(|(n, free)| {
+            let variant = &n.variant;
+            quote!(__GraphCursor::#variant => #free,)
+        })
+        .collect();
+    let runs_freely = quote! {
+        #[inline(always)]
+        fn runs_freely(cursor: __GraphCursor) -> bool {
+            match cursor {
+                #(#free_arms)*
+            }
+        }
+    };
+
     // Constants.
     let (graph_hash, canonical) = hash::graph_hash(graph, state);
     let hash_literal = hex_literal(graph_hash);
@@ -316,24 +346,54 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         .iter()
         .map(|n| step_arm(&rt, n, &cursor_variant, &quote!(#input_ident)))
         .collect();
-    let run_arms: Vec<TokenStream> = nodes
-        .iter()
-        .map(|n| step_arm(&rt, n, &cursor_variant, &quote!(#input_ident.take())))
-        .collect();
     let ctx_mut_ident = Ident::new("__graph_ctx", Span::mixed_site());
-    let budget_ident = Ident::new("budget", Span::mixed_site());
     let steps_ident = Ident::new("__graph_steps", Span::mixed_site());
-    let next_ident = Ident::new("__graph_next", Span::mixed_site());
-    let transition_ident = Ident::new("__graph_transition", Span::mixed_site());
+    let base_seq_ident = Ident::new("__graph_base_seq", Span::mixed_site());
+    let budget_ident = Ident::new("budget", Span::mixed_site());
     // A node entered by an error edge reads the failure from the context, and the runner
     // forgets the failure once that node has run: the loop hands back to the runner right
     // after it, so no later node sees the failure. (Nodes with an error edge never run inside
-    // the loop: `runs_freely` is false for them.)
+    // the loop: they do not run freely.)
     let after_error_node = if graph.has_error_edges() {
         quote!(&& #ctx_mut_ident.failure().is_none())
     } else {
         TokenStream::new()
     };
+    // In `run`'s loop only a node that takes `ctx` has the context entered (its node name and
+    // sequence number): the others never read it, and the runner re-enters it afterwards.
+    let run_arms: Vec<TokenStream> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.node.ident.to_string();
+            let enter = quote! {
+                #ctx_mut_ident.__enter(#name, #base_seq_ident + (#steps_ident - 1));
+                let #ctx_ident: &#rt::NodeCtx = &*#ctx_mut_ident;
+            };
+            let this = &n.variant;
+            // Each outcome either goes straight on to a node that runs freely (while the
+            // budget lasts) or hands the transition back to the runner.
+            let finish = |transition: TokenStream, target: Option<Endpoint>| {
+                let hand_back = quote! {
+                    return #rt::Run { last: __GraphCursor::#this, transition: #transition, steps: #steps_ident }
+                };
+                match target.and_then(|t| match t {
+                    Endpoint::Node(i) if free.get(i).copied().unwrap_or(false) => cursor_variant(t),
+                    _ => None,
+                }) {
+                    Some(next) => quote! {{
+                        if #steps_ident < #budget_ident #after_error_node {
+                            #steps_ident += 1;
+                            #cursor_ident = __GraphCursor::#next;
+                            continue;
+                        }
+                        #hand_back
+                    }},
+                    None => quote!({ #hand_back }),
+                }
+            };
+            step_arm_full(&rt, n, &cursor_variant, &quote!(#input_ident.take()), Some(&enter), &finish)
+        })
+        .collect();
 
     let generated = quote! {
         #(#next_modules)*
@@ -422,6 +482,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             }
 
             #error_route
+            #runs_freely
 
             fn step<'a>(
                 &'a self,
@@ -449,32 +510,11 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                     let mut #input_ident = #input_ident;
                     let mut #cursor_ident = #cursor_ident;
                     let mut #steps_ident: u64 = 1;
+                    let #base_seq_ident = #ctx_mut_ident.seq();
+                    // Every arm either goes on (`continue`) or returns.
                     loop {
-                        let #transition_ident = {
-                            let #ctx_ident: &#rt::NodeCtx = &*#ctx_mut_ident;
-                            match #cursor_ident {
-                                #(#run_arms)*
-                            }
-                        };
-                        // The same rule as the trait's default `run`: go on while the next
-                        // node needs nothing but a call and the budget lasts.
-                        match #transition_ident {
-                            #rt::Transition::Next(#next_ident)
-                                if #steps_ident < #budget_ident
-                                    && <Self as #rt::Workflow>::runs_freely(#next_ident)
-                                    #after_error_node =>
-                            {
-                                #steps_ident += 1;
-                                #cursor_ident = #next_ident;
-                                #ctx_mut_ident.__advance(<Self as #rt::Workflow>::spec(#next_ident).name);
-                            }
-                            #transition_ident => {
-                                return #rt::Run {
-                                    last: #cursor_ident,
-                                    transition: #transition_ident,
-                                    steps: #steps_ident,
-                                };
-                            }
+                        match #cursor_ident {
+                            #(#run_arms)*
                         }
                     }
                 }
@@ -648,6 +688,42 @@ fn step_arm<'c>(
     cursor_variant: &dyn Fn(Endpoint) -> Option<&'c Ident>,
     input: &TokenStream,
 ) -> TokenStream {
+    step_arm_with(rt, n, cursor_variant, input, None)
+}
+
+/// [`step_arm`], with `enter` run first in the arm of a node that takes `ctx` (it binds
+/// `ctx`).
+fn step_arm_with<'c>(
+    rt: &TokenStream,
+    n: &NodeCode,
+    cursor_variant: &dyn Fn(Endpoint) -> Option<&'c Ident>,
+    input: &TokenStream,
+    enter: Option<&TokenStream>,
+) -> TokenStream {
+    step_arm_full(rt, n, cursor_variant, input, enter, &|t, _| t)
+}
+
+/// [`step_arm_with`], where `finish(transition, target)` turns each outcome (a
+/// `Transition` expression, and the route's target when it is one) into the arm's result:
+/// the value itself in `step`, the loop's next move in `run`.
+fn step_arm_full<'c>(
+    rt: &TokenStream,
+    n: &NodeCode,
+    cursor_variant: &dyn Fn(Endpoint) -> Option<&'c Ident>,
+    input: &TokenStream,
+    enter: Option<&TokenStream>,
+    finish: &dyn Fn(TokenStream, Option<Endpoint>) -> TokenStream,
+) -> TokenStream {
+    let enter = if n
+        .node
+        .params
+        .iter()
+        .any(|p| matches!(p.role, ParamRole::Ctx))
+    {
+        enter.cloned().unwrap_or_default()
+    } else {
+        TokenStream::new()
+    };
     let variant = &n.variant;
     let func = &n.node.ident;
     let out = Ident::new("__graph_out", Span::mixed_site());
@@ -702,7 +778,7 @@ fn step_arm<'c>(
             .zip(&n.target_idents)
             .map(|(target, ident)| {
                 let route = variant_ident(&crate::model::ident_name(ident), Span::call_site());
-                let transition = transition(rt, *target, cursor_variant);
+                let transition = finish(transition(rt, *target, cursor_variant), Some(*target));
                 quote!(::core::result::Result::Ok(#module::Next::#route) => #transition,)
             })
             .collect()
@@ -710,7 +786,7 @@ fn step_arm<'c>(
         let transition = n
             .targets
             .first()
-            .map(|t| transition(rt, *t, cursor_variant));
+            .map(|t| finish(transition(rt, *t, cursor_variant), Some(*t)));
         vec![quote!(::core::result::Result::Ok(()) => #transition,)]
     };
     let permanent = Ident::new("__graph_permanent", Span::mixed_site());
@@ -718,7 +794,11 @@ fn step_arm<'c>(
     // reports a `!Send` node at its name rather than at `#[workflow]`.
     let at_func = Span::mixed_site().located_at(func.span());
     let call = quote_spanned!(at_func=> __graph_probes::__graph_send(#func(#(#call_args),*)));
+    let failed_permanently = finish(quote!(#rt::Transition::FailedPermanently(#error)), None);
+    let failed = finish(quote!(#rt::Transition::Failed(#error)), None);
+    let missing_input = finish(quote!(#rt::Transition::MissingInput), None);
     let run = quote! {
+        #enter
         let #out = #call.await;
         // Autoref specialisation: the error type's `Retryable` impl if it has one.
         let #permanent = {
@@ -727,15 +807,15 @@ fn step_arm<'c>(
         };
         match #convert {
             #(#route_arms)*
-            ::core::result::Result::Err(#error) if #permanent => #rt::Transition::FailedPermanently(#error),
-            ::core::result::Result::Err(#error) => #rt::Transition::Failed(#error),
+            ::core::result::Result::Err(#error) if #permanent => #failed_permanently,
+            ::core::result::Result::Err(#error) => #failed,
         }
     };
     if n.node.args.interrupt {
         quote! {
             __GraphCursor::#variant => match #input {
                 ::core::option::Option::Some(Input::#variant(#input_value)) => { #run }
-                _ => #rt::Transition::MissingInput,
+                _ => #missing_input,
             },
         }
     } else {

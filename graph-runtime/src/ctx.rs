@@ -95,6 +95,15 @@ impl NodeCtx {
         self.seq += 1;
     }
 
+    /// Enters node `node` at sequence number `seq` inside a [`Workflow::run`](crate::Workflow::run)
+    /// loop. Called by generated code; not for use in nodes.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn __enter(&mut self, node: &'static str, seq: u64) {
+        self.node = node;
+        self.seq = seq;
+    }
+
     #[inline]
     pub(crate) fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt;
