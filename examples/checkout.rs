@@ -2,8 +2,10 @@
 //! working directory.
 //!
 //! Each run first lists what earlier runs left in the file and resumes any order a crash
-//! interrupted, then runs two new orders: a small one straight through, and a big one that stops
-//! for a human review, is approved, and finishes.
+//! interrupted, then runs three new orders: a small one straight through; a big one that stops
+//! for a human review, is approved, and is paid after the (flaky) payment provider's first
+//! attempt fails, its live events printed as progress lines; and one whose card is declined,
+//! which is not retried and takes the error edge to `refund`.
 //!
 //! ```sh
 //! cargo run --example checkout              # run it twice: the second run finds the first's orders
@@ -26,6 +28,8 @@ pub struct Order {
     pub charge_id: Option<String>,
     pub shipped: bool,
     pub cancelled: bool,
+    /// Set by `refund` when the payment failed for good.
+    pub refund_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,29 +39,52 @@ pub enum Approval {
 }
 
 #[derive(Debug)]
-pub struct PaymentError(String);
+pub enum PaymentError {
+    /// The provider could not be reached: worth retrying.
+    Unavailable,
+    /// The card was declined: retrying cannot help.
+    Declined(String),
+}
 
 impl fmt::Display for PaymentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "payment declined: {}", self.0)
+        match self {
+            PaymentError::Unavailable => f.write_str("payment provider unavailable"),
+            PaymentError::Declined(why) => write!(f, "card declined: {why}"),
+        }
     }
 }
 
 impl std::error::Error for PaymentError {}
 
+/// Tells the runner which payment errors to retry (`#[node(retry = …)]`).
+impl graph_runtime::Retryable for PaymentError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, PaymentError::Unavailable)
+    }
+}
+
 /// Set by `--crash`: the payment step aborts the process, as a crash would.
 static CRASH_IN_PAYMENT: AtomicBool = AtomicBool::new(false);
 
 /// A stand-in payment provider. The idempotency key is the same when a step re-runs after a
-/// crash, so a real provider would not charge twice.
-async fn pay(total_cents: u64, idempotency_key: &str) -> Result<String, PaymentError> {
-    println!("  paying {total_cents} cents with idempotency key {idempotency_key}");
+/// crash, so a real provider would not charge twice. It is flaky: the first attempt of every
+/// charge over 100.00 finds it unavailable. And it declines amounts ending in 13 cents.
+async fn pay(
+    total_cents: u64,
+    idempotency_key: &str,
+    attempt: u32,
+) -> Result<String, PaymentError> {
+    println!("  paying {total_cents} cents, key {idempotency_key}, attempt {attempt}");
     if CRASH_IN_PAYMENT.load(Ordering::Relaxed) {
         println!("  --crash: aborting the process in the middle of the payment step");
         std::process::abort();
     }
-    if total_cents == 0 {
-        return Err(PaymentError("nothing to charge".into()));
+    if total_cents % 100 == 13 {
+        return Err(PaymentError::Declined("insufficient funds".into()));
+    }
+    if total_cents > 100_00 && attempt == 1 {
+        return Err(PaymentError::Unavailable);
     }
     Ok(format!("ch_{}", idempotency_key.replace('/', "_")))
 }
@@ -70,8 +97,10 @@ pub mod checkout {
     edge!(validate -> review | charge); // a branch: `validate` picks one of these
     edge!(review -> charge | cancel);
     edge!(charge -> ship);
+    edge!(charge -> refund on error); // taken when `charge` fails after its retries
     edge!(ship -> END);
     edge!(cancel -> END);
+    edge!(refund -> END);
 
     #[node]
     async fn validate(order: &mut Order) -> validate::Next {
@@ -93,10 +122,20 @@ pub mod checkout {
         }
     }
 
-    #[node(retry = 3, timeout_ms = 5_000)]
+    #[node(retry = 3, timeout_ms = 5_000, backoff_ms = 50)]
     async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> {
-        order.charge_id = Some(pay(order.total_cents, &ctx.idempotency_key()).await?);
+        let key = ctx.idempotency_key();
+        order.charge_id = Some(pay(order.total_cents, &key, ctx.attempt()).await?);
         Ok(())
+    }
+
+    #[node]
+    async fn refund(order: &mut Order, ctx: &NodeCtx) {
+        // The state is as it was before the failed payment; the failure says why.
+        order.cancelled = true;
+        order.refund_reason = ctx
+            .failure()
+            .map(|f| format!("{} failed: {}", f.node(), f.error()));
     }
 
     #[node]
@@ -160,8 +199,9 @@ async fn print_progress(session: String, mut events: Events) {
     }
 }
 
-/// Lists what earlier runs left, and resumes every order a crash interrupted.
-async fn recover(runner: &Checkout) -> Result<usize, Error> {
+/// Lists what earlier runs left, and resumes every order a crash interrupted. Returns the
+/// number of the last round of orders found (`order-<round>-…`), 0 for none.
+async fn recover(runner: &Checkout) -> Result<u32, Error> {
     let sessions = runner.sessions().await?;
     if sessions.is_empty() {
         println!("checkout.db holds no orders yet");
@@ -195,7 +235,14 @@ async fn recover(runner: &Checkout) -> Result<usize, Error> {
             .collect();
         println!("    history: {}", path.join(" -> "));
     }
-    Ok(sessions.len())
+    let round = |id: &String| {
+        id.strip_prefix("order-")?
+            .split('-')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    };
+    Ok(sessions.iter().filter_map(round).max().unwrap_or(0))
 }
 
 #[tokio::main]
@@ -208,11 +255,10 @@ async fn main() -> Result<(), Error> {
     );
 
     let runner = Runner::new(checkout::Workflow, SqliteStore::open("checkout.db")?);
-    let earlier = recover(&runner).await?;
-    let run = earlier / 2 + 1;
+    let round = recover(&runner).await? + 1;
 
     // A small order needs no review.
-    let small = format!("order-{run}-small");
+    let small = format!("order-{round}-small");
     println!("\n{small}: 25.00");
     let outcome = runner
         .start(
@@ -227,7 +273,7 @@ async fn main() -> Result<(), Error> {
     print_history(&runner, &small).await?;
 
     // A big order stops for review ...
-    let big = format!("order-{run}-big");
+    let big = format!("order-{round}-big");
     println!("\n{big}: 250.00");
     if let Outcome::Interrupted { node, state } = runner
         .start(
@@ -250,5 +296,16 @@ async fn main() -> Result<(), Error> {
     progress.await.expect("the progress printer");
     println!("  approved: {:?}", outcome?);
     print_history(&runner, &big).await?;
+
+    // An order whose card is declined: not retried, the error edge leads to `refund`.
+    let declined = format!("order-{round}-declined");
+    println!("\n{declined}: 42.13");
+    let order = Order {
+        total_cents: 42_13,
+        ..Order::default()
+    };
+    let outcome = runner.start(&declined, order).await?;
+    println!("  {outcome:?}");
+    print_history(&runner, &declined).await?;
     Ok(())
 }
