@@ -898,6 +898,43 @@ mod sqlite_file {
         assert_eq!(seqs(&reopened, "s").await, [1, 2, 3]);
     }
 
+    /// A lone append polls for its commit (`spin_wait`) or sleeps at once (`ZERO`): the same
+    /// results either way, alone or with others in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spin_wait_changes_only_how_a_caller_waits() {
+        for spin in [
+            Duration::ZERO,
+            Duration::from_micros(100),
+            Duration::from_millis(5),
+        ] {
+            let (_dir, path) = new_file();
+            let store = SqliteOptions::new().spin_wait(spin).open(&path).unwrap();
+            chain(&store, "alone", 5).await;
+            assert_conflict(
+                append(&store, "alone", Some(4), 5).await,
+                "alone",
+                Some(4),
+                Some(5),
+            );
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move { chain(&store, &format!("s{i}"), 5).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            for i in 0..8 {
+                assert_eq!(
+                    seqs(&store, &format!("s{i}")).await,
+                    [1, 2, 3, 4, 5],
+                    "{spin:?}"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_seq_beyond_sqlite_integers_is_an_error() {
         let (_dir, path) = new_file();
