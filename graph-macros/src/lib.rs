@@ -25,7 +25,8 @@ mod parse;
 /// Turns an inline module of `#[node]` functions and `edge!` declarations into a
 /// compile-time-checked workflow graph.
 ///
-/// ```ignore
+/// ```
+/// # #![allow(clippy::inconsistent_digit_grouping)]
 /// use graph_runtime::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///
@@ -63,6 +64,7 @@ mod parse;
 ///         Ok(())
 ///     }
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// # Arguments
@@ -93,7 +95,16 @@ mod parse;
 ///
 /// # Error edges
 ///
-/// ```ignore
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// # pub struct Order { pub total_cents: u64, pub note: Option<String> }
+/// # #[derive(Debug)] pub struct PaymentError;
+/// # impl std::fmt::Display for PaymentError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("declined") }
+/// # }
+/// # impl std::error::Error for PaymentError {}
+/// # async fn pay(_cents: u64) -> Result<(), PaymentError> { Err(PaymentError) }
 /// #[workflow(state = Order)]
 /// pub mod checkout {
 ///     use super::*;
@@ -105,7 +116,9 @@ mod parse;
 ///     edge!(refund -> END);
 ///
 ///     #[node(retry = 2, backoff_ms = 100)]
-///     async fn charge(order: &mut Order) -> Result<(), PaymentError> { todo!() }
+///     async fn charge(order: &mut Order) -> Result<(), PaymentError> {
+///         pay(order.total_cents).await
+///     }
 ///
 ///     #[node]
 ///     async fn ship(order: &mut Order) {}
@@ -118,6 +131,7 @@ mod parse;
 ///         }
 ///     }
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// What the error node sees:
@@ -172,15 +186,35 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Marks an `async fn` of a `#[workflow]` module as a node of the graph.
 ///
-/// ```ignore
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// # pub struct Order { pub approved: bool, pub charge_id: Option<String> }
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// # pub enum Approval { Approve, Reject }
+/// # #[workflow(state = Order)]
+/// # pub mod checkout {
+/// #     use super::*;
+/// #     edge!(START -> review);
+/// #     edge!(review -> charge | END);
+/// #     edge!(charge -> ship);
+/// #     edge!(ship -> END);
 /// #[node]                                   // a plain node
 /// async fn ship(order: &mut Order) {}
 ///
 /// #[node(interrupt)]                        // waits for an `Input::Review(Approval)`
-/// async fn review(order: &mut Order, decision: Approval) -> review::Next { todo!() }
+/// async fn review(order: &mut Order, decision: Approval) -> review::Next {
+///     order.approved = matches!(decision, Approval::Approve);
+///     if order.approved { review::Next::Charge } else { review::Next::End }
+/// }
 ///
 /// #[node(retry = 3, timeout_ms = 5_000)]    // 3 more attempts, 5 s per attempt
-/// async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), PaymentError> { todo!() }
+/// async fn charge(order: &mut Order, ctx: &NodeCtx) -> Result<(), std::io::Error> {
+///     order.charge_id = Some(ctx.idempotency_key());
+///     Ok(())
+/// }
+/// # }
+/// # fn main() {}
 /// ```
 ///
 /// The first parameter is the state, `&mut T` or `&T`. A node may also take `ctx: &NodeCtx`
@@ -205,7 +239,8 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[workflow]` reads and removes this attribute. Anywhere else it is a compile error that
 /// says where it belongs (the function itself is kept, so that is the only error):
 ///
-/// ```ignore
+/// ```compile_fail
+/// # use graph_runtime::prelude::*;
 /// // error: `#[node]` only works on an `async fn` directly inside a
 /// //        `#[workflow(state = …)]` module; move the function into that module, or remove `#[node]`
 /// #[node]
