@@ -1,8 +1,10 @@
 //! Crash safety, tested for real: a child process runs workflows on a SQLite file and is killed
-//! with SIGKILL at random instants; after every kill the next child resumes. At the end the
-//! final states must equal a crash-free run, every chain must have strictly increasing
-//! sequence numbers, the file must pass `PRAGMA integrity_check`, and every step's idempotency
-//! key must have reached the (simulated) external system.
+//! with SIGKILL at random instants; after every kill the next child resumes. Each session loops
+//! through `work`, waits at an interrupt for its approval (given by whichever child finds it
+//! waiting), then `settle`s — half of them fail there after retries and take the error edge to
+//! `compensate`. At the end the final states must equal a crash-free run, every chain must
+//! have strictly increasing sequence numbers, the file must pass `PRAGMA integrity_check`, and
+//! every step's idempotency key must have reached the (simulated) external system.
 //!
 //! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50.
 
@@ -19,7 +21,7 @@ use graph_runtime::Status;
 use graph_runtime::prelude::*;
 use graph_runtime::store::Store as _;
 
-use tally_workflow::{CHILD_ENV, SESSIONS, Tally, session, side_log, tally};
+use tally_workflow::{CHILD_ENV, SESSIONS, Tally, declined, drive, session, side_log, tally};
 
 fn spawn_child(dir: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_crash-child"))
@@ -30,16 +32,24 @@ fn spawn_child(dir: &Path) -> std::process::Child {
         .expect("spawn child")
 }
 
-/// What the sessions end as without any crash.
-fn crash_free() -> Tally {
+/// What a session ends as without any crash, under the id `reference`.
+fn crash_free(declined: bool) -> Tally {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
     let runner = Runner::new(tally::Workflow, MemoryStore::new());
-    rt.block_on(runner.start("reference", Tally::default()))
+    rt.block_on(drive(&runner, "reference", declined))
         .expect("reference run")
-        .into_state()
+}
+
+/// The crash-free end state, with the keys renamed to session `id`.
+fn expected(id: &str, declined: bool) -> Tally {
+    let mut tally = crash_free(declined);
+    for key in &mut tally.keys {
+        *key = key.replacen("reference", id, 1);
+    }
+    tally
 }
 
 #[test]
@@ -79,7 +89,6 @@ fn sigkill_at_random_instants_loses_and_forks_nothing() {
 }
 
 fn verify(dir: &Path) {
-    let expected = crash_free();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,20 +107,11 @@ fn verify(dir: &Path) {
             .expect("state")
             .expect("session exists");
         assert_eq!(snap.status, Status::Completed, "{id}");
-        // Same state as without crashes, keys renamed to this session.
-        let keys: Vec<String> = expected
-            .keys
-            .iter()
-            .map(|k| k.replacen("reference", &id, 1))
-            .collect();
-        assert_eq!(
-            snap.state,
-            Tally {
-                n: expected.n,
-                keys: keys.clone()
-            },
-            "{id}"
-        );
+        // Same state as without crashes.
+        let want = expected(&id, declined(i));
+        assert_eq!(snap.state, want, "{id}");
+        assert_eq!(snap.state.compensated.is_some(), declined(i), "{id}");
+        let keys = want.keys;
         for key in &keys {
             assert!(
                 side.contains(key),
@@ -141,11 +141,14 @@ fn verify(dir: &Path) {
 async fn two_handles_resuming_one_session_make_one_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("two.db");
-    let expected = tokio::task::spawn_blocking(crash_free)
-        .await
-        .expect("reference");
     for round in 0..10 {
         let id = format!("s-{round}");
+        let want = tokio::task::spawn_blocking({
+            let id = id.clone();
+            move || expected(&id, false)
+        })
+        .await
+        .expect("reference");
         let first = Runner::new(tally::Workflow, SqliteStore::open(&path).expect("open a"));
         // Leave the session mid-way, then race two runners on two handles of the file.
         let limited = first.clone().max_steps(3);
@@ -161,33 +164,31 @@ async fn two_handles_resuming_one_session_make_one_chain() {
                 async move { r.resume(&id).await }
             }),
         );
+        // Both runs end at the approval interrupt: the winner got there, the loser either
+        // found it there already or lost a compare-and-swap on the way.
         let results = [a.expect("task a"), b.expect("task b")];
-        let completed = results
+        let waiting = results
             .iter()
-            .filter(|r| matches!(r, Ok(Outcome::Completed(_))))
+            .filter(|r| {
+                matches!(
+                    r,
+                    Ok(Outcome::Interrupted {
+                        node: "approve",
+                        ..
+                    })
+                )
+            })
             .count();
         let conflicts = results
             .iter()
             .filter(|r| matches!(r, Err(graph_runtime::Error::Conflict { .. })))
             .count();
         assert!(
-            completed >= 1 && completed + conflicts == 2,
+            waiting >= 1 && waiting + conflicts == 2,
             "round {round}: {results:?}"
         );
-        let snap = first.state(&id).await.expect("state").expect("exists");
-        let keys: Vec<String> = expected
-            .keys
-            .iter()
-            .map(|k| k.replacen("reference", &id, 1))
-            .collect();
-        assert_eq!(
-            snap.state,
-            Tally {
-                n: expected.n,
-                keys
-            },
-            "round {round}"
-        );
+        let done = drive(&second, &id, false).await.expect("finish");
+        assert_eq!(done, want, "round {round}");
         let seqs: Vec<u64> = first
             .store()
             .list(&id)
