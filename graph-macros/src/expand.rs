@@ -1379,7 +1379,7 @@ mod tests {
                     edge!(refund -> END);
                     #[node]
                     async fn validate(o: &mut Order) -> validate::Next {
-                        todo!()
+                        validate::Next::End
                     }
                     #[node]
                     async fn charge(o: &mut Order) {}
@@ -1499,7 +1499,7 @@ mod tests {
                     edge!(answer -> ask);
                     #[node]
                     async fn plan(s: &mut S) -> plan::Next {
-                        todo!()
+                        plan::Next::Ask
                     }
                     #[node]
                     async fn ask(s: &mut S) {}

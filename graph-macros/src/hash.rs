@@ -193,7 +193,7 @@ mod tests {
                 edge!(charge -> ship);
                 edge!(review -> cancel | charge);
                 edge!(validate -> charge | review);
-                #[node(interrupt)] async fn review(o: &mut Order, d: Approval) -> review::Next { todo!() }
+                #[node(interrupt)] async fn review(o: &mut Order, d: Approval) -> review::Next { review::Next::Charge }
                 #[node(retry = 9)] async fn charge(order: &mut Order) -> Result<(), E> { Ok(()) }
                 #[node] async fn validate(order: &Order) -> validate::Next { validate::Next::Review }
                 edge!(START -> validate);
