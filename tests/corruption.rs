@@ -210,3 +210,89 @@ async fn another_graphs_checkpoint_is_refused_before_any_node_runs() {
         .into_state();
     assert_eq!(done.score, 107);
 }
+
+/// `polish` renamed: a checkpoint at `polish` has no place in this graph.
+#[workflow(state = Doc)]
+pub mod edit_renamed {
+    use super::*;
+
+    edge!(START -> draft);
+    edge!(draft -> shine);
+    edge!(shine -> END);
+
+    #[node]
+    async fn draft(d: &mut Doc) {
+        d.score = 1;
+    }
+
+    #[node]
+    async fn shine(d: &mut Doc) {
+        d.score += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_names_a_node_this_graph_no_longer_has() {
+    let f = fixture().await;
+    let renamed = Runner::new(
+        edit_renamed::Workflow,
+        SqliteStore::open(&f.path).expect("open"),
+    )
+    .on_graph_change(GraphChange::Force);
+    match renamed.resume("s").await {
+        Err(Error::UnknownNode { session, node }) => {
+            assert_eq!((session.as_str(), node.as_str()), ("s", "polish"))
+        }
+        other => panic!("expected UnknownNode, got {other:?}"),
+    }
+}
+
+/// A review that waits for a score...
+#[workflow(state = Doc)]
+pub mod reviewed {
+    use super::*;
+
+    edge!(START -> check);
+    edge!(check -> END);
+
+    #[node(interrupt)]
+    async fn check(d: &mut Doc, score: u32) {
+        d.score = score;
+    }
+}
+
+/// ...and the next release, where the same node no longer waits.
+#[workflow(state = Doc)]
+pub mod reviewed_automatically {
+    use super::*;
+
+    edge!(START -> check);
+    edge!(check -> END);
+
+    #[node]
+    async fn check(d: &mut Doc) {
+        d.score = 99;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_runs_a_session_waiting_at_a_node_that_no_longer_waits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("waits.db");
+    let v1 = Runner::new(reviewed::Workflow, SqliteStore::open(&path).expect("open"));
+    let out = v1.start("s", Doc::default()).await.expect("start");
+    assert!(matches!(out, Outcome::Interrupted { node: "check", .. }));
+    let v2 = Runner::new(
+        reviewed_automatically::Workflow,
+        SqliteStore::open(&path).expect("open"),
+    )
+    .on_graph_change(GraphChange::Force);
+    let done = v2.resume("s").await.expect("forced resume");
+    assert_eq!(
+        done,
+        Outcome::Completed(Doc {
+            score: 99,
+            ..Doc::default()
+        })
+    );
+}

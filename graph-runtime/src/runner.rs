@@ -395,17 +395,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.config.validate()?;
         let (loaded, size_hint) = self.load_latest(session).await?;
+        if loaded.phase == Phase::Completed {
+            return Ok(Outcome::Completed(loaded.state));
+        }
+        let cursor = self.cursor(session, loaded.seq, &loaded.node)?;
         match loaded.phase {
-            Phase::Completed => Ok(Outcome::Completed(loaded.state)),
-            Phase::Waiting => {
-                let cursor = self.cursor(session, &loaded.node)?;
-                Ok(Outcome::Interrupted {
-                    node: W::spec(cursor).name,
-                    state: loaded.state,
-                })
-            }
-            Phase::Running => {
-                let cursor = self.cursor(session, &loaded.node)?;
+            // Waiting at a node that is still an interrupt node: nothing to run without input.
+            // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
+            Phase::Waiting if W::spec(cursor).interrupt => Ok(Outcome::Interrupted {
+                node: W::spec(cursor).name,
+                state: loaded.state,
+            }),
+            _ => {
                 let position = Position {
                     session: Arc::from(session),
                     seq: loaded.seq,
@@ -1018,7 +1019,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         })
     }
 
-    fn cursor(&self, session: &str, node: &str) -> Result<W::Cursor> {
+    fn cursor(&self, session: &str, seq: u64, node: &str) -> Result<W::Cursor> {
         W::cursor_of(node).ok_or_else(|| match self.config.graph_change {
             GraphChange::Force => Error::UnknownNode {
                 session: session.to_owned(),
@@ -1028,7 +1029,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // missing one means the bytes lie.
             GraphChange::Strict => Error::Corrupt {
                 session: session.to_owned(),
-                seq: 0,
+                seq,
                 reason: format!("cursor `{node}` is not a node of this graph"),
             },
         })
