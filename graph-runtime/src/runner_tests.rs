@@ -130,6 +130,16 @@ fn runner() -> Runner<Flow, MemoryStore> {
     Runner::new(Flow, MemoryStore::new())
 }
 
+/// The sequence numbers of a session's kept checkpoints, oldest first.
+async fn seqs(r: &Runner<Flow, MemoryStore>, session: &str) -> Vec<u64> {
+    r.history(session)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect()
+}
+
 fn state(limit: u32) -> State {
     State {
         limit,
@@ -160,13 +170,7 @@ async fn runs_to_completion_and_saves_every_step() {
 async fn on_interrupt_policy_saves_start_and_end_only() {
     let r = runner().checkpoint_policy(CheckpointPolicy::OnInterrupt);
     r.start("s", state(50)).await.unwrap();
-    let seqs: Vec<u64> = r
-        .history("s")
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.seq)
-        .collect();
+    let seqs = seqs(&r, "s").await;
     assert_eq!(seqs, [0, 100]);
 }
 
@@ -174,13 +178,7 @@ async fn on_interrupt_policy_saves_start_and_end_only() {
 async fn every_n_policy_saves_every_nth_step() {
     let r = runner().checkpoint_policy(CheckpointPolicy::EveryN(4));
     r.start("s", state(5)).await.unwrap();
-    let seqs: Vec<u64> = r
-        .history("s")
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.seq)
-        .collect();
+    let seqs = seqs(&r, "s").await;
     assert_eq!(seqs, [0, 4, 8, 10]);
 }
 
@@ -188,13 +186,7 @@ async fn every_n_policy_saves_every_nth_step() {
 async fn keep_last_prunes_old_checkpoints() {
     let r = runner().retention(Retention::KeepLast(2));
     r.start("s", state(5)).await.unwrap();
-    let seqs: Vec<u64> = r
-        .history("s")
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.seq)
-        .collect();
+    let seqs = seqs(&r, "s").await;
     assert_eq!(seqs, [9, 10]);
 }
 
@@ -358,13 +350,7 @@ async fn fork_starts_a_new_session_from_an_old_checkpoint() {
     assert_eq!((snap.seq, snap.node.as_str(), snap.state.n), (2, "inc", 1));
     let out = r.resume("t").await.unwrap();
     assert_eq!(out.into_state().n, 3);
-    let seqs: Vec<u64> = r
-        .history("t")
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.seq)
-        .collect();
+    let seqs = seqs(&r, "t").await;
     assert_eq!(seqs, [2, 3, 4, 5, 6]);
     let e = r.fork("s", 99, "u").await.unwrap_err();
     assert!(
