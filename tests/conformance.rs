@@ -99,6 +99,7 @@ fn checkpoint(seq: u64) -> Checkpoint {
         status: Status::Running,
         created_at: at(seq % 1000),
         bytes: format!("checkpoint {seq}").into_bytes(),
+        depends_on: None,
     }
 }
 
@@ -187,6 +188,7 @@ mod cases {
                 status: Status::Running,
                 created_at: at(1) + Duration::from_micros(7),
                 bytes: every_byte,
+                depends_on: None,
             },
             Checkpoint {
                 seq: 2,
@@ -196,6 +198,7 @@ mod cases {
                 },
                 created_at: at(2),
                 bytes: vec![0; 3],
+                depends_on: None,
             },
             Checkpoint {
                 seq: 3,
@@ -203,6 +206,7 @@ mod cases {
                 status: Status::Completed,
                 created_at: UNIX_EPOCH - Duration::from_secs(86_400),
                 bytes: Vec::new(),
+                depends_on: None,
             },
         ];
         for c in &saved {

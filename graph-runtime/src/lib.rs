@@ -132,6 +132,7 @@ mod ctx;
 mod error;
 mod events;
 mod runner;
+pub mod schema;
 pub mod store;
 mod workflow;
 
@@ -154,10 +155,13 @@ pub use crate::runner::{
     CheckpointInfo, CheckpointPolicy, GraphChange, Outcome, Retention, Runner, Snapshot, Status,
     TimedOut,
 };
+pub use crate::schema::StateSchema;
 pub use crate::store::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
-pub use crate::workflow::{NodeError, NodeSpec, Retryable, Run, Transition, Workflow};
+pub use crate::workflow::{
+    NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
+};
 /// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
 pub use tokio_util::sync::CancellationToken;
 

@@ -3,8 +3,12 @@
 
 pub use serde;
 
+pub use crate::checkpoint::{DecodeError, decode_prefix};
 pub use crate::ctx::NodeCtx;
-pub use crate::workflow::{NodeError, NodeSpec, Retryable, Run, Transition, Workflow};
+pub use crate::schema::{Fingerprint, StateSchema};
+pub use crate::workflow::{
+    NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
+};
 
 /// A node's return value, turned into its route or its error.
 ///

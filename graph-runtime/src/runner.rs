@@ -974,6 +974,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             status,
             created_at: SystemTime::now(),
             bytes,
+            depends_on: None,
         })
     }
 

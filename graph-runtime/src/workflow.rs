@@ -62,6 +62,34 @@ pub trait Workflow: Send + Sync + 'static {
     /// The node named by `edge!(START -> …)`.
     const ENTRY: Self::Cursor;
 
+    /// The fingerprint of `State`'s serde data model (`#[derive(StateSchema)]`), stored in
+    /// every checkpoint; also generated as `<module>::STATE_SCHEMA`.
+    const STATE_SCHEMA: u64 = 0;
+    /// The fingerprint of the generated `Input` enum (its variants and their input types'
+    /// fingerprints), stored with a recorded input.
+    const INPUT_SCHEMA: u64 = 0;
+    /// The fingerprints of the older state types listed in `migrate_from`, in the listed order.
+    const MIGRATES_FROM: &'static [u64] = &[];
+    /// Graph hashes, besides [`GRAPH_HASH`](Workflow::GRAPH_HASH), whose checkpoints this
+    /// graph opens under [`GraphChange::Strict`](crate::GraphChange::Strict): the hash of this
+    /// graph before node renames (`#[node(renamed_from = "…")]`), the hashes listed in
+    /// `#[workflow(accept_graphs = [...])]`, and the hash each had in the first checkpoint
+    /// format (which spelled the state type into it).
+    const ACCEPTED_GRAPHS: &'static [u64] = &[];
+
+    /// Decodes a state saved under the older schema `schema` (one of
+    /// [`MIGRATES_FROM`](Workflow::MIGRATES_FROM)) from the start of `bytes` and converts it
+    /// with its `Into<State>`; returns the state and how many bytes it took. `None` when
+    /// `schema` is not listed.
+    #[doc(hidden)]
+    fn migrate_state(
+        schema: u64,
+        bytes: &[u8],
+    ) -> Option<Result<(Self::State, usize), crate::__private::DecodeError>> {
+        let _ = (schema, bytes);
+        None
+    }
+
     /// What the graph declares about one node.
     fn spec(cursor: Self::Cursor) -> &'static NodeSpec;
 
@@ -194,6 +222,11 @@ pub struct NodeSpec {
     /// sessions failing together do not retry in lockstep (`#[node(jitter = false)]` turns it
     /// off; default on).
     pub jitter: bool,
+    /// Whether a checkpoint is saved after this node regardless of the runner's policy.
+    pub checkpoint: NodeCheckpoint,
+    /// The names this node had in older versions of the graph: a checkpoint saved at one of
+    /// them resumes at this node.
+    pub renamed_from: &'static [&'static str],
 }
 
 impl NodeSpec {
@@ -207,6 +240,8 @@ impl NodeSpec {
             backoff_ms: 100,
             backoff_max_ms: 10_000,
             jitter: true,
+            checkpoint: NodeCheckpoint::Policy,
+            renamed_from: &[],
         }
     }
 
@@ -245,6 +280,36 @@ impl NodeSpec {
         self.jitter = jitter;
         self
     }
+
+    /// Overrides the runner's checkpoint policy after this node (`#[node(checkpoint = …)]`).
+    pub const fn checkpoint(mut self, checkpoint: NodeCheckpoint) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// The names this node had in older versions of the graph
+    /// (`#[node(renamed_from = "…")]`).
+    pub const fn renamed_from(mut self, names: &'static [&'static str]) -> Self {
+        self.renamed_from = names;
+        self
+    }
+}
+
+/// Whether a checkpoint is saved after a node, whatever the runner's
+/// [`CheckpointPolicy`](crate::CheckpointPolicy) says: `#[node(checkpoint = always)]` or
+/// `#[node(checkpoint = never)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NodeCheckpoint {
+    /// Follow the runner's policy (the default).
+    #[default]
+    Policy,
+    /// Always save after this node: a node with a side effect that must not run twice after a
+    /// crash, or an expensive one.
+    Always,
+    /// Never save after this node (unless the session then waits or completes, which always
+    /// saves): a cheap, pure node whose re-run after a crash costs nothing.
+    Never,
 }
 
 /// Lets a node's error type say which errors are worth retrying.

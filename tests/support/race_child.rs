@@ -45,6 +45,7 @@ fn main() {
                 status: Status::Running,
                 created_at: SystemTime::now(),
                 bytes: format!("process {tag} {next}").into_bytes(),
+                depends_on: None,
             };
             match store
                 .append("contested", Append::new(latest, checkpoint, None))

@@ -37,9 +37,19 @@ impl MemoryStore {
     }
 }
 
+/// Drops the oldest checkpoints beyond `keep_last`, except those a kept one depends on.
 fn prune_front(chain: &mut VecDeque<Checkpoint>, keep_last: u64) -> u64 {
     let keep = usize::try_from(keep_last).unwrap_or(usize::MAX).max(1);
-    let excess = chain.len().saturating_sub(keep);
+    let mut excess = chain.len().saturating_sub(keep);
+    if excess == 0 {
+        return 0;
+    }
+    let needed = chain.iter().skip(excess).filter_map(|c| c.depends_on).min();
+    if let Some(needed) = needed {
+        // The chain is sorted by seq: keep everything from the first checkpoint at or after
+        // the oldest one still needed.
+        excess = excess.min(chain.partition_point(|c| c.seq < needed));
+    }
     chain.drain(..excess);
     excess as u64
 }

@@ -31,6 +31,13 @@ pub struct Checkpoint {
     pub created_at: SystemTime,
     /// The encoded envelope (header, bincode body, checksum).
     pub bytes: Vec<u8>,
+    /// The oldest earlier checkpoint of the same session that this one needs in order to be
+    /// read: `Some(seq)` for an incremental checkpoint (a delta whose chain starts at the full
+    /// checkpoint `seq`), `None` for a self-contained one.
+    ///
+    /// Retention honours it: a store never removes a checkpoint that a kept checkpoint
+    /// depends on (see [`Store::prune`]).
+    pub depends_on: Option<u64>,
 }
 
 /// A compare-and-swap append: what [`Store::append`] is asked to do.
@@ -43,8 +50,9 @@ pub struct Append {
     /// The checkpoint to add; its `seq` must be greater than `expected` (a new session, with
     /// `expected: None`, may start at any `seq`: a fork keeps its origin's numbering).
     pub checkpoint: Checkpoint,
-    /// After appending, keep only this many newest checkpoints (in the same transaction).
-    /// Retention never removes the checkpoint just written: `Some(0)` keeps it too.
+    /// After appending, keep only this many newest checkpoints (in the same transaction), plus
+    /// the older ones they [depend on](Checkpoint::depends_on). Retention never removes the
+    /// checkpoint just written: `Some(0)` keeps it too.
     pub keep_last: Option<u64>,
 }
 
@@ -91,12 +99,43 @@ pub trait Store: Send + Sync + 'static {
         seq: u64,
     ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
+    /// The kept checkpoints of a session with `from <= seq <= to`, oldest first: what reading
+    /// an incremental checkpoint needs (its chain from the full checkpoint it depends on).
+    ///
+    /// The default calls [`get`](Store::get) for each sequence number in the range; a store
+    /// with a query language answers it in one round trip.
+    fn chain(
+        &self,
+        session: &str,
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<Vec<Checkpoint>>> + Send {
+        async move {
+            let mut out = Vec::new();
+            let mut seq = from;
+            while seq <= to {
+                if let Some(checkpoint) = self.get(session, seq).await? {
+                    out.push(checkpoint);
+                }
+                let Some(next) = seq.checked_add(1) else {
+                    break;
+                };
+                seq = next;
+            }
+            Ok(out)
+        }
+    }
+
     /// Every kept checkpoint of a session, oldest first, without the bytes' contents (empty
     /// when the session does not exist).
     fn list(&self, session: &str) -> impl Future<Output = Result<Vec<CheckpointMeta>>> + Send;
 
     /// Removes all but the newest `keep_last` checkpoints; returns how many were removed.
     /// Never removes the newest checkpoint: `keep_last` 0 keeps one.
+    ///
+    /// Never removes a checkpoint that a kept one [depends on](Checkpoint::depends_on):
+    /// with `c` the oldest checkpoint that `keep_last` keeps, everything from the smallest of
+    /// `c.seq` and every kept checkpoint's `depends_on` stays.
     fn prune(&self, session: &str, keep_last: u64) -> impl Future<Output = Result<u64>> + Send;
 
     /// Removes a session and all its checkpoints; returns whether it existed.

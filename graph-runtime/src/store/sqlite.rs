@@ -1293,6 +1293,8 @@ fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Ch
         status,
         created_at,
         bytes,
+        // Incremental checkpoints are not stored by SQLite yet.
+        depends_on: None,
     })
 }
 
@@ -1343,6 +1345,7 @@ mod tests {
             status: Status::Running,
             created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
             bytes: vec![seq as u8; 8],
+            depends_on: None,
         }
     }
 

@@ -30,6 +30,10 @@ use serde::de::DeserializeOwned;
 use crate::ctx::Failure;
 use crate::{Error, GraphChange, Status};
 
+mod codec;
+
+pub use self::codec::{DecodeError, decode_prefix};
+
 const MAGIC: [u8; 4] = *b"GRCP";
 const ENVELOPE_VERSION: u8 = 1;
 const CODEC_BINCODE2: u8 = 1;
@@ -45,10 +49,6 @@ pub const MAX_BODY_BYTES: usize = 256 << 20;
 const STATUS_RUNNING: u8 = 0;
 const STATUS_WAITING: u8 = 1;
 const STATUS_COMPLETED: u8 = 2;
-
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
 
 /// The status of a checkpoint as stored in the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,17 +87,6 @@ impl Phase {
     }
 }
 
-/// Writes bincode output straight into the envelope buffer.
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for VecWriter<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
 /// What goes into one envelope.
 pub(crate) struct Header<'a> {
     pub session: &'a str,
@@ -132,8 +121,7 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     buf.extend_from_slice(node);
     let len_at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    bincode::serde::encode_into_writer((state, input, failure), VecWriter(&mut buf), config())
-        .map_err(|e| encode_error(e.to_string()))?;
+    codec::encode_into(&(state, input, failure), &mut buf).map_err(encode_error)?;
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {
         return Err(encode_error(format!(
@@ -270,14 +258,8 @@ pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
         seq,
         reason,
     };
-    // bincode's `standard()` config trusts length prefixes: an 11-byte body may claim 2^40
-    // elements. The limit caps what decoding may allocate; small bodies get a small cap.
-    let decoded = if body.len() <= 64 << 10 {
-        bincode::serde::decode_from_slice(body, config().with_limit::<{ 64 << 20 }>())
-    } else {
-        bincode::serde::decode_from_slice(body, config().with_limit::<{ 1 << 30 }>())
-    };
-    let (value, read) = decoded.map_err(|e| corrupt(format!("body does not decode: {e}")))?;
+    let (value, read) =
+        decode_prefix(body).map_err(|e| corrupt(format!("body does not decode: {e}")))?;
     if read != body.len() {
         return Err(corrupt(format!(
             "{} trailing bytes after the body",
@@ -383,7 +365,7 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut body = Vec::new();
         let value = (5u8, None::<u8>, None::<Failure>);
-        bincode::serde::encode_into_std_write(&value, &mut body, config()).unwrap();
+        codec::encode_into(&value, &mut body).unwrap();
         body.push(0);
         let r = decode_body::<u8, u8>("s", 1, &body);
         assert!(matches!(r, Err(Error::Corrupt { ref reason, .. }) if reason.contains("trailing")));
