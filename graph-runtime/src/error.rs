@@ -29,10 +29,13 @@ pub enum Error {
         limit: u64,
     },
 
-    /// A checkpoint was written by a different graph (`GraphChange::Strict`).
+    /// A checkpoint was written by a different graph (`GraphChange::Strict`), not one this
+    /// graph accepts.
     #[error(
         "session `{session}` was saved by a different graph (stored hash {stored:#018x}, \
-         compiled hash {compiled:#018x}); use `GraphChange::Force` to resume by node name"
+         compiled hash {compiled:#018x}); if the change is safe for waiting sessions, list \
+         the old hash in `#[workflow(accept_graphs = [{stored:#x}])]` (and mark renamed nodes \
+         with `#[node(renamed_from = \"…\")]`), or resume by node name with `GraphChange::Force`"
     )]
     GraphMismatch {
         /// The session whose checkpoint did not match.
@@ -43,13 +46,38 @@ pub enum Error {
         compiled: u64,
     },
 
-    /// `GraphChange::Force` could not place a checkpoint: its node is not in this graph.
-    #[error("session `{session}` stopped at node `{node}`, which this graph does not have")]
+    /// A checkpoint of an older graph (accepted, or under `GraphChange::Force`) stopped at a
+    /// node this graph does not have.
+    #[error(
+        "session `{session}` stopped at node `{node}`, which this graph does not have; if the \
+         node was renamed, mark its new name with `#[node(renamed_from = \"{node}\")]`"
+    )]
     UnknownNode {
         /// The session that was being resumed.
         session: String,
         /// The node name stored in the checkpoint.
         node: String,
+    },
+
+    /// A checkpoint holds a state (or a recorded input) of another schema than the compiled
+    /// one, and no `migrate_from` type has the stored schema. Nothing was decoded: bincode
+    /// would have misread it.
+    #[error(
+        "session `{session}` has a {what} of another schema at sequence number {seq} (stored \
+         fingerprint {stored:#018x}, compiled {compiled:#018x}); to read it, keep the old type \
+         and list it in `#[workflow(migrate_from = [...])]` with an `Into` conversion"
+    )]
+    SchemaMismatch {
+        /// The session.
+        session: String,
+        /// The checkpoint's sequence number.
+        seq: u64,
+        /// What has another schema: `"state"` or `"recorded input"`.
+        what: &'static str,
+        /// The fingerprint stored in the checkpoint.
+        stored: u64,
+        /// The fingerprint of the compiled type.
+        compiled: u64,
     },
 
     /// `start` or `fork` named a session that already exists.

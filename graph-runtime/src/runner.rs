@@ -8,10 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::checkpoint::{self, Header, Phase};
+use crate::checkpoint::{self, DeltaOf, Envelope, Header, Phase, delta};
 use crate::ctx::Failure;
 use crate::events::{Event, EventSink, RunHandle};
 use crate::store::{Append, Checkpoint, Store};
+use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Transition, Workflow};
 
 /// The node name stored as the cursor of a completed session.
@@ -29,6 +30,16 @@ pub enum CheckpointPolicy {
     /// After every `n`th step, and at interrupts and completion. `EveryN(0)` is rejected with
     /// [`Error::InvalidConfig`].
     EveryN(u64),
+    /// Saves where a crash would cost most, and otherwise only once the time spent in nodes
+    /// since the last checkpoint exceeds `budget`: after every node that waits (an
+    /// interrupt), can retry, has a timeout or an error edge, at completion, and after a node
+    /// once `budget` of node time has gone by unsaved. A crash re-runs at most about `budget`
+    /// of cheap, plain nodes (and never a node with retries or a timeout, which usually talk
+    /// to the outside world). `Adaptive { budget: Duration::ZERO }` behaves like `EveryStep`.
+    Adaptive {
+        /// How much node time may go unsaved.
+        budget: Duration,
+    },
 }
 
 /// How many checkpoints a session keeps.
@@ -205,10 +216,15 @@ impl<W, S> std::fmt::Debug for Runner<W, S> {
 struct Loaded<W: Workflow> {
     seq: u64,
     phase: Phase,
+    /// The node name, as this graph calls it (a renamed node's stored old name is mapped).
     node: String,
     state: W::State,
     input: Option<W::Input>,
     failure: Option<Failure>,
+    /// What a writer extending this checkpoint needs to know about its chain.
+    chain: Chain,
+    /// The graph hash it was saved under.
+    graph_hash: u64,
 }
 
 /// What a call adds to the plain step loop: events, cancellation, tracing spans. The plain
@@ -242,6 +258,37 @@ enum Attempt<C> {
     TimedOut(Duration),
 }
 
+/// Bodies smaller than this are always saved whole: a delta would save little, and keeping
+/// the previous body to diff against would cost every small step a copy.
+const DELTA_MIN_BODY: usize = 4096;
+/// The longest delta chain: reading a checkpoint reads its whole chain, so a full checkpoint
+/// is written at least this often.
+const MAX_CHAIN: u32 = 4096;
+
+/// What the one writer of a session remembers about the checkpoints it extends: the previous
+/// body, to store the next checkpoint as a delta against it (incremental checkpoints).
+///
+/// A chain is a full checkpoint followed by deltas, each against the checkpoint before it. A
+/// new full checkpoint starts a new chain when the deltas since the last one add up to more
+/// than twice the body (so the chain never costs more than about three bodies of space), when
+/// a delta would not be less than half the body, or after [`MAX_CHAIN`] deltas (so reading
+/// any checkpoint stays fast).
+#[derive(Debug, Default)]
+struct Chain {
+    /// The body of the newest stored checkpoint, kept only when it is large enough for deltas.
+    prev: Option<Vec<u8>>,
+    /// The sequence number of that checkpoint.
+    prev_seq: Option<u64>,
+    /// The full checkpoint the current chain starts at.
+    anchor: u64,
+    /// Bytes of deltas since the anchor.
+    delta_bytes: usize,
+    /// Deltas since the anchor.
+    len: u32,
+    /// The size of the previous envelope: the next one's buffer capacity.
+    size_hint: usize,
+}
+
 /// Where a running session stands, carried through the step loop.
 struct Position<W: Workflow> {
     session: Arc<str>,
@@ -254,6 +301,11 @@ struct Position<W: Workflow> {
     input: Option<W::Input>,
     /// Set while the cursor is the target of an error edge.
     failure: Option<Failure>,
+    /// The session writer's memory of the stored chain.
+    chain: Chain,
+    /// Time spent in nodes since the last checkpoint (measured only under
+    /// [`CheckpointPolicy::Adaptive`]).
+    unsaved: Duration,
 }
 
 /// A node attempt that took longer than `#[node(timeout_ms = …)]`.
@@ -357,9 +409,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             Phase::Running
         };
         let session: Arc<str> = Arc::from(session);
-        let mut size_hint = 0;
+        let mut chain = Chain::default();
         let name = Cow::Borrowed(spec.name);
-        let first = self.encode(&session, 0, phase, name, &state, None, None, &mut size_hint)?;
+        let first = self.encode(
+            &mut chain, &session, 0, None, phase, name, &state, None, None,
+        )?;
         self.append(&session, None, first, &control)
             .await
             .map_err(|e| match e {
@@ -381,8 +435,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             state,
             input: None,
             failure: None,
+            chain,
+            unsaved: Duration::ZERO,
         };
-        self.drive(position, size_hint, control).await
+        self.drive(position, control).await
     }
 
     /// Continues a session from its latest checkpoint: after a crash, a node error or a step
@@ -394,11 +450,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.config.validate()?;
-        let (loaded, size_hint) = self.load_latest(session).await?;
+        let loaded = self.load_latest(session).await?;
         if loaded.phase == Phase::Completed {
             return Ok(Outcome::Completed(loaded.state));
         }
-        let cursor = self.cursor(session, loaded.seq, &loaded.node)?;
+        let cursor = self.cursor(session, &loaded)?;
         match loaded.phase {
             // Waiting at a node that is still an interrupt node: nothing to run without input.
             // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
@@ -415,8 +471,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     state: loaded.state,
                     input: loaded.input,
                     failure: loaded.failure,
+                    chain: loaded.chain,
+                    unsaved: Duration::ZERO,
                 };
-                self.drive(position, size_hint, control).await
+                self.drive(position, control).await
             }
         }
     }
@@ -440,8 +498,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         self.config.validate()?;
         let target = W::input_node(&input);
         let target_name = W::spec(target).name;
-        let (loaded, mut size_hint) = self.load_latest(session).await?;
-        if loaded.phase != Phase::Waiting || loaded.node != target_name {
+        let mut loaded = self.load_latest(session).await?;
+        if loaded.phase != Phase::Waiting || W::cursor_of(&loaded.node) != Some(target) {
             let actual = match loaded.phase {
                 Phase::Waiting => format!("it waits at `{}`", loaded.node),
                 Phase::Running => format!("it is running at `{}`", loaded.node),
@@ -456,14 +514,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let session: Arc<str> = Arc::from(session);
         let seq = loaded.seq + 1;
         let recorded = self.encode(
+            &mut loaded.chain,
             &session,
             seq,
+            Some(loaded.seq),
             Phase::Running,
             Cow::Borrowed(target_name),
             &loaded.state,
             Some(&input),
             loaded.failure.as_ref(),
-            &mut size_hint,
         )?;
         self.append(&session, Some(loaded.seq), recorded, &control)
             .await?;
@@ -476,8 +535,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             input: Some(input),
             // An interrupt node reached by an error edge still sees what failed.
             failure: loaded.failure,
+            chain: loaded.chain,
+            unsaved: Duration::ZERO,
         };
-        self.drive(position, size_hint, control).await
+        self.drive(position, control).await
     }
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
@@ -485,7 +546,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(checkpoint) = self.shared.store.latest(session).await? else {
             return Ok(None);
         };
-        let loaded = self.decode(session, &checkpoint)?;
+        let loaded = self.decode(session, checkpoint).await?;
         let status = loaded.phase.status(&loaded.node);
         Ok(Some(Snapshot {
             seq: loaded.seq,
@@ -529,17 +590,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 },
             });
         };
-        let loaded = self.decode(session, &checkpoint)?;
-        let mut size_hint = checkpoint.bytes.len();
+        let loaded = self.decode(session, checkpoint).await?;
+        // The copy is self-contained: a fork shares no delta chain with its origin.
         let copy = self.encode(
+            &mut Chain::default(),
             new_session,
             seq,
+            None,
             loaded.phase,
             Cow::Owned(loaded.node.clone()),
             &loaded.state,
             loaded.input.as_ref(),
             loaded.failure.as_ref(),
-            &mut size_hint,
         )?;
         self.append(new_session, None, copy, &Control::default())
             .await
@@ -617,22 +679,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     /// The step loop: runs nodes from `position` until the session completes, waits, or fails.
-    async fn drive(
-        &self,
-        at: Position<W>,
-        size_hint: usize,
-        control: Control,
-    ) -> Result<Outcome<W::State>> {
+    async fn drive(&self, at: Position<W>, control: Control) -> Result<Outcome<W::State>> {
         let span = tracing::info_span!(
             "workflow_run",
             workflow = W::NAME,
             session = %at.session,
             from_seq = at.seq
         );
-        let result = self
-            .drive_inner(at, size_hint, &control)
-            .instrument(span)
-            .await;
+        let result = self.drive_inner(at, &control).instrument(span).await;
         match &result {
             Ok(Outcome::Completed(_)) => control.emit(|| Event::Completed),
             Ok(Outcome::Interrupted { node, .. }) => control.emit(|| Event::Interrupted { node }),
@@ -646,7 +700,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     async fn drive_inner(
         &self,
         mut at: Position<W>,
-        mut size_hint: usize,
         control: &Control,
     ) -> Result<Outcome<W::State>> {
         let config = &self.config;
@@ -661,7 +714,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             if spec.interrupt && at.input.is_none() {
                 // Only reachable when a session was resumed at an interrupt node that had not
                 // been marked waiting (a forked or force-resumed checkpoint): mark it now.
-                return self.wait_here(at, spec.name, &mut size_hint, control).await;
+                return self.wait_here(at, spec.name, control).await;
             }
             if steps >= config.max_steps {
                 return Err(Error::StepLimit {
@@ -682,11 +735,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let mut seq = seq;
             let mut error_route = W::error_route(cursor);
             let guarded = spec.retry > 0 || spec.timeout_ms.is_some() || error_route.is_some();
+            // Only the adaptive policy reads the clock.
+            let started =
+                matches!(config.policy, CheckpointPolicy::Adaptive { .. }).then(Instant::now);
             let transition = if plain && !guarded {
                 // Nodes that need nothing but a call run back to back until a checkpoint is
                 // due or the step limit is near.
                 let due_in = match config.policy {
-                    CheckpointPolicy::EveryStep => 1,
+                    CheckpointPolicy::EveryStep | CheckpointPolicy::Adaptive { .. } => 1,
                     CheckpointPolicy::OnInterrupt => u64::MAX,
                     CheckpointPolicy::EveryN(n) => n.saturating_sub(at.seq - at.stored).max(1),
                 };
@@ -708,11 +764,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             };
             ctx.clear_failure();
             at.seq = seq;
+            if let Some(started) = started {
+                at.unsaved += started.elapsed();
+            }
             let next = match transition {
                 Transition::Next(next) => next,
                 Transition::End => {
-                    let done =
-                        self.encode_at(&at, seq, Phase::Completed, END, None, &mut size_hint)?;
+                    let done = self.encode_at(&mut at, seq, Phase::Completed, END, false)?;
                     self.append(&at.session, Some(at.stored), done, control)
                         .await?;
                     return Ok(Outcome::Completed(at.state));
@@ -740,30 +798,32 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             at.cursor = next;
             let next_spec = W::spec(next);
             if next_spec.interrupt {
-                return self
-                    .wait_here(at, next_spec.name, &mut size_hint, control)
-                    .await;
+                return self.wait_here(at, next_spec.name, control).await;
             }
-            let due = match config.policy {
-                CheckpointPolicy::EveryStep => true,
-                CheckpointPolicy::OnInterrupt => false,
-                CheckpointPolicy::EveryN(n) => seq - at.stored >= n,
+            let due = match spec.checkpoint {
+                NodeCheckpoint::Always => true,
+                NodeCheckpoint::Never => false,
+                _ => match config.policy {
+                    CheckpointPolicy::EveryStep => true,
+                    CheckpointPolicy::OnInterrupt => false,
+                    CheckpointPolicy::EveryN(n) => seq - at.stored >= n,
+                    CheckpointPolicy::Adaptive { budget } => {
+                        spec.interrupt
+                            || spec.retry > 0
+                            || spec.timeout_ms.is_some()
+                            || error_route.is_some()
+                            || at.unsaved >= budget
+                    }
+                },
             };
             // A pending failure must be durable before its error node runs, or a crash would
             // make the error node run without it.
             if due || at.failure.is_some() {
-                let failure = at.failure.as_ref();
-                let step = self.encode_at(
-                    &at,
-                    seq,
-                    Phase::Running,
-                    next_spec.name,
-                    failure,
-                    &mut size_hint,
-                )?;
+                let step = self.encode_at(&mut at, seq, Phase::Running, next_spec.name, true)?;
                 self.append(&at.session, Some(at.stored), step, control)
                     .await?;
                 at.stored = seq;
+                at.unsaved = Duration::ZERO;
             }
         }
     }
@@ -786,19 +846,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // The cheapest rollback that needs no `Clone` bound: the checkpoint body encoding,
         // taken only for nodes that can retry or take an error edge.
         let snapshot = if spec.retry > 0 || has_error_route {
-            let header = Header {
-                session: &at.session,
-                graph_hash: W::GRAPH_HASH,
-                seq: at.seq,
-                phase: Phase::Running,
-                node: spec.name,
-            };
-            Some(checkpoint::encode(
-                &header,
-                &at.state,
-                at.input.as_ref(),
-                None,
-                0,
+            Some(checkpoint::encode_rollback(
+                &at.session,
+                &(&at.state, at.input.as_ref()),
             )?)
         } else {
             None
@@ -886,14 +936,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// Puts back the state and pending input saved before a failed attempt.
     fn restore(&self, at: &mut Position<W>, bytes: &[u8]) -> Result<()> {
-        let envelope = checkpoint::open(
-            &at.session,
-            at.seq,
-            bytes,
-            W::GRAPH_HASH,
-            GraphChange::Strict,
-        )?;
-        let (state, input, _) = checkpoint::decode_body(&at.session, at.seq, envelope.body)?;
+        let (state, input) = checkpoint::decode_rollback(&at.session, at.seq, bytes)?;
         at.state = state;
         at.input = input;
         Ok(())
@@ -904,15 +947,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         &self,
         mut at: Position<W>,
         node: &'static str,
-        size_hint: &mut usize,
         control: &Control,
     ) -> Result<Outcome<W::State>> {
         // A new sequence number unless the state in hand is not stored yet under its own.
         if at.seq == at.stored {
             at.seq += 1;
         }
-        let failure = at.failure.as_ref();
-        let waiting = self.encode_at(&at, at.seq, Phase::Waiting, node, failure, size_hint)?;
+        let seq = at.seq;
+        let waiting = self.encode_at(&mut at, seq, Phase::Waiting, node, true)?;
         self.append(&at.session, Some(at.stored), waiting, control)
             .await?;
         Ok(Outcome::Interrupted {
@@ -921,42 +963,50 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         })
     }
 
-    /// Encodes the state in hand as checkpoint `seq`.
+    /// Encodes the state in hand as checkpoint `seq`, after the stored one (with the pending
+    /// failure when `with_failure`).
     fn encode_at(
         &self,
-        at: &Position<W>,
+        at: &mut Position<W>,
         seq: u64,
         phase: Phase,
         node: &'static str,
-        failure: Option<&Failure>,
-        size_hint: &mut usize,
+        with_failure: bool,
     ) -> Result<Checkpoint> {
-        let node = Cow::Borrowed(node);
+        let failure = if with_failure {
+            at.failure.as_ref()
+        } else {
+            None
+        };
         self.encode(
+            &mut at.chain,
             &at.session,
             seq,
+            Some(at.stored),
             phase,
-            node,
+            Cow::Borrowed(node),
             &at.state,
             None,
             failure,
-            size_hint,
         )
     }
 
-    /// Encodes a checkpoint. Kept apart from [`Runner::append`] so that no reference to the
-    /// state lives across an `.await` (the state need not be `Sync`).
+    /// Encodes checkpoint `seq` to follow `expected`: whole, or as a delta against the
+    /// previous body when the chain allows it (see [`Chain`]). Kept apart from
+    /// [`Runner::append`] so that no reference to the state lives across an `.await` (the
+    /// state need not be `Sync`).
     #[allow(clippy::too_many_arguments)]
     fn encode(
         &self,
+        chain: &mut Chain,
         session: &str,
         seq: u64,
+        expected: Option<u64>,
         phase: Phase,
         node: Cow<'static, str>,
         state: &W::State,
         input: Option<&W::Input>,
         failure: Option<&Failure>,
-        size_hint: &mut usize,
     ) -> Result<Checkpoint> {
         let header = Header {
             session,
@@ -964,9 +1014,49 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             seq,
             phase,
             node: &node,
+            state_schema: W::STATE_SCHEMA,
+            input_schema: W::INPUT_SCHEMA,
         };
-        let bytes = checkpoint::encode(&header, state, input, failure, *size_hint)?;
-        *size_hint = bytes.len();
+        let (full, body) = checkpoint::encode(&header, state, input, failure, chain.size_hint)?;
+        chain.size_hint = full.len();
+        let body_len = body.len();
+        let mut depends_on = None;
+        let mut bytes = None;
+        if body_len >= DELTA_MIN_BODY
+            && expected.is_some()
+            && chain.prev_seq == expected
+            && chain.len < MAX_CHAIN
+            && let (Some(prev), Some(base)) = (&chain.prev, expected)
+        {
+            // The chain may grow to twice the body before a full checkpoint pays off.
+            let room = (2 * body_len).saturating_sub(chain.delta_bytes);
+            if let Some(patch) = delta::encode(prev, &full[body.clone()], room.min(body_len / 2)) {
+                let of = DeltaOf {
+                    base,
+                    anchor: chain.anchor,
+                    // Fits: bodies are capped far below 4 GiB.
+                    body_len: body_len as u32,
+                    body_crc: checkpoint::body_checksum(&full[body.clone()]),
+                };
+                bytes = Some(checkpoint::seal(
+                    &header,
+                    input.is_some(),
+                    Some(of),
+                    &patch,
+                )?);
+                depends_on = Some(chain.anchor);
+                chain.len += 1;
+                chain.delta_bytes += patch.len();
+            }
+        }
+        if depends_on.is_none() {
+            chain.anchor = seq;
+            chain.len = 0;
+            chain.delta_bytes = 0;
+        }
+        chain.prev_seq = Some(seq);
+        chain.prev = (body_len >= DELTA_MIN_BODY).then(|| full[body].to_vec());
+        let bytes = bytes.unwrap_or(full);
         let status = phase.status(&node);
         Ok(Checkpoint {
             seq,
@@ -974,7 +1064,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             status,
             created_at: SystemTime::now(),
             bytes,
-            depends_on: None,
+            depends_on,
         })
     }
 
@@ -993,46 +1083,194 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok(())
     }
 
-    async fn load_latest(&self, session: &str) -> Result<(Loaded<W>, usize)> {
+    async fn load_latest(&self, session: &str) -> Result<Loaded<W>> {
         let Some(checkpoint) = self.shared.store.latest(session).await? else {
             return Err(Error::SessionNotFound(session.to_owned()));
         };
-        Ok((self.decode(session, &checkpoint)?, checkpoint.bytes.len()))
+        self.decode(session, checkpoint).await
     }
 
-    fn decode(&self, session: &str, checkpoint: &Checkpoint) -> Result<Loaded<W>> {
-        let envelope = checkpoint::open(
-            session,
-            checkpoint.seq,
-            &checkpoint.bytes,
-            W::GRAPH_HASH,
-            self.config.graph_change,
-        )?;
-        let (state, input, failure) =
-            checkpoint::decode_body(session, checkpoint.seq, envelope.body)?;
+    /// Opens a checkpoint read back from the store: checks its envelope, its graph hash and
+    /// schema fingerprints, reconstructs it from its chain if it is a delta, and decodes it
+    /// (through `migrate_from` if it was saved in an older schema).
+    async fn decode(&self, session: &str, checkpoint: Checkpoint) -> Result<Loaded<W>> {
+        let seq = checkpoint.seq;
+        let envelope = checkpoint::open(session, seq, &checkpoint.bytes)?;
+        self.admit(session, &envelope)?;
+        let mut chain = Chain {
+            size_hint: checkpoint.bytes.len(),
+            prev_seq: Some(seq),
+            anchor: seq,
+            ..Chain::default()
+        };
+        let reconstructed;
+        let body = match envelope.delta {
+            None => envelope.body,
+            Some(of) => {
+                let links = self.shared.store.chain(session, of.anchor, of.base).await?;
+                let (body, delta_bytes, len) = self.reconstruct(session, &envelope, of, &links)?;
+                chain.anchor = of.anchor;
+                chain.delta_bytes = delta_bytes;
+                chain.len = len;
+                reconstructed = body;
+                &reconstructed[..]
+            }
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            session: session.to_owned(),
+            seq,
+            reason,
+        };
+        let stored_schema = envelope.state_schema.unwrap_or(W::STATE_SCHEMA);
+        let (state, read) = if stored_schema == W::STATE_SCHEMA {
+            checkpoint::decode_prefix::<W::State>(body)
+                .map_err(|e| corrupt(format!("state does not decode: {e}")))?
+        } else {
+            match W::migrate_state(stored_schema, body) {
+                Some(migrated) => migrated.map_err(|e| {
+                    corrupt(format!("state of an older schema does not decode: {e}"))
+                })?,
+                None => {
+                    return Err(Error::SchemaMismatch {
+                        session: session.to_owned(),
+                        seq,
+                        what: "state",
+                        stored: stored_schema,
+                        compiled: W::STATE_SCHEMA,
+                    });
+                }
+            }
+        };
+        if let Some(stored) = envelope.input_schema
+            && stored != W::INPUT_SCHEMA
+        {
+            return Err(Error::SchemaMismatch {
+                session: session.to_owned(),
+                seq,
+                what: "recorded input",
+                stored,
+                compiled: W::INPUT_SCHEMA,
+            });
+        }
+        let (input, failure) = checkpoint::decode_tail(session, seq, &body[read..])?;
+        // A renamed node's checkpoint names it by its old name: report the current one.
+        let node = match W::cursor_of(envelope.node) {
+            Some(cursor) => W::spec(cursor).name.to_owned(),
+            None => envelope.node.to_owned(),
+        };
+        if body.len() >= DELTA_MIN_BODY {
+            chain.prev = Some(body.to_vec());
+        }
         Ok(Loaded {
-            seq: envelope.seq,
+            seq,
             phase: envelope.phase,
-            node: envelope.node.to_owned(),
+            node,
             state,
             input,
             failure,
+            chain,
+            graph_hash: envelope.graph_hash,
         })
     }
 
-    fn cursor(&self, session: &str, seq: u64, node: &str) -> Result<W::Cursor> {
-        W::cursor_of(node).ok_or_else(|| match self.config.graph_change {
-            GraphChange::Force => Error::UnknownNode {
-                session: session.to_owned(),
-                node: node.to_owned(),
-            },
-            // Under Strict the hash matched, so the graph has every stored node name: a
-            // missing one means the bytes lie.
-            GraphChange::Strict => Error::Corrupt {
-                session: session.to_owned(),
-                seq,
-                reason: format!("cursor `{node}` is not a node of this graph"),
-            },
+    /// Refuses a checkpoint of another graph, unless this graph accepts it.
+    fn admit(&self, session: &str, envelope: &Envelope<'_>) -> Result<()> {
+        let stored = envelope.graph_hash;
+        if stored == W::GRAPH_HASH
+            || W::ACCEPTED_GRAPHS.contains(&stored)
+            || self.config.graph_change == GraphChange::Force
+        {
+            return Ok(());
+        }
+        Err(Error::GraphMismatch {
+            session: session.to_owned(),
+            stored,
+            compiled: W::GRAPH_HASH,
+        })
+    }
+
+    /// Rebuilds the body of the delta checkpoint `envelope` from `links`, the stored
+    /// checkpoints from its chain's full checkpoint up to the one it applies to. Returns the
+    /// body, the delta bytes in the chain and the number of deltas.
+    fn reconstruct(
+        &self,
+        session: &str,
+        envelope: &Envelope<'_>,
+        of: DeltaOf,
+        links: &[Checkpoint],
+    ) -> Result<(Vec<u8>, usize, u32)> {
+        let corrupt = |reason: String| Error::Corrupt {
+            session: session.to_owned(),
+            seq: envelope.seq,
+            reason,
+        };
+        let Some((first, rest)) = links.split_first() else {
+            return Err(corrupt(format!(
+                "the delta chain is incomplete: its full checkpoint {} is not in the store",
+                of.anchor
+            )));
+        };
+        let full = checkpoint::open(session, first.seq, &first.bytes)?;
+        if first.seq != of.anchor || full.delta.is_some() {
+            return Err(corrupt(format!(
+                "the delta chain is incomplete: its full checkpoint {} is not in the store",
+                of.anchor
+            )));
+        }
+        let mut deltas: Vec<&[u8]> = Vec::with_capacity(rest.len() + 1);
+        let mut expected_base = first.seq;
+        let mut delta_bytes = envelope.body.len();
+        for link in rest {
+            let opened = checkpoint::open(session, link.seq, &link.bytes)?;
+            match opened.delta {
+                Some(d) if d.base == expected_base && d.anchor == of.anchor => {}
+                _ => {
+                    return Err(corrupt(format!(
+                        "checkpoint {} breaks the delta chain from {}",
+                        link.seq, of.anchor
+                    )));
+                }
+            }
+            delta_bytes += opened.body.len();
+            deltas.push(opened.body);
+            expected_base = link.seq;
+        }
+        if of.base != expected_base {
+            return Err(corrupt(format!(
+                "the delta chain is incomplete: checkpoint {} is not in the store",
+                of.base
+            )));
+        }
+        deltas.push(envelope.body);
+        let body = delta::reconstruct(full.body, &deltas, checkpoint::MAX_BODY_BYTES)
+            .map_err(|e| corrupt(format!("delta does not apply: {e}")))?;
+        if body.len() != of.body_len as usize || checkpoint::body_checksum(&body) != of.body_crc {
+            return Err(corrupt(
+                "the reconstructed body does not match its checksum".to_owned(),
+            ));
+        }
+        let len = u32::try_from(deltas.len()).unwrap_or(u32::MAX);
+        Ok((body, delta_bytes, len))
+    }
+
+    fn cursor(&self, session: &str, loaded: &Loaded<W>) -> Result<W::Cursor> {
+        let node = &loaded.node;
+        W::cursor_of(node).ok_or_else(|| {
+            if loaded.graph_hash == W::GRAPH_HASH {
+                // Saved by this very graph, which has every stored node name: a missing one
+                // means the bytes lie.
+                Error::Corrupt {
+                    session: session.to_owned(),
+                    seq: loaded.seq,
+                    reason: format!("cursor `{node}` is not a node of this graph"),
+                }
+            } else {
+                // An older graph (accepted, or under `Force`) had a node this one removed.
+                Error::UnknownNode {
+                    session: session.to_owned(),
+                    node: node.clone(),
+                }
+            }
         })
     }
 }

@@ -1,49 +1,73 @@
 //! The checkpoint envelope and the bincode codec — the one place that turns state into bytes
 //! and back.
 //!
-//! Layout (integers little-endian):
+//! Layout of envelope version 2, written by this release (integers little-endian):
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "GRCP"
-//! 4       1     envelope version (1)
+//! 4       1     envelope version (2)
 //! 5       1     codec id (1 = bincode 2, standard config)
 //! 6       1     status (0 running, 1 waiting, 2 completed)
-//! 7       1     reserved, 0
+//! 7       1     flags: 1 = the body holds a recorded input, 2 = the body is a delta
 //! 8       8     graph hash
 //! 16      8     sequence number
-//! 24      2     cursor length n
-//! 26      n     cursor node name (UTF-8)
-//! 26+n    4     body length m
-//! 30+n    m     body: bincode of (state, pending input, failure before an error edge)
-//! 30+n+m  4     CRC-32 of (session id length u32, session id, bytes 0..30+n+m)
+//! 24      8     state schema fingerprint (`Workflow::STATE_SCHEMA` of the writer)
+//! 32      8     input schema fingerprint (`Workflow::INPUT_SCHEMA`; 0 without flag 1)
+//! 40      2     cursor length n
+//! 42      n     cursor node name (UTF-8)
+//!               with flag 2 only:
+//!         8       sequence number of the checkpoint the delta applies to (the previous one)
+//!         8       sequence number of the full checkpoint the delta chain starts at
+//!         4       length of the reconstructed body
+//!         4       CRC-32 of the reconstructed body
+//!         4     body length m
+//!         m     body: bincode of (state, pending input, failure before an error edge), or a
+//!               delta against the previous checkpoint's body (see `delta`)
+//!         4     CRC-32 of (session id length u32, session id, every byte before this one)
 //! ```
 //!
-//! Decoding checks, in this order: the length cap, the framing, the checksum (which also binds
-//! the session id), the sequence number, the graph hash, then decodes the body with an
-//! allocation limit and requires every byte to be consumed. Nothing here can panic on any
-//! input.
+//! Version 1 (the first release) had neither fingerprints, flags nor deltas: bytes 7..26 held
+//! a zero byte, the graph hash, the sequence number and the cursor length. It is still read;
+//! its state is taken to have the compiled schema, since it recorded none.
+//!
+//! Opening checks, in this order: the length cap, the framing, the checksum (which also binds
+//! the session id), the sequence number. The runner then checks the graph hash and the schema
+//! fingerprints before it decodes a byte of the body, decodes with an allocation limit, and
+//! requires every byte to be consumed. A delta's reconstructed body is verified against its
+//! own CRC before it is decoded. Nothing here can panic on any input.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ctx::Failure;
-use crate::{Error, GraphChange, Status};
+use crate::{Error, Status};
 
 mod codec;
+pub(crate) mod delta;
 
 pub use self::codec::{DecodeError, decode_prefix};
 
 const MAGIC: [u8; 4] = *b"GRCP";
-const ENVELOPE_VERSION: u8 = 1;
+const VERSION_1: u8 = 1;
+const VERSION_2: u8 = 2;
 const CODEC_BINCODE2: u8 = 1;
-const FIXED_HEADER: usize = 26;
-/// Bytes around the body and the cursor: fixed header, body length, checksum.
-const OVERHEAD: usize = FIXED_HEADER + 4 + 4;
+/// The fixed part of a version-2 header, before the cursor.
+const FIXED_HEADER_V2: usize = 42;
+/// The fixed part of a version-1 header, before the cursor.
+const FIXED_HEADER_V1: usize = 26;
+/// The delta fields of a version-2 header.
+const DELTA_FIELDS: usize = 24;
+
+const FLAG_INPUT: u8 = 1;
+const FLAG_DELTA: u8 = 2;
 
 /// The largest encoded body accepted, in bytes. Anything larger is reported as corrupt before
 /// the checksum is computed.
 pub const MAX_BODY_BYTES: usize = 256 << 20;
+/// The largest envelope of any version.
+const MAX_ENVELOPE_BYTES: usize =
+    MAX_BODY_BYTES + FIXED_HEADER_V2 + DELTA_FIELDS + 8 + u16::MAX as usize;
 
 /// Status byte values.
 const STATUS_RUNNING: u8 = 0;
@@ -87,49 +111,123 @@ impl Phase {
     }
 }
 
-/// What goes into one envelope.
+/// What goes into one envelope's header.
 pub(crate) struct Header<'a> {
     pub session: &'a str,
     pub graph_hash: u64,
     pub seq: u64,
     pub phase: Phase,
     pub node: &'a str,
+    pub state_schema: u64,
+    pub input_schema: u64,
 }
 
-/// Encodes an envelope into a new buffer of `capacity` bytes (a hint: the previous size).
+/// Where a delta envelope's body applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeltaOf {
+    /// The checkpoint whose (reconstructed) body the delta applies to.
+    pub base: u64,
+    /// The full checkpoint the chain starts at.
+    pub anchor: u64,
+    /// The length of the reconstructed body.
+    pub body_len: u32,
+    /// The CRC-32 of the reconstructed body.
+    pub body_crc: u32,
+}
+
+/// Encodes a full checkpoint: the header, then `(state, pending input, failure)` written
+/// straight into the envelope buffer (`capacity` is a hint: the previous size). Returns the
+/// envelope and where its body lies in it.
 pub(crate) fn encode<S: Serialize, I: Serialize>(
     header: &Header<'_>,
     state: &S,
     input: Option<&I>,
     failure: Option<&Failure>,
     capacity: usize,
-) -> Result<Vec<u8>, Error> {
-    let encode_error = |reason: String| Error::Encode {
-        session: header.session.to_owned(),
-        reason,
-    };
-    let node = header.node.as_bytes();
-    let node_len = u16::try_from(node.len())
-        .map_err(|_| encode_error(format!("node name of {} bytes is too long", node.len())))?;
-
-    let mut buf = Vec::with_capacity(capacity.max(OVERHEAD + node.len() + 64));
-    buf.extend_from_slice(&MAGIC);
-    buf.extend_from_slice(&[ENVELOPE_VERSION, CODEC_BINCODE2, header.phase.code(), 0]);
-    buf.extend_from_slice(&header.graph_hash.to_le_bytes());
-    buf.extend_from_slice(&header.seq.to_le_bytes());
-    buf.extend_from_slice(&node_len.to_le_bytes());
-    buf.extend_from_slice(node);
+) -> Result<(Vec<u8>, std::ops::Range<usize>), Error> {
+    let mut buf = Vec::with_capacity(capacity.max(FIXED_HEADER_V2 + header.node.len() + 72));
+    write_header(&mut buf, header, input.is_some(), None)?;
     let len_at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    codec::encode_into(&(state, input, failure), &mut buf).map_err(encode_error)?;
+    codec::encode_into(&(state, input, failure), &mut buf).map_err(|reason| Error::Encode {
+        session: header.session.to_owned(),
+        reason,
+    })?;
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {
-        return Err(encode_error(format!(
-            "the state encodes to {body_len} bytes, more than the limit of {MAX_BODY_BYTES}"
-        )));
+        return Err(Error::Encode {
+            session: header.session.to_owned(),
+            reason: format!(
+                "the state encodes to {body_len} bytes, more than the limit of {MAX_BODY_BYTES}"
+            ),
+        });
     }
     // Fits: checked against MAX_BODY_BYTES just above.
     buf[len_at..len_at + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
+    let crc = checksum(header.session, &buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    Ok((buf, len_at + 4..len_at + 4 + body_len))
+}
+
+fn write_header(
+    buf: &mut Vec<u8>,
+    header: &Header<'_>,
+    has_input: bool,
+    delta: Option<DeltaOf>,
+) -> Result<(), Error> {
+    let node = header.node.as_bytes();
+    let node_len = u16::try_from(node.len()).map_err(|_| Error::Encode {
+        session: header.session.to_owned(),
+        reason: format!("node name of {} bytes is too long", node.len()),
+    })?;
+    let mut flags = 0;
+    if has_input {
+        flags |= FLAG_INPUT;
+    }
+    if delta.is_some() {
+        flags |= FLAG_DELTA;
+    }
+    buf.extend_from_slice(&MAGIC);
+    buf.extend_from_slice(&[VERSION_2, CODEC_BINCODE2, header.phase.code(), flags]);
+    buf.extend_from_slice(&header.graph_hash.to_le_bytes());
+    buf.extend_from_slice(&header.seq.to_le_bytes());
+    buf.extend_from_slice(&header.state_schema.to_le_bytes());
+    let input_schema = if has_input { header.input_schema } else { 0 };
+    buf.extend_from_slice(&input_schema.to_le_bytes());
+    buf.extend_from_slice(&node_len.to_le_bytes());
+    buf.extend_from_slice(node);
+    if let Some(delta) = delta {
+        buf.extend_from_slice(&delta.base.to_le_bytes());
+        buf.extend_from_slice(&delta.anchor.to_le_bytes());
+        buf.extend_from_slice(&delta.body_len.to_le_bytes());
+        buf.extend_from_slice(&delta.body_crc.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Wraps a body (a delta when `delta` is set) in a version-2 envelope. `has_input` says
+/// whether the (reconstructed) body holds a recorded input.
+pub(crate) fn seal(
+    header: &Header<'_>,
+    has_input: bool,
+    delta: Option<DeltaOf>,
+    body: &[u8],
+) -> Result<Vec<u8>, Error> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::Encode {
+            session: header.session.to_owned(),
+            reason: format!(
+                "the body is {} bytes, more than the limit of {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        });
+    }
+    let mut buf =
+        Vec::with_capacity(FIXED_HEADER_V2 + header.node.len() + DELTA_FIELDS + body.len() + 8);
+    write_header(&mut buf, header, has_input, delta)?;
+    // Fits: checked against MAX_BODY_BYTES above.
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(body);
     let crc = checksum(header.session, &buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     Ok(buf)
@@ -146,12 +244,24 @@ fn checksum(session: &str, bytes: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// The CRC-32 of a body, as a delta envelope records it for its reconstructed body.
+pub(crate) fn body_checksum(body: &[u8]) -> u32 {
+    crc32fast::hash(body)
+}
+
 /// A verified envelope whose body is not decoded yet.
 #[derive(Debug)]
 pub(crate) struct Envelope<'a> {
     pub seq: u64,
     pub phase: Phase,
     pub node: &'a str,
+    pub graph_hash: u64,
+    /// `None` in a version-1 envelope, which recorded no fingerprint.
+    pub state_schema: Option<u64>,
+    /// `Some` when the body holds a recorded input (version 2 only).
+    pub input_schema: Option<u64>,
+    /// `Some` when the body is a delta.
+    pub delta: Option<DeltaOf>,
     pub body: &'a [u8],
 }
 
@@ -167,33 +277,50 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Checks framing, checksum, sequence number and graph hash; leaves the body for [`decode_body`].
-pub(crate) fn open<'a>(
-    session: &str,
-    seq: u64,
-    bytes: &'a [u8],
-    compiled_hash: u64,
-    graph_change: GraphChange,
-) -> Result<Envelope<'a>, Error> {
+/// Checks framing, checksum and sequence number; leaves the graph hash, the fingerprints and
+/// the body to the caller.
+pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envelope<'a>, Error> {
     let corrupt = |reason: &str| Error::Corrupt {
         session: session.to_owned(),
         seq,
         reason: reason.to_owned(),
     };
     // Length cap first, so a hostile length is never trusted for anything.
-    if bytes.len() > MAX_BODY_BYTES + OVERHEAD + usize::from(u16::MAX) {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(corrupt("larger than any checkpoint can be"));
     }
-    if bytes.len() < OVERHEAD {
+    if bytes.len() < 8 {
         return Err(corrupt("truncated: shorter than the envelope header"));
     }
     if bytes[..4] != MAGIC {
         return Err(corrupt("not a graph-runtime checkpoint (bad magic)"));
     }
-    let node_len = usize::from(read_u16(bytes, 24).ok_or_else(|| corrupt("truncated header"))?);
-    let body_at = FIXED_HEADER + node_len + 4;
-    let body_len = read_u32(bytes, FIXED_HEADER + node_len)
-        .ok_or_else(|| corrupt("truncated: cursor runs past the end"))?;
+    // The version byte is not covered by the checksum yet: a damaged one is caught below,
+    // because every version's checksum covers it.
+    let (fixed, cursor_len_at) = match bytes[4] {
+        VERSION_1 => (FIXED_HEADER_V1, 24),
+        VERSION_2 => (FIXED_HEADER_V2, 40),
+        _ => {
+            return Err(corrupt(
+                "unknown envelope version (damaged, or written by a newer release)",
+            ));
+        }
+    };
+    if bytes.len() < fixed + 8 {
+        return Err(corrupt("truncated: shorter than the envelope header"));
+    }
+    let flags = if bytes[4] == VERSION_2 { bytes[7] } else { 0 };
+    let node_len =
+        usize::from(read_u16(bytes, cursor_len_at).ok_or_else(|| corrupt("truncated header"))?);
+    let delta_at = fixed + node_len;
+    let len_at = if flags & FLAG_DELTA != 0 {
+        delta_at + DELTA_FIELDS
+    } else {
+        delta_at
+    };
+    let body_at = len_at + 4;
+    let body_len = read_u32(bytes, len_at)
+        .ok_or_else(|| corrupt("truncated: the header runs past the end"))?;
     let body_len = usize::try_from(body_len).map_err(|_| corrupt("body length too large"))?;
     if body_len > MAX_BODY_BYTES {
         return Err(corrupt("body length above the limit"));
@@ -212,11 +339,16 @@ pub(crate) fn open<'a>(
     }
     // Checksummed from here on: a mismatch below means a well-formed envelope in the wrong place
     // or from a newer release, not random damage.
-    if bytes[4] != ENVELOPE_VERSION {
-        return Err(corrupt("unsupported envelope version"));
-    }
     if bytes[5] != CODEC_BINCODE2 {
         return Err(corrupt("unsupported codec"));
+    }
+    if bytes[4] == VERSION_1 && bytes[7] != 0 {
+        return Err(corrupt("reserved header byte is not zero"));
+    }
+    if flags & !(FLAG_INPUT | FLAG_DELTA) != 0 {
+        return Err(corrupt(
+            "unknown header flags (written by a newer release?)",
+        ));
     }
     let phase = Phase::from_code(bytes[6]).ok_or_else(|| corrupt("unknown status byte"))?;
     let graph_hash = read_u64(bytes, 8).ok_or_else(|| corrupt("truncated header"))?;
@@ -226,93 +358,265 @@ pub(crate) fn open<'a>(
             "sequence number in the envelope differs from the store's",
         ));
     }
-    let node = std::str::from_utf8(&bytes[FIXED_HEADER..FIXED_HEADER + node_len])
+    let (state_schema, input_schema) = if bytes[4] == VERSION_2 {
+        let state = read_u64(bytes, 24).ok_or_else(|| corrupt("truncated header"))?;
+        let input = read_u64(bytes, 32).ok_or_else(|| corrupt("truncated header"))?;
+        (Some(state), (flags & FLAG_INPUT != 0).then_some(input))
+    } else {
+        (None, None)
+    };
+    let node = std::str::from_utf8(&bytes[fixed..fixed + node_len])
         .map_err(|_| corrupt("cursor is not UTF-8"))?;
-    if graph_hash != compiled_hash && graph_change == GraphChange::Strict {
-        return Err(Error::GraphMismatch {
-            session: session.to_owned(),
-            stored: graph_hash,
-            compiled: compiled_hash,
-        });
-    }
+    let delta = if flags & FLAG_DELTA != 0 {
+        let field = |at: usize| read_u64(bytes, delta_at + at).ok_or_else(|| corrupt("truncated"));
+        let base = field(0)?;
+        let anchor = field(8)?;
+        let body_len = read_u32(bytes, delta_at + 16).ok_or_else(|| corrupt("truncated"))?;
+        let body_crc = read_u32(bytes, delta_at + 20).ok_or_else(|| corrupt("truncated"))?;
+        if !(anchor <= base && base < seq) {
+            return Err(corrupt(
+                "a delta must apply to an earlier checkpoint of its chain",
+            ));
+        }
+        if body_len as usize > MAX_BODY_BYTES {
+            return Err(corrupt("reconstructed body length above the limit"));
+        }
+        Some(DeltaOf {
+            base,
+            anchor,
+            body_len,
+            body_crc,
+        })
+    } else {
+        None
+    };
     Ok(Envelope {
         seq,
         phase,
         node,
+        graph_hash,
+        state_schema,
+        input_schema,
+        delta,
         body: &bytes[body_at..crc_at],
     })
 }
 
 /// A decoded body.
+#[cfg(test)]
 pub(crate) type Body<S, I> = (S, Option<I>, Option<Failure>);
 
-/// Decodes the body: `(state, pending input, failure)`, with an allocation limit, every byte
+/// Decodes the rest of a body after its state: `(pending input, failure)`, every byte
 /// consumed.
+pub(crate) fn decode_tail<I: DeserializeOwned>(
+    session: &str,
+    seq: u64,
+    tail: &[u8],
+) -> Result<(Option<I>, Option<Failure>), Error> {
+    let (value, read) = decode_prefix(tail).map_err(|e| Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason: format!("body does not decode: {e}"),
+    })?;
+    if read != tail.len() {
+        return Err(Error::Corrupt {
+            session: session.to_owned(),
+            seq,
+            reason: format!("{} trailing bytes after the body", tail.len() - read),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes a whole body of the compiled types: `(state, pending input, failure)`, with an
+/// allocation limit, every byte consumed.
+#[cfg(test)]
 pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
     session: &str,
     seq: u64,
     body: &[u8],
 ) -> Result<Body<S, I>, Error> {
-    let corrupt = |reason: String| Error::Corrupt {
+    let (state, read) = decode_prefix::<S>(body).map_err(|e| Error::Corrupt {
         session: session.to_owned(),
         seq,
+        reason: format!("body does not decode: {e}"),
+    })?;
+    let (input, failure) = decode_tail(session, seq, &body[read..])?;
+    Ok((state, input, failure))
+}
+
+/// Encodes a value for an in-memory rollback copy (no envelope: it never leaves the process).
+pub(crate) fn encode_rollback<T: Serialize>(session: &str, value: &T) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    codec::encode_into(value, &mut buf).map_err(|reason| Error::Encode {
+        session: session.to_owned(),
         reason,
-    };
-    let (value, read) =
-        decode_prefix(body).map_err(|e| corrupt(format!("body does not decode: {e}")))?;
-    if read != body.len() {
-        return Err(corrupt(format!(
-            "{} trailing bytes after the body",
-            body.len() - read
-        )));
-    }
-    Ok(value)
+    })?;
+    Ok(buf)
+}
+
+/// Decodes a rollback copy made by [`encode_rollback`].
+pub(crate) fn decode_rollback<T: DeserializeOwned>(
+    session: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    decode_prefix(bytes)
+        .map(|(value, _)| value)
+        .map_err(|e| Error::Corrupt {
+            session: session.to_owned(),
+            seq,
+            reason: format!("rollback copy does not decode: {e}"),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample(session: &str, seq: u64) -> Vec<u8> {
-        let state = (7u64, "x".repeat(100));
-        let header = Header {
+    const HASH: u64 = 0xfeed;
+    const SCHEMA: u64 = 0x5c4e;
+
+    fn header(session: &str, seq: u64) -> Header<'_> {
+        Header {
             session,
-            graph_hash: 0xfeed,
+            graph_hash: HASH,
             seq,
             phase: Phase::Running,
             node: "charge",
-        };
-        encode(&header, &state, None::<&u32>, None, 0).unwrap()
+            state_schema: SCHEMA,
+            input_schema: 0x1a,
+        }
+    }
+
+    fn sample(session: &str, seq: u64) -> Vec<u8> {
+        let state = (7u64, "x".repeat(100));
+        encode(&header(session, seq), &state, None::<&u32>, None, 0)
+            .unwrap()
+            .0
+    }
+
+    fn body_of<S: Serialize, I: Serialize>(state: &S, input: Option<&I>) -> Vec<u8> {
+        let mut body = Vec::new();
+        codec::encode_into(&(state, input, None::<Failure>), &mut body).unwrap();
+        body
     }
 
     fn decode(session: &str, seq: u64, bytes: &[u8]) -> Result<(u64, String), Error> {
-        let env = open(session, seq, bytes, 0xfeed, GraphChange::Strict)?;
+        let env = open(session, seq, bytes)?;
         let (state, input, failure): Body<(u64, String), u32> =
             decode_body(session, seq, env.body)?;
         assert!(input.is_none() && failure.is_none());
         Ok(state)
     }
 
+    /// An envelope as the first release wrote it (version 1), built by hand from its layout.
+    fn version_1(session: &str, seq: u64, node: &str, body: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(b"GRCP");
+        buf.extend_from_slice(&[1, 1, STATUS_WAITING, 0]);
+        buf.extend_from_slice(&HASH.to_le_bytes());
+        buf.extend_from_slice(&seq.to_le_bytes());
+        buf.extend_from_slice(&(node.len() as u16).to_le_bytes());
+        buf.extend_from_slice(node.as_bytes());
+        buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        buf.extend_from_slice(body);
+        let crc = checksum(session, &buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        buf
+    }
+
     #[test]
     fn round_trip() {
         let bytes = sample("s", 3);
-        let env = open("s", 3, &bytes, 0xfeed, GraphChange::Strict).unwrap();
+        let env = open("s", 3, &bytes).unwrap();
         assert_eq!(
-            (env.seq, env.phase, env.node),
-            (3, Phase::Running, "charge")
+            (env.seq, env.phase, env.node, env.graph_hash),
+            (3, Phase::Running, "charge", HASH)
         );
+        assert_eq!(env.state_schema, Some(SCHEMA));
+        assert_eq!(env.input_schema, None);
+        assert_eq!(env.delta, None);
         assert_eq!(decode("s", 3, &bytes).unwrap(), (7, "x".repeat(100)));
     }
 
     #[test]
-    fn every_bit_flip_is_corrupt() {
-        let bytes = sample("s", 3);
+    fn a_recorded_input_carries_its_schema() {
+        let (bytes, range) = encode(&header("s", 1), &1u8, Some(&2u16), None, 0).unwrap();
+        assert_eq!(&bytes[range], body_of(&1u8, Some(&2u16)));
+        let env = open("s", 1, &bytes).unwrap();
+        assert_eq!(env.input_schema, Some(0x1a));
+        let (state, input, _): Body<u8, u16> = decode_body("s", 1, env.body).unwrap();
+        assert_eq!((state, input), (1, Some(2)));
+    }
+
+    #[test]
+    fn a_delta_header_round_trips() {
+        let delta = DeltaOf {
+            base: 4,
+            anchor: 2,
+            body_len: 9,
+            body_crc: 0xdead_beef,
+        };
+        let bytes = seal(&header("s", 5), false, Some(delta), b"delta").unwrap();
+        let env = open("s", 5, &bytes).unwrap();
+        assert_eq!(env.delta, Some(delta));
+        assert_eq!(env.body, b"delta");
+        // A delta that claims to apply to itself or a later checkpoint is refused.
+        for (base, anchor) in [(5, 2), (6, 2), (4, 5)] {
+            let bad = DeltaOf {
+                base,
+                anchor,
+                ..delta
+            };
+            let bytes = seal(&header("s", 5), false, Some(bad), b"delta").unwrap();
+            assert!(matches!(open("s", 5, &bytes), Err(Error::Corrupt { .. })));
+        }
+    }
+
+    #[test]
+    fn version_1_envelopes_still_open() {
+        let body = body_of(&(7u64, "x".to_owned()), None::<&u32>);
+        let bytes = version_1("s", 9, "review", &body);
+        let env = open("s", 9, &bytes).unwrap();
+        assert_eq!(
+            (env.phase, env.node, env.graph_hash),
+            (Phase::Waiting, "review", HASH)
+        );
+        assert_eq!(
+            (env.state_schema, env.input_schema, env.delta),
+            (None, None, None)
+        );
+        assert_eq!(decode("s", 9, &bytes).unwrap(), (7, "x".to_owned()));
+        // Every bit flip of a version-1 envelope is caught too.
         for i in 0..bytes.len() * 8 {
             let mut damaged = bytes.clone();
             damaged[i / 8] ^= 1 << (i % 8);
-            match decode("s", 3, &damaged) {
-                Err(Error::Corrupt { .. }) => {}
-                other => panic!("flip of bit {i} gave {other:?}"),
+            assert!(
+                matches!(decode("s", 9, &damaged), Err(Error::Corrupt { .. })),
+                "flip of bit {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_is_corrupt() {
+        let delta = DeltaOf {
+            base: 2,
+            anchor: 1,
+            body_len: 3,
+            body_crc: 7,
+        };
+        let body = body_of(&(7u64, "x".repeat(100)), None::<&u32>);
+        let with_delta = seal(&header("s", 3), false, Some(delta), &body).unwrap();
+        for bytes in [sample("s", 3), with_delta] {
+            for i in 0..bytes.len() * 8 {
+                let mut damaged = bytes.clone();
+                damaged[i / 8] ^= 1 << (i % 8);
+                match open("s", 3, &damaged) {
+                    Err(Error::Corrupt { .. }) => {}
+                    other => panic!("flip of bit {i} gave {other:?}"),
+                }
             }
         }
     }
@@ -333,21 +637,6 @@ mod tests {
         let bytes = sample("s", 3);
         assert!(matches!(decode("t", 3, &bytes), Err(Error::Corrupt { .. })));
         assert!(matches!(decode("s", 4, &bytes), Err(Error::Corrupt { .. })));
-    }
-
-    #[test]
-    fn graph_hash_is_checked_before_the_body() {
-        let bytes = sample("s", 3);
-        let err = open("s", 3, &bytes, 0xbeef, GraphChange::Strict).unwrap_err();
-        assert!(matches!(
-            err,
-            Error::GraphMismatch {
-                stored: 0xfeed,
-                compiled: 0xbeef,
-                ..
-            }
-        ));
-        assert!(open("s", 3, &bytes, 0xbeef, GraphChange::Force).is_ok());
     }
 
     #[test]
