@@ -144,6 +144,10 @@ mod runner_tests;
 #[path = "control_tests.rs"]
 mod control_tests;
 
+#[cfg(test)]
+#[path = "durability_tests.rs"]
+mod durability_tests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

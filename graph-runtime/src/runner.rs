@@ -742,6 +742,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // Nodes that need nothing but a call run back to back until a checkpoint is
                 // due or the step limit is near.
                 let due_in = match config.policy {
+                    // A node saved after whatever the policy (which never runs freely, so it
+                    // can only be the first node of a run) ends its run.
+                    _ if spec.checkpoint == NodeCheckpoint::Always => 1,
                     CheckpointPolicy::EveryStep | CheckpointPolicy::Adaptive { .. } => 1,
                     CheckpointPolicy::OnInterrupt => u64::MAX,
                     CheckpointPolicy::EveryN(n) => n.saturating_sub(at.seq - at.stored).max(1),

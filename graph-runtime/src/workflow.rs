@@ -108,13 +108,15 @@ pub trait Workflow: Send + Sync + 'static {
     }
 
     /// Whether the node at `cursor` needs nothing from the runner but a call: it is not an
-    /// interrupt node and has no retries, timeout or error edge. [`Workflow::run`] goes
+    /// interrupt node, has no retries, timeout or error edge, and is not saved after whatever
+    /// the policy (`#[node(checkpoint = always)]`). [`Workflow::run`] goes
     /// through such nodes back to back.
     fn runs_freely(cursor: Self::Cursor) -> bool {
         let spec = Self::spec(cursor);
         !spec.interrupt
             && spec.retry == 0
             && spec.timeout_ms.is_none()
+            && spec.checkpoint != NodeCheckpoint::Always
             && Self::error_route(cursor).is_none()
     }
 
