@@ -616,8 +616,12 @@ async fn a_growing_state_is_stored_incrementally_and_every_checkpoint_reads_back
         let fork = format!("a@{}", meta.seq);
         let snapshot = runner.fork("a", meta.seq, &fork).await.unwrap();
         assert_eq!(snapshot.state, transcript_after(snapshot.state.turn, turns));
+        let read = runner.state_at("a", meta.seq).await.unwrap().unwrap();
+        assert_eq!((read.seq, read.state), (meta.seq, snapshot.state));
         seen += 1;
     }
+    assert!(runner.state_at("a", 1 << 40).await.unwrap().is_none());
+    assert!(runner.state_at("nobody", 0).await.unwrap().is_none());
     assert_eq!(seen, history.len());
     // Forks are self-contained.
     let fork = store.latest("a@5").await.unwrap().unwrap();

@@ -556,6 +556,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }))
     }
 
+    /// The kept checkpoint `seq` of a session, decoded; `None` if it is not kept (or the
+    /// session does not exist). Unlike [`Runner::fork`], it writes nothing.
+    pub async fn state_at(&self, session: &str, seq: u64) -> Result<Option<Snapshot<W::State>>> {
+        let Some(checkpoint) = self.shared.store.get(session, seq).await? else {
+            return Ok(None);
+        };
+        let loaded = self.decode(session, checkpoint).await?;
+        let status = loaded.phase.status(&loaded.node);
+        Ok(Some(Snapshot {
+            seq: loaded.seq,
+            node: loaded.node,
+            status,
+            state: loaded.state,
+        }))
+    }
+
     /// Every kept checkpoint of a session, oldest first.
     ///
     /// Fails with [`Error::SessionNotFound`] if the session does not exist.
