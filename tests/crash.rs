@@ -4,7 +4,9 @@
 //! waiting), then `settle`s — half of them fail there after retries and take the error edge to
 //! `compensate`. At the end the final states must equal a crash-free run, every chain must
 //! have strictly increasing sequence numbers, the file must pass `PRAGMA integrity_check`, and
-//! every step's idempotency key must have reached the (simulated) external system.
+//! every step's idempotency key must have reached the (simulated) external system. The state
+//! grows each step, so most checkpoints are deltas: every kept one must read back through its
+//! chain.
 //!
 //! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50.
 
@@ -100,6 +102,7 @@ fn verify(dir: &Path) {
         .lines()
         .map(str::to_owned)
         .collect();
+    let mut deltas = 0;
     for i in 0..SESSIONS {
         let id = session(i);
         let snap = rt
@@ -129,7 +132,26 @@ fn verify(dir: &Path) {
             "{id}: sequence numbers {seqs:?}"
         );
         assert_eq!(seqs.first(), Some(&0), "{id}");
+        // Every kept checkpoint reads back, through its delta chain where it has one, and
+        // each one's state is a prefix of the session's story.
+        for &seq in &seqs {
+            let at = rt
+                .block_on(runner.state_at(&id, seq))
+                .unwrap_or_else(|e| panic!("{id}@{seq}: {e}"))
+                .expect("kept");
+            assert_eq!(at.state.notes[..], want.notes[..at.state.notes.len()], "{id}@{seq}");
+            if rt
+                .block_on(store.get(&id, seq))
+                .expect("get")
+                .expect("kept")
+                .depends_on
+                .is_some()
+            {
+                deltas += 1;
+            }
+        }
     }
+    assert!(deltas > 0, "no incremental checkpoint was written: the test covers none");
     let conn = rusqlite::Connection::open(dir.join("crash.db")).expect("open for check");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))

@@ -24,7 +24,13 @@ pub struct Tally {
     pub approved: bool,
     pub settled: bool,
     pub compensated: Option<String>,
+    /// Grows by [`NOTE_BYTES`] each `work` step, so that past a few steps the state is large
+    /// enough for incremental (delta) checkpoints: the crash test covers their chains too.
+    pub notes: Vec<String>,
 }
+
+/// What each `work` step appends to [`Tally::notes`].
+pub const NOTE_BYTES: usize = 300;
 
 /// Where the nodes' side effects go: an append-only file standing in for an external API.
 pub fn side_log(dir: &Path) -> PathBuf {
@@ -74,6 +80,12 @@ pub mod tally {
         call_out(ctx).await;
         t.n += 1;
         t.keys.push(ctx.idempotency_key());
+        let mut note = format!("{} ", ctx.idempotency_key());
+        while note.len() < NOTE_BYTES {
+            note.push_str(&t.n.to_string());
+        }
+        note.truncate(NOTE_BYTES);
+        t.notes.push(note);
         if t.n < STEPS {
             work::Next::Work
         } else {
