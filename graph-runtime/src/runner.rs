@@ -19,6 +19,23 @@ use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Transition, Workflow};
 const END: &str = "END";
 
 /// When the runner saves a checkpoint.
+///
+/// Whatever the policy, a checkpoint is always saved when a session starts, when it waits at
+/// an interrupt (with the decision recorded before the node runs), when it completes, and
+/// before an error edge's node runs. What a crash can make run again is the work since the
+/// last checkpoint, from its cursor:
+///
+/// | policy | saved after | a crash re-runs |
+/// |---|---|---|
+/// | `EveryStep` | every node | the node that was running |
+/// | `EveryN(n)` | every `n`th node | up to `n` nodes |
+/// | `OnInterrupt` | nothing but the points above | everything since the last interrupt |
+/// | `Adaptive { budget }` | interrupt, retrying, timed or error-edge nodes, and any node once `budget` of node time went unsaved | about `budget` of plain, cheap nodes |
+///
+/// A node overrides the policy with `#[node(checkpoint = always)]` (saved after it whatever
+/// the policy: it has a side effect that must not be repeated, or is expensive) or
+/// `#[node(checkpoint = never)]` (never saved after it by policy: it is cheap and pure).
+/// Re-runs are what [`NodeCtx::idempotency_key`] is for: it is the same on every re-run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckpointPolicy {
     /// After every step (the default): a crash re-runs at most the step in flight.
