@@ -31,6 +31,7 @@ use crate::ctx::Failure;
 use crate::{Error, GraphChange, Status};
 
 mod codec;
+pub(crate) mod delta;
 
 pub use self::codec::{DecodeError, decode_prefix};
 
