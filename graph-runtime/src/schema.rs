@@ -349,3 +349,33 @@ const fn v4_v6_enum(v4: u64, v6: u64) -> u64 {
         .u64(Fingerprint::new("newtype_variant").u64(v6).finish())
         .finish()
 }
+
+/// chrono's serde impls write dates and times as text (RFC 3339 for `DateTime`, ISO 8601 for
+/// the naive types), in every format, bincode included; `TimeDelta` as `(secs, nanos)`.
+#[cfg(feature = "chrono")]
+mod chrono_impls {
+    use super::{Fingerprint, StateSchema};
+
+    impl<Tz: chrono::TimeZone> StateSchema for chrono::DateTime<Tz> {
+        const SCHEMA: u64 = Fingerprint::new("str").finish();
+    }
+
+    primitive_schema! {
+        chrono::NaiveDate => "str",
+        chrono::NaiveDateTime => "str",
+        chrono::NaiveTime => "str",
+        chrono::Weekday => "str",
+        chrono::Month => "str",
+    }
+
+    impl StateSchema for chrono::TimeDelta {
+        const SCHEMA: u64 = <(i64, i32)>::SCHEMA;
+    }
+}
+
+/// uuid's serde impl writes a `Uuid` as its 16 bytes when the format is not human readable,
+/// as bincode is not (and as text otherwise).
+#[cfg(feature = "uuid")]
+impl StateSchema for uuid::Uuid {
+    const SCHEMA: u64 = Fingerprint::new("bytes").finish();
+}
