@@ -504,3 +504,121 @@ fn uuid_is_bytes() {
     let bytes = bincode::serde::encode_to_vec(id, bincode::config::standard()).expect("encode");
     assert_eq!(bytes.len(), 17);
 }
+
+// --- why the derive refuses what it refuses: each of these fails or misreads in bincode -------
+
+/// Encodes `value` and decodes it back: `None` when either fails.
+fn try_round_trip<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> Option<T> {
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(value, config).ok()?;
+    let (decoded, _) = bincode::serde::decode_from_slice(&bytes, config).ok()?;
+    Some(decoded)
+}
+
+mod refused {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Inner {
+        pub city: String,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Flattened {
+        pub name: String,
+        #[serde(flatten)]
+        pub inner: Inner,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub enum Untagged {
+        Number(u64),
+        Text(String),
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    pub enum Internally {
+        Created { id: u64 },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "t", content = "c")]
+    pub enum Adjacently {
+        Unit,
+        Number(u32),
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub struct SkipIf {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub note: Option<u8>,
+        pub count: u8,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub enum SkippedFirst {
+        #[serde(skip)]
+        Local,
+        A(u8),
+        B(u8),
+    }
+}
+
+#[test]
+fn refused_shapes_do_not_round_trip_through_bincode() {
+    let flattened = refused::Flattened {
+        name: "a".into(),
+        inner: refused::Inner { city: "b".into() },
+    };
+    assert_eq!(try_round_trip(&flattened), None, "flatten");
+    assert_eq!(
+        try_round_trip(&refused::Untagged::Text("x".into())),
+        None,
+        "untagged"
+    );
+    assert_eq!(
+        try_round_trip(&refused::Internally::Created { id: 1 }),
+        None,
+        "internally tagged"
+    );
+    for value in [refused::Adjacently::Unit, refused::Adjacently::Number(7)] {
+        assert_eq!(try_round_trip(&value), None, "adjacently tagged");
+    }
+    let skip_if = refused::SkipIf {
+        note: None,
+        count: 3,
+    };
+    assert_ne!(
+        try_round_trip(&skip_if),
+        Some(skip_if),
+        "skip_serializing_if"
+    );
+    // The worst case: it decodes, as another variant.
+    assert_eq!(
+        try_round_trip(&refused::SkippedFirst::A(5)),
+        Some(refused::SkippedFirst::B(5)),
+        "a skipped variant before written ones"
+    );
+}
+
+// --- `crate = path` -------------------------------------------------------------------------------
+
+/// The runtime, re-exported the way a framework built on it would.
+mod runtime {
+    pub use graph_runtime::*;
+}
+
+#[derive(Serialize, Deserialize, StateSchema)]
+#[state_schema(crate = crate::runtime)]
+struct ThroughReexport {
+    id: u64,
+    note: String,
+    total: u64,
+}
+
+#[test]
+fn crate_path_override() {
+    assert_eq!(schema::<ThroughReexport>(), schema::<base::Order>());
+}

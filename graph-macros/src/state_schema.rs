@@ -102,36 +102,9 @@ impl Container {
         let krate = ours.krate.clone().unwrap_or_else(default_crate_path);
         let whole = ours.override_schema();
 
-        // `into`/`from`/`try_from` make serde write or read another type, whose shape only the
-        // user knows.
-        if whole.is_none() {
-            for (key, span) in &serde.converts {
-                cx.error_at(
-                    *span,
-                    format!(
-                        "`#[serde({key})]` makes serde write another type, so its fingerprint cannot come from this one; add `#[state_schema(as = ThatType)]` next to it"
-                    ),
-                );
-            }
-        }
+        check_converts(cx, &serde, whole.is_some());
         check_refused(cx, &serde);
-        if let Some(span) = serde.untagged {
-            cx.error_at(
-                span,
-                "`#[serde(untagged)]` cannot be checkpointed: bincode cannot read an untagged enum back (serde needs `deserialize_any` to guess the variant); remove `untagged`",
-            );
-        }
-        match (serde.tag, serde.content) {
-            (Some(span), None) => cx.error_at(
-                span,
-                "an internally tagged enum (`#[serde(tag = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any` to find the tag); remove `tag`",
-            ),
-            (Some(span), Some(_)) | (None, Some(span)) => cx.error_at(
-                span,
-                "an adjacently tagged enum (`#[serde(tag = \"…\", content = \"…\")]`) cannot be checkpointed: bincode writes no names, so only serde's default (externally tagged) enums are supported; remove `tag` and `content`",
-            ),
-            (None, None) => {}
-        }
+        check_tagging(cx, &serde);
 
         let self_ident = &item.ident;
         let body = match (&item.data, whole) {
@@ -193,23 +166,10 @@ fn parse_variants(
     let mut skipped: Option<&Ident> = None;
     for (index, variant) in data.variants.iter().enumerate() {
         let serde = SerdeAttrs::parse(&variant.attrs);
-        let ours = OurAttrs::parse(cx, &variant.attrs, Place::Variant);
-        let _ = ours;
+        // Variants take no `#[state_schema]` keys: this only reports misuse.
+        OurAttrs::parse(cx, &variant.attrs, Place::Variant);
         check_refused(cx, &serde);
-        if let Some(span) = serde.untagged {
-            cx.error_at(
-                span,
-                "an untagged variant (`#[serde(untagged)]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any`); remove `untagged`",
-            );
-        }
-        if let Some((key, span)) = &serde.with {
-            cx.error_at(
-                *span,
-                format!(
-                    "`#[serde({key})]` on a variant is not supported by `StateSchema`; put it on the variant's field, with `#[state_schema(as = Type)]` or `#[state_schema(with = \"name-v1\")]` next to it"
-                ),
-            );
-        }
+        check_variant(cx, &serde);
         if serde.skip_deserializing.is_some() {
             skipped.get_or_insert(&variant.ident);
             continue;
@@ -260,11 +220,11 @@ fn check_fields(cx: &Ctxt, data: &Data, self_ident: &Ident, krate: &syn::Path) {
     let rule = RenameRule::None;
     match data {
         Data::Struct(data) => {
-            parse_fields(cx, &data.fields, rule, self_ident, krate);
+            parse_fields_with(cx, &data.fields, rule, self_ident, krate, false);
         }
         Data::Enum(data) => {
             for variant in &data.variants {
-                parse_fields(cx, &variant.fields, rule, self_ident, krate);
+                parse_fields_with(cx, &variant.fields, rule, self_ident, krate, false);
             }
         }
         Data::Union(_) => {}
@@ -278,6 +238,19 @@ fn parse_fields(
     rule: RenameRule,
     self_ident: &Ident,
     krate: &syn::Path,
+) -> Vec<Field> {
+    parse_fields_with(cx, fields, rule, self_ident, krate, true)
+}
+
+/// [`parse_fields`]; `own_shape` is false when the container's fingerprint comes from
+/// `#[state_schema(as/with)]`, so a field's `#[serde(with)]` needs no escape hatch of its own.
+fn parse_fields_with(
+    cx: &Ctxt,
+    fields: &Fields,
+    rule: RenameRule,
+    self_ident: &Ident,
+    krate: &syn::Path,
+    own_shape: bool,
 ) -> Vec<Field> {
     let mut out = Vec::new();
     for field in fields {
@@ -303,7 +276,7 @@ fn parse_fields(
         let schema = match ours.override_schema() {
             Some(schema) => schema,
             None => {
-                if let Some((key, span)) = &serde.with {
+                if let Some((key, span)) = serde.with.as_ref().filter(|_| own_shape) {
                     cx.error_at(
                         *span,
                         format!(
@@ -325,7 +298,68 @@ fn parse_fields(
     out
 }
 
-/// The serde attributes refused wherever they appear, with why.
+/// `into`/`from`/`try_from` make serde write or read another type, whose shape only the user
+/// knows: they need the container's `#[state_schema(as = T)]` (or `with`).
+fn check_converts(cx: &Ctxt, serde: &SerdeAttrs, has_override: bool) {
+    if has_override {
+        return;
+    }
+    for (key, span) in &serde.converts {
+        cx.error_at(
+            *span,
+            format!(
+                "`#[serde({key})]` makes serde write another type, so its fingerprint cannot come from this one; add `#[state_schema(as = ThatType)]` next to it"
+            ),
+        );
+    }
+}
+
+/// Only serde's default enum representation (externally tagged: the variant index, then the
+/// content) reads back from bincode: the others need `deserialize_any` or identifiers, which
+/// bincode does not support (tests/schema.rs shows each failing).
+fn check_tagging(cx: &Ctxt, serde: &SerdeAttrs) {
+    if let Some(span) = serde.untagged {
+        cx.error_at(
+            span,
+            "`#[serde(untagged)]` cannot be checkpointed: bincode cannot read an untagged enum back (serde needs `deserialize_any` to guess the variant); remove `untagged`",
+        );
+    }
+    match (serde.tag, serde.content) {
+        (Some(span), None) => cx.error_at(
+            span,
+            "an internally tagged enum (`#[serde(tag = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any` to find the tag); remove `tag`",
+        ),
+        (Some(span), Some(_)) | (None, Some(span)) => cx.error_at(
+            span,
+            "an adjacently tagged enum (`#[serde(tag = \"…\", content = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde reads the tag as an identifier, which bincode does not support); remove `tag` and `content`",
+        ),
+        (None, None) => {}
+    }
+}
+
+/// An untagged variant needs `deserialize_any`, like an untagged enum. A variant's
+/// `#[serde(with)]` rewrites the whole variant, which a field-level escape hatch describes
+/// better, so it is sent there.
+fn check_variant(cx: &Ctxt, serde: &SerdeAttrs) {
+    if let Some(span) = serde.untagged {
+        cx.error_at(
+            span,
+            "an untagged variant (`#[serde(untagged)]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any`); remove `untagged`",
+        );
+    }
+    if let Some((key, span)) = &serde.with {
+        cx.error_at(
+            *span,
+            format!(
+                "`#[serde({key})]` on a variant is not supported by `StateSchema`; put it on the variant's field, with `#[state_schema(as = Type)]` or `#[state_schema(with = \"name-v1\")]` next to it"
+            ),
+        );
+    }
+}
+
+/// The serde attributes refused wherever they appear. `flatten` is read back with
+/// `deserialize_any`; `skip_serializing_if` leaves a field out of the bytes while the reader,
+/// which has no names to go by, still expects it.
 fn check_refused(cx: &Ctxt, serde: &SerdeAttrs) {
     if let Some(span) = serde.flatten {
         cx.error_at(
@@ -586,13 +620,17 @@ impl OurAttrs {
             ("crate", Place::Container) => {
                 duplicate(self.krate.is_some());
                 let value = meta.value()?;
-                self.krate = Some(if value.peek(LitStr) {
+                let span = value.span();
+                let path = if value.peek(LitStr) {
                     value
-                        .parse::<LitStr>()?
-                        .parse_with(syn::Path::parse_mod_style)?
+                        .parse::<LitStr>()
+                        .and_then(|lit| lit.parse_with(syn::Path::parse_mod_style))
                 } else {
-                    value.call(syn::Path::parse_mod_style)?
-                });
+                    value.call(syn::Path::parse_mod_style)
+                };
+                self.krate = Some(path.map_err(|_| {
+                    syn::Error::new(span, "`crate` takes a path: `crate = ::graph_runtime`")
+                })?);
             }
             _ => {
                 let expected = match place {
@@ -1128,11 +1166,27 @@ mod tests {
         });
         assert!(matches!(item.body, Body::Whole(_)));
         assert_eq!(item.krate.to_token_stream().to_string(), ":: my_rt");
+        // The container's fingerprint is given: a field's `with` needs nothing more, but the
+        // refused attributes are still refused.
+        let messages = errors(parse_quote! {
+            #[state_schema(with = "email-v1")]
+            struct Email { #[serde(with = "text")] a: u8, #[serde(flatten)] b: B }
+        });
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].starts_with("`#[serde(flatten)]`"));
         let item = container(parse_quote! {
             #[state_schema(crate = crate::rt)]
             struct A;
         });
         assert_eq!(item.krate.to_token_stream().to_string(), "crate :: rt");
+        let messages = errors(parse_quote! {
+            #[state_schema(crate = "not a path")]
+            struct A;
+        });
+        assert_eq!(
+            messages,
+            ["`crate` takes a path: `crate = ::graph_runtime`"]
+        );
     }
 
     #[test]

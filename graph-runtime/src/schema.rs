@@ -56,8 +56,8 @@
 //! - `#[serde(flatten)]`, `#[serde(untagged)]` (on an enum or a variant) and internally tagged
 //!   enums (`#[serde(tag = "type")]`): serde reads them back with `deserialize_any`, which
 //!   bincode cannot do, so a checkpoint would be written and never read;
-//! - adjacently tagged enums (`tag` + `content`): not supported; use serde's default enum
-//!   representation;
+//! - adjacently tagged enums (`tag` + `content`): serde reads their tag as an identifier,
+//!   which bincode does not support; use serde's default enum representation;
 //! - `skip_serializing_if`, and `skip_serializing` or `skip_deserializing` alone: bincode has
 //!   no names, so a field written but not read (or read but not written) shifts every later
 //!   field; `#[serde(skip)]` (both ways) is fine;
