@@ -35,6 +35,9 @@
 //!   its shape (unit, newtype, tuple, or struct with named fields, `rename_all_fields` applied);
 //! - nested types through their own [`StateSchema::SCHEMA`].
 //!
+//! A generic type gets a `T: StateSchema` bound on each type parameter, so `Page<u8>` and
+//! `Page<String>` have different fingerprints.
+//!
 //! Not covered: the Rust name and path of the type (moving or renaming a type keeps its
 //! checkpoints readable, and so does renaming a field while keeping its serde name with
 //! `#[serde(rename = "old_name")]`), fields with `#[serde(skip)]` (never written), `alias`,
@@ -110,6 +113,11 @@
 //! derived (`Self`, `Tree`, `Tree<T>`, anywhere inside: `Vec<Tree>`, `Option<Box<Self>>`) the
 //! derive puts the fixed [`Recursive`] marker instead: `children: Vec<Tree>` is "a sequence of
 //! the enclosing type".
+//!
+//! The derive recognises the type by its name, so a field of another type with the same last
+//! path segment (`other::Tree` inside `Tree`) is taken as a self-reference too (the
+//! fingerprint only gets less precise), and a type alias of the type itself is not (the
+//! cycle below).
 //!
 //! Two types that contain each other (`Folder` holds `Vec<File>`, `File` holds
 //! `Option<Box<Folder>>`) are beyond what the derive can see, and rustc reports
