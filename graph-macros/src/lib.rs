@@ -21,6 +21,7 @@ mod fallback;
 mod hash;
 mod model;
 mod parse;
+mod state_schema;
 
 /// Turns an inline module of `#[node]` functions and `edge!` declarations into a
 /// compile-time-checked workflow graph.
@@ -249,4 +250,30 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::node_outside_workflow(args.into(), item.into()).into()
+}
+
+/// Derives `graph_runtime::StateSchema`: a `const` fingerprint of the type's serde data model,
+/// which every checkpoint stores so that a checkpoint of another shape is refused instead of
+/// misread.
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct Order { pub total_cents: u64, pub lines: Vec<Line>, pub status: Status }
+///
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct Line { pub sku: String, pub quantity: u32 }
+///
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub enum Status { Open, Paid { charge_id: String }, Cancelled(String) }
+///
+/// assert_ne!(Order::SCHEMA, Line::SCHEMA);
+/// ```
+///
+/// See `graph_runtime::schema` for the rules.
+#[proc_macro_derive(StateSchema, attributes(state_schema))]
+pub fn derive_state_schema(input: TokenStream) -> TokenStream {
+    state_schema::derive(input.into()).into()
 }

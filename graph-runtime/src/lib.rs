@@ -169,6 +169,12 @@ pub use tokio_util::sync::CancellationToken;
 #[doc(inline)]
 pub use graph_macros::{node, workflow};
 
+/// The derive of [`StateSchema`](trait@StateSchema), in the macro namespace of the same name
+/// (like serde's `Serialize`): `use graph_runtime::StateSchema;` brings both.
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use graph_macros::StateSchema;
+
 /// Declares an edge of a `#[workflow]` graph: `edge!(START -> a)`, `edge!(a -> b)`,
 /// `edge!(a -> b | c | END)`, and the error edge `edge!(a -> recover on error)` (taken when `a`
 /// fails after its retries; `recover` reads what failed from [`NodeCtx::failure`]).
@@ -192,6 +198,8 @@ macro_rules! edge {
 pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
+    /// The trait and, with the `macros` feature, its derive.
+    pub use crate::StateSchema;
     pub use crate::edge;
     pub use crate::{
         CheckpointPolicy, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,

@@ -5,7 +5,7 @@ pub use serde;
 
 pub use crate::checkpoint::{DecodeError, decode_prefix};
 pub use crate::ctx::NodeCtx;
-pub use crate::schema::{Fingerprint, StateSchema};
+pub use crate::schema::{Fingerprint, Recursive, StateSchema};
 pub use crate::workflow::{
     NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
 };

@@ -84,3 +84,268 @@ impl Fingerprint {
         self.0
     }
 }
+
+/// Stands in for a type inside its own definition, so a recursive type has a fingerprint.
+///
+/// `#[derive(StateSchema)]` puts it where a field's type names the type being derived (`Self`,
+/// `Tree`, `Tree<T>`), so `children: Vec<Tree>` is fingerprinted as a sequence of
+/// "recursive": a `const` cannot be computed from itself. A field marked
+/// `#[state_schema(recursive)]` (the way out of mutual recursion) is fingerprinted as this
+/// marker as a whole.
+///
+/// ```
+/// use graph_runtime::schema::{Fingerprint, Recursive, StateSchema};
+///
+/// assert_eq!(Recursive::SCHEMA, Fingerprint::new("recursive").finish());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recursive;
+
+impl StateSchema for Recursive {
+    const SCHEMA: u64 = Fingerprint::new("recursive").finish();
+}
+
+// --- std impls, by serde data model shape -------------------------------------------------
+//
+// Each impl says what serde's own `Serialize` impl writes (for a format that is not human
+// readable, as bincode is not), so types serde writes alike share a fingerprint: `usize` is a
+// `u64`, `Vec<T>` and `VecDeque<T>` are sequences, `Box<T>` is `T`, `[T; N]` is a tuple.
+
+/// Primitives whose kind is their serde data model name.
+macro_rules! primitive_schema {
+    ($($ty:ty => $kind:literal),* $(,)?) => {
+        $(
+            impl StateSchema for $ty {
+                const SCHEMA: u64 = Fingerprint::new($kind).finish();
+            }
+        )*
+    };
+}
+
+primitive_schema! {
+    bool => "bool",
+    i8 => "i8", i16 => "i16", i32 => "i32", i64 => "i64", i128 => "i128",
+    u8 => "u8", u16 => "u16", u32 => "u32", u64 => "u64", u128 => "u128",
+    // serde writes `isize` and `usize` as 64-bit integers on every platform.
+    isize => "i64", usize => "u64",
+    f32 => "f32", f64 => "f64",
+    char => "char",
+    str => "str", String => "str", std::path::Path => "str", std::path::PathBuf => "str",
+    () => "unit",
+}
+
+/// Types serde writes exactly as the value they hold.
+macro_rules! same_as_inner {
+    ($($ty:ident),* $(,)?) => {
+        $(
+            impl<T: ?Sized + StateSchema> StateSchema for $ty<T> {
+                const SCHEMA: u64 = T::SCHEMA;
+            }
+        )*
+    };
+}
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::num::{Saturating, Wrapping};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, RwLock};
+
+same_as_inner!(Box, Rc, Arc, RefCell, Mutex, RwLock);
+
+impl<T: StateSchema> StateSchema for Cell<T> {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+impl<T: StateSchema> StateSchema for Wrapping<T> {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+impl<T: StateSchema> StateSchema for Saturating<T> {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+impl<T: StateSchema> StateSchema for Reverse<T> {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+impl<T: ?Sized + StateSchema> StateSchema for &T {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+impl<T: ?Sized + StateSchema> StateSchema for &mut T {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+/// `Cow<str>` is `"str"`, `Cow<[T]>` a sequence: serde writes the borrowed form.
+impl<T: ?Sized + ToOwned + StateSchema> StateSchema for std::borrow::Cow<'_, T> {
+    const SCHEMA: u64 = T::SCHEMA;
+}
+
+impl<T: StateSchema> StateSchema for Option<T> {
+    const SCHEMA: u64 = Fingerprint::new("option").u64(T::SCHEMA).finish();
+}
+
+/// serde writes a `Result` as the enum `Result { Ok(T), Err(E) }`.
+impl<T: StateSchema, E: StateSchema> StateSchema for Result<T, E> {
+    const SCHEMA: u64 = Fingerprint::new("enum")
+        .u64(2)
+        .str("Ok")
+        .u64(0)
+        .u64(Fingerprint::new("newtype_variant").u64(T::SCHEMA).finish())
+        .str("Err")
+        .u64(1)
+        .u64(Fingerprint::new("newtype_variant").u64(E::SCHEMA).finish())
+        .finish();
+}
+
+impl<T: ?Sized> StateSchema for std::marker::PhantomData<T> {
+    const SCHEMA: u64 = Fingerprint::new("unit_struct").finish();
+}
+
+/// Sequences: serde writes a length, then the elements.
+macro_rules! seq_schema {
+    ($($ty:ident $(: $bound:path)?),* $(,)?) => {
+        $(
+            impl<T: StateSchema $(+ $bound)?> StateSchema for $ty<T> {
+                const SCHEMA: u64 = Fingerprint::new("seq").u64(T::SCHEMA).finish();
+            }
+        )*
+    };
+}
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
+
+seq_schema!(Vec, VecDeque, LinkedList, BTreeSet, BinaryHeap);
+
+impl<T: StateSchema> StateSchema for [T] {
+    const SCHEMA: u64 = Fingerprint::new("seq").u64(T::SCHEMA).finish();
+}
+impl<T: StateSchema, S> StateSchema for HashSet<T, S> {
+    const SCHEMA: u64 = Fingerprint::new("seq").u64(T::SCHEMA).finish();
+}
+impl<K: StateSchema, V: StateSchema> StateSchema for BTreeMap<K, V> {
+    const SCHEMA: u64 = Fingerprint::new("map")
+        .u64(K::SCHEMA)
+        .u64(V::SCHEMA)
+        .finish();
+}
+impl<K: StateSchema, V: StateSchema, S> StateSchema for HashMap<K, V, S> {
+    const SCHEMA: u64 = Fingerprint::new("map")
+        .u64(K::SCHEMA)
+        .u64(V::SCHEMA)
+        .finish();
+}
+
+/// serde writes `[T; N]` as a tuple of `N` elements (no length), like `(T, T, …)`.
+impl<T: StateSchema, const N: usize> StateSchema for [T; N] {
+    const SCHEMA: u64 = {
+        let mut fingerprint = Fingerprint::new("tuple").u64(N as u64);
+        let mut i = 0;
+        while i < N {
+            fingerprint = fingerprint.u64(T::SCHEMA);
+            i += 1;
+        }
+        fingerprint.finish()
+    };
+}
+
+/// Tuples: `Fingerprint::new("tuple").u64(len)`, then each element's fingerprint.
+macro_rules! tuple_schema {
+    ($(($len:literal: $($name:ident)+))+) => {
+        $(
+            impl<$($name: StateSchema),+> StateSchema for ($($name,)+) {
+                const SCHEMA: u64 = Fingerprint::new("tuple")
+                    .u64($len)
+                    $(.u64($name::SCHEMA))+
+                    .finish();
+            }
+        )+
+    };
+}
+
+tuple_schema! {
+    (1: T0)
+    (2: T0 T1)
+    (3: T0 T1 T2)
+    (4: T0 T1 T2 T3)
+    (5: T0 T1 T2 T3 T4)
+    (6: T0 T1 T2 T3 T4 T5)
+    (7: T0 T1 T2 T3 T4 T5 T6)
+    (8: T0 T1 T2 T3 T4 T5 T6 T7)
+    (9: T0 T1 T2 T3 T4 T5 T6 T7 T8)
+    (10: T0 T1 T2 T3 T4 T5 T6 T7 T8 T9)
+    (11: T0 T1 T2 T3 T4 T5 T6 T7 T8 T9 T10)
+    (12: T0 T1 T2 T3 T4 T5 T6 T7 T8 T9 T10 T11)
+}
+
+/// serde writes a `NonZero*` as its integer.
+macro_rules! nonzero_schema {
+    ($($ty:ident => $int:ty),* $(,)?) => {
+        $(
+            impl StateSchema for std::num::$ty {
+                const SCHEMA: u64 = <$int as StateSchema>::SCHEMA;
+            }
+        )*
+    };
+}
+
+nonzero_schema! {
+    NonZeroI8 => i8, NonZeroI16 => i16, NonZeroI32 => i32, NonZeroI64 => i64,
+    NonZeroI128 => i128, NonZeroIsize => isize,
+    NonZeroU8 => u8, NonZeroU16 => u16, NonZeroU32 => u32, NonZeroU64 => u64,
+    NonZeroU128 => u128, NonZeroUsize => usize,
+}
+
+/// serde writes a `Duration` as `struct Duration { secs: u64, nanos: u32 }`.
+impl StateSchema for std::time::Duration {
+    const SCHEMA: u64 = Fingerprint::new("struct")
+        .u64(2)
+        .str("secs")
+        .u64(u64::SCHEMA)
+        .str("nanos")
+        .u64(u32::SCHEMA)
+        .finish();
+}
+
+/// serde writes a `SystemTime` as
+/// `struct SystemTime { secs_since_epoch: u64, nanos_since_epoch: u32 }`.
+impl StateSchema for std::time::SystemTime {
+    const SCHEMA: u64 = Fingerprint::new("struct")
+        .u64(2)
+        .str("secs_since_epoch")
+        .u64(u64::SCHEMA)
+        .str("nanos_since_epoch")
+        .u64(u32::SCHEMA)
+        .finish();
+}
+
+// std::net, as serde writes them when the format is not human readable: addresses as their
+// octets (a tuple), socket addresses as `(ip, port)`, the enums with newtype variants.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+impl StateSchema for Ipv4Addr {
+    const SCHEMA: u64 = <[u8; 4]>::SCHEMA;
+}
+impl StateSchema for Ipv6Addr {
+    const SCHEMA: u64 = <[u8; 16]>::SCHEMA;
+}
+impl StateSchema for SocketAddrV4 {
+    const SCHEMA: u64 = <(Ipv4Addr, u16)>::SCHEMA;
+}
+impl StateSchema for SocketAddrV6 {
+    const SCHEMA: u64 = <(Ipv6Addr, u16)>::SCHEMA;
+}
+impl StateSchema for IpAddr {
+    const SCHEMA: u64 = v4_v6_enum(Ipv4Addr::SCHEMA, Ipv6Addr::SCHEMA);
+}
+impl StateSchema for SocketAddr {
+    const SCHEMA: u64 = v4_v6_enum(SocketAddrV4::SCHEMA, SocketAddrV6::SCHEMA);
+}
+
+/// `enum { V4(v4), V6(v6) }`, the shape of `IpAddr` and `SocketAddr`.
+const fn v4_v6_enum(v4: u64, v6: u64) -> u64 {
+    Fingerprint::new("enum")
+        .u64(2)
+        .str("V4")
+        .u64(0)
+        .u64(Fingerprint::new("newtype_variant").u64(v4).finish())
+        .str("V6")
+        .u64(1)
+        .u64(Fingerprint::new("newtype_variant").u64(v6).finish())
+        .finish()
+}
