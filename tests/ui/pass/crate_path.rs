@@ -6,7 +6,8 @@ mod rt {
     pub use graph_runtime::*;
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, rt::StateSchema)]
+#[state_schema(crate = crate::rt)]
 pub struct Counter {
     pub n: u64,
 }
