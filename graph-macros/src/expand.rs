@@ -315,8 +315,17 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         }
     };
 
+    // rustc does not resolve the `diagnostic::` attribute namespace under
+    // `#![no_implicit_prelude]`; such modules get plain trait errors instead.
+    let diagnostics = !module
+        .item
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("no_implicit_prelude"));
+
     // Constants.
-    let schemas = schema_items(args, state, graph, &interrupts);
+    let schemas = schema_items(args, state, graph, &interrupts, diagnostics);
+    let migrate_probe = &schemas.migrate_probe;
     let graph_hash = &schemas.graph_hash;
     let input_schema = &schemas.input_schema;
     let accepted_graphs = &schemas.accepted_graphs;
@@ -343,13 +352,6 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let ctx_ident = Ident::new("ctx", Span::mixed_site());
     let input_ident = Ident::new("input", Span::mixed_site());
     let cursor_ident = Ident::new("cursor", Span::mixed_site());
-    // rustc does not resolve the `diagnostic::` attribute namespace under
-    // `#![no_implicit_prelude]`; such modules get plain trait errors instead.
-    let diagnostics = !module
-        .item
-        .attrs
-        .iter()
-        .any(|attr| attr.path().is_ident("no_implicit_prelude"));
     let nested_rt = nested_private_path(args);
     let return_traits = nodes
         .iter()
@@ -368,6 +370,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 future
             }
             #(#return_traits)*
+            #migrate_probe
         }
     };
     let step_arms: Vec<TokenStream> = nodes
@@ -579,6 +582,8 @@ struct SchemaItems {
     accepted_graphs: Vec<TokenStream>,
     /// `Workflow::migrate_state`, when there is a `migrate_from`.
     migrate_state: TokenStream,
+    /// The conversion trait `migrate_state` calls, for the hidden probe module.
+    migrate_probe: TokenStream,
 }
 
 /// `<T as StateSchema>::SCHEMA`, spanned at the user's `T`: when `T` does not implement
@@ -616,6 +621,7 @@ fn schema_items(
     state: &Type,
     graph: &Graph,
     interrupts: &[(&NodeCode, &Type)],
+    diagnostics: bool,
 ) -> SchemaItems {
     let rt = private_path(args);
     let allow = allow_lints();
@@ -731,8 +737,10 @@ fn schema_items(
             // state, is reported there.
             let mut decode = quote_spanned!(first=> #rt::decode_prefix::<#ty>);
             decode.extend(quote_spanned!(last=> (#bytes)));
-            let mut convert = quote_spanned!(first=> <#ty as ::core::convert::Into<#state>>);
-            convert.extend(quote_spanned!(last=> ::into(#old)));
+            let migrate = Ident::new("__graph_migrate", last);
+            let mut convert =
+                quote_spanned!(first=> <#ty as __graph_probes::MigratesIntoState<#state>>);
+            convert.extend(quote_spanned!(last=> ::#migrate(#old)));
             quote! {
                 if #schema == __GRAPH_MIGRATES_FROM[#j] {
                     return ::core::option::Option::Some(
@@ -748,6 +756,41 @@ fn schema_items(
             ) -> ::core::option::Option<::core::result::Result<(#state, usize), #rt::DecodeError>> {
                 #(#arms)*
                 ::core::option::Option::None
+            }
+        }
+    };
+
+    // The conversion goes through a trait of our own, so that a missing `Into<State>` is
+    // explained in the words of `migrate_from`.
+    let migrate_probe = if args.migrate_from.is_empty() {
+        TokenStream::new()
+    } else {
+        let (on_unimplemented, do_not_recommend) = if diagnostics {
+            let message = format!(
+                "`{{Self}}` is listed in `migrate_from`, but cannot be converted into the state `{state_name}`"
+            );
+            let label = format!("`{{Self}}` does not implement `Into<{state_name}>`");
+            let note = format!(
+                "a checkpoint saved as `{{Self}}` is decoded as `{{Self}}`, then converted into the state: implement `From<{{Self}}> for {state_name}`"
+            );
+            (
+                quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
+                quote!(#[diagnostic::do_not_recommend]),
+            )
+        } else {
+            (TokenStream::new(), TokenStream::new())
+        };
+        quote! {
+            #on_unimplemented
+            pub(super) trait MigratesIntoState<S>: ::core::marker::Sized {
+                fn __graph_migrate(self) -> S;
+            }
+            #do_not_recommend
+            impl<T: ::core::convert::Into<S>, S> MigratesIntoState<S> for T {
+                #[inline(always)]
+                fn __graph_migrate(self) -> S {
+                    ::core::convert::Into::into(self)
+                }
             }
         }
     };
@@ -774,6 +817,7 @@ fn schema_items(
         input_schema,
         accepted_graphs,
         migrate_state,
+        migrate_probe,
     }
 }
 
@@ -1661,7 +1705,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("< old :: S2 as :: core :: convert :: Into < S >> :: into"),
+            text.contains(
+                "< old :: S2 as __graph_probes :: MigratesIntoState < S >> :: __graph_migrate (__graph_old)"
+            ),
             "{text}"
         );
         // One assertion against the state per type, one per pair.
