@@ -351,7 +351,8 @@ pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Derives `graph_runtime::StateSchema`: a `const` fingerprint of the type's serde data model,
 /// which every checkpoint stores so that a checkpoint of another shape is refused instead of
-/// misread.
+/// misread (bincode writes no names: a renamed field or two swapped `u64`s would decode
+/// "fine").
 ///
 /// ```
 /// use graph_runtime::prelude::*;
@@ -366,10 +367,46 @@ pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[derive(Serialize, Deserialize, StateSchema)]
 /// pub enum Status { Open, Paid { charge_id: String }, Cancelled(String) }
 ///
+/// // The data model, not the Rust names: a renamed field keeping its serde name keeps the
+/// // fingerprint.
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct LineV2 { #[serde(rename = "sku")] pub article: String, pub quantity: u32 }
+///
+/// assert_eq!(Line::SCHEMA, LineV2::SCHEMA);
 /// assert_ne!(Order::SCHEMA, Line::SCHEMA);
 /// ```
 ///
-/// See `graph_runtime::schema` for the rules.
+/// Every field's type must implement `StateSchema` too (std types do; derive it on your own).
+/// Self-references (`children: Vec<Tree>`) get a fixed "recursive" marker; for two types that
+/// contain each other, mark one of the fields `#[state_schema(recursive)]`.
+///
+/// Attributes, all optional:
+/// - on a field: `#[state_schema(as = Type)]` (fingerprint it as `Type`, e.g. the type a
+///   `#[serde(with)]` field is written as), `#[state_schema(with = "name-v1")]` (an opaque
+///   name, for a foreign type without an impl), `#[state_schema(recursive)]`;
+/// - on the type: `as = Type` and `with = ".."` likewise (required with `#[serde(into)]`,
+///   `from` or `try_from`), and `crate = path` when the runtime is re-exported under another
+///   path (`::graph_runtime` by default).
+///
+/// serde attributes that bincode cannot round-trip are compile errors at the attribute:
+/// `flatten`, `untagged`, `tag` (internally or adjacently tagged enums),
+/// `skip_serializing_if`, a one-sided `skip_serializing` / `skip_deserializing`, a skipped
+/// variant before a written one, and `with` / `serialize_with` / `deserialize_with` without
+/// `#[state_schema(as = …)]` or `#[state_schema(with = "…")]`:
+///
+/// ```compile_fail
+/// # use graph_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, StateSchema)] pub struct Address { pub city: String }
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct Customer {
+///     pub name: String,
+///     #[serde(flatten)]   // error: `#[serde(flatten)]` cannot be checkpointed: …
+///     pub address: Address,
+/// }
+/// ```
+///
+/// `graph_runtime::schema` has the complete rules.
 #[proc_macro_derive(StateSchema, attributes(state_schema))]
 pub fn derive_state_schema(input: TokenStream) -> TokenStream {
     state_schema::derive(input.into()).into()

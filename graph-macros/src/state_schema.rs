@@ -102,36 +102,9 @@ impl Container {
         let krate = ours.krate.clone().unwrap_or_else(default_crate_path);
         let whole = ours.override_schema();
 
-        // `into`/`from`/`try_from` make serde write or read another type, whose shape only the
-        // user knows.
-        if whole.is_none() {
-            for (key, span) in &serde.converts {
-                cx.error_at(
-                    *span,
-                    format!(
-                        "`#[serde({key})]` makes serde write another type, so its fingerprint cannot come from this one; add `#[state_schema(as = ThatType)]` next to it"
-                    ),
-                );
-            }
-        }
+        check_converts(cx, &serde, whole.is_some());
         check_refused(cx, &serde);
-        if let Some(span) = serde.untagged {
-            cx.error_at(
-                span,
-                "`#[serde(untagged)]` cannot be checkpointed: bincode cannot read an untagged enum back (serde needs `deserialize_any` to guess the variant); remove `untagged`",
-            );
-        }
-        match (serde.tag, serde.content) {
-            (Some(span), None) => cx.error_at(
-                span,
-                "an internally tagged enum (`#[serde(tag = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any` to find the tag); remove `tag`",
-            ),
-            (Some(span), Some(_)) | (None, Some(span)) => cx.error_at(
-                span,
-                "an adjacently tagged enum (`#[serde(tag = \"…\", content = \"…\")]`) cannot be checkpointed: bincode writes no names, so only serde's default (externally tagged) enums are supported; remove `tag` and `content`",
-            ),
-            (None, None) => {}
-        }
+        check_tagging(cx, &serde);
 
         let self_ident = &item.ident;
         let body = match (&item.data, whole) {
@@ -193,23 +166,10 @@ fn parse_variants(
     let mut skipped: Option<&Ident> = None;
     for (index, variant) in data.variants.iter().enumerate() {
         let serde = SerdeAttrs::parse(&variant.attrs);
-        let ours = OurAttrs::parse(cx, &variant.attrs, Place::Variant);
-        let _ = ours;
+        // Variants take no `#[state_schema]` keys: this only reports misuse.
+        OurAttrs::parse(cx, &variant.attrs, Place::Variant);
         check_refused(cx, &serde);
-        if let Some(span) = serde.untagged {
-            cx.error_at(
-                span,
-                "an untagged variant (`#[serde(untagged)]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any`); remove `untagged`",
-            );
-        }
-        if let Some((key, span)) = &serde.with {
-            cx.error_at(
-                *span,
-                format!(
-                    "`#[serde({key})]` on a variant is not supported by `StateSchema`; put it on the variant's field, with `#[state_schema(as = Type)]` or `#[state_schema(with = \"name-v1\")]` next to it"
-                ),
-            );
-        }
+        check_variant(cx, &serde);
         if serde.skip_deserializing.is_some() {
             skipped.get_or_insert(&variant.ident);
             continue;
@@ -260,11 +220,11 @@ fn check_fields(cx: &Ctxt, data: &Data, self_ident: &Ident, krate: &syn::Path) {
     let rule = RenameRule::None;
     match data {
         Data::Struct(data) => {
-            parse_fields(cx, &data.fields, rule, self_ident, krate);
+            parse_fields_with(cx, &data.fields, rule, self_ident, krate, false);
         }
         Data::Enum(data) => {
             for variant in &data.variants {
-                parse_fields(cx, &variant.fields, rule, self_ident, krate);
+                parse_fields_with(cx, &variant.fields, rule, self_ident, krate, false);
             }
         }
         Data::Union(_) => {}
@@ -278,6 +238,19 @@ fn parse_fields(
     rule: RenameRule,
     self_ident: &Ident,
     krate: &syn::Path,
+) -> Vec<Field> {
+    parse_fields_with(cx, fields, rule, self_ident, krate, true)
+}
+
+/// [`parse_fields`]; `own_shape` is false when the container's fingerprint comes from
+/// `#[state_schema(as/with)]`, so a field's `#[serde(with)]` needs no escape hatch of its own.
+fn parse_fields_with(
+    cx: &Ctxt,
+    fields: &Fields,
+    rule: RenameRule,
+    self_ident: &Ident,
+    krate: &syn::Path,
+    own_shape: bool,
 ) -> Vec<Field> {
     let mut out = Vec::new();
     for field in fields {
@@ -303,7 +276,7 @@ fn parse_fields(
         let schema = match ours.override_schema() {
             Some(schema) => schema,
             None => {
-                if let Some((key, span)) = &serde.with {
+                if let Some((key, span)) = serde.with.as_ref().filter(|_| own_shape) {
                     cx.error_at(
                         *span,
                         format!(
@@ -325,7 +298,68 @@ fn parse_fields(
     out
 }
 
-/// The serde attributes refused wherever they appear, with why.
+/// `into`/`from`/`try_from` make serde write or read another type, whose shape only the user
+/// knows: they need the container's `#[state_schema(as = T)]` (or `with`).
+fn check_converts(cx: &Ctxt, serde: &SerdeAttrs, has_override: bool) {
+    if has_override {
+        return;
+    }
+    for (key, span) in &serde.converts {
+        cx.error_at(
+            *span,
+            format!(
+                "`#[serde({key})]` makes serde write another type, so its fingerprint cannot come from this one; add `#[state_schema(as = ThatType)]` next to it"
+            ),
+        );
+    }
+}
+
+/// Only serde's default enum representation (externally tagged: the variant index, then the
+/// content) reads back from bincode: the others need `deserialize_any` or identifiers, which
+/// bincode does not support (tests/schema.rs shows each failing).
+fn check_tagging(cx: &Ctxt, serde: &SerdeAttrs) {
+    if let Some(span) = serde.untagged {
+        cx.error_at(
+            span,
+            "`#[serde(untagged)]` cannot be checkpointed: bincode cannot read an untagged enum back (serde needs `deserialize_any` to guess the variant); remove `untagged`",
+        );
+    }
+    match (serde.tag, serde.content) {
+        (Some(span), None) => cx.error_at(
+            span,
+            "an internally tagged enum (`#[serde(tag = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any` to find the tag); remove `tag`",
+        ),
+        (Some(span), Some(_)) | (None, Some(span)) => cx.error_at(
+            span,
+            "an adjacently tagged enum (`#[serde(tag = \"…\", content = \"…\")]`) cannot be checkpointed: bincode cannot read it back (serde reads the tag as an identifier, which bincode does not support); remove `tag` and `content`",
+        ),
+        (None, None) => {}
+    }
+}
+
+/// An untagged variant needs `deserialize_any`, like an untagged enum. A variant's
+/// `#[serde(with)]` rewrites the whole variant, which a field-level escape hatch describes
+/// better, so it is sent there.
+fn check_variant(cx: &Ctxt, serde: &SerdeAttrs) {
+    if let Some(span) = serde.untagged {
+        cx.error_at(
+            span,
+            "an untagged variant (`#[serde(untagged)]`) cannot be checkpointed: bincode cannot read it back (serde needs `deserialize_any`); remove `untagged`",
+        );
+    }
+    if let Some((key, span)) = &serde.with {
+        cx.error_at(
+            *span,
+            format!(
+                "`#[serde({key})]` on a variant is not supported by `StateSchema`; put it on the variant's field, with `#[state_schema(as = Type)]` or `#[state_schema(with = \"name-v1\")]` next to it"
+            ),
+        );
+    }
+}
+
+/// The serde attributes refused wherever they appear. `flatten` is read back with
+/// `deserialize_any`; `skip_serializing_if` leaves a field out of the bytes while the reader,
+/// which has no names to go by, still expects it.
 fn check_refused(cx: &Ctxt, serde: &SerdeAttrs) {
     if let Some(span) = serde.flatten {
         cx.error_at(
@@ -563,11 +597,21 @@ impl OurAttrs {
         match (key.as_str(), place) {
             ("as", _) => {
                 duplicate(self.as_type.is_some());
-                self.as_type = Some(meta.value()?.parse()?);
+                let value = meta.value()?;
+                let span = value.span();
+                self.as_type = Some(
+                    value
+                        .parse()
+                        .map_err(|_| syn::Error::new(span, "`as` takes a type: `as = Type`"))?,
+                );
             }
             ("with", _) => {
                 duplicate(self.with.is_some());
-                self.with = Some(meta.value()?.parse()?);
+                let value = meta.value()?;
+                let span = value.span();
+                self.with = Some(value.parse().map_err(|_| {
+                    syn::Error::new(span, "`with` takes a string: `with = \"name-v1\"`")
+                })?);
             }
             ("recursive", Place::Field) => {
                 duplicate(self.recursive.is_some());
@@ -576,13 +620,17 @@ impl OurAttrs {
             ("crate", Place::Container) => {
                 duplicate(self.krate.is_some());
                 let value = meta.value()?;
-                self.krate = Some(if value.peek(LitStr) {
+                let span = value.span();
+                let path = if value.peek(LitStr) {
                     value
-                        .parse::<LitStr>()?
-                        .parse_with(syn::Path::parse_mod_style)?
+                        .parse::<LitStr>()
+                        .and_then(|lit| lit.parse_with(syn::Path::parse_mod_style))
                 } else {
-                    value.call(syn::Path::parse_mod_style)?
-                });
+                    value.call(syn::Path::parse_mod_style)
+                };
+                self.krate = Some(path.map_err(|_| {
+                    syn::Error::new(span, "`crate` takes a path: `crate = ::graph_runtime`")
+                })?);
             }
             _ => {
                 let expected = match place {
@@ -732,7 +780,12 @@ impl RenameRule {
 
 // --- code generation --------------------------------------------------------------------------
 
-/// The impl, its probes, and the marker alias recursion uses.
+/// The impl.
+///
+/// Each `<FieldType as StateSchema>::SCHEMA` is spanned at the user's field type, so when the
+/// type has no impl, rustc's error (with the trait's `on_unimplemented` note) lands on that
+/// type, as axum's `debug_handler` probes do. A separate probe function would only repeat the
+/// same error with a longer note.
 fn expand(item: &DeriveInput, container: &Container) -> TokenStream {
     let krate = &container.krate;
     let rt = quote!(#krate::__private);
@@ -754,7 +807,6 @@ fn expand(item: &DeriveInput, container: &Container) -> TokenStream {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
 
-    let probes = probes(&container.body);
     quote! {
         #[automatically_derived]
         impl #impl_generics #rt::StateSchema for #ident #ty_generics #where_clause {
@@ -762,53 +814,7 @@ fn expand(item: &DeriveInput, container: &Container) -> TokenStream {
                 #schema
             };
         }
-
-        #[doc(hidden)]
-        #[allow(dead_code, non_snake_case, clippy::all)]
-        const _: () = {
-            fn __graph_state_schema_probe #impl_generics () #where_clause {
-                fn __graph_assert_state_schema<__GraphT: ?::core::marker::Sized + #rt::StateSchema>() {}
-                #probes
-            }
-        };
     }
-}
-
-/// One assertion per field type, spanned at the user's type, so a missing impl is reported
-/// on the field (as `T: StateSchema` is not satisfied) rather than on the derive.
-fn probes(body: &Body) -> TokenStream {
-    fn type_of(schema: &FieldSchema) -> Option<&Type> {
-        match schema {
-            FieldSchema::Type(ty)
-            | FieldSchema::Override {
-                as_type: Some(ty), ..
-            } => Some(ty),
-            _ => None,
-        }
-    }
-    let mut types: Vec<&Type> = Vec::new();
-    let mut add = |schema| types.extend(type_of(schema));
-    match body {
-        Body::Whole(schema) => add(schema),
-        Body::Struct(fields) | Body::Tuple(fields) => fields.iter().for_each(|f| add(&f.schema)),
-        Body::Newtype(field) => add(&field.schema),
-        Body::Unit => {}
-        Body::Enum(variants) => {
-            for variant in variants {
-                match &variant.shape {
-                    Shape::Unit => {}
-                    Shape::Newtype(field) => add(&field.schema),
-                    Shape::Tuple(fields) | Shape::Struct(fields) => {
-                        fields.iter().for_each(|f| add(&f.schema))
-                    }
-                }
-            }
-        }
-    }
-    types
-        .into_iter()
-        .map(|ty| quote_spanned!(ty.span()=> __graph_assert_state_schema::<#ty>();))
-        .collect()
 }
 
 /// Writes the `const` expressions of the fingerprint.
@@ -923,4 +929,418 @@ fn fallback(item: &DeriveInput, krate: &syn::Path, errors: &syn::Error) -> Token
     }
     .to_tokens(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    /// The error messages the derive reports for `item`, in order.
+    fn errors(item: DeriveInput) -> Vec<String> {
+        let cx = Ctxt::new();
+        let _ = Container::from_ast(&cx, &item);
+        match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The container of an item that must have no error.
+    fn container(item: DeriveInput) -> Container {
+        let cx = Ctxt::new();
+        let container = Container::from_ast(&cx, &item);
+        if let Err(errors) = cx.check() {
+            panic!("unexpected errors: {errors}");
+        }
+        container
+    }
+
+    fn field_names(fields: &[Field]) -> Vec<Option<&str>> {
+        fields.iter().map(|field| field.name.as_deref()).collect()
+    }
+
+    #[test]
+    fn serde_names_rename_and_rename_all() {
+        let item: DeriveInput = parse_quote! {
+            #[serde(rename_all = "camelCase", deny_unknown_fields, rename = "Other")]
+            struct Order {
+                order_id: u64,
+                #[serde(rename(serialize = "memo", deserialize = "note"))]
+                note: String,
+                #[serde(rename = "x", alias = "y", default)]
+                r#type: u8,
+                #[serde(skip)]
+                cache: Vec<u8>,
+                #[serde(default = "zero", borrow)]
+                r#loop: u8,
+            }
+        };
+        let Body::Struct(fields) = container(item).body else {
+            panic!("not a struct body");
+        };
+        assert_eq!(
+            field_names(&fields),
+            [Some("orderId"), Some("memo"), Some("x"), Some("loop")]
+        );
+    }
+
+    #[test]
+    fn enum_variants_keep_serde_indices_and_shapes() {
+        let item: DeriveInput = parse_quote! {
+            #[serde(rename_all = "snake_case", rename_all_fields = "PascalCase")]
+            enum Status {
+                OpenNow,
+                Paid { charge_id: String },
+                #[serde(rename_all = "UPPERCASE")]
+                Moved { to_city: String },
+                Refunded(u64),
+                Split(u64, u64),
+                #[serde(skip_serializing)]
+                Legacy,
+                #[serde(skip)]
+                Local,
+            }
+        };
+        let Body::Enum(variants) = container(item).body else {
+            panic!("not an enum body");
+        };
+        let names: Vec<(&str, u32)> = variants
+            .iter()
+            .map(|v| (v.name.as_str(), v.index))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("open_now", 0),
+                ("paid", 1),
+                ("moved", 2),
+                ("refunded", 3),
+                ("split", 4),
+                ("legacy", 5)
+            ]
+        );
+        let Shape::Struct(paid) = &variants[1].shape else {
+            panic!("`Paid` is not a struct variant");
+        };
+        assert_eq!(field_names(paid), [Some("ChargeId")]);
+        let Shape::Struct(moved) = &variants[2].shape else {
+            panic!("`Moved` is not a struct variant");
+        };
+        assert_eq!(field_names(moved), [Some("TO_CITY")]);
+        assert!(matches!(variants[3].shape, Shape::Newtype(_)));
+        assert!(matches!(&variants[4].shape, Shape::Tuple(fields) if fields.len() == 2));
+        assert!(matches!(variants[0].shape, Shape::Unit));
+    }
+
+    #[test]
+    fn struct_kinds() {
+        let newtype = container(parse_quote!(
+            struct A(u8);
+        ))
+        .body;
+        assert!(matches!(newtype, Body::Newtype(_)));
+        let tuple = container(parse_quote!(
+            struct A(u8, #[serde(skip)] u16);
+        ))
+        .body;
+        assert!(matches!(tuple, Body::Tuple(fields) if fields.len() == 1));
+        assert!(matches!(
+            container(parse_quote!(
+                struct A;
+            ))
+            .body,
+            Body::Unit
+        ));
+        let empty = container(parse_quote!(
+            struct A {}
+        ))
+        .body;
+        assert!(matches!(empty, Body::Struct(fields) if fields.is_empty()));
+        let transparent = container(parse_quote! {
+            #[serde(transparent)]
+            struct A { #[serde(skip)] cache: u8, inner: String }
+        });
+        assert!(matches!(
+            transparent.body,
+            Body::Whole(FieldSchema::Type(Type::Path(path))) if path.path.is_ident("String")
+        ));
+    }
+
+    #[test]
+    fn rename_rules_match_serde() {
+        let variant = |rule: &str| RenameRule::from_str(rule).apply_to_variant("VeryTasty");
+        assert_eq!(variant("lowercase"), "verytasty");
+        assert_eq!(variant("UPPERCASE"), "VERYTASTY");
+        assert_eq!(variant("PascalCase"), "VeryTasty");
+        assert_eq!(variant("camelCase"), "veryTasty");
+        assert_eq!(variant("snake_case"), "very_tasty");
+        assert_eq!(variant("SCREAMING_SNAKE_CASE"), "VERY_TASTY");
+        assert_eq!(variant("kebab-case"), "very-tasty");
+        assert_eq!(variant("SCREAMING-KEBAB-CASE"), "VERY-TASTY");
+        assert_eq!(variant("unknown"), "VeryTasty");
+        let field = |rule: &str| RenameRule::from_str(rule).apply_to_field("very_tasty");
+        assert_eq!(field("lowercase"), "very_tasty");
+        assert_eq!(field("UPPERCASE"), "VERY_TASTY");
+        assert_eq!(field("PascalCase"), "VeryTasty");
+        assert_eq!(field("camelCase"), "veryTasty");
+        assert_eq!(field("snake_case"), "very_tasty");
+        assert_eq!(field("SCREAMING_SNAKE_CASE"), "VERY_TASTY");
+        assert_eq!(field("kebab-case"), "very-tasty");
+        assert_eq!(field("SCREAMING-KEBAB-CASE"), "VERY-TASTY");
+    }
+
+    #[test]
+    fn self_references_become_the_marker() {
+        let krate = default_crate_path();
+        let own: Ident = parse_quote!(Tree);
+        let replaced = |ty: Type| replace_self(ty, &own, &krate).to_token_stream().to_string();
+        let marker = ":: graph_runtime :: __private :: Recursive";
+        assert_eq!(
+            replaced(parse_quote!(Vec<Tree>)),
+            format!("Vec < {marker} >")
+        );
+        assert_eq!(
+            replaced(parse_quote!(Option<Box<Self>>)),
+            format!("Option < Box < {marker} > >")
+        );
+        assert_eq!(
+            replaced(parse_quote!(HashMap<String, crate::Tree<T>>)),
+            format!("HashMap < String , {marker} >")
+        );
+        // An array length is a value, not a type to replace.
+        assert_eq!(
+            replaced(parse_quote!([u8; size_of::<Self>()])),
+            "[u8 ; size_of :: < Self > ()]"
+        );
+        assert_eq!(replaced(parse_quote!(Vec<Forest>)), "Vec < Forest >");
+    }
+
+    #[test]
+    fn escape_hatches() {
+        let item: DeriveInput = parse_quote! {
+            struct A {
+                #[serde(with = "text")]
+                #[state_schema(as = String)]
+                a: Foreign,
+                #[serde(serialize_with = "s", deserialize_with = "d")]
+                #[state_schema(with = "foreign-v1")]
+                b: Foreign,
+                #[serde(with = "text")]
+                #[state_schema(as = String, with = "v2")]
+                c: Foreign,
+                #[state_schema(recursive)]
+                d: Vec<B>,
+            }
+        };
+        let Body::Struct(fields) = container(item).body else {
+            panic!("not a struct body");
+        };
+        assert!(matches!(
+            &fields[0].schema,
+            FieldSchema::Override {
+                as_type: Some(_),
+                with: None
+            }
+        ));
+        assert!(matches!(
+            &fields[1].schema,
+            FieldSchema::Override { as_type: None, with: Some(with) } if with.value() == "foreign-v1"
+        ));
+        assert!(matches!(
+            &fields[2].schema,
+            FieldSchema::Override {
+                as_type: Some(_),
+                with: Some(_)
+            }
+        ));
+        assert!(matches!(&fields[3].schema, FieldSchema::Recursive(_)));
+    }
+
+    #[test]
+    fn container_overrides_and_crate_path() {
+        let item = container(parse_quote! {
+            #[serde(into = "String", try_from = "String")]
+            #[state_schema(as = String, crate = "::my_rt")]
+            struct Email { user: String, host: String }
+        });
+        assert!(matches!(item.body, Body::Whole(_)));
+        assert_eq!(item.krate.to_token_stream().to_string(), ":: my_rt");
+        // The container's fingerprint is given: a field's `with` needs nothing more, but the
+        // refused attributes are still refused.
+        let messages = errors(parse_quote! {
+            #[state_schema(with = "email-v1")]
+            struct Email { #[serde(with = "text")] a: u8, #[serde(flatten)] b: B }
+        });
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].starts_with("`#[serde(flatten)]`"));
+        let item = container(parse_quote! {
+            #[state_schema(crate = crate::rt)]
+            struct A;
+        });
+        assert_eq!(item.krate.to_token_stream().to_string(), "crate :: rt");
+        let messages = errors(parse_quote! {
+            #[state_schema(crate = "not a path")]
+            struct A;
+        });
+        assert_eq!(
+            messages,
+            ["`crate` takes a path: `crate = ::graph_runtime`"]
+        );
+    }
+
+    #[test]
+    fn refused_serde_attributes() {
+        let messages = errors(parse_quote! {
+            #[serde(into = "String")]
+            struct A {
+                #[serde(flatten)]
+                a: B,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                b: Option<u8>,
+                #[serde(skip_serializing)]
+                c: u8,
+                #[serde(skip_deserializing)]
+                d: u8,
+                #[serde(with = "text")]
+                e: u8,
+                #[serde(deserialize_with = "text")]
+                f: u8,
+            }
+        });
+        let expected = [
+            "`#[serde(into)]` makes serde write another type",
+            "`#[serde(flatten)]` cannot be checkpointed",
+            "`skip_serializing_if` cannot be checkpointed",
+            "`skip_serializing` without `skip_deserializing`",
+            "`skip_deserializing` without `skip_serializing`",
+            "`#[serde(with)]` changes how this field is written",
+            "`#[serde(deserialize_with)]` changes how this field is written",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, start) in messages.iter().zip(expected) {
+            assert!(message.starts_with(start), "{message}");
+        }
+    }
+
+    #[test]
+    fn refused_enum_taggings() {
+        let messages = errors(parse_quote! {
+            #[serde(untagged)]
+            enum A { X(u8) }
+        });
+        assert!(messages[0].starts_with("`#[serde(untagged)]` cannot be checkpointed"));
+        let messages = errors(parse_quote! {
+            #[serde(tag = "type")]
+            enum A { X { a: u8 } }
+        });
+        assert!(messages[0].starts_with("an internally tagged enum"));
+        let messages = errors(parse_quote! {
+            #[serde(tag = "t", content = "c")]
+            enum A { X(u8) }
+        });
+        assert!(messages[0].starts_with("an adjacently tagged enum"));
+        let messages = errors(parse_quote! {
+            enum A {
+                X(u8),
+                #[serde(untagged)]
+                Y(String),
+                #[serde(with = "text")]
+                Z(u8),
+            }
+        });
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(messages[0].starts_with("an untagged variant"));
+        assert!(messages[1].starts_with("`#[serde(with)]` on a variant"));
+    }
+
+    #[test]
+    fn skipped_variants_must_come_last() {
+        let messages = errors(parse_quote! {
+            enum A { X, #[serde(skip)] Local, Y, #[serde(skip_deserializing)] Z }
+        });
+        assert_eq!(
+            messages,
+            [
+                "skipped variant `Local` comes before `Y`: serde numbers the variants it reads without the skipped ones, so bincode would read the wrong variant; move the skipped variants to the end of the enum"
+            ]
+        );
+    }
+
+    #[test]
+    fn our_attribute_mistakes() {
+        let messages = errors(parse_quote! {
+            #[state_schema(recursive)]
+            enum A {
+                #[state_schema(as = u8)]
+                X {
+                    #[state_schema(as = u8, as = u16)]
+                    a: B,
+                    #[state_schema(recursive, with = "v1")]
+                    b: B,
+                    #[state_schema(crate = ::rt)]
+                    c: B,
+                    #[state_schema(with = 3)]
+                    d: B,
+                },
+            }
+        });
+        let expected = [
+            "unknown key `recursive` in `#[state_schema]`; expected `as = Type`, `with = \"name-v1\"` or `crate = path` on a type",
+            "`#[state_schema]` has no keys for a variant; put `as`, `with` or `recursive` on the variant's fields",
+            "duplicate key `as` in `#[state_schema]`; remove one",
+            "`recursive` replaces the field's fingerprint, so it cannot go with `as` or `with`; keep one",
+            "unknown key `crate` in `#[state_schema]`; expected `as = Type`, `with = \"name-v1\"` or `recursive` on a field",
+            "`with` takes a string: `with = \"name-v1\"`",
+        ];
+        assert_eq!(messages, expected);
+    }
+
+    #[test]
+    fn union_is_an_error_with_a_fallback_impl() {
+        let output = derive(quote!(union U { a: u32, b: f32 })).to_string();
+        assert!(
+            output.contains("only works on a struct or an enum"),
+            "{output}"
+        );
+        assert!(
+            output.contains("const SCHEMA : :: core :: primitive :: u64 = 0"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn generated_impl_bounds_type_parameters() {
+        let output = derive(quote! {
+            struct Page<'a, T, const N: usize> where T: Clone { items: Vec<T>, title: &'a str }
+        })
+        .to_string();
+        assert!(
+            output.contains("T : :: graph_runtime :: __private :: StateSchema"),
+            "{output}"
+        );
+        assert!(!output.contains("compile_error"), "{output}");
+    }
+
+    #[test]
+    fn input_that_is_not_an_item_is_an_error_not_a_panic() {
+        let output = derive(quote!(
+            fn f() {}
+        ))
+        .to_string();
+        assert!(output.contains("compile_error"), "{output}");
+    }
+
+    #[test]
+    fn malformed_serde_attributes_are_left_to_serde() {
+        // serde reports these itself; the fingerprint ignores what it cannot read.
+        let item = container(parse_quote! {
+            #[serde(rename_all = 3, bound(serialize = "T: Serialize"), crate = "serde")]
+            struct A { #[serde(rename(deserialize = "b"), getter = "x")] a: u8, #[serde(???)] c: u8 }
+        });
+        let Body::Struct(fields) = item.body else {
+            panic!("not a struct body");
+        };
+        assert_eq!(field_names(&fields), [Some("a"), Some("c")]);
+    }
 }

@@ -7,15 +7,157 @@
 //! fingerprint is not the compiled one (or one listed in `migrate_from`) with
 //! [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) before decoding a byte of it.
 //!
-//! The fingerprint describes the data as serde sees it: field and variant names (after
-//! `#[serde(rename)]`), their order and their shapes, and nested types through their own
-//! fingerprints. Rust type names and paths are not part of it, so moving or renaming a type
-//! keeps its checkpoints readable.
+//! ```
+//! use graph_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub struct Order { pub id: u64, pub lines: Vec<Line>, pub status: Status }
+//!
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub struct Line { pub sku: String, pub quantity: u32 }
+//!
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub enum Status { Open, Paid { charge_id: String }, Cancelled(String) }
+//!
+//! const ORDER_SCHEMA: u64 = Order::SCHEMA; // a `const`, computed by the compiler
+//! # let _ = ORDER_SCHEMA;
+//! ```
+//!
+//! # What the fingerprint covers
+//!
+//! The data as serde writes it, which is what bincode stores:
+//!
+//! - a struct: its kind (struct, tuple struct, newtype struct, unit struct), then each field
+//!   serde writes, in declaration order: its serde name (after `#[serde(rename)]` and the
+//!   container's `rename_all`) and its type's fingerprint;
+//! - an enum: each variant serde writes: its serde name (`rename`, `rename_all`), its index and
+//!   its shape (unit, newtype, tuple, or struct with named fields, `rename_all_fields` applied);
+//! - nested types through their own [`StateSchema::SCHEMA`].
+//!
+//! A generic type gets a `T: StateSchema` bound on each type parameter, so `Page<u8>` and
+//! `Page<String>` have different fingerprints.
+//!
+//! Not covered: the Rust name and path of the type (moving or renaming a type keeps its
+//! checkpoints readable, and so does renaming a field while keeping its serde name with
+//! `#[serde(rename = "old_name")]`), fields with `#[serde(skip)]` (never written), `alias`,
+//! `default`, `deny_unknown_fields` and `bound` (they change nothing in bincode's bytes).
+//!
+//! The std impls follow serde's own impls, so types serde writes alike share a fingerprint:
+//! `String`, `str`, `Box<str>`, `Cow<str>` and `PathBuf` are text; `Vec<T>`, `VecDeque<T>`,
+//! `[T]` and the sets are sequences; `HashMap` and `BTreeMap` maps; `Box<T>`, `Rc<T>`,
+//! `Arc<T>`, `&T`, `Wrapping<T>`, `Reverse<T>` and `NonZeroU32` the value inside; `usize` a
+//! `u64`; `[T; N]` a tuple of `N` elements; `Duration` the struct `{ secs, nanos }`;
+//! `IpAddr` an enum of octet tuples. With the features `chrono` and `uuid`: chrono's dates
+//! and times are text (chrono writes them as RFC 3339 / ISO 8601 strings), a `Uuid` is bytes
+//! (uuid writes its 16 bytes when the format is not human readable, as bincode is not).
+//!
+//! # What the derive refuses, and why
+//!
+//! Each of these is a compile error pointing at the attribute:
+//!
+//! - `#[serde(flatten)]`, `#[serde(untagged)]` (on an enum or a variant) and internally tagged
+//!   enums (`#[serde(tag = "type")]`): serde reads them back with `deserialize_any`, which
+//!   bincode cannot do, so a checkpoint would be written and never read;
+//! - adjacently tagged enums (`tag` + `content`): serde reads their tag as an identifier,
+//!   which bincode does not support; use serde's default enum representation;
+//! - `skip_serializing_if`, and `skip_serializing` or `skip_deserializing` alone: bincode has
+//!   no names, so a field written but not read (or read but not written) shifts every later
+//!   field; `#[serde(skip)]` (both ways) is fine;
+//! - a skipped variant before a written one: serde numbers the variants it reads without the
+//!   skipped ones, so bincode would read the wrong variant; skipped variants go last;
+//! - `#[serde(with)]`, `serialize_with` or `deserialize_with` on a field, and `into`, `from` or
+//!   `try_from` on a type, without an escape hatch (below): they write another shape than the
+//!   type's, which only you know.
+//!
+//! A field whose type does not implement [`StateSchema`] is an error at that type. Types that
+//! serde can only read back with `deserialize_any` (such as `serde_json::Value`) have no impl
+//! on purpose: they cannot be read back from a checkpoint.
+//!
+//! # Escape hatches
+//!
+//! - `#[state_schema(as = T)]` on a field or a type: take `T`'s fingerprint, for a
+//!   `#[serde(with)]` field (the type it is written as) or an `into`/`from` type;
+//! - `#[state_schema(with = "name-v1")]`: an opaque fingerprint of that string, for a foreign
+//!   type that has no impl (the orphan rule keeps you from adding one); change the string
+//!   whenever the way it is written changes. Both together mix the two;
+//! - `#[state_schema(crate = path)]` on the type: where the runtime crate is, for crates that
+//!   re-export it (`::graph_runtime` by default);
+//! - a hand-written impl with [`Fingerprint`], for a local type with its own `Serialize`.
+//!
+//! ```
+//! use graph_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! # mod other_crate { pub struct Money(pub i64); }
+//! # mod money_as_cents {
+//! #     use serde::{Deserialize, Deserializer, Serializer};
+//! #     pub fn serialize<S: Serializer>(m: &super::other_crate::Money, s: S) -> Result<S::Ok, S::Error> { s.serialize_i64(m.0) }
+//! #     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<super::other_crate::Money, D::Error> { i64::deserialize(d).map(super::other_crate::Money) }
+//! # }
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub struct Invoice {
+//!     #[serde(with = "money_as_cents")]
+//!     #[state_schema(as = i64)]              // written as an `i64`
+//!     pub total: other_crate::Money,
+//!     #[serde(with = "money_as_cents")]
+//!     #[state_schema(with = "money-cents-v1")] // or: a name for the format
+//!     pub tax: other_crate::Money,
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! # Recursive types
+//!
+//! A `const` cannot be computed from itself, so where a field's type names the type being
+//! derived (`Self`, `Tree`, `Tree<T>`, anywhere inside: `Vec<Tree>`, `Option<Box<Self>>`) the
+//! derive puts the fixed [`Recursive`] marker instead: `children: Vec<Tree>` is "a sequence of
+//! the enclosing type".
+//!
+//! The derive recognises the type by its name, so a field of another type with the same last
+//! path segment (`other::Tree` inside `Tree`) is taken as a self-reference too (the
+//! fingerprint only gets less precise), and a type alias of the type itself is not (the
+//! cycle below).
+//!
+//! Two types that contain each other (`Folder` holds `Vec<File>`, `File` holds
+//! `Option<Box<Folder>>`) are beyond what the derive can see, and rustc reports
+//! "cycle detected when … `SCHEMA`". Mark one of the fields `#[state_schema(recursive)]`:
+//! its whole fingerprint becomes the marker, which breaks the cycle (a change of that field's
+//! type is then not seen from this side, so mark the field of the less central type).
+//!
+//! ```
+//! use graph_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub struct Folder { pub files: Vec<File>, pub folders: Vec<Folder> }
+//!
+//! #[derive(Serialize, Deserialize, StateSchema)]
+//! pub struct File {
+//!     #[state_schema(recursive)]
+//!     pub parent: Option<Box<Folder>>,
+//! }
+//! # let _ = Folder::SCHEMA;
+//! ```
 
 /// A type whose serde data model has a `const` fingerprint, stored in every checkpoint.
 ///
 /// Derive it with `#[derive(StateSchema)]` on the state type, the types it contains, and the
-/// input types of interrupt nodes.
+/// input types of interrupt nodes; the [module documentation](self) says what the fingerprint
+/// covers and which serde attributes the derive refuses.
+///
+/// ```
+/// use graph_runtime::StateSchema;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, StateSchema)]
+/// pub struct Counter { pub count: u64 }
+///
+/// #[derive(serde::Serialize, serde::Deserialize, StateSchema)]
+/// pub struct Tally { pub count: u64 }
+///
+/// // Same data, another name: the same fingerprint.
+/// assert_eq!(Counter::SCHEMA, Tally::SCHEMA);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no state schema fingerprint",
     label = "`{Self}` does not implement `StateSchema`",
@@ -348,4 +490,34 @@ const fn v4_v6_enum(v4: u64, v6: u64) -> u64 {
         .u64(1)
         .u64(Fingerprint::new("newtype_variant").u64(v6).finish())
         .finish()
+}
+
+/// chrono's serde impls write dates and times as text (RFC 3339 for `DateTime`, ISO 8601 for
+/// the naive types), in every format, bincode included; `TimeDelta` as `(secs, nanos)`.
+#[cfg(feature = "chrono")]
+mod chrono_impls {
+    use super::{Fingerprint, StateSchema};
+
+    impl<Tz: chrono::TimeZone> StateSchema for chrono::DateTime<Tz> {
+        const SCHEMA: u64 = Fingerprint::new("str").finish();
+    }
+
+    primitive_schema! {
+        chrono::NaiveDate => "str",
+        chrono::NaiveDateTime => "str",
+        chrono::NaiveTime => "str",
+        chrono::Weekday => "str",
+        chrono::Month => "str",
+    }
+
+    impl StateSchema for chrono::TimeDelta {
+        const SCHEMA: u64 = <(i64, i32)>::SCHEMA;
+    }
+}
+
+/// uuid's serde impl writes a `Uuid` as its 16 bytes when the format is not human readable,
+/// as bincode is not (and as text otherwise).
+#[cfg(feature = "uuid")]
+impl StateSchema for uuid::Uuid {
+    const SCHEMA: u64 = Fingerprint::new("bytes").finish();
 }
