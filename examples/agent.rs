@@ -5,7 +5,7 @@
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, StateSchema)]
 pub struct Agent {
     pub goal: u32,
     pub total: u32,

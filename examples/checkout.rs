@@ -21,7 +21,7 @@ use graph_runtime::prelude::*;
 use graph_runtime::{Error, Event, Events, Status};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub total_cents: u64,
     pub approved: bool,
@@ -32,7 +32,7 @@ pub struct Order {
     pub refund_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub enum Approval {
     Approve,
     Reject { reason: String },

@@ -8,14 +8,14 @@ use graph_runtime::prelude::*;
 use graph_runtime::{Error, Status};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub total_cents: u64,
     pub approved: bool,
     pub charge_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub enum Approval {
     Approve,
     Reject { reason: String },

@@ -7,7 +7,7 @@ use graph_runtime::prelude::*;
 use graph_runtime::{Error, Status};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Doc {
     pub words: Vec<String>,
     pub score: u32,

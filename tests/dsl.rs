@@ -8,20 +8,20 @@ use graph_runtime::Workflow as _;
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub total_cents: u64,
     pub approved: bool,
     pub charge_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
 pub enum Approval {
     Approve,
     Reject { reason: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
 pub enum Decision {
     Yes,
     No,
@@ -241,7 +241,7 @@ mod extra_edge {
 mod other_state {
     use super::*;
 
-    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
     pub struct Basket {
         pub total_cents: u64,
     }
@@ -351,19 +351,28 @@ mod retargeted_error_edge {
 
 use original::checkout;
 
-/// The same value as the macro crate's unit test: the canonical form is part of the on-disk
-/// format (checkpoints store the hash), so it may only change with a new `graph-runtime/vN`.
+/// The hash of the first release's canonical text (`graph-runtime/v1`, which spelled the
+/// state and input types into it): the same value as the macro crate's unit test. Checkpoints
+/// of that release store it, so it stays in `ACCEPTED_GRAPHS` forever.
 const PINNED_CHECKOUT_HASH: u64 = 0x2204_5b7d_596d_b6de;
+
+/// Today's `GRAPH_HASH` of the DESIGN §3 graph: the hash of its `graph-runtime/v2` text
+/// combined with `review`'s input fingerprint (`Approval`'s `StateSchema`). It may only change
+/// with a new canonical version, or if `Approval`'s data model (or the fingerprint scheme of
+/// `#[derive(StateSchema)]`) changes.
+const PINNED_CHECKOUT_GRAPH_HASH: u64 = 0x6e4c_3a1f_75dc_8fc9;
 
 #[test]
 fn graph_hash_is_pinned() {
     assert_eq!(
         checkout::GRAPH_HASH,
-        PINNED_CHECKOUT_HASH,
+        PINNED_CHECKOUT_GRAPH_HASH,
         "{:#018x}",
         checkout::GRAPH_HASH
     );
     assert_eq!(checkout::Workflow::GRAPH_HASH, checkout::GRAPH_HASH);
+    // The first release's hash of the same graph still opens its checkpoints.
+    assert_eq!(checkout::Workflow::ACCEPTED_GRAPHS, &[PINNED_CHECKOUT_HASH]);
 }
 
 #[test]
@@ -372,12 +381,29 @@ fn graph_hash_ignores_order_bodies_and_settings() {
 }
 
 #[test]
+fn the_state_has_its_own_fingerprint() {
+    // Another state type is another `STATE_SCHEMA`, not another graph.
+    assert_eq!(other_state::checkout::GRAPH_HASH, checkout::GRAPH_HASH);
+    assert_eq!(checkout::STATE_SCHEMA, <Order as StateSchema>::SCHEMA);
+    assert_eq!(checkout::Workflow::STATE_SCHEMA, checkout::STATE_SCHEMA);
+    assert_eq!(
+        other_state::checkout::STATE_SCHEMA,
+        <other_state::Basket as StateSchema>::SCHEMA
+    );
+    assert_ne!(other_state::checkout::STATE_SCHEMA, checkout::STATE_SCHEMA);
+    // The first release spelled the state into the hash: the two differ there.
+    assert_ne!(
+        other_state::checkout::Workflow::ACCEPTED_GRAPHS,
+        checkout::Workflow::ACCEPTED_GRAPHS
+    );
+}
+
+#[test]
 fn graph_hash_follows_the_structure() {
     let hashes = [
         ("renamed node", renamed_node::checkout::GRAPH_HASH),
         ("other interrupt input", other_input::checkout::GRAPH_HASH),
         ("extra edge", extra_edge::checkout::GRAPH_HASH),
-        ("other state", other_state::checkout::GRAPH_HASH),
         ("error edges", error_edge::checkout::GRAPH_HASH),
         (
             "retargeted error edge",
@@ -613,8 +639,12 @@ fn error_edges_are_in_the_generated_items() {
 fn error_edges_change_the_hash_and_only_theirs() {
     // The pinned value of the graph without error edges is untouched (`graph_hash_is_pinned`);
     // adding, or retargeting, an error edge gives another graph.
-    assert_eq!(checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH);
-    assert_ne!(error_edge::checkout::GRAPH_HASH, PINNED_CHECKOUT_HASH);
+    assert_eq!(checkout::GRAPH_HASH, PINNED_CHECKOUT_GRAPH_HASH);
+    assert_ne!(error_edge::checkout::GRAPH_HASH, PINNED_CHECKOUT_GRAPH_HASH);
+    assert_ne!(
+        error_edge::checkout::Workflow::ACCEPTED_GRAPHS,
+        &[PINNED_CHECKOUT_HASH]
+    );
     assert_ne!(
         error_edge::checkout::GRAPH_HASH,
         retargeted_error_edge::checkout::GRAPH_HASH
@@ -656,4 +686,275 @@ async fn a_failure_takes_the_error_edge() {
         .unwrap()
         .into_state();
     assert_eq!(order.charge_id.as_deref(), Some("charge: card declined"));
+}
+
+/// The state of one graph whose state type is spelled four ways.
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
+pub struct Doc {
+    pub words: u32,
+}
+
+/// `state = Doc`, `crate::Doc`, `self::Doc`, and `super::Doc` (another type with the same
+/// data model) in four modules of one name (the name is part of the graph).
+mod spelling {
+    use super::*;
+
+    pub mod one {
+        use super::*;
+        #[workflow(state = Doc)]
+        pub mod write {
+            use super::*;
+            edge!(START -> edit);
+            edge!(edit -> END);
+            #[node]
+            async fn edit(_: &mut Doc) {}
+        }
+    }
+    pub mod two {
+        use super::*;
+        #[workflow(state = crate::Doc)]
+        pub mod write {
+            edge!(START -> edit);
+            edge!(edit -> END);
+            #[node]
+            async fn edit(_: &mut crate::Doc) {}
+        }
+    }
+    pub mod three {
+        use super::*;
+        #[workflow(state = self::Doc)]
+        pub mod write {
+            use super::*;
+            edge!(START -> edit);
+            edge!(edit -> END);
+            #[node]
+            async fn edit(_: &mut self::Doc) {}
+        }
+    }
+    pub mod four {
+        #[derive(
+            Debug, Default, serde::Serialize, serde::Deserialize, graph_runtime::StateSchema,
+        )]
+        pub struct Doc {
+            pub words: u32,
+        }
+        #[graph_runtime::workflow(state = super::Doc)]
+        pub mod write {
+            edge!(START -> edit);
+            edge!(edit -> END);
+            #[node]
+            async fn edit(_: &mut super::Doc) {}
+        }
+    }
+}
+
+#[test]
+fn graph_hash_ignores_how_the_state_is_spelled() {
+    use spelling::{four, one, three, two};
+    assert_eq!(one::write::GRAPH_HASH, two::write::GRAPH_HASH);
+    assert_eq!(one::write::GRAPH_HASH, three::write::GRAPH_HASH);
+    assert_eq!(one::write::GRAPH_HASH, four::write::GRAPH_HASH);
+    assert_eq!(one::write::STATE_SCHEMA, four::write::STATE_SCHEMA);
+    // The first release spelled the state into its hash.
+    use graph_runtime::Workflow as W;
+    assert_ne!(
+        <one::write::Workflow as W>::ACCEPTED_GRAPHS,
+        <two::write::Workflow as W>::ACCEPTED_GRAPHS
+    );
+}
+
+#[test]
+fn input_schema_follows_the_input_types() {
+    use graph_runtime::Workflow as W;
+    // `other_input` waits for a `Decision` where `checkout` waits for an `Approval`.
+    assert_ne!(
+        <other_input::checkout::Workflow as W>::INPUT_SCHEMA,
+        checkout::Workflow::INPUT_SCHEMA
+    );
+    assert_ne!(other_input::checkout::GRAPH_HASH, checkout::GRAPH_HASH);
+    // Bodies and declaration order of other nodes do not matter.
+    assert_eq!(
+        <reordered::checkout::Workflow as W>::INPUT_SCHEMA,
+        checkout::Workflow::INPUT_SCHEMA
+    );
+    // A graph without interrupt nodes has one fixed value, whatever its state.
+    assert_eq!(
+        <spelling::one::write::Workflow as W>::INPUT_SCHEMA,
+        <migrations::checkout::Workflow as W>::INPUT_SCHEMA
+    );
+    assert_ne!(
+        <spelling::one::write::Workflow as W>::INPUT_SCHEMA,
+        checkout::Workflow::INPUT_SCHEMA
+    );
+}
+
+/// `checkout` one release later: `ship` became `deliver`, `charge` always saves after
+/// itself, `validate` never does, and the graph of an even older release is accepted.
+mod renamed_from_ship {
+    use super::*;
+
+    #[workflow(state = Order, accept_graphs = [0x0123_4567_89ab_cdef])]
+    pub mod checkout {
+        use super::*;
+
+        edge!(START -> validate);
+        edge!(validate -> review | charge);
+        edge!(review -> charge | cancel);
+        edge!(charge -> deliver);
+        edge!(deliver -> END);
+        edge!(cancel -> END);
+
+        #[node(checkpoint = never)]
+        async fn validate(_: &mut Order) -> validate::Next {
+            validate::Next::Charge
+        }
+        #[node(interrupt)]
+        async fn review(_: &mut Order, _: Approval) -> review::Next {
+            review::Next::Charge
+        }
+        #[node(checkpoint = always)]
+        async fn charge(_: &mut Order) {}
+        #[node(renamed_from = "ship")]
+        async fn deliver(_: &mut Order) {}
+        #[node]
+        async fn cancel(_: &mut Order) {}
+    }
+}
+
+#[test]
+fn renamed_nodes_accept_the_older_graph() {
+    use graph_runtime::Workflow as W;
+    type Renamed = renamed_from_ship::checkout::Workflow;
+    // The graph is `renamed_node`'s (a rename is a structural change)…
+    assert_eq!(
+        renamed_from_ship::checkout::GRAPH_HASH,
+        renamed_node::checkout::GRAPH_HASH
+    );
+    // …which opens the checkpoints of the graph before the rename, in both canonical
+    // versions, of its own first release, and the listed older graph.
+    assert_eq!(
+        <Renamed as W>::ACCEPTED_GRAPHS,
+        &[
+            renamed_node::checkout::Workflow::ACCEPTED_GRAPHS[0],
+            checkout::GRAPH_HASH,
+            PINNED_CHECKOUT_HASH,
+            0x0123_4567_89ab_cdef,
+        ]
+    );
+    // A checkpoint at `ship` resumes at `deliver`.
+    let deliver = <Renamed as W>::cursor_of("deliver").expect("deliver");
+    assert_eq!(<Renamed as W>::cursor_of("ship"), Some(deliver));
+    assert_eq!(<Renamed as W>::spec(deliver).renamed_from, &["ship"]);
+    assert_eq!(<Renamed as W>::spec(deliver).name, "deliver");
+    assert!(<Renamed as W>::cursor_of("review").is_some());
+    assert_eq!(<Renamed as W>::NODES.len(), 5);
+}
+
+#[test]
+fn checkpoint_overrides_are_in_the_specs() {
+    use graph_runtime::Workflow as W;
+    type Renamed = renamed_from_ship::checkout::Workflow;
+    let spec = |name: &str| <Renamed as W>::spec(<Renamed as W>::cursor_of(name).expect(name));
+    assert_eq!(
+        spec("charge").checkpoint,
+        graph_runtime::NodeCheckpoint::Always
+    );
+    assert_eq!(
+        spec("validate").checkpoint,
+        graph_runtime::NodeCheckpoint::Never
+    );
+    assert_eq!(
+        spec("review").checkpoint,
+        graph_runtime::NodeCheckpoint::Policy
+    );
+    assert!(spec("review").renamed_from.is_empty());
+}
+
+/// `migrate_from`: the state of two older releases, each converted into today's.
+mod migrations {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, StateSchema)]
+    pub struct OrderV1 {
+        pub total_cents: u8,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, StateSchema)]
+    pub struct OrderV2 {
+        pub total_cents: u8,
+        pub approved: bool,
+    }
+
+    impl From<OrderV1> for Order {
+        fn from(old: OrderV1) -> Order {
+            Order {
+                total_cents: u64::from(old.total_cents),
+                ..Order::default()
+            }
+        }
+    }
+
+    impl From<OrderV2> for Order {
+        fn from(old: OrderV2) -> Order {
+            Order {
+                total_cents: u64::from(old.total_cents),
+                approved: old.approved,
+                charge_id: None,
+            }
+        }
+    }
+
+    #[workflow(state = Order, migrate_from = [OrderV1, OrderV2])]
+    pub mod checkout {
+        use super::*;
+        edge!(START -> charge);
+        edge!(charge -> END);
+        #[node]
+        async fn charge(_: &mut Order) {}
+    }
+}
+
+#[test]
+fn migrations_decode_and_convert_older_states() {
+    use graph_runtime::Workflow as W;
+    use migrations::{OrderV1, OrderV2};
+    type Migrating = migrations::checkout::Workflow;
+    let (v1, v2) = (
+        <OrderV1 as StateSchema>::SCHEMA,
+        <OrderV2 as StateSchema>::SCHEMA,
+    );
+    assert_eq!(<Migrating as W>::MIGRATES_FROM, &[v1, v2]);
+    assert_eq!(
+        <Migrating as W>::STATE_SCHEMA,
+        <Order as StateSchema>::SCHEMA
+    );
+    // Without `migrate_from`, nothing to migrate.
+    assert!(checkout::Workflow::MIGRATES_FROM.is_empty());
+    assert!(checkout::Workflow::migrate_state(v1, &[42]).is_none());
+
+    // A `u8` and a `bool` are one byte each in the checkpoint codec; a trailing byte is
+    // left for the caller (the envelope's next field).
+    let (order, used) = <Migrating as W>::migrate_state(v2, &[42, 1, 0xff])
+        .expect("a listed schema")
+        .expect("decodes");
+    assert_eq!(used, 2);
+    assert_eq!(
+        order,
+        Order {
+            total_cents: 42,
+            approved: true,
+            charge_id: None
+        }
+    );
+    let (order, used) = <Migrating as W>::migrate_state(v1, &[7])
+        .expect("a listed schema")
+        .expect("decodes");
+    assert_eq!((order.total_cents, order.approved, used), (7, false, 1));
+    // Too short: a decoding error, not a panic.
+    assert!(matches!(
+        <Migrating as W>::migrate_state(v2, &[42]),
+        Some(Err(_))
+    ));
+    // Not listed: `None`, so the runner reports a schema mismatch.
+    assert!(<Migrating as W>::migrate_state(<Order as StateSchema>::SCHEMA, &[0]).is_none());
 }

@@ -27,7 +27,7 @@ fn count(counter: &[AtomicU32; SLOTS], slot: usize) -> u32 {
     counter[slot].load(Ordering::SeqCst)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     /// Which counters this run uses.
     pub slot: usize,
@@ -239,7 +239,7 @@ pub mod strict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
 pub enum Approval {
     Approve,
     Reject,

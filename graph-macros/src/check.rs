@@ -12,6 +12,40 @@ use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
 use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, START, ident_name, variant_ident};
+use crate::parse::{WorkflowArgs, tokens_to_string};
+
+/// The most older graphs `renamed_from` may describe altogether (every combination of old
+/// names is one older graph, with two hashes each in `ACCEPTED_GRAPHS`).
+pub(crate) const MAX_RENAMED_GRAPHS: usize = 64;
+
+/// The rules about `#[workflow(…)]`'s own arguments.
+pub(crate) fn check_args(cx: &Ctxt, args: &WorkflowArgs) {
+    check_migrate_from(cx, args);
+}
+
+/// A checkpoint names its state by fingerprint only, and `migrate_state` picks the type to
+/// decode by that fingerprint: a type listed twice, or the state type itself (whose
+/// checkpoints need no migration), would make that choice ambiguous. Two *different* types
+/// with one fingerprint can only be seen by the compiler; the generated `const` assertions
+/// catch those.
+fn check_migrate_from(cx: &Ctxt, args: &WorkflowArgs) {
+    let state = args.state.as_ref().map(tokens_to_string);
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for ty in &args.migrate_from {
+        let name = tokens_to_string(ty);
+        if state.as_deref() == Some(name.as_str()) {
+            cx.error_spanned_by(
+                ty,
+                format!("`{name}` is the state type itself: its checkpoints open without a migration; remove it from `migrate_from`"),
+            );
+        } else if !seen.insert(name.clone()) {
+            cx.error_spanned_by(
+                ty,
+                format!("`{name}` is listed twice in `migrate_from`; remove this one"),
+            );
+        }
+    }
+}
 
 /// Runs every rule, then records their errors in source order (by the position of the item
 /// they point at), so that a module with several mistakes reads top to bottom.
@@ -29,6 +63,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_one_edge_per_node(&r, graph);
     check_error_edges(&r, graph);
     check_variant_collisions(&r, graph);
+    check_renamed_from(&r, graph);
     // An `edge!` that could not be read leaves the graph incomplete: its shape would be
     // misjudged, so these wait until the edges parse.
     if !graph.module.incomplete {
@@ -100,12 +135,20 @@ fn check_duplicate_nodes(r: &Report, graph: &Graph) {
     }
 }
 
-/// The macro adds items to the module (`Workflow`, `Input`, `GRAPH_HASH`, `MERMAID`, `NODES`,
-/// and a `mod <node>` per node for its `Next` enum); a user item with one of those names would
-/// clash with an error pointing nowhere useful.
+/// The macro adds items to the module (`Workflow`, `Input`, `GRAPH_HASH`, `STATE_SCHEMA`,
+/// `MERMAID`, `NODES`, and a `mod <node>` per node for its `Next` enum); a user item with one
+/// of those names would clash with an error pointing nowhere useful.
 fn check_generated_names(r: &Report, graph: &Graph) {
     const TYPES: [&str; 3] = ["Workflow", "Input", "__GraphCursor"];
-    const VALUES: [&str; 4] = ["Workflow", "GRAPH_HASH", "MERMAID", "NODES"];
+    const VALUES: [&str; 7] = [
+        "Workflow",
+        "GRAPH_HASH",
+        "STATE_SCHEMA",
+        "MERMAID",
+        "NODES",
+        "__GRAPH_INPUT_SCHEMAS",
+        "__GRAPH_MIGRATES_FROM",
+    ];
     for item in &graph.module.item_names {
         let (ident, is_mod) = (&item.ident, item.is_mod);
         let name = ident_name(ident);
@@ -705,6 +748,87 @@ fn check_variant_collisions(r: &Report, graph: &Graph) {
             }
         }
     }
+}
+
+/// `#[node(renamed_from = "old")]` sends checkpoints saved at node `old` (in an older build)
+/// to this node, through `cursor_of`. So an old name must be a name a node could have had (an
+/// identifier other than `START` and `END`); it must not be a node of this graph (checkpoints
+/// at that node would have two places to resume); and it must belong to one node only.
+/// Every combination of old names is one older graph with its own hashes, so their number is
+/// bounded.
+fn check_renamed_from(r: &Report, graph: &Graph) {
+    let mut owners: BTreeMap<String, &str> = BTreeMap::new();
+    let mut combinations: usize = 1;
+    for (i, node) in graph.nodes().iter().enumerate() {
+        if !graph.is_usable(i) {
+            continue;
+        }
+        let mut counted = 0;
+        for lit in &node.args.renamed_from {
+            let old = lit.value();
+            if !is_node_name(&old) {
+                r.error(
+                    node.position,
+                    lit,
+                    format!(
+                        "`renamed_from` takes the node's old name, which must be a plain identifier other than `START` or `END`, not `{}`: write the name of the old `#[node]` function, e.g. `renamed_from = \"review\"`",
+                        old.escape_debug()
+                    ),
+                );
+            } else if graph.index.contains_key(&old) {
+                r.error(
+                    node.position,
+                    lit,
+                    format!(
+                        "`{old}` is a node of this graph, so it cannot be an old name of `{}`: checkpoints saved at `{old}` resume at `{old}`; remove `{old}` from `renamed_from`, or rename node `{old}`",
+                        node.name
+                    ),
+                );
+            } else if let Some(owner) = owners.get(&old) {
+                let message = if *owner == node.name {
+                    format!(
+                        "`{old}` is listed twice in `renamed_from` of node `{owner}`; remove this one"
+                    )
+                } else {
+                    format!(
+                        "`{old}` is already an old name of node `{owner}`: a checkpoint saved at `{old}` can resume at one node only; remove it from one of them"
+                    )
+                };
+                r.error(node.position, lit, message);
+            } else {
+                owners.insert(old, &node.name);
+                counted += 1;
+            }
+        }
+        if counted > 0 {
+            let next = combinations.saturating_mul(counted + 1);
+            if next > MAX_RENAMED_GRAPHS + 1
+                && combinations <= MAX_RENAMED_GRAPHS + 1
+                && let Some(lit) = node.args.renamed_from.first()
+            {
+                r.error(
+                    node.position,
+                    lit,
+                    format!(
+                        "the old names in `renamed_from` describe more than {MAX_RENAMED_GRAPHS} older graphs (one per combination); keep the names of the releases whose sessions may still wait, and list older graph hashes in `#[workflow(accept_graphs = [...])]`"
+                    ),
+                );
+            }
+            combinations = next;
+        }
+    }
+}
+
+/// Whether `name` is a name a node function could have: an identifier (keywords included, as
+/// `r#type`), not `START` or `END`.
+pub(crate) fn is_node_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c == '_' || c.is_alphabetic());
+    starts_well
+        && name != "_"
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && name != START
+        && name != END
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo: a small

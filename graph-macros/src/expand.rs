@@ -11,9 +11,11 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Ident, Item, Type};
 
 use crate::ctxt::Ctxt;
+use crate::hash::{Names, Version};
 use crate::model::{END, EdgeKind, Endpoint, Graph, START, variant_ident};
 use crate::parse::{
-    self, NodeFn, ParamRole, WorkflowArgs, output_span, span_range, tokens_to_string,
+    self, CheckpointOverride, NodeFn, ParamRole, WorkflowArgs, output_span, span_range,
+    tokens_to_string,
 };
 use crate::{check, fallback, hash};
 
@@ -26,6 +28,7 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
         return fallback::not_a_module(item, errors);
     };
     let graph = Graph::build(module);
+    check::check_args(&cx, &input.args);
     check::check(&cx, &graph);
     match (cx.check(), &input.args.state) {
         (Ok(()), Some(state)) => expand(&input.args, state, &graph),
@@ -195,10 +198,18 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     // Cursor.
     let cursor_variants = nodes.iter().map(|n| &n.variant);
     let names: Vec<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
+    // A checkpoint saved at a node's old name (`renamed_from`) resumes at the node.
     let cursor_of_arms = nodes.iter().map(|n| {
-        let name = &n.node.name;
         let variant = &n.variant;
-        quote!(#name => ::core::option::Option::Some(__GraphCursor::#variant),)
+        let old: Vec<String> = n
+            .node
+            .args
+            .renamed_from
+            .iter()
+            .map(syn::LitStr::value)
+            .collect();
+        let name = &n.node.name;
+        quote!(#name #(| #old)* => ::core::option::Option::Some(__GraphCursor::#variant),)
     });
     let spec_arms = nodes.iter().map(|n| {
         let name = &n.node.name;
@@ -221,6 +232,25 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         }
         if let Some(jitter) = n.node.args.jitter {
             spec.extend(quote!(.jitter(#jitter)));
+        }
+        match n.node.args.checkpoint {
+            Some(CheckpointOverride::Always) => {
+                spec.extend(quote!(.checkpoint(#rt::NodeCheckpoint::Always)));
+            }
+            Some(CheckpointOverride::Never) => {
+                spec.extend(quote!(.checkpoint(#rt::NodeCheckpoint::Never)));
+            }
+            None => {}
+        }
+        if !n.node.args.renamed_from.is_empty() {
+            let old: Vec<String> = n
+                .node
+                .args
+                .renamed_from
+                .iter()
+                .map(syn::LitStr::value)
+                .collect();
+            spec.extend(quote!(.renamed_from(&[#(#old),*])));
         }
         quote! {
             __GraphCursor::#variant => {
@@ -285,16 +315,23 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         }
     };
 
+    // rustc does not resolve the `diagnostic::` attribute namespace under
+    // `#![no_implicit_prelude]`; such modules get plain trait errors instead.
+    let diagnostics = !module
+        .item
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("no_implicit_prelude"));
+
     // Constants.
-    let (graph_hash, canonical) = hash::graph_hash(graph, state);
-    let hash_literal = hex_literal(graph_hash);
-    let hash_doc = format!(
-        "The stable hash of workflow `{}`'s structure, stored in every checkpoint.\n\n\
-         It changes when a node is renamed, added or removed, an edge or an error edge changes, \
-         an interrupt input type or the state type changes; not when declarations are reordered or node \
-         bodies change. It is the FNV-1a 64 hash of this canonical text:\n\n```text\n{}```",
-        module.name, canonical
-    );
+    let schemas = schema_items(args, state, graph, &interrupts, diagnostics);
+    let migrate_probe = &schemas.migrate_probe;
+    let graph_hash = &schemas.graph_hash;
+    let input_schema = &schemas.input_schema;
+    let accepted_graphs = &schemas.accepted_graphs;
+    let schema_items = &schemas.items;
+    let migrate_state = &schemas.migrate_state;
+    let hash_doc = &schemas.graph_hash_doc;
     let mermaid = mermaid(graph);
     let mermaid_doc = format!(
         "A Mermaid flowchart of workflow `{}` (interrupt nodes are hexagons, error edges dotted):\n\n```text\n{}```",
@@ -315,13 +352,6 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let ctx_ident = Ident::new("ctx", Span::mixed_site());
     let input_ident = Ident::new("input", Span::mixed_site());
     let cursor_ident = Ident::new("cursor", Span::mixed_site());
-    // rustc does not resolve the `diagnostic::` attribute namespace under
-    // `#![no_implicit_prelude]`; such modules get plain trait errors instead.
-    let diagnostics = !module
-        .item
-        .attrs
-        .iter()
-        .any(|attr| attr.path().is_ident("no_implicit_prelude"));
     let nested_rt = nested_private_path(args);
     let return_traits = nodes
         .iter()
@@ -340,6 +370,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
                 future
             }
             #(#return_traits)*
+            #migrate_probe
         }
     };
     let step_arms: Vec<TokenStream> = nodes
@@ -428,9 +459,11 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             #(#cursor_variants,)*
         }
 
+        #schema_items
+
         #[doc = #hash_doc]
         #allow
-        pub const GRAPH_HASH: u64 = #hash_literal;
+        pub const GRAPH_HASH: u64 = #graph_hash;
 
         #[doc = #mermaid_doc]
         #allow
@@ -461,6 +494,12 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             const NODES: &'static [&'static str] = NODES;
             const MERMAID: &'static str = MERMAID;
             const ENTRY: __GraphCursor = __GraphCursor::#entry;
+            const STATE_SCHEMA: u64 = STATE_SCHEMA;
+            const INPUT_SCHEMA: u64 = #input_schema;
+            const MIGRATES_FROM: &'static [u64] = &__GRAPH_MIGRATES_FROM;
+            const ACCEPTED_GRAPHS: &'static [u64] = &[#(#accepted_graphs),*];
+
+            #migrate_state
 
             fn spec(cursor: __GraphCursor) -> &'static #rt::NodeSpec {
                 match cursor {
@@ -527,6 +566,270 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     items.push(Item::Verbatim(generated));
     item.content = Some((Default::default(), items));
     item.into_token_stream()
+}
+
+/// What `#[workflow]` generates about checkpoints that outlive a release: the schema
+/// fingerprints, the graph hashes, and the migrations.
+struct SchemaItems {
+    /// Module items: `STATE_SCHEMA`, the hidden fingerprint arrays, the `const` assertions.
+    items: TokenStream,
+    /// `GRAPH_HASH`'s value, a `const` expression.
+    graph_hash: TokenStream,
+    graph_hash_doc: String,
+    /// `Workflow::INPUT_SCHEMA`'s value.
+    input_schema: TokenStream,
+    /// `Workflow::ACCEPTED_GRAPHS`'s elements.
+    accepted_graphs: Vec<TokenStream>,
+    /// `Workflow::migrate_state`, when there is a `migrate_from`.
+    migrate_state: TokenStream,
+    /// The conversion trait `migrate_state` calls, for the hidden probe module.
+    migrate_probe: TokenStream,
+}
+
+/// `<T as StateSchema>::SCHEMA`, spanned at the user's `T`: when `T` does not implement
+/// `StateSchema`, rustc's error (with the trait's `on_unimplemented` note) points there. Each
+/// type is named once in such an expression, in one constant, so one missing derive gives one
+/// error however many generated items use the fingerprint.
+fn schema_of(rt: &TokenStream, ty: &Type) -> TokenStream {
+    let (first, last) = span_range(ty);
+    let mut out = quote_spanned!(first=> <#ty as #rt::StateSchema>);
+    out.extend(quote_spanned!(last=> ::SCHEMA));
+    out
+}
+
+/// `Fingerprint::new(kind).str(name).u64(schema)….finish()`, optionally starting with `.u64(first)`.
+fn fingerprint(
+    rt: &TokenStream,
+    kind: &str,
+    first: Option<u64>,
+    parts: &[(String, usize)],
+) -> TokenStream {
+    let mut out = quote!(#rt::Fingerprint::new(#kind));
+    if let Some(first) = first {
+        let literal = hex_literal(first);
+        out.extend(quote!(.u64(#literal)));
+    }
+    for (name, k) in parts {
+        out.extend(quote!(.str(#name).u64(__GRAPH_INPUT_SCHEMAS[#k])));
+    }
+    out.extend(quote!(.finish()));
+    out
+}
+
+fn schema_items(
+    args: &WorkflowArgs,
+    state: &Type,
+    graph: &Graph,
+    interrupts: &[(&NodeCode, &Type)],
+    diagnostics: bool,
+) -> SchemaItems {
+    let rt = private_path(args);
+    let allow = allow_lints();
+    let module = graph.module;
+    let current = Names::current(graph);
+
+    // The state's fingerprint is also the probe that requires `state: StateSchema`, the
+    // interrupt inputs' fingerprints the probes for the inputs.
+    let state_schema = schema_of(&rt, state);
+    let state_doc = format!(
+        "The fingerprint of the serde data model of workflow `{}`'s state, `{}` (`#[derive(StateSchema)]`), stored in every checkpoint.",
+        module.name,
+        tokens_to_string(state)
+    );
+    let input_schemas = interrupts.iter().map(|(_, ty)| schema_of(&rt, ty));
+    let count = interrupts.len();
+
+    // `Input`'s variants are written as their index in declaration order (bincode), so
+    // `INPUT_SCHEMA` follows that order: reordering interrupt nodes changes it.
+    let declared: Vec<(String, usize)> = interrupts
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.node.name.clone(), k))
+        .collect();
+    let input_schema = fingerprint(&rt, crate::hash::INPUT_KIND, None, &declared);
+
+    let (v2_hash, v2_text) = hash::text_hash(graph, Version::V2, &current);
+    let graph_hash = fingerprint(
+        &rt,
+        crate::hash::GRAPH_KIND,
+        Some(v2_hash),
+        &current.interrupts(graph),
+    );
+    let (v1_hash, v1_text) = hash::text_hash(graph, Version::V1 { state }, &current);
+    let graph_hash_doc = format!(
+        "The stable hash of workflow `{}`'s structure, stored in every checkpoint.\n\n\
+         It changes when a node is renamed, added or removed, an edge or an error edge changes, \
+         or an interrupt input type's data model changes; not when declarations are reordered, \
+         node bodies change, or a type is spelled another way (`crate::Approval` for \
+         `Approval`). It combines the FNV-1a 64 hash of this canonical text, `{}`, with each \
+         interrupt node's name and its input type's `StateSchema` fingerprint:\n\n```text\n{}```\n\n\
+         Checkpoints saved by the first release carry the hash of its canonical text, `{}`, \
+         which is in `Workflow::ACCEPTED_GRAPHS`:\n\n```text\n{}```",
+        module.name,
+        hex_text(v2_hash),
+        v2_text,
+        hex_text(v1_hash),
+        v1_text,
+    );
+
+    // Older graphs: the first release's text of this graph; both texts of each graph that
+    // `renamed_from` describes; the hashes listed in `accept_graphs`.
+    let mut accepted_graphs = Vec::new();
+    let mut seen_literals = std::collections::BTreeSet::new();
+    let mut push_literal = |hash: u64, out: &mut Vec<TokenStream>| {
+        if seen_literals.insert(hash) {
+            out.push(hex_literal(hash));
+        }
+    };
+    push_literal(v1_hash, &mut accepted_graphs);
+    for names in Names::older(graph) {
+        let (older_v2, _) = hash::text_hash(graph, Version::V2, &names);
+        accepted_graphs.push(fingerprint(
+            &rt,
+            crate::hash::GRAPH_KIND,
+            Some(older_v2),
+            &names.interrupts(graph),
+        ));
+        let (older_v1, _) = hash::text_hash(graph, Version::V1 { state }, &names);
+        push_literal(older_v1, &mut accepted_graphs);
+    }
+    for (hash, _) in &args.accept_graphs {
+        push_literal(*hash, &mut accepted_graphs);
+    }
+
+    // Migrations: one fingerprint per listed type, each collision a `const` assertion that
+    // fails the build with its message at the type.
+    let migrate_schemas = args.migrate_from.iter().map(|ty| schema_of(&rt, ty));
+    let migrate_count = args.migrate_from.len();
+    let state_name = tokens_to_string(state);
+    let mut assertions = TokenStream::new();
+    for (j, ty) in args.migrate_from.iter().enumerate() {
+        let (first, _) = span_range(ty);
+        let name = tokens_to_string(ty);
+        let message = format!(
+            "`{name}` in `migrate_from` has the same state schema fingerprint as the state `{state_name}`: checkpoints with this fingerprint already open as `{state_name}`, so `{name}` would never be used; remove it from `migrate_from`"
+        );
+        assertions.extend(quote_spanned! {first=>
+            #allow
+            const _: () = ::core::assert!(__GRAPH_MIGRATES_FROM[#j] != STATE_SCHEMA, #message);
+        });
+        for (i, earlier) in args.migrate_from.iter().enumerate().take(j) {
+            let earlier = tokens_to_string(earlier);
+            let message = format!(
+                "`{name}` and `{earlier}` in `migrate_from` have the same state schema fingerprint (the same serde data model), so a checkpoint with it cannot say which of them to decode; remove one of them"
+            );
+            assertions.extend(quote_spanned! {first=>
+                #allow
+                const _: () = ::core::assert!(__GRAPH_MIGRATES_FROM[#j] != __GRAPH_MIGRATES_FROM[#i], #message);
+            });
+        }
+    }
+    let migrate_state = if args.migrate_from.is_empty() {
+        TokenStream::new()
+    } else {
+        let schema = Ident::new("schema", Span::mixed_site());
+        let bytes = Ident::new("bytes", Span::mixed_site());
+        let old = Ident::new("__graph_old", Span::mixed_site());
+        let len = Ident::new("__graph_len", Span::mixed_site());
+        let arms = args.migrate_from.iter().enumerate().map(|(j, ty)| {
+            let (first, last) = span_range(ty);
+            // Spanned at the type: a type that cannot be decoded, or not converted into the
+            // state, is reported there.
+            let mut decode = quote_spanned!(first=> #rt::decode_prefix::<#ty>);
+            decode.extend(quote_spanned!(last=> (#bytes)));
+            let migrate = Ident::new("__graph_migrate", last);
+            let mut convert =
+                quote_spanned!(first=> <#ty as __graph_probes::MigratesIntoState<#state>>);
+            convert.extend(quote_spanned!(last=> ::#migrate(#old)));
+            quote! {
+                if #schema == __GRAPH_MIGRATES_FROM[#j] {
+                    return ::core::option::Option::Some(
+                        ::core::result::Result::map(#decode, |(#old, #len)| (#convert, #len)),
+                    );
+                }
+            }
+        });
+        quote! {
+            fn migrate_state(
+                #schema: u64,
+                #bytes: &[u8],
+            ) -> ::core::option::Option<::core::result::Result<(#state, usize), #rt::DecodeError>> {
+                #(#arms)*
+                ::core::option::Option::None
+            }
+        }
+    };
+
+    // The conversion goes through a trait of our own, so that a missing `Into<State>` is
+    // explained in the words of `migrate_from`.
+    let migrate_probe = if args.migrate_from.is_empty() {
+        TokenStream::new()
+    } else {
+        let (on_unimplemented, do_not_recommend) = if diagnostics {
+            let message = format!(
+                "`{{Self}}` is listed in `migrate_from`, but cannot be converted into the state `{state_name}`"
+            );
+            let label = format!("`{{Self}}` does not implement `Into<{state_name}>`");
+            let note = format!(
+                "a checkpoint saved as `{{Self}}` is decoded as `{{Self}}`, then converted into the state: implement `From<{{Self}}> for {state_name}`"
+            );
+            (
+                quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
+                quote!(#[diagnostic::do_not_recommend]),
+            )
+        } else {
+            (TokenStream::new(), TokenStream::new())
+        };
+        quote! {
+            #on_unimplemented
+            pub(super) trait MigratesIntoState<S>: ::core::marker::Sized {
+                fn __graph_migrate(self) -> S;
+            }
+            #do_not_recommend
+            impl<T: ::core::convert::Into<S>, S> MigratesIntoState<S> for T {
+                #[inline(always)]
+                fn __graph_migrate(self) -> S {
+                    ::core::convert::Into::into(self)
+                }
+            }
+        }
+    };
+
+    let items = quote! {
+        #[doc = #state_doc]
+        #allow
+        pub const STATE_SCHEMA: u64 = #state_schema;
+
+        #[doc(hidden)]
+        #allow
+        const __GRAPH_INPUT_SCHEMAS: [u64; #count] = [#(#input_schemas),*];
+
+        #[doc(hidden)]
+        #allow
+        const __GRAPH_MIGRATES_FROM: [u64; #migrate_count] = [#(#migrate_schemas),*];
+
+        #assertions
+    };
+    SchemaItems {
+        items,
+        graph_hash,
+        graph_hash_doc,
+        input_schema,
+        accepted_graphs,
+        migrate_state,
+        migrate_probe,
+    }
+}
+
+/// `0x1234_5678_9abc_def0`, as text.
+fn hex_text(value: u64) -> String {
+    format!(
+        "0x{:04x}_{:04x}_{:04x}_{:04x}",
+        value >> 48,
+        (value >> 32) & 0xffff,
+        (value >> 16) & 0xffff,
+        value & 0xffff
+    )
 }
 
 /// The node's name as a module name (raw identifiers stay raw), at the call site.
@@ -840,13 +1143,7 @@ fn transition<'c>(
 
 /// `0x1234_5678_9abc_def0`.
 fn hex_literal(value: u64) -> TokenStream {
-    let text = format!(
-        "0x{:04x}_{:04x}_{:04x}_{:04x}",
-        value >> 48,
-        (value >> 32) & 0xffff,
-        (value >> 16) & 0xffff,
-        value & 0xffff
-    );
+    let text = hex_text(value);
     match syn::parse_str::<syn::LitInt>(&text) {
         Ok(lit) => lit.into_token_stream(),
         Err(_) => proc_macro2::Literal::u64_unsuffixed(value).into_token_stream(),
@@ -1361,6 +1658,199 @@ mod tests {
         );
     }
 
+    /// A module whose node `b` carries `node_args`.
+    fn two_nodes(node_args: TokenStream) -> TokenStream {
+        quote! {
+            mod m {
+                edge!(START -> a);
+                edge!(a -> b);
+                edge!(b -> END);
+                #[node]
+                async fn a(s: &mut S) {}
+                #[node(#node_args)]
+                async fn b(s: &mut S) {}
+            }
+        }
+    }
+
+    #[test]
+    fn durable_items_expand() {
+        let text = workflow(
+            quote!(
+                state = S,
+                migrate_from = [S1, old::S2],
+                accept_graphs = [0x2204_5b7d_596d_b6de, 7u64]
+            ),
+            two_nodes(quote!(checkpoint = always, renamed_from = ["c", "d"])),
+        )
+        .to_string();
+        assert!(!text.contains("compile_error"), "{text}");
+        assert!(
+            text.contains("pub const STATE_SCHEMA : u64 = < S as :: graph_runtime :: __private :: StateSchema > :: SCHEMA ;"),
+            "{text}"
+        );
+        assert!(
+            text.contains(". checkpoint (:: graph_runtime :: __private :: NodeCheckpoint :: Always) . renamed_from (& [\"c\" , \"d\"])"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\"b\" | \"c\" | \"d\" => :: core :: option :: Option :: Some (__GraphCursor :: B)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("const __GRAPH_MIGRATES_FROM : [u64 ; 2usize] = [< S1 as :: graph_runtime :: __private :: StateSchema > :: SCHEMA , < old :: S2 as"), "{text}");
+        assert!(
+            text.contains(":: graph_runtime :: __private :: decode_prefix :: < old :: S2 >"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "< old :: S2 as __graph_probes :: MigratesIntoState < S >> :: __graph_migrate (__graph_old)"
+            ),
+            "{text}"
+        );
+        // One assertion against the state per type, one per pair.
+        assert_eq!(text.matches(":: core :: assert !").count(), 3, "{text}");
+        // The listed hash once, with the first release's hash and the two older graphs' hashes.
+        assert_eq!(text.matches("0x2204_5b7d_596d_b6de").count(), 1, "{text}");
+        assert!(
+            text.contains(", 7u64") || text.contains(", 0x0000_0000_0000_0007"),
+            "{text}"
+        );
+        let accepted = text.split("const ACCEPTED_GRAPHS").nth(1).unwrap();
+        let accepted = accepted.split(';').next().unwrap();
+        assert_eq!(
+            accepted.matches("Fingerprint :: new").count(),
+            2,
+            "{accepted}"
+        );
+        // The first release's, each older graph's first-release text, and the listed ones.
+        assert_eq!(accepted.matches("= & [0x").count(), 1, "{accepted}");
+        assert_eq!(accepted.matches(" , 0x").count(), 2 + 2, "{accepted}");
+
+        // `never`; no migration: the trait's default `migrate_state`.
+        let text = workflow(quote!(state = S), two_nodes(quote!(checkpoint = never))).to_string();
+        assert!(text.contains("NodeCheckpoint :: Never"), "{text}");
+        assert!(!text.contains("fn migrate_state"), "{text}");
+        assert!(
+            text.contains("const __GRAPH_MIGRATES_FROM : [u64 ; 0usize] = [] ;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durable_argument_mistakes() {
+        let node_cases: Vec<(TokenStream, &str)> = vec![
+            (
+                quote!(checkpoint = sometimes),
+                "unknown checkpoint setting `sometimes`; expected `checkpoint = always` (save after this node whatever the runner's policy) or `checkpoint = never` (do not save after it)",
+            ),
+            (
+                quote!(renamed_from = "a"),
+                "`a` is a node of this graph, so it cannot be an old name of `b`: checkpoints saved at `a` resume at `a`; remove `a` from `renamed_from`, or rename node `a`",
+            ),
+            (
+                quote!(renamed_from = ["c", "c"]),
+                "`c` is listed twice in `renamed_from` of node `b`; remove this one",
+            ),
+            (
+                quote!(renamed_from = "not a name"),
+                "`renamed_from` takes the node's old name, which must be a plain identifier other than `START` or `END`, not `not a name`: write the name of the old `#[node]` function, e.g. `renamed_from = \"review\"`",
+            ),
+            (
+                quote!(renamed_from = "END"),
+                "`renamed_from` takes the node's old name, which must be a plain identifier other than `START` or `END`, not `END`: write the name of the old `#[node]` function, e.g. `renamed_from = \"review\"`",
+            ),
+            (
+                quote!(renamed_from = review),
+                "`renamed_from` takes the old node name as a string: `renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`",
+            ),
+            (
+                quote!(renamed),
+                "unknown key `renamed` in `#[node]`; did you mean `renamed_from`?",
+            ),
+        ];
+        for (args, want) in node_cases {
+            assert_eq!(
+                errors(quote!(state = S), two_nodes(args.clone())),
+                [want],
+                "for {args}"
+            );
+        }
+        // One old name on two nodes.
+        let item = quote! {
+            mod m {
+                edge!(START -> a);
+                edge!(a -> b);
+                edge!(b -> END);
+                #[node(renamed_from = "old")]
+                async fn a(s: &mut S) {}
+                #[node(renamed_from = "old")]
+                async fn b(s: &mut S) {}
+            }
+        };
+        assert_eq!(
+            errors(quote!(state = S), item),
+            [
+                "`old` is already an old name of node `a`: a checkpoint saved at `old` can resume at one node only; remove it from one of them"
+            ]
+        );
+
+        let arg_cases: Vec<(TokenStream, &str)> = vec![
+            (
+                quote!(state = S, migrate_from = [A, B, A]),
+                "`A` is listed twice in `migrate_from`; remove this one",
+            ),
+            (
+                quote!(state = S, migrate_from = [S]),
+                "`S` is the state type itself: its checkpoints open without a migration; remove it from `migrate_from`",
+            ),
+            (
+                quote!(state = S, migrate_from = A),
+                "`migrate_from` takes a list in brackets: `migrate_from = [OrderV1, OrderV2]`",
+            ),
+            (
+                quote!(state = S, accept_graphs = [OLD_HASH]),
+                "`accept_graphs` lists graph hashes as integer literals, not `OLD_HASH`: copy the value of the older build's `GRAPH_HASH` (its rustdoc shows it), e.g. `accept_graphs = [0x2204_5b7d_596d_b6de]`",
+            ),
+            (
+                quote!(state = S, accept_graphs = [1u8]),
+                "`accept_graphs` lists graph hashes as integer literals, not `1u8`: copy the value of the older build's `GRAPH_HASH` (its rustdoc shows it), e.g. `accept_graphs = [0x2204_5b7d_596d_b6de]`",
+            ),
+            (
+                quote!(state = S, from = [A]),
+                "unknown key `from` in `#[workflow]`; expected `state = YourState`, `migrate_from = [OldState]`, `accept_graphs = [0x…]` or `crate = path`",
+            ),
+            (
+                quote!(state = S, accept_graph = [1]),
+                "unknown key `accept_graph` in `#[workflow]`; did you mean `accept_graphs`?",
+            ),
+        ];
+        for (args, want) in arg_cases {
+            assert_eq!(
+                errors(args.clone(), two_nodes(quote!())),
+                [want],
+                "for {args}"
+            );
+        }
+        // Every such error in one build, with the graph's.
+        let messages = errors(
+            quote!(state = S, migrate_from = [A, A], accept_graphs = [x]),
+            quote! {
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> END);
+                    #[node(checkpoint = maybe, renamed_from = "a")]
+                    async fn a(s: &mut S) {}
+                    #[node]
+                    async fn lost(s: &mut S) {}
+                }
+            },
+        );
+        assert_eq!(messages.len(), 5, "{messages:#?}");
+    }
+
     #[test]
     fn mermaid_keywords_are_escaped() {
         assert_eq!(mermaid_id("end"), "__end");
@@ -1548,6 +2038,15 @@ mod tests {
             quote!(state = [u8; 3], crate = ::a::b,),
             quote!(state = fn() -> !),
             quote!(state = impl Trait),
+            quote!(state = S, migrate_from = [], accept_graphs = []),
+            quote!(state = S, migrate_from = [A, , B], accept_graphs = [1, "x", 0x1_u32]),
+            quote!(
+                state = S,
+                migrate_from = [S, S, S],
+                accept_graphs = [18446744073709551616]
+            ),
+            quote!(state = S, migrate_from, accept_graphs =),
+            quote!(state = S, migrate_from = A, accept_graphs = 1),
         ];
         let items = [
             quote!(),
@@ -1636,6 +2135,17 @@ mod tests {
                 mod m {
                     #[node(interrupt = 1, retry, retry = x, timeout_ms = 0, timeout_ms = -1, jitter = 3, backoff_ms = 9, backoff_max_ms = 1, = , 7)]
                     async fn a(s: &mut S) {}
+                }
+            ),
+            quote!(
+                mod m {
+                    edge!(START -> a);
+                    edge!(a -> b | END);
+                    edge!(b -> END);
+                    #[node(checkpoint, checkpoint = , checkpoint = 1, checkpoint = "always", renamed_from = ["b", "", "a", 1], renamed_from)]
+                    async fn a(s: &mut S) -> a::Next {}
+                    #[node(renamed_from = ["x", "x", "r#y", "START"], checkpoint = always always)]
+                    async fn b(s: &mut S) {}
                 }
             ),
             quote!(

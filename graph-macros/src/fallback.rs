@@ -136,6 +136,10 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
         .collect();
     for (name, item) in [
         ("GRAPH_HASH", quote!(#allow pub const GRAPH_HASH: u64 = 0;)),
+        (
+            "STATE_SCHEMA",
+            quote!(#allow pub const STATE_SCHEMA: u64 = 0;),
+        ),
         ("MERMAID", quote!(#allow pub const MERMAID: &str = "";)),
         (
             "NODES",

@@ -1,47 +1,151 @@
-//! `GRAPH_HASH`: a stable 64-bit hash of a versioned, canonical text of the graph's structure.
+//! `GRAPH_HASH`: a stable 64-bit hash of a versioned, canonical text of the graph's structure,
+//! combined with the state schema fingerprints of the interrupt input types.
 //!
 //! Checkpoints store the hash, and a runner refuses to resume a checkpoint of another graph, so
 //! the hash must (a) change whenever the structure changes — a renamed node, an added or
-//! removed edge, another interrupt input type, another state type — and (b) never change for
-//! anything else: declaration order, the order of branch targets, node bodies, retry and
-//! timeout settings, the compiler version. Hence our own canonical text (sorted, with our own
-//! token printer rather than rustc's, whose spacing may change between releases) and FNV-1a 64
+//! removed edge, another interrupt input type — and (b) never change for anything else:
+//! declaration order, the order of branch targets, node bodies, retry and timeout settings,
+//! the compiler version, or how a type is spelled (`Approval`, `crate::Approval` and
+//! `super::Approval` are one type). Hence our own canonical text (sorted, with our own token
+//! printer rather than rustc's, whose spacing may change between releases) and FNV-1a 64
 //! written out here rather than `DefaultHasher`, whose algorithm is not guaranteed stable.
 //!
 //! The text is line-based and each kind of fact has its own line prefix, so later additions
 //! (error edges: `error-edge charge->refund`) add lines only to graphs that use them and leave
 //! every existing hash unchanged.
+//!
+//! Two versions of the text exist:
+//!
+//! - **v1** (the first release) spelled the state type (`state Order`) and each interrupt
+//!   input type (`node review interrupt Approval`) into the text, so `crate::Order` gave
+//!   another hash than `Order`. Its hash is still computed: it goes into `ACCEPTED_GRAPHS`, so
+//!   checkpoints saved by that release keep opening.
+//! - **v2** (today's `GRAPH_HASH`) has no `state` line (the state has its own fingerprint,
+//!   `STATE_SCHEMA`, stored in every checkpoint) and interrupt lines without a type
+//!   (`node review interrupt`). A macro only sees tokens, never types, so the input types
+//!   enter the hash through their `StateSchema` fingerprints, which only the compiler knows:
+//!   `GRAPH_HASH` is a `const` expression that combines the text's hash with each interrupt
+//!   node's name and its input's fingerprint (in node-name order), with the runtime's
+//!   `Fingerprint`. Changing an input type's data model still changes the hash; renaming or
+//!   moving the type does not.
+//!
+//! Node renames (`#[node(renamed_from = "review")]`) describe older graphs: the same texts with
+//! renamed nodes under their old names. Their hashes go into `ACCEPTED_GRAPHS` too.
 
 use syn::Type;
 
 use crate::model::{END, EdgeKind, Endpoint, Graph, START};
 use crate::parse::tokens_to_string;
 
-/// The first line of the canonical text. Bump it only for a deliberate, documented break.
-pub(crate) const VERSION: &str = "graph-runtime/v1";
+/// The first line of the canonical text of the first release.
+pub(crate) const VERSION_1: &str = "graph-runtime/v1";
+/// The first line of today's canonical text. Bump it only for a deliberate, documented break
+/// (and keep computing the older versions for `ACCEPTED_GRAPHS`).
+pub(crate) const VERSION_2: &str = "graph-runtime/v2";
 
-/// The canonical text of the graph (`workflow`, `state`, `entry`, sorted `node`, `edge` and
-/// `error-edge` lines). `graph` has passed every check.
-pub(crate) fn canonical_text(graph: &Graph, state: &Type) -> String {
+/// The kind that starts the `Fingerprint` combining a v2 text hash with the interrupt inputs.
+pub(crate) const GRAPH_KIND: &str = "graph-runtime/v2 graph";
+/// The kind that starts `INPUT_SCHEMA`'s `Fingerprint`.
+pub(crate) const INPUT_KIND: &str = "graph-runtime/v2 input";
+
+/// Which canonical text to write.
+#[derive(Clone, Copy)]
+pub(crate) enum Version<'a> {
+    /// The first release's text, with the state type as written.
+    V1 { state: &'a Type },
+    /// Today's text: no types.
+    V2,
+}
+
+/// One version of the graph: the name each node has in it (`names[i]` for node `i`).
+pub(crate) struct Names(pub(crate) Vec<String>);
+
+impl Names {
+    /// The graph as declared: every node under its own name.
+    pub(crate) fn current(graph: &Graph) -> Self {
+        Names(graph.nodes().iter().map(|node| node.name.clone()).collect())
+    }
+
+    /// The older graphs `renamed_from` describes: every combination of a renamed node's
+    /// current and old names, except all current ones, in a deterministic order (the first
+    /// renamed node's names vary slowest, its old names in the listed order). `graph` has
+    /// passed every check, which bounds the number of combinations.
+    pub(crate) fn older(graph: &Graph) -> Vec<Self> {
+        let current = Names::current(graph);
+        let mut out = vec![current.0.clone()];
+        for (i, node) in graph.nodes().iter().enumerate() {
+            if node.args.renamed_from.is_empty() {
+                continue;
+            }
+            let mut next = Vec::new();
+            for names in &out {
+                next.push(names.clone());
+                for lit in &node.args.renamed_from {
+                    let mut renamed = names.clone();
+                    if let Some(name) = renamed.get_mut(i) {
+                        *name = lit.value();
+                    }
+                    next.push(renamed);
+                }
+            }
+            out = next;
+        }
+        out.into_iter()
+            .filter(|names| *names != current.0)
+            .map(Names)
+            .collect()
+    }
+
+    fn of(&self, i: usize) -> &str {
+        self.0.get(i).map_or("", String::as_str)
+    }
+
+    /// The interrupt nodes with their names in this version, sorted by name: each with its
+    /// index among the interrupt nodes in declaration order (the order of the `Input` enum's
+    /// variants and of the generated input fingerprints).
+    pub(crate) fn interrupts(&self, graph: &Graph) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.args.interrupt && node.input().is_some())
+            .enumerate()
+            .map(|(k, (i, _))| (self.of(i).to_owned(), k))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The canonical text of `version` of the graph, with node `i` named `names[i]` (`workflow`,
+/// v1's `state`, `entry`, sorted `node`, `edge` and `error-edge` lines). `graph` has passed
+/// every check.
+pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> String {
     let mut text = String::new();
-    text.push_str(VERSION);
+    text.push_str(match version {
+        Version::V1 { .. } => VERSION_1,
+        Version::V2 => VERSION_2,
+    });
     text.push('\n');
     text.push_str(&format!("workflow {}\n", graph.module.name));
-    text.push_str(&format!("state {}\n", tokens_to_string(state)));
-    let entry = graph
-        .entry()
-        .and_then(|i| graph.nodes().get(i))
-        .map_or("", |node| node.name.as_str());
+    if let Version::V1 { state } = version {
+        text.push_str(&format!("state {}\n", tokens_to_string(state)));
+    }
+    let entry = graph.entry().map_or("", |i| names.of(i));
     text.push_str(&format!("entry {entry}\n"));
 
     let mut nodes: Vec<String> = graph
         .nodes()
         .iter()
-        .map(|node| match node.input() {
-            Some(input) if node.args.interrupt => {
-                format!("node {} interrupt {}", node.name, tokens_to_string(input))
+        .enumerate()
+        .map(|(i, node)| match (node.input(), version) {
+            (Some(input), Version::V1 { .. }) if node.args.interrupt => {
+                format!("node {} interrupt {}", names.of(i), tokens_to_string(input))
             }
-            _ => format!("node {}", node.name),
+            (Some(_), Version::V2) if node.args.interrupt => {
+                format!("node {} interrupt", names.of(i))
+            }
+            _ => format!("node {}", names.of(i)),
         })
         .collect();
     nodes.sort();
@@ -51,10 +155,7 @@ pub(crate) fn canonical_text(graph: &Graph, state: &Type) -> String {
         match endpoint {
             Endpoint::Start => START.to_owned(),
             Endpoint::End => END.to_owned(),
-            Endpoint::Node(i) => graph
-                .nodes()
-                .get(i)
-                .map_or_else(String::new, |node| node.name.clone()),
+            Endpoint::Node(i) => names.of(i).to_owned(),
             Endpoint::Unknown => String::new(),
         }
     };
@@ -93,9 +194,10 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// The hash and the canonical text it was computed from.
-pub(crate) fn graph_hash(graph: &Graph, state: &Type) -> (u64, String) {
-    let text = canonical_text(graph, state);
+/// The hash of `version` of the graph and the canonical text it was computed from (for v2,
+/// the hash of the text alone, before the input fingerprints are combined in).
+pub(crate) fn text_hash(graph: &Graph, version: Version, names: &Names) -> (u64, String) {
+    let text = canonical_text(graph, version, names);
     (fnv1a64(text.as_bytes()), text)
 }
 
@@ -117,7 +219,21 @@ mod tests {
         if let Err(error) = cx.check() {
             panic!("unexpected errors: {error}");
         }
-        graph_hash(&graph, input.args.state.as_ref().expect("state"))
+        let state = input.args.state.as_ref().expect("state");
+        text_hash(&graph, Version::V1 { state }, &Names::current(&graph))
+    }
+
+    /// The v2 text hash (before the input fingerprints are combined in) and text.
+    fn v2_of(args: TokenStream, item: TokenStream) -> (u64, String) {
+        let cx = Ctxt::new();
+        let input = parse::workflow(&cx, args, item);
+        let module = input.module.expect("module");
+        let graph = Graph::build(&module);
+        crate::check::check(&cx, &graph);
+        if let Err(error) = cx.check() {
+            panic!("unexpected errors: {error}");
+        }
+        text_hash(&graph, Version::V2, &Names::current(&graph))
     }
 
     fn checkout() -> TokenStream {
@@ -183,6 +299,122 @@ mod tests {
     pub(crate) const PINNED_CHECKOUT_HASH: u64 = 0x2204_5b7d_596d_b6de;
 
     #[test]
+    fn canonical_text_v2_of_checkout() {
+        let (_, text) = v2_of(quote!(state = Order), checkout());
+        assert_eq!(
+            text,
+            "graph-runtime/v2\n\
+             workflow checkout\n\
+             entry validate\n\
+             node cancel\n\
+             node charge\n\
+             node review interrupt\n\
+             node ship\n\
+             node validate\n\
+             edge START->validate\n\
+             edge cancel->END\n\
+             edge charge->ship\n\
+             edge review->cancel\n\
+             edge review->charge\n\
+             edge ship->END\n\
+             edge validate->charge\n\
+             edge validate->review\n"
+        );
+    }
+
+    /// Pinned like the v1 hash: `GRAPH_HASH` combines this value with the input types'
+    /// fingerprints (tests/dsl.rs pins the combination).
+    #[test]
+    fn pinned_v2_text_hash_of_checkout() {
+        let (hash, _) = v2_of(quote!(state = Order), checkout());
+        assert_eq!(hash, PINNED_CHECKOUT_V2_TEXT_HASH, "got {hash:#018x}");
+    }
+
+    pub(crate) const PINNED_CHECKOUT_V2_TEXT_HASH: u64 = 0x12ba_e420_3155_f20d;
+
+    #[test]
+    fn v2_ignores_how_types_are_spelled() {
+        let base = v2_of(quote!(state = Order), checkout());
+        for state in [
+            quote!(state = crate::Order),
+            quote!(state = self::Order),
+            quote!(state = super::Order),
+            quote!(state = Basket),
+        ] {
+            assert_eq!(v2_of(state, checkout()), base);
+        }
+        let spelled = rename(
+            checkout(),
+            "decision: Approval",
+            "decision: crate::Approval",
+        );
+        assert_eq!(v2_of(quote!(state = Order), spelled.clone()), base);
+        // Version 1 spelled them out.
+        assert_ne!(
+            hash_of(quote!(state = crate::Order), checkout()).0,
+            hash_of(quote!(state = Order), checkout()).0
+        );
+        assert_ne!(
+            hash_of(quote!(state = Order), spelled).0,
+            hash_of(quote!(state = Order), checkout()).0
+        );
+    }
+
+    fn graph_of(item: TokenStream, test: impl FnOnce(&Graph)) {
+        let cx = Ctxt::new();
+        let input = parse::workflow(&cx, quote!(state = Order), item);
+        let module = input.module.expect("module");
+        let graph = Graph::build(&module);
+        crate::check::check(&cx, &graph);
+        if let Err(error) = cx.check() {
+            panic!("unexpected errors: {error}");
+        }
+        test(&graph);
+    }
+
+    #[test]
+    fn renamed_nodes_describe_the_older_graphs() {
+        // `review` was `approve`, then `approval`; `ship` was `deliver`.
+        let item = rename(
+            rename(
+                checkout(),
+                "#[node(interrupt)]",
+                "#[node(interrupt, renamed_from = [\"approve\", \"approval\"])]",
+            ),
+            "#[node] async fn ship",
+            "#[node(renamed_from = \"deliver\")] async fn ship",
+        );
+        graph_of(item, |graph| {
+            let older: Vec<Vec<String>> = Names::older(graph).into_iter().map(|n| n.0).collect();
+            let names = |review: &str, ship: &str| -> Vec<String> {
+                ["validate", review, "charge", ship, "cancel"]
+                    .map(str::to_owned)
+                    .to_vec()
+            };
+            assert_eq!(
+                older,
+                [
+                    names("review", "deliver"),
+                    names("approve", "ship"),
+                    names("approve", "deliver"),
+                    names("approval", "ship"),
+                    names("approval", "deliver"),
+                ]
+            );
+            // The older graph's text is the graph as that release declared it.
+            let before = Names(names("approve", "ship"));
+            let (_, text) = text_hash(graph, Version::V2, &before);
+            assert!(text.contains("node approve interrupt\n"), "{text}");
+            assert!(text.contains("edge approve->cancel\n"), "{text}");
+            assert!(text.contains("edge validate->approve\n"), "{text}");
+            assert!(!text.contains("review"), "{text}");
+            assert_eq!(before.interrupts(graph), [("approve".to_owned(), 0)]);
+        });
+        // Without renames, no older graph.
+        graph_of(checkout(), |graph| assert!(Names::older(graph).is_empty()));
+    }
+
+    #[test]
     fn reordering_does_not_change_the_hash() {
         let reordered = quote! {
             pub mod checkout {
@@ -202,7 +434,11 @@ mod tests {
         };
         assert_eq!(
             hash_of(quote!(state = Order), checkout()).0,
-            hash_of(quote!(state = Order), reordered).0
+            hash_of(quote!(state = Order), reordered.clone()).0
+        );
+        assert_eq!(
+            v2_of(quote!(state = Order), checkout()),
+            v2_of(quote!(state = Order), reordered)
         );
         // Spacing in the state type does not matter either.
         assert_eq!(

@@ -31,10 +31,10 @@ mod state_schema;
 /// use graph_runtime::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, Default, Serialize, Deserialize, StateSchema)]
 /// pub struct Order { pub total_cents: u64, pub approved: bool }
 ///
-/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 /// pub enum Approval { Approve, Reject }
 ///
 /// #[workflow(state = Order)]
@@ -72,7 +72,18 @@ mod state_schema;
 ///
 /// - `state = T` (required): the type every node reads and changes, and that checkpoints
 ///   save. It is resolved inside the module, like the node functions' own types (hence the
-///   usual `use super::*;`).
+///   usual `use super::*;`). `T` implements `Serialize`, `Deserialize` and
+///   **`StateSchema`** (`#[derive(StateSchema)]`, in the prelude): the fingerprint of its serde
+///   data model, stored in every checkpoint, so that a checkpoint of another shape is refused
+///   rather than misread. Without it, the build fails at `T` ("`T` has no state schema
+///   fingerprint"). Interrupt input types need `StateSchema` too.
+/// - `migrate_from = [OrderV1, OrderV2]` (optional): older state types whose checkpoints
+///   still open. Each derives `StateSchema` and `Deserialize` and implements `Into<T>`; a
+///   checkpoint saved with one of their fingerprints is decoded as that type and converted,
+///   and the next checkpoint is written as `T`. See [Checkpoints that last](#checkpoints-that-last).
+/// - `accept_graphs = [0x2204_5b7d_596d_b6de]` (optional): the `GRAPH_HASH`es of older
+///   versions of this graph whose checkpoints this one opens, as integer literals (copy them
+///   from the older build's `GRAPH_HASH`).
 /// - `crate = path` (optional): where the runtime crate is, for crates that re-export it;
 ///   `::graph_runtime` by default. Use an absolute path (`::my_rt` or `crate::rt`).
 ///
@@ -98,7 +109,7 @@ mod state_schema;
 ///
 /// ```
 /// # use graph_runtime::prelude::*;
-/// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)]
 /// # pub struct Order { pub total_cents: u64, pub note: Option<String> }
 /// # #[derive(Debug)] pub struct PaymentError;
 /// # impl std::fmt::Display for PaymentError {
@@ -154,12 +165,85 @@ mod state_schema;
 /// without error edges keep their hash), and are drawn dotted in `MERMAID`
 /// (`charge -. on error .-> refund`).
 ///
+/// # Checkpoints that last
+///
+/// Sessions outlive the code that started them. Three arguments let a new build open the
+/// checkpoints of an older one:
+///
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// /// The state as the previous release saved it.
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct OrderV1 { pub total_cents: u64 }
+///
+/// #[derive(Default, Serialize, Deserialize, StateSchema)]
+/// pub struct Order { pub total_cents: u64, pub currency: String }
+///
+/// impl From<OrderV1> for Order {
+///     fn from(old: OrderV1) -> Order {
+///         Order { total_cents: old.total_cents, currency: "EUR".to_owned() }
+///     }
+/// }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
+/// pub enum Approval { Approve, Reject }
+///
+/// #[workflow(state = Order, migrate_from = [OrderV1], accept_graphs = [0x2204_5b7d_596d_b6de])]
+/// pub mod checkout {
+///     use super::*;
+///
+///     edge!(START -> approval);
+///     edge!(approval -> charge | END);
+///     edge!(charge -> END);
+///
+///     #[node(interrupt, renamed_from = "review")]   // sessions waiting at `review` resume here
+///     async fn approval(order: &mut Order, decision: Approval) -> approval::Next {
+///         match decision {
+///             Approval::Approve => approval::Next::Charge,
+///             Approval::Reject => approval::Next::End,
+///         }
+///     }
+///
+///     #[node(checkpoint = always)]               // saved after, whatever the runner's policy
+///     async fn charge(order: &mut Order) {}
+/// }
+///
+/// fn main() {
+///     use graph_runtime::Workflow as _;
+///     assert_eq!(checkout::STATE_SCHEMA, <Order as StateSchema>::SCHEMA);
+///     assert_eq!(checkout::Workflow::MIGRATES_FROM, &[<OrderV1 as StateSchema>::SCHEMA]);
+///     assert!(checkout::Workflow::ACCEPTED_GRAPHS.contains(&0x2204_5b7d_596d_b6de));
+/// }
+/// ```
+///
+/// - **State schema.** Every checkpoint stores `STATE_SCHEMA`; a checkpoint with another
+///   fingerprint is refused (`Error::SchemaMismatch`), never misread.
+/// - **`migrate_from`.** A checkpoint whose fingerprint is one of the listed types' is decoded
+///   as that type and converted with its `Into<T>`. Two listed types with the same fingerprint
+///   (the same serde data model), or one with the state's, fail the build at the type: a
+///   checkpoint could not say which type it holds. So does a type listed twice.
+/// - **`#[node(renamed_from = "old")]`.** A checkpoint saved at node `old` resumes at the
+///   renamed node, and the hashes of the graph as it was before the rename (every renamed node
+///   under its old name, and every combination when there are several) are accepted.
+/// - **`accept_graphs`.** Any other change to the graph (a node added, an edge moved) gives a
+///   new `GRAPH_HASH`; listing the old hash accepts its checkpoints. A session waiting at a
+///   node that no longer exists is an error when it resumes.
+/// - Checkpoints saved by the first release, whose graph hash spelled the state type into the
+///   hash, keep opening: that hash is always accepted.
+///
 /// # Generated items
 ///
-/// - `Workflow`: a unit struct implementing `graph_runtime::Workflow`; give it to `Runner::new`;
-/// - `GRAPH_HASH: u64`: a stable hash of the structure (names, state type, interrupt input
-///   types, edges, error edges), stored in checkpoints; reordering declarations does not change it; its
+/// - `Workflow`: a unit struct implementing `graph_runtime::Workflow`; give it to `Runner::new`.
+///   Besides the constants below, it carries `STATE_SCHEMA`, `INPUT_SCHEMA` (the fingerprint
+///   of `Input`: each interrupt node's name and its input's fingerprint, in declaration
+///   order), `MIGRATES_FROM` (the `migrate_from` fingerprints, in the listed order) and
+///   `ACCEPTED_GRAPHS` (the older graph hashes described above);
+/// - `GRAPH_HASH: u64`: a stable hash of the structure (names, edges, error edges, and the
+///   fingerprints of the interrupt input types), stored in checkpoints; reordering
+///   declarations or spelling a type another way (`crate::Approval`) does not change it; its
 ///   rustdoc shows the canonical text it hashes;
+/// - `STATE_SCHEMA: u64`: the state type's `StateSchema` fingerprint;
 /// - `MERMAID: &str`: a Mermaid flowchart of the graph; `NODES: &[&str]`: the node names in
 ///   declaration order;
 /// - `<node>::Next` for each branching node;
@@ -179,7 +263,12 @@ mod state_schema;
 /// edge, unknown keys in `#[workflow(…)]` or `#[node(…)]`, and misused error edges (`on error`
 /// after a branch, anything but `on error` after the target, a second error edge from one
 /// node, an error edge to `START`, `END`, an unknown name or the node itself, or from
-/// something that is not a node).
+/// something that is not a node). The checkpoint rules too: a state or interrupt input type
+/// without `StateSchema` (at the type), a `migrate_from` type listed twice, one whose
+/// fingerprint equals another's or the state's, or that cannot be decoded or converted
+/// `Into` the state; a `renamed_from` name that is a node of the graph, another node's old
+/// name, or not an identifier; an `accept_graphs` entry that is not an integer literal; a
+/// `checkpoint` other than `always` or `never`.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::workflow(args.into(), item.into()).into()
@@ -189,9 +278,9 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```
 /// # use graph_runtime::prelude::*;
-/// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)]
 /// # pub struct Order { pub approved: bool, pub charge_id: Option<String> }
-/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, StateSchema)]
 /// # pub enum Approval { Approve, Reject }
 /// # #[workflow(state = Order)]
 /// # pub mod checkout {
@@ -220,7 +309,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The first parameter is the state, `&mut T` or `&T`. A node may also take `ctx: &NodeCtx`
 /// in any later position. An `interrupt` node takes exactly one more parameter, its input,
-/// an owned type implementing `Serialize`, `Deserialize`, `Debug` and `Clone`.
+/// an owned type implementing `Serialize`, `Deserialize`, `StateSchema`, `Debug` and `Clone`.
 ///
 /// Keys:
 /// - `interrupt`: the node waits for its input (`Runner::resume_with`);
@@ -228,7 +317,15 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `timeout_ms = M` (`u64`): how long one attempt may take;
 /// - `backoff_ms = B`, `backoff_max_ms = C` (`u64`): the wait before the first retry, doubled
 ///   for each further one up to `C`;
-/// - `jitter = false`: do not randomise the waits.
+/// - `jitter = false`: do not randomise the waits;
+/// - `checkpoint = always` / `checkpoint = never`: save a checkpoint after this node whatever
+///   the runner's `CheckpointPolicy` says (a side effect that must not run twice after a
+///   crash), or never (a cheap, pure node; a session that then waits or completes is saved
+///   anyway);
+/// - `renamed_from = "old"` (or `renamed_from = ["old", "older"]`): the node's names in older
+///   builds; a checkpoint saved at `old` resumes at this node, and the older graph's hash is
+///   accepted. An old name is an identifier, not a node of this graph, and the old name of
+///   one node only.
 ///
 /// A node whose error type implements `graph_runtime::Retryable` is not retried for errors
 /// that say retrying cannot help.

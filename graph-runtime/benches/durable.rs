@@ -32,7 +32,7 @@ const GROUP_SESSIONS: usize = 100;
 const W6_STEPS: u64 = 10;
 const W6_SESSIONS: usize = 10_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub struct Bench {
     pub count: u64,
     pub pad: String,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Steps per run: nodes `a` and `b` each add 1 until `count` reaches N.
 const N: u64 = 100_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub struct Bench {
     pub count: u64,
     pub pad: String,

@@ -13,7 +13,8 @@ use crate::{
     Transition, Workflow,
 };
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, crate::StateSchema)]
+#[state_schema(crate = crate)]
 struct Job {
     log: Vec<String>,
     /// How long each `work` attempt sleeps.

@@ -13,7 +13,7 @@ use crate::events::{Event, EventSink, Payload};
 /// use graph_runtime::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Default, Serialize, Deserialize)]
+/// #[derive(Default, Serialize, Deserialize, StateSchema)]
 /// pub struct Job { pub key: String }
 ///
 /// #[workflow(state = Job)]

@@ -12,7 +12,7 @@
 //! use graph_runtime::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+//! #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 //! pub struct Ticket { pub text: String, pub urgent: bool, pub answer: Option<String> }
 //!
 //! #[workflow(state = Ticket)]
@@ -77,7 +77,7 @@
 //!
 //! ```compile_fail
 //! # use graph_runtime::prelude::*;
-//! # #[derive(Default, serde::Serialize, serde::Deserialize)] pub struct S;
+//! # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
 //! #[workflow(state = S)]
 //! pub mod flow {
 //!     use super::*;
@@ -94,7 +94,7 @@
 //!
 //! ```compile_fail
 //! # use graph_runtime::prelude::*;
-//! # #[derive(Default, serde::Serialize, serde::Deserialize)] pub struct S { n: u32 }
+//! # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S { n: u32 }
 //! #[workflow(state = S)]
 //! pub mod flow {
 //!     use super::*;

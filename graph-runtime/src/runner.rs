@@ -176,7 +176,7 @@ impl Config {
 /// use graph_runtime::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 /// pub struct Counter { pub n: u32 }
 ///
 /// #[workflow(state = Counter)]

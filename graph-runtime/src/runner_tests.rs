@@ -13,7 +13,8 @@ use crate::{
     Runner, Status, Transition, Workflow,
 };
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, crate::StateSchema)]
+#[state_schema(crate = crate)]
 struct State {
     n: u32,
     /// `inc` fails when `n` reaches this value.
@@ -24,7 +25,8 @@ struct State {
     keys: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, crate::StateSchema)]
+#[state_schema(crate = crate)]
 enum Input {
     Review(u32),
 }

@@ -25,7 +25,7 @@ pub type NodeError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// use graph_runtime::prelude::*;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Default, Serialize, Deserialize)]
+/// #[derive(Default, Serialize, Deserialize, StateSchema)]
 /// pub struct Counter { pub n: u32 }
 ///
 /// #[workflow(state = Counter)]

@@ -14,7 +14,7 @@ pub const STEPS: u32 = 30;
 /// Set in the child: the directory holding the database and the side-effect log.
 pub const CHILD_ENV: &str = "GRAPH_RUNTIME_CRASH_DIR";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Tally {
     pub n: u32,
     /// The idempotency key of every step that counted.

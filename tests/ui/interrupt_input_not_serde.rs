@@ -1,12 +1,12 @@
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub approved: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, StateSchema)]
 pub struct Approval {
     pub approved: bool,
 }

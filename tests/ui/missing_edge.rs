@@ -1,7 +1,7 @@
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub shipped: bool,
 }

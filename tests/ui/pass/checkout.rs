@@ -4,14 +4,14 @@ use std::fmt;
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     pub total_cents: u64,
     pub approved: bool,
     pub charge_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub enum Approval {
     Approve,
     Reject { reason: String },

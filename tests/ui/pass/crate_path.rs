@@ -6,20 +6,34 @@ mod rt {
     pub use graph_runtime::*;
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, rt::StateSchema)]
+#[state_schema(crate = crate::rt)]
 pub struct Counter {
     pub n: u64,
 }
 
-#[graph_runtime::workflow(state = Counter, crate = crate::rt)]
+/// An older state, so that the migration code is generated under `no_implicit_prelude` too.
+#[derive(Debug, Serialize, Deserialize, rt::StateSchema)]
+#[state_schema(crate = crate::rt)]
+pub struct CounterV1 {
+    pub n: u32,
+}
+
+impl From<CounterV1> for Counter {
+    fn from(old: CounterV1) -> Counter {
+        Counter { n: u64::from(old.n) }
+    }
+}
+
+#[graph_runtime::workflow(state = Counter, crate = crate::rt, migrate_from = [CounterV1])]
 mod count {
     #![no_implicit_prelude]
-    use super::Counter;
+    use super::{Counter, CounterV1};
 
     edge!(START -> bump);
     edge!(bump -> END);
 
-    #[graph_runtime::node]
+    #[graph_runtime::node(checkpoint = always, renamed_from = "increment")]
     async fn bump(c: &mut Counter) {
         c.n += 1;
     }

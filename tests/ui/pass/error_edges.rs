@@ -14,7 +14,7 @@ use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The state.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     /// Cents.
     pub total: u64,

@@ -2,7 +2,7 @@
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
 pub struct Counter {
     pub n: u64,
 }

@@ -17,14 +17,14 @@ use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The state.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
 pub struct Order {
     /// Cents.
     pub total: u64,
 }
 
 /// A decision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub struct Approval(pub bool);
 
 /// The workflow.

@@ -1,0 +1,29 @@
+use graph_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
+pub struct Order {
+    pub total_cents: u64,
+    pub approved: bool,
+}
+
+// No `From<OrderV1> for Order`: an old checkpoint could be read, but not turned into the state.
+#[derive(Debug, Serialize, Deserialize, StateSchema)]
+pub struct OrderV1 {
+    pub total_cents: u64,
+}
+
+#[workflow(state = Order, migrate_from = [OrderV1])]
+mod checkout {
+    use super::*;
+
+    edge!(START -> approve);
+    edge!(approve -> END);
+
+    #[node]
+    async fn approve(order: &mut Order) {
+        order.approved = true;
+    }
+}
+
+fn main() {}
