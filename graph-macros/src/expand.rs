@@ -292,9 +292,11 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         .enumerate()
         .map(|(i, n)| {
             let args = &n.node.args;
+            // A node saved after whatever the policy ends its run, so the runner saves.
             !args.interrupt
                 && args.retry.unwrap_or(0) == 0
                 && args.timeout_ms.is_none()
+                && args.checkpoint != Some(crate::parse::CheckpointOverride::Always)
                 && graph.error_target(i).is_none()
         })
         .collect();
