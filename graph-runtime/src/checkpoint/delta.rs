@@ -50,14 +50,15 @@
 //! Applying each delta in turn would copy the whole body once per delta: O(chain length ×
 //! body size), a gigabyte of copying for a 1,000-step chain of a 1 MiB body. Instead the
 //! deltas are composed as a piece table, resolved from the end of the chain backwards. The
-//! final body starts as one pending range of the last version; at each level, every pending
-//! range is split against that delta's ops (binary search on their target offsets): the parts
-//! covered by INSERTs are written straight to their final position in the output, and the parts
-//! covered by COPYs become pending ranges of the previous version. Ranges still pending at the
-//! start of the chain are copied from the base body. Each output byte is written once, and
-//! each level costs only the ranges that still pass through it, so reconstruction is
-//! O(body size + pieces visited × log ops) — for an append-only workload, a handful of pieces
-//! per level.
+//! final body starts as one pending range of the last version. A pending range of version k is
+//! split against the ops of delta k (binary search on their target offsets): the parts covered
+//! by INSERTs are written straight to their final position in the output, and the parts covered
+//! by COPYs become pending ranges of version k-1. Ranges pending at version 0 are copied from
+//! the base body. Each output byte is written once, and each level costs only the ranges that
+//! still pass through it, so reconstruction is O(body size + pieces visited × log ops) — for an
+//! append-only workload, a handful of pieces per level. Pending ranges are resolved depth first,
+//! so the work list never holds more entries than there are ops in the chain: memory stays
+//! proportional to the input plus the output, even for deltas that duplicate ranges.
 
 // The runner wires this in separately; until then only the tests call it.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -66,8 +67,8 @@
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
 /// The size of the blocks the old body is indexed in, and of the rolling-hash window. Smaller
-/// blocks find shorter matches between nearby edits but make a larger index; 32 keeps the index
-/// of a 1 MiB body at 32 Ki entries.
+/// blocks find shorter matches between nearby edits but make a larger index; 32 indexes a 1 MiB
+/// body as 32 Ki blocks in a 512 KiB table.
 const BLOCK: usize = 32;
 
 /// How far past `max_len` the emitted ops plus the pending literal may go before [`encode`]
@@ -163,64 +164,96 @@ pub(crate) fn reconstruct(base: &[u8], deltas: &[&[u8]], limit: usize) -> Result
     }
 
     let mut out = vec![0u8; len];
-    // Ranges of the final body still to be filled: (offset in the output, offset in the
-    // version being resolved, length).
-    let mut pending: Vec<(usize, usize, usize)> = Vec::new();
+    // Ranges of the final body still to be filled, resolved depth first so that the stack
+    // holds at most the unvisited siblings along one path: no more entries than there are ops
+    // in the whole chain, however often the deltas duplicate ranges (a breadth-first frontier
+    // could hold one entry per output byte).
+    let mut stack: Vec<Range> = Vec::new();
     if len > 0 {
-        pending.push((0, 0, len));
+        stack.push(Range {
+            version: deltas.len(),
+            dst: 0,
+            src: 0,
+            len,
+        });
     }
-    let mut next = Vec::new();
-    for (delta, ops) in deltas.iter().zip(&parsed).rev() {
-        next.clear();
-        for &(dst, src, n) in &pending {
-            let end = src + n;
-            let mut i = ops.ops.partition_point(|op| op.target + op.len <= src);
-            let mut at = src;
-            let mut to = dst;
-            while at < end {
-                let op = ops.ops.get(i).ok_or("internal: range past the last op")?;
-                let skip = at - op.target;
-                let take = (op.len - skip).min(end - at);
-                match op.kind {
-                    OpKind::Insert { at: lit } => {
-                        let bytes = delta
-                            .get(lit + skip..lit + skip + take)
-                            .ok_or("internal: literal out of range")?;
-                        out.get_mut(to..to + take)
-                            .ok_or("internal: output out of range")?
-                            .copy_from_slice(bytes);
-                    }
-                    OpKind::Copy { from } => push_range(&mut next, (to, from + skip, take)),
+    while let Some(range) = stack.pop() {
+        let Range {
+            version,
+            dst,
+            src,
+            len,
+        } = range;
+        let Some(level) = version.checked_sub(1) else {
+            let bytes = base
+                .get(src..src + len)
+                .ok_or("internal: base out of range")?;
+            out.get_mut(dst..dst + len)
+                .ok_or("internal: output out of range")?
+                .copy_from_slice(bytes);
+            continue;
+        };
+        let (delta, ops) = match (deltas.get(level), parsed.get(level)) {
+            (Some(delta), Some(parsed)) => (delta, &parsed.ops),
+            _ => return Err("internal: version out of range".into()),
+        };
+        let end = src + len;
+        let mut i = ops.partition_point(|op| op.target + op.len <= src);
+        let mut at = src;
+        let mut to = dst;
+        while at < end {
+            let op = ops.get(i).ok_or("internal: range past the last op")?;
+            let skip = at - op.target;
+            let take = (op.len - skip).min(end - at);
+            match op.kind {
+                OpKind::Insert { at: lit } => {
+                    let bytes = delta
+                        .get(lit + skip..lit + skip + take)
+                        .ok_or("internal: literal out of range")?;
+                    out.get_mut(to..to + take)
+                        .ok_or("internal: output out of range")?
+                        .copy_from_slice(bytes);
                 }
-                at += take;
-                to += take;
-                i += 1;
+                OpKind::Copy { from } => push_range(
+                    &mut stack,
+                    Range {
+                        version: level,
+                        dst: to,
+                        src: from + skip,
+                        len: take,
+                    },
+                ),
             }
+            at += take;
+            to += take;
+            i += 1;
         }
-        std::mem::swap(&mut pending, &mut next);
-    }
-    for &(dst, src, n) in &pending {
-        let bytes = base
-            .get(src..src + n)
-            .ok_or("internal: base out of range")?;
-        out.get_mut(dst..dst + n)
-            .ok_or("internal: output out of range")?
-            .copy_from_slice(bytes);
     }
     Ok(out)
 }
 
-/// Appends a pending range, merging it into the previous one when both continue each other (a
+/// A range of the output still to be filled from `src..src + len` of the body after the
+/// first `version` deltas (0: the base).
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    version: usize,
+    dst: usize,
+    src: usize,
+    len: usize,
+}
+
+/// Pushes a pending range, merging it into the previous one when both continue each other (a
 /// version whose ops split a range its successor copies whole).
-fn push_range(ranges: &mut Vec<(usize, usize, usize)>, range: (usize, usize, usize)) {
-    if let Some(last) = ranges.last_mut()
-        && last.0 + last.2 == range.0
-        && last.1 + last.2 == range.1
+fn push_range(stack: &mut Vec<Range>, range: Range) {
+    if let Some(last) = stack.last_mut()
+        && last.version == range.version
+        && last.dst + last.len == range.dst
+        && last.src + last.len == range.src
     {
-        last.2 += range.2;
+        last.len += range.len;
         return;
     }
-    ranges.push(range);
+    stack.push(range);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -391,8 +424,9 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// Random 64-bit values, one per byte value, for the gear hash (splitmix64 of the byte, fixed
-/// so that the hash does not depend on the build).
-const GEAR: [u64; 256] = {
+/// so that the hash does not depend on the build). A `static`, not a `const`: unoptimized builds
+/// copy a `const` array to the stack at every indexing, which made the unit tests 4× slower.
+static GEAR: [u64; 256] = {
     let mut table = [0u64; 256];
     let mut i = 0;
     while i < 256 {
@@ -765,6 +799,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Deltas that each copy their source twice grow the body exponentially from a few bytes of
+    /// input: the limit stops them, and under it the result is exact.
+    #[test]
+    fn duplicating_chains_respect_the_limit() {
+        let mut deltas = Vec::new();
+        let mut len = 1u64;
+        for _ in 0..20 {
+            let mut d = header(len, 2 * len);
+            for _ in 0..2 {
+                put_varint(&mut d, (len << 1) | 1);
+                put_varint(&mut d, 0);
+            }
+            deltas.push(d);
+            len *= 2;
+        }
+        let refs: Vec<&[u8]> = deltas.iter().map(Vec::as_slice).collect();
+        assert_eq!(
+            reconstruct(b"x", &refs, 1 << 20).unwrap(),
+            vec![b'x'; 1 << 20]
+        );
+        assert!(reconstruct(b"x", &refs, (1 << 20) - 1).is_err());
+        let mut more = refs.clone();
+        let huge = header(1 << 20, 1 << 40);
+        more.push(&huge);
+        assert!(reconstruct(b"x", &more, usize::MAX).is_err());
     }
 
     #[test]
