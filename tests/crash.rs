@@ -48,7 +48,7 @@ fn crash_free(declined: bool) -> Tally {
 /// The crash-free end state, with the keys renamed to session `id`.
 fn expected(id: &str, declined: bool) -> Tally {
     let mut tally = crash_free(declined);
-    for key in &mut tally.keys {
+    for key in tally.keys.iter_mut().chain(&mut tally.notes) {
         *key = key.replacen("reference", id, 1);
     }
     tally

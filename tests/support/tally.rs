@@ -80,12 +80,8 @@ pub mod tally {
         call_out(ctx).await;
         t.n += 1;
         t.keys.push(ctx.idempotency_key());
-        let mut note = format!("{} ", ctx.idempotency_key());
-        while note.len() < NOTE_BYTES {
-            note.push_str(&t.n.to_string());
-        }
-        note.truncate(NOTE_BYTES);
-        t.notes.push(note);
+        let pad: String = t.n.to_string().chars().cycle().take(NOTE_BYTES).collect();
+        t.notes.push(format!("{} {pad}", ctx.idempotency_key()));
         if t.n < STEPS {
             work::Next::Work
         } else {

@@ -61,7 +61,6 @@
 //! proportional to the input plus the output, even for deltas that duplicate ranges.
 
 // The runner wires this in separately; until then only the tests call it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// The format version written as the first byte of every delta.
 pub(crate) const FORMAT_VERSION: u8 = 1;
