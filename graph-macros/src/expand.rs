@@ -1,5 +1,6 @@
 //! Codegen: the module's own items, then per-node `Next` enums, the `Input` enum, the cursor
-//! enum, the `GRAPH_HASH` / `MERMAID` / `NODES` constants and the `Workflow` implementation.
+//! enum, the `STATE_SCHEMA` / `GRAPH_HASH` / `MERMAID` / `NODES` constants and the `Workflow`
+//! implementation (with the schema fingerprints, accepted graphs and migrations).
 //!
 //! Every runtime name is reached through `<crate>::__private` (`::graph_runtime` unless
 //! `crate = …` says otherwise) or `::core` / `::std`, so the output never depends on what the
@@ -616,6 +617,9 @@ fn fingerprint(
     out
 }
 
+/// The checkpoint items of a graph that passed every check: `STATE_SCHEMA` and the input
+/// fingerprints (which are also the `StateSchema` probes), `GRAPH_HASH`, `INPUT_SCHEMA`,
+/// `ACCEPTED_GRAPHS`, and the migrations of `migrate_from` with their collision assertions.
 fn schema_items(
     args: &WorkflowArgs,
     state: &Type,
