@@ -1,5 +1,6 @@
 //! Codegen: the module's own items, then per-node `Next` enums, the `Input` enum, the cursor
-//! enum, the `GRAPH_HASH` / `MERMAID` / `NODES` constants and the `Workflow` implementation.
+//! enum, the `STATE_SCHEMA` / `GRAPH_HASH` / `MERMAID` / `NODES` constants and the `Workflow`
+//! implementation (with the schema fingerprints, accepted graphs and migrations).
 //!
 //! Every runtime name is reached through `<crate>::__private` (`::graph_runtime` unless
 //! `crate = …` says otherwise) or `::core` / `::std`, so the output never depends on what the
@@ -618,6 +619,9 @@ fn fingerprint(
     out
 }
 
+/// The checkpoint items of a graph that passed every check: `STATE_SCHEMA` and the input
+/// fingerprints (which are also the `StateSchema` probes), `GRAPH_HASH`, `INPUT_SCHEMA`,
+/// `ACCEPTED_GRAPHS`, and the migrations of `migrate_from` with their collision assertions.
 fn schema_items(
     args: &WorkflowArgs,
     state: &Type,
@@ -1836,6 +1840,32 @@ mod tests {
                 "for {args}"
             );
         }
+        // Every combination of old names is an older graph: their number is bounded.
+        let chain = |count: usize| -> TokenStream {
+            let names: Vec<Ident> = (0..count).map(|i| format_ident!("n{i}")).collect();
+            let olds: Vec<String> = (0..count).map(|i| format!("old{i}")).collect();
+            let (first, last) = (&names[0], &names[count - 1]);
+            let pairs = names.windows(2).map(|w| {
+                let (a, b) = (&w[0], &w[1]);
+                quote!(edge!(#a -> #b);)
+            });
+            quote! {
+                mod m {
+                    edge!(START -> #first);
+                    #(#pairs)*
+                    edge!(#last -> END);
+                    #(#[node(renamed_from = #olds)] async fn #names(s: &mut S) {})*
+                }
+            }
+        };
+        assert!(errors(quote!(state = S), chain(6)).is_empty());
+        assert_eq!(
+            errors(quote!(state = S), chain(7)),
+            [format!(
+                "the old names in `renamed_from` describe more than {} older graphs (one per combination); keep the names of the releases whose sessions may still wait, and list older graph hashes in `#[workflow(accept_graphs = [...])]`",
+                crate::check::MAX_RENAMED_GRAPHS
+            )]
+        );
         // Every such error in one build, with the graph's.
         let messages = errors(
             quote!(state = S, migrate_from = [A, A], accept_graphs = [x]),

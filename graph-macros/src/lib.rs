@@ -232,6 +232,23 @@ mod state_schema;
 /// - Checkpoints saved by the first release, whose graph hash spelled the state type into the
 ///   hash, keep opening: that hash is always accepted.
 ///
+/// A state type without `StateSchema` is a compile error at the type:
+///
+/// ```compile_fail
+/// # use graph_runtime::prelude::*;
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]   // no `StateSchema`
+/// pub struct Order { pub total_cents: u64 }
+///
+/// #[workflow(state = Order)]   // error: `Order` has no state schema fingerprint
+/// pub mod checkout {
+///     use super::*;
+///     edge!(START -> charge);
+///     edge!(charge -> END);
+///     #[node] async fn charge(order: &mut Order) {}
+/// }
+/// # fn main() {}
+/// ```
+///
 /// # Generated items
 ///
 /// - `Workflow`: a unit struct implementing `graph_runtime::Workflow`; give it to `Runner::new`.
