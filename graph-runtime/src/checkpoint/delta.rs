@@ -138,6 +138,7 @@ pub(crate) fn encode(old: &[u8], new: &[u8], max_len: usize) -> Option<Vec<u8>> 
 }
 
 /// Applies one delta to `old`; see [`reconstruct`].
+#[cfg(test)]
 pub(crate) fn apply(old: &[u8], delta: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     reconstruct(old, &[delta], limit)
 }
