@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 pub use self::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
-pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
 use crate::{Result, Status};
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
