@@ -110,8 +110,16 @@ const WAL_SIZE_LIMIT: i64 = 64 << 20;
 const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a lone writer polls for its commit before it sleeps; see
-/// [`SqliteOptions::spin_wait`].
-const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(500);
+/// [`SqliteOptions::spin_wait`]. Off by default: measured on W3 (one session, FULL), polling
+/// bought little throughput for two to three times the CPU, and lost throughput outright
+/// when the cores were busy with other work.
+const DEFAULT_SPIN_WAIT: Duration = Duration::ZERO;
+
+/// The query of `latest`: the one a resume runs first.
+const LATEST: &str = "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+                      FROM checkpoints \
+                      WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+                      ORDER BY seq DESC LIMIT 1";
 
 const STATUS_RUNNING: i64 = 0;
 const STATUS_WAITING: i64 = 1;
@@ -208,8 +216,7 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds and a spin wait of
-    /// 500 µs.
+    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds and no spin wait.
     ///
     /// ```
     /// use graph_runtime::SqliteOptions;
@@ -246,21 +253,21 @@ impl SqliteOptions {
     }
 
     /// How long an append that is the store's only one in flight polls for its commit,
-    /// yielding to other tasks, before its task sleeps (default 500 µs; `Duration::ZERO` turns
-    /// it off).
+    /// yielding to other tasks, before its task sleeps (default `Duration::ZERO`: off).
     ///
-    /// Waking a sleeping task costs 20–70 µs on virtual machines: as much as a commit without
-    /// fsync, and a third of one with it. A session that checkpoints on its own saves that on
-    /// every step (the default covers a typical fsync); appends from many sessions at once
-    /// never poll (they share a group commit instead). The price is CPU: while its commit is in
-    /// flight, the waiting task's worker thread stays busy for up to this long when it has
-    /// nothing else to run. Choose `Duration::ZERO` where idle CPU matters more than latency.
+    /// Waking a sleeping task costs 20–70 µs on virtual machines, a fraction of a commit with
+    /// fsync. A session that checkpoints on its own may save that on every step with a spin
+    /// wait that covers its fsync; appends from many sessions at once never poll (they share a
+    /// group commit instead). The price is CPU: while its commit is in flight, the waiting
+    /// task's worker thread stays busy for up to this long when it has nothing else to run,
+    /// and on a machine whose cores are busy the polling slows the commit it waits for. Only
+    /// worth it on dedicated cores with a latency budget tighter than a wake-up.
     ///
     /// ```
     /// use std::time::Duration;
     /// use graph_runtime::SqliteOptions;
-    /// let frugal = SqliteOptions::new().spin_wait(Duration::ZERO);
-    /// # drop(frugal);
+    /// let eager = SqliteOptions::new().spin_wait(Duration::from_micros(300));
+    /// # drop(eager);
     /// ```
     pub fn spin_wait(mut self, spin_wait: Duration) -> Self {
         self.spin_wait = spin_wait;
@@ -380,26 +387,61 @@ impl SqliteStore {
 
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore> {
         let context = Context::new(path, options.busy_timeout);
-        let conn = open_connection(path, &context)?;
-        let file = prepare_file(&conn, &context, options.synchronous)?;
         let readers = Arc::new(ReaderPool {
             path: path.to_owned(),
             context: context.clone(),
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
+        // Opening is mostly waiting for the file (and, when resuming, the first read waits for
+        // it again on a new read connection). So the writer thread opens, checks and migrates
+        // the file on its own connection while this thread opens the first read connection and
+        // loads the schema on it: by the time `open` returns, the first `latest` finds a
+        // warm connection with its statement prepared.
         let (commands, receiver) = mpsc::channel();
-        let writer = Writer::new(conn, context, file);
+        let (opened, ready) = mpsc::sync_channel(1);
         let writer_readers = Arc::clone(&readers);
+        let (writer_path, writer_context) = (path.to_owned(), context.clone());
+        let synchronous = options.synchronous;
         std::thread::Builder::new()
             .name("graph-runtime-sqlite-writer".to_owned())
-            .spawn(move || writer.run(&receiver, &writer_readers))
+            .spawn(move || {
+                let prepared = open_connection(&writer_path, &writer_context).and_then(|conn| {
+                    let file = prepare_file(&conn, &writer_context, synchronous)?;
+                    Ok(Writer::new(conn, writer_context, file))
+                });
+                match prepared {
+                    Ok(writer) => {
+                        let _ = opened.send(Ok(()));
+                        writer.run(&receiver, &writer_readers);
+                    }
+                    Err(error) => drop(opened.send(Err(error))),
+                }
+            })
             .map_err(|e| {
                 store_error(
                     format!("could not start the SQLite writer thread: {e}"),
                     None,
                 )
             })?;
+        // On a new or damaged file this fails (no schema yet, not a database): the writer
+        // reports what is wrong, and reads open their connections later.
+        let warm = readers
+            .open()
+            .ok()
+            .filter(|conn| conn.prepare_cached(LATEST).is_ok());
+        ready.recv().map_err(|_| {
+            store_error(
+                format!(
+                    "the SQLite writer thread of `{}` stopped while opening",
+                    context.label
+                ),
+                None,
+            )
+        })??;
+        if let Some(conn) = warm {
+            readers.idle().push(conn);
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -653,12 +695,7 @@ impl Store for SqliteStore {
         let session = session.to_owned();
         self.read(move |conn, context| {
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
-                     FROM checkpoints \
-                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
-                     ORDER BY seq DESC LIMIT 1",
-                )
+                .prepare_cached(LATEST)
                 .map_err(|e| context.error("read the latest checkpoint", e))?;
             let mut rows = statement
                 .query([&session])
@@ -1776,9 +1813,7 @@ impl ReaderPool {
         let conn = open_connection(&self.path, &self.context)?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| self.context.error("open a read connection", e))?;
-        if check_schema(&conn, &self.context)? != FileState::Ready {
-            return Err(self.context.refuse("its schema is missing".to_owned()));
-        }
+        // No schema check: the writer checked (and migrated) the file when the store opened.
         Ok(conn)
     }
 
