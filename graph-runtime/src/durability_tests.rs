@@ -250,7 +250,10 @@ async fn a_state_of_another_schema_is_refused_not_misread() {
     let store = MemoryStore::new();
     waiting_session(&store, "s").await;
     // A release whose state has another schema and lists no migration from V1.
-    let stranger = runner(Flow::<StateV2, OLD_HASH, 0x0003, INPUT, false>::new(), &store);
+    let stranger = runner(
+        Flow::<StateV2, OLD_HASH, 0x0003, INPUT, false>::new(),
+        &store,
+    );
     for result in [
         stranger.state("s").await.map(|_| ()),
         stranger.resume("s").await.map(|_| ()),
@@ -292,7 +295,12 @@ async fn an_old_state_is_migrated_and_the_next_checkpoint_has_the_new_schema() {
             note: "migrated".into()
         }
     );
-    assert_eq!(snapshot.status, Status::Waiting { node: "review".into() });
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "review".into()
+        }
+    );
     let out = new.resume_with("s", Input::Approve(5)).await.unwrap();
     assert_eq!(
         out,
@@ -362,6 +370,17 @@ async fn a_renamed_interrupt_node_moves_on_under_an_accepted_graph() {
     let renamed = runner(Renamed::new(), &store);
     let snapshot = renamed.state("s").await.unwrap().unwrap();
     assert_eq!(snapshot.node, "approve", "reported under its new name");
+    assert_eq!(snapshot.waiting, ["approve"], "waits under its new name");
+    assert_eq!(
+        runner(First::new(), &store)
+            .state("s")
+            .await
+            .unwrap()
+            .unwrap()
+            .waiting,
+        ["review"],
+        "the first release still calls it `review`"
+    );
     assert!(matches!(
         renamed.resume("s").await.unwrap(),
         Outcome::Interrupted {
@@ -415,11 +434,23 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
     match runner.resume("order-7").await {
         Err(e @ Error::UnknownNode { .. }) => {
             let message = e.to_string();
-            assert!(message.contains("order-7") && message.contains("`gone`"), "{message}");
+            assert!(
+                message.contains("order-7") && message.contains("`gone`"),
+                "{message}"
+            );
             assert!(message.contains("renamed_from"), "{message}");
         }
         other => panic!("{other:?}"),
     }
+    // Still readable: waiting, at a node this graph cannot name, so `waiting` leaves it out.
+    let snapshot = runner.state("order-7").await.unwrap().unwrap();
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "gone".into()
+        }
+    );
+    assert!(snapshot.waiting.is_empty());
 }
 
 /// A checkpoint exactly as the first release wrote it (envelope version 1, which stored no
@@ -447,11 +478,7 @@ async fn first_release_checkpoints_keep_opening() {
     let store = MemoryStore::new();
     let body = checkpoint::encode_rollback(
         "",
-        &(
-            StateV1 { n: 41 },
-            None::<Input>,
-            None::<crate::Failure>,
-        ),
+        &(StateV1 { n: 41 }, None::<Input>, None::<crate::Failure>),
     )
     .unwrap();
     let bytes = version_1_envelope("old", 1, "review", true, &body);
@@ -545,7 +572,7 @@ impl Workflow for Agent {
                     state.lines.push(line(state.turn));
                     if state.turn >= state.limit {
                         Transition::End
-                    } else if state.turn % 10 == 0 {
+                    } else if state.turn.is_multiple_of(10) {
                         Transition::Next(AgentCursor::Think)
                     } else {
                         Transition::Next(AgentCursor::Talk)
@@ -561,7 +588,10 @@ impl Workflow for Agent {
 fn line(turn: u32) -> String {
     let mut text = format!("turn {turn}: ");
     while text.len() < 1024 {
-        text.push_str(&format!("{:x}", (turn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        text.push_str(&format!(
+            "{:x}",
+            (turn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ));
     }
     text.truncate(1024);
     text
@@ -647,7 +677,10 @@ async fn a_resumed_session_extends_its_delta_chain() {
     let out = restarted.resume("a").await.unwrap();
     assert_eq!(out, Outcome::Completed(transcript_after(100, 100)));
     let after = store.latest("a").await.unwrap().unwrap();
-    assert_eq!(after.depends_on, before.depends_on, "the same chain, not a new one");
+    assert_eq!(
+        after.depends_on, before.depends_on,
+        "the same chain, not a new one"
+    );
 }
 
 #[tokio::test]
@@ -745,8 +778,7 @@ async fn adaptive_policy_saves_at_always_nodes_and_when_the_budget_is_spent() {
 #[tokio::test]
 async fn an_always_node_is_saved_even_under_on_interrupt() {
     let store = MemoryStore::new();
-    let runner =
-        Runner::new(Agent, store.clone()).checkpoint_policy(CheckpointPolicy::OnInterrupt);
+    let runner = Runner::new(Agent, store.clone()).checkpoint_policy(CheckpointPolicy::OnInterrupt);
     runner
         .start(
             "a",
@@ -758,6 +790,12 @@ async fn an_always_node_is_saved_even_under_on_interrupt() {
         .await
         .unwrap();
     // The start, after `think` at turns 10 and 20, and the end.
-    let seqs: Vec<u64> = store.list("a").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = store
+        .list("a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs.len(), 4, "{seqs:?}");
 }
