@@ -1,5 +1,5 @@
-//! The durable workloads of DESIGN §8 and issue 3, each against a hand-written equivalent in
-//! the same run:
+//! The durable workloads of the README's performance table, each against a hand-written
+//! equivalent in the same run:
 //!
 //! - W3: one session, a SQLite checkpoint after every step (`synchronous=FULL`, then `NORMAL`),
 //!   against a hand-written rusqlite loop (WAL, one transaction per step, bincode body);

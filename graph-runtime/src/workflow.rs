@@ -122,8 +122,8 @@ pub trait Workflow: Send + Sync + 'static {
 
     /// Runs the node at `cursor` (with `input`), then each next node that
     /// [runs freely](Workflow::runs_freely), until `budget` steps have run or the run reaches a
-    /// node that needs the runner. `ctx` arrives entered for the first node; each further node
-    /// is entered with [`NodeCtx::__advance`].
+    /// node that needs the runner. `ctx` arrives entered for the first node; the loop enters
+    /// each further node in it (its name, the next sequence number).
     ///
     /// The default calls [`Workflow::step`] in a loop; `#[workflow]` generates a loop over the
     /// graph's own code, which is what makes a step cost about as much as a hand-written
@@ -151,7 +151,7 @@ pub trait Workflow: Send + Sync + 'static {
                 }
                 steps += 1;
                 last = next;
-                ctx.__advance(Self::spec(next).name);
+                ctx.advance(Self::spec(next).name);
                 transition = self.step(next, state, ctx, None).await;
             }
             Run {
