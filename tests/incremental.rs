@@ -49,7 +49,7 @@ pub mod agent {
         t.messages.push(message(t.turn));
         if t.turn >= t.limit {
             talk::Next::End
-        } else if t.turn % 25 == 0 {
+        } else if t.turn.is_multiple_of(25) {
             talk::Next::Summarize
         } else {
             talk::Next::Talk
