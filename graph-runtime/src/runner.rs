@@ -356,9 +356,13 @@ enum Attempt<C> {
 /// Bodies smaller than this are always saved whole: a delta would save little, and keeping
 /// the previous body to diff against would cost every small step a copy.
 const DELTA_MIN_BODY: usize = 4096;
-/// The longest delta chain: reading a checkpoint reads its whole chain, so a full checkpoint
-/// is written at least this often.
-const MAX_CHAIN: u32 = 4096;
+/// The longest delta chain under `Retention::KeepAll`: reading a checkpoint reads its whole
+/// chain (about 2.5 µs a link on SQLite), so a full checkpoint is written at least this often.
+const MAX_CHAIN: u32 = 1024;
+/// The shortest chain cap under `Retention::KeepLast(n)`, whose cap is `n` within
+/// `MIN_KEPT_CHAIN..=MAX_CHAIN`: the store keeps the newest `n` checkpoints and the chain they
+/// need, so the cap bounds what is kept beyond `n`.
+const MIN_KEPT_CHAIN: u32 = 64;
 
 /// What the one writer of a session remembers about the checkpoints it extends: the previous
 /// body, to store the next checkpoint as a delta against it (incremental checkpoints).
@@ -367,7 +371,8 @@ const MAX_CHAIN: u32 = 4096;
 /// new full checkpoint starts a new chain when the deltas since the last one add up to more
 /// than twice the body (so the chain never costs more than about three bodies of space), when
 /// a delta would not be less than half the body, or after [`MAX_CHAIN`] deltas (so reading
-/// any checkpoint stays fast).
+/// any checkpoint stays fast; under `KeepLast(n)`, after `n` deltas but at least
+/// [`MIN_KEPT_CHAIN`], so retention keeps at most about `n` more than asked).
 #[derive(Debug, Default)]
 struct Chain {
     /// The body of the newest stored checkpoint, kept only when it is large enough for deltas.
@@ -1251,7 +1256,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if body_len >= DELTA_MIN_BODY
             && expected.is_some()
             && chain.prev_seq == expected
-            && chain.len < MAX_CHAIN
+            && chain.len < self.max_chain()
             && let (Some(prev), Some(base)) = (&chain.prev, expected)
         {
             // The chain may grow to twice the body before a full checkpoint pays off.
@@ -1292,6 +1297,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             bytes,
             depends_on,
         })
+    }
+
+    /// The longest delta chain this runner's retention allows (see [`Chain`]).
+    fn max_chain(&self) -> u32 {
+        match self.config.retention {
+            Retention::KeepLast(n) => u32::try_from(n)
+                .unwrap_or(u32::MAX)
+                .clamp(MIN_KEPT_CHAIN, MAX_CHAIN),
+            _ => MAX_CHAIN,
+        }
     }
 
     /// Appends a checkpoint after `expected` (compare-and-swap), applying the retention policy.
