@@ -265,10 +265,11 @@ fn w4_hand(path: &Path, session: &str) -> u64 {
 fn w4(rt: &tokio::runtime::Runtime, dir: &Path, runs: usize) {
     let path = temp_db(dir, "w4.db");
     let hand_path = temp_db(dir, "w4-hand.db");
-    // Sessions left two steps before their end (a step limit of 0 saves the start only).
+    // Sessions left two steps before their end: started two steps earlier with a step limit
+    // of 2, which saves the start and those two steps.
     {
         let store = SqliteStore::open(&path).expect("open");
-        let runner = Runner::new(w3::Workflow, store).max_steps(0);
+        let runner = Runner::new(w3::Workflow, store).max_steps(2);
         let hand = rusqlite::Connection::open(&hand_path).expect("open");
         hand.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -277,7 +278,7 @@ fn w4(rt: &tokio::runtime::Runtime, dir: &Path, runs: usize) {
         .expect("schema");
         let config = bincode::config::standard();
         for i in 0..runs {
-            let e = rt.block_on(runner.start(&format!("w4-{i}"), fresh(W3_STEPS - 2)));
+            let e = rt.block_on(runner.start(&format!("w4-{i}"), fresh(W3_STEPS - 4)));
             assert!(matches!(e, Err(graph_runtime::Error::StepLimit { .. })));
             let bytes = bincode::serde::encode_to_vec(fresh(W3_STEPS - 2), config).expect("encode");
             hand.execute(
