@@ -250,7 +250,10 @@ async fn a_state_of_another_schema_is_refused_not_misread() {
     let store = MemoryStore::new();
     waiting_session(&store, "s").await;
     // A release whose state has another schema and lists no migration from V1.
-    let stranger = runner(Flow::<StateV2, OLD_HASH, 0x0003, INPUT, false>::new(), &store);
+    let stranger = runner(
+        Flow::<StateV2, OLD_HASH, 0x0003, INPUT, false>::new(),
+        &store,
+    );
     for result in [
         stranger.state("s").await.map(|_| ()),
         stranger.resume("s").await.map(|_| ()),
@@ -292,7 +295,12 @@ async fn an_old_state_is_migrated_and_the_next_checkpoint_has_the_new_schema() {
             note: "migrated".into()
         }
     );
-    assert_eq!(snapshot.status, Status::Waiting { node: "review".into() });
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "review".into()
+        }
+    );
     let out = new.resume_with("s", Input::Approve(5)).await.unwrap();
     assert_eq!(
         out,
@@ -415,7 +423,10 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
     match runner.resume("order-7").await {
         Err(e @ Error::UnknownNode { .. }) => {
             let message = e.to_string();
-            assert!(message.contains("order-7") && message.contains("`gone`"), "{message}");
+            assert!(
+                message.contains("order-7") && message.contains("`gone`"),
+                "{message}"
+            );
             assert!(message.contains("renamed_from"), "{message}");
         }
         other => panic!("{other:?}"),
@@ -447,11 +458,7 @@ async fn first_release_checkpoints_keep_opening() {
     let store = MemoryStore::new();
     let body = checkpoint::encode_rollback(
         "",
-        &(
-            StateV1 { n: 41 },
-            None::<Input>,
-            None::<crate::Failure>,
-        ),
+        &(StateV1 { n: 41 }, None::<Input>, None::<crate::Failure>),
     )
     .unwrap();
     let bytes = version_1_envelope("old", 1, "review", true, &body);
@@ -561,7 +568,10 @@ impl Workflow for Agent {
 fn line(turn: u32) -> String {
     let mut text = format!("turn {turn}: ");
     while text.len() < 1024 {
-        text.push_str(&format!("{:x}", (turn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        text.push_str(&format!(
+            "{:x}",
+            (turn as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ));
     }
     text.truncate(1024);
     text
@@ -647,7 +657,10 @@ async fn a_resumed_session_extends_its_delta_chain() {
     let out = restarted.resume("a").await.unwrap();
     assert_eq!(out, Outcome::Completed(transcript_after(100, 100)));
     let after = store.latest("a").await.unwrap().unwrap();
-    assert_eq!(after.depends_on, before.depends_on, "the same chain, not a new one");
+    assert_eq!(
+        after.depends_on, before.depends_on,
+        "the same chain, not a new one"
+    );
 }
 
 #[tokio::test]
@@ -745,8 +758,7 @@ async fn adaptive_policy_saves_at_always_nodes_and_when_the_budget_is_spent() {
 #[tokio::test]
 async fn an_always_node_is_saved_even_under_on_interrupt() {
     let store = MemoryStore::new();
-    let runner =
-        Runner::new(Agent, store.clone()).checkpoint_policy(CheckpointPolicy::OnInterrupt);
+    let runner = Runner::new(Agent, store.clone()).checkpoint_policy(CheckpointPolicy::OnInterrupt);
     runner
         .start(
             "a",
@@ -758,6 +770,12 @@ async fn an_always_node_is_saved_even_under_on_interrupt() {
         .await
         .unwrap();
     // The start, after `think` at turns 10 and 20, and the end.
-    let seqs: Vec<u64> = store.list("a").await.unwrap().iter().map(|c| c.seq).collect();
+    let seqs: Vec<u64> = store
+        .list("a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs.len(), 4, "{seqs:?}");
 }

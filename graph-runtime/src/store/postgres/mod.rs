@@ -152,8 +152,7 @@ impl PostgresStore {
             )
         })?;
         let context = Context::new(&config, options.connect_timeout);
-        if options.schema.is_empty() || options.schema.len() > 63 || options.schema.contains('\0')
-        {
+        if options.schema.is_empty() || options.schema.len() > 63 || options.schema.contains('\0') {
             return Err(context.refuse(format!(
                 "schema name {:?} is not a PostgreSQL identifier (1 to 63 bytes, no NUL)",
                 options.schema
@@ -280,7 +279,11 @@ impl Store for PostgresStore {
                     append,
                     reply,
                 };
-                let gone = || self.shared.context.refuse("its append task stopped".to_owned());
+                let gone = || {
+                    self.shared
+                        .context
+                        .refuse("its append task stopped".to_owned())
+                };
                 appends.send(request).await.map_err(|_| gone())?;
                 answer.await.map_err(|_| gone())?
             }
@@ -310,7 +313,9 @@ impl Store for PostgresStore {
         let name = session.as_bytes();
         let sql = &self.shared.sql.get;
         let rows = self
-            .read(session, sql, &[&name, &seq], |row| read_checkpoint(row, session))
+            .read(session, sql, &[&name, &seq], |row| {
+                read_checkpoint(row, session)
+            })
             .await?;
         Ok(rows.into_iter().next())
     }
@@ -334,9 +339,8 @@ impl Store for PostgresStore {
         self.read(session, sql, &[&name], |row| {
             let fields = read_fields(row, session)?;
             let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
-            let bytes = u64::try_from(size).map_err(|_| {
-                corrupt(session, fields.seq, format!("negative size {size}"))
-            })?;
+            let bytes = u64::try_from(size)
+                .map_err(|_| corrupt(session, fields.seq, format!("negative size {size}")))?;
             Ok(CheckpointMeta {
                 seq: fields.seq,
                 node: fields.node,
@@ -354,11 +358,18 @@ impl Store for PostgresStore {
         loop {
             let rows = self
                 .shared
-                .query("prune checkpoints", &self.shared.sql.prune, &[&name, &keep], false)
+                .query(
+                    "prune checkpoints",
+                    &self.shared.sql.prune,
+                    &[&name, &keep],
+                    false,
+                )
                 .await?;
-            let row = rows
-                .first()
-                .ok_or_else(|| self.shared.context.refuse("prune answered no row".to_owned()))?;
+            let row = rows.first().ok_or_else(|| {
+                self.shared
+                    .context
+                    .refuse("prune answered no row".to_owned())
+            })?;
             let removed: i64 = row
                 .try_get(0)
                 .map_err(|e| self.shared.context.error("prune checkpoints", e))?;
@@ -492,7 +503,10 @@ impl Context {
             }
         };
         store_error(
-            format!("could not {action} in PostgreSQL `{}`: {detail}", self.label),
+            format!(
+                "could not {action} in PostgreSQL `{}`: {detail}",
+                self.label
+            ),
             Some(error),
         )
     }
@@ -511,7 +525,10 @@ impl Context {
 
     fn refuse(&self, why: String) -> Error {
         store_error(
-            format!("cannot use PostgreSQL `{}` as a checkpoint store: {why}", self.label),
+            format!(
+                "cannot use PostgreSQL `{}` as a checkpoint store: {why}",
+                self.label
+            ),
             None,
         )
     }

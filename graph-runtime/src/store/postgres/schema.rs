@@ -44,7 +44,11 @@ fn create_statements(schema: &str) -> String {
 /// Creates the schema if it is missing, or checks its version, under an advisory lock so
 /// that stores connecting at the same time do not race. Runs on a connection of its own,
 /// so a caller that gives up half-way only closes that connection (the server rolls back).
-pub(super) async fn prepare(client: &mut Client, schema_name: &str, context: &Context) -> Result<()> {
+pub(super) async fn prepare(
+    client: &mut Client,
+    schema_name: &str,
+    context: &Context,
+) -> Result<()> {
     let schema = quote(schema_name);
     let failed = |e| context.error("create or check the store's tables", e);
     let transaction = client.transaction().await.map_err(failed)?;

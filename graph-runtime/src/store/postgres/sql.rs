@@ -24,9 +24,8 @@ impl Sql {
     /// `schema` is already quoted.
     pub(super) fn new(schema: &str) -> Sql {
         let session = "s.name_key = sha256($1) AND s.name = $1";
-        let from = format!(
-            "FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id"
-        );
+        let from =
+            format!("FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id");
         Sql {
             append: append(schema),
             latest: format!(

@@ -137,7 +137,13 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     }
     outcomes
         .into_iter()
-        .map(|outcome| outcome.ok_or_else(|| shared.context.refuse("an append got no answer from the append statement".to_owned())))
+        .map(|outcome| {
+            outcome.ok_or_else(|| {
+                shared
+                    .context
+                    .refuse("an append got no answer from the append statement".to_owned())
+            })
+        })
         .collect()
 }
 
