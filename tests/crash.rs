@@ -139,7 +139,11 @@ fn verify(dir: &Path) {
                 .block_on(runner.state_at(&id, seq))
                 .unwrap_or_else(|e| panic!("{id}@{seq}: {e}"))
                 .expect("kept");
-            assert_eq!(at.state.notes[..], want.notes[..at.state.notes.len()], "{id}@{seq}");
+            assert_eq!(
+                at.state.notes[..],
+                want.notes[..at.state.notes.len()],
+                "{id}@{seq}"
+            );
             if rt
                 .block_on(store.get(&id, seq))
                 .expect("get")
@@ -151,7 +155,10 @@ fn verify(dir: &Path) {
             }
         }
     }
-    assert!(deltas > 0, "no incremental checkpoint was written: the test covers none");
+    assert!(
+        deltas > 0,
+        "no incremental checkpoint was written: the test covers none"
+    );
     let conn = rusqlite::Connection::open(dir.join("crash.db")).expect("open for check");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))

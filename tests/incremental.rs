@@ -49,7 +49,7 @@ pub mod agent {
         t.messages.push(message(t.turn));
         if t.turn >= t.limit {
             talk::Next::End
-        } else if t.turn % 25 == 0 {
+        } else if t.turn.is_multiple_of(25) {
             talk::Next::Summarize
         } else {
             talk::Next::Talk
@@ -118,7 +118,10 @@ async fn a_growing_session_is_stored_as_deltas_and_every_checkpoint_reads_back()
     let history = runner.history("a").await.unwrap();
     let stored: u64 = history.iter().map(|c| c.bytes).sum();
     let appended = u64::from(turns) * 1024;
-    assert!(stored <= 3 * appended, "{stored} bytes for {appended} appended");
+    assert!(
+        stored <= 3 * appended,
+        "{stored} bytes for {appended} appended"
+    );
     let mut deltas = 0;
     for meta in &history {
         let snapshot = runner.state_at("a", meta.seq).await.unwrap().unwrap();
@@ -131,7 +134,11 @@ async fn a_growing_session_is_stored_as_deltas_and_every_checkpoint_reads_back()
         let checkpoint = store.get("a", meta.seq).await.unwrap().unwrap();
         deltas += usize::from(checkpoint.depends_on.is_some());
     }
-    assert!(deltas > history.len() / 2, "{deltas} deltas in {}", history.len());
+    assert!(
+        deltas > history.len() / 2,
+        "{deltas} deltas in {}",
+        history.len()
+    );
     // A reopened store (a restarted process) reads the same.
     drop((runner, store));
     let reopened = Runner::new(agent::Workflow, store_at(&dir));

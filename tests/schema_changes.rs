@@ -68,7 +68,13 @@ async fn saved_by_release1() -> MemoryStore {
     let store = MemoryStore::new();
     let runner = Runner::new(release1::review::Workflow, store.clone());
     let out = runner.start("doc-1", release1::doc()).await.unwrap();
-    assert!(matches!(out, Outcome::Interrupted { node: "approve", .. }));
+    assert!(matches!(
+        out,
+        Outcome::Interrupted {
+            node: "approve",
+            ..
+        }
+    ));
     store
 }
 
@@ -82,7 +88,11 @@ where
     let store = saved_by_release1().await;
     let runner = Runner::new(workflow, store.clone());
     let stored = release1::review::STATE_SCHEMA;
-    assert_ne!(stored, W::STATE_SCHEMA, "the change must change the fingerprint");
+    assert_ne!(
+        stored,
+        W::STATE_SCHEMA,
+        "the change must change the fingerprint"
+    );
     let results = [
         runner.state("doc-1").await.map(|_| ()),
         runner.resume("doc-1").await.map(|_| ()),
@@ -267,7 +277,10 @@ async fn a_rust_rename_that_keeps_the_serde_name_reads_the_same_data() {
         .await
         .unwrap();
     let doc = out.into_state();
-    assert_eq!((doc.headline.as_str(), doc.body.as_str()), ("Title", "Body"));
+    assert_eq!(
+        (doc.headline.as_str(), doc.body.as_str()),
+        ("Title", "Body")
+    );
 }
 
 /// The second release with a migration from the first release's type.
@@ -318,7 +331,10 @@ async fn a_listed_old_type_is_migrated_and_the_next_checkpoint_uses_the_new_sche
             node: "approve".into()
         }
     );
-    assert_eq!(runner.state_at("doc-1", 0).await.unwrap().unwrap().state, want);
+    assert_eq!(
+        runner.state_at("doc-1", 0).await.unwrap().unwrap().state,
+        want
+    );
     let out = runner
         .resume_with("doc-1", migrated::review::Input::Approve(true))
         .await
@@ -331,7 +347,10 @@ async fn a_listed_old_type_is_migrated_and_the_next_checkpoint_uses_the_new_sche
         added_field_again::review::STATE_SCHEMA,
         migrated::review::STATE_SCHEMA
     );
-    assert_eq!(without.state("doc-1").await.unwrap().unwrap().state.tags, ["migrated"]);
+    assert_eq!(
+        without.state("doc-1").await.unwrap().unwrap().state.tags,
+        ["migrated"]
+    );
     assert!(matches!(
         without.state_at("doc-1", 0).await,
         Err(Error::SchemaMismatch { .. })
@@ -340,7 +359,7 @@ async fn a_listed_old_type_is_migrated_and_the_next_checkpoint_uses_the_new_sche
 
 /// The migrated release's state type, without `migrate_from`.
 mod added_field_again {
-    use super::*;
     pub use super::migrated::Doc;
+    use super::*;
     review_flow!(Doc);
 }

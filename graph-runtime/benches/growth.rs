@@ -186,7 +186,12 @@ fn main() {
             let started = Instant::now();
             let runner = Runner::new(agent::Workflow, SqliteStore::open(&ours).expect("open"));
             let state = match seq {
-                None => rt.block_on(runner.state("w9")).expect("state").expect("some").state,
+                None => {
+                    rt.block_on(runner.state("w9"))
+                        .expect("state")
+                        .expect("some")
+                        .state
+                }
                 Some(seq) => {
                     let snapshot = rt.block_on(runner.state_at("w9", seq));
                     snapshot.expect("state_at").expect("kept").state

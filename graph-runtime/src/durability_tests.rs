@@ -552,7 +552,7 @@ impl Workflow for Agent {
                     state.lines.push(line(state.turn));
                     if state.turn >= state.limit {
                         Transition::End
-                    } else if state.turn % 10 == 0 {
+                    } else if state.turn.is_multiple_of(10) {
                         Transition::Next(AgentCursor::Think)
                     } else {
                         Transition::Next(AgentCursor::Talk)

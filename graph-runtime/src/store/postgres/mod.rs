@@ -1,59 +1,6 @@
 //! [`PostgresStore`]: checkpoints in PostgreSQL, shared by many processes on many machines.
 //!
-//! # How it is built, and why
-//!
-//! - **A pool** of connections (`deadpool-postgres` over `tokio-postgres`, no TLS). A caller
-//!   beyond the pool's size waits for a connection, it does not fail. A connection the server
-//!   closed (a restart, a failover) is dropped by the pool and replaced by a new one; a read
-//!   that finds its connection closed runs again once on a fresh one, so the store outlives a
-//!   server restart without being rebuilt.
-//! - **Every call is one statement**, run in PostgreSQL's implicit transaction: no `BEGIN` is
-//!   ever held open across an `.await`, so a caller that drops its future cannot leave a
-//!   transaction (and its locks) behind. An append that was sent either commits as a whole or
-//!   not at all.
-//! - **Compare-and-swap append.** Each session has one row in `sessions` holding its latest
-//!   sequence number (`head_seq`). An append locks that row (`SELECT … FOR UPDATE`, which sees
-//!   the newest committed version), compares `head_seq` with the expected one, inserts the
-//!   checkpoint, moves `head_seq` on and applies retention — in one statement. A new session
-//!   is an `INSERT … ON CONFLICT DO NOTHING` on the session's unique name. The primary key
-//!   `(session_id, seq)` of `checkpoints` is the backstop: two checkpoints with one sequence
-//!   number can never both be stored.
-//! - **Group commit.** Appends are handed to a background task, which writes every append
-//!   queued while the previous statement ran in one statement: the inputs travel as arrays
-//!   (`unnest`), and the statement answers one row per append, so one caller's conflict does
-//!   not fail the others (see [`PostgresOptions::batch_appends`]). Appends to one session
-//!   never share a statement: they go into consecutive ones, in arrival order.
-//! - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`) are single `SELECT`s, each on
-//!   one consistent snapshot. [`chain`](Store::chain) is one range query.
-//! - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
-//!   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
-//!   that processes connecting at once do not race, and records the schema version in
-//!   `graph_runtime_meta`; it refuses a schema of another version, naming both. The
-//!   `sessions` row is where per-session state beyond the chain (leases) will live.
-//!
-//! ```sql
-//! CREATE TABLE graph_runtime_meta (singleton boolean PRIMARY KEY, schema_version integer NOT NULL);
-//! CREATE TABLE sessions (
-//!     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-//!     name bytea NOT NULL,            -- the session id's UTF-8 (it may hold NUL)
-//!     name_key bytea NOT NULL GENERATED ALWAYS AS (sha256(name)) STORED UNIQUE,
-//!     head_seq bigint NOT NULL        -- the latest checkpoint's seq: the compare-and-swap
-//! );
-//! CREATE TABLE checkpoints (
-//!     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-//!     seq bigint NOT NULL,
-//!     node text NOT NULL,             -- the cursor
-//!     status smallint NOT NULL,       -- 0 running, 1 waiting (at wait_node), 2 completed
-//!     wait_node text,
-//!     created_at_us bigint NOT NULL,  -- microseconds since the Unix epoch
-//!     depends_on bigint,              -- the full checkpoint a delta needs
-//!     bytes bytea NOT NULL,           -- the encoded envelope
-//!     PRIMARY KEY (session_id, seq)
-//! );
-//! ```
-//!
-//! Session ids are unique through the SHA-256 of their bytes because a B-tree entry cannot
-//! hold an id of several kilobytes; lookups compare the name too.
+//! See [`PostgresStore`] for how it is built: the schema and the statements.
 
 mod options;
 mod schema;
@@ -82,23 +29,90 @@ use crate::{Error, Result, Status};
 /// Clones share one connection pool and one append batcher. Several stores (in one process
 /// or many) may use the same database: every append is a compare-and-swap in one statement.
 /// Connecting creates the tables on a new database and checks their version on an existing
-/// one; a database set up by a newer release is refused with [`Error::Store`]. See the
-/// [module docs](self) for the schema and the statements.
+/// one; a database set up by a newer release is refused with [`Error::Store`].
 ///
 /// TLS is not built in (it would pull in a TLS stack for everyone): connect over a unix
 /// socket, a private network, or a local TLS-terminating proxy.
 ///
 /// ```no_run
-/// use graph_runtime::{PostgresStore, Store};
-/// use graph_runtime::store::{Append, Checkpoint};
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::PostgresStore;
+/// use graph_runtime::store::Store as _;
+/// # #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, StateSchema)]
+/// # pub struct Order { total_cents: u64 }
+/// # #[workflow(state = Order)]
+/// # pub mod checkout {
+/// #     use super::*;
+/// #     edge!(START -> validate);
+/// #     edge!(validate -> END);
+/// #     #[node]
+/// #     async fn validate(order: &mut Order) { let _ = order; }
+/// # }
 ///
 /// # async fn run() -> graph_runtime::Result<()> {
 /// let store = PostgresStore::connect("host=localhost user=app dbname=app").await?;
-/// let sessions = store.sessions().await?;
-/// # drop(sessions);
+/// let runner = Runner::new(checkout::Workflow, store.clone());
+/// runner.start("order-42", Order { total_cents: 25_00 }).await?;
+/// println!("sessions: {:?}", store.sessions().await?);
 /// # Ok(())
 /// # }
+/// # fn main() {}
 /// ```
+///
+/// # How it is built, and why
+///
+/// - **A pool** of connections (`deadpool-postgres` over `tokio-postgres`, no TLS). A caller
+///   beyond the pool's size waits for a connection, it does not fail. A connection the server
+///   closed (a restart, a failover) is dropped by the pool and replaced by a new one; a read
+///   that finds its connection closed runs again once on a fresh one, so the store outlives a
+///   server restart without being rebuilt.
+/// - **Every call is one statement**, run in PostgreSQL's implicit transaction: no `BEGIN` is
+///   ever held open across an `.await`, so a caller that drops its future cannot leave a
+///   transaction (and its locks) behind. An append that was sent either commits as a whole or
+///   not at all.
+/// - **Compare-and-swap append.** Each session has one row in `sessions` holding its latest
+///   sequence number (`head_seq`). An append locks that row (`SELECT … FOR UPDATE`, which sees
+///   the newest committed version), compares `head_seq` with the expected one, inserts the
+///   checkpoint, moves `head_seq` on and applies retention — in one statement. A new session
+///   is an `INSERT … ON CONFLICT DO NOTHING` on the session's unique name. The primary key
+///   `(session_id, seq)` of `checkpoints` is the backstop: two checkpoints with one sequence
+///   number can never both be stored.
+/// - **Group commit.** Appends are handed to a background task, which writes every append
+///   queued while the previous statement ran in one statement: the inputs travel as arrays
+///   (`unnest`), and the statement answers one row per append, so one caller's conflict does
+///   not fail the others (see [`PostgresOptions::batch_appends`]). Appends to one session
+///   never share a statement: they go into consecutive ones, in arrival order.
+/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`) are single `SELECT`s, each on
+///   one consistent snapshot. [`chain`](Store::chain) is one range query.
+/// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
+///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
+///   that processes connecting at once do not race, and records the schema version in
+///   `graph_runtime_meta`; it refuses a schema of another version, naming both. The
+///   `sessions` row is where per-session state beyond the chain (leases) will live.
+///
+/// ```sql
+/// CREATE TABLE graph_runtime_meta (singleton boolean PRIMARY KEY, schema_version integer NOT NULL);
+/// CREATE TABLE sessions (
+///     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+///     name bytea NOT NULL,            -- the session id's UTF-8 (it may hold NUL)
+///     name_key bytea NOT NULL GENERATED ALWAYS AS (sha256(name)) STORED UNIQUE,
+///     head_seq bigint NOT NULL        -- the latest checkpoint's seq: the compare-and-swap
+/// );
+/// CREATE TABLE checkpoints (
+///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+///     seq bigint NOT NULL,
+///     node text NOT NULL,             -- the cursor
+///     status smallint NOT NULL,       -- 0 running, 1 waiting (at wait_node), 2 completed
+///     wait_node text,
+///     created_at_us bigint NOT NULL,  -- microseconds since the Unix epoch
+///     depends_on bigint,              -- the full checkpoint a delta needs
+///     bytes bytea NOT NULL,           -- the encoded envelope
+///     PRIMARY KEY (session_id, seq)
+/// );
+/// ```
+///
+/// Session ids are unique through the SHA-256 of their bytes because a B-tree entry cannot
+/// hold an id of several kilobytes; lookups compare the name too.
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
