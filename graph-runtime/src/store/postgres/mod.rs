@@ -227,9 +227,9 @@ impl PostgresStore {
         &self.shared.schema
     }
 
+    /// One read statement, its rows decoded by `decode`.
     async fn read<T>(
         &self,
-        session: &str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         decode: impl Fn(&Row) -> Result<T>,
@@ -238,7 +238,6 @@ impl PostgresStore {
             .shared
             .query("read checkpoints", sql, params, true)
             .await?;
-        let _ = session;
         rows.iter().map(decode).collect()
     }
 }
@@ -315,7 +314,7 @@ impl Store for PostgresStore {
         let name = session.as_bytes();
         let sql = &self.shared.sql.latest;
         let rows = self
-            .read(session, sql, &[&name], |row| read_checkpoint(row, session))
+            .read(sql, &[&name], |row| read_checkpoint(row, session))
             .await?;
         Ok(rows.into_iter().next())
     }
@@ -327,9 +326,7 @@ impl Store for PostgresStore {
         let name = session.as_bytes();
         let sql = &self.shared.sql.get;
         let rows = self
-            .read(session, sql, &[&name, &seq], |row| {
-                read_checkpoint(row, session)
-            })
+            .read(sql, &[&name, &seq], |row| read_checkpoint(row, session))
             .await?;
         Ok(rows.into_iter().next())
     }
@@ -341,7 +338,7 @@ impl Store for PostgresStore {
         let to = i64::try_from(to).unwrap_or(i64::MAX);
         let name = session.as_bytes();
         let sql = &self.shared.sql.chain;
-        self.read(session, sql, &[&name, &from, &to], |row| {
+        self.read(sql, &[&name, &from, &to], |row| {
             read_checkpoint(row, session)
         })
         .await
@@ -350,7 +347,7 @@ impl Store for PostgresStore {
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
         let name = session.as_bytes();
         let sql = &self.shared.sql.list;
-        self.read(session, sql, &[&name], |row| {
+        self.read(sql, &[&name], |row| {
             let fields = read_fields(row, session)?;
             let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
             let bytes = u64::try_from(size)
