@@ -1,4 +1,4 @@
-//! The checkout workflow of DESIGN §3 on the embedded durable store, `checkout.db` in the
+//! The checkout workflow of the README on the embedded durable store, `checkout.db` in the
 //! working directory.
 //!
 //! Each run first lists what earlier runs left in the file and resumes any order a crash
@@ -12,7 +12,7 @@
 //! cargo run --example checkout -- --crash   # the big order's payment step aborts the process...
 //! cargo run --example checkout              # ...and this run resumes it where it stopped
 //! ```
-#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents, as in DESIGN §3
+#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,6 +157,7 @@ async fn print_history(runner: &Checkout, session: &str) -> Result<(), Error> {
             Status::Running => "running".to_owned(),
             Status::Waiting { node } => format!("waiting at {node}"),
             Status::Completed => "completed".to_owned(),
+            other => format!("{other:?}"),
         };
         println!(
             "    seq {:>2}  next {:<9} {:<17} {:>4} bytes",
@@ -226,6 +227,7 @@ async fn recover(runner: &Checkout) -> Result<u32, Error> {
             }
             Status::Waiting { node } => println!("  {id}: waiting at `{node}`"),
             Status::Completed => println!("  {id}: completed, {:?}", snapshot.state),
+            other => println!("  {id}: {other:?}"),
         }
         let path: Vec<String> = runner
             .history(id)

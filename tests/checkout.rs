@@ -1,6 +1,6 @@
-//! The DESIGN §3 checkout workflow, written exactly as the design shows it, compiled from a
-//! crate that depends on graph-runtime by path, and run through DESIGN §4–§5.
-#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents, as in DESIGN §3
+//! The README's checkout workflow, written exactly as the README shows it, compiled from a
+//! crate that depends on graph-runtime by path, and run through the runner's whole API.
+#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents
 
 use std::fmt;
 
@@ -242,7 +242,9 @@ async fn a_node_error_leaves_the_session_resumable() {
     let r = runner();
     let err = r.start("o", order(13)).await.unwrap_err();
     assert!(matches!(err, Error::Node { node: "charge", .. }), "{err}");
-    assert_eq!(err.to_string(), "node `charge` failed: card declined");
+    assert_eq!(err.to_string(), "node `charge` failed");
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("card declined"));
     let snap = r.state("o").await.unwrap().unwrap();
     assert_eq!(
         (snap.node.as_str(), snap.status),

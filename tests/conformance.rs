@@ -67,6 +67,10 @@ macro_rules! conformance {
                 racing_writers_on_one_session_form_one_chain,
                 many_sessions_appending_at_once_all_land,
                 a_conflict_in_a_burst_fails_only_its_own_append,
+                depends_on_round_trips,
+                keep_last_keeps_what_kept_checkpoints_depend_on,
+                prune_keeps_what_kept_checkpoints_depend_on,
+                chain_returns_the_kept_range_oldest_first,
             );
         }
     };
@@ -102,6 +106,28 @@ fn checkpoint(seq: u64) -> Checkpoint {
         bytes: format!("checkpoint {seq}").into_bytes(),
         depends_on: None,
     }
+}
+
+/// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
+fn delta(seq: u64, base: u64) -> Checkpoint {
+    Checkpoint {
+        depends_on: Some(base),
+        ..checkpoint(seq)
+    }
+}
+
+/// Appends `checkpoint` after `expected`, keeping `keep_last`.
+async fn push<S: Store>(
+    store: &S,
+    session: &str,
+    expected: Option<u64>,
+    checkpoint: Checkpoint,
+    keep_last: Option<u64>,
+) {
+    store
+        .append(session, Append::new(expected, checkpoint, keep_last))
+        .await
+        .expect("an uncontested append");
 }
 
 fn tagged(seq: u64, tag: &str) -> Checkpoint {
@@ -607,6 +633,109 @@ mod cases {
             assert_eq!(seqs(&f.store, &format!("fresh-{i}")).await, [1]);
         }
     }
+
+    // Incremental checkpoints: `depends_on` is kept, and retention honours it.
+
+    pub async fn depends_on_round_trips<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        push(store, "s", None, checkpoint(1), None).await;
+        push(store, "s", Some(1), delta(2, 1), None).await;
+        push(store, "s", Some(2), delta(3, 1), None).await;
+        assert_eq!(store.get("s", 1).await.unwrap(), Some(checkpoint(1)));
+        assert_eq!(store.get("s", 2).await.unwrap(), Some(delta(2, 1)));
+        assert_eq!(store.latest("s").await.unwrap(), Some(delta(3, 1)));
+        assert_eq!(
+            store.chain("s", 1, 3).await.unwrap(),
+            [checkpoint(1), delta(2, 1), delta(3, 1)]
+        );
+        // Another handle (for SQLite: the file opened again) reads the same.
+        let again = (f.another_handle)();
+        assert_eq!(again.latest("s").await.unwrap(), Some(delta(3, 1)));
+    }
+
+    pub async fn keep_last_keeps_what_kept_checkpoints_depend_on<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        push(store, "s", None, checkpoint(1), Some(2)).await;
+        for seq in 2..=5 {
+            push(store, "s", Some(seq - 1), delta(seq, 1), Some(2)).await;
+        }
+        // 4 and 5 are kept and depend on 1: everything from 1 stays.
+        assert_eq!(seqs(store, "s").await, [1, 2, 3, 4, 5]);
+        // A full checkpoint: the kept 5 still depends on 1.
+        push(store, "s", Some(5), checkpoint(6), Some(2)).await;
+        assert_eq!(seqs(store, "s").await, [1, 2, 3, 4, 5, 6]);
+        // Kept now: 6 and 7 (a delta on 6). Nothing kept needs 1..=5 any more.
+        push(store, "s", Some(6), delta(7, 6), Some(2)).await;
+        assert_eq!(seqs(store, "s").await, [6, 7]);
+        // A delta on its own base only keeps what it needs.
+        push(store, "s", Some(7), delta(8, 7), Some(1)).await;
+        assert_eq!(seqs(store, "s").await, [7, 8]);
+        assert_eq!(store.get("s", 7).await.unwrap(), Some(delta(7, 6)));
+        // Other sessions are untouched by this one's retention.
+        chain(store, "other", 3).await;
+        push(store, "s", Some(8), checkpoint(9), Some(1)).await;
+        assert_eq!(seqs(store, "s").await, [9]);
+        assert_eq!(seqs(store, "other").await, [1, 2, 3]);
+    }
+
+    pub async fn prune_keeps_what_kept_checkpoints_depend_on<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        push(store, "s", None, checkpoint(1), None).await;
+        push(store, "s", Some(1), delta(2, 1), None).await;
+        push(store, "s", Some(2), checkpoint(3), None).await;
+        push(store, "s", Some(3), delta(4, 3), None).await;
+        push(store, "s", Some(4), delta(5, 3), None).await;
+        // Keeping 1 (5) needs 3 and 4 as well.
+        assert_eq!(store.prune("s", 1).await.unwrap(), 2);
+        assert_eq!(seqs(store, "s").await, [3, 4, 5]);
+        assert_eq!(store.prune("s", 0).await.unwrap(), 0);
+        assert_eq!(seqs(store, "s").await, [3, 4, 5]);
+        // Once the newest is full again, its base chain goes.
+        push(store, "s", Some(5), checkpoint(6), None).await;
+        assert_eq!(store.prune("s", 1).await.unwrap(), 3);
+        assert_eq!(seqs(store, "s").await, [6]);
+        assert_eq!(store.prune("missing", 1).await.unwrap(), 0);
+    }
+
+    pub async fn chain_returns_the_kept_range_oldest_first<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        chain(store, "s", 6).await;
+        store.prune("s", 3).await.unwrap();
+        let range = |from, to| async move {
+            store
+                .chain("s", from, to)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.seq)
+                .collect::<Vec<_>>()
+        };
+        // 1..=3 are pruned: skipped, not errors.
+        assert_eq!(range(2, 5).await, [4, 5]);
+        assert_eq!(range(0, 99).await, [4, 5, 6]);
+        assert_eq!(range(5, 5).await, [5]);
+        assert_eq!(range(6, 5).await, Vec::<u64>::new());
+        assert_eq!(range(7, 99).await, Vec::<u64>::new());
+        assert_eq!(range(u64::MAX, u64::MAX).await, Vec::<u64>::new());
+        // The checkpoints themselves, not only their numbers.
+        assert_eq!(
+            store.chain("s", 4, 5).await.unwrap(),
+            [checkpoint(4), checkpoint(5)]
+        );
+        // Gaps in the numbering are skipped too.
+        push(store, "gaps", None, checkpoint(1), None).await;
+        push(store, "gaps", Some(1), checkpoint(3), None).await;
+        push(store, "gaps", Some(3), checkpoint(7), None).await;
+        let gaps: Vec<u64> = store
+            .chain("gaps", 1, 7)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(gaps, [1, 3, 7]);
+        assert!(store.chain("unknown", 0, 99).await.unwrap().is_empty());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -792,12 +921,111 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 2).unwrap();
+        raw(&path).pragma_update(None, "user_version", 3).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 2", "newer release", "upgrade graph-runtime"],
+            &["schema version 3", "newer release", "upgrade graph-runtime"],
         );
+    }
+
+    /// A file as release 1 wrote it: schema version 1, no `depends_on` column, no auto-vacuum.
+    fn version_1_file(path: &Path, sessions: &[&str], checkpoints: i64) {
+        let conn = raw(path);
+        conn.execute_batch(
+            "PRAGMA page_size = 8192;
+             PRAGMA journal_mode = WAL;
+             CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE checkpoints (
+                 id INTEGER PRIMARY KEY,
+                 session_id INTEGER NOT NULL,
+                 seq INTEGER NOT NULL,
+                 node TEXT NOT NULL,
+                 status INTEGER NOT NULL,
+                 wait_node TEXT,
+                 created_at_us INTEGER NOT NULL,
+                 bytes BLOB NOT NULL
+             );
+             CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
+             PRAGMA application_id = 1196573520;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for session in sessions {
+            conn.execute("INSERT INTO sessions (name) VALUES (?1)", [session])
+                .unwrap();
+            let id = conn.last_insert_rowid();
+            for seq in 1..=checkpoints {
+                let c = checkpoint(seq as u64);
+                let micros = c.created_at.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+                conn.execute(
+                    "INSERT INTO checkpoints \
+                     (session_id, seq, node, status, wait_node, created_at_us, bytes) \
+                     VALUES (?1, ?2, 'step', 0, NULL, ?3, ?4)",
+                    rusqlite::params![id, seq, micros, c.bytes],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_on_open_and_keeps_its_checkpoints() {
+        let (_dir, path) = new_file();
+        version_1_file(&path, &["a", "b"], 3);
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i32 = raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
+        for session in ["a", "b"] {
+            assert_eq!(seqs(&store, session).await, [1, 2, 3]);
+            // Release-1 rows are self-contained.
+            assert_eq!(store.latest(session).await.unwrap(), Some(checkpoint(3)));
+        }
+        // The new column works on the migrated file, and retention honours it.
+        push(&store, "a", Some(3), delta(4, 3), Some(1)).await;
+        assert_eq!(seqs(&store, "a").await, [3, 4]);
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.latest("a").await.unwrap(), Some(delta(4, 3)));
+    }
+
+    /// Several processes (here: threads with their own stores) opening one version-1 file at
+    /// once: one migrates, the others wait for the lock and find it done.
+    #[test]
+    fn opening_a_version_1_file_from_many_handles_at_once_migrates_it_once() {
+        let (_dir, path) = new_file();
+        version_1_file(&path, &["a"], 2);
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path)
+                })
+            })
+            .collect();
+        let stores: Vec<SqliteStore> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().expect("every open succeeds"))
+            .collect();
+        let columns: i64 = raw(&path)
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('checkpoints') WHERE name = 'depends_on'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for store in &stores {
+            assert_eq!(rt.block_on(seqs(store, "a")), [1, 2]);
+        }
     }
 
     #[tokio::test]

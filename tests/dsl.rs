@@ -38,7 +38,7 @@ impl fmt::Display for PaymentError {
 
 impl std::error::Error for PaymentError {}
 
-/// The DESIGN §3 workflow, declarations in the design's order.
+/// The README's checkout workflow, declarations in the README's order.
 mod original {
     use super::*;
 
@@ -356,7 +356,7 @@ use original::checkout;
 /// of that release store it, so it stays in `ACCEPTED_GRAPHS` forever.
 const PINNED_CHECKOUT_HASH: u64 = 0x2204_5b7d_596d_b6de;
 
-/// Today's `GRAPH_HASH` of the DESIGN §3 graph: the hash of its `graph-runtime/v2` text
+/// Today's `GRAPH_HASH` of the checkout graph: the hash of its `graph-runtime/v2` text
 /// combined with `review`'s input fingerprint (`Approval`'s `StateSchema`). It may only change
 /// with a new canonical version, or if `Approval`'s data model (or the fingerprint scheme of
 /// `#[derive(StateSchema)]`) changes.

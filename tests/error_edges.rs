@@ -407,10 +407,7 @@ async fn timed_out_attempts_then_the_error_edge() {
     assert_eq!(count(&ATTEMPTS, slot), 2, "retry = 1: two attempts");
     assert_eq!(
         order.failure_seen,
-        Some((
-            "charge".to_owned(),
-            "node `charge` timed out after 20ms".to_owned()
-        ))
+        Some(("charge".to_owned(), "timed out after 20ms".to_owned()))
     );
     assert_eq!(order.log, ["refund"], "the timed-out attempts left nothing");
 }

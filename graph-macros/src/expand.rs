@@ -151,13 +151,6 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     };
 
     let next_modules = nodes.iter().map(|n| next_module(&allow, n));
-    let route_impls = nodes.iter().filter(|n| n.branches()).map(|n| {
-        let ident = module_ident(n.node);
-        quote! {
-            #allow
-            impl #rt::Route for #ident::Next {}
-        }
-    });
 
     // Input: one variant per interrupt node.
     let interrupts: Vec<(&NodeCode, &Type)> = nodes
@@ -356,22 +349,26 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let input_ident = Ident::new("input", Span::mixed_site());
     let cursor_ident = Ident::new("cursor", Span::mixed_site());
     let nested_rt = nested_private_path(args);
-    let return_traits = nodes
+    let state_name = tokens_to_string(state);
+    let return_traits: Vec<TokenStream> = nodes
         .iter()
-        .map(|n| return_trait(&nested_rt, n, diagnostics));
-    let return_traits: Vec<TokenStream> = return_traits.collect();
+        .map(|n| {
+            let mut traits = return_trait(&nested_rt, n, diagnostics);
+            traits.extend(state_trait(&nested_rt, n, &state_name, diagnostics));
+            traits
+        })
+        .collect();
     // `step` and `run` each hold the graph's code (a `match` over the cursor, the node calls
     // and their route conversions): `run` loops over it without leaving its future, which is
     // what brings a step close to a hand-written `match`. The probes both go through live once,
-    // in a hidden module, so a wrong return type or a `!Send` node is reported once.
+    // in a hidden module, so a wrong return type, state parameter or error type, or a `!Send`
+    // node, is reported once.
+    let send_probe = send_probe(&nodes);
     let probes = quote! {
         #[doc(hidden)]
         #allow
         mod __graph_probes {
-            #[inline(always)]
-            pub(super) fn __graph_send<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
-                future
-            }
+            #send_probe
             #(#return_traits)*
             #migrate_probe
         }
@@ -431,7 +428,6 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
 
     let generated = quote! {
         #(#next_modules)*
-        #(#route_impls)*
         #probes
 
         #[doc = #input_doc]
@@ -884,9 +880,20 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
         };
         quote!(#[doc = #doc] #variant)
     });
-    // `Next` is spanned at the node's name in its `edge!`: rustc's "no variant `Ship` in
-    // `Next`" then shows the edge that defines the variants.
-    let enum_head = quote_spanned!(n.edge_from.span()=> pub enum Next);
+    // The enum starts at the node's name in its `edge!` and ends at its last target (its name
+    // and braces carry that span), so rustc's "variant `Ship` not found for this enum" label
+    // underlines `validate -> review | charge`: the successors, in the user's code. Spans of
+    // the user's tokens join; with a call-site token among them the label would fall back to
+    // `#[workflow]`.
+    let last = n
+        .target_idents
+        .last()
+        .map_or_else(|| n.edge_from.span(), Ident::span);
+    let enum_head = quote_spanned!(n.edge_from.span()=> pub enum);
+    let next = Ident::new("Next", last);
+    let mut body = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote!(#(#variants,)*));
+    body.set_span(last);
+    let quiet = quiet_similar_names();
     quote! {
         #[doc = #module_doc]
         #allow
@@ -900,8 +907,55 @@ fn next_module(allow: &TokenStream, n: &NodeCode) -> TokenStream {
                 ::core::cmp::Eq,
                 ::core::hash::Hash
             )]
-            #enum_head {
-                #(#variants,)*
+            #enum_head #next #body
+
+            #quiet
+        }
+    }
+}
+
+/// The associated functions that `Next` has from its derives and std's blanket impls, whose
+/// names rustc's "no variant `Done`" error would otherwise offer as "a method with a similar
+/// name" (`ne` from `PartialEq` for `Done`, `into` for `Into`, …).
+const SIMILAR_NAMES: [&str; 16] = [
+    "fmt",
+    "clone",
+    "clone_from",
+    "eq",
+    "ne",
+    "hash",
+    "hash_slice",
+    "from",
+    "into",
+    "try_from",
+    "try_into",
+    "borrow",
+    "borrow_mut",
+    "type_id",
+    "to_owned",
+    "clone_into",
+];
+
+/// A hidden trait, never in scope, that gives `Next` a second function of each name in
+/// [`SIMILAR_NAMES`]. rustc looks for similar names among the functions of every trait a type
+/// implements, and drops a name that two traits provide (it could not say which one it
+/// means): a misspelt variant then gets rustc's plain "no variant" error, with "a variant with
+/// a similar name" when there is one, and never a method of `PartialEq`. Calls such as
+/// `a.ne(&b)` or `a == b` are unaffected, since they only see traits in scope.
+fn quiet_similar_names() -> TokenStream {
+    let names: Vec<Ident> = SIMILAR_NAMES
+        .iter()
+        .map(|name| Ident::new(name, Span::call_site()))
+        .collect();
+    // `pub` in a private module: rustc leaves out a trait that is private to its module when
+    // it looks for similar names (so the trait must be `pub`), and nothing outside can name it.
+    quote! {
+        mod __graph_similar_names {
+            pub trait NoSimilarNames {
+                #(fn #names();)*
+            }
+            impl NoSimilarNames for super::Next {
+                #(fn #names() {})*
             }
         }
     }
@@ -913,15 +967,18 @@ fn return_trait_ident(n: &NodeCode) -> Ident {
     format_ident!("ReturnOfNode{}", n.variant, span = Span::call_site())
 }
 
-/// A trait, in the hidden `__graph_probes` module, implemented exactly for the return types node `n` may have
-/// (`()` / `Result<(), E>`, or `n::Next` / `Result<n::Next, E>`). Calling it on the node's
-/// output is the route conversion *and* the check: a wrong return type fails here, once, with
-/// a message that names the node, its successors and the fix.
+/// Two traits, in the hidden `__graph_probes` module. The first is implemented exactly for
+/// the return types node `n` may have (`()` / `Result<(), E>`, or `n::Next` /
+/// `Result<n::Next, E>`): calling it on the node's output is the route conversion *and* the
+/// check, so a wrong return type fails here, once, with a message that names the node, its
+/// successors and the fix. The second boxes `E` into a `NodeError`, and is implemented for
+/// every type that converts into one: an error type that does not fails there, with a message
+/// that says so.
 fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStream {
     let trait_ident = return_trait_ident(n);
     let name = &n.node.name;
     let targets: Vec<String> = n.target_idents.iter().map(|t| format!("`{t}`")).collect();
-    let error_bound = "`E` is the node's error type: `std::error::Error + Send + Sync + 'static`";
+    let error_bound = "`E` is the node's error type, any type that converts into `Box<dyn std::error::Error + Send + Sync>`";
     let (route, message, label, note) = if n.branches() {
         let ident = module_ident(n.node);
         let next = format!("{}::Next", n.node.ident);
@@ -955,36 +1012,144 @@ fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStrea
             ),
         )
     };
-    let (on_unimplemented, do_not_recommend) = if diagnostics {
+    let error_ident = error_trait_ident(n);
+    let (on_unimplemented, error_on_unimplemented, do_not_recommend) = if diagnostics {
+        let error_message = format!(
+            "`{{Self}}` cannot be the error type of node `{name}`: it does not convert into `Box<dyn std::error::Error + Send + Sync>`"
+        );
+        let error_label = "not an error type, or not `Send + Sync`";
+        let error_note = "a node may fail with any type that converts into `graph_runtime::NodeError` (`Box<dyn std::error::Error + Send + Sync>`): a type implementing `std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `Box<dyn std::error::Error + Send + Sync>`, `String` or `&'static str`; it must be `Send + Sync` because the runner may move it between threads";
         (
             quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
-            // A `Result` whose error type is not an error must get the message above, not
-            // rustc's "`String: Error` is not satisfied" from inside this impl.
+            quote!(#[diagnostic::on_unimplemented(message = #error_message, label = #error_label, note = #error_note)]),
+            quote!(#[diagnostic::do_not_recommend]),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new(), TokenStream::new())
+    };
+    // The route and the error are two checks: `Result<(), u32>` has the right shape, so the
+    // first passes and the second reports the error type alone, in the node's words.
+    quote! {
+        #on_unimplemented
+        pub(super) trait #trait_ident: ::core::marker::Sized {
+            type Error;
+            fn __graph_route(self) -> ::core::result::Result<#route, Self::Error>;
+        }
+        impl #trait_ident for #route {
+            type Error = ::core::convert::Infallible;
+            #[inline(always)]
+            fn __graph_route(self) -> ::core::result::Result<#route, Self::Error> {
+                ::core::result::Result::Ok(self)
+            }
+        }
+        // Left out of rustc's "the trait is implemented for …" help, as it always was: the
+        // message already names both forms.
+        #do_not_recommend
+        impl<E> #trait_ident for ::core::result::Result<#route, E> {
+            type Error = E;
+            #[inline(always)]
+            fn __graph_route(self) -> ::core::result::Result<#route, E> {
+                self
+            }
+        }
+
+        #error_on_unimplemented
+        pub(super) trait #error_ident {
+            fn __graph_boxed(self) -> #rt::NodeError;
+        }
+        // Hidden, so that rustc reports the message above rather than the runtime's bound.
+        #do_not_recommend
+        impl<E: #rt::IntoNodeError> #error_ident for E {
+            #[inline(always)]
+            fn __graph_boxed(self) -> #rt::NodeError {
+                #rt::IntoNodeError::into_node_error(self)
+            }
+        }
+    }
+}
+
+/// The name of the per-node trait that boxes the node's error.
+fn error_trait_ident(n: &NodeCode) -> Ident {
+    // Named for rustc's messages: "the trait `ErrorOfNodeCharge` is not implemented for `u32`".
+    format_ident!("ErrorOfNode{}", n.variant, span = Span::call_site())
+}
+
+/// The name of the per-node trait that hands the state to the node's first parameter.
+fn state_trait_ident(n: &NodeCode) -> Ident {
+    // Named for rustc's messages: "the trait `StateOfNodeCharge<'_>` is not implemented for
+    // `&mut Invoice`".
+    format_ident!("StateOfNode{}", n.variant, span = Span::call_site())
+}
+
+/// A trait implemented for `&mut S` and `&S`, which the state argument of node `n` goes
+/// through: a first parameter of another type fails here, with a message that names the node
+/// and the workflow's state type, instead of rustc's "mismatched types" about our call.
+fn state_trait(rt: &TokenStream, n: &NodeCode, state_name: &str, diagnostics: bool) -> TokenStream {
+    let trait_ident = state_trait_ident(n);
+    let (on_unimplemented, do_not_recommend) = if diagnostics {
+        let name = &n.node.name;
+        let message = format!(
+            "the first parameter of node `{name}` must be `&mut {state_name}` or `&{state_name}`, the workflow's state type (`state = {state_name}`), not `{{Self}}`"
+        );
+        let label = format!("expected `&mut {state_name}` or `&{state_name}`");
+        let note = format!(
+            "every node of this workflow reads and changes the state named in `#[workflow(state = {state_name})]`: take `&mut {state_name}`, or change `state = …`"
+        );
+        (
+            quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
             quote!(#[diagnostic::do_not_recommend]),
         )
     } else {
         (TokenStream::new(), TokenStream::new())
     };
+    // The state type is named through the generated `Workflow` (the user's spelling of it
+    // would not resolve in this nested module), and is no parameter of the trait, so rustc
+    // blames the node's parameter type rather than our argument. One blanket impl over the
+    // runtime's `StateParam` (`&mut S`, `&S`), hidden by `do_not_recommend`: rustc then gives
+    // the message above without listing our impls.
+    let state = quote!(<super::Workflow as #rt::Workflow>::State);
     quote! {
         #on_unimplemented
-        pub(super) trait #trait_ident: ::core::marker::Sized {
-            fn __graph_route(self) -> ::core::result::Result<#route, #rt::NodeError>;
-        }
-        impl #trait_ident for #route {
-            #[inline(always)]
-            fn __graph_route(self) -> ::core::result::Result<#route, #rt::NodeError> {
-                ::core::result::Result::Ok(self)
-            }
+        pub(super) trait #trait_ident<'a>: ::core::marker::Sized {
+            fn __graph_state(state: &'a mut #state) -> Self;
         }
         #do_not_recommend
-        impl<E> #trait_ident for ::core::result::Result<#route, E>
-        where
-            E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
-        {
+        impl<'a, T: #rt::StateParam<'a, #state>> #trait_ident<'a> for T {
             #[inline(always)]
-            fn __graph_route(self) -> ::core::result::Result<#route, #rt::NodeError> {
-                #rt::NodeReturn::into_route(self)
+            fn __graph_state(state: &'a mut #state) -> Self {
+                #rt::StateParam::from_state(state)
             }
+        }
+    }
+}
+
+/// The name of [`send_probe`]'s type, which rustc shows.
+const SEND_PROBE: &str = "RunnerMayMoveNodesBetweenThreads";
+
+/// The probe every node's future goes through on its way to the runner: one function per
+/// node, named after it, requiring `Send`.
+///
+/// rustc explains a future that is not `Send` better than any message of ours could (the value
+/// held across an `.await`, and the `.await`), so the bound stays a plain `Send` bound; what
+/// we choose is where it is declared, since rustc names that: "required by a bound in
+/// `RunnerMayMoveNodesBetweenThreads::charge`" says which node, and why. (A trait with
+/// `on_unimplemented` would replace rustc's explanation with ours.)
+fn send_probe(nodes: &[NodeCode]) -> TokenStream {
+    let functions = nodes.iter().map(|n| {
+        let mut name = n.node.ident.clone();
+        name.set_span(Span::call_site());
+        quote! {
+            #[inline(always)]
+            pub(super) fn #name<F: ::core::future::Future + ::core::marker::Send>(future: F) -> F {
+                future
+            }
+        }
+    });
+    let probe = Ident::new(SEND_PROBE, Span::call_site());
+    quote! {
+        pub(super) struct #probe;
+        impl #probe {
+            #(#functions)*
         }
     }
 }
@@ -1046,13 +1211,16 @@ fn step_arm_full<'c>(
         let first = Span::mixed_site().located_at(first);
         let last = Span::mixed_site().located_at(last);
         match param.role {
-            ParamRole::State { mutable: true } => {
+            ParamRole::State { .. } => {
+                // Through the node's state trait: a parameter of another type is reported in
+                // the workflow's words, at the parameter's type.
                 let local = Ident::new("state", last);
-                quote_spanned!(first=> &mut *#local)
-            }
-            ParamRole::State { mutable: false } => {
-                let local = Ident::new("state", last);
-                quote_spanned!(first=> &*#local)
+                let mut trait_ident = state_trait_ident(n);
+                trait_ident.set_span(first);
+                let method = Ident::new("__graph_state", last);
+                let mut call = quote_spanned!(first=> __graph_probes::#trait_ident::#method);
+                call.extend(quote_spanned!(last=> (&mut *#local)));
+                call
             }
             ParamRole::Ctx => {
                 let local = Ident::new("ctx", last);
@@ -1078,7 +1246,18 @@ fn step_arm_full<'c>(
     // underlines the whole return type.
     let mut argument = quote_spanned!(ret_first=> ::core::convert::identity);
     argument.extend(quote_spanned!(ret_last=> (#out_at_ret)));
-    let convert = quote_spanned!(ret_first=> __graph_probes::#trait_ident::#route_fn(#argument));
+    let route = quote_spanned!(ret_first=> __graph_probes::#trait_ident::#route_fn(#argument));
+    // The error is boxed by its own check, spanned the same way: an error type that does not
+    // convert is reported at the return type too.
+    let mut error_ident = error_trait_ident(n);
+    error_ident.set_span(ret_first);
+    let boxed_fn = Ident::new("__graph_boxed", ret_last);
+    let mut error_at_ret = error.clone();
+    error_at_ret.set_span(ret_last);
+    let mut error_argument = quote_spanned!(ret_first=> ::core::convert::identity);
+    error_argument.extend(quote_spanned!(ret_last=> (#error_at_ret)));
+    let boxed =
+        quote_spanned!(ret_first=> __graph_probes::#error_ident::#boxed_fn(#error_argument));
 
     let route_arms: Vec<TokenStream> = if n.branches() {
         let module = module_ident(n.node);
@@ -1102,7 +1281,10 @@ fn step_arm_full<'c>(
     // The node's future must be `Send` (runners move runs across threads); checking it here
     // reports a `!Send` node at its name rather than at `#[workflow]`.
     let at_func = Span::mixed_site().located_at(func.span());
-    let call = quote_spanned!(at_func=> __graph_probes::__graph_send(#func(#(#call_args),*)));
+    let probe = Ident::new(SEND_PROBE, at_func);
+    let mut probe_fn = func.clone();
+    probe_fn.set_span(at_func);
+    let call = quote_spanned!(at_func=> __graph_probes::#probe::#probe_fn(#func(#(#call_args),*)));
     let failed_permanently = finish(quote!(#rt::Transition::FailedPermanently(#error)), None);
     let failed = finish(quote!(#rt::Transition::Failed(#error)), None);
     let missing_input = finish(quote!(#rt::Transition::MissingInput), None);
@@ -1114,10 +1296,12 @@ fn step_arm_full<'c>(
             use #rt::{ViaDefault as _, ViaRetryable as _};
             (&#rt::Probe(&#out)).__graph_is_permanent()
         };
-        match #convert {
+        match #route {
             #(#route_arms)*
-            ::core::result::Result::Err(#error) if #permanent => #failed_permanently,
-            ::core::result::Result::Err(#error) => #failed,
+            ::core::result::Result::Err(#error) => {
+                let #error = #boxed;
+                if #permanent { #failed_permanently } else { #failed }
+            }
         }
     };
     if n.node.args.interrupt {
@@ -1337,6 +1521,54 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(". interrupt ()"));
+    }
+
+    /// The probes whose names rustc shows in its messages name the node, and the internal
+    /// `__graph_send` is gone.
+    #[test]
+    fn probes_are_named_for_the_messages() {
+        let text = workflow(quote!(state = Order), checkout()).to_string();
+        for name in [
+            "trait ReturnOfNodeCharge",
+            "trait ErrorOfNodeCharge",
+            "trait StateOfNodeCharge",
+            "struct RunnerMayMoveNodesBetweenThreads",
+            "RunnerMayMoveNodesBetweenThreads :: charge (charge (",
+            "ErrorOfNodeCharge :: __graph_boxed",
+            "StateOfNodeCharge :: __graph_state (& mut * state)",
+        ] {
+            assert!(text.contains(name), "missing `{name}` in {text}");
+        }
+        assert!(!text.contains("__graph_send"), "{text}");
+        // Each message is attached where rustc reads it.
+        assert!(text.contains(
+            "the first parameter of node `charge` must be `&mut Order` or `&Order`, the workflow's state type (`state = Order`)"
+        ));
+        assert!(text.contains("cannot be the error type of node `charge`"));
+    }
+
+    /// A branching node's `Next` gets a second function of each name its derives and std's
+    /// blanket impls give it, in a module nothing can name: rustc then offers no `ne` for a
+    /// misspelt variant.
+    #[test]
+    fn next_enums_quiet_similar_method_names() {
+        let module = expand_module(quote!(state = Order), checkout());
+        let Some(Item::Mod(validate)) = find(&module, "validate") else {
+            panic!("no `validate` module");
+        };
+        let Some(Item::Mod(quiet)) = find(validate, "__graph_similar_names") else {
+            panic!("no similar-names module in {}", validate.to_token_stream());
+        };
+        let text = quiet.to_token_stream().to_string();
+        for name in SIMILAR_NAMES {
+            assert!(text.contains(&format!("fn {name} ()")), "{name}: {text}");
+        }
+        assert!(text.contains("impl NoSimilarNames for super :: Next"));
+        // A node with one successor has an empty `Next`: nothing to misspell.
+        let Some(Item::Mod(ship)) = find(&module, "ship") else {
+            panic!("no `ship` module");
+        };
+        assert!(find(ship, "__graph_similar_names").is_none());
     }
 
     #[test]

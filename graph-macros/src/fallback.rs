@@ -98,8 +98,6 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
                 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq)]
                 pub enum Next { #(#every_variant,)* }
             }
-            #allow
-            impl #rt::Route for #ident::Next {}
         });
     }
 

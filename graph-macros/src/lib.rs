@@ -94,7 +94,9 @@ mod state_schema;
 /// - `edge!(a -> b | c | END)`: a branch; `a` returns `a::Next` or `Result<a::Next, E>`,
 ///   where `a::Next` is generated with one variant per target, in UpperCamelCase (`End` for
 ///   `END`). One `edge!` per node lists all of its successors.
-/// - `E: std::error::Error + Send + Sync + 'static`.
+/// - `E`, the node's error type, is any type that converts into
+///   `Box<dyn std::error::Error + Send + Sync>`: your own error type, `anyhow::Error`,
+///   `graph_runtime::NodeError`, `String` (the list is in `#[node]`'s "Errors").
 /// - `edge!(a -> b on error)`: an **error edge**. When `a` fails — returns `Err` after its
 ///   retries (`#[node(retry = N)]`), at once if it has none or the error is not retryable, or
 ///   times out on its last attempt — the run goes to `b` instead of ending with
@@ -344,8 +346,69 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   accepted. An old name is an identifier, not a node of this graph, and the old name of
 ///   one node only.
 ///
+/// # Errors
+///
+/// A node that can fail returns `Result<(), E>` (or `Result<x::Next, E>`), where `E` is any
+/// type that converts into `Box<dyn std::error::Error + Send + Sync>`
+/// (`graph_runtime::NodeError`):
+///
+/// - your own error type, `std::error::Error + Send + Sync + 'static`;
+/// - `anyhow::Error` (so `anyhow::Result<()>`);
+/// - `Box<dyn std::error::Error + Send + Sync>`, which is `graph_runtime::NodeError`;
+/// - `String` and `&'static str`.
+///
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)]
+/// # pub struct Order { pub total_cents: u64, pub note: String }
+/// #[workflow(state = Order)]
+/// pub mod checkout {
+///     use super::*;
+///     use graph_runtime::NodeError;
+///
+///     edge!(START -> parse);
+///     edge!(parse -> check);
+///     edge!(check -> END);
+///
+///     #[node]
+///     async fn parse(order: &mut Order) -> Result<(), NodeError> {
+///         order.total_cents = order.note.parse()?;   // `?` boxes the `ParseIntError`
+///         Ok(())
+///     }
+///
+///     #[node]
+///     async fn check(order: &mut Order) -> Result<(), String> {
+///         if order.total_cents == 0 { Err("nothing to charge".to_owned()) } else { Ok(()) }
+///     }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// The error ends the run as `Error::Node`, whose `source()` is the node's error (with its
+/// own source chain), or is handed to the node's error edge, whose `ctx.failure()` holds its
+/// message. A type that does not convert fails the build at the return type, and so does
+/// `Box<dyn std::error::Error>`, which is neither `Send` nor `Sync`:
+///
+/// ```compile_fail
+/// # use graph_runtime::prelude::*;
+/// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)]
+/// # pub struct Order { pub total_cents: u64 }
+/// #[workflow(state = Order)]
+/// pub mod checkout {
+///     use super::*;
+///     edge!(START -> charge);
+///     edge!(charge -> END);
+///     // error: `u32` cannot be the error type of node `charge`: it does not convert
+///     //        into `Box<dyn std::error::Error + Send + Sync>`
+///     #[node]
+///     async fn charge(order: &mut Order) -> Result<(), u32> { Err(402) }
+/// }
+/// # fn main() {}
+/// ```
+///
 /// A node whose error type implements `graph_runtime::Retryable` is not retried for errors
-/// that say retrying cannot help.
+/// that say retrying cannot help. Only the concrete type's impl is seen: an error boxed into a
+/// `NodeError` or an `anyhow::Error` is always retried (up to `retry = N`).
 ///
 /// A timed-out attempt counts as a failed one. When the last attempt fails, the run takes the
 /// node's error edge (`edge!(charge -> refund on error)`) if it has one, with the state from

@@ -1,4 +1,4 @@
-//! W1, W2 and W7 of DESIGN §8, through the public API, against hand-written baselines in the
+//! W1, W2 and W7 of the README's performance table, through the public API, against hand-written baselines in the
 //! same process. Prints the median ns/step (W7: mean and p99 latency) of each and the ratio.
 //!
 //! Run: `cargo bench -p graph-runtime --bench steps` (set `BENCH_RUNS` to change the number of

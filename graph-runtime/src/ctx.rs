@@ -61,7 +61,8 @@ impl Failure {
         &self.node
     }
 
-    /// The message of the error it returned (after its last attempt).
+    /// The error it returned (after its last attempt) with its causes, on one line:
+    /// `"outer: cause: root cause"`, each once.
     pub fn error(&self) -> &str {
         &self.error
     }
@@ -86,17 +87,18 @@ impl NodeCtx {
         self.attempt = 1;
     }
 
-    /// Enters the next node of a [`Workflow::run`](crate::Workflow::run) loop: the next
-    /// sequence number, attempt 1. Called by generated code; not for use in nodes.
-    #[doc(hidden)]
+    /// Enters the next node of the default [`Workflow::run`](crate::Workflow::run) loop, at
+    /// the next sequence number. (The loop `#[workflow]` generates calls
+    /// [`NodeCtx::__enter`] instead.)
     #[inline(always)]
-    pub fn __advance(&mut self, node: &'static str) {
+    pub(crate) fn advance(&mut self, node: &'static str) {
         self.node = node;
         self.seq += 1;
     }
 
     /// Enters node `node` at sequence number `seq` inside a [`Workflow::run`](crate::Workflow::run)
-    /// loop. Called by generated code; not for use in nodes.
+    /// loop. Called by the code `#[workflow]` generates, which is why it is `pub`; not part of
+    /// the API, not for use in nodes.
     #[doc(hidden)]
     #[inline(always)]
     pub fn __enter(&mut self, node: &'static str, seq: u64) {

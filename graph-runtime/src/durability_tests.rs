@@ -370,6 +370,17 @@ async fn a_renamed_interrupt_node_moves_on_under_an_accepted_graph() {
     let renamed = runner(Renamed::new(), &store);
     let snapshot = renamed.state("s").await.unwrap().unwrap();
     assert_eq!(snapshot.node, "approve", "reported under its new name");
+    assert_eq!(snapshot.waiting, ["approve"], "waits under its new name");
+    assert_eq!(
+        runner(First::new(), &store)
+            .state("s")
+            .await
+            .unwrap()
+            .unwrap()
+            .waiting,
+        ["review"],
+        "the first release still calls it `review`"
+    );
     assert!(matches!(
         renamed.resume("s").await.unwrap(),
         Outcome::Interrupted {
@@ -431,6 +442,15 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
         }
         other => panic!("{other:?}"),
     }
+    // Still readable: waiting, at a node this graph cannot name, so `waiting` leaves it out.
+    let snapshot = runner.state("order-7").await.unwrap().unwrap();
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "gone".into()
+        }
+    );
+    assert!(snapshot.waiting.is_empty());
 }
 
 /// A checkpoint exactly as the first release wrote it (envelope version 1, which stored no

@@ -7,11 +7,35 @@ use crate::workflow::NodeError;
 /// Misuse of the API and bytes read back from a store are reported here, never by a panic.
 /// After any error the session stays at its last saved checkpoint, so
 /// [`Runner::resume`](crate::Runner::resume) continues from there.
+///
+/// A variant that wraps another error ([`Error::Node`], [`Error::Store`]) returns it from
+/// [`source()`](std::error::Error::source) and does not repeat it in its own message, as
+/// [`std::error::Error`] asks: a report that walks the source chain prints each cause once.
+///
+/// ```
+/// use std::error::Error as _;
+/// use graph_runtime::Error;
+///
+/// let io = std::io::Error::other("disk full");
+/// let e = Error::Store(Box::new(io));
+/// assert_eq!(e.to_string(), "the store failed");
+/// assert_eq!(e.source().unwrap().to_string(), "disk full");
+///
+/// // Every cause once, outermost first:
+/// let mut report = e.to_string();
+/// let mut cause = e.source();
+/// while let Some(c) = cause {
+///     report += &format!(": {c}");
+///     cause = c.source();
+/// }
+/// assert_eq!(report, "the store failed: disk full");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A node returned an error (after its retries, if it has any).
-    #[error("node `{node}` failed: {source}")]
+    /// A node returned an error (after its retries, if it has any); the error is its
+    /// [`source()`](std::error::Error::source).
+    #[error("node `{node}` failed")]
     Node {
         /// The node that failed.
         node: &'static str,
@@ -142,13 +166,27 @@ pub enum Error {
         reason: String,
     },
 
-    /// The store itself failed (I/O, database, lost connection).
-    #[error("store error: {0}")]
+    /// The store itself failed (I/O, database, lost connection); what it said is the
+    /// [`source()`](std::error::Error::source).
+    #[error("the store failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 
-    /// The runner was configured with a value that cannot work.
+    /// The runner was configured with a value that cannot work. The builder method that was
+    /// given it records it, and every later call that runs or writes a session returns it.
     #[error("invalid runner configuration: {0}")]
     InvalidConfig(&'static str),
+
+    /// A session id is empty, contains a NUL byte or is longer than
+    /// [`MAX_SESSION_ID_BYTES`](crate::MAX_SESSION_ID_BYTES). Checked before the store is
+    /// asked anything: nothing was read or written.
+    #[error("invalid session id {id:?}: {reason}")]
+    InvalidSessionId {
+        /// The id as given, shortened to its first 32 characters (followed by `…`) when
+        /// longer, so that a huge id does not flood a log line.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
     /// The run was cancelled; the session stays at its last checkpoint.
     #[error("session `{0}` was cancelled")]
@@ -166,3 +204,18 @@ pub enum Error {
 
 /// `Result<T, graph_runtime::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and all its causes on one line, outermost first, each once: for the places that
+/// keep an error as text, with no [`source()`](std::error::Error::source) to walk
+/// ([`Failure::error`](crate::Failure::error), [`Event::Failed`](crate::Event::Failed),
+/// [`Event::Retrying`](crate::Event::Retrying)).
+pub(crate) fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    use std::fmt::Write as _;
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let _ = write!(out, ": {c}");
+        cause = c.source();
+    }
+    out
+}

@@ -52,7 +52,7 @@ pub enum Event {
         attempt: u32,
         /// The wait before it.
         delay: Duration,
-        /// What the failed attempt returned.
+        /// What the failed attempt returned, with its causes, on one line.
         error: String,
     },
     /// The run stopped at an interrupt node to wait for input.
@@ -64,7 +64,9 @@ pub enum Event {
     Completed,
     /// The run ended with an error.
     Failed {
-        /// The error's message.
+        /// The error with its causes, on one line, each once: for example
+        /// "node \`charge\` failed: card declined" (the chain of
+        /// [`source()`](std::error::Error::source)s, which a string cannot keep).
         error: String,
     },
     /// A value a node sent with [`NodeCtx::emit`](crate::NodeCtx::emit).

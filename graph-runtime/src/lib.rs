@@ -134,6 +134,7 @@ mod error;
 mod events;
 mod runner;
 pub mod schema;
+mod session_id;
 pub mod store;
 mod workflow;
 
@@ -149,6 +150,10 @@ mod control_tests;
 #[path = "durability_tests.rs"]
 mod durability_tests;
 
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod api_tests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -161,6 +166,7 @@ pub use crate::runner::{
     TimedOut,
 };
 pub use crate::schema::StateSchema;
+pub use crate::session_id::MAX_SESSION_ID_BYTES;
 pub use crate::store::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use crate::store::{PostgresOptions, PostgresStore};

@@ -10,35 +10,59 @@ pub use crate::workflow::{
     NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
 };
 
-/// A node's return value, turned into its route or its error.
+/// The error types a node may return: every type that converts into [`NodeError`], that is
+/// every `E: std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `NodeError` itself,
+/// `String` and `&'static str`.
 ///
-/// Implemented for `()`, `Result<(), E>`, each generated `Next` enum and `Result<Next, E>`, so
-/// the macro needs no guess about the spelling of a node's return type.
-pub trait NodeReturn {
-    /// `()` for a node with one successor, or its `Next` enum.
-    type Route;
-    /// Splits the value into the route or the boxed error.
-    fn into_route(self) -> Result<Self::Route, NodeError>;
+/// A trait of our own rather than a bare `Into<NodeError>` bound, so that a type that does not
+/// convert is reported in these words, not as a missing `From` impl of `Box`. The generated
+/// per-node check (`ErrorOfNode…`) names the node as well; this message is the one a module
+/// under `#![no_implicit_prelude]`, where that check has no message, gets.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error type of a node: it does not convert into `Box<dyn std::error::Error + Send + Sync>`",
+    label = "not an error type, or not `Send + Sync`",
+    note = "a node may fail with any type that converts into `graph_runtime::NodeError` (`Box<dyn std::error::Error + Send + Sync>`): a type implementing `std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `Box<dyn std::error::Error + Send + Sync>`, `String` or `&'static str`; it must be `Send + Sync` because the runner may move it between threads"
+)]
+pub trait IntoNodeError {
+    /// Boxes the error, once, on the failure path.
+    fn into_node_error(self) -> NodeError;
 }
 
-/// Marks the types a node may return as its route: `()` and the generated `Next` enums.
-pub trait Route {}
-
-impl Route for () {}
-
-impl<R: Route> NodeReturn for R {
-    type Route = R;
+// Without this, rustc would explain a failure as "`Box<dyn Error + Send + Sync>: From<u32>` is
+// not satisfied", a bound the user never wrote.
+#[diagnostic::do_not_recommend]
+impl<E: Into<NodeError>> IntoNodeError for E {
     #[inline(always)]
-    fn into_route(self) -> Result<R, NodeError> {
-        Ok(self)
+    fn into_node_error(self) -> NodeError {
+        self.into()
     }
 }
 
-impl<R: Route, E: std::error::Error + Send + Sync + 'static> NodeReturn for Result<R, E> {
-    type Route = R;
+/// What a node's first parameter may be: `&mut S` or `&S`, `S` the workflow's state.
+///
+/// The generated per-node check (`StateOfNode…`) names the node in its message; this one is
+/// what a module under `#![no_implicit_prelude]`, where that message cannot be attached,
+/// reports.
+#[diagnostic::on_unimplemented(
+    message = "the first parameter of a node must be `&mut {S}` or `&{S}`, the workflow's state type, not `{Self}`",
+    label = "expected `&mut {S}` or `&{S}`"
+)]
+pub trait StateParam<'a, S: 'a>: Sized {
+    /// The state, as the parameter takes it.
+    fn from_state(state: &'a mut S) -> Self;
+}
+
+impl<'a, S: 'a> StateParam<'a, S> for &'a mut S {
     #[inline(always)]
-    fn into_route(self) -> Result<R, NodeError> {
-        self.map_err(|e| Box::new(e) as NodeError)
+    fn from_state(state: &'a mut S) -> Self {
+        state
+    }
+}
+
+impl<'a, S: 'a> StateParam<'a, S> for &'a S {
+    #[inline(always)]
+    fn from_state(state: &'a mut S) -> Self {
+        state
     }
 }
 
@@ -101,6 +125,29 @@ mod tests {
         }
     }
     impl std::error::Error for Flaky {}
+
+    #[test]
+    fn node_errors_keep_their_message() {
+        let boxed: NodeError = Declined.into_node_error();
+        assert!(boxed.downcast_ref::<Declined>().is_some());
+        assert_eq!(
+            "no route".to_owned().into_node_error().to_string(),
+            "no route"
+        );
+        assert_eq!("no route".into_node_error().to_string(), "no route");
+        let already: NodeError = Box::new(Flaky);
+        assert!(already.into_node_error().downcast_ref::<Flaky>().is_some());
+    }
+
+    #[test]
+    fn state_params_borrow_the_state() {
+        let mut state = 7_u32;
+        let shared: &u32 = StateParam::from_state(&mut state);
+        assert_eq!(*shared, 7);
+        let unique: &mut u32 = StateParam::from_state(&mut state);
+        *unique += 1;
+        assert_eq!(state, 8);
+    }
 
     #[test]
     fn probe_uses_retryable_when_implemented() {

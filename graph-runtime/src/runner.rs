@@ -10,7 +10,9 @@ use tracing::Instrument as _;
 
 use crate::checkpoint::{self, DeltaOf, Envelope, Header, Phase, delta};
 use crate::ctx::Failure;
+use crate::error::report;
 use crate::events::{Event, EventSink, RunHandle};
+use crate::session_id;
 use crate::store::{Append, Checkpoint, Store};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Transition, Workflow};
@@ -44,8 +46,8 @@ pub enum CheckpointPolicy {
     /// Only when a session waits at an interrupt and when it completes. Fastest; a crash
     /// re-runs everything since the last interrupt.
     OnInterrupt,
-    /// After every `n`th step, and at interrupts and completion. `EveryN(0)` is rejected with
-    /// [`Error::InvalidConfig`].
+    /// After every `n`th step, and at interrupts and completion. `EveryN(0)` is rejected by
+    /// [`Runner::checkpoint_policy`] (see there).
     EveryN(u64),
     /// Saves where a crash would cost most, and otherwise only once the time spent in nodes
     /// since the last checkpoint exceeds `budget`: after every node that waits (an
@@ -66,7 +68,7 @@ pub enum Retention {
     #[default]
     KeepAll,
     /// Only the newest `n`, pruned in the same store transaction as each append.
-    /// `KeepLast(0)` is rejected with [`Error::InvalidConfig`].
+    /// `KeepLast(0)` is rejected by [`Runner::retention`] (see there).
     KeepLast(u64),
 }
 
@@ -82,7 +84,25 @@ pub enum GraphChange {
 }
 
 /// Where a session stands at a checkpoint.
+///
+/// More states may be added (waiting at several nodes at once, for example), so a `match`
+/// on it needs a wildcard arm:
+///
+/// ```
+/// use graph_runtime::Status;
+///
+/// fn describe(status: &Status) -> String {
+///     match status {
+///         Status::Running => "running".to_owned(),
+///         Status::Waiting { node } => format!("waiting at `{node}`"),
+///         Status::Completed => "completed".to_owned(),
+///         _ => format!("{status:?}"),
+///     }
+/// }
+/// assert_eq!(describe(&Status::Completed), "completed");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Status {
     /// The run goes on at the checkpoint's node (possibly after a crash: call `resume`).
     Running,
@@ -96,7 +116,11 @@ pub enum Status {
 }
 
 /// How a call to `start`, `resume` or `resume_with` ended.
+///
+/// More endings may be added, so a `match` on it needs a wildcard arm; [`Outcome::into_state`]
+/// and `matches!` need none. See [`Runner`] for an example.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Outcome<T> {
     /// The run reached `END`; the final state.
     Completed(T),
@@ -111,6 +135,13 @@ pub enum Outcome<T> {
 
 impl<T> Outcome<T> {
     /// The state, however the run ended.
+    ///
+    /// ```
+    /// use graph_runtime::Outcome;
+    ///
+    /// assert_eq!(Outcome::Completed(7).into_state(), 7);
+    /// assert_eq!(Outcome::Interrupted { node: "review", state: 8 }.into_state(), 8);
+    /// ```
     pub fn into_state(self) -> T {
         match self {
             Outcome::Completed(state) | Outcome::Interrupted { state, .. } => state,
@@ -118,8 +149,44 @@ impl<T> Outcome<T> {
     }
 }
 
-/// The latest checkpoint of a session, decoded.
+/// A checkpoint of a session, decoded: what [`Runner::state`], [`Runner::state_at`] and
+/// [`Runner::fork`] return.
+///
+/// More fields may be added, so it is read by field, and a pattern needs `..`.
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::Status;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+/// pub struct Ticket { pub note: String }
+///
+/// #[workflow(state = Ticket)]
+/// pub mod support {
+///     use super::*;
+///     edge!(START -> review);
+///     edge!(review -> END);
+///     #[node(interrupt)]
+///     async fn review(t: &mut Ticket, note: String) { t.note = note; }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+/// let runner = Runner::new(support::Workflow, MemoryStore::new());
+/// runner.start("t-1", Ticket::default()).await?;
+/// let snapshot = runner.state("t-1").await?.expect("the session exists");
+/// assert_eq!(snapshot.node, "review");
+/// assert_eq!(snapshot.status, Status::Waiting { node: "review".into() });
+/// assert_eq!(snapshot.waiting, ["review"]);
+///
+/// runner.resume_with("t-1", support::Input::Review("done".into())).await?;
+/// let snapshot = runner.state("t-1").await?.expect("the session exists");
+/// assert_eq!(snapshot.status, Status::Completed);
+/// assert!(snapshot.waiting.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Snapshot<T> {
     /// Its sequence number.
     pub seq: u64,
@@ -129,6 +196,11 @@ pub struct Snapshot<T> {
     pub status: Status,
     /// The state after the last saved step.
     pub state: T,
+    /// Every node the session waits at for a decision, in declaration order; empty unless
+    /// it waits. Today a session waits at one interrupt node at most, its cursor. A node
+    /// renamed since the checkpoint was saved is reported by its current name; a node this
+    /// graph no longer has (after [`GraphChange::Force`]) is left out.
+    pub waiting: Vec<&'static str>,
 }
 
 /// One kept checkpoint of a session, as [`Runner::history`] lists it.
@@ -142,21 +214,16 @@ struct Config {
     graph_change: GraphChange,
     cancel: Option<CancellationToken>,
     event_capacity: usize,
+    /// The first bad setting a builder method was given, checked there and only there; every
+    /// call that runs or writes a session returns it as [`Error::InvalidConfig`].
+    invalid: Option<&'static str>,
 }
 
 impl Config {
-    fn validate(&self) -> Result<()> {
-        if self.policy == CheckpointPolicy::EveryN(0) {
-            return Err(Error::InvalidConfig(
-                "`CheckpointPolicy::EveryN(0)`: n must be at least 1",
-            ));
-        }
-        if self.retention == Retention::KeepLast(0) {
-            return Err(Error::InvalidConfig(
-                "`Retention::KeepLast(0)`: keep at least 1 checkpoint, the one resume starts from",
-            ));
-        }
-        Ok(())
+    /// Records `problem` as the runner's configuration error, unless an earlier setting
+    /// already was one (the first mistake is the one to fix first).
+    fn reject(&mut self, problem: &'static str) {
+        self.invalid.get_or_insert(problem);
     }
 
     fn keep_last(&self) -> Option<u64> {
@@ -171,6 +238,17 @@ impl Config {
 ///
 /// Cheap to clone (the workflow and store are shared), `Send` and `Sync`: one runner can serve
 /// many tasks. Builder methods set the policy for every call made through it.
+///
+/// A builder method checks its value when it is given. Builder methods return the runner
+/// rather than a `Result`, so that they chain; a value that cannot work (`max_steps(0)`,
+/// `CheckpointPolicy::EveryN(0)`, `Retention::KeepLast(0)`) is kept as the runner's
+/// configuration error, the first one if there are several, and every call that runs or
+/// writes a session (`start`, `resume`, `resume_with`, `fork`, `spawn*`) returns it as
+/// [`Error::InvalidConfig`] without touching the store. Nothing is re-checked per call.
+///
+/// Every method that takes a session id checks it first: an empty id, one with a NUL byte or
+/// one longer than [`MAX_SESSION_ID_BYTES`](crate::MAX_SESSION_ID_BYTES) is
+/// [`Error::InvalidSessionId`], and the store is not asked anything.
 ///
 /// ```
 /// use graph_runtime::prelude::*;
@@ -278,9 +356,13 @@ enum Attempt<C> {
 /// Bodies smaller than this are always saved whole: a delta would save little, and keeping
 /// the previous body to diff against would cost every small step a copy.
 const DELTA_MIN_BODY: usize = 4096;
-/// The longest delta chain: reading a checkpoint reads its whole chain, so a full checkpoint
-/// is written at least this often.
-const MAX_CHAIN: u32 = 4096;
+/// The longest delta chain under `Retention::KeepAll`: reading a checkpoint reads its whole
+/// chain (about 2.5 µs a link on SQLite), so a full checkpoint is written at least this often.
+const MAX_CHAIN: u32 = 1024;
+/// The shortest chain cap under `Retention::KeepLast(n)`, whose cap is `n` within
+/// `MIN_KEPT_CHAIN..=MAX_CHAIN`: the store keeps the newest `n` checkpoints and the chain they
+/// need, so the cap bounds what is kept beyond `n`.
+const MIN_KEPT_CHAIN: u32 = 64;
 
 /// What the one writer of a session remembers about the checkpoints it extends: the previous
 /// body, to store the next checkpoint as a delta against it (incremental checkpoints).
@@ -289,7 +371,8 @@ const MAX_CHAIN: u32 = 4096;
 /// new full checkpoint starts a new chain when the deltas since the last one add up to more
 /// than twice the body (so the chain never costs more than about three bodies of space), when
 /// a delta would not be less than half the body, or after [`MAX_CHAIN`] deltas (so reading
-/// any checkpoint stays fast).
+/// any checkpoint stays fast; under `KeepLast(n)`, after `n` deltas but at least
+/// [`MIN_KEPT_CHAIN`], so retention keeps at most about `n` more than asked).
 #[derive(Debug, Default)]
 struct Chain {
     /// The body of the newest stored checkpoint, kept only when it is large enough for deltas.
@@ -325,9 +408,20 @@ struct Position<W: Workflow> {
     unsaved: Duration,
 }
 
-/// A node attempt that took longer than `#[node(timeout_ms = …)]`.
+/// A node attempt that took longer than `#[node(timeout_ms = …)]`: the error of the attempt.
+///
+/// Its message leaves the node out, as every place that shows it already names the node
+/// ([`Error::Node`], whose source it is, [`Failure::node`], [`Event::Retrying`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use graph_runtime::TimedOut;
+///
+/// let e = TimedOut { node: "charge", after: Duration::from_millis(50) };
+/// assert_eq!(e.to_string(), "timed out after 50ms");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("node `{node}` timed out after {after:?}")]
+#[error("timed out after {after:?}")]
 pub struct TimedOut {
     /// The node.
     pub node: &'static str,
@@ -348,25 +442,111 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 graph_change: GraphChange::Strict,
                 cancel: None,
                 event_capacity: 1024,
+                invalid: None,
             },
         }
     }
 
     /// Sets when checkpoints are saved (default [`CheckpointPolicy::EveryStep`]).
+    ///
+    /// `CheckpointPolicy::EveryN(0)` cannot work: it is refused here, and the runner's calls
+    /// return [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let every_tenth = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .checkpoint_policy(CheckpointPolicy::EveryN(10));
+    /// assert!(every_tenth.start("a", S).await.is_ok());
+    ///
+    /// let never = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .checkpoint_policy(CheckpointPolicy::EveryN(0));
+    /// assert!(matches!(never.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # }
+    /// ```
     pub fn checkpoint_policy(mut self, policy: CheckpointPolicy) -> Self {
+        if policy == CheckpointPolicy::EveryN(0) {
+            self.config
+                .reject("`CheckpointPolicy::EveryN(0)`: n must be at least 1");
+        }
         self.config.policy = policy;
         self
     }
 
     /// Sets how many checkpoints each session keeps (default [`Retention::KeepAll`]).
+    ///
+    /// `Retention::KeepLast(0)` cannot work (resume needs the newest checkpoint): it is
+    /// refused here, and the runner's calls return [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+    /// let runner = Runner::new(flow::Workflow, MemoryStore::new()).retention(Retention::KeepLast(1));
+    /// runner.start("a", S).await?;
+    /// assert_eq!(runner.history("a").await?.len(), 1);
+    ///
+    /// let keeps_nothing = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .retention(Retention::KeepLast(0));
+    /// assert!(matches!(keeps_nothing.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn retention(mut self, retention: Retention) -> Self {
+        if retention == Retention::KeepLast(0) {
+            self.config.reject(
+                "`Retention::KeepLast(0)`: keep at least 1 checkpoint, the one resume starts from",
+            );
+        }
         self.config.retention = retention;
         self
     }
 
-    /// Ends a call with [`Error::StepLimit`] after `n` steps (default: no limit). The count is
-    /// per call; the session stays at its last checkpoint and `resume` continues it.
+    /// Ends a call with [`Error::StepLimit`] after `n` steps (default: no limit).
+    ///
+    /// The count is per call, not per session: each call to `start`, `resume` or
+    /// `resume_with` may run up to `n` steps; after [`Error::StepLimit`] the session stays at
+    /// its last checkpoint and `resume` continues it for up to `n` more. `max_steps(0)` would
+    /// let no call run anything: it is refused here, and the runner's calls return
+    /// [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::new(flow::Workflow, MemoryStore::new()).max_steps(0);
+    /// assert!(matches!(runner.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # }
+    /// ```
     pub fn max_steps(mut self, n: u64) -> Self {
+        if n == 0 {
+            self.config
+                .reject("`max_steps(0)`: a call must be allowed at least 1 step");
+        }
         self.config.max_steps = n;
         self
     }
@@ -417,7 +597,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         state: W::State,
         control: Control,
     ) -> Result<Outcome<W::State>> {
-        self.config.validate()?;
+        self.ready(&[session])?;
         let cursor = W::ENTRY;
         let spec = W::spec(cursor);
         let phase = if spec.interrupt {
@@ -466,7 +646,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
-        self.config.validate()?;
+        self.ready(&[session])?;
         let loaded = self.load_latest(session).await?;
         if loaded.phase == Phase::Completed {
             return Ok(Outcome::Completed(loaded.state));
@@ -512,7 +692,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         input: W::Input,
         control: Control,
     ) -> Result<Outcome<W::State>> {
-        self.config.validate()?;
+        self.ready(&[session])?;
         let target = W::input_node(&input);
         let target_name = W::spec(target).name;
         let mut loaded = self.load_latest(session).await?;
@@ -560,39 +740,51 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
     pub async fn state(&self, session: &str) -> Result<Option<Snapshot<W::State>>> {
+        session_id::check(session)?;
         let Some(checkpoint) = self.shared.store.latest(session).await? else {
             return Ok(None);
         };
         let loaded = self.decode(session, checkpoint).await?;
-        let status = loaded.phase.status(&loaded.node);
-        Ok(Some(Snapshot {
-            seq: loaded.seq,
-            node: loaded.node,
-            status,
-            state: loaded.state,
-        }))
+        Ok(Some(Self::snapshot(loaded)))
     }
 
     /// The kept checkpoint `seq` of a session, decoded; `None` if it is not kept (or the
     /// session does not exist). Unlike [`Runner::fork`], it writes nothing.
     pub async fn state_at(&self, session: &str, seq: u64) -> Result<Option<Snapshot<W::State>>> {
+        session_id::check(session)?;
         let Some(checkpoint) = self.shared.store.get(session, seq).await? else {
             return Ok(None);
         };
         let loaded = self.decode(session, checkpoint).await?;
+        Ok(Some(Self::snapshot(loaded)))
+    }
+
+    /// A decoded checkpoint as the public [`Snapshot`].
+    fn snapshot(loaded: Loaded<W>) -> Snapshot<W::State> {
         let status = loaded.phase.status(&loaded.node);
-        Ok(Some(Snapshot {
+        // `decode` already maps a renamed node to its current name; a node this graph does
+        // not have cannot be named by a `&'static str`.
+        let waiting = match loaded.phase {
+            Phase::Waiting => W::cursor_of(&loaded.node)
+                .map(|cursor| W::spec(cursor).name)
+                .into_iter()
+                .collect(),
+            Phase::Running | Phase::Completed => Vec::new(),
+        };
+        Snapshot {
             seq: loaded.seq,
             node: loaded.node,
             status,
             state: loaded.state,
-        }))
+            waiting,
+        }
     }
 
     /// Every kept checkpoint of a session, oldest first.
     ///
     /// Fails with [`Error::SessionNotFound`] if the session does not exist.
     pub async fn history(&self, session: &str) -> Result<Vec<CheckpointInfo>> {
+        session_id::check(session)?;
         let list = self.shared.store.list(session).await?;
         if list.is_empty() {
             return Err(Error::SessionNotFound(session.to_owned()));
@@ -612,7 +804,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         seq: u64,
         new_session: &str,
     ) -> Result<Snapshot<W::State>> {
-        self.config.validate()?;
+        self.ready(&[session, new_session])?;
         let store = &self.shared.store;
         let Some(checkpoint) = store.get(session, seq).await? else {
             return Err(match store.latest(session).await? {
@@ -642,20 +834,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Error::Conflict { session, .. } => Error::SessionExists(session),
                 e => e,
             })?;
-        let status = loaded.phase.status(&loaded.node);
-        Ok(Snapshot {
-            seq,
-            node: loaded.node,
-            status,
-            state: loaded.state,
-        })
+        Ok(Self::snapshot(loaded))
     }
 
     /// Like [`Runner::start`], but runs on a tokio task and returns a [`RunHandle`] at once:
     /// await it for the outcome, read its [`events`](RunHandle::events), or
     /// [`cancel`](RunHandle::cancel) it.
     ///
-    /// Must be called from within a tokio runtime.
+    /// Must be called from within a tokio runtime. A bad session id or builder setting is the
+    /// handle's result, as it would be `start`'s; the store is not asked anything then.
     pub fn spawn(&self, session: &str, state: W::State) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
             runner.start_with(&session, state, control).await
@@ -693,6 +880,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         RunHandle::new(task, events, cancel, session)
     }
 
+    /// What every call that runs or writes a session checks first, before the store: the
+    /// builder's recorded configuration error, then each session id.
+    fn ready(&self, sessions: &[&str]) -> Result<()> {
+        if let Some(problem) = self.config.invalid {
+            return Err(Error::InvalidConfig(problem));
+        }
+        sessions.iter().try_for_each(|id| session_id::check(id))
+    }
+
     fn control(&self, events: Option<EventSink>) -> Control {
         Control {
             events,
@@ -708,6 +904,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// Removes a session and its whole history; returns whether it existed.
     pub async fn delete(&self, session: &str) -> Result<bool> {
+        session_id::check(session)?;
         self.shared.store.delete(session).await
     }
 
@@ -723,9 +920,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         match &result {
             Ok(Outcome::Completed(_)) => control.emit(|| Event::Completed),
             Ok(Outcome::Interrupted { node, .. }) => control.emit(|| Event::Interrupted { node }),
-            Err(e) => control.emit(|| Event::Failed {
-                error: e.to_string(),
-            }),
+            Err(e) => control.emit(|| Event::Failed { error: report(e) }),
         }
         result
     }
@@ -819,8 +1014,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         });
                     };
                     // `run_node` restored the state from before the failed attempt.
-                    tracing::debug!(node = spec.name, error = %source, "taking the error edge");
-                    at.failure = Some(Failure::new(spec.name, source.to_string()));
+                    tracing::debug!(node = spec.name, error = %report(&*source), "taking the error edge");
+                    at.failure = Some(Failure::new(spec.name, report(&*source)));
                     route
                 }
                 Transition::MissingInput => {
@@ -952,12 +1147,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 return Ok(Transition::Failed(error));
             }
             let delay = backoff(spec, attempt);
-            tracing::debug!(node = spec.name, attempt, ?delay, %error, "retrying");
+            tracing::debug!(node = spec.name, attempt, ?delay, error = %report(&*error), "retrying");
             control.emit(|| Event::Retrying {
                 node: spec.name,
                 attempt: attempt + 1,
                 delay,
-                error: error.to_string(),
+                error: report(&*error),
             });
             match &control.cancel {
                 None => tokio::time::sleep(delay).await,
@@ -1061,7 +1256,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if body_len >= DELTA_MIN_BODY
             && expected.is_some()
             && chain.prev_seq == expected
-            && chain.len < MAX_CHAIN
+            && chain.len < self.max_chain()
             && let (Some(prev), Some(base)) = (&chain.prev, expected)
         {
             // The chain may grow to twice the body before a full checkpoint pays off.
@@ -1102,6 +1297,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             bytes,
             depends_on,
         })
+    }
+
+    /// The longest delta chain this runner's retention allows (see [`Chain`]).
+    fn max_chain(&self) -> u32 {
+        match self.config.retention {
+            Retention::KeepLast(n) => u32::try_from(n)
+                .unwrap_or(u32::MAX)
+                .clamp(MIN_KEPT_CHAIN, MAX_CHAIN),
+            _ => MAX_CHAIN,
+        }
     }
 
     /// Appends a checkpoint after `expected` (compare-and-swap), applying the retention policy.

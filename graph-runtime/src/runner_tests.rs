@@ -15,24 +15,24 @@ use crate::{
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, crate::StateSchema)]
 #[state_schema(crate = crate)]
-struct State {
-    n: u32,
+pub(crate) struct State {
+    pub(crate) n: u32,
     /// `inc` fails when `n` reaches this value.
-    fail_at: Option<u32>,
+    pub(crate) fail_at: Option<u32>,
     /// Interrupt at `review` when `n` reaches this value.
-    review_at: Option<u32>,
-    limit: u32,
-    keys: Vec<String>,
+    pub(crate) review_at: Option<u32>,
+    pub(crate) limit: u32,
+    pub(crate) keys: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, crate::StateSchema)]
 #[state_schema(crate = crate)]
-enum Input {
+pub(crate) enum Input {
     Review(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cursor {
+pub(crate) enum Cursor {
     Inc,
     Check,
     Review,
@@ -47,7 +47,7 @@ impl fmt::Display for Boom {
 }
 impl std::error::Error for Boom {}
 
-struct Flow;
+pub(crate) struct Flow;
 
 const INC: NodeSpec = NodeSpec::new("inc");
 const CHECK: NodeSpec = NodeSpec::new("check");
@@ -142,7 +142,7 @@ async fn seqs(r: &Runner<Flow, MemoryStore>, session: &str) -> Vec<u64> {
         .collect()
 }
 
-fn state(limit: u32) -> State {
+pub(crate) fn state(limit: u32) -> State {
     State {
         limit,
         ..State::default()

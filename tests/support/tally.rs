@@ -151,6 +151,7 @@ pub async fn drive<S: graph_runtime::store::Store>(
             Outcome::Interrupted { .. } => {
                 outcome = runner.resume_with(id, tally::Input::Approve(true)).await?;
             }
+            _ => panic!("session `{id}` ended in an outcome this test does not know"),
         }
     }
 }

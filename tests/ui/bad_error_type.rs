@@ -13,11 +13,11 @@ mod checkout {
     edge!(START -> charge);
     edge!(charge -> END);
 
-    // `String` is not a `std::error::Error`.
+    // `u32` does not convert into `Box<dyn std::error::Error + Send + Sync>`.
     #[node]
-    async fn charge(order: &mut Order) -> Result<(), String> {
+    async fn charge(order: &mut Order) -> Result<(), u32> {
         if order.total == 0 {
-            Err("nothing to charge".to_owned())
+            Err(402)
         } else {
             Ok(())
         }

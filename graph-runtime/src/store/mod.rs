@@ -18,7 +18,7 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
-pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
 use crate::{Result, Status};
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.

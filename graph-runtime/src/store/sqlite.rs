@@ -1,5 +1,27 @@
 //! [`SqliteStore`]: checkpoints in one SQLite file, the embedded durable default.
 //!
+//! # The `-wal` and `-shm` files belong to the database
+//!
+//! The store keeps the file in WAL mode: next to `orders.db`, SQLite keeps `orders.db-wal`
+//! (committed checkpoints not yet copied into the main file) and `orders.db-shm` (its index).
+//! **While any store or process may have the file open, never delete them, and never copy the
+//! `.db` file without them**: the copy or the file would silently lose recent checkpoints, or
+//! be corrupt. To get a single self-contained file, either call [`SqliteStore::backup_to`]
+//! (a consistent copy while runs go on), or [`SqliteStore::close`] the only store on the file
+//! (it copies the WAL into the `.db` file and removes it).
+//!
+//! # Operating it
+//!
+//! - [`SqliteStore::close`]: finish queued writes, stop the writer, empty the WAL, report
+//!   errors. Closes every clone of the handle.
+//! - [`SqliteStore::backup_to`]: an online, consistent, compacted copy (`VACUUM INTO`).
+//! - Space: new files use `auto_vacuum = INCREMENTAL`; after [`Store::delete`] and
+//!   [`Store::prune`], the writer gives the freed pages back to the file system in slices of
+//!   2 MiB while it has nothing else to do. [`SqliteStore::compact`] (a full `VACUUM`) does the
+//!   same for the rest, and converts files of release 1, which had no auto-vacuum.
+//! - Schema version 2 adds `depends_on` (incremental checkpoints); version-1 files are
+//!   migrated when opened.
+//!
 //! # How it is built, and why
 //!
 //! - **One writer thread per store** (shared by every clone) owns the only write connection and
@@ -41,7 +63,8 @@
 //!     status INTEGER NOT NULL,     -- 0 running, 1 waiting (at wait_node), 2 completed
 //!     wait_node TEXT,
 //!     created_at_us INTEGER NOT NULL,  -- microseconds since the Unix epoch
-//!     bytes BLOB NOT NULL          -- the encoded envelope
+//!     bytes BLOB NOT NULL,         -- the encoded envelope
+//!     depends_on INTEGER           -- incremental: the oldest seq it needs (version 2)
 //! );
 //! CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 //! ```
@@ -52,7 +75,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,7 +89,7 @@ use crate::{Error, Result, Status};
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
 const APPLICATION_ID: i32 = 0x4752_4350;
 /// `PRAGMA user_version`: the schema this release reads and writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
 const MAX_BATCH: usize = 512;
 /// Read connections kept open between reads; more are opened when reads overlap.
@@ -76,12 +99,27 @@ const MAX_IDLE_READERS: usize = 4;
 /// awake saves an OS wake-up of the writer thread, which costs more than this on a virtual
 /// machine. The writer yields the CPU while it waits.
 const LINGER: Duration = Duration::from_micros(50);
+/// How many free pages one incremental-vacuum transaction gives back (2 MiB of 8 KiB pages):
+/// small enough that an append arriving meanwhile waits for a few milliseconds at most.
+const VACUUM_SLICE_PAGES: u32 = 256;
 /// The page size of new files (see the module docs).
 const PAGE_SIZE: u32 = 8192;
+/// `PRAGMA journal_size_limit`: the size the WAL file is truncated back to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+/// `PRAGMA auto_vacuum` of a file whose free pages can be released with `incremental_vacuum`.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a lone writer polls for its commit before it sleeps; see
-/// [`SqliteOptions::spin_wait`].
-const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(500);
+/// [`SqliteOptions::spin_wait`]. Off by default: measured on W3 (one session, FULL), polling
+/// bought little throughput for two to three times the CPU, and lost throughput outright
+/// when the cores were busy with other work.
+const DEFAULT_SPIN_WAIT: Duration = Duration::ZERO;
+
+/// The query of `latest`: the one a resume runs first.
+const LATEST: &str = "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+                      FROM checkpoints \
+                      WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+                      ORDER BY seq DESC LIMIT 1";
 
 const STATUS_RUNNING: i64 = 0;
 const STATUS_WAITING: i64 = 1;
@@ -100,10 +138,16 @@ const SCHEMA: &str = "
         status INTEGER NOT NULL,
         wait_node TEXT,
         created_at_us INTEGER NOT NULL,
-        bytes BLOB NOT NULL
+        bytes BLOB NOT NULL,
+        depends_on INTEGER
     );
     CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 ";
+
+/// Version 1 → 2: incremental checkpoints name the checkpoint they depend on. Adding a
+/// nullable column only rewrites the table's definition, not its rows, so the migration is
+/// instant on a file of any size; version-1 rows read back as self-contained (`NULL`).
+const MIGRATE_1_TO_2: &str = "ALTER TABLE checkpoints ADD COLUMN depends_on INTEGER;";
 
 /// How hard SQLite works to make each commit durable (`PRAGMA synchronous`).
 ///
@@ -172,8 +216,7 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds and a spin wait of
-    /// 500 µs.
+    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds and no spin wait.
     ///
     /// ```
     /// use graph_runtime::SqliteOptions;
@@ -210,21 +253,21 @@ impl SqliteOptions {
     }
 
     /// How long an append that is the store's only one in flight polls for its commit,
-    /// yielding to other tasks, before its task sleeps (default 500 µs; `Duration::ZERO` turns
-    /// it off).
+    /// yielding to other tasks, before its task sleeps (default `Duration::ZERO`: off).
     ///
-    /// Waking a sleeping task costs 20–70 µs on virtual machines: as much as a commit without
-    /// fsync, and a third of one with it. A session that checkpoints on its own saves that on
-    /// every step (the default covers a typical fsync); appends from many sessions at once
-    /// never poll (they share a group commit instead). The price is CPU: while its commit is in
-    /// flight, the waiting task's worker thread stays busy for up to this long when it has
-    /// nothing else to run. Choose `Duration::ZERO` where idle CPU matters more than latency.
+    /// Waking a sleeping task costs 20–70 µs on virtual machines, a fraction of a commit with
+    /// fsync. A session that checkpoints on its own may save that on every step with a spin
+    /// wait that covers its fsync; appends from many sessions at once never poll (they share a
+    /// group commit instead). The price is CPU: while its commit is in flight, the waiting
+    /// task's worker thread stays busy for up to this long when it has nothing else to run,
+    /// and on a machine whose cores are busy the polling slows the commit it waits for. Only
+    /// worth it on dedicated cores with a latency budget tighter than a wake-up.
     ///
     /// ```
     /// use std::time::Duration;
     /// use graph_runtime::SqliteOptions;
-    /// let frugal = SqliteOptions::new().spin_wait(Duration::ZERO);
-    /// # drop(frugal);
+    /// let eager = SqliteOptions::new().spin_wait(Duration::from_micros(300));
+    /// # drop(eager);
     /// ```
     pub fn spin_wait(mut self, spin_wait: Duration) -> Self {
         self.spin_wait = spin_wait;
@@ -289,6 +332,8 @@ struct Inner {
     readers: Arc<ReaderPool>,
     /// Writes sent and not answered yet, from every clone of this store.
     in_flight: AtomicUsize,
+    /// [`SqliteStore::close`] has been called on some clone.
+    closed: AtomicBool,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -342,25 +387,61 @@ impl SqliteStore {
 
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore> {
         let context = Context::new(path, options.busy_timeout);
-        let conn = open_connection(path, &context)?;
-        prepare_file(&conn, &context, options.synchronous)?;
         let readers = Arc::new(ReaderPool {
             path: path.to_owned(),
             context: context.clone(),
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         });
+        // Opening is mostly waiting for the file (and, when resuming, the first read waits for
+        // it again on a new read connection). So the writer thread opens, checks and migrates
+        // the file on its own connection while this thread opens the first read connection and
+        // loads the schema on it: by the time `open` returns, the first `latest` finds a
+        // warm connection with its statement prepared.
         let (commands, receiver) = mpsc::channel();
-        let writer = Writer { conn, context };
+        let (opened, ready) = mpsc::sync_channel(1);
         let writer_readers = Arc::clone(&readers);
+        let (writer_path, writer_context) = (path.to_owned(), context.clone());
+        let synchronous = options.synchronous;
         std::thread::Builder::new()
             .name("graph-runtime-sqlite-writer".to_owned())
-            .spawn(move || writer.run(&receiver, &writer_readers))
+            .spawn(move || {
+                let prepared = open_connection(&writer_path, &writer_context).and_then(|conn| {
+                    let file = prepare_file(&conn, &writer_context, synchronous)?;
+                    Ok(Writer::new(conn, writer_context, file))
+                });
+                match prepared {
+                    Ok(writer) => {
+                        let _ = opened.send(Ok(()));
+                        writer.run(&receiver, &writer_readers);
+                    }
+                    Err(error) => drop(opened.send(Err(error))),
+                }
+            })
             .map_err(|e| {
                 store_error(
                     format!("could not start the SQLite writer thread: {e}"),
                     None,
                 )
             })?;
+        // On a new or damaged file this fails (no schema yet, not a database): the writer
+        // reports what is wrong, and reads open their connections later.
+        let warm = readers
+            .open()
+            .ok()
+            .filter(|conn| conn.prepare_cached(LATEST).is_ok());
+        ready.recv().map_err(|_| {
+            store_error(
+                format!(
+                    "the SQLite writer thread of `{}` stopped while opening",
+                    context.label
+                ),
+                None,
+            )
+        })??;
+        if let Some(conn) = warm {
+            readers.idle().push(conn);
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -368,14 +449,177 @@ impl SqliteStore {
                 commands,
                 readers,
                 in_flight: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Finishes the writes already sent, stops the writer thread, copies the WAL into the
+    /// database file and closes it: afterwards the `.db` file alone holds every checkpoint
+    /// (when no other store or process has the file open; see below).
+    ///
+    /// **Clones.** Closing closes the store for every clone of this handle: they share one
+    /// writer thread. Writes any clone sent before `close` complete normally; every call on a
+    /// clone after `close` fails with [`Error::Store`] holding a [`StoreClosed`] (test for it
+    /// with `downcast_ref`), as does a second `close`. Other stores opened separately on the
+    /// same file (another `SqliteStore::open`, another process) are not affected.
+    ///
+    /// Fails with [`Error::Store`] if SQLite reports an error while closing, or if the WAL could
+    /// not be copied into the file in full because another connection or process kept using the
+    /// file for longer than the busy timeout; the store is closed either way, and the `-wal`
+    /// file then still holds committed checkpoints (it belongs to the database: never delete
+    /// it). Dropping every handle without `close` is also safe: the writer finishes and closes
+    /// the file in the background, with no way to report an error.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteStore;
+    /// use graph_runtime::store::{Store, StoreClosed};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("orders.db");
+    /// let store = SqliteStore::open(&path)?;
+    /// let clone = store.clone();
+    /// store.close().await?;
+    /// // The file alone is complete: no `-wal` file left.
+    /// assert!(!dir.path().join("orders.db-wal").exists());
+    /// // The clone is closed too, with a typed error.
+    /// match clone.sessions().await {
+    ///     Err(graph_runtime::Error::Store(e)) => assert!(e.downcast_ref::<StoreClosed>().is_some()),
+    ///     other => panic!("expected StoreClosed, got {other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn close(self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Err(closed_error(&self.inner.readers.context.label));
+        }
+        let (reply, receiver) = oneshot::channel();
+        let stopped = || {
+            store_error(
+                format!(
+                    "the SQLite writer thread of `{}` had stopped before `close`",
+                    self.inner.path.display()
+                ),
+                None,
+            )
+        };
+        self.inner
+            .commands
+            .send(Command::Close { reply })
+            .map_err(|_| stopped())?;
+        receiver.await.map_err(|_| stopped())?
+    }
+
+    /// Rewrites the whole file without its free pages (SQLite's `VACUUM`), so that it takes no
+    /// more room on disk than its checkpoints need, and empties the WAL.
+    ///
+    /// Free pages are normally given back on their own: files created by this release use
+    /// incremental auto-vacuum, and the writer releases the pages that [`Store::delete`] and
+    /// [`Store::prune`] free, a slice at a time, while it has nothing else to do. `compact`
+    /// is for the rest: a file created by an earlier release (which had no auto-vacuum:
+    /// `compact` converts it, so later deletes give space back by themselves), or a file that
+    /// should be as small as possible before a copy.
+    ///
+    /// It runs on the writer thread: appends from this store wait until it is done (the other
+    /// stores and processes on the file too, up to their busy timeout), which takes about as
+    /// long as copying the file. It needs free disk space of about twice the file's size for
+    /// the time it runs. Reads go on meanwhile.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteStore;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("orders.db"))?;
+    /// store.compact().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn compact(&self) -> Result<()> {
+        self.write(|reply| Command::Compact { reply }).await
+    }
+
+    /// Writes a consistent copy of the store to a new file at `path`, while runs go on.
+    ///
+    /// The copy is a snapshot of one instant (SQLite's `VACUUM INTO` inside one read
+    /// transaction): appends that commit meanwhile are not in it, and are not held up by it. The
+    /// result is a complete, compacted database file with no `-wal` file, flushed to disk;
+    /// [`SqliteStore::open`] opens it with every checkpoint of the snapshot.
+    ///
+    /// Refuses to overwrite: fails with [`Error::Store`] if something already exists at
+    /// `path` (even an empty file), if its directory does not exist or is not writable, or if
+    /// the path is not valid UTF-8. It never leaves a partial file behind on its own errors,
+    /// except when the disk fills up or the process dies while writing (SQLite removes nothing
+    /// it has started); such a file fails to open or is refused as not ours.
+    ///
+    /// ```
+    /// use graph_runtime::SqliteStore;
+    /// use graph_runtime::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("orders.db"))?;
+    /// let copy_path = dir.path().join("orders-backup.db");
+    /// store.backup_to(&copy_path).await?;
+    /// let copy = SqliteStore::open(&copy_path)?;
+    /// assert_eq!(copy.sessions().await?, store.sessions().await?);
+    /// // A second backup to the same path is refused, not overwritten.
+    /// assert!(store.backup_to(&copy_path).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn backup_to(&self, path: impl AsRef<Path>) -> Result<()> {
+        if self.is_closed() {
+            return Err(closed_error(&self.inner.readers.context.label));
+        }
+        let target = path.as_ref();
+        let label: Arc<str> = target.display().to_string().into();
+        let refuse =
+            move |why: String| store_error(format!("cannot back up to `{label}`: {why}"), None);
+        match std::fs::symlink_metadata(target) {
+            Ok(_) => return Err(refuse("it already exists; backups never overwrite".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(refuse(e.to_string())),
+        }
+        // An absolute path: SQLite never takes it for a `file:` URI.
+        let target = std::path::absolute(target).map_err(|e| refuse(e.to_string()))?;
+        let Some(target_text) = target.to_str().map(str::to_owned) else {
+            return Err(refuse("the path is not valid UTF-8".into()));
+        };
+        let source = self.inner.path.clone();
+        let source_context = self.inner.readers.context.clone();
+        self.blocking(move || {
+            // A connection of its own: the copy is one long read transaction, which a pooled
+            // reader should not be held for.
+            let conn = open_connection(&source, &source_context)?;
+            conn.execute("VACUUM INTO ?1", [&target_text])
+                .map_err(|e| refuse(format!("SQLite could not write the copy: {e}")))?;
+            // VACUUM INTO does not sync what it wrote: do it, and the directory entry too.
+            let sync = |path: &Path| std::fs::File::open(path).and_then(|f| f.sync_all());
+            sync(&target).map_err(|e| refuse(format!("could not flush the copy: {e}")))?;
+            if let Some(dir) = target.parent() {
+                // Not every platform can open a directory; the file itself is flushed.
+                let _ = sync(dir);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// Sends a command to the writer thread and waits until its transaction has committed.
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
         let (reply, receiver) = oneshot::channel();
         let gone = || {
+            if self.is_closed() {
+                return closed_error(&self.inner.readers.context.label);
+            }
             store_error(
                 format!(
                     "the SQLite writer thread of `{}` has stopped",
@@ -384,6 +628,9 @@ impl SqliteStore {
                 None,
             )
         };
+        if self.is_closed() {
+            return Err(gone());
+        }
         let alone = self.inner.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
         let _in_flight = InFlight(&self.inner.in_flight);
         self.inner.commands.send(make(reply)).map_err(|_| gone())?;
@@ -409,14 +656,26 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &Context) -> Result<T> + Send + 'static,
     {
+        if self.is_closed() {
+            return Err(closed_error(&self.inner.readers.context.label));
+        }
         let readers = Arc::clone(&self.inner.readers);
+        self.blocking(move || readers.with(read)).await
+    }
+
+    /// Runs blocking SQLite work on tokio's blocking pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
-                .spawn_blocking(move || readers.with(read))
+                .spawn_blocking(work)
                 .await
-                .map_err(|e| store_error(format!("a SQLite read task failed: {e}"), None))?,
+                .map_err(|e| store_error(format!("a SQLite task failed: {e}"), None))?,
             // Not inside a tokio runtime: no async worker thread to keep free.
-            Err(_) => readers.with(read),
+            Err(_) => work(),
         }
     }
 }
@@ -436,11 +695,7 @@ impl Store for SqliteStore {
         let session = session.to_owned();
         self.read(move |conn, context| {
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT seq, node, status, wait_node, created_at_us, bytes FROM checkpoints \
-                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
-                     ORDER BY seq DESC LIMIT 1",
-                )
+                .prepare_cached(LATEST)
                 .map_err(|e| context.error("read the latest checkpoint", e))?;
             let mut rows = statement
                 .query([&session])
@@ -465,7 +720,8 @@ impl Store for SqliteStore {
         self.read(move |conn, context| {
             let mut statement = conn
                 .prepare_cached(
-                    "SELECT seq, node, status, wait_node, created_at_us, bytes FROM checkpoints \
+                    "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+                     FROM checkpoints \
                      WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) AND seq = ?2",
                 )
                 .map_err(|e| context.error("read a checkpoint", e))?;
@@ -479,6 +735,39 @@ impl Store for SqliteStore {
                 Some(row) => Ok(Some(read_checkpoint(row, &session, context)?)),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn chain(&self, session: &str, from: u64, to: u64) -> Result<Vec<Checkpoint>> {
+        // Sequence numbers above i64::MAX cannot have been stored.
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let session = session.to_owned();
+        self.read(move |conn, context| {
+            let failed = |e| context.error("read a chain of checkpoints", e);
+            // One range scan of the (session_id, seq) index: one statement, one snapshot.
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+                     FROM checkpoints \
+                     WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+                     AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+                )
+                .map_err(failed)?;
+            let mut rows = statement
+                .query(params![&session, from, to])
+                .map_err(failed)?;
+            let mut chain = Vec::new();
+            while let Some(row) = rows.next().map_err(failed)? {
+                chain.push(read_checkpoint(row, &session, context)?);
+            }
+            Ok(chain)
         })
         .await
     }
@@ -578,6 +867,66 @@ impl fmt::Display for SqliteError {
 
 impl std::error::Error for SqliteError {}
 
+/// The error inside [`Error::Store`] for any call on a [`SqliteStore`] (or one of its clones)
+/// after [`SqliteStore::close`].
+///
+/// ```
+/// use graph_runtime::{Error, SqliteStore};
+/// use graph_runtime::store::{Store, StoreClosed};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> graph_runtime::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("orders.db"))?;
+/// let clone = store.clone();
+/// store.close().await?;
+/// let error = clone.latest("order-1").await.unwrap_err();
+/// let closed = match &error {
+///     Error::Store(e) => e.downcast_ref::<StoreClosed>(),
+///     _ => None,
+/// };
+/// assert!(closed.is_some());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreClosed {
+    file: Arc<str>,
+}
+
+impl StoreClosed {
+    /// The file of the closed store, as it was given to `open`.
+    ///
+    /// ```
+    /// # use graph_runtime::store::StoreClosed;
+    /// fn report(closed: &StoreClosed) -> String {
+    ///     format!("{} is closed", closed.file())
+    /// }
+    /// # let _ = report;
+    /// ```
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+impl fmt::Display for StoreClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the SQLite store `{}` was closed with `SqliteStore::close`; open it again to use it",
+            self.file
+        )
+    }
+}
+
+impl std::error::Error for StoreClosed {}
+
+fn closed_error(label: &Arc<str>) -> Error {
+    Error::Store(Box::new(StoreClosed {
+        file: Arc::clone(label),
+    }))
+}
+
 fn store_error(message: String, sqlite: Option<rusqlite::Error>) -> Error {
     Error::Store(Box::new(SqliteError { message, sqlite }))
 }
@@ -653,11 +1002,27 @@ fn open_connection(path: &Path, context: &Context) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Switches the file to WAL, creates the schema on a new file, and checks it on an old one.
-fn prepare_file(conn: &Connection, context: &Context, synchronous: Synchronous) -> Result<()> {
-    // Only takes effect on a file that has no pages yet, which is what we want.
-    conn.pragma_update(None, "page_size", PAGE_SIZE)
-        .map_err(|e| context.error("set the page size", e))?;
+/// What [`prepare_file`] found out about the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileInfo {
+    /// `auto_vacuum = INCREMENTAL`: free pages can be given back to the file system in slices.
+    /// Files created by release 1 have `auto_vacuum = NONE` until [`SqliteStore::compact`].
+    incremental_vacuum: bool,
+}
+
+/// Switches the file to WAL, creates the schema on a new file, migrates an older one, and
+/// checks it.
+fn prepare_file(
+    conn: &Connection,
+    context: &Context,
+    synchronous: Synchronous,
+) -> Result<FileInfo> {
+    // Both only take effect on a file that has no tables yet, which is what we want; on an
+    // older file without auto-vacuum, the next `VACUUM` (`compact`) applies the second.
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL;"
+    ))
+    .map_err(|e| context.error("set the page size", e))?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| context.error("switch to WAL mode", e))?;
@@ -667,14 +1032,31 @@ fn prepare_file(conn: &Connection, context: &Context, synchronous: Synchronous) 
              needs a file on a local disk (use MemoryStore for an in-memory store)"
         )));
     }
-    conn.pragma_update(None, "synchronous", synchronous.pragma_value())
-        .map_err(|e| context.error("set `synchronous`", e))?;
+    // The WAL file is reused after each checkpoint; this cap truncates it back after a burst
+    // (a large delete, `compact`) so that it does not keep its largest size for ever.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};",
+        synchronous.pragma_value()
+    ))
+    .map_err(|e| context.error("set `synchronous`", e))?;
 
-    if check_schema(conn, context)? == FileState::Ready {
-        return Ok(());
+    if check_schema(conn, context)? != FileState::Ready {
+        create_or_migrate(conn, context)?;
     }
-    // A new file: create the schema under the write lock, and look again first, in case another
-    // process created it since.
+    let auto_vacuum: i64 = conn
+        .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+        .map_err(|e| context.error("read `auto_vacuum`", e))?;
+    Ok(FileInfo {
+        incremental_vacuum: auto_vacuum == AUTO_VACUUM_INCREMENTAL,
+    })
+}
+
+/// Creates the schema on a new file, or migrates an older version, under the write lock.
+///
+/// Several processes may open the same new or old file at once: each takes the write lock in
+/// turn (waiting up to the busy timeout) and looks again, so the first one creates or migrates
+/// and the others find the file ready.
+fn create_or_migrate(conn: &Connection, context: &Context) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| context.error("start creating the schema", e))?;
     let created = match check_schema(conn, context) {
@@ -687,6 +1069,15 @@ fn prepare_file(conn: &Connection, context: &Context, synchronous: Synchronous) 
                  COMMIT;"
             ))
             .map_err(|e| context.error("create the schema", e)),
+        Ok(FileState::Version1) => {
+            tracing::info!(file = %context.label, "migrating checkpoint schema 1 -> 2");
+            conn.execute_batch(&format!(
+                "{MIGRATE_1_TO_2}
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))
+            .map_err(|e| context.error("migrate the schema from version 1 to 2", e))
+        }
         Err(e) => Err(e),
     };
     if !conn.is_autocommit() {
@@ -705,6 +1096,8 @@ enum FileState {
     Empty,
     /// Our schema, at the version this release writes.
     Ready,
+    /// Our schema at version 1 (release 1): migrated on open.
+    Version1,
 }
 
 fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
@@ -717,6 +1110,7 @@ fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
     if application_id == APPLICATION_ID {
         return match version {
             SCHEMA_VERSION => Ok(FileState::Ready),
+            1 => Ok(FileState::Version1),
             v if v > SCHEMA_VERSION => Err(context.refuse(format!(
                 "it uses checkpoint schema version {v}, written by a newer release of \
                  graph-runtime; this release understands version {SCHEMA_VERSION} only, so \
@@ -768,6 +1162,14 @@ enum Command {
         session: String,
         reply: Reply<bool>,
     },
+    /// `VACUUM` outside any transaction: runs alone, between batches.
+    Compact {
+        reply: Reply<()>,
+    },
+    /// Stop after the commands sent before this one; see [`SqliteStore::close`].
+    Close {
+        reply: Reply<()>,
+    },
 }
 
 impl Command {
@@ -777,16 +1179,29 @@ impl Command {
             Command::Append { reply, .. } => reply.is_closed(),
             Command::Prune { reply, .. } => reply.is_closed(),
             Command::Delete { reply, .. } => reply.is_closed(),
+            // Run even when nobody waits: a dropped `close` future still closes.
+            Command::Compact { .. } | Command::Close { .. } => false,
         }
     }
 
+    /// Runs alone, outside the group-commit transaction.
+    fn is_solo(&self) -> bool {
+        matches!(self, Command::Compact { .. } | Command::Close { .. })
+    }
+
     fn fail(self, error: &Arc<SqliteError>) {
-        let error = Err(Error::Store(Box::new(Arc::clone(error))));
+        self.fail_with(|| Error::Store(Box::new(Arc::clone(error))));
+    }
+
+    fn fail_with(self, error: impl Fn() -> Error) {
         // A caller that went away does not need its answer.
         match self {
-            Command::Append { reply, .. } => drop(reply.send(error)),
-            Command::Prune { reply, .. } => drop(reply.send(error.map(|()| 0))),
-            Command::Delete { reply, .. } => drop(reply.send(error.map(|()| false))),
+            Command::Append { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Prune { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Delete { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Compact { reply } | Command::Close { reply } => {
+                drop(reply.send(Err(error())));
+            }
         }
     }
 }
@@ -832,6 +1247,16 @@ impl Executed {
         }
     }
 
+    /// An explicit prune or delete removed rows: worth giving their pages back. (Retention in
+    /// `append` frees a page now and then, which the following appends reuse.)
+    fn freed_pages(&self) -> bool {
+        match self {
+            Executed::Append(..) => false,
+            Executed::Prune(_, result) => matches!(result, Ok(n) if *n > 0),
+            Executed::Delete(_, result) => matches!(result, Ok(true)),
+        }
+    }
+
     fn finish(self, commit: &Result<(), Arc<SqliteError>>) {
         fn answer<T>(reply: Reply<T>, result: Result<T>, commit: &Result<(), Arc<SqliteError>>) {
             let result = match commit {
@@ -852,45 +1277,178 @@ impl Executed {
 struct Writer {
     conn: Connection,
     context: Context,
+    /// The file has `auto_vacuum = INCREMENTAL` (see [`FileInfo`]).
+    incremental_vacuum: bool,
+    /// Free pages may be waiting to be given back to the file system.
+    vacuum_pending: bool,
 }
 
 impl Writer {
-    fn run(self, commands: &mpsc::Receiver<Command>, readers: &ReaderPool) {
-        // Ends when every `SqliteStore` handle is gone and the queue is drained.
-        while let Some(first) = next_command(commands) {
+    fn new(conn: Connection, context: Context, file: FileInfo) -> Self {
+        Writer {
+            conn,
+            context,
+            incremental_vacuum: file.incremental_vacuum,
+            vacuum_pending: false,
+        }
+    }
+
+    fn run(mut self, commands: &mpsc::Receiver<Command>, readers: &ReaderPool) {
+        let mut solo = None;
+        let close = loop {
+            // Ends when every `SqliteStore` handle is gone and the queue is drained, or at
+            // `close`.
+            let Some(first) = solo.take().or_else(|| self.next_command(commands)) else {
+                break None;
+            };
+            match first {
+                Command::Close { reply } => break Some(reply),
+                Command::Compact { reply } => {
+                    let _ = reply.send(self.compact());
+                    continue;
+                }
+                _ => {}
+            }
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
+                    Ok(command) if command.is_solo() => {
+                        solo = Some(command);
+                        break;
+                    }
                     Ok(command) => batch.push(command),
                     Err(_) => break,
                 }
             }
-            self.commit_batch(batch);
+            if self.commit_batch(batch) && self.incremental_vacuum {
+                self.vacuum_pending = true;
+            }
+        };
+        if close.is_some() {
+            // Whatever other clones sent after `close`: refused, with the typed error.
+            let label = self.context.label.clone();
+            while let Ok(command) = commands.try_recv() {
+                command.fail_with(|| closed_error(&label));
+            }
+        }
+        // Give back what deletes freed before the file is left alone.
+        while self.vacuum_pending {
+            self.vacuum_slice();
         }
         // The last connection to close checkpoints the WAL into the file: let that be this
         // thread's, not a read connection dropped on some other thread.
         readers.close_idle();
+        let result = match close {
+            Some(_) => self.shut_down(),
+            None => Ok(()),
+        };
+        if let Some(reply) = close {
+            let _ = reply.send(result);
+        }
     }
 
-    /// Runs every command of `batch` in one transaction, then answers each caller.
-    fn commit_batch(&self, batch: Vec<Command>) {
+    /// The next command: between commands, give free pages back in slices, as long as
+    /// nothing is waiting.
+    fn next_command(&mut self, commands: &mpsc::Receiver<Command>) -> Option<Command> {
+        while self.vacuum_pending {
+            match commands.try_recv() {
+                Ok(command) => return Some(command),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) => self.vacuum_slice(),
+            }
+        }
+        next_command(commands)
+    }
+
+    /// Gives up to [`VACUUM_SLICE_PAGES`] free pages back to the file system, in a transaction
+    /// of its own (short enough that an append arriving meanwhile waits for one slice only).
+    fn vacuum_slice(&mut self) {
+        // Stepped to the end: each step of this pragma frees one page.
+        let result = self
+            .conn
+            .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_SLICE_PAGES})"))
+            .and_then(|()| {
+                self.conn
+                    .prepare_cached("PRAGMA freelist_count")?
+                    .query_row([], |row| row.get::<_, i64>(0))
+            });
+        match result {
+            Ok(free) => self.vacuum_pending = free > 0,
+            Err(error) => {
+                // Not worth failing anything for: the pages stay free and get reused.
+                tracing::warn!(%error, file = %self.context.label, "incremental vacuum failed");
+                self.vacuum_pending = false;
+            }
+        }
+    }
+
+    /// `VACUUM`: rewrites the whole file without free pages, switching a release-1 file to
+    /// incremental auto-vacuum on the way, then empties the WAL.
+    fn compact(&mut self) -> Result<()> {
+        self.exec("PRAGMA auto_vacuum = INCREMENTAL")
+            .and_then(|()| self.conn.execute_batch("VACUUM"))
+            .map_err(|e| self.context.error("compact the file (VACUUM)", e))?;
+        let auto_vacuum: i64 = self
+            .conn
+            .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+            .map_err(|e| self.context.error("read `auto_vacuum`", e))?;
+        self.incremental_vacuum = auto_vacuum == AUTO_VACUUM_INCREMENTAL;
+        self.vacuum_pending = false;
+        // VACUUM wrote the whole file into the WAL; copy it back and cut the WAL to nothing.
+        self.checkpoint_wal("compact the file")
+    }
+
+    /// Copies the WAL into the database file and truncates it to zero bytes.
+    fn checkpoint_wal(&self, action: &str) -> Result<()> {
+        let (busy, _log, _done): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|e| self.context.error(action, e))?;
+        if busy != 0 {
+            return Err(store_error(
+                format!(
+                    "could not {action} in `{}`: another connection or process kept reading or                      writing the file for longer than the busy timeout, so the WAL could not be                      copied into it in full; the `-wal` file still holds committed checkpoints                      and must stay next to the database",
+                    self.context.label
+                ),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end of `close`: empty the WAL into the file, then close the connection.
+    fn shut_down(self) -> Result<()> {
+        let checkpoint = self.checkpoint_wal("close the store");
+        let context = self.context;
+        let closed = self
+            .conn
+            .close()
+            .map_err(|(_, e)| context.error("close the store", e));
+        checkpoint.and(closed)
+    }
+
+    /// Runs every command of `batch` in one transaction, then answers each caller. Returns
+    /// whether a committed command freed pages (see [`Executed::freed_pages`]).
+    fn commit_batch(&self, batch: Vec<Command>) -> bool {
         let batch: Vec<Command> = batch.into_iter().filter(|c| !c.is_abandoned()).collect();
         if batch.is_empty() {
-            return;
+            return false;
         }
         tracing::trace!(commands = batch.len(), "sqlite group commit");
         if let Err(error) = self.begin() {
             let error = Arc::new(error);
             self.rollback();
             batch.into_iter().for_each(|c| c.fail(&error));
-            return;
+            return false;
         }
         if batch.len() == 1 {
             // Alone in its transaction, a command needs no savepoint: on failure the whole
             // transaction is rolled back and the caller gets the command's own error. This is
             // the common case of one session checkpointing on its own; two statements less.
             let Some(command) = batch.into_iter().next() else {
-                return;
+                return false;
             };
             let (done, broken) = self.execute(command, false);
             let commit = if done.failed() || broken.is_some() {
@@ -903,8 +1461,9 @@ impl Writer {
             if commit.is_err() {
                 self.rollback();
             }
+            let freed = commit.is_ok() && done.freed_pages();
             done.finish(&commit);
-            return;
+            return freed;
         }
         let mut executed = Vec::with_capacity(batch.len());
         let mut batch = batch.into_iter();
@@ -934,9 +1493,11 @@ impl Writer {
             self.rollback();
             batch.for_each(|c| c.fail(error));
         }
+        let freed = commit.is_ok() && executed.iter().any(Executed::freed_pages);
         for done in executed {
             done.finish(&commit);
         }
+        freed
     }
 
     /// `BEGIN IMMEDIATE`, then a look at the schema version: a newer release may have migrated
@@ -988,6 +1549,12 @@ impl Writer {
             Command::Delete { session, reply } => {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.delete(&session));
                 (Executed::Delete(reply, result), broken)
+            }
+            // `run` never puts these in a batch; answer rather than panic if that changes.
+            Command::Compact { reply } | Command::Close { reply } => {
+                let error = "a compact or close command reached a group commit".to_owned();
+                let result = Err(store_error(error, None));
+                (Executed::Append(reply, result), None)
             }
         }
     }
@@ -1058,6 +1625,22 @@ impl Writer {
                 None,
             )
         })?;
+        let depends_on = checkpoint
+            .depends_on
+            .map(|d| {
+                i64::try_from(d).map_err(|_| {
+                    store_error(
+                        format!(
+                            "checkpoint {} of session `{session}` depends on sequence number \
+                             {d}, above {}, the largest integer SQLite stores",
+                            checkpoint.seq,
+                            i64::MAX
+                        ),
+                        None,
+                    )
+                })
+            })
+            .transpose()?;
         let (session_id, found) = self.session(session)?;
         let conflict = |found| Error::Conflict {
             session: session.to_owned(),
@@ -1091,8 +1674,8 @@ impl Writer {
         self.conn
             .prepare_cached(
                 "INSERT INTO checkpoints \
-                 (session_id, seq, node, status, wait_node, created_at_us, bytes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -1103,6 +1686,7 @@ impl Writer {
                     wait_node,
                     unix_micros(checkpoint.created_at),
                     &checkpoint.bytes,
+                    depends_on,
                 ])
             })
             .map_err(failed)?;
@@ -1120,15 +1704,19 @@ impl Writer {
             .map_err(|e| self.context.error("prune checkpoints", e))
     }
 
-    /// Removes all but the newest `keep_last` checkpoints (never the newest one).
+    /// Removes all but the newest `keep_last` checkpoints (never the newest one), except those
+    /// a kept checkpoint depends on: everything from the smallest of the oldest kept `seq` and
+    /// the kept rows' `depends_on` stays (the rule of `Store::prune`).
     fn prune_session(&self, session_id: i64, keep_last: u64) -> rusqlite::Result<u64> {
         let keep = i64::try_from(keep_last.max(1)).unwrap_or(i64::MAX);
-        // The subquery finds the newest checkpoint that falls outside the kept window.
+        // `kept` walks the (session_id, seq) index backwards over the kept window only. With no
+        // kept rows (no session) the bound is NULL and nothing matches.
         self.conn
             .prepare_cached(
-                "DELETE FROM checkpoints WHERE session_id = ?1 AND seq <= (\
-                     SELECT seq FROM checkpoints WHERE session_id = ?1 \
-                     ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                "WITH kept AS (SELECT seq, depends_on FROM checkpoints WHERE session_id = ?1 \
+                               ORDER BY seq DESC LIMIT ?2) \
+                 DELETE FROM checkpoints WHERE session_id = ?1 AND seq < (\
+                     SELECT min(min(seq), coalesce(min(depends_on), min(seq))) FROM kept)",
             )?
             .execute(params![session_id, keep])
             .map(|removed| removed as u64)
@@ -1197,6 +1785,8 @@ struct ReaderPool {
     path: PathBuf,
     context: Context,
     idle: Mutex<Vec<Connection>>,
+    /// Set when the writer stops: connections in use are closed when their read ends.
+    closed: AtomicBool,
 }
 
 impl ReaderPool {
@@ -1213,7 +1803,7 @@ impl ReaderPool {
         };
         let result = read(&conn, &self.context);
         let mut idle = self.idle();
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < MAX_IDLE_READERS && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
         result
@@ -1223,14 +1813,14 @@ impl ReaderPool {
         let conn = open_connection(&self.path, &self.context)?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| self.context.error("open a read connection", e))?;
-        if check_schema(&conn, &self.context)? != FileState::Ready {
-            return Err(self.context.refuse("its schema is missing".to_owned()));
-        }
+        // No schema check: the writer checked (and migrated) the file when the store opened.
         Ok(conn)
     }
 
     fn close_idle(&self) {
-        self.idle().clear();
+        let mut idle = self.idle();
+        self.closed.store(true, Ordering::Release);
+        idle.clear();
     }
 }
 
@@ -1287,14 +1877,20 @@ fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Ch
         created_at,
     } = read_fields(row, session, context)?;
     let bytes: Vec<u8> = column(row, 5, "bytes", session, seq, context)?;
+    let depends_on: Option<i64> = column(row, 6, "depends_on", session, seq, context)?;
+    let depends_on = depends_on
+        .map(|d| {
+            u64::try_from(d)
+                .map_err(|_| corrupt(session, seq, format!("negative `depends_on` {d}")))
+        })
+        .transpose()?;
     Ok(Checkpoint {
         seq,
         node: Cow::Owned(node),
         status,
         created_at,
         bytes,
-        // Incremental checkpoints are not stored by SQLite yet.
-        depends_on: None,
+        depends_on,
     })
 }
 
@@ -1370,8 +1966,8 @@ mod tests {
         let path = dir.path().join("store.db");
         let context = Context::new(&path, DEFAULT_BUSY_TIMEOUT);
         let conn = open_connection(&path, &context).unwrap();
-        prepare_file(&conn, &context, Synchronous::Full).unwrap();
-        Writer { conn, context }
+        let file = prepare_file(&conn, &context, Synchronous::Full).unwrap();
+        Writer::new(conn, context, file)
     }
 
     /// One batch holding two appends to the same session, a duplicate that must conflict, and

@@ -1,4 +1,4 @@
-//! The DESIGN §3 workflow, with every generated item named from outside the module.
+//! The README's checkout workflow, with every generated item named from outside the module.
 use std::fmt;
 
 use graph_runtime::prelude::*;
