@@ -104,6 +104,28 @@ async fn hand_session(pool: &Pool, session: &str, steps: u64) {
     }
 }
 
+/// The store alone, without the runner: the same bytes the hand-written loop writes.
+async fn store_session(store: &PostgresStore, session: &str, steps: u64) {
+    use graph_runtime::store::{Append, Checkpoint, Store as _};
+    let config = bincode::config::standard();
+    let mut state = fresh();
+    for seq in 0..steps {
+        state.count += 1;
+        let bytes = bincode::serde::encode_to_vec(&state, config).expect("encode");
+        let checkpoint = Checkpoint {
+            seq,
+            node: "a".into(),
+            status: graph_runtime::Status::Running,
+            created_at: std::time::SystemTime::now(),
+            bytes,
+            depends_on: None,
+        };
+        let expected = seq.checked_sub(1);
+        let append = Append::new(expected, checkpoint, None);
+        store.append(session, append).await.expect("append");
+    }
+}
+
 async fn hand_pool(conninfo: &str) -> Pool {
     let config: tokio_postgres::Config = conninfo.parse().expect("conninfo");
     let pool = Pool::builder(Manager::new(config, tokio_postgres::NoTls))
@@ -142,6 +164,16 @@ fn main() {
                 let rate = SINGLE_STEPS as f64 / started.elapsed().as_secs_f64();
                 assert_eq!(out.into_state().count, SINGLE_STEPS);
                 record(&format!("1 session,   Runner, batched={batch:<5}"), rate);
+            }
+            for batch in [true, false] {
+                let store = store(&server.create_database().await, batch).await;
+                let started = Instant::now();
+                store_session(&store, "one", SINGLE_STEPS).await;
+                let rate = SINGLE_STEPS as f64 / started.elapsed().as_secs_f64();
+                record(
+                    &format!("1 session,   Store::append, batched={batch:<5}"),
+                    rate,
+                );
             }
             let pool = hand_pool(&server.create_database().await).await;
             let started = Instant::now();
