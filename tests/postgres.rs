@@ -268,7 +268,7 @@ async fn retention_keeps_what_kept_checkpoints_depend_on() {
 }
 
 #[tokio::test]
-async fn numbers_beyond_postgres_integers_are_store_errors() {
+async fn what_postgres_cannot_hold_is_a_store_error_of_that_append_alone() {
     let store = PostgresStore::connect(&support::database().await)
         .await
         .unwrap();
@@ -281,6 +281,12 @@ async fn numbers_beyond_postgres_integers_are_store_errors() {
         .append("s", Append::new(None, checkpoint(1, Some(huge)), None))
         .await;
     assert_store_error(result, &["depends_on"]);
+    let nul_node = Checkpoint {
+        node: Cow::Borrowed("no\0de"),
+        ..checkpoint(1, None)
+    };
+    let result = store.append("s", Append::new(None, nul_node, None)).await;
+    assert_store_error(result, &["contains NUL"]);
     assert!(store.sessions().await.unwrap().is_empty());
 }
 

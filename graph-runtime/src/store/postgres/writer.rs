@@ -42,6 +42,19 @@ pub(super) fn validate(shared: &Shared, session: &str, append: &Append) -> Resul
     if let Some(depends_on) = append.checkpoint.depends_on {
         sql_int(shared, session, "`depends_on` sequence number", depends_on)?;
     }
+    // PostgreSQL's `text` cannot hold NUL; refused here, it fails this append alone rather
+    // than the whole batch it would have joined.
+    let wait_node = match &append.checkpoint.status {
+        Status::Waiting { node } => node.as_str(),
+        _ => "",
+    };
+    if append.checkpoint.node.contains('\0') || wait_node.contains('\0') {
+        return Err(shared.context.refuse(format!(
+            "the node name of checkpoint {} of session `{session}` contains NUL, which \
+             PostgreSQL text cannot hold",
+            append.checkpoint.seq
+        )));
+    }
     Ok(())
 }
 
