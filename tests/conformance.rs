@@ -87,6 +87,7 @@ macro_rules! conformance {
 
 conformance!(memory_store, super::memory_store);
 conformance!(sqlite_store, super::sqlite_store);
+conformance!(postgres_store, super::postgres_server::postgres_store);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -734,6 +735,37 @@ mod cases {
             .collect();
         assert_eq!(gaps, [1, 3, 7]);
         assert!(store.chain("unknown", 0, 99).await.unwrap().is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: a database of its own per test, on one throwaway server per test binary
+// (tests/support/postgres.rs; what only PostgreSQL can be asked is in tests/postgres.rs)
+
+#[path = "support/postgres.rs"]
+mod postgres_support;
+
+mod postgres_server {
+    use graph_runtime::PostgresStore;
+
+    use super::Fixture;
+    use super::postgres_support as support;
+
+    /// The fixture is synchronous, so it waits on the runtime of the (multi-threaded) test.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+    }
+
+    pub fn postgres_store() -> Fixture<PostgresStore> {
+        let conninfo = block_on(support::database());
+        let connect = move || {
+            block_on(PostgresStore::connect(&conninfo)).expect("a store on the test database")
+        };
+        Fixture {
+            store: connect(),
+            another_handle: Box::new(connect),
+            _dir: None,
+        }
     }
 }
 

@@ -123,7 +123,8 @@
 //!
 //! [`MemoryStore`] for tests and ephemeral runs; [`SqliteStore`] (feature `sqlite`, on by
 //! default) for durable runs in one file shared by the processes of one host. Both keep the same
-//! checksummed envelope around a bincode body; see [`store`].
+//! checksummed envelope around a bincode body; see [`store`]. `PostgresStore` (feature
+//! `postgres`) keeps them in PostgreSQL, for workers on many machines.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -167,6 +168,8 @@ pub use crate::runner::{
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;
 pub use crate::store::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use crate::store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::workflow::{

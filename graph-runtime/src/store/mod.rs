@@ -5,6 +5,8 @@
 //! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -13,6 +15,8 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
 use crate::{Result, Status};

@@ -1,0 +1,671 @@
+//! [`PostgresStore`]: checkpoints in PostgreSQL, shared by many processes on many machines.
+//!
+//! See [`PostgresStore`] for how it is built: the schema and the statements.
+
+mod options;
+mod schema;
+mod sql;
+mod writer;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+pub use self::options::PostgresOptions;
+use self::sql::Sql;
+use self::writer::{Outcome, Request};
+use super::{Append, Checkpoint, CheckpointMeta, Store};
+use crate::{Error, Result, Status};
+
+/// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
+/// `postgres`).
+///
+/// Clones share one connection pool and one append batcher. Several stores (in one process
+/// or many) may use the same database: every append is a compare-and-swap in one statement.
+/// Connecting creates the tables on a new database and checks their version on an existing
+/// one; a database set up by a newer release is refused with [`Error::Store`].
+///
+/// TLS is not built in (it would pull in a TLS stack for everyone): connect over a unix
+/// socket, a private network, or a local TLS-terminating proxy.
+///
+/// ```no_run
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::PostgresStore;
+/// use graph_runtime::store::Store as _;
+/// # #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, StateSchema)]
+/// # pub struct Order { total_cents: u64 }
+/// # #[workflow(state = Order)]
+/// # pub mod checkout {
+/// #     use super::*;
+/// #     edge!(START -> validate);
+/// #     edge!(validate -> END);
+/// #     #[node]
+/// #     async fn validate(order: &mut Order) { let _ = order; }
+/// # }
+///
+/// # async fn run() -> graph_runtime::Result<()> {
+/// let store = PostgresStore::connect("host=localhost user=app dbname=app").await?;
+/// let runner = Runner::new(checkout::Workflow, store.clone());
+/// runner.start("order-42", Order { total_cents: 25_00 }).await?;
+/// println!("sessions: {:?}", store.sessions().await?);
+/// # Ok(())
+/// # }
+/// # fn main() {}
+/// ```
+///
+/// # How it is built, and why
+///
+/// - **A pool** of connections (`deadpool-postgres` over `tokio-postgres`, no TLS). A caller
+///   beyond the pool's size waits for a connection, it does not fail. A connection the server
+///   closed (a restart, a failover) is dropped by the pool and replaced by a new one; a read
+///   that finds its connection closed runs again once on a fresh one, so the store outlives a
+///   server restart without being rebuilt.
+/// - **Every call is one statement**, run in PostgreSQL's implicit transaction: no `BEGIN` is
+///   ever held open across an `.await`, so a caller that drops its future cannot leave a
+///   transaction (and its locks) behind. An append that was sent either commits as a whole or
+///   not at all.
+/// - **Compare-and-swap append.** Each session has one row in `sessions` holding its latest
+///   sequence number (`head_seq`). An append locks that row (`SELECT … FOR UPDATE`, which sees
+///   the newest committed version), compares `head_seq` with the expected one, inserts the
+///   checkpoint, moves `head_seq` on and applies retention — in one statement. A new session
+///   is an `INSERT … ON CONFLICT DO NOTHING` on the session's unique name. The primary key
+///   `(session_id, seq)` of `checkpoints` is the backstop: two checkpoints with one sequence
+///   number can never both be stored.
+/// - **Group commit.** Appends are handed to a background task, which writes every append
+///   queued while the previous statement ran in one statement: the inputs travel as arrays
+///   (`unnest`), and the statement answers one row per append, so one caller's conflict does
+///   not fail the others (see [`PostgresOptions::batch_appends`]). Appends to one session
+///   never share a statement: they go into consecutive ones, in arrival order.
+/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`) are single `SELECT`s, each on
+///   one consistent snapshot. [`chain`](Store::chain) is one range query.
+/// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
+///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
+///   that processes connecting at once do not race, and records the schema version in
+///   `graph_runtime_meta`; it refuses a schema of another version, naming both. The
+///   `sessions` row is where per-session state beyond the chain (leases) will live.
+///
+/// ```sql
+/// CREATE TABLE graph_runtime_meta (singleton boolean PRIMARY KEY, schema_version integer NOT NULL);
+/// CREATE TABLE sessions (
+///     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+///     name bytea NOT NULL,            -- the session id's UTF-8 (it may hold NUL)
+///     name_key bytea NOT NULL GENERATED ALWAYS AS (sha256(name)) STORED UNIQUE,
+///     head_seq bigint NOT NULL        -- the latest checkpoint's seq: the compare-and-swap
+/// );
+/// CREATE TABLE checkpoints (
+///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+///     seq bigint NOT NULL,
+///     node text NOT NULL,             -- the cursor
+///     status smallint NOT NULL,       -- 0 running, 1 waiting (at wait_node), 2 completed
+///     wait_node text,
+///     created_at_us bigint NOT NULL,  -- microseconds since the Unix epoch
+///     depends_on bigint,              -- the full checkpoint a delta needs
+///     bytes bytea NOT NULL,           -- the encoded envelope
+///     PRIMARY KEY (session_id, seq)
+/// );
+/// ```
+///
+/// Session ids are unique through the SHA-256 of their bytes because a B-tree entry cannot
+/// hold an id of several kilobytes; lookups compare the name too.
+#[derive(Clone)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+    /// The batcher's queue; `None` when appends are not batched.
+    appends: Option<mpsc::Sender<Request>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.shared.context.label)
+            .field("schema", &self.shared.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every clone shares.
+struct Shared {
+    pool: Pool,
+    sql: Sql,
+    schema: String,
+    context: Context,
+}
+
+impl PostgresStore {
+    /// Connects with the default [`PostgresOptions`] to the server `conninfo` names, in
+    /// libpq's `key=value` form (`host=db user=app dbname=app`, `host=/run/postgresql` for a
+    /// unix socket) or as a `postgresql://` URL, and creates or checks the store's tables.
+    ///
+    /// Fails with [`Error::Store`] if `conninfo` cannot be parsed, the server cannot be
+    /// reached within the connect timeout, refuses the login, or holds tables of another
+    /// schema version.
+    ///
+    /// ```no_run
+    /// use graph_runtime::PostgresStore;
+    /// # async fn run() -> graph_runtime::Result<()> {
+    /// let store = PostgresStore::connect("postgresql://app@db/app").await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(conninfo: &str) -> Result<PostgresStore> {
+        Self::connect_with(conninfo, PostgresOptions::default()).await
+    }
+
+    async fn connect_with(conninfo: &str, options: PostgresOptions) -> Result<PostgresStore> {
+        let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| {
+            store_error(
+                format!("cannot connect to PostgreSQL: the connection string is invalid: {e}"),
+                Some(e),
+            )
+        })?;
+        let context = Context::new(&config, options.connect_timeout);
+        if options.schema.is_empty() || options.schema.len() > 63 || options.schema.contains('\0') {
+            return Err(context.refuse(format!(
+                "schema name {:?} is not a PostgreSQL identifier (1 to 63 bytes, no NUL)",
+                options.schema
+            )));
+        }
+        config.connect_timeout(options.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("graph-runtime");
+        }
+
+        // The schema is prepared on a connection of its own, inside one transaction.
+        let connecting = tokio::time::timeout(options.connect_timeout, config.connect(NoTls));
+        let (mut client, connection) = match connecting.await {
+            Ok(connected) => connected.map_err(|e| context.error("connect", e))?,
+            Err(_) => return Err(context.timed_out()),
+        };
+        let connection = tokio::spawn(connection);
+        let prepared = schema::prepare(&mut client, &options.schema, &context).await;
+        drop(client);
+        let _ = connection.await;
+        prepared?;
+
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| context.refuse(format!("could not build the connection pool: {e}")))?;
+        let shared = Arc::new(Shared {
+            pool,
+            sql: Sql::new(&quote(&options.schema)),
+            schema: options.schema,
+            context,
+        });
+        let appends = options
+            .batch_appends
+            .then(|| writer::spawn(Arc::clone(&shared)));
+        Ok(PostgresStore { shared, appends })
+    }
+
+    /// The PostgreSQL schema that holds this store's tables.
+    ///
+    /// ```no_run
+    /// # async fn run() -> graph_runtime::Result<()> {
+    /// let store = graph_runtime::PostgresStore::connect("dbname=app").await?;
+    /// assert_eq!(store.schema(), "graph_runtime");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn schema(&self) -> &str {
+        &self.shared.schema
+    }
+
+    /// One read statement, its rows decoded by `decode`.
+    async fn read<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let rows = self
+            .shared
+            .query("read checkpoints", sql, params, true)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+}
+
+impl Shared {
+    /// Runs one statement on a pooled connection. A connection found closed before the
+    /// statement was sent is replaced and the statement sent again; a statement that may have
+    /// reached the server is run again only when `idempotent`.
+    async fn query(
+        &self,
+        action: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        idempotent: bool,
+    ) -> Result<Vec<Row>> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let client = self.client(action).await?;
+            let statement = match client.prepare_cached(sql).await {
+                Ok(statement) => statement,
+                Err(e) if e.is_closed() && attempts < 3 => continue,
+                Err(e) => return Err(self.context.error(action, e)),
+            };
+            match client.query(&statement, params).await {
+                Ok(rows) => return Ok(rows),
+                Err(e) if e.is_closed() && idempotent && attempts < 3 => continue,
+                Err(e) => return Err(self.context.error(action, e)),
+            }
+        }
+    }
+
+    async fn client(&self, action: &str) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.context.error(action, e),
+            PoolError::Timeout(_) => self.context.timed_out(),
+            other => self
+                .context
+                .refuse(format!("could not get a connection to {action}: {other}")),
+        })
+    }
+}
+
+impl Store for PostgresStore {
+    async fn append(&self, session: &str, append: Append) -> Result<()> {
+        writer::validate(&self.shared, session, &append)?;
+        match &self.appends {
+            Some(appends) => {
+                let (reply, answer) = oneshot::channel();
+                let request = Request {
+                    session: session.to_owned(),
+                    append,
+                    reply,
+                };
+                let gone = || {
+                    self.shared
+                        .context
+                        .refuse("its append task stopped".to_owned())
+                };
+                appends.send(request).await.map_err(|_| gone())?;
+                answer.await.map_err(|_| gone())?
+            }
+            None => loop {
+                let outcome = writer::write(&self.shared, &[(session, &append)]).await?;
+                let outcome = outcome.first().copied().unwrap_or(Outcome::Retry);
+                if let Some(result) = writer::answer(session, &append, outcome) {
+                    return result;
+                }
+            },
+        }
+    }
+
+    async fn latest(&self, session: &str) -> Result<Option<Checkpoint>> {
+        let name = session.as_bytes();
+        let sql = &self.shared.sql.latest;
+        let rows = self
+            .read(sql, &[&name], |row| read_checkpoint(row, session))
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn get(&self, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let name = session.as_bytes();
+        let sql = &self.shared.sql.get;
+        let rows = self
+            .read(sql, &[&name, &seq], |row| read_checkpoint(row, session))
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn chain(&self, session: &str, from: u64, to: u64) -> Result<Vec<Checkpoint>> {
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        let name = session.as_bytes();
+        let sql = &self.shared.sql.chain;
+        self.read(sql, &[&name, &from, &to], |row| {
+            read_checkpoint(row, session)
+        })
+        .await
+    }
+
+    async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
+        let name = session.as_bytes();
+        let sql = &self.shared.sql.list;
+        self.read(sql, &[&name], |row| {
+            let fields = read_fields(row, session)?;
+            let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
+            let bytes = u64::try_from(size)
+                .map_err(|_| corrupt(session, fields.seq, format!("negative size {size}")))?;
+            Ok(CheckpointMeta {
+                seq: fields.seq,
+                node: fields.node,
+                status: fields.status,
+                bytes,
+                created_at: fields.created_at,
+            })
+        })
+        .await
+    }
+
+    async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
+        let name = session.as_bytes();
+        let keep = i64::try_from(keep_last.max(1)).unwrap_or(i64::MAX);
+        loop {
+            let rows = self
+                .shared
+                .query(
+                    "prune checkpoints",
+                    &self.shared.sql.prune,
+                    &[&name, &keep],
+                    false,
+                )
+                .await?;
+            let row = rows.first().ok_or_else(|| {
+                self.shared
+                    .context
+                    .refuse("prune answered no row".to_owned())
+            })?;
+            let removed: i64 = row
+                .try_get(0)
+                .map_err(|e| self.shared.context.error("prune checkpoints", e))?;
+            let current: bool = row
+                .try_get(1)
+                .map_err(|e| self.shared.context.error("prune checkpoints", e))?;
+            if current {
+                return Ok(u64::try_from(removed).unwrap_or(0));
+            }
+        }
+    }
+
+    async fn delete(&self, session: &str) -> Result<bool> {
+        let name = session.as_bytes();
+        let client = self.shared.client("delete a session").await?;
+        let failed = |e| self.shared.context.error("delete a session", e);
+        let statement = client
+            .prepare_cached(&self.shared.sql.delete)
+            .await
+            .map_err(failed)?;
+        let removed = client.execute(&statement, &[&name]).await.map_err(failed)?;
+        Ok(removed > 0)
+    }
+
+    async fn sessions(&self) -> Result<Vec<String>> {
+        let rows = self
+            .shared
+            .query("list sessions", &self.shared.sql.sessions, &[], true)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let name: Vec<u8> = row.try_get(0).map_err(|e| {
+                    corrupt("", 0, format!("a session name that is not bytes: {e}"))
+                })?;
+                String::from_utf8(name).map_err(|e| {
+                    let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// The error inside [`Error::Store`] for everything PostgreSQL (or the way to it) reports.
+///
+/// Its message says what failed, where, and what the server said; the driver's error is its
+/// `source`.
+#[derive(Debug)]
+struct PostgresError {
+    message: String,
+    source: Option<tokio_postgres::Error>,
+}
+
+impl fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PostgresError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+fn store_error(message: String, source: Option<tokio_postgres::Error>) -> Error {
+    Error::Store(Box::new(PostgresError { message, source }))
+}
+
+/// One error for many callers (a failed batch): each gets an `Error::Store` sharing it.
+fn share(error: Error) -> impl Fn() -> Error {
+    let shared: Arc<dyn std::error::Error + Send + Sync> = match error {
+        Error::Store(inner) => Arc::from(inner),
+        other => Arc::new(PostgresError {
+            message: other.to_string(),
+            source: None,
+        }),
+    };
+    move || Error::Store(Box::new(Arc::clone(&shared)))
+}
+
+/// What every error message names: the server and the connect timeout.
+#[derive(Debug, Clone)]
+struct Context {
+    label: Arc<str>,
+    connect_timeout: Duration,
+}
+
+impl Context {
+    fn new(config: &tokio_postgres::Config, connect_timeout: Duration) -> Self {
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let host = if hosts.is_empty() {
+            "localhost".to_owned()
+        } else {
+            hosts.join(",")
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let database = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres");
+        Context {
+            label: format!("{host}:{port}/{database}").into(),
+            connect_timeout,
+        }
+    }
+
+    fn error(&self, action: &str, error: tokio_postgres::Error) -> Error {
+        // The driver's own message is terse ("db error"); the server's is the useful one.
+        let detail = match error.as_db_error() {
+            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+            None => {
+                let mut text = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                text
+            }
+        };
+        store_error(
+            format!(
+                "could not {action} in PostgreSQL `{}`: {detail}",
+                self.label
+            ),
+            Some(error),
+        )
+    }
+
+    fn timed_out(&self) -> Error {
+        store_error(
+            format!(
+                "could not connect to PostgreSQL `{}`: no answer within the connect timeout \
+                 ({} ms)",
+                self.label,
+                self.connect_timeout.as_millis()
+            ),
+            None,
+        )
+    }
+
+    fn refuse(&self, why: String) -> Error {
+        store_error(
+            format!(
+                "cannot use PostgreSQL `{}` as a checkpoint store: {why}",
+                self.label
+            ),
+            None,
+        )
+    }
+}
+
+fn corrupt(session: &str, seq: u64, reason: String) -> Error {
+    Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason,
+    }
+}
+
+/// A sequence number (or another count) as the `bigint` SQL stores, or `Error::Store`.
+fn sql_int(shared: &Shared, session: &str, what: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| {
+        shared.context.refuse(format!(
+            "{what} {value} of session `{session}` is above {}, the largest integer PostgreSQL \
+             stores",
+            i64::MAX
+        ))
+    })
+}
+
+/// A double-quoted SQL identifier.
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+struct Fields {
+    seq: u64,
+    node: String,
+    status: Status,
+    created_at: SystemTime,
+}
+
+/// Columns 0..=4 of a checkpoint row: seq, node, status, wait_node, created_at_us.
+fn read_fields(row: &Row, session: &str) -> Result<Fields> {
+    let raw_seq: i64 = column(row, 0, "seq", session, 0)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let node: String = column(row, 1, "node", session, seq)?;
+    let code: i16 = column(row, 2, "status", session, seq)?;
+    let wait_node: Option<String> = column(row, 3, "wait_node", session, seq)?;
+    let status = match (code, wait_node) {
+        (writer::STATUS_RUNNING, _) => Status::Running,
+        (writer::STATUS_WAITING, Some(node)) => Status::Waiting { node },
+        (writer::STATUS_WAITING, None) => {
+            return Err(corrupt(
+                session,
+                seq,
+                "waiting status without its node".to_owned(),
+            ));
+        }
+        (writer::STATUS_COMPLETED, _) => Status::Completed,
+        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
+    };
+    let micros: i64 = column(row, 4, "created_at_us", session, seq)?;
+    let created_at = from_unix_micros(micros).ok_or_else(|| {
+        corrupt(
+            session,
+            seq,
+            format!("creation time {micros} µs out of range"),
+        )
+    })?;
+    Ok(Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    })
+}
+
+/// A full checkpoint row: the fields, then depends_on and bytes.
+fn read_checkpoint(row: &Row, session: &str) -> Result<Checkpoint> {
+    let Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    } = read_fields(row, session)?;
+    let depends_on: Option<i64> = column(row, 5, "depends_on", session, seq)?;
+    let depends_on = depends_on
+        .map(|d| {
+            u64::try_from(d)
+                .map_err(|_| corrupt(session, seq, format!("negative `depends_on` {d}")))
+        })
+        .transpose()?;
+    let bytes: Vec<u8> = column(row, 6, "bytes", session, seq)?;
+    Ok(Checkpoint {
+        seq,
+        node: Cow::Owned(node),
+        status,
+        created_at,
+        bytes,
+        depends_on,
+    })
+}
+
+/// One column of a checkpoint row; a value of the wrong type means the row is corrupt.
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    name: &str,
+    session: &str,
+    seq: u64,
+) -> Result<T> {
+    row.try_get(index)
+        .map_err(|e| corrupt(session, seq, format!("bad `{name}` column: {e}")))
+}
+
+fn unix_micros(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+fn from_unix_micros(micros: i64) -> Option<SystemTime> {
+    let offset = Duration::from_micros(micros.unsigned_abs());
+    if micros >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    }
+}

@@ -1,0 +1,98 @@
+//! Creating and checking the store's tables: the only place that runs DDL.
+
+use tokio_postgres::Client;
+
+use super::{Context, quote};
+use crate::Result;
+
+/// The schema version this release reads and writes, kept in `graph_runtime_meta`.
+pub(super) const SCHEMA_VERSION: i32 = 1;
+
+/// The first key of the advisory lock taken while the schema is created or checked: "GRCP",
+/// as in the checkpoint envelope's magic. The second key is `hashtext(schema name)`.
+const LOCK_KEY: i32 = 0x4752_4350;
+
+/// Version 1. Session names are `bytea` (a `&str` may hold NUL, which `text` refuses) and may
+/// be longer than a B-tree entry, so they are unique through their SHA-256.
+fn create_statements(schema: &str) -> String {
+    format!(
+        "CREATE TABLE {schema}.graph_runtime_meta (
+             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+             schema_version integer NOT NULL
+         );
+         CREATE TABLE {schema}.sessions (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             name bytea NOT NULL,
+             name_key bytea NOT NULL GENERATED ALWAYS AS (sha256(name)) STORED UNIQUE,
+             head_seq bigint NOT NULL
+         );
+         CREATE TABLE {schema}.checkpoints (
+             session_id bigint NOT NULL REFERENCES {schema}.sessions (id) ON DELETE CASCADE,
+             seq bigint NOT NULL,
+             node text NOT NULL,
+             status smallint NOT NULL,
+             wait_node text,
+             created_at_us bigint NOT NULL,
+             depends_on bigint,
+             bytes bytea NOT NULL,
+             PRIMARY KEY (session_id, seq)
+         );
+         INSERT INTO {schema}.graph_runtime_meta (schema_version) VALUES ({SCHEMA_VERSION});"
+    )
+}
+
+/// Creates the schema if it is missing, or checks its version, under an advisory lock so
+/// that stores connecting at the same time do not race. Runs on a connection of its own,
+/// so a caller that gives up half-way only closes that connection (the server rolls back).
+pub(super) async fn prepare(
+    client: &mut Client,
+    schema_name: &str,
+    context: &Context,
+) -> Result<()> {
+    let schema = quote(schema_name);
+    let failed = |e| context.error("create or check the store's tables", e);
+    let transaction = client.transaction().await.map_err(failed)?;
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&LOCK_KEY, &schema_name],
+        )
+        .await
+        .map_err(failed)?;
+    let meta = format!("{schema}.graph_runtime_meta");
+    let exists: bool = transaction
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(failed)?;
+    if !exists {
+        let create = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; {}",
+            create_statements(&schema)
+        );
+        transaction.batch_execute(&create).await.map_err(failed)?;
+        transaction.commit().await.map_err(failed)?;
+        return Ok(());
+    }
+    let version: Option<i32> = transaction
+        .query_opt(&format!("SELECT schema_version FROM {meta}"), &[])
+        .await
+        .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+        .map_err(failed)?;
+    drop(transaction);
+    match version {
+        Some(SCHEMA_VERSION) => Ok(()),
+        Some(newer) if newer > SCHEMA_VERSION => Err(context.refuse(format!(
+            "schema `{schema_name}` has store schema version {newer}, written by a newer \
+             release of graph-runtime; this release reads version {SCHEMA_VERSION}: upgrade \
+             graph-runtime"
+        ))),
+        Some(older) => Err(context.refuse(format!(
+            "schema `{schema_name}` has store schema version {older}, which this release \
+             (schema version {SCHEMA_VERSION}) cannot migrate"
+        ))),
+        None => Err(context.refuse(format!(
+            "schema `{schema_name}` has an empty `graph_runtime_meta` table (no schema version)"
+        ))),
+    }
+}

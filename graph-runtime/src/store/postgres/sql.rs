@@ -1,0 +1,181 @@
+//! Every statement the store runs after connecting, with the schema name filled in once.
+//!
+//! Sessions are found through `name_key = sha256(name)` (the unique index) and `name` (so a
+//! hash collision could never mix two sessions up).
+
+/// The statements of one store, for its schema.
+#[derive(Debug)]
+pub(super) struct Sql {
+    pub(super) append: String,
+    pub(super) latest: String,
+    pub(super) get: String,
+    pub(super) chain: String,
+    pub(super) list: String,
+    pub(super) prune: String,
+    pub(super) delete: String,
+    pub(super) sessions: String,
+}
+
+/// The columns [`read_checkpoint`](super::read_checkpoint) decodes, in order.
+const CHECKPOINT_COLUMNS: &str =
+    "c.seq, c.node, c.status, c.wait_node, c.created_at_us, c.depends_on, c.bytes";
+
+impl Sql {
+    /// `schema` is already quoted.
+    pub(super) fn new(schema: &str) -> Sql {
+        let session = "s.name_key = sha256($1) AND s.name = $1";
+        let from =
+            format!("FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id");
+        Sql {
+            append: append(schema),
+            latest: format!(
+                "SELECT {CHECKPOINT_COLUMNS} {from} WHERE {session} ORDER BY c.seq DESC LIMIT 1"
+            ),
+            get: format!("SELECT {CHECKPOINT_COLUMNS} {from} WHERE {session} AND c.seq = $2"),
+            chain: format!(
+                "SELECT {CHECKPOINT_COLUMNS} {from} WHERE {session} AND c.seq BETWEEN $2 AND $3 \
+                 ORDER BY c.seq"
+            ),
+            list: format!(
+                "SELECT c.seq, c.node, c.status, c.wait_node, c.created_at_us, \
+                 octet_length(c.bytes)::bigint {from} WHERE {session} ORDER BY c.seq"
+            ),
+            prune: prune(schema),
+            delete: format!("DELETE FROM {schema}.sessions s WHERE {session}"),
+            sessions: format!("SELECT name FROM {schema}.sessions ORDER BY name"),
+        }
+    }
+}
+
+/// A batch of compare-and-swap appends (at most one per session), with their retention, in
+/// one statement and so one transaction. It answers one row per input: `ord` (1-based),
+/// `outcome` (0 written, 1 conflict, 2 retry) and `found` (the latest seq, for a conflict).
+///
+/// - `seen` reads the sessions as of the statement's snapshot; `locked` reads and locks their
+///   newest committed versions, in id order so two batches never deadlock (`ORDER BY` is
+///   applied before `FOR UPDATE` locks). The compare-and-swap is decided on `locked`.
+/// - Data-modifying CTEs all see the snapshot, so retention can only be computed from it when
+///   it is current for the session: when `seen` and `locked` differ (another writer committed
+///   after the snapshot was taken), the append is answered "retry" and goes into the next
+///   statement, which takes a new snapshot. A session created concurrently (the insert found
+///   the name taken) is retried the same way, so its conflict reports the right `found`.
+/// - Retention: with the new checkpoint and the newest `keep_last - 1` stored ones kept,
+///   everything below the smallest of their sequence numbers and `depends_on` goes.
+fn append(schema: &str) -> String {
+    format!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[],
+                                  $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],
+                                  $9::bigint[], $10::bytea[])
+                 WITH ORDINALITY AS i (name, expected, seq, node, status, wait_node,
+                                       created_at_us, depends_on, keep_last, bytes, ord)
+         ),
+         seen AS (
+             SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
+             WHERE s.name_key IN (SELECT sha256(name) FROM input)
+         ),
+         locked AS (
+             SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
+             WHERE s.name_key IN (SELECT sha256(name) FROM input)
+             ORDER BY s.id
+             FOR UPDATE
+         ),
+         verdict AS (
+             SELECT i.ord, l.id, l.head_seq AS found,
+                 CASE
+                     WHEN l.id IS NULL AND i.expected IS NULL THEN 'create'
+                     WHEN l.id IS NULL
+                         OR i.expected IS DISTINCT FROM l.head_seq
+                         OR i.seq <= i.expected THEN 'conflict'
+                     WHEN e.id IS DISTINCT FROM l.id
+                         OR e.head_seq IS DISTINCT FROM l.head_seq THEN 'retry'
+                     ELSE 'advance'
+                 END AS outcome
+             FROM input i
+             LEFT JOIN locked l ON l.name = i.name
+             LEFT JOIN seen e ON e.name = i.name
+         ),
+         created AS (
+             INSERT INTO {schema}.sessions (name, head_seq)
+             SELECT i.name, i.seq FROM input i JOIN verdict v USING (ord)
+             WHERE v.outcome = 'create'
+             ORDER BY i.name
+             ON CONFLICT (name_key) DO NOTHING
+             RETURNING id, name
+         ),
+         advanced AS (
+             UPDATE {schema}.sessions s SET head_seq = i.seq
+             FROM input i JOIN verdict v USING (ord)
+             WHERE v.outcome = 'advance' AND s.id = v.id
+             RETURNING s.id, i.ord
+         ),
+         written AS (
+             SELECT id, ord FROM advanced
+             UNION ALL
+             SELECT c.id, i.ord FROM created c JOIN input i ON i.name = c.name
+         ),
+         inserted AS (
+             INSERT INTO {schema}.checkpoints
+                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
+             SELECT w.id, i.seq, i.node, i.status, i.wait_node, i.created_at_us, i.depends_on,
+                    i.bytes
+             FROM written w JOIN input i USING (ord)
+         ),
+         cutoff AS (
+             SELECT w.id, LEAST(i.seq, i.depends_on, kept.oldest, kept.needed) AS below
+             FROM written w JOIN input i USING (ord)
+             CROSS JOIN LATERAL (
+                 SELECT min(k.seq) AS oldest, min(k.depends_on) AS needed FROM (
+                     SELECT c.seq, c.depends_on FROM {schema}.checkpoints c
+                     WHERE c.session_id = w.id
+                     ORDER BY c.seq DESC
+                     LIMIT GREATEST(i.keep_last, 1) - 1
+                 ) k
+             ) kept
+             WHERE i.keep_last IS NOT NULL
+         ),
+         pruned AS (
+             DELETE FROM {schema}.checkpoints c USING cutoff
+             WHERE c.session_id = cutoff.id AND c.seq < cutoff.below
+         )
+         SELECT v.ord,
+             CASE WHEN w.id IS NOT NULL THEN 0 WHEN v.outcome = 'conflict' THEN 1 ELSE 2 END,
+             v.found
+         FROM verdict v LEFT JOIN written w USING (ord)"
+    )
+}
+
+/// `prune`: the same retention rule without a new checkpoint, `$2` = max(keep_last, 1). It
+/// answers `(removed, current)`; when the snapshot was not current for the session (an append
+/// committed after it was taken), nothing is removed and the store runs it again.
+fn prune(schema: &str) -> String {
+    format!(
+        "WITH seen AS (
+             SELECT s.id, s.head_seq FROM {schema}.sessions s
+             WHERE s.name_key = sha256($1) AND s.name = $1
+         ),
+         locked AS (
+             SELECT s.id, s.head_seq FROM {schema}.sessions s
+             WHERE s.name_key = sha256($1) AND s.name = $1
+             FOR UPDATE
+         ),
+         fresh AS (
+             SELECT l.id FROM locked l JOIN seen e ON e.id = l.id AND e.head_seq = l.head_seq
+         ),
+         kept AS (
+             SELECT min(k.seq) AS oldest, min(k.depends_on) AS needed FROM (
+                 SELECT c.seq, c.depends_on FROM {schema}.checkpoints c, fresh
+                 WHERE c.session_id = fresh.id
+                 ORDER BY c.seq DESC
+                 LIMIT $2
+             ) k
+         ),
+         pruned AS (
+             DELETE FROM {schema}.checkpoints c USING fresh, kept
+             WHERE c.session_id = fresh.id AND c.seq < LEAST(kept.oldest, kept.needed)
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM pruned),
+                NOT EXISTS (SELECT 1 FROM locked) OR EXISTS (SELECT 1 FROM fresh)"
+    )
+}

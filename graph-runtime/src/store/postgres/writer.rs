@@ -1,0 +1,237 @@
+//! Appends: the one statement that writes a batch of them, and the background task that
+//! gathers concurrent appends into batches.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Shared, sql_int};
+use crate::store::Append;
+use crate::{Error, Result, Status};
+
+/// The most appends one statement carries.
+const MAX_BATCH: usize = 256;
+/// Appends waiting for the writer before callers wait to hand theirs over (back-pressure).
+pub(super) const QUEUE: usize = 1024;
+
+pub(super) const STATUS_RUNNING: i16 = 0;
+pub(super) const STATUS_WAITING: i16 = 1;
+pub(super) const STATUS_COMPLETED: i16 = 2;
+
+/// What became of one append of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Written,
+    /// The session's latest sequence number (`None`: no such session).
+    Conflict(Option<u64>),
+    /// Another writer committed to the session after the statement's snapshot; run it again.
+    Retry,
+}
+
+/// One append handed to the writer task.
+pub(super) struct Request {
+    pub(super) session: String,
+    pub(super) append: Append,
+    pub(super) reply: oneshot::Sender<Result<()>>,
+}
+
+/// Checks what SQL cannot hold before an append goes anywhere.
+pub(super) fn validate(shared: &Shared, session: &str, append: &Append) -> Result<()> {
+    sql_int(shared, session, "sequence number", append.checkpoint.seq)?;
+    if let Some(depends_on) = append.checkpoint.depends_on {
+        sql_int(shared, session, "`depends_on` sequence number", depends_on)?;
+    }
+    // PostgreSQL's `text` cannot hold NUL; refused here, it fails this append alone rather
+    // than the whole batch it would have joined.
+    let wait_node = match &append.checkpoint.status {
+        Status::Waiting { node } => node.as_str(),
+        _ => "",
+    };
+    if append.checkpoint.node.contains('\0') || wait_node.contains('\0') {
+        return Err(shared.context.refuse(format!(
+            "the node name of checkpoint {} of session `{session}` contains NUL, which \
+             PostgreSQL text cannot hold",
+            append.checkpoint.seq
+        )));
+    }
+    Ok(())
+}
+
+/// Turns an outcome into the caller's result (`None`: retry).
+pub(super) fn answer(session: &str, append: &Append, outcome: Outcome) -> Option<Result<()>> {
+    match outcome {
+        Outcome::Written => Some(Ok(())),
+        Outcome::Conflict(found) => Some(Err(Error::Conflict {
+            session: session.to_owned(),
+            expected: append.expected,
+            found,
+        })),
+        Outcome::Retry => None,
+    }
+}
+
+/// Runs one batched append statement: `items` hold at most one append per session, each
+/// already [validated](validate). Answers one outcome per item, in order.
+pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<Vec<Outcome>> {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut names = Vec::with_capacity(items.len());
+    let mut expected = Vec::with_capacity(items.len());
+    let mut seqs = Vec::with_capacity(items.len());
+    let mut nodes = Vec::with_capacity(items.len());
+    let mut statuses = Vec::with_capacity(items.len());
+    let mut wait_nodes = Vec::with_capacity(items.len());
+    let mut created = Vec::with_capacity(items.len());
+    let mut depends_on = Vec::with_capacity(items.len());
+    let mut keep_last = Vec::with_capacity(items.len());
+    let mut bytes = Vec::with_capacity(items.len());
+    for (session, append) in items {
+        let checkpoint = &append.checkpoint;
+        names.push(session.as_bytes());
+        // An `expected` beyond SQL integers can never match a stored one: a conflict.
+        expected.push(append.expected.map(clamp));
+        seqs.push(clamp(checkpoint.seq));
+        nodes.push(&*checkpoint.node);
+        let (status, wait_node) = match &checkpoint.status {
+            Status::Running => (STATUS_RUNNING, None),
+            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
+            Status::Completed => (STATUS_COMPLETED, None),
+        };
+        statuses.push(status);
+        wait_nodes.push(wait_node);
+        created.push(super::unix_micros(checkpoint.created_at));
+        depends_on.push(checkpoint.depends_on.map(clamp));
+        keep_last.push(append.keep_last.map(clamp));
+        bytes.push(checkpoint.bytes.as_slice());
+    }
+    let rows = shared
+        .query(
+            "append checkpoints",
+            &shared.sql.append,
+            &[
+                &names,
+                &expected,
+                &seqs,
+                &nodes,
+                &statuses,
+                &wait_nodes,
+                &created,
+                &depends_on,
+                &keep_last,
+                &bytes,
+            ],
+            false,
+        )
+        .await?;
+    let mut outcomes = vec![None; items.len()];
+    for row in &rows {
+        let bad = |what: String| {
+            shared.context.refuse(format!(
+                "the append statement answered {what}; is another program changing the tables?"
+            ))
+        };
+        let ord: i64 = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+        let code: i32 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+        let found: Option<i64> = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+        let slot = usize::try_from(ord)
+            .ok()
+            .and_then(|ord| ord.checked_sub(1))
+            .and_then(|index| outcomes.get_mut(index))
+            .ok_or_else(|| bad(format!("an unknown row {ord}")))?;
+        let found = found
+            .map(|seq| u64::try_from(seq).map_err(|_| bad(format!("sequence number {seq}"))))
+            .transpose()?;
+        *slot = Some(match code {
+            0 => Outcome::Written,
+            1 => Outcome::Conflict(found),
+            2 => Outcome::Retry,
+            other => return Err(bad(format!("outcome {other}"))),
+        });
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.ok_or_else(|| {
+                shared
+                    .context
+                    .refuse("an append got no answer from the append statement".to_owned())
+            })
+        })
+        .collect()
+}
+
+/// Starts the task that batches appends; it stops when every sender (every clone of the
+/// store) is gone.
+pub(super) fn spawn(shared: Arc<Shared>) -> mpsc::Sender<Request> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(run(shared, receiver));
+    sender
+}
+
+/// Group commit: takes every append that is queued when the previous statement returns (at
+/// most one per session per statement, so appends to one session keep their order) and
+/// writes them with one statement. No append waits on a timer.
+async fn run(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Request>) {
+    let mut pending: VecDeque<Request> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match receiver.recv().await {
+                Some(request) => pending.push_back(request),
+                None => return,
+            }
+        }
+        while pending.len() < MAX_BATCH * 4 {
+            match receiver.try_recv() {
+                Ok(request) => pending.push_back(request),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::new();
+        let mut later = VecDeque::new();
+        let mut sessions = HashSet::new();
+        for request in pending.drain(..) {
+            if request.reply.is_closed() {
+                // The caller gave up before its append was sent: it is not written.
+                continue;
+            }
+            if batch.len() < MAX_BATCH && sessions.insert(request.session.clone()) {
+                batch.push(request);
+            } else {
+                later.push_back(request);
+            }
+        }
+        pending = later;
+        if batch.is_empty() {
+            continue;
+        }
+        let items: Vec<(&str, &Append)> = batch
+            .iter()
+            .map(|r| (r.session.as_str(), &r.append))
+            .collect();
+        let result = write(&shared, &items).await;
+        drop(items);
+        let mut retries = Vec::new();
+        match result {
+            Ok(outcomes) => {
+                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                    match answer(&request.session, &request.append, outcome) {
+                        Some(result) => {
+                            let _ = request.reply.send(result);
+                        }
+                        None => retries.push(request),
+                    }
+                }
+            }
+            Err(error) => {
+                let error = super::share(error);
+                for request in batch {
+                    let _ = request.reply.send(Err(error()));
+                }
+            }
+        }
+        // A retried append goes first, ahead of later appends to its session.
+        for request in retries.into_iter().rev() {
+            pending.push_front(request);
+        }
+    }
+}
