@@ -163,3 +163,24 @@ pub struct CheckpointMeta {
     /// When it was written.
     pub created_at: SystemTime,
 }
+
+/// Microseconds since the Unix epoch, as the SQL stores keep times (negative before 1970,
+/// saturating far outside ±292,000 years).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn unix_micros(time: SystemTime) -> i64 {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The inverse of [`unix_micros`]; `None` when the time does not fit a `SystemTime`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn from_unix_micros(micros: i64) -> Option<SystemTime> {
+    let offset = std::time::Duration::from_micros(micros.unsigned_abs());
+    if micros >= 0 {
+        std::time::UNIX_EPOCH.checked_add(offset)
+    } else {
+        std::time::UNIX_EPOCH.checked_sub(offset)
+    }
+}

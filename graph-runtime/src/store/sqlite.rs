@@ -77,13 +77,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
-use super::{Append, Checkpoint, CheckpointMeta, Store};
+use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
 use crate::{Error, Result, Status};
 
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
@@ -1914,25 +1914,10 @@ fn column<T: FromSql>(
     })
 }
 
-fn unix_micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
-    }
-}
-
-fn from_unix_micros(micros: i64) -> Option<SystemTime> {
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    if micros >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn checkpoint(seq: u64) -> Checkpoint {
         Checkpoint {

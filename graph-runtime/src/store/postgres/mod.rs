@@ -10,7 +10,7 @@ mod writer;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +20,7 @@ use tokio_postgres::{NoTls, Row};
 pub use self::options::PostgresOptions;
 use self::sql::Sql;
 use self::writer::{Outcome, Request};
-use super::{Append, Checkpoint, CheckpointMeta, Store};
+use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
 use crate::{Error, Result, Status};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
@@ -652,20 +652,4 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 ) -> Result<T> {
     row.try_get(index)
         .map_err(|e| corrupt(session, seq, format!("bad `{name}` column: {e}")))
-}
-
-fn unix_micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
-    }
-}
-
-fn from_unix_micros(micros: i64) -> Option<SystemTime> {
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    if micros >= 0 {
-        UNIX_EPOCH.checked_add(offset)
-    } else {
-        UNIX_EPOCH.checked_sub(offset)
-    }
 }
