@@ -767,21 +767,17 @@ fn schema_items(
     let migrate_probe = if args.migrate_from.is_empty() {
         TokenStream::new()
     } else {
-        let (on_unimplemented, do_not_recommend) = if diagnostics {
-            let message = format!(
+        let on_unimplemented = on_unimplemented(
+            diagnostics,
+            &format!(
                 "`{{Self}}` is listed in `migrate_from`, but cannot be converted into the state `{state_name}`"
-            );
-            let label = format!("`{{Self}}` does not implement `Into<{state_name}>`");
-            let note = format!(
+            ),
+            &format!("`{{Self}}` does not implement `Into<{state_name}>`"),
+            &format!(
                 "a checkpoint saved as `{{Self}}` is decoded as `{{Self}}`, then converted into the state: implement `From<{{Self}}> for {state_name}`"
-            );
-            (
-                quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
-                quote!(#[diagnostic::do_not_recommend]),
-            )
-        } else {
-            (TokenStream::new(), TokenStream::new())
-        };
+            ),
+        );
+        let do_not_recommend = do_not_recommend(diagnostics);
         quote! {
             #on_unimplemented
             pub(super) trait MigratesIntoState<S>: ::core::marker::Sized {
@@ -1013,20 +1009,9 @@ fn return_trait(rt: &TokenStream, n: &NodeCode, diagnostics: bool) -> TokenStrea
         )
     };
     let error_ident = error_trait_ident(n);
-    let (on_unimplemented, error_on_unimplemented, do_not_recommend) = if diagnostics {
-        let error_message = format!(
-            "`{{Self}}` cannot be the error type of node `{name}`: it does not convert into `Box<dyn std::error::Error + Send + Sync>`"
-        );
-        let error_label = "not an error type, or not `Send + Sync`";
-        let error_note = "a node may fail with any type that converts into `graph_runtime::NodeError` (`Box<dyn std::error::Error + Send + Sync>`): a type implementing `std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `Box<dyn std::error::Error + Send + Sync>`, `String` or `&'static str`; it must be `Send + Sync` because the runner may move it between threads";
-        (
-            quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
-            quote!(#[diagnostic::on_unimplemented(message = #error_message, label = #error_label, note = #error_note)]),
-            quote!(#[diagnostic::do_not_recommend]),
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new(), TokenStream::new())
-    };
+    let on_unimplemented = on_unimplemented(diagnostics, &message, &label, &note);
+    let error_on_unimplemented = on_unimplemented_error(diagnostics, name);
+    let do_not_recommend = do_not_recommend(diagnostics);
     // The route and the error are two checks: `Result<(), u32>` has the right shape, so the
     // first passes and the second reports the error type alone, in the node's words.
     quote! {
@@ -1086,22 +1071,18 @@ fn state_trait_ident(n: &NodeCode) -> Ident {
 /// and the workflow's state type, instead of rustc's "mismatched types" about our call.
 fn state_trait(rt: &TokenStream, n: &NodeCode, state_name: &str, diagnostics: bool) -> TokenStream {
     let trait_ident = state_trait_ident(n);
-    let (on_unimplemented, do_not_recommend) = if diagnostics {
-        let name = &n.node.name;
-        let message = format!(
+    let name = &n.node.name;
+    let on_unimplemented = on_unimplemented(
+        diagnostics,
+        &format!(
             "the first parameter of node `{name}` must be `&mut {state_name}` or `&{state_name}`, the workflow's state type (`state = {state_name}`), not `{{Self}}`"
-        );
-        let label = format!("expected `&mut {state_name}` or `&{state_name}`");
-        let note = format!(
+        ),
+        &format!("expected `&mut {state_name}` or `&{state_name}`"),
+        &format!(
             "every node of this workflow reads and changes the state named in `#[workflow(state = {state_name})]`: take `&mut {state_name}`, or change `state = …`"
-        );
-        (
-            quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]),
-            quote!(#[diagnostic::do_not_recommend]),
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new())
-    };
+        ),
+    );
+    let do_not_recommend = do_not_recommend(diagnostics);
     // The state type is named through the generated `Workflow` (the user's spelling of it
     // would not resolve in this nested module), and is no parameter of the trait, so rustc
     // blames the node's parameter type rather than our argument. One blanket impl over the
@@ -1394,6 +1375,37 @@ fn mermaid_id(name: &str) -> String {
         format!("__{name}")
     } else {
         name.to_owned()
+    }
+}
+
+/// `#[diagnostic::on_unimplemented(…)]` with these texts, or nothing where the compiler's
+/// diagnostics are turned off for this expansion.
+fn on_unimplemented(diagnostics: bool, message: &str, label: &str, note: &str) -> TokenStream {
+    if diagnostics {
+        quote!(#[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)])
+    } else {
+        TokenStream::new()
+    }
+}
+
+/// The `on_unimplemented` of a node's error check: what types a node may fail with.
+fn on_unimplemented_error(diagnostics: bool, node: &str) -> TokenStream {
+    on_unimplemented(
+        diagnostics,
+        &format!(
+            "`{{Self}}` cannot be the error type of node `{node}`: it does not convert into `Box<dyn std::error::Error + Send + Sync>`"
+        ),
+        "not an error type, or not `Send + Sync`",
+        "a node may fail with any type that converts into `graph_runtime::NodeError` (`Box<dyn std::error::Error + Send + Sync>`): a type implementing `std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `Box<dyn std::error::Error + Send + Sync>`, `String` or `&'static str`; it must be `Send + Sync` because the runner may move it between threads",
+    )
+}
+
+/// `#[diagnostic::do_not_recommend]`, or nothing where diagnostics are turned off.
+fn do_not_recommend(diagnostics: bool) -> TokenStream {
+    if diagnostics {
+        quote!(#[diagnostic::do_not_recommend])
+    } else {
+        TokenStream::new()
     }
 }
 
