@@ -785,16 +785,26 @@ mod sqlite_file {
         rusqlite::Connection::open(path).expect("a raw connection")
     }
 
+    /// `Error::Store`: I/O, or a file this release cannot use as it is.
     #[track_caller]
     fn assert_store_error<T: std::fmt::Debug>(result: Result<T>, needles: &[&str]) {
-        match result {
-            Err(Error::Store(e)) => {
-                let message = e.to_string();
-                for needle in needles {
-                    assert!(message.contains(needle), "`{needle}` not in: {message}");
-                }
-            }
-            other => panic!("expected Error::Store, got {other:?}"),
+        assert_store_kind(result, "Store", needles);
+    }
+
+    /// A store error of the variant `kind` (`Store`, `StoreBusy`, `StoreDamaged`) whose
+    /// source names every needle.
+    #[track_caller]
+    fn assert_store_kind<T: std::fmt::Debug>(result: Result<T>, kind: &str, needles: &[&str]) {
+        let (found, e) = match result {
+            Err(Error::Store(e)) => ("Store", e),
+            Err(Error::StoreBusy(e)) => ("StoreBusy", e),
+            Err(Error::StoreDamaged(e)) => ("StoreDamaged", e),
+            other => panic!("expected Error::{kind}, got {other:?}"),
+        };
+        let message = e.to_string();
+        assert_eq!(found, kind, "{message}");
+        for needle in needles {
+            assert!(message.contains(needle), "`{needle}` not in: {message}");
         }
     }
 
@@ -1043,26 +1053,35 @@ mod sqlite_file {
         raw(&path)
             .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY)")
             .unwrap();
-        assert_store_error(SqliteStore::open(&path), &["another application"]);
+        assert_store_kind(
+            SqliteStore::open(&path),
+            "StoreDamaged",
+            &["another application"],
+        );
 
         let marked = dir.path().join("marked.db");
         raw(&marked)
             .pragma_update(None, "application_id", 1234)
             .unwrap();
-        assert_store_error(SqliteStore::open(&marked), &["another application"]);
+        assert_store_kind(
+            SqliteStore::open(&marked),
+            "StoreDamaged",
+            &["another application"],
+        );
 
+        // Not a database at all (SQLITE_NOTADB): damaged, not an I/O error; no retry helps.
         let garbage = dir.path().join("garbage.db");
         std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
-        assert!(matches!(SqliteStore::open(&garbage), Err(Error::Store(_))));
+        let e = SqliteStore::open(&garbage).unwrap_err();
+        assert!(!e.is_retryable(), "{e:?}");
+        assert_store_kind(Err::<(), _>(e), "StoreDamaged", &["not a database"]);
 
         // No WAL in memory, and each connection would see its own database anyway.
         assert_store_error(SqliteStore::open(":memory:"), &["WAL", "MemoryStore"]);
 
+        // I/O: the file cannot be opened.
         let missing_dir = dir.path().join("no such directory").join("x.db");
-        assert!(matches!(
-            SqliteStore::open(&missing_dir),
-            Err(Error::Store(_))
-        ));
+        assert_store_error(SqliteStore::open(&missing_dir), &["no such directory"]);
     }
 
     /// Rows damaged behind the store's back give `Corrupt` (or `Store`), never a panic and
@@ -1121,6 +1140,22 @@ mod sqlite_file {
         assert!(matches!(store.sessions().await, Err(Error::Store(_))));
     }
 
+    /// A database file whose schema page is damaged (SQLITE_CORRUPT) is `StoreDamaged`.
+    #[tokio::test]
+    async fn a_corrupt_file_is_damaged() {
+        let (_dir, path) = new_file();
+        let store = SqliteStore::open(&path).unwrap();
+        chain(&store, "s", 3).await;
+        store.close().await.unwrap();
+        // Page 1 past the 100-byte file header: the b-tree of `sqlite_schema`.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[100..1000].fill(0xa5);
+        std::fs::write(&path, bytes).unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(!e.is_retryable(), "{e:?}");
+        assert_store_kind(Err::<(), _>(e), "StoreDamaged", &["malformed"]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lock_held_past_the_busy_timeout_is_a_clear_error() {
         let (_dir, path) = new_file();
@@ -1138,7 +1173,13 @@ mod sqlite_file {
             started.elapsed() < Duration::from_secs(5),
             "gave up after the timeout"
         );
-        assert_store_error(blocked, &["busy timeout (200 ms)", "locked"]);
+        let blocked = blocked.unwrap_err();
+        assert!(blocked.is_retryable(), "{blocked:?}");
+        assert_store_kind(
+            Err::<(), _>(blocked),
+            "StoreBusy",
+            &["busy timeout (200 ms)", "locked"],
+        );
         // WAL: reads go on while another process writes.
         assert_eq!(latest_seq(&store, "s").await, Some(1));
         holder.execute_batch("COMMIT").unwrap();

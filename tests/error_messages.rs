@@ -122,6 +122,34 @@ async fn a_store_error_is_the_source_not_part_of_the_message() {
 }
 
 #[tokio::test]
+async fn busy_and_damaged_stores_name_their_kind_not_their_source() {
+    let busy = Error::StoreBusy(Box::new(refused()));
+    assert_eq!(
+        busy.to_string(),
+        "the store is busy (locked by another connection or process); retrying later can succeed"
+    );
+    assert_eq!(
+        chain(&busy)[1..],
+        ["provider unreachable", "connection refused"]
+    );
+    assert!(busy.is_retryable());
+    let damaged = Error::StoreDamaged(Box::new(refused()));
+    assert_eq!(
+        damaged.to_string(),
+        "the store is damaged or is not a checkpoint store; retrying cannot help"
+    );
+    assert_eq!(
+        chain(&damaged)[1..],
+        ["provider unreachable", "connection refused"]
+    );
+    assert!(!damaged.is_retryable());
+    assert_eq!(
+        damaged.store_source().map(ToString::to_string).as_deref(),
+        Some("provider unreachable")
+    );
+}
+
+#[tokio::test]
 async fn a_timeout_names_the_node_once() {
     let e = TimedOut {
         node: "charge",

@@ -329,6 +329,45 @@ async fn damaged_rows_give_corrupt_errors_not_panics() {
     assert!(matches!(store.sessions().await, Err(Error::Corrupt { .. })));
 }
 
+/// A lock held past the store's `lock_timeout` (set through the connection string) is
+/// `Error::StoreBusy`, and the store works again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_past_the_lock_timeout_is_busy() {
+    let conninfo = support::database().await;
+    let store = PostgresStore::connect(&format!("{conninfo} options='-c lock_timeout=200'"))
+        .await
+        .unwrap();
+    store
+        .append("s", Append::new(None, checkpoint(1, None), None))
+        .await
+        .unwrap();
+    let holder = raw(&conninfo).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE graph_runtime.checkpoints IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    for blocked in [
+        bounded(store.append("s", Append::new(Some(1), checkpoint(2, None), None))).await,
+        bounded(store.latest("s")).await.map(drop),
+    ] {
+        match blocked {
+            Err(e @ Error::StoreBusy(_)) => {
+                assert!(e.is_retryable());
+                let source = e.store_source().unwrap().to_string();
+                assert!(source.contains("55P03"), "{source}");
+            }
+            other => panic!("expected Error::StoreBusy, got {other:?}"),
+        }
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+    // Nothing was written, and retrying succeeds.
+    store
+        .append("s", Append::new(Some(1), checkpoint(2, None), None))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&store, "s").await, [1, 2]);
+}
+
 /// The server stops and starts again on the same data under a running store: calls made while
 /// it is down fail with `Error::Store` (not a hang, not a panic), and later calls succeed on
 /// the same `PostgresStore`, which reconnects by itself.

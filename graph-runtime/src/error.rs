@@ -8,7 +8,8 @@ use crate::workflow::NodeError;
 /// After any error the session stays at its last saved checkpoint, so
 /// [`Runner::resume`](crate::Runner::resume) continues from there.
 ///
-/// A variant that wraps another error ([`Error::Node`], [`Error::Store`]) returns it from
+/// A variant that wraps another error ([`Error::Node`], [`Error::Store`],
+/// [`Error::StoreBusy`], [`Error::StoreDamaged`]) returns it from
 /// [`source()`](std::error::Error::source) and does not repeat it in its own message, as
 /// [`std::error::Error`] asks: a report that walks the source chain prints each cause once.
 ///
@@ -166,10 +167,51 @@ pub enum Error {
         reason: String,
     },
 
-    /// The store itself failed (I/O, database, lost connection); what it said is the
-    /// [`source()`](std::error::Error::source).
+    /// The store itself failed: I/O or the connection to the database (the file cannot be
+    /// opened or written, the disk is full, permission is denied, the server went away or
+    /// does not answer), a store that was closed (`store::StoreClosed`, after `SqliteStore::close`),
+    /// a database set up by a newer release of this crate, or a value the database cannot
+    /// hold. What it said is the [`source()`](std::error::Error::source).
+    ///
+    /// What to do: look at the source. Retrying the same call helps only once whatever it
+    /// names is fixed (the disk has room again, the server is back); a store of this kind
+    /// does not recover by itself within its own timeouts. The two store failures a caller
+    /// usually handles on its own have their variants: [`Error::StoreBusy`] (retry later) and
+    /// [`Error::StoreDamaged`] (retrying cannot help).
     #[error("the store failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// The store was busy: another connection or process held a lock for longer than the
+    /// store waits (SQLite's busy timeout: `SQLITE_BUSY`, `SQLITE_LOCKED`), or PostgreSQL
+    /// gave up on a transaction to let another one go on (SQLSTATE `40001`
+    /// serialization_failure, `40P01` deadlock_detected, `55P03` lock_not_available,
+    /// `57014` query_canceled, which a `statement_timeout` gives). What the store said is the
+    /// [`source()`](std::error::Error::source).
+    ///
+    /// What to do: retry later, after a pause. Nothing was written by the failed call (the
+    /// session stays at its last checkpoint), so [`Runner::resume`](crate::Runner::resume)
+    /// continues from there. If it keeps happening, something holds the database for long
+    /// (a long transaction, a backup, another program): raise the busy timeout
+    /// (`SqliteOptions::busy_timeout`, PostgreSQL's `lock_timeout`) or find it.
+    #[error(
+        "the store is busy (locked by another connection or process); retrying later can succeed"
+    )]
+    StoreBusy(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// The database is damaged, or is not a checkpoint store of this crate: SQLite found the
+    /// file corrupt (`SQLITE_CORRUPT`, a malformed schema) or not a database at all
+    /// (`SQLITE_NOTADB`), the file belongs to another application or has a schema version
+    /// this crate never wrote, or PostgreSQL reported damaged data (SQLSTATE `XX001`
+    /// data_corrupted, `XX002` index_corrupted). What the store said is the
+    /// [`source()`](std::error::Error::source).
+    ///
+    /// What to do: retrying cannot help. Check that the path or database is the right one;
+    /// if it is, restore it from a backup (`SqliteStore::backup_to` makes them) or repair it
+    /// with the database's own tools. (A database set up by a *newer* release is not damaged: that is
+    /// [`Error::Store`], and upgrading this crate opens it.) Bytes of a single checkpoint
+    /// that do not decode are [`Error::Corrupt`] instead: the database itself is sound.
+    #[error("the store is damaged or is not a checkpoint store; retrying cannot help")]
+    StoreDamaged(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 
     /// The runner was configured with a value that cannot work. The builder method that was
     /// given it records it, and every later call that runs or writes a session returns it.
@@ -200,6 +242,75 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+}
+
+impl Error {
+    /// Whether this is a store failure that retrying later can fix: [`Error::StoreBusy`].
+    ///
+    /// ```
+    /// use graph_runtime::Error;
+    ///
+    /// let locked = std::io::Error::other("database is locked");
+    /// assert!(Error::StoreBusy(Box::new(locked)).is_retryable());
+    /// let gone = std::io::Error::other("connection refused");
+    /// assert!(!Error::Store(Box::new(gone)).is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::StoreBusy(_))
+    }
+
+    /// The store's own error for any of the three store failures ([`Error::Store`],
+    /// [`Error::StoreBusy`], [`Error::StoreDamaged`]), `None` for every other error: for the
+    /// callers that log or downcast a store's error whatever its kind.
+    ///
+    /// ```
+    /// use graph_runtime::Error;
+    ///
+    /// let e = Error::StoreDamaged(Box::new(std::io::Error::other("file is not a database")));
+    /// assert_eq!(e.store_source().unwrap().to_string(), "file is not a database");
+    /// assert!(Error::SessionNotFound("a".into()).store_source().is_none());
+    /// ```
+    pub fn store_source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Error::Store(e) | Error::StoreBusy(e) | Error::StoreDamaged(e) => Some(&**e),
+            _ => None,
+        }
+    }
+
+    /// The kind of a store failure, `None` for every other error.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn store_fault(&self) -> Option<StoreFault> {
+        match self {
+            Error::Store(_) => Some(StoreFault::Failed),
+            Error::StoreBusy(_) => Some(StoreFault::Busy),
+            Error::StoreDamaged(_) => Some(StoreFault::Damaged),
+            _ => None,
+        }
+    }
+}
+
+/// Which of the store variants of [`Error`] a store's error goes into.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreFault {
+    /// [`Error::Store`]: I/O, connection, anything else.
+    Failed,
+    /// [`Error::StoreBusy`]: retrying later can succeed.
+    Busy,
+    /// [`Error::StoreDamaged`]: retrying cannot help.
+    Damaged,
+}
+
+impl StoreFault {
+    /// The [`Error`] of this kind around `source`.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn error(self, source: Box<dyn std::error::Error + Send + Sync + 'static>) -> Error {
+        match self {
+            StoreFault::Failed => Error::Store(source),
+            StoreFault::Busy => Error::StoreBusy(source),
+            StoreFault::Damaged => Error::StoreDamaged(source),
+        }
+    }
 }
 
 /// `Result<T, graph_runtime::Error>`.

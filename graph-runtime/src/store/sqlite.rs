@@ -47,7 +47,7 @@
 //! - **Several processes** (or several `SqliteStore`s) on one file are safe: the
 //!   compare-and-swap check and the insert run inside the same `BEGIN IMMEDIATE` transaction,
 //!   which SQLite's file lock serializes across connections and processes. A lock held longer
-//!   than the busy timeout gives [`Error::Store`], never a hang or a panic.
+//!   than the busy timeout gives [`Error::StoreBusy`], never a hang or a panic.
 //! - **Schema.** `PRAGMA application_id` marks the file as ours and `PRAGMA user_version` holds
 //!   the schema version, so a later release can migrate the file and this one refuses a file it
 //!   does not understand. Session names live once in `sessions`; each checkpoint row holds the
@@ -84,6 +84,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params}
 use tokio::sync::oneshot;
 
 use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
+use crate::error::StoreFault;
 use crate::{Error, Result, Status};
 
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
@@ -239,7 +240,7 @@ impl SqliteOptions {
     }
 
     /// How long to wait for a lock held by another connection or process before giving up
-    /// with [`Error::Store`]. Capped at about 24 days.
+    /// with [`Error::StoreBusy`] (retrying later can succeed). Capped at about 24 days.
     ///
     /// ```
     /// use std::time::Duration;
@@ -299,8 +300,10 @@ impl SqliteOptions {
 /// pool of read connections; several stores, runners and processes may open the same file,
 /// and compare-and-swap holds across all of them.
 ///
-/// The file belongs to the store: opening a SQLite file of another application, or one written
-/// by a newer release with a schema this one does not know, fails with [`Error::Store`].
+/// The file belongs to the store: opening a SQLite file of another application fails with
+/// [`Error::StoreDamaged`] (as does a file that is not a database, or a corrupt one), and one
+/// written by a newer release with a schema this one does not know fails with [`Error::Store`]
+/// (upgrade to open it).
 /// [`open`](SqliteStore::open) does blocking file I/O; call it at startup or in
 /// `spawn_blocking`. All [`Store`] methods move their blocking work off the async threads
 /// (reads use tokio's blocking pool, so they need a tokio runtime to be concurrent; outside
@@ -349,9 +352,14 @@ impl SqliteStore {
     /// Creates the store file at `path` if needed, or opens it, with the default
     /// [`SqliteOptions`] (`synchronous=FULL`, 5 s busy timeout).
     ///
-    /// Fails with [`Error::Store`] if the file cannot be opened, is not a SQLite database,
-    /// belongs to another application, cannot use WAL (`":memory:"`, some network file
-    /// systems), or has a schema version this release does not know.
+    /// Fails with
+    /// - [`Error::Store`] if the file cannot be opened (its directory does not exist, no
+    ///   permission), cannot use WAL (`":memory:"`, some network file systems), or has the
+    ///   schema of a newer release;
+    /// - [`Error::StoreDamaged`] if it is not a SQLite database, is corrupt, belongs to another
+    ///   application, or has a schema version no release wrote;
+    /// - [`Error::StoreBusy`] if another connection or process held the file locked for longer
+    ///   than the busy timeout while this one created or migrated the schema.
     ///
     /// ```
     /// use graph_runtime::SqliteStore;
@@ -464,9 +472,10 @@ impl SqliteStore {
     /// with `downcast_ref`), as does a second `close`. Other stores opened separately on the
     /// same file (another `SqliteStore::open`, another process) are not affected.
     ///
-    /// Fails with [`Error::Store`] if SQLite reports an error while closing, or if the WAL could
-    /// not be copied into the file in full because another connection or process kept using the
-    /// file for longer than the busy timeout; the store is closed either way, and the `-wal`
+    /// Fails with [`Error::Store`] if SQLite reports an error while closing, or with
+    /// [`Error::StoreBusy`] if the WAL could not be copied into the file in full because
+    /// another connection or process kept using the file for longer than the busy timeout
+    /// (a later `open` and `close`, once it is done, copies it); the store is closed either way, and the `-wal`
     /// file then still holds committed checkpoints (it belongs to the database: never delete
     /// it). Dropping every handle without `close` is also safe: the writer finishes and closes
     /// the file in the background, with no way to report an error.
@@ -849,7 +858,8 @@ impl Store for SqliteStore {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/// The error inside [`Error::Store`] for everything SQLite reports.
+/// The error inside [`Error::Store`], [`Error::StoreBusy`] or [`Error::StoreDamaged`] for
+/// everything SQLite reports.
 ///
 /// Its message already says what failed, where, and what SQLite said, so it has no `source`.
 #[derive(Debug)]
@@ -857,6 +867,43 @@ struct SqliteError {
     message: String,
     #[allow(dead_code)] // kept for `Debug`: the original error with its extended code
     sqlite: Option<rusqlite::Error>,
+    /// Which store variant of [`Error`] it goes into.
+    fault: StoreFault,
+}
+
+impl SqliteError {
+    /// An error whose kind is that of SQLite's code (none: [`StoreFault::Failed`]).
+    fn new(message: String, sqlite: Option<rusqlite::Error>) -> Self {
+        let fault = sqlite
+            .as_ref()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .map_or(StoreFault::Failed, fault_of);
+        SqliteError {
+            message,
+            sqlite,
+            fault,
+        }
+    }
+
+    fn into_error(self) -> Error {
+        self.fault.error(Box::new(self))
+    }
+
+    /// The error for one of several callers that share it (a failed group commit).
+    fn shared(self: &Arc<Self>) -> Error {
+        self.fault.error(Box::new(Arc::clone(self)))
+    }
+}
+
+/// Which store variant of [`Error`] a SQLite result code goes into: busy and locked can
+/// succeed later, a corrupt file or one that is not a database never will, and the rest
+/// (I/O errors, a full disk, permissions, a file that cannot be opened) are [`Error::Store`].
+fn fault_of(code: ErrorCode) -> StoreFault {
+    match code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreFault::Busy,
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreFault::Damaged,
+        _ => StoreFault::Failed,
+    }
 }
 
 impl fmt::Display for SqliteError {
@@ -867,7 +914,8 @@ impl fmt::Display for SqliteError {
 
 impl std::error::Error for SqliteError {}
 
-/// The error inside [`Error::Store`] for any call on a [`SqliteStore`] (or one of its clones)
+/// The error inside [`Error::Store`] (not [`Error::StoreBusy`]: retrying on a closed handle
+/// never succeeds) for any call on a [`SqliteStore`] (or one of its clones)
 /// after [`SqliteStore::close`].
 ///
 /// ```
@@ -921,6 +969,8 @@ impl fmt::Display for StoreClosed {
 
 impl std::error::Error for StoreClosed {}
 
+/// A closed store is [`Error::Store`]: retrying on the same handle cannot help, opening the
+/// file again can.
 fn closed_error(label: &Arc<str>) -> Error {
     Error::Store(Box::new(StoreClosed {
         file: Arc::clone(label),
@@ -928,7 +978,7 @@ fn closed_error(label: &Arc<str>) -> Error {
 }
 
 fn store_error(message: String, sqlite: Option<rusqlite::Error>) -> Error {
-    Error::Store(Box::new(SqliteError { message, sqlite }))
+    SqliteError::new(message, sqlite).into_error()
 }
 
 /// What every error message names: the file and the busy timeout.
@@ -956,21 +1006,23 @@ impl Context {
             ),
             _ => format!("could not {action} in `{}`: {error}", self.label),
         };
-        SqliteError {
-            message,
-            sqlite: Some(error),
-        }
+        SqliteError::new(message, Some(error))
     }
 
     fn error(&self, action: &str, error: rusqlite::Error) -> Error {
-        Error::Store(Box::new(self.sqlite_error(action, error)))
+        self.sqlite_error(action, error).into_error()
     }
 
-    fn refuse(&self, why: String) -> Error {
-        store_error(
-            format!("cannot use `{}` as a checkpoint store: {why}", self.label),
-            None,
-        )
+    /// Refuses the file: `fault` is [`StoreFault::Damaged`] for a file that is not ours (of
+    /// another application, or a schema version we never wrote), [`StoreFault::Failed`] for
+    /// one we cannot use here (no WAL, a newer schema).
+    fn refuse(&self, fault: StoreFault, why: String) -> Error {
+        SqliteError {
+            message: format!("cannot use `{}` as a checkpoint store: {why}", self.label),
+            sqlite: None,
+            fault,
+        }
+        .into_error()
     }
 }
 
@@ -1027,10 +1079,13 @@ fn prepare_file(
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| context.error("switch to WAL mode", e))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(context.refuse(format!(
-            "SQLite could not switch it to WAL mode (it stays in `{mode}` mode); SqliteStore \
+        return Err(context.refuse(
+            StoreFault::Failed,
+            format!(
+                "SQLite could not switch it to WAL mode (it stays in `{mode}` mode); SqliteStore \
              needs a file on a local disk (use MemoryStore for an in-memory store)"
-        )));
+            ),
+        ));
     }
     // The WAL file is reused after each checkpoint; this cap truncates it back after a burst
     // (a large delete, `compact`) so that it does not keep its largest size for ever.
@@ -1111,28 +1166,38 @@ fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
         return match version {
             SCHEMA_VERSION => Ok(FileState::Ready),
             1 => Ok(FileState::Version1),
-            v if v > SCHEMA_VERSION => Err(context.refuse(format!(
-                "it uses checkpoint schema version {v}, written by a newer release of \
+            v if v > SCHEMA_VERSION => Err(context.refuse(
+                StoreFault::Failed,
+                format!(
+                    "it uses checkpoint schema version {v}, written by a newer release of \
                  graph-runtime; this release understands version {SCHEMA_VERSION} only, so \
                  upgrade graph-runtime to open it"
-            ))),
-            v => Err(context.refuse(format!(
-                "it has the unknown checkpoint schema version {v} (this release writes version \
+                ),
+            )),
+            v => Err(context.refuse(
+                StoreFault::Damaged,
+                format!(
+                    "it has the unknown checkpoint schema version {v} (this release writes version \
                  {SCHEMA_VERSION})"
-            ))),
+                ),
+            )),
         };
     }
     if application_id != 0 {
-        return Err(context.refuse(format!(
-            "it belongs to another application (SQLite application_id {application_id:#010x}, \
+        return Err(context.refuse(
+            StoreFault::Damaged,
+            format!(
+                "it belongs to another application (SQLite application_id {application_id:#010x}, \
              not graph-runtime's {APPLICATION_ID:#010x})"
-        )));
+            ),
+        ));
     }
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
         .map_err(|e| context.error("read the schema", e))?;
     if tables != 0 || version != 0 {
         return Err(context.refuse(
+            StoreFault::Damaged,
             "it is a SQLite database of another application (it has tables or a user_version \
              but no graph-runtime mark); give SqliteStore a file of its own"
                 .to_owned(),
@@ -1190,7 +1255,7 @@ impl Command {
     }
 
     fn fail(self, error: &Arc<SqliteError>) {
-        self.fail_with(|| Error::Store(Box::new(Arc::clone(error))));
+        self.fail_with(|| error.shared());
     }
 
     fn fail_with(self, error: impl Fn() -> Error) {
@@ -1261,7 +1326,7 @@ impl Executed {
         fn answer<T>(reply: Reply<T>, result: Result<T>, commit: &Result<(), Arc<SqliteError>>) {
             let result = match commit {
                 Ok(()) => result,
-                Err(error) => Err(Error::Store(Box::new(Arc::clone(error)))),
+                Err(error) => Err(error.shared()),
             };
             // A caller that went away does not need its answer.
             let _ = reply.send(result);
@@ -1407,13 +1472,15 @@ impl Writer {
             })
             .map_err(|e| self.context.error(action, e))?;
         if busy != 0 {
-            return Err(store_error(
-                format!(
+            return Err(SqliteError {
+                message: format!(
                     "could not {action} in `{}`: another connection or process kept reading or                      writing the file for longer than the busy timeout, so the WAL could not be                      copied into it in full; the `-wal` file still holds committed checkpoints                      and must stay next to the database",
                     self.context.label
                 ),
-                None,
-            ));
+                sqlite: None,
+                fault: StoreFault::Busy,
+            }
+            .into_error());
         }
         Ok(())
     }
@@ -1486,6 +1553,7 @@ impl Writer {
                     error.message
                 ),
                 sqlite: error.sqlite,
+                fault: error.fault,
             })),
         };
         if let Err(error) = &commit {
@@ -1518,6 +1586,7 @@ impl Writer {
                     self.context.label
                 ),
                 sqlite: None,
+                fault: StoreFault::Failed,
             });
         }
         Ok(())
@@ -1578,7 +1647,12 @@ impl Writer {
     ) -> (Result<T>, Option<SqliteError>) {
         if let Err(error) = self.exec("SAVEPOINT command") {
             let error = self.context.sqlite_error("open a savepoint", error);
-            return (Err(store_error(error.message.clone(), None)), Some(error));
+            let result = SqliteError {
+                message: error.message.clone(),
+                sqlite: None,
+                fault: error.fault,
+            };
+            return (Err(result.into_error()), Some(error));
         }
         let result = command(self);
         let end = match &result {
@@ -1586,11 +1660,13 @@ impl Writer {
             // Some SQLite errors (I/O, full disk) roll back the whole transaction by themselves.
             Err(error) if self.conn.is_autocommit() => {
                 let message = format!("SQLite rolled back the transaction after: {error}");
+                let fault = error.store_fault().unwrap_or(StoreFault::Failed);
                 return (
                     result,
                     Some(SqliteError {
                         message,
                         sqlite: None,
+                        fault,
                     }),
                 );
             }
@@ -1953,6 +2029,24 @@ mod tests {
         let conn = open_connection(&path, &context).unwrap();
         let file = prepare_file(&conn, &context, Synchronous::Full).unwrap();
         Writer::new(conn, context, file)
+    }
+
+    /// The SQLite result codes that pick a store variant of `Error`; the rest is `Store`.
+    #[test]
+    fn sqlite_codes_map_to_store_kinds() {
+        for (code, fault) in [
+            (ErrorCode::DatabaseBusy, StoreFault::Busy),
+            (ErrorCode::DatabaseLocked, StoreFault::Busy),
+            (ErrorCode::DatabaseCorrupt, StoreFault::Damaged),
+            (ErrorCode::NotADatabase, StoreFault::Damaged),
+            (ErrorCode::SystemIoFailure, StoreFault::Failed),
+            (ErrorCode::DiskFull, StoreFault::Failed),
+            (ErrorCode::CannotOpen, StoreFault::Failed),
+            (ErrorCode::PermissionDenied, StoreFault::Failed),
+            (ErrorCode::ReadOnly, StoreFault::Failed),
+        ] {
+            assert_eq!(fault_of(code), fault, "{code:?}");
+        }
     }
 
     /// One batch holding two appends to the same session, a duplicate that must conflict, and

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -21,6 +22,7 @@ pub use self::options::PostgresOptions;
 use self::sql::Sql;
 use self::writer::{Outcome, Request};
 use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
+use crate::error::StoreFault;
 use crate::{Error, Result, Status};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
@@ -29,7 +31,13 @@ use crate::{Error, Result, Status};
 /// Clones share one connection pool and one append batcher. Several stores (in one process
 /// or many) may use the same database: every append is a compare-and-swap in one statement.
 /// Connecting creates the tables on a new database and checks their version on an existing
-/// one; a database set up by a newer release is refused with [`Error::Store`].
+/// one; a database set up by a newer release is refused with [`Error::Store`], tables of a
+/// schema version no release wrote with [`Error::StoreDamaged`].
+///
+/// A transaction the server gives up on so that another can go on (a serialization failure,
+/// a deadlock, `lock_timeout`, `statement_timeout`) fails with [`Error::StoreBusy`]: retrying
+/// later can succeed. Damaged data or indexes (SQLSTATE `XX001`, `XX002`) fail with
+/// [`Error::StoreDamaged`]; a lost or refused connection with [`Error::Store`].
 ///
 /// TLS is not built in (it would pull in a TLS stack for everyone): connect over a unix
 /// socket, a private network, or a local TLS-terminating proxy.
@@ -143,8 +151,9 @@ impl PostgresStore {
     /// unix socket) or as a `postgresql://` URL, and creates or checks the store's tables.
     ///
     /// Fails with [`Error::Store`] if `conninfo` cannot be parsed, the server cannot be
-    /// reached within the connect timeout, refuses the login, or holds tables of another
-    /// schema version.
+    /// reached within the connect timeout, refuses the login, or holds tables of a newer
+    /// schema version; with [`Error::StoreDamaged`] if it holds tables of a schema version no
+    /// release wrote.
     ///
     /// ```no_run
     /// use graph_runtime::PostgresStore;
@@ -427,7 +436,8 @@ impl Store for PostgresStore {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/// The error inside [`Error::Store`] for everything PostgreSQL (or the way to it) reports.
+/// The error inside [`Error::Store`], [`Error::StoreBusy`] or [`Error::StoreDamaged`] for
+/// everything PostgreSQL (or the way to it) reports.
 ///
 /// Its message says what failed, where, and what the server said; the driver's error is its
 /// `source`.
@@ -449,20 +459,48 @@ impl std::error::Error for PostgresError {
     }
 }
 
+/// The store error around `message`, of the kind the server's SQLSTATE says (see
+/// [`fault_of`]); errors with no SQLSTATE (the connection failed or closed, a timeout, a
+/// bad connection string) are [`Error::Store`].
 fn store_error(message: String, source: Option<tokio_postgres::Error>) -> Error {
-    Error::Store(Box::new(PostgresError { message, source }))
+    let fault = source
+        .as_ref()
+        .and_then(tokio_postgres::Error::code)
+        .map_or(StoreFault::Failed, fault_of);
+    fault.error(Box::new(PostgresError { message, source }))
 }
 
-/// One error for many callers (a failed batch): each gets an `Error::Store` sharing it.
+/// Which store variant of [`Error`] a SQLSTATE goes into: a transaction the server gave up
+/// on so that another could go on (or that ran past `lock_timeout` or `statement_timeout`)
+/// can succeed later; damaged data or indexes never will; the rest is [`Error::Store`].
+fn fault_of(code: &SqlState) -> StoreFault {
+    if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::QUERY_CANCELED
+    {
+        StoreFault::Busy
+    } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+        StoreFault::Damaged
+    } else {
+        StoreFault::Failed
+    }
+}
+
+/// One error for many callers (a failed batch): each gets an error of the same kind sharing
+/// it.
 fn share(error: Error) -> impl Fn() -> Error {
+    let fault = error.store_fault().unwrap_or(StoreFault::Failed);
     let shared: Arc<dyn std::error::Error + Send + Sync> = match error {
-        Error::Store(inner) => Arc::from(inner),
+        Error::Store(inner) | Error::StoreBusy(inner) | Error::StoreDamaged(inner) => {
+            Arc::from(inner)
+        }
         other => Arc::new(PostgresError {
             message: other.to_string(),
             source: None,
         }),
     };
-    move || Error::Store(Box::new(Arc::clone(&shared)))
+    move || fault.error(Box::new(Arc::clone(&shared)))
 }
 
 /// What every error message names: the server and the connect timeout.
@@ -542,6 +580,17 @@ impl Context {
             ),
             None,
         )
+    }
+
+    /// Refuses tables that are not the store's own as it wrote them: [`Error::StoreDamaged`].
+    fn refuse_damaged(&self, why: String) -> Error {
+        StoreFault::Damaged.error(Box::new(PostgresError {
+            message: format!(
+                "cannot use PostgreSQL `{}` as a checkpoint store: {why}",
+                self.label
+            ),
+            source: None,
+        }))
     }
 }
 
@@ -652,4 +701,47 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 ) -> Result<T> {
     row.try_get(index)
         .map_err(|e| corrupt(session, seq, format!("bad `{name}` column: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SQLSTATE the store maps, and a few it leaves to `Error::Store`.
+    #[test]
+    fn sqlstates_map_to_store_kinds() {
+        for (code, fault) in [
+            ("40001", StoreFault::Busy),    // serialization_failure
+            ("40P01", StoreFault::Busy),    // deadlock_detected
+            ("55P03", StoreFault::Busy),    // lock_not_available (lock_timeout)
+            ("57014", StoreFault::Busy),    // query_canceled (statement_timeout)
+            ("XX001", StoreFault::Damaged), // data_corrupted
+            ("XX002", StoreFault::Damaged), // index_corrupted
+            ("08006", StoreFault::Failed),  // connection_failure
+            ("57P01", StoreFault::Failed),  // admin_shutdown
+            ("53100", StoreFault::Failed),  // disk_full
+            ("42P01", StoreFault::Failed),  // undefined_table
+            ("23505", StoreFault::Failed),  // unique_violation
+        ] {
+            assert_eq!(fault_of(&SqlState::from_code(code)), fault, "{code}");
+        }
+    }
+
+    /// An error shared by a failed batch keeps its kind for every caller.
+    #[test]
+    fn a_shared_error_keeps_its_kind() {
+        let busy = StoreFault::Busy.error(Box::new(PostgresError {
+            message: "could not append: lock timeout".to_owned(),
+            source: None,
+        }));
+        let shared = share(busy);
+        for _ in 0..2 {
+            let e = shared();
+            assert!(matches!(e, Error::StoreBusy(_)), "{e:?}");
+            let source = e.store_source().unwrap().to_string();
+            assert_eq!(source, "could not append: lock timeout");
+        }
+        let other = share(Error::SessionNotFound("s".to_owned()))();
+        assert!(matches!(other, Error::Store(_)), "{other:?}");
+    }
 }

@@ -87,11 +87,11 @@ pub(super) async fn prepare(
              release of graph-runtime; this release reads version {SCHEMA_VERSION}: upgrade \
              graph-runtime"
         ))),
-        Some(older) => Err(context.refuse(format!(
+        Some(older) => Err(context.refuse_damaged(format!(
             "schema `{schema_name}` has store schema version {older}, which this release \
              (schema version {SCHEMA_VERSION}) cannot migrate"
         ))),
-        None => Err(context.refuse(format!(
+        None => Err(context.refuse_damaged(format!(
             "schema `{schema_name}` has an empty `graph_runtime_meta` table (no schema version)"
         ))),
     }
