@@ -742,6 +742,9 @@ mod cases {
 // PostgreSQL: a database of its own per test, on one throwaway server per test binary
 // (tests/support/postgres.rs; what only PostgreSQL can be asked is in tests/postgres.rs)
 
+#[path = "support/sqlite_v1.rs"]
+mod sqlite_v1;
+
 #[path = "support/postgres.rs"]
 mod postgres_support;
 
@@ -942,25 +945,7 @@ mod sqlite_file {
     /// A file as release 1 wrote it: schema version 1, no `depends_on` column, no auto-vacuum.
     fn version_1_file(path: &Path, sessions: &[&str], checkpoints: i64) {
         let conn = raw(path);
-        conn.execute_batch(
-            "PRAGMA page_size = 8192;
-             PRAGMA journal_mode = WAL;
-             CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-             CREATE TABLE checkpoints (
-                 id INTEGER PRIMARY KEY,
-                 session_id INTEGER NOT NULL,
-                 seq INTEGER NOT NULL,
-                 node TEXT NOT NULL,
-                 status INTEGER NOT NULL,
-                 wait_node TEXT,
-                 created_at_us INTEGER NOT NULL,
-                 bytes BLOB NOT NULL
-             );
-             CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
-             PRAGMA application_id = 1196573520;
-             PRAGMA user_version = 1;",
-        )
-        .unwrap();
+        conn.execute_batch(sqlite_v1::SCHEMA).unwrap();
         for session in sessions {
             conn.execute("INSERT INTO sessions (name) VALUES (?1)", [session])
                 .unwrap();

@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+
+#[path = "support/sqlite_v1.rs"]
+mod sqlite_v1;
 use std::time::{Duration, UNIX_EPOCH};
 
 use graph_runtime::store::{Append, Checkpoint, Store, StoreClosed};
@@ -304,25 +307,7 @@ async fn pruning_gives_space_back() {
 /// A file as release 1 wrote it: schema version 1, no `depends_on`, no auto-vacuum.
 fn version_1_file(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(
-        "PRAGMA page_size = 8192;
-         PRAGMA journal_mode = WAL;
-         CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-         CREATE TABLE checkpoints (
-             id INTEGER PRIMARY KEY,
-             session_id INTEGER NOT NULL,
-             seq INTEGER NOT NULL,
-             node TEXT NOT NULL,
-             status INTEGER NOT NULL,
-             wait_node TEXT,
-             created_at_us INTEGER NOT NULL,
-             bytes BLOB NOT NULL
-         );
-         CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
-         PRAGMA application_id = 1196573520;
-         PRAGMA user_version = 1;",
-    )
-    .unwrap();
+    conn.execute_batch(sqlite_v1::SCHEMA).unwrap();
 }
 
 #[tokio::test]
