@@ -130,13 +130,13 @@ fn generated_items_describe_the_graph() {
         checkout::GRAPH_HASH
     );
     assert_eq!(checkout::Workflow::NAME, "checkout");
-    let charge = checkout::Workflow::spec(checkout::Workflow::cursor_of("charge").unwrap());
+    let charge = checkout::Workflow::node("charge").unwrap();
     assert_eq!(
         (charge.retry, charge.timeout_ms, charge.interrupt),
         (3, Some(5_000), false)
     );
-    assert!(checkout::Workflow::spec(checkout::Workflow::cursor_of("review").unwrap()).interrupt);
-    assert!(checkout::Workflow::cursor_of("nope").is_none());
+    assert!(checkout::Workflow::node("review").unwrap().interrupt);
+    assert!(checkout::Workflow::node("nope").is_none());
 }
 
 #[tokio::test]

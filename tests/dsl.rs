@@ -483,6 +483,7 @@ fn next_enums_list_the_successors() {
 
 #[test]
 fn input_enum_has_one_variant_per_interrupt_node() {
+    use graph_runtime::__private::Execute as _;
     let input = checkout::Input::Review(Approval::Reject {
         reason: "too big".into(),
     });
@@ -497,6 +498,7 @@ fn input_enum_has_one_variant_per_interrupt_node() {
 
 #[test]
 fn specs_carry_the_node_keys() {
+    use graph_runtime::__private::Execute as _;
     let spec =
         |name: &str| checkout::Workflow::spec(checkout::Workflow::cursor_of(name).expect(name));
     assert!(spec("review").interrupt);
@@ -609,6 +611,7 @@ async fn node_errors_reach_the_caller() {
 #[test]
 fn error_edges_are_in_the_generated_items() {
     use error_edge::checkout::{self as with_errors, Workflow as W};
+    use graph_runtime::__private::Execute as _;
     let cursor = |name: &str| W::cursor_of(name).expect(name);
     assert_eq!(W::error_route(cursor("charge")), Some(cursor("cancel")));
     assert_eq!(W::error_route(cursor("validate")), Some(cursor("cancel")));
@@ -842,11 +845,11 @@ fn renamed_nodes_accept_the_older_graph() {
         ]
     );
     // A checkpoint at `ship` resumes at `deliver`.
-    let deliver = <Renamed as W>::cursor_of("deliver").expect("deliver");
-    assert_eq!(<Renamed as W>::cursor_of("ship"), Some(deliver));
-    assert_eq!(<Renamed as W>::spec(deliver).renamed_from, &["ship"]);
-    assert_eq!(<Renamed as W>::spec(deliver).name, "deliver");
-    assert!(<Renamed as W>::cursor_of("review").is_some());
+    let deliver = <Renamed as W>::node("deliver").expect("deliver");
+    assert_eq!(<Renamed as W>::node("ship"), Some(deliver));
+    assert_eq!(deliver.renamed_from, &["ship"]);
+    assert_eq!(deliver.name, "deliver");
+    assert!(<Renamed as W>::node("review").is_some());
     assert_eq!(<Renamed as W>::NODES.len(), 5);
 }
 
@@ -854,7 +857,7 @@ fn renamed_nodes_accept_the_older_graph() {
 fn checkpoint_overrides_are_in_the_specs() {
     use graph_runtime::Workflow as W;
     type Renamed = renamed_from_ship::checkout::Workflow;
-    let spec = |name: &str| <Renamed as W>::spec(<Renamed as W>::cursor_of(name).expect(name));
+    let spec = |name: &str| <Renamed as W>::node(name).expect(name);
     assert_eq!(
         spec("charge").checkpoint,
         graph_runtime::NodeCheckpoint::Always
@@ -916,6 +919,7 @@ mod migrations {
 
 #[test]
 fn migrations_decode_and_convert_older_states() {
+    use graph_runtime::__private::Execute as _;
     use graph_runtime::Workflow as W;
     use migrations::{OrderV1, OrderV2};
     type Migrating = migrations::checkout::Workflow;
@@ -934,9 +938,12 @@ fn migrations_decode_and_convert_older_states() {
 
     // A `u8` and a `bool` are one byte each in the checkpoint codec; a trailing byte is
     // left for the caller (the envelope's next field).
-    let (order, used) = <Migrating as W>::migrate_state(v2, &[42, 1, 0xff])
-        .expect("a listed schema")
-        .expect("decodes");
+    let (order, used) = <Migrating as graph_runtime::__private::Execute<Migrating>>::migrate_state(
+        v2,
+        &[42, 1, 0xff],
+    )
+    .expect("a listed schema")
+    .expect("decodes");
     assert_eq!(used, 2);
     assert_eq!(
         order,
@@ -946,15 +953,22 @@ fn migrations_decode_and_convert_older_states() {
             charge_id: None
         }
     );
-    let (order, used) = <Migrating as W>::migrate_state(v1, &[7])
-        .expect("a listed schema")
-        .expect("decodes");
+    let (order, used) =
+        <Migrating as graph_runtime::__private::Execute<Migrating>>::migrate_state(v1, &[7])
+            .expect("a listed schema")
+            .expect("decodes");
     assert_eq!((order.total_cents, order.approved, used), (7, false, 1));
     // Too short: a decoding error, not a panic.
     assert!(matches!(
-        <Migrating as W>::migrate_state(v2, &[42]),
+        <Migrating as graph_runtime::__private::Execute<Migrating>>::migrate_state(v2, &[42]),
         Some(Err(_))
     ));
     // Not listed: `None`, so the runner reports a schema mismatch.
-    assert!(<Migrating as W>::migrate_state(<Order as StateSchema>::SCHEMA, &[0]).is_none());
+    assert!(
+        <Migrating as graph_runtime::__private::Execute<Migrating>>::migrate_state(
+            <Order as StateSchema>::SCHEMA,
+            &[0]
+        )
+        .is_none()
+    );
 }

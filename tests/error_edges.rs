@@ -10,8 +10,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use graph_runtime::__private::Execute as _;
 use graph_runtime::prelude::*;
-use graph_runtime::{Error, Retryable, Status, Workflow as _};
+use graph_runtime::{Error, Retryable, Status};
 use serde::{Deserialize, Serialize};
 
 const SLOTS: usize = 16;

@@ -483,20 +483,29 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         pub struct Workflow;
 
         #allow
+        impl #rt::Sealed for Workflow {}
+
+        #allow
         impl #rt::Workflow for Workflow {
             type State = #state;
             type Input = Input;
-            type Cursor = __GraphCursor;
+            type Exec = Workflow;
 
             const NAME: &'static str = #name;
             const GRAPH_HASH: u64 = GRAPH_HASH;
             const NODES: &'static [&'static str] = NODES;
             const MERMAID: &'static str = MERMAID;
-            const ENTRY: __GraphCursor = __GraphCursor::#entry;
             const STATE_SCHEMA: u64 = STATE_SCHEMA;
             const INPUT_SCHEMA: u64 = #input_schema;
             const MIGRATES_FROM: &'static [u64] = &__GRAPH_MIGRATES_FROM;
             const ACCEPTED_GRAPHS: &'static [u64] = &[#(#accepted_graphs),*];
+        }
+
+        #allow
+        impl #rt::Execute<Workflow> for Workflow {
+            type Cursor = __GraphCursor;
+
+            const ENTRY: __GraphCursor = __GraphCursor::#entry;
 
             #migrate_state
 
@@ -523,7 +532,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             #runs_freely
 
             fn step<'a>(
-                &'a self,
+                _: &'a Workflow,
                 #cursor_ident: __GraphCursor,
                 #state_ident: &'a mut #state,
                 #ctx_ident: &'a #rt::NodeCtx,
@@ -537,7 +546,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
             }
 
             fn run<'a>(
-                &'a self,
+                _: &'a Workflow,
                 #cursor_ident: __GraphCursor,
                 #state_ident: &'a mut #state,
                 #ctx_mut_ident: &'a mut #rt::NodeCtx,

@@ -177,14 +177,22 @@ fn workflow_stand_in(args: &WorkflowArgs, rt: &TokenStream, allow: &TokenStream)
         pub enum __GraphCursor { __Fallback }
 
         #allow
+        impl #rt::Sealed for Workflow {}
+
+        #allow
         impl #rt::Workflow for Workflow {
             type State = #state;
             type Input = Input;
-            type Cursor = __GraphCursor;
+            type Exec = Workflow;
             const NAME: &'static str = "";
             const GRAPH_HASH: u64 = 0;
             const NODES: &'static [&'static str] = &[];
             const MERMAID: &'static str = "";
+        }
+
+        #allow
+        impl #rt::Execute<Workflow> for Workflow {
+            type Cursor = __GraphCursor;
             const ENTRY: __GraphCursor = __GraphCursor::__Fallback;
             fn spec(_: __GraphCursor) -> &'static #rt::NodeSpec {
                 const SPEC: #rt::NodeSpec = #rt::NodeSpec::new("");
@@ -197,7 +205,7 @@ fn workflow_stand_in(args: &WorkflowArgs, rt: &TokenStream, allow: &TokenStream)
                 __GraphCursor::__Fallback
             }
             fn step<'a>(
-                &'a self,
+                _: &'a Workflow,
                 _: __GraphCursor,
                 _: &'a mut #state,
                 _: &'a #rt::NodeCtx,

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::__private::Transition;
 use crate::{
     CancellationToken, Error, Event, MemoryStore, NodeCtx, NodeSpec, Outcome, Runner, TimedOut,
-    Transition, Workflow,
+    Workflow,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, crate::StateSchema)]
@@ -54,16 +55,22 @@ static WORK: NodeSpec = NodeSpec::new("work")
 static DONE: NodeSpec = NodeSpec::new("done");
 static FALLBACK: NodeSpec = NodeSpec::new("fallback");
 
+impl crate::__private::Sealed for Flaky {}
+
 impl Workflow for Flaky {
     type State = Job;
     type Input = ();
-    type Cursor = Cursor;
     const NAME: &'static str = "flaky";
     const GRAPH_HASH: u64 = 7;
     const NODES: &'static [&'static str] = &["work", "done", "fallback"];
     const MERMAID: &'static str = "";
-    const ENTRY: Cursor = Cursor::Work;
 
+    type Exec = Flaky;
+}
+
+impl crate::__private::Execute<Flaky> for Flaky {
+    type Cursor = Cursor;
+    const ENTRY: Cursor = Cursor::Work;
     fn spec(cursor: Cursor) -> &'static NodeSpec {
         match cursor {
             Cursor::Work => &WORK,
@@ -71,24 +78,20 @@ impl Workflow for Flaky {
             Cursor::Fallback => &FALLBACK,
         }
     }
-
     fn cursor_of(name: &str) -> Option<Cursor> {
-        Self::NODES
+        <Flaky as Workflow>::NODES
             .iter()
             .position(|n| *n == name)
             .map(|i| [Cursor::Work, Cursor::Done, Cursor::Fallback][i])
     }
-
     fn input_node(_: &()) -> Cursor {
         Cursor::Work
     }
-
     fn error_route(cursor: Cursor) -> Option<Cursor> {
         (cursor == Cursor::Work).then_some(Cursor::Fallback)
     }
-
     fn step<'a>(
-        &'a self,
+        workflow: &'a Flaky,
         cursor: Cursor,
         state: &'a mut Job,
         ctx: &'a NodeCtx,
@@ -97,17 +100,17 @@ impl Workflow for Flaky {
         async move {
             match cursor {
                 Cursor::Work => {
-                    let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                    let n = workflow.attempts.fetch_add(1, Ordering::SeqCst) + 1;
                     // A partial change that must vanish if this attempt fails.
                     state.log.push(format!("work attempt {}", ctx.attempt()));
                     ctx.emit(n);
-                    if self.panic {
+                    if workflow.panic {
                         panic!("node exploded");
                     }
                     tokio::time::sleep(Duration::from_millis(state.sleep_ms)).await;
-                    if n <= self.failures {
+                    if n <= workflow.failures {
                         let e = Box::new(Refused("refused"));
-                        return if self.permanent {
+                        return if workflow.permanent {
                             Transition::FailedPermanently(e)
                         } else {
                             Transition::Failed(e)
@@ -391,14 +394,21 @@ mod error_edge_to_an_interrupt {
     static WORK: NodeSpec = NodeSpec::new("work");
     static ASK: NodeSpec = NodeSpec::new("ask").interrupt();
 
+    impl crate::__private::Sealed for Escalating {}
+
     impl Workflow for Escalating {
         type State = Job;
         type Input = String;
-        type Cursor = C;
         const NAME: &'static str = "escalating";
         const GRAPH_HASH: u64 = 8;
         const NODES: &'static [&'static str] = &["work", "ask"];
         const MERMAID: &'static str = "";
+
+        type Exec = Escalating;
+    }
+
+    impl crate::__private::Execute<Escalating> for Escalating {
+        type Cursor = C;
         const ENTRY: C = C::Work;
         fn spec(cursor: C) -> &'static NodeSpec {
             match cursor {
@@ -420,7 +430,7 @@ mod error_edge_to_an_interrupt {
             (cursor == C::Work).then_some(C::Ask)
         }
         fn step<'a>(
-            &'a self,
+            _: &'a Escalating,
             cursor: C,
             state: &'a mut Job,
             ctx: &'a NodeCtx,

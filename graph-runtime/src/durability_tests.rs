@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::__private::{Execute, Transition};
 use crate::checkpoint::{self, Header, Phase};
 use crate::store::{Append, Checkpoint, Store};
 use crate::{
     CheckpointPolicy, Error, MemoryStore, NodeCheckpoint, NodeCtx, NodeSpec, Outcome, Retention,
-    Runner, Status, Transition, Workflow,
+    Runner, Status, Workflow,
 };
 
 /// The first version of the state: a counter.
@@ -107,6 +108,11 @@ trait Release {
     const MIGRATES: &'static [u64];
 }
 
+impl<T: Counter, const H: u64, const S: u64, const I: u64, const R: bool> crate::__private::Sealed
+    for Flow<T, H, S, I, R>
+{
+}
+
 impl<T: Counter, const H: u64, const S: u64, const I: u64, const R: bool> Workflow
     for Flow<T, H, S, I, R>
 where
@@ -114,7 +120,7 @@ where
 {
     type State = T;
     type Input = Input;
-    type Cursor = Cursor;
+    type Exec = Self;
     const NAME: &'static str = "flow";
     const GRAPH_HASH: u64 = H;
     const NODES: &'static [&'static str] = if R {
@@ -123,11 +129,19 @@ where
         &["bump", "review"]
     };
     const MERMAID: &'static str = "";
-    const ENTRY: Cursor = Cursor::Bump;
     const STATE_SCHEMA: u64 = S;
     const INPUT_SCHEMA: u64 = I;
     const MIGRATES_FROM: &'static [u64] = <Self as Release>::MIGRATES;
     const ACCEPTED_GRAPHS: &'static [u64] = <Self as Release>::ACCEPTED;
+}
+
+impl<T: Counter, const H: u64, const S: u64, const I: u64, const R: bool> Execute<Self>
+    for Flow<T, H, S, I, R>
+where
+    Self: Release,
+{
+    type Cursor = Cursor;
+    const ENTRY: Cursor = Cursor::Bump;
 
     fn migrate_state(
         schema: u64,
@@ -168,7 +182,7 @@ where
     }
 
     fn step<'a>(
-        &'a self,
+        _: &'a Self,
         cursor: Cursor,
         state: &'a mut T,
         _ctx: &'a NodeCtx,
@@ -528,24 +542,29 @@ enum AgentCursor {
 const TALK: NodeSpec = NodeSpec::new("talk");
 const THINK_ALWAYS: NodeSpec = NodeSpec::new("think").checkpoint(NodeCheckpoint::Always);
 
+impl crate::__private::Sealed for Agent {}
+
 impl Workflow for Agent {
     type State = Transcript;
     type Input = NoInput;
-    type Cursor = AgentCursor;
     const NAME: &'static str = "agent";
     const GRAPH_HASH: u64 = 0xa9e;
     const NODES: &'static [&'static str] = &["talk", "think"];
     const MERMAID: &'static str = "";
-    const ENTRY: AgentCursor = AgentCursor::Talk;
     const STATE_SCHEMA: u64 = 0x7a;
 
+    type Exec = Agent;
+}
+
+impl crate::__private::Execute<Agent> for Agent {
+    type Cursor = AgentCursor;
+    const ENTRY: AgentCursor = AgentCursor::Talk;
     fn spec(cursor: AgentCursor) -> &'static NodeSpec {
         match cursor {
             AgentCursor::Talk => &TALK,
             AgentCursor::Think => &THINK_ALWAYS,
         }
     }
-
     fn cursor_of(name: &str) -> Option<AgentCursor> {
         match name {
             "talk" => Some(AgentCursor::Talk),
@@ -553,13 +572,11 @@ impl Workflow for Agent {
             _ => None,
         }
     }
-
     fn input_node(input: &NoInput) -> AgentCursor {
         match *input {}
     }
-
     fn step<'a>(
-        &'a self,
+        _: &'a Agent,
         cursor: AgentCursor,
         state: &'a mut Transcript,
         _ctx: &'a NodeCtx,

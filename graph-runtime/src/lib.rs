@@ -132,6 +132,7 @@ mod checkpoint;
 mod ctx;
 mod error;
 mod events;
+mod execute;
 mod runner;
 pub mod schema;
 mod session_id;
@@ -172,9 +173,7 @@ pub use crate::store::MemoryStore;
 pub use crate::store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
-pub use crate::workflow::{
-    NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
-};
+pub use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Retryable, Workflow};
 /// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
 pub use tokio_util::sync::CancellationToken;
 

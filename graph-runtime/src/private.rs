@@ -5,10 +5,16 @@ pub use serde;
 
 pub use crate::checkpoint::{DecodeError, decode_prefix};
 pub use crate::ctx::NodeCtx;
-pub use crate::schema::{Fingerprint, Recursive, StateSchema};
-pub use crate::workflow::{
-    NodeCheckpoint, NodeError, NodeSpec, Retryable, Run, Transition, Workflow,
+pub use crate::execute::{
+    BranchResult, Execute, Outputs, Region, RegionKind, Run, Slot, Transition,
+    decode as decode_item, encode as encode_output,
 };
+pub use crate::schema::{Fingerprint, Recursive, StateSchema};
+pub use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Retryable, Workflow};
+
+/// Seals [`Workflow`]: only `#[workflow]` implements it (with this and
+/// [`Execute`] beside it).
+pub trait Sealed {}
 
 /// The error types a node may return: every type that converts into [`NodeError`], that is
 /// every `E: std::error::Error + Send + Sync + 'static`, `anyhow::Error`, `NodeError` itself,

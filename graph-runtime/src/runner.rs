@@ -12,10 +12,14 @@ use crate::checkpoint::{self, DeltaOf, Envelope, Header, Phase, delta};
 use crate::ctx::Failure;
 use crate::error::report;
 use crate::events::{Event, EventSink, RunHandle};
+use crate::execute::{Execute, Transition};
 use crate::session_id;
 use crate::store::{Append, Checkpoint, Store};
 use crate::workflow::NodeCheckpoint;
-use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Transition, Workflow};
+use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Workflow};
+
+/// The generated cursor type of a workflow.
+type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
 
 /// The node name stored as the cursor of a completed session.
 const END: &str = "END";
@@ -396,7 +400,7 @@ struct Position<W: Workflow> {
     seq: u64,
     /// The sequence number of the newest checkpoint in the store.
     stored: u64,
-    cursor: W::Cursor,
+    cursor: Cursor<W>,
     state: W::State,
     input: Option<W::Input>,
     /// Set while the cursor is the target of an error edge.
@@ -598,8 +602,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: Control,
     ) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
-        let cursor = W::ENTRY;
-        let spec = W::spec(cursor);
+        let cursor = W::Exec::ENTRY;
+        let spec = W::Exec::spec(cursor);
         let phase = if spec.interrupt {
             Phase::Waiting
         } else {
@@ -655,8 +659,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         match loaded.phase {
             // Waiting at a node that is still an interrupt node: nothing to run without input.
             // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
-            Phase::Waiting if W::spec(cursor).interrupt => Ok(Outcome::Interrupted {
-                node: W::spec(cursor).name,
+            Phase::Waiting if W::Exec::spec(cursor).interrupt => Ok(Outcome::Interrupted {
+                node: W::Exec::spec(cursor).name,
                 state: loaded.state,
             }),
             _ => {
@@ -693,10 +697,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: Control,
     ) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
-        let target = W::input_node(&input);
-        let target_name = W::spec(target).name;
+        let target = W::Exec::input_node(&input);
+        let target_name = W::Exec::spec(target).name;
         let mut loaded = self.load_latest(session).await?;
-        if loaded.phase != Phase::Waiting || W::cursor_of(&loaded.node) != Some(target) {
+        if loaded.phase != Phase::Waiting || W::Exec::cursor_of(&loaded.node) != Some(target) {
             let actual = match loaded.phase {
                 Phase::Waiting => format!("it waits at `{}`", loaded.node),
                 Phase::Running => format!("it is running at `{}`", loaded.node),
@@ -765,8 +769,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // `decode` already maps a renamed node to its current name; a node this graph does
         // not have cannot be named by a `&'static str`.
         let waiting = match loaded.phase {
-            Phase::Waiting => W::cursor_of(&loaded.node)
-                .map(|cursor| W::spec(cursor).name)
+            Phase::Waiting => W::Exec::cursor_of(&loaded.node)
+                .map(|cursor| W::Exec::spec(cursor).name)
                 .into_iter()
                 .collect(),
             Phase::Running | Phase::Completed => Vec::new(),
@@ -938,7 +942,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let mut steps: u64 = 0;
         loop {
             let cursor = at.cursor;
-            let spec = W::spec(cursor);
+            let spec = W::Exec::spec(cursor);
             if spec.interrupt && at.input.is_none() {
                 // Only reachable when a session was resumed at an interrupt node that had not
                 // been marked waiting (a forked or force-resumed checkpoint): mark it now.
@@ -961,7 +965,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             let mut spec = spec;
             let mut seq = seq;
-            let mut error_route = W::error_route(cursor);
+            let mut error_route = W::Exec::error_route(cursor);
             let guarded = spec.retry > 0 || spec.timeout_ms.is_some() || error_route.is_some();
             // Only the adaptive policy reads the clock.
             let started =
@@ -979,13 +983,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 };
                 let budget = due_in.min(config.max_steps - (steps - 1));
                 let input = at.input.take();
-                let run = workflow
-                    .run(cursor, &mut at.state, &mut ctx, input, budget)
-                    .await;
+                let run =
+                    W::Exec::run(workflow, cursor, &mut at.state, &mut ctx, input, budget).await;
                 steps += run.steps - 1;
                 seq += run.steps - 1;
                 if run.steps > 1 {
-                    spec = W::spec(run.last);
+                    spec = W::Exec::spec(run.last);
                     error_route = None;
                 }
                 run.transition
@@ -1000,6 +1003,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             let next = match transition {
                 Transition::Next(next) => next,
+                // Replaced by the frontier scheduler (issue 8, in progress).
+                Transition::Map { .. } => {
+                    return Err(Error::Node {
+                        node: spec.name,
+                        source: "maps are not scheduled yet".into(),
+                    });
+                }
                 Transition::End => {
                     let done = self.encode_at(&mut at, seq, Phase::Completed, END, false)?;
                     self.append(&at.session, Some(at.stored), done, control)
@@ -1027,7 +1037,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
             };
             at.cursor = next;
-            let next_spec = W::spec(next);
+            let next_spec = W::Exec::spec(next);
             if next_spec.interrupt {
                 return self.wait_here(at, next_spec.name, control).await;
             }
@@ -1070,7 +1080,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         at: &mut Position<W>,
         ctx: &mut NodeCtx,
         control: &Control,
-    ) -> Result<Transition<W::Cursor>> {
+    ) -> Result<Transition<Cursor<W>>> {
         let workflow = &self.shared.workflow;
         let cursor = at.cursor;
         let attempts = spec.retry.saturating_add(1);
@@ -1093,7 +1103,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 attempt,
             });
             let started = control.events.is_some().then(Instant::now);
-            let step = workflow.step(cursor, &mut at.state, ctx, at.input.take());
+            let step = W::Exec::step(workflow, cursor, &mut at.state, ctx, at.input.take());
             let span = if control.spans {
                 tracing::debug_span!(target: "graph_runtime::step", "step", node = spec.name, seq = ctx.seq(), attempt)
             } else {
@@ -1367,7 +1377,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             checkpoint::decode_prefix::<W::State>(body)
                 .map_err(|e| corrupt(format!("state does not decode: {e}")))?
         } else {
-            match W::migrate_state(stored_schema, body) {
+            match W::Exec::migrate_state(stored_schema, body) {
                 Some(migrated) => migrated.map_err(|e| {
                     corrupt(format!("state of an older schema does not decode: {e}"))
                 })?,
@@ -1395,8 +1405,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let (input, failure) = checkpoint::decode_tail(session, seq, &body[read..])?;
         // A renamed node's checkpoint names it by its old name: report the current one.
-        let node = match W::cursor_of(envelope.node) {
-            Some(cursor) => W::spec(cursor).name.to_owned(),
+        let node = match W::Exec::cursor_of(envelope.node) {
+            Some(cursor) => W::Exec::spec(cursor).name.to_owned(),
             None => envelope.node.to_owned(),
         };
         if body.len() >= DELTA_MIN_BODY {
@@ -1494,9 +1504,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok((body, delta_bytes, len))
     }
 
-    fn cursor(&self, session: &str, loaded: &Loaded<W>) -> Result<W::Cursor> {
+    fn cursor(&self, session: &str, loaded: &Loaded<W>) -> Result<Cursor<W>> {
         let node = &loaded.node;
-        W::cursor_of(node).ok_or_else(|| {
+        W::Exec::cursor_of(node).ok_or_else(|| {
             if loaded.graph_hash == W::GRAPH_HASH {
                 // Saved by this very graph, which has every stored node name: a missing one
                 // means the bytes lie.

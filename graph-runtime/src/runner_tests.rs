@@ -7,10 +7,11 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::__private::Transition;
 use crate::store::Store;
 use crate::{
     CheckpointPolicy, Error, GraphChange, MemoryStore, NodeCtx, NodeSpec, Outcome, Retention,
-    Runner, Status, Transition, Workflow,
+    Runner, Status, Workflow,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, crate::StateSchema)]
@@ -53,16 +54,22 @@ const INC: NodeSpec = NodeSpec::new("inc");
 const CHECK: NodeSpec = NodeSpec::new("check");
 const REVIEW: NodeSpec = NodeSpec::new("review").interrupt();
 
+impl crate::__private::Sealed for Flow {}
+
 impl Workflow for Flow {
     type State = State;
     type Input = Input;
-    type Cursor = Cursor;
     const NAME: &'static str = "flow";
     const GRAPH_HASH: u64 = 0x1234;
     const NODES: &'static [&'static str] = &["inc", "check", "review"];
     const MERMAID: &'static str = "";
-    const ENTRY: Cursor = Cursor::Inc;
 
+    type Exec = Flow;
+}
+
+impl crate::__private::Execute<Flow> for Flow {
+    type Cursor = Cursor;
+    const ENTRY: Cursor = Cursor::Inc;
     fn spec(cursor: Cursor) -> &'static NodeSpec {
         match cursor {
             Cursor::Inc => &INC,
@@ -70,7 +77,6 @@ impl Workflow for Flow {
             Cursor::Review => &REVIEW,
         }
     }
-
     fn cursor_of(name: &str) -> Option<Cursor> {
         match name {
             "inc" => Some(Cursor::Inc),
@@ -79,15 +85,13 @@ impl Workflow for Flow {
             _ => None,
         }
     }
-
     fn input_node(input: &Input) -> Cursor {
         match input {
             Input::Review(_) => Cursor::Review,
         }
     }
-
     fn step<'a>(
-        &'a self,
+        _: &'a Flow,
         cursor: Cursor,
         state: &'a mut State,
         ctx: &'a NodeCtx,
@@ -390,14 +394,20 @@ async fn fork_of_a_waiting_checkpoint_waits() {
 async fn graph_mismatch_is_refused_unless_forced() {
     struct Other;
     // Same workflow, other hash: reuse everything but the constant.
+    impl crate::__private::Sealed for Other {}
+
     impl Workflow for Other {
         type State = State;
         type Input = Input;
-        type Cursor = Cursor;
         const NAME: &'static str = "flow";
         const GRAPH_HASH: u64 = 0x9999;
         const NODES: &'static [&'static str] = Flow::NODES;
         const MERMAID: &'static str = "";
+        type Exec = Other;
+    }
+
+    impl crate::__private::Execute<Other> for Other {
+        type Cursor = Cursor;
         const ENTRY: Cursor = Cursor::Inc;
         fn spec(cursor: Cursor) -> &'static NodeSpec {
             Flow::spec(cursor)
@@ -409,13 +419,13 @@ async fn graph_mismatch_is_refused_unless_forced() {
             Flow::input_node(input)
         }
         fn step<'a>(
-            &'a self,
+            _: &'a Other,
             cursor: Cursor,
             state: &'a mut State,
             ctx: &'a NodeCtx,
             input: Option<Input>,
         ) -> impl Future<Output = Transition<Cursor>> + Send + 'a {
-            Flow.step(cursor, state, ctx, input)
+            Flow::step(&Flow, cursor, state, ctx, input)
         }
     }
     let store = MemoryStore::new();

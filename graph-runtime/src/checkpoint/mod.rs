@@ -445,6 +445,14 @@ pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
     Ok((state, input, failure))
 }
 
+/// Encodes one value with the checkpoint codec: a branch's output or a map item, saved inside
+/// a frontier as it is.
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    codec::encode_into(value, &mut buf)?;
+    Ok(buf)
+}
+
 /// Encodes a value for an in-memory rollback copy (no envelope: it never leaves the process).
 pub(crate) fn encode_rollback<T: Serialize>(session: &str, value: &T) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();

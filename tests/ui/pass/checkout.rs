@@ -87,11 +87,9 @@ fn main() {
     assert_eq!(checkout::Workflow::NODES, checkout::NODES);
     assert_eq!(checkout::Workflow::GRAPH_HASH, checkout::GRAPH_HASH);
     assert_eq!(checkout::Workflow::NAME, "checkout");
-    let review = checkout::Workflow::input_node(&input);
-    assert_eq!(checkout::Workflow::spec(review).name, "review");
-    assert!(checkout::Workflow::spec(review).interrupt);
-    assert_eq!(
-        checkout::Workflow::cursor_of("charge").map(|c| checkout::Workflow::spec(c).retry),
-        Some(3)
-    );
+    let _ = input;
+    let review = checkout::Workflow::node("review").unwrap();
+    assert_eq!(review.name, "review");
+    assert!(review.interrupt);
+    assert_eq!(checkout::Workflow::node("charge").map(|n| n.retry), Some(3));
 }

@@ -77,11 +77,11 @@ fn main() {
     // and the two listed ones.
     assert_eq!(checkout::Workflow::ACCEPTED_GRAPHS.len(), 1 + 2 * 2 + 2);
     assert_eq!(
-        checkout::Workflow::cursor_of("review"),
-        checkout::Workflow::cursor_of("approval")
+        checkout::Workflow::node("review"),
+        checkout::Workflow::node("approval")
     );
     assert_eq!(
-        checkout::Workflow::cursor_of("approve"),
-        checkout::Workflow::cursor_of("approval")
+        checkout::Workflow::node("approve"),
+        checkout::Workflow::node("approval")
     );
 }

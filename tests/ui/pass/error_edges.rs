@@ -9,7 +9,6 @@
     unused_results
 )]
 
-use graph_runtime::Workflow as _;
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +94,7 @@ fn main() {
         checkout::validate::Next::Charge => "charge",
     };
     let _ = route(checkout::validate::Next::Charge);
+    use graph_runtime::__private::Execute as _;
     let cursor = |name: &str| checkout::Workflow::cursor_of(name).unwrap();
     assert_eq!(
         checkout::Workflow::error_route(cursor("refund")),
