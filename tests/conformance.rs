@@ -5,7 +5,6 @@
 //!
 //! To run it against a new store, add a fixture function and one `conformance!` line.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,22 +97,13 @@ fn at(ms: u64) -> SystemTime {
 }
 
 fn checkpoint(seq: u64) -> Checkpoint {
-    Checkpoint {
-        seq,
-        node: Cow::Borrowed("step"),
-        status: Status::Running,
-        created_at: at(seq % 1000),
-        bytes: format!("checkpoint {seq}").into_bytes(),
-        depends_on: None,
-    }
+    let bytes = format!("checkpoint {seq}").into_bytes();
+    Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
 }
 
 /// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
 fn delta(seq: u64, base: u64) -> Checkpoint {
-    Checkpoint {
-        depends_on: Some(base),
-        ..checkpoint(seq)
-    }
+    checkpoint(seq).depends_on(base)
 }
 
 /// Appends `checkpoint` after `expected`, keeping `keep_last`.
@@ -131,10 +121,9 @@ async fn push<S: Store>(
 }
 
 fn tagged(seq: u64, tag: &str) -> Checkpoint {
-    Checkpoint {
-        bytes: format!("{tag} {seq}").into_bytes(),
-        ..checkpoint(seq)
-    }
+    let mut checkpoint = checkpoint(seq);
+    checkpoint.bytes = format!("{tag} {seq}").into_bytes();
+    checkpoint
 }
 
 /// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
@@ -190,13 +179,7 @@ fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, fou
 }
 
 fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
-    CheckpointMeta {
-        seq: checkpoint.seq,
-        node: checkpoint.node.to_string(),
-        status: checkpoint.status.clone(),
-        bytes: checkpoint.bytes.len() as u64,
-        created_at: checkpoint.created_at,
-    }
+    CheckpointMeta::from(checkpoint)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,32 +192,19 @@ mod cases {
         let store = &f.store;
         let every_byte: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         let saved = [
-            Checkpoint {
-                seq: 1,
-                node: Cow::Borrowed("validate"),
-                status: Status::Running,
-                created_at: at(1) + Duration::from_micros(7),
-                bytes: every_byte,
-                depends_on: None,
-            },
-            Checkpoint {
-                seq: 2,
-                node: Cow::Owned("review".to_owned()),
-                status: Status::Waiting {
+            Checkpoint::new(1, "validate", Status::Running, every_byte)
+                .created_at(at(1) + Duration::from_micros(7)),
+            Checkpoint::new(
+                2,
+                "review".to_owned(),
+                Status::Waiting {
                     node: "review".to_owned(),
                 },
-                created_at: at(2),
-                bytes: vec![0; 3],
-                depends_on: None,
-            },
-            Checkpoint {
-                seq: 3,
-                node: Cow::Borrowed("END"),
-                status: Status::Completed,
-                created_at: UNIX_EPOCH - Duration::from_secs(86_400),
-                bytes: Vec::new(),
-                depends_on: None,
-            },
+                vec![0; 3],
+            )
+            .created_at(at(2)),
+            Checkpoint::new(3, "END", Status::Completed, Vec::new())
+                .created_at(UNIX_EPOCH - Duration::from_secs(86_400)),
         ];
         for c in &saved {
             store
@@ -934,11 +904,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 3).unwrap();
+        raw(&path).pragma_update(None, "user_version", 4).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 3", "newer release", "upgrade graph-runtime"],
+            &["schema version 4", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -972,7 +942,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);
