@@ -330,7 +330,10 @@ impl Store for MemoryStore {
         if let Some(next) = next {
             until = until.min(next);
         }
+        // Biased: a stored wake-up is taken (not left for a later call) even when the
+        // timeout has passed too.
         tokio::select! {
+            biased;
             () = notified => {}
             () = tokio::time::sleep_until(until.into()) => {}
         }

@@ -949,7 +949,10 @@ impl Store for SqliteStore {
 
     async fn wait_for_work(&self, timeout: Duration) {
         let notified = self.inner.work.notified();
+        // Biased: a stored wake-up is taken (not left for a later call) even when the
+        // timeout has passed too.
         tokio::select! {
+            biased;
             () = notified => {}
             () = tokio::time::sleep(timeout.min(MAX_WAKE_DELAY)) => {}
         }

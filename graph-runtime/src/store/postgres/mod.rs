@@ -580,7 +580,10 @@ impl Store for PostgresStore {
             listener::Timer::At(at) => at.min(deadline),
             listener::Timer::None => deadline,
         };
+        // Biased: a stored wake-up is taken (not left for a later call) even when the
+        // timeout has passed too.
         tokio::select! {
+            biased;
             () = notified => {}
             () = tokio::time::sleep_until(until.into()) => {}
         }
