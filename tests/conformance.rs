@@ -5,12 +5,11 @@
 //!
 //! To run it against a new store, add a fixture function and one `conformance!` line.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use graph_runtime::store::{Append, Checkpoint, CheckpointMeta, Store};
+use graph_runtime::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
 use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Status, Synchronous};
 use tempfile::TempDir;
 
@@ -71,6 +70,15 @@ macro_rules! conformance {
                 keep_last_keeps_what_kept_checkpoints_depend_on,
                 prune_keeps_what_kept_checkpoints_depend_on,
                 chain_returns_the_kept_range_oldest_first,
+                claim_takes_only_runnable_sessions_of_listed_workflows_and_hashes,
+                a_live_lease_keeps_other_claimers_out_and_each_claim_raises_the_epoch,
+                a_fenced_append_with_an_old_epoch_is_lease_lost_and_writes_nothing,
+                renew_extends_a_lease_and_is_lease_lost_after_a_takeover,
+                wake_after_is_claimable_only_once_due,
+                wake_never_is_not_claimable_until_woken_again,
+                concurrent_claimers_never_share_a_session_and_take_them_all,
+                claim_respects_its_limit,
+                a_runnable_append_wakes_a_waiter_long_before_its_timeout,
             );
         }
     };
@@ -98,22 +106,13 @@ fn at(ms: u64) -> SystemTime {
 }
 
 fn checkpoint(seq: u64) -> Checkpoint {
-    Checkpoint {
-        seq,
-        node: Cow::Borrowed("step"),
-        status: Status::Running,
-        created_at: at(seq % 1000),
-        bytes: format!("checkpoint {seq}").into_bytes(),
-        depends_on: None,
-    }
+    let bytes = format!("checkpoint {seq}").into_bytes();
+    Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
 }
 
 /// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
 fn delta(seq: u64, base: u64) -> Checkpoint {
-    Checkpoint {
-        depends_on: Some(base),
-        ..checkpoint(seq)
-    }
+    checkpoint(seq).depends_on(base)
 }
 
 /// Appends `checkpoint` after `expected`, keeping `keep_last`.
@@ -131,10 +130,9 @@ async fn push<S: Store>(
 }
 
 fn tagged(seq: u64, tag: &str) -> Checkpoint {
-    Checkpoint {
-        bytes: format!("{tag} {seq}").into_bytes(),
-        ..checkpoint(seq)
-    }
+    let mut checkpoint = checkpoint(seq);
+    checkpoint.bytes = format!("{tag} {seq}").into_bytes();
+    checkpoint
 }
 
 /// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
@@ -190,12 +188,43 @@ fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, fou
 }
 
 fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
-    CheckpointMeta {
-        seq: checkpoint.seq,
-        node: checkpoint.node.to_string(),
-        status: checkpoint.status.clone(),
-        bytes: checkpoint.bytes.len() as u64,
-        created_at: checkpoint.created_at,
+    CheckpointMeta::from(checkpoint)
+}
+
+/// The workflow and graph hash the lease cases register.
+const FLOW: &str = "checkout";
+const HASH: u64 = 0xfeed_beef_0000_0001;
+/// A lease that outlives every test.
+const LONG: Duration = Duration::from_secs(60);
+
+/// A new session of `FLOW` at `HASH` (checkpoint 1), with this wake time.
+async fn enqueue<S: Store>(store: &S, session: &str, wake: Wake) {
+    let append = Append::new(None, checkpoint(1), None)
+        .workflow(FLOW, HASH)
+        .wake(wake);
+    store.append(session, append).await.expect("an enqueue");
+}
+
+/// A claim of `FLOW` at `HASH` by `owner`.
+fn claim(owner: &str, ttl: Duration, limit: usize) -> Claim {
+    Claim::new(owner, ttl, limit).workflow(FLOW, [HASH])
+}
+
+/// The sessions of some leases, sorted.
+fn names(leases: &[Lease]) -> Vec<String> {
+    let mut names: Vec<String> = leases.iter().map(|l| l.session.clone()).collect();
+    names.sort();
+    names
+}
+
+#[track_caller]
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T>, session: &str, epoch: u64) {
+    match result {
+        Err(Error::LeaseLost {
+            session: s,
+            epoch: e,
+        }) => assert_eq!((s.as_str(), e), (session, epoch), "lease-lost fields"),
+        other => panic!("expected LeaseLost in `{session}`, got {other:?}"),
     }
 }
 
@@ -205,36 +234,321 @@ fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
 mod cases {
     use super::*;
 
+    pub async fn claim_takes_only_runnable_sessions_of_listed_workflows_and_hashes<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        let store = &f.store;
+        enqueue(store, "runnable", Wake::Now).await;
+        enqueue(store, "never", Wake::Never).await;
+        // No wake time given: not runnable; no workflow given: no claim can take it.
+        append(store, "plain", None, 1).await.unwrap();
+        let no_workflow = Append::new(None, checkpoint(1), None).wake(Wake::Now);
+        store.append("no-workflow", no_workflow).await.unwrap();
+        let other = Append::new(None, checkpoint(1), None)
+            .workflow("refund", HASH)
+            .wake(Wake::Now);
+        store.append("other-workflow", other).await.unwrap();
+        let old = Append::new(None, checkpoint(1), None)
+            .workflow(FLOW, 7)
+            .wake(Wake::Now);
+        store.append("old-graph", old).await.unwrap();
+
+        let nothing = Claim::new("w", LONG, 10);
+        assert!(store.claim(&nothing).await.unwrap().is_empty());
+        let before = SystemTime::now();
+        let leases = store.claim(&claim("w1", LONG, 10)).await.unwrap();
+        assert_eq!(names(&leases), ["runnable"]);
+        let lease = &leases[0];
+        assert_eq!(
+            (lease.epoch, lease.owner.as_str(), lease.workflow.as_str()),
+            (1, "w1", FLOW)
+        );
+        assert_eq!(lease.graph_hash, HASH);
+        // The database's clock, on this machine: about a minute from now.
+        let slack = Duration::from_secs(10);
+        assert!(lease.expires_at > before + LONG - slack, "{lease:?}");
+        assert!(
+            lease.expires_at < SystemTime::now() + LONG + slack,
+            "{lease:?}"
+        );
+
+        // A worker that also runs the older graph and `refund` takes those.
+        let wider = claim("w2", LONG, 10)
+            .workflow(FLOW, [7])
+            .workflow("refund", [HASH]);
+        let leases = store.claim(&wider).await.unwrap();
+        assert_eq!(names(&leases), ["old-graph", "other-workflow"]);
+        assert!(store.claim(&wider).await.unwrap().is_empty());
+        // Claims change no checkpoint.
+        assert_eq!(seqs(store, "runnable").await, [1]);
+    }
+
+    pub async fn a_live_lease_keeps_other_claimers_out_and_each_claim_raises_the_epoch<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        let store = &f.store;
+        let other = (f.another_handle)();
+        enqueue(store, "s", Wake::Now).await;
+        let first = store.claim(&claim("a", LONG, 5)).await.unwrap();
+        assert_eq!(names(&first), ["s"]);
+        assert_eq!(first[0].epoch, 1);
+        assert!(other.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+        assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+
+        // Released: claimable again at once, by anyone, one epoch up.
+        assert!(store.release(&first[0]).await.unwrap());
+        assert!(!store.release(&first[0]).await.unwrap(), "released twice");
+        let second = other.claim(&claim("b", LONG, 5)).await.unwrap();
+        assert_eq!(names(&second), ["s"]);
+        assert_eq!((second[0].epoch, second[0].owner.as_str()), (2, "b"));
+        // The old lease cannot release the new one.
+        assert!(!store.release(&first[0]).await.unwrap());
+        assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+        assert!(other.release(&second[0]).await.unwrap());
+        let third = store.claim(&claim("a", LONG, 5)).await.unwrap();
+        assert_eq!(third[0].epoch, 3);
+    }
+
+    pub async fn a_fenced_append_with_an_old_epoch_is_lease_lost_and_writes_nothing<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        let store = &f.store;
+        let other = (f.another_handle)();
+        enqueue(store, "s", Wake::Now).await;
+        let short = store
+            .claim(&claim("a", Duration::from_millis(200), 5))
+            .await
+            .unwrap();
+        let fenced = |seq: u64, expected, epoch| {
+            Append::new(expected, tagged(seq, "fenced"), None).fence(epoch)
+        };
+        // Under its lease, `a` writes.
+        store.append("s", fenced(2, Some(1), 1)).await.unwrap();
+        // `a` pauses past its lease; `b` takes the session over.
+        let mut taken = Vec::new();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            taken = other.claim(&claim("b", LONG, 5)).await.unwrap();
+            if !taken.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(names(&taken), ["s"], "taken over once the lease expired");
+        assert_eq!(taken[0].epoch, short[0].epoch + 1);
+
+        // `a` comes back: with the right seq or a wrong one, its fence is stale.
+        assert_lease_lost(store.append("s", fenced(3, Some(2), 1)).await, "s", 1);
+        assert_lease_lost(store.append("s", fenced(9, Some(1), 1)).await, "s", 1);
+        assert_lease_lost(store.renew(&short[0], LONG).await, "s", 1);
+        assert!(!store.release(&short[0]).await.unwrap());
+        assert_eq!(latest_seq(store, "s").await, Some(2));
+        assert_eq!(seqs(store, "s").await, [1, 2]);
+
+        // `b` writes under its epoch; a stale seq under a live fence is a conflict.
+        other.append("s", fenced(3, Some(2), 2)).await.unwrap();
+        assert_conflict(
+            other.append("s", fenced(4, Some(2), 2)).await,
+            "s",
+            Some(2),
+            Some(3),
+        );
+        // A fence on a session that does not exist cannot hold.
+        assert_lease_lost(
+            store.append("missing", fenced(1, None, 1)).await,
+            "missing",
+            1,
+        );
+        assert_eq!(latest_seq(store, "missing").await, None);
+    }
+
+    pub async fn renew_extends_a_lease_and_is_lease_lost_after_a_takeover<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        let store = &f.store;
+        let other = (f.another_handle)();
+        enqueue(store, "s", Wake::Now).await;
+        let leases = store
+            .claim(&claim("a", Duration::from_millis(300), 1))
+            .await
+            .unwrap();
+        let renewed = store.renew(&leases[0], LONG).await.unwrap();
+        assert_eq!(
+            (renewed.epoch, renewed.session.as_str()),
+            (leases[0].epoch, "s")
+        );
+        assert!(renewed.expires_at > leases[0].expires_at + Duration::from_secs(30));
+        // Past the first ttl, the renewed lease still keeps others out.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(other.claim(&claim("b", LONG, 1)).await.unwrap().is_empty());
+
+        // Renewed to almost nothing, it expires; the takeover makes renewing fail.
+        store.renew(&renewed, Duration::ZERO).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let taken = other.claim(&claim("b", LONG, 1)).await.unwrap();
+        assert_eq!(names(&taken), ["s"]);
+        assert_lease_lost(store.renew(&renewed, LONG).await, "s", renewed.epoch);
+        // Deleting the session loses the lease too.
+        assert!(other.delete("s").await.unwrap());
+        assert_lease_lost(other.renew(&taken[0], LONG).await, "s", taken[0].epoch);
+    }
+
+    pub async fn wake_after_is_claimable_only_once_due<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        let delay = Duration::from_millis(300);
+        let started = Instant::now();
+        enqueue(store, "timer", Wake::After(delay)).await;
+        let early = store.claim(&claim("a", LONG, 5)).await.unwrap();
+        if started.elapsed() < delay {
+            assert!(early.is_empty(), "claimed before its deadline: {early:?}");
+        }
+        tokio::time::sleep(delay + Duration::from_millis(200)).await;
+        let due = store.claim(&claim("a", LONG, 5)).await.unwrap();
+        assert_eq!(names(&due), ["timer"]);
+
+        // A worker sets a deadline on a session it holds, then releases it.
+        let waiting = Status::Waiting {
+            node: "review".to_owned(),
+        };
+        let mut next = checkpoint(2);
+        next.status = waiting;
+        let later = Append::new(Some(1), next, None)
+            .fence(due[0].epoch)
+            .wake(Wake::After(Duration::from_secs(3600)));
+        store.append("timer", later).await.unwrap();
+        assert!(store.release(&due[0]).await.unwrap());
+        assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+    }
+
+    pub async fn wake_never_is_not_claimable_until_woken_again<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        enqueue(store, "s", Wake::Now).await;
+        let leases = store.claim(&claim("a", LONG, 5)).await.unwrap();
+        // The worker completes the session: not runnable any more, even once released.
+        let done = Append::new(Some(1), checkpoint(2), None)
+            .fence(leases[0].epoch)
+            .wake(Wake::Never);
+        store.append("s", done).await.unwrap();
+        assert!(store.release(&leases[0]).await.unwrap());
+        assert!(store.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+        // An append without a wake leaves it as it is.
+        append(store, "s", Some(2), 3).await.unwrap();
+        assert!(store.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+        // An input arrives (unfenced, as a web handler writes it): runnable again.
+        let input = Append::new(Some(3), checkpoint(4), None).wake(Wake::Now);
+        store.append("s", input).await.unwrap();
+        let again = store.claim(&claim("b", LONG, 5)).await.unwrap();
+        assert_eq!(names(&again), ["s"]);
+        assert_eq!(again[0].epoch, 2);
+    }
+
+    pub async fn concurrent_claimers_never_share_a_session_and_take_them_all<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        const SESSIONS: usize = 50;
+        const LIMIT: usize = 4;
+        let store = &f.store;
+        for i in 0..SESSIONS {
+            enqueue(store, &format!("s{i:02}"), Wake::Now).await;
+        }
+        let tasks: Vec<_> = (0..4)
+            .map(|worker| {
+                let handle = (f.another_handle)();
+                tokio::spawn(async move {
+                    let owner = format!("worker-{worker}");
+                    let mut taken = Vec::new();
+                    loop {
+                        let leases = handle.claim(&claim(&owner, LONG, LIMIT)).await.unwrap();
+                        assert!(leases.len() <= LIMIT, "{} above the limit", leases.len());
+                        if leases.is_empty() {
+                            return taken;
+                        }
+                        taken.extend(leases);
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        let claimed = names(&all);
+        let mut unique = claimed.clone();
+        unique.dedup();
+        assert_eq!(claimed, unique, "a session was claimed twice");
+        let expected: Vec<String> = (0..SESSIONS).map(|i| format!("s{i:02}")).collect();
+        assert_eq!(claimed, expected);
+        assert!(all.iter().all(|lease| lease.epoch == 1));
+        assert!(
+            store
+                .claim(&claim("late", LONG, 100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn claim_respects_its_limit<S: Store>(f: &Fixture<S>) {
+        let store = &f.store;
+        for i in 0..10 {
+            enqueue(store, &format!("s{i}"), Wake::Now).await;
+        }
+        assert!(store.claim(&claim("a", LONG, 0)).await.unwrap().is_empty());
+        let first = store.claim(&claim("a", LONG, 3)).await.unwrap();
+        assert_eq!(first.len(), 3);
+        let rest = store.claim(&claim("a", LONG, 100)).await.unwrap();
+        assert_eq!(rest.len(), 7);
+        let mut all = names(&first);
+        all.extend(names(&rest));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10);
+    }
+
+    pub async fn a_runnable_append_wakes_a_waiter_long_before_its_timeout<S: Store>(
+        f: &Fixture<S>,
+    ) {
+        let store = &f.store;
+        // Take any wake-up left from before (and, on PostgreSQL, start listening).
+        for _ in 0..3 {
+            store.wait_for_work(Duration::ZERO).await;
+        }
+        let timeout = Duration::from_secs(10);
+        let (waited, ()) = tokio::join!(
+            async {
+                let started = Instant::now();
+                store.wait_for_work(timeout).await;
+                started.elapsed()
+            },
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                enqueue(store, "s", Wake::Now).await;
+            }
+        );
+        assert!(
+            waited < timeout / 2,
+            "woke after {waited:?}, not by the append"
+        );
+        let leases = store.claim(&claim("a", LONG, 1)).await.unwrap();
+        assert_eq!(names(&leases), ["s"]);
+    }
+
     pub async fn round_trip_keeps_bytes_and_metadata<S: Store>(f: &Fixture<S>) {
         let store = &f.store;
         let every_byte: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         let saved = [
-            Checkpoint {
-                seq: 1,
-                node: Cow::Borrowed("validate"),
-                status: Status::Running,
-                created_at: at(1) + Duration::from_micros(7),
-                bytes: every_byte,
-                depends_on: None,
-            },
-            Checkpoint {
-                seq: 2,
-                node: Cow::Owned("review".to_owned()),
-                status: Status::Waiting {
+            Checkpoint::new(1, "validate", Status::Running, every_byte)
+                .created_at(at(1) + Duration::from_micros(7)),
+            Checkpoint::new(
+                2,
+                "review".to_owned(),
+                Status::Waiting {
                     node: "review".to_owned(),
                 },
-                created_at: at(2),
-                bytes: vec![0; 3],
-                depends_on: None,
-            },
-            Checkpoint {
-                seq: 3,
-                node: Cow::Borrowed("END"),
-                status: Status::Completed,
-                created_at: UNIX_EPOCH - Duration::from_secs(86_400),
-                bytes: Vec::new(),
-                depends_on: None,
-            },
+                vec![0; 3],
+            )
+            .created_at(at(2)),
+            Checkpoint::new(3, "END", Status::Completed, Vec::new())
+                .created_at(UNIX_EPOCH - Duration::from_secs(86_400)),
         ];
         for c in &saved {
             store
@@ -934,11 +1248,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 3).unwrap();
+        raw(&path).pragma_update(None, "user_version", 4).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 3", "newer release", "upgrade graph-runtime"],
+            &["schema version 4", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -972,7 +1286,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);

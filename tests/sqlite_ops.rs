@@ -1,7 +1,6 @@
 //! Operating a `SqliteStore`: `close`, `backup_to`, `compact`, and space given back after
 //! deletes and pruning.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 #[path = "support/sqlite_v1.rs"]
@@ -19,15 +18,10 @@ fn new_file() -> (TempDir, PathBuf) {
 }
 
 fn checkpoint(seq: u64, size: usize) -> Checkpoint {
-    Checkpoint {
-        seq,
-        node: Cow::Borrowed("step"),
-        status: Status::Running,
-        created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + seq),
-        // Not compressible to nothing: each checkpoint takes its size on disk.
-        bytes: (0..size).map(|i| (i as u64 * 31 + seq) as u8).collect(),
-        depends_on: None,
-    }
+    // Not compressible to nothing: each checkpoint takes its size on disk.
+    let bytes = (0..size).map(|i| (i as u64 * 31 + seq) as u8).collect();
+    Checkpoint::new(seq, "step", Status::Running, bytes)
+        .created_at(UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + seq))
 }
 
 /// Appends checkpoints 1..=n of `size` bytes to a new session.

@@ -112,14 +112,7 @@ async fn store_session(store: &PostgresStore, session: &str, steps: u64) {
     for seq in 0..steps {
         state.count += 1;
         let bytes = bincode::serde::encode_to_vec(&state, config).expect("encode");
-        let checkpoint = Checkpoint {
-            seq,
-            node: "a".into(),
-            status: graph_runtime::Status::Running,
-            created_at: std::time::SystemTime::now(),
-            bytes,
-            depends_on: None,
-        };
+        let checkpoint = Checkpoint::new(seq, "a", graph_runtime::Status::Running, bytes);
         let expected = seq.checked_sub(1);
         let append = Append::new(expected, checkpoint, None);
         store.append(session, append).await.expect("append");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::runner_tests::{Flow, Input, State, state};
-use crate::store::{Append, Checkpoint, CheckpointMeta, Store};
+use crate::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store};
 use crate::{
     CheckpointPolicy, Error, MAX_SESSION_ID_BYTES, MemoryStore, Outcome, Result, Retention, Runner,
     Status,
@@ -75,6 +75,25 @@ impl<S: Store> Store for Counting<S> {
     async fn sessions(&self) -> Result<Vec<String>> {
         self.count();
         self.inner.sessions().await
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
+        self.count();
+        self.inner.claim(claim).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: std::time::Duration) -> Result<Lease> {
+        self.count();
+        self.inner.renew(lease, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool> {
+        self.count();
+        self.inner.release(lease).await
+    }
+
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        self.inner.wait_for_work(timeout).await;
     }
 }
 

@@ -242,6 +242,26 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+
+    /// A write fenced by a lease epoch found another epoch: another worker claimed the
+    /// session since (this one's lease had expired: it was paused, or cut off from the
+    /// database, for longer than the lease's ttl), or the lease was released, or the session
+    /// deleted. Nothing was written. Distinct from [`Error::Conflict`], which is a stale
+    /// sequence number under a lease that still holds.
+    ///
+    /// What to do: stop working on the session and forget its state; its new owner carries on
+    /// from the store. Retrying cannot help ([`is_retryable`](Error::is_retryable) is
+    /// `false`).
+    #[error(
+        "the lease on session `{session}` was lost (held epoch {epoch}; another worker has \
+         claimed it since, or it was released); nothing was written"
+    )]
+    LeaseLost {
+        /// The session.
+        session: String,
+        /// The lease epoch the writer held.
+        epoch: u64,
+    },
 }
 
 impl Error {
@@ -254,9 +274,16 @@ impl Error {
     /// assert!(Error::StoreBusy(Box::new(locked)).is_retryable());
     /// let gone = std::io::Error::other("connection refused");
     /// assert!(!Error::Store(Box::new(gone)).is_retryable());
+    /// let lost = Error::LeaseLost { session: "order-42".into(), epoch: 3 };
+    /// assert!(!lost.is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::StoreBusy(_))
+        match self {
+            Error::StoreBusy(_) => true,
+            // The session belongs to another worker now: retrying cannot succeed.
+            Error::LeaseLost { .. } => false,
+            _ => false,
+        }
     }
 
     /// The store's own error for any of the three store failures ([`Error::Store`],

@@ -169,6 +169,7 @@ pub use crate::runner::{
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;
 pub use crate::store::MemoryStore;
+pub use crate::store::{Claim, Lease, Wake};
 #[cfg(feature = "postgres")]
 pub use crate::store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]

@@ -4,9 +4,8 @@
 //!
 //! Arguments: `<database> <tag> <start-signal file> <chain length>`.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use graph_runtime::store::{Append, Checkpoint, Store as _};
 use graph_runtime::{Error, SqliteStore, Status};
@@ -39,14 +38,8 @@ fn main() {
             if next > chain {
                 return;
             }
-            let checkpoint = Checkpoint {
-                seq: next,
-                node: Cow::Borrowed("step"),
-                status: Status::Running,
-                created_at: SystemTime::now(),
-                bytes: format!("process {tag} {next}").into_bytes(),
-                depends_on: None,
-            };
+            let bytes = format!("process {tag} {next}").into_bytes();
+            let checkpoint = Checkpoint::new(next, "step", Status::Running, bytes);
             match store
                 .append("contested", Append::new(latest, checkpoint, None))
                 .await

@@ -4,6 +4,7 @@
 //! the bytes: the runner encodes and verifies them (see the crate docs on the envelope), the
 //! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
 
+mod lease;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -12,8 +13,9 @@ mod sqlite;
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+pub use self::lease::{Claim, Lease, Wake};
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
@@ -22,7 +24,26 @@ pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
 use crate::{Result, Status};
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
+///
+/// Outside this crate (a store of another crate, its tests), build one with
+/// [`Checkpoint::new`] and the setters: the record may gain fields, so it is
+/// `#[non_exhaustive]`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use graph_runtime::Status;
+/// use graph_runtime::store::Checkpoint;
+///
+/// let written = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let checkpoint = Checkpoint::new(7, "review", Status::Running, b"envelope".to_vec())
+///     .created_at(written)
+///     .depends_on(5); // an incremental checkpoint: it needs checkpoints 5 and 6 to be read
+/// assert_eq!((checkpoint.seq, &*checkpoint.node), (7, "review"));
+/// assert_eq!(checkpoint.created_at, written);
+/// assert_eq!(checkpoint.depends_on, Some(5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Checkpoint {
     /// The sequence number, strictly increasing within a session.
     pub seq: u64,
@@ -44,6 +65,62 @@ pub struct Checkpoint {
     pub depends_on: Option<u64>,
 }
 
+impl Checkpoint {
+    /// A self-contained checkpoint `seq` at cursor `node`, written now
+    /// ([`SystemTime::now`]); change the time with [`created_at`](Checkpoint::created_at()),
+    /// make it incremental with [`depends_on`](Checkpoint::depends_on()).
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::Checkpoint;
+    /// let done = Checkpoint::new(3, "END", Status::Completed, Vec::new());
+    /// assert_eq!(done.depends_on, None);
+    /// ```
+    pub fn new(
+        seq: u64,
+        node: impl Into<Cow<'static, str>>,
+        status: Status,
+        bytes: Vec<u8>,
+    ) -> Self {
+        Checkpoint {
+            seq,
+            node: node.into(),
+            status,
+            created_at: SystemTime::now(),
+            bytes,
+            depends_on: None,
+        }
+    }
+
+    /// The same checkpoint, written at `time`.
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::Checkpoint;
+    /// let old = Checkpoint::new(1, "a", Status::Running, vec![1]).created_at(UNIX_EPOCH);
+    /// assert_eq!(old.created_at, UNIX_EPOCH);
+    /// ```
+    pub fn created_at(mut self, time: SystemTime) -> Self {
+        self.created_at = time;
+        self
+    }
+
+    /// The same checkpoint as an incremental one, which needs the checkpoints from `seq` on
+    /// to be read (see [`Checkpoint::depends_on`](Checkpoint#structfield.depends_on)).
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::Checkpoint;
+    /// let delta = Checkpoint::new(9, "a", Status::Running, vec![1]).depends_on(4);
+    /// assert_eq!(delta.depends_on, Some(4));
+    /// ```
+    pub fn depends_on(mut self, seq: u64) -> Self {
+        self.depends_on = Some(seq);
+        self
+    }
+}
+
 /// A compare-and-swap append: what [`Store::append`] is asked to do.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -55,19 +132,98 @@ pub struct Append {
     /// `expected: None`, may start at any `seq`: a fork keeps its origin's numbering).
     pub checkpoint: Checkpoint,
     /// After appending, keep only this many newest checkpoints (in the same transaction), plus
-    /// the older ones they [depend on](Checkpoint::depends_on). Retention never removes the
+    /// the older ones they [depend on](Checkpoint#structfield.depends_on). Retention never removes the
     /// checkpoint just written: `Some(0)` keeps it too.
     pub keep_last: Option<u64>,
+    /// The lease epoch the writer holds (see [`Append::fence`]); `None`: not fenced.
+    pub fence: Option<u64>,
+    /// The session's new wake time (see [`Append::wake`]); `None`: unchanged.
+    pub wake: Option<Wake>,
+    /// The workflow name and graph hash to record for the session (see
+    /// [`Append::workflow`]); `None`: unchanged.
+    pub workflow: Option<(String, u64)>,
 }
 
 impl Append {
-    /// An append of `checkpoint` after `expected`, keeping `keep_last` checkpoints.
+    /// An append of `checkpoint` after `expected`, keeping `keep_last` checkpoints: not
+    /// fenced, leaving the session's wake time and workflow as they are.
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint};
+    /// let next = Checkpoint::new(5, "charge", Status::Running, b"state".to_vec());
+    /// let append = Append::new(Some(4), next, Some(10)); // after 4, keep the newest 10
+    /// assert_eq!(append.fence, None);
+    /// ```
     pub fn new(expected: Option<u64>, checkpoint: Checkpoint, keep_last: Option<u64>) -> Self {
         Append {
             expected,
             checkpoint,
             keep_last,
+            fence: None,
+            wake: None,
+            workflow: None,
         }
+    }
+
+    /// Writes only if the session's lease epoch is still `epoch`, the one the writer's
+    /// [`Lease`] holds: otherwise (another worker claimed the session since, or the session
+    /// does not exist) the append fails with [`Error::LeaseLost`](crate::Error::LeaseLost)
+    /// and writes nothing, whatever the sequence numbers. The epoch is checked in the same
+    /// statement (PostgreSQL) or transaction (SQLite) as the compare-and-swap, and wins over
+    /// it: a writer whose lease is lost gets `LeaseLost`, not `Conflict`.
+    ///
+    /// A lease that expired without another claim keeps its epoch, so its owner's writes
+    /// still succeed: nobody else can have written meanwhile.
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint};
+    /// let next = Checkpoint::new(5, "charge", Status::Running, Vec::new());
+    /// let append = Append::new(Some(4), next, None).fence(3);
+    /// assert_eq!(append.fence, Some(3));
+    /// ```
+    pub fn fence(mut self, epoch: u64) -> Self {
+        self.fence = Some(epoch);
+        self
+    }
+
+    /// Sets when the session becomes runnable (see [`Wake`]), in the same statement or
+    /// transaction as the append: [`Wake::Now`] when it should run on (a new session, an
+    /// input given), [`Wake::After`] for a deadline, [`Wake::Never`] when it waits without
+    /// one or has completed. Without it the wake time stays as it was.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint, Wake};
+    /// let waiting = Status::Waiting { node: "review".to_owned() };
+    /// let next = Checkpoint::new(5, "review", waiting, Vec::new());
+    /// // No decision within an hour: a worker runs `review` without one.
+    /// let append = Append::new(Some(4), next, None).wake(Wake::After(Duration::from_secs(3600)));
+    /// # drop(append);
+    /// ```
+    pub fn wake(mut self, wake: Wake) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// Records that the session belongs to workflow `name` at graph hash `graph_hash`, the
+    /// pair a [`Claim`] must list to take it. A new session's first append sets it; a
+    /// worker of a newer release that resumes a session of an older graph writes its own
+    /// hash. Without it the recorded pair stays as it was (none for a new session, which no
+    /// claim then takes).
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint, Wake};
+    /// let first = Checkpoint::new(1, "validate", Status::Running, Vec::new());
+    /// let enqueue = Append::new(None, first, None).workflow("checkout", 0x1234).wake(Wake::Now);
+    /// assert_eq!(enqueue.workflow, Some(("checkout".to_owned(), 0x1234)));
+    /// ```
+    pub fn workflow(mut self, name: &str, graph_hash: u64) -> Self {
+        self.workflow = Some((name.to_owned(), graph_hash));
+        self
     }
 }
 
@@ -137,7 +293,7 @@ pub trait Store: Send + Sync + 'static {
     /// Removes all but the newest `keep_last` checkpoints; returns how many were removed.
     /// Never removes the newest checkpoint: `keep_last` 0 keeps one.
     ///
-    /// Never removes a checkpoint that a kept one [depends on](Checkpoint::depends_on):
+    /// Never removes a checkpoint that a kept one [depends on](Checkpoint#structfield.depends_on):
     /// with `c` the oldest checkpoint that `keep_last` keeps, everything from the smallest of
     /// `c.seq` and every kept checkpoint's `depends_on` stays.
     fn prune(&self, session: &str, keep_last: u64) -> impl Future<Output = Result<u64>> + Send;
@@ -147,10 +303,60 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ids of all sessions, sorted (by bytes, as `str`'s `Ord` sorts).
     fn sessions(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Takes up to `claim.limit` sessions that are runnable (their wake time has come, see
+    /// [`Append::wake`]), that no live lease holds (none, or expired), and whose workflow and
+    /// graph hash `claim` lists. Each one's lease epoch rises by one, its owner becomes
+    /// `claim.owner` and its lease expires `claim.ttl` from now, on the database's clock.
+    /// See [the lease protocol](Lease) for how the rest fits together.
+    ///
+    /// Concurrent claims (from this process or others) never take the same session while its
+    /// lease lives; a claim takes fewer sessions than `limit` when others hold the rest or
+    /// are taking them at the same moment (it skips them rather than wait). The oldest wake
+    /// times go first.
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<Vec<Lease>>> + Send;
+
+    /// Extends `lease` to `ttl` from now (database clock), if its owner still holds it at its
+    /// epoch; returns the lease with its new expiry. Fails with
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when another claim raised the epoch,
+    /// or the lease was released, or the session deleted. (A lease that expired but that
+    /// nobody claimed since is extended: nobody else can have written.)
+    fn renew(&self, lease: &Lease, ttl: Duration) -> impl Future<Output = Result<Lease>> + Send;
+
+    /// Gives `lease` up: the session keeps its epoch and wake time and no longer has an
+    /// owner, so a worker can claim it at once if it is runnable. Returns whether the lease
+    /// was still held (`false`: it was lost or released before, which is not an error).
+    fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Waits until sessions may have become runnable, or `timeout` has passed, whichever
+    /// comes first; then a worker calls [`claim`](Store::claim). A wake-up may be spurious,
+    /// and work may become runnable without one (a lease expiring, another process writing to
+    /// a SQLite file), so callers keep the timeout short (a worker uses 1 s): it is the poll
+    /// that bounds how late a session is noticed.
+    ///
+    /// - [`MemoryStore`] wakes on every append that sets a wake time and every release, and
+    ///   when the earliest [`Wake::After`] deadline it holds comes.
+    /// - `PostgresStore` listens (`LISTEN`, on a connection of its own outside the pool) to
+    ///   the notifications a trigger sends when a session becomes runnable or is released,
+    ///   from any process, and sleeps until a [`Wake::After`] deadline it was told of.
+    /// - `SqliteStore` wakes on its own appends and releases; what other processes write
+    ///   to the file is noticed by the timeout (polling).
+    fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// A checkpoint's metadata as [`Store::list`] returns it.
+///
+/// `#[non_exhaustive]`: outside this crate, build one from a [`Checkpoint`] with `From`.
+///
+/// ```
+/// use graph_runtime::Status;
+/// use graph_runtime::store::{Checkpoint, CheckpointMeta};
+/// let checkpoint = Checkpoint::new(2, "review", Status::Running, vec![0; 10]);
+/// let meta = CheckpointMeta::from(&checkpoint);
+/// assert_eq!((meta.seq, meta.node.as_str(), meta.bytes), (2, "review", 10));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointMeta {
     /// The sequence number.
     pub seq: u64,
@@ -162,6 +368,18 @@ pub struct CheckpointMeta {
     pub bytes: u64,
     /// When it was written.
     pub created_at: SystemTime,
+}
+
+impl From<&Checkpoint> for CheckpointMeta {
+    fn from(checkpoint: &Checkpoint) -> Self {
+        CheckpointMeta {
+            seq: checkpoint.seq,
+            node: checkpoint.node.to_string(),
+            status: checkpoint.status.clone(),
+            bytes: checkpoint.bytes.len() as u64,
+            created_at: checkpoint.created_at,
+        }
+    }
 }
 
 /// Microseconds since the Unix epoch, as the SQL stores keep times (negative before 1970,

@@ -19,8 +19,8 @@
 //!   [`Store::prune`], the writer gives the freed pages back to the file system in slices of
 //!   2 MiB while it has nothing else to do. [`SqliteStore::compact`] (a full `VACUUM`) does the
 //!   same for the rest, and converts files of release 1, which had no auto-vacuum.
-//! - Schema version 2 adds `depends_on` (incremental checkpoints); version-1 files are
-//!   migrated when opened.
+//! - Schema version 2 adds `depends_on` (incremental checkpoints), version 3 the lease
+//!   columns of `sessions` (see below); files of versions 1 and 2 are migrated when opened.
 //!
 //! # How it is built, and why
 //!
@@ -54,7 +54,18 @@
 //!   metadata [`CheckpointMeta`] needs, so `list` never reads the encoded bytes:
 //!
 //! ```sql
-//! CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+//! CREATE TABLE sessions (
+//!     id INTEGER PRIMARY KEY,
+//!     name TEXT NOT NULL UNIQUE,
+//!     workflow TEXT,               -- the lease protocol (version 3): see `Store::claim`
+//!     graph_hash INTEGER,          -- the u64 hash's bits as a signed integer
+//!     wake_at_us INTEGER,          -- runnable from then on (SQLite's clock); NULL: not runnable
+//!     lease_owner TEXT,
+//!     lease_epoch INTEGER NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
+//!     lease_expires_us INTEGER
+//! );
+//! CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
+//!     WHERE wake_at_us IS NOT NULL;
 //! CREATE TABLE checkpoints (
 //!     id INTEGER PRIMARY KEY,      -- insertion order: new rows fill pages at the end
 //!     session_id INTEGER NOT NULL, -- sessions.id
@@ -68,6 +79,15 @@
 //! );
 //! CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 //! ```
+//!
+//! **Leases** (see [`Store::claim`]) use SQLite's clock (`julianday('now')`, the host's wall
+//! clock at millisecond precision), read inside the write transaction: several processes on
+//! one host share it. A claim is one `UPDATE … RETURNING` per listed workflow and graph hash in
+//! the writer's `BEGIN IMMEDIATE` transaction, which the file lock serializes with every
+//! other process's claims and appends, so two claims can never take one session; a fenced
+//! append reads the session's epoch in the transaction that inserts the checkpoint.
+//! [`Store::wait_for_work`] wakes on this store's own appends and releases, and otherwise
+//! sleeps its timeout: what other processes write is found by polling.
 //!
 //! A rowid table (rather than `WITHOUT ROWID`) keeps kilobyte-sized rows inline in full pages,
 //! and new files use 8 KiB pages so that seven checkpoints of a 1 KiB state share one page.
@@ -83,14 +103,19 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
-use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
+use tokio::sync::Notify;
+
+use super::lease::{MAX_WAKE_DELAY, micros};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake, from_unix_micros, unix_micros,
+};
 use crate::error::StoreFault;
 use crate::{Error, Result, Status};
 
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
 const APPLICATION_ID: i32 = 0x4752_4350;
 /// `PRAGMA user_version`: the schema this release reads and writes.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
 const MAX_BATCH: usize = 512;
 /// Read connections kept open between reads; more are opened when reads overlap.
@@ -122,6 +147,14 @@ const LATEST: &str = "SELECT seq, node, status, wait_node, created_at_us, bytes,
                       WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
                       ORDER BY seq DESC LIMIT 1";
 
+/// SQLite's clock in microseconds since the Unix epoch (millisecond precision); one value per
+/// statement. A macro, so that statements can be `concat!`-ed at compile time.
+macro_rules! now_us {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    };
+}
+
 const STATUS_RUNNING: i64 = 0;
 const STATUS_WAITING: i64 = 1;
 const STATUS_COMPLETED: i64 = 2;
@@ -129,8 +162,16 @@ const STATUS_COMPLETED: i64 = 2;
 const SCHEMA: &str = "
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE
+        name TEXT NOT NULL UNIQUE,
+        workflow TEXT,
+        graph_hash INTEGER,
+        wake_at_us INTEGER,
+        lease_owner TEXT,
+        lease_epoch INTEGER NOT NULL DEFAULT 0,
+        lease_expires_us INTEGER
     );
+    CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
+        WHERE wake_at_us IS NOT NULL;
     CREATE TABLE checkpoints (
         id INTEGER PRIMARY KEY,
         session_id INTEGER NOT NULL,
@@ -149,6 +190,19 @@ const SCHEMA: &str = "
 /// nullable column only rewrites the table's definition, not its rows, so the migration is
 /// instant on a file of any size; version-1 rows read back as self-contained (`NULL`).
 const MIGRATE_1_TO_2: &str = "ALTER TABLE checkpoints ADD COLUMN depends_on INTEGER;";
+
+/// Version 2 → 3: the lease columns of `sessions`, nullable or with a constant default, so
+/// again only the table's definition changes. Sessions of earlier files have no workflow and
+/// no wake time: no claim takes them until a runner writes to them with one.
+const MIGRATE_2_TO_3: &str = "
+    ALTER TABLE sessions ADD COLUMN workflow TEXT;
+    ALTER TABLE sessions ADD COLUMN graph_hash INTEGER;
+    ALTER TABLE sessions ADD COLUMN wake_at_us INTEGER;
+    ALTER TABLE sessions ADD COLUMN lease_owner TEXT;
+    ALTER TABLE sessions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN lease_expires_us INTEGER;
+    CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
+        WHERE wake_at_us IS NOT NULL;";
 
 /// How hard SQLite works to make each commit durable (`PRAGMA synchronous`).
 ///
@@ -337,6 +391,8 @@ struct Inner {
     in_flight: AtomicUsize,
     /// [`SqliteStore::close`] has been called on some clone.
     closed: AtomicBool,
+    /// Signalled when this store made a session runnable (see [`Store::wait_for_work`]).
+    work: Notify,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -458,6 +514,7 @@ impl SqliteStore {
                 readers,
                 in_flight: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
+                work: Notify::new(),
             }),
         })
     }
@@ -622,6 +679,12 @@ impl SqliteStore {
         self.inner.closed.load(Ordering::Acquire)
     }
 
+    /// Wakes every waiter of [`Store::wait_for_work`], and the next one if none waits now.
+    fn signal_work(&self) {
+        self.inner.work.notify_waiters();
+        self.inner.work.notify_one();
+    }
+
     /// Sends a command to the writer thread and waits until its transaction has committed.
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
         let (reply, receiver) = oneshot::channel();
@@ -692,12 +755,17 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn append(&self, session: &str, append: Append) -> Result<()> {
         let session = session.to_owned();
+        let runnable = matches!(append.wake, Some(Wake::Now | Wake::After(_)));
         self.write(|reply| Command::Append {
             session,
             append,
             reply,
         })
-        .await
+        .await?;
+        if runnable {
+            self.signal_work();
+        }
+        Ok(())
     }
 
     async fn latest(&self, session: &str) -> Result<Option<Checkpoint>> {
@@ -852,6 +920,42 @@ impl Store for SqliteStore {
             Ok(names)
         })
         .await
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
+        if claim.limit == 0 || claim.workflows.iter().all(|(_, hashes)| hashes.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let claim = claim.clone();
+        self.write(|reply| Command::Claim { claim, reply }).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let lease = lease.clone();
+        self.write(|reply| Command::Renew { lease, ttl, reply })
+            .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool> {
+        let lease = lease.clone();
+        let released = self
+            .write(|reply| Command::Release { lease, reply })
+            .await?;
+        if released {
+            self.signal_work();
+        }
+        Ok(released)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let notified = self.inner.work.notified();
+        // Biased: a stored wake-up is taken (not left for a later call) even when the
+        // timeout has passed too.
+        tokio::select! {
+            biased;
+            () = notified => {}
+            () = tokio::time::sleep(timeout.min(MAX_WAKE_DELAY)) => {}
+        }
     }
 }
 
@@ -1125,13 +1229,23 @@ fn create_or_migrate(conn: &Connection, context: &Context) -> Result<()> {
             ))
             .map_err(|e| context.error("create the schema", e)),
         Ok(FileState::Version1) => {
-            tracing::info!(file = %context.label, "migrating checkpoint schema 1 -> 2");
+            tracing::info!(file = %context.label, "migrating checkpoint schema 1 -> 3");
             conn.execute_batch(&format!(
                 "{MIGRATE_1_TO_2}
+                 {MIGRATE_2_TO_3}
                  PRAGMA user_version = {SCHEMA_VERSION};
                  COMMIT;"
             ))
-            .map_err(|e| context.error("migrate the schema from version 1 to 2", e))
+            .map_err(|e| context.error("migrate the schema from version 1 to 3", e))
+        }
+        Ok(FileState::Version2) => {
+            tracing::info!(file = %context.label, "migrating checkpoint schema 2 -> 3");
+            conn.execute_batch(&format!(
+                "{MIGRATE_2_TO_3}
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))
+            .map_err(|e| context.error("migrate the schema from version 2 to 3", e))
         }
         Err(e) => Err(e),
     };
@@ -1153,6 +1267,8 @@ enum FileState {
     Ready,
     /// Our schema at version 1 (release 1): migrated on open.
     Version1,
+    /// Our schema at version 2 (incremental checkpoints, no leases): migrated on open.
+    Version2,
 }
 
 fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
@@ -1166,6 +1282,7 @@ fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
         return match version {
             SCHEMA_VERSION => Ok(FileState::Ready),
             1 => Ok(FileState::Version1),
+            2 => Ok(FileState::Version2),
             v if v > SCHEMA_VERSION => Err(context.refuse(
                 StoreFault::Failed,
                 format!(
@@ -1227,6 +1344,19 @@ enum Command {
         session: String,
         reply: Reply<bool>,
     },
+    Claim {
+        claim: Claim,
+        reply: Reply<Vec<Lease>>,
+    },
+    Renew {
+        lease: Lease,
+        ttl: Duration,
+        reply: Reply<Lease>,
+    },
+    Release {
+        lease: Lease,
+        reply: Reply<bool>,
+    },
     /// `VACUUM` outside any transaction: runs alone, between batches.
     Compact {
         reply: Reply<()>,
@@ -1244,6 +1374,10 @@ impl Command {
             Command::Append { reply, .. } => reply.is_closed(),
             Command::Prune { reply, .. } => reply.is_closed(),
             Command::Delete { reply, .. } => reply.is_closed(),
+            // A claim nobody waits for would hold its sessions until the leases expire.
+            Command::Claim { reply, .. } => reply.is_closed(),
+            Command::Renew { reply, .. } => reply.is_closed(),
+            Command::Release { reply, .. } => reply.is_closed(),
             // Run even when nobody waits: a dropped `close` future still closes.
             Command::Compact { .. } | Command::Close { .. } => false,
         }
@@ -1264,6 +1398,9 @@ impl Command {
             Command::Append { reply, .. } => drop(reply.send(Err(error()))),
             Command::Prune { reply, .. } => drop(reply.send(Err(error()))),
             Command::Delete { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Claim { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Renew { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Release { reply, .. } => drop(reply.send(Err(error()))),
             Command::Compact { reply } | Command::Close { reply } => {
                 drop(reply.send(Err(error())));
             }
@@ -1301,6 +1438,9 @@ enum Executed {
     Append(Reply<()>, Result<()>),
     Prune(Reply<u64>, Result<u64>),
     Delete(Reply<bool>, Result<bool>),
+    Claim(Reply<Vec<Lease>>, Result<Vec<Lease>>),
+    Renew(Reply<Lease>, Result<Lease>),
+    Release(Reply<bool>, Result<bool>),
 }
 
 impl Executed {
@@ -1309,6 +1449,9 @@ impl Executed {
             Executed::Append(_, result) => result.is_err(),
             Executed::Prune(_, result) => result.is_err(),
             Executed::Delete(_, result) => result.is_err(),
+            Executed::Claim(_, result) => result.is_err(),
+            Executed::Renew(_, result) => result.is_err(),
+            Executed::Release(_, result) => result.is_err(),
         }
     }
 
@@ -1316,7 +1459,10 @@ impl Executed {
     /// `append` frees a page now and then, which the following appends reuse.)
     fn freed_pages(&self) -> bool {
         match self {
-            Executed::Append(..) => false,
+            Executed::Append(..)
+            | Executed::Claim(..)
+            | Executed::Renew(..)
+            | Executed::Release(..) => false,
             Executed::Prune(_, result) => matches!(result, Ok(n) if *n > 0),
             Executed::Delete(_, result) => matches!(result, Ok(true)),
         }
@@ -1335,6 +1481,9 @@ impl Executed {
             Executed::Append(reply, result) => answer(reply, result, commit),
             Executed::Prune(reply, result) => answer(reply, result, commit),
             Executed::Delete(reply, result) => answer(reply, result, commit),
+            Executed::Claim(reply, result) => answer(reply, result, commit),
+            Executed::Renew(reply, result) => answer(reply, result, commit),
+            Executed::Release(reply, result) => answer(reply, result, commit),
         }
     }
 }
@@ -1619,6 +1768,18 @@ impl Writer {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.delete(&session));
                 (Executed::Delete(reply, result), broken)
             }
+            Command::Claim { claim, reply } => {
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.claim(&claim));
+                (Executed::Claim(reply, result), broken)
+            }
+            Command::Renew { lease, ttl, reply } => {
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.renew(&lease, ttl));
+                (Executed::Renew(reply, result), broken)
+            }
+            Command::Release { lease, reply } => {
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.release(&lease));
+                (Executed::Release(reply, result), broken)
+            }
             // `run` never puts these in a batch; answer rather than panic if that changes.
             Command::Compact { reply } | Command::Close { reply } => {
                 let error = "a compact or close command reached a group commit".to_owned();
@@ -1688,6 +1849,9 @@ impl Writer {
             expected,
             checkpoint,
             keep_last,
+            fence,
+            wake,
+            workflow,
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
@@ -1717,7 +1881,16 @@ impl Writer {
                 })
             })
             .transpose()?;
-        let (session_id, found) = self.session(session)?;
+        let (session_id, found, epoch) = self.session(session)?;
+        // The fence first: a writer whose lease is lost must stop, whatever its seq.
+        if let Some(fence) = *fence
+            && (session_id.is_none() || i64::try_from(fence).ok() != Some(epoch))
+        {
+            return Err(Error::LeaseLost {
+                session: session.to_owned(),
+                epoch: fence,
+            });
+        }
         let conflict = |found| Error::Conflict {
             session: session.to_owned(),
             expected: *expected,
@@ -1769,11 +1942,149 @@ impl Writer {
         if let Some(keep_last) = keep_last {
             self.prune_session(session_id, *keep_last).map_err(failed)?;
         }
+        if wake.is_some() || workflow.is_some() {
+            // `?2`: whether to set the wake time; `?3`: its delay (NULL: never).
+            let (workflow, graph_hash) = match workflow {
+                Some((name, hash)) => (Some(name.as_str()), Some(*hash as i64)),
+                None => (None, None),
+            };
+            self.conn
+                .prepare_cached(concat!(
+                    "UPDATE sessions SET \
+                     wake_at_us = CASE WHEN ?2 THEN ",
+                    now_us!(),
+                    " + ?3 ELSE wake_at_us END, \
+                     workflow = coalesce(?4, workflow), \
+                     graph_hash = CASE WHEN ?4 IS NULL THEN graph_hash ELSE ?5 END \
+                     WHERE id = ?1"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        session_id,
+                        wake.is_some(),
+                        wake.and_then(Wake::delay_micros),
+                        workflow,
+                        graph_hash,
+                    ])
+                })
+                .map_err(failed)?;
+        }
         Ok(())
     }
 
+    /// See [`Store::claim`]: one `UPDATE … RETURNING` per listed workflow and graph hash, on
+    /// one reading of SQLite's clock.
+    fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
+        let failed = |e| self.context.error("claim sessions", e);
+        let now: i64 = self
+            .conn
+            .prepare_cached(concat!("SELECT ", now_us!()))
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(failed)?;
+        let expires = now.saturating_add(micros(claim.ttl.min(MAX_WAKE_DELAY)));
+        let expires_at = from_unix_micros(expires).unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut leases = Vec::new();
+        for (workflow, graph_hash) in claim.pairs() {
+            let remaining = claim.limit.saturating_sub(leases.len());
+            if remaining == 0 {
+                break;
+            }
+            let mut statement = self
+                .conn
+                .prepare_cached(
+                    "UPDATE sessions SET lease_owner = ?1, lease_epoch = lease_epoch + 1, \
+                     lease_expires_us = ?2 \
+                     WHERE id IN (SELECT id FROM sessions \
+                         WHERE workflow = ?3 AND graph_hash = ?4 AND wake_at_us <= ?5 \
+                         AND (lease_owner IS NULL OR lease_expires_us <= ?5) \
+                         ORDER BY wake_at_us LIMIT ?6) \
+                     RETURNING name, lease_epoch",
+                )
+                .map_err(failed)?;
+            let limit = i64::try_from(remaining).unwrap_or(i64::MAX);
+            let mut rows = statement
+                .query(params![
+                    &claim.owner,
+                    expires,
+                    workflow,
+                    graph_hash as i64,
+                    now,
+                    limit
+                ])
+                .map_err(failed)?;
+            while let Some(row) = rows.next().map_err(failed)? {
+                let session: String = row.get(0).map_err(failed)?;
+                let epoch: i64 = row.get(1).map_err(failed)?;
+                let epoch = u64::try_from(epoch)
+                    .map_err(|_| corrupt(&session, 0, format!("negative lease epoch {epoch}")))?;
+                leases.push(Lease {
+                    session,
+                    epoch,
+                    owner: claim.owner.clone(),
+                    workflow: workflow.to_owned(),
+                    graph_hash,
+                    expires_at,
+                });
+            }
+        }
+        Ok(leases)
+    }
+
+    /// See [`Store::renew`].
+    fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let failed = |e| self.context.error("renew a lease", e);
+        let lost = || Error::LeaseLost {
+            session: lease.session.clone(),
+            epoch: lease.epoch,
+        };
+        let Ok(epoch) = i64::try_from(lease.epoch) else {
+            return Err(lost());
+        };
+        let expires: Option<i64> = self
+            .conn
+            .prepare_cached(concat!(
+                "UPDATE sessions SET lease_expires_us = ",
+                now_us!(),
+                " + ?4 WHERE name = ?1 AND lease_owner = ?2 AND lease_epoch = ?3 \
+                 RETURNING lease_expires_us"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        &lease.session,
+                        &lease.owner,
+                        epoch,
+                        micros(ttl.min(MAX_WAKE_DELAY))
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .optional()
+            .map_err(failed)?;
+        let expires = expires.ok_or_else(lost)?;
+        Ok(Lease {
+            expires_at: from_unix_micros(expires).unwrap_or(SystemTime::UNIX_EPOCH),
+            ..lease.clone()
+        })
+    }
+
+    /// See [`Store::release`].
+    fn release(&self, lease: &Lease) -> Result<bool> {
+        let Ok(epoch) = i64::try_from(lease.epoch) else {
+            return Ok(false);
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE sessions SET lease_owner = NULL, lease_expires_us = NULL \
+                 WHERE name = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+            )
+            .and_then(|mut s| s.execute(params![&lease.session, &lease.owner, epoch]))
+            .map(|released| released > 0)
+            .map_err(|e| self.context.error("release a lease", e))
+    }
+
     fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
-        let (Some(session_id), _) = self.session(session)? else {
+        let (Some(session_id), ..) = self.session(session)? else {
             return Ok(0);
         };
         self.prune_session(session_id, keep_last)
@@ -1799,7 +2110,7 @@ impl Writer {
     }
 
     fn delete(&self, session: &str) -> Result<bool> {
-        let (Some(session_id), _) = self.session(session)? else {
+        let (Some(session_id), ..) = self.session(session)? else {
             return Ok(false);
         };
         let failed = |e| self.context.error("delete a session", e);
@@ -1814,19 +2125,22 @@ impl Writer {
         Ok(true)
     }
 
-    /// The session's row id and latest sequence number, as this transaction sees them.
-    fn session(&self, session: &str) -> Result<(Option<i64>, Option<u64>)> {
-        let row: Option<(i64, Option<i64>)> = self
+    /// The session's row id, latest sequence number and lease epoch, as this transaction
+    /// sees them (epoch 0 when there is no session).
+    fn session(&self, session: &str) -> Result<(Option<i64>, Option<u64>, i64)> {
+        let row: Option<(i64, Option<i64>, i64)> = self
             .conn
             .prepare_cached(
                 "SELECT id, (SELECT seq FROM checkpoints WHERE session_id = sessions.id \
-                 ORDER BY seq DESC LIMIT 1) FROM sessions WHERE name = ?1",
+                 ORDER BY seq DESC LIMIT 1), lease_epoch FROM sessions WHERE name = ?1",
             )
-            .and_then(|mut s| s.query_row([session], |row| Ok((row.get(0)?, row.get(1)?))))
+            .and_then(|mut s| {
+                s.query_row([session], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            })
             .optional()
             .map_err(|e| self.context.error("read the latest sequence number", e))?;
-        let Some((id, latest)) = row else {
-            return Ok((None, None));
+        let Some((id, latest, epoch)) = row else {
+            return Ok((None, None, 0));
         };
         let latest = latest
             .map(|seq| {
@@ -1839,7 +2153,7 @@ impl Writer {
                 })
             })
             .transpose()?;
-        Ok((Some(id), latest))
+        Ok((Some(id), latest, epoch))
     }
 
     fn exec(&self, sql: &str) -> rusqlite::Result<()> {
@@ -2091,7 +2405,7 @@ mod tests {
         let (a1, r1) = append("s", None, 1);
         drop(r1);
         writer.commit_batch(vec![a1]);
-        assert_eq!(writer.session("s").unwrap(), (None, None));
+        assert_eq!(writer.session("s").unwrap(), (None, None, 0));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! See [`PostgresStore`] for how it is built: the schema and the statements.
 
+mod listener;
 mod options;
 mod schema;
 mod sql;
@@ -10,7 +11,7 @@ mod writer;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -18,10 +19,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use self::listener::Listener;
 pub use self::options::PostgresOptions;
 use self::sql::Sql;
 use self::writer::{Outcome, Request};
-use super::{Append, Checkpoint, CheckpointMeta, Store, from_unix_micros, unix_micros};
+use super::lease::{MAX_WAKE_DELAY, micros};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, from_unix_micros, unix_micros,
+};
 use crate::error::StoreFault;
 use crate::{Error, Result, Status};
 
@@ -95,8 +100,16 @@ use crate::{Error, Result, Status};
 /// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
 ///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
 ///   that processes connecting at once do not race, and records the schema version in
-///   `graph_runtime_meta`; it refuses a schema of another version, naming both. The
-///   `sessions` row is where per-session state beyond the chain (leases) will live.
+///   `graph_runtime_meta`; it migrates version 1 (no leases) to version 2 and refuses a
+///   schema of another version, naming both.
+/// - **Leases** (see [`Store::claim`]) live in the `sessions` row. Every time is PostgreSQL's
+///   `now()`, never the client's clock. A claim is one statement (`FOR UPDATE SKIP LOCKED` in
+///   a materialized CTE, then an `UPDATE` that raises the epochs); a fenced append checks the
+///   epoch on the row it locks for the compare-and-swap, in the same statement, so fencing
+///   costs no round trip. A trigger sends a notification on a channel of the store's schema
+///   when a session becomes runnable without a lease (or is released while runnable), with
+///   the milliseconds until it is due; [`Store::wait_for_work`] listens to it on a
+///   connection of its own, outside the pool, opened on its first call.
 ///
 /// ```sql
 /// CREATE TABLE graph_runtime_meta (singleton boolean PRIMARY KEY, schema_version integer NOT NULL);
@@ -104,8 +117,16 @@ use crate::{Error, Result, Status};
 ///     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 ///     name bytea NOT NULL,            -- the session id's UTF-8 (it may hold NUL)
 ///     name_key bytea NOT NULL GENERATED ALWAYS AS (sha256(name)) STORED UNIQUE,
-///     head_seq bigint NOT NULL        -- the latest checkpoint's seq: the compare-and-swap
+///     head_seq bigint NOT NULL,       -- the latest checkpoint's seq: the compare-and-swap
+///     workflow text,                  -- version 2: the lease protocol
+///     graph_hash bigint,              -- the u64 hash's bits as a signed integer
+///     wake_at timestamptz,            -- runnable once wake_at <= now(); NULL: not runnable
+///     lease_owner text,
+///     lease_epoch bigint NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
+///     lease_expires_at timestamptz
 /// );
+/// CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at)
+///     WHERE wake_at IS NOT NULL;
 /// CREATE TABLE checkpoints (
 ///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 ///     seq bigint NOT NULL,
@@ -143,6 +164,10 @@ struct Shared {
     sql: Sql,
     schema: String,
     context: Context,
+    /// Wake-ups for [`Store::wait_for_work`], fed by the listener.
+    wake: Arc<listener::Wake>,
+    /// The `LISTEN` connection, opened by the first `wait_for_work`.
+    listener: tokio::sync::Mutex<Listener>,
 }
 
 impl PostgresStore {
@@ -198,6 +223,7 @@ impl PostgresStore {
         let _ = connection.await;
         prepared?;
 
+        let listener = Listener::new(config.clone(), schema::channel(&options.schema));
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -216,6 +242,8 @@ impl PostgresStore {
             sql: Sql::new(&quote(&options.schema)),
             schema: options.schema,
             context,
+            wake: Arc::default(),
+            listener: tokio::sync::Mutex::new(listener),
         });
         let appends = options
             .batch_appends
@@ -430,6 +458,135 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
+        let pairs = claim.pairs();
+        if claim.limit == 0 || pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+        let hashes: Vec<i64> = pairs.iter().map(|&(_, hash)| hash as i64).collect();
+        let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+        let ttl = micros(claim.ttl.min(MAX_WAKE_DELAY));
+        // Not run again on a lost connection: it may have claimed, and a second run would
+        // claim others while the first ones stay held until their leases expire.
+        let rows = self
+            .shared
+            .query(
+                "claim sessions",
+                &self.shared.sql.claim,
+                &[&claim.owner, &names, &hashes, &limit, &ttl],
+                false,
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let name: Vec<u8> = column(row, 0, "name", "", 0)?;
+                let session = String::from_utf8(name).map_err(|e| {
+                    let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
+                })?;
+                let epoch: i64 = column(row, 1, "lease_epoch", &session, 0)?;
+                let workflow: String = column(row, 2, "workflow", &session, 0)?;
+                let graph_hash: i64 = column(row, 3, "graph_hash", &session, 0)?;
+                let expires_at: SystemTime = column(row, 4, "lease_expires_at", &session, 0)?;
+                let epoch = u64::try_from(epoch)
+                    .map_err(|_| corrupt(&session, 0, format!("negative lease epoch {epoch}")))?;
+                Ok(Lease {
+                    session,
+                    epoch,
+                    owner: claim.owner.clone(),
+                    workflow,
+                    graph_hash: graph_hash as u64,
+                    expires_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let lost = || Error::LeaseLost {
+            session: lease.session.clone(),
+            epoch: lease.epoch,
+        };
+        let Ok(epoch) = i64::try_from(lease.epoch) else {
+            return Err(lost());
+        };
+        let name = lease.session.as_bytes();
+        let ttl = micros(ttl.min(MAX_WAKE_DELAY));
+        // Idempotent: running it twice extends the lease twice, to the same end.
+        let rows = self
+            .shared
+            .query(
+                "renew a lease",
+                &self.shared.sql.renew,
+                &[&name, &lease.owner, &epoch, &ttl],
+                true,
+            )
+            .await?;
+        let row = rows.first().ok_or_else(lost)?;
+        let expires_at: SystemTime = column(row, 0, "lease_expires_at", &lease.session, 0)?;
+        Ok(Lease {
+            expires_at,
+            ..lease.clone()
+        })
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool> {
+        let Ok(epoch) = i64::try_from(lease.epoch) else {
+            return Ok(false);
+        };
+        let name = lease.session.as_bytes();
+        let rows = self
+            .shared
+            .query(
+                "release a lease",
+                &self.shared.sql.release,
+                &[&name, &lease.owner, &epoch],
+                false,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(timeout.min(MAX_WAKE_DELAY))
+            .unwrap_or(started);
+        let wake = &self.shared.wake;
+        let notified = wake.notify.notified();
+        // A listener that was (re)started may have missed notifications: look at once.
+        let listening = self
+            .shared
+            .listener
+            .lock()
+            .await
+            .ensure(wake, &self.shared.context)
+            .await;
+        match listening {
+            Ok(false) => {}
+            // Just started listening: what was notified before is missed, so look at once.
+            Ok(true) => return,
+            // Cannot listen (the server is away): the timeout is the poll.
+            Err(_) => {
+                tokio::time::sleep_until(deadline.into()).await;
+                return;
+            }
+        }
+        let until = match wake.next_timer(Instant::now()) {
+            listener::Timer::Due => return,
+            listener::Timer::At(at) => at.min(deadline),
+            listener::Timer::None => deadline,
+        };
+        // Biased: a stored wake-up is taken (not left for a later call) even when the
+        // timeout has passed too.
+        tokio::select! {
+            biased;
+            () = notified => {}
+            () = tokio::time::sleep_until(until.into()) => {}
+        }
     }
 }
 

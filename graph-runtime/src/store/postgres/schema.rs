@@ -6,11 +6,56 @@ use super::{Context, quote};
 use crate::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The first key of the advisory lock taken while the schema is created or checked: "GRCP",
 /// as in the checkpoint envelope's magic. The second key is `hashtext(schema name)`.
 const LOCK_KEY: i32 = 0x4752_4350;
+
+/// The `LISTEN`/`NOTIFY` channel of the store in schema `schema_name`: one per schema, so
+/// that stores in other schemas of the database do not wake each other; a hash, because a
+/// channel name is at most 63 bytes.
+pub(super) fn channel(schema_name: &str) -> String {
+    format!(
+        "graph_runtime_wake_{:08x}",
+        crc32fast::hash(schema_name.as_bytes())
+    )
+}
+
+/// Version 2 on top of version 1: the lease protocol. Per session: its workflow and graph
+/// hash, its wake time (runnable once `wake_at <= now()`; `NULL`: not runnable), and its
+/// lease (owner, epoch, expiry). An index finds the runnable sessions of a workflow at a
+/// graph hash, oldest wake time first. A trigger notifies the store's channel when a session
+/// without a lease gets a wake time, or loses its lease while it has one (a release): the
+/// payload is the milliseconds until it is due (0: now). It does not fire for appends that
+/// leave the wake time and lease as they are: the hot path pays only the `WHEN` test.
+fn lease_statements(schema: &str, channel: &str) -> String {
+    format!(
+        "ALTER TABLE {schema}.sessions
+             ADD COLUMN workflow text,
+             ADD COLUMN graph_hash bigint,
+             ADD COLUMN wake_at timestamptz,
+             ADD COLUMN lease_owner text,
+             ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0,
+             ADD COLUMN lease_expires_at timestamptz;
+         CREATE INDEX sessions_runnable ON {schema}.sessions (workflow, graph_hash, wake_at)
+             WHERE wake_at IS NOT NULL;
+         CREATE FUNCTION {schema}.graph_runtime_wake() RETURNS trigger LANGUAGE plpgsql AS $fn$
+         BEGIN
+             PERFORM pg_notify('{channel}',
+                 GREATEST(0, ceil(extract(epoch FROM NEW.wake_at - now()) * 1000))::bigint::text);
+             RETURN NULL;
+         END
+         $fn$;
+         CREATE TRIGGER graph_runtime_wake_inserted AFTER INSERT ON {schema}.sessions
+             FOR EACH ROW WHEN (NEW.wake_at IS NOT NULL AND NEW.lease_owner IS NULL)
+             EXECUTE FUNCTION {schema}.graph_runtime_wake();
+         CREATE TRIGGER graph_runtime_wake_updated AFTER UPDATE ON {schema}.sessions
+             FOR EACH ROW WHEN (NEW.wake_at IS NOT NULL AND NEW.lease_owner IS NULL
+                 AND (OLD.wake_at IS DISTINCT FROM NEW.wake_at OR OLD.lease_owner IS NOT NULL))
+             EXECUTE FUNCTION {schema}.graph_runtime_wake();"
+    )
+}
 
 /// Version 1. Session names are `bytea` (a `&str` may hold NUL, which `text` refuses) and may
 /// be longer than a B-tree entry, so they are unique through their SHA-256.
@@ -37,7 +82,7 @@ fn create_statements(schema: &str) -> String {
              bytes bytea NOT NULL,
              PRIMARY KEY (session_id, seq)
          );
-         INSERT INTO {schema}.graph_runtime_meta (schema_version) VALUES ({SCHEMA_VERSION});"
+         INSERT INTO {schema}.graph_runtime_meta (schema_version) VALUES (1);"
     )
 }
 
@@ -65,10 +110,13 @@ pub(super) async fn prepare(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(failed)?;
+    let channel = channel(schema_name);
     if !exists {
         let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; {}",
-            create_statements(&schema)
+            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {}",
+            create_statements(&schema),
+            lease_statements(&schema, &channel),
+            set_version(&meta),
         );
         transaction.batch_execute(&create).await.map_err(failed)?;
         transaction.commit().await.map_err(failed)?;
@@ -79,6 +127,18 @@ pub(super) async fn prepare(
         .await
         .and_then(|row| row.map(|row| row.try_get(0)).transpose())
         .map_err(failed)?;
+    if version == Some(1) {
+        // Under the advisory lock: one store migrates, the others find version 2.
+        tracing::info!(schema = schema_name, "migrating store schema 1 -> 2");
+        let migrate = format!(
+            "{} {}",
+            lease_statements(&schema, &channel),
+            set_version(&meta)
+        );
+        transaction.batch_execute(&migrate).await.map_err(failed)?;
+        transaction.commit().await.map_err(failed)?;
+        return Ok(());
+    }
     drop(transaction);
     match version {
         Some(SCHEMA_VERSION) => Ok(()),
@@ -95,4 +155,9 @@ pub(super) async fn prepare(
             "schema `{schema_name}` has an empty `graph_runtime_meta` table (no schema version)"
         ))),
     }
+}
+
+/// Records that the tables are at [`SCHEMA_VERSION`].
+fn set_version(meta: &str) -> String {
+    format!("UPDATE {meta} SET schema_version = {SCHEMA_VERSION};")
 }

@@ -14,6 +14,9 @@ pub(super) struct Sql {
     pub(super) prune: String,
     pub(super) delete: String,
     pub(super) sessions: String,
+    pub(super) claim: String,
+    pub(super) renew: String,
+    pub(super) release: String,
 }
 
 /// The columns [`read_checkpoint`](super::read_checkpoint) decodes, in order.
@@ -43,13 +46,30 @@ impl Sql {
             prune: prune(schema),
             delete: format!("DELETE FROM {schema}.sessions s WHERE {session}"),
             sessions: format!("SELECT name FROM {schema}.sessions ORDER BY name"),
+            claim: claim(schema),
+            renew: format!(
+                "UPDATE {schema}.sessions s \
+                 SET lease_expires_at = now() + $4::bigint * interval '1 microsecond' \
+                 WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 \
+                 RETURNING s.lease_expires_at"
+            ),
+            release: format!(
+                "UPDATE {schema}.sessions s SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 RETURNING 1"
+            ),
         }
     }
 }
 
 /// A batch of compare-and-swap appends (at most one per session), with their retention, in
 /// one statement and so one transaction. It answers one row per input: `ord` (1-based),
-/// `outcome` (0 written, 1 conflict, 2 retry) and `found` (the latest seq, for a conflict).
+/// `outcome` (0 written, 1 conflict, 2 retry, 3 lease lost) and `found` (the latest seq, for
+/// a conflict).
+///
+/// - The fence (`fence`, the lease epoch the writer holds; `NULL`: none) is checked on the
+///   locked row, before the sequence numbers: a lost lease is never reported as a conflict.
+/// - `wake_set` says whether to set `wake_at` (to `now() + wake_us`, `NULL` when `wake_us`
+///   is); `workflow` (when not `NULL`) sets the workflow and its graph hash.
 ///
 /// - `seen` reads the sessions as of the statement's snapshot; `locked` reads and locks their
 ///   newest committed versions, in id order so two batches never deadlock (`ORDER BY` is
@@ -66,16 +86,18 @@ fn append(schema: &str) -> String {
         "WITH input AS (
              SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[],
                                   $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],
-                                  $9::bigint[], $10::bytea[])
+                                  $9::bigint[], $10::bytea[], $11::bigint[], $12::boolean[],
+                                  $13::bigint[], $14::text[], $15::bigint[])
                  WITH ORDINALITY AS i (name, expected, seq, node, status, wait_node,
-                                       created_at_us, depends_on, keep_last, bytes, ord)
+                                       created_at_us, depends_on, keep_last, bytes, fence,
+                                       wake_set, wake_us, workflow, graph_hash, ord)
          ),
          seen AS (
              SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
              WHERE s.name_key IN (SELECT sha256(name) FROM input)
          ),
          locked AS (
-             SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
+             SELECT s.id, s.name, s.head_seq, s.lease_epoch FROM {schema}.sessions s
              WHERE s.name_key IN (SELECT sha256(name) FROM input)
              ORDER BY s.id
              FOR UPDATE
@@ -83,6 +105,8 @@ fn append(schema: &str) -> String {
          verdict AS (
              SELECT i.ord, l.id, l.head_seq AS found,
                  CASE
+                     WHEN i.fence IS NOT NULL AND l.lease_epoch IS DISTINCT FROM i.fence
+                         THEN 'lost'
                      WHEN l.id IS NULL AND i.expected IS NULL THEN 'create'
                      WHEN l.id IS NULL
                          OR i.expected IS DISTINCT FROM l.head_seq
@@ -96,15 +120,23 @@ fn append(schema: &str) -> String {
              LEFT JOIN seen e ON e.name = i.name
          ),
          created AS (
-             INSERT INTO {schema}.sessions (name, head_seq)
-             SELECT i.name, i.seq FROM input i JOIN verdict v USING (ord)
+             INSERT INTO {schema}.sessions (name, head_seq, wake_at, workflow, graph_hash)
+             SELECT i.name, i.seq,
+                    CASE WHEN i.wake_set THEN now() + i.wake_us * interval '1 microsecond' END,
+                    i.workflow, CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash END
+             FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'create'
              ORDER BY i.name
              ON CONFLICT (name_key) DO NOTHING
              RETURNING id, name
          ),
          advanced AS (
-             UPDATE {schema}.sessions s SET head_seq = i.seq
+             UPDATE {schema}.sessions s SET head_seq = i.seq,
+                 wake_at = CASE WHEN i.wake_set
+                     THEN now() + i.wake_us * interval '1 microsecond' ELSE s.wake_at END,
+                 workflow = coalesce(i.workflow, s.workflow),
+                 graph_hash = CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash
+                     ELSE s.graph_hash END
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'advance' AND s.id = v.id
              RETURNING s.id, i.ord
@@ -139,9 +171,37 @@ fn append(schema: &str) -> String {
              WHERE c.session_id = cutoff.id AND c.seq < cutoff.below
          )
          SELECT v.ord,
-             CASE WHEN w.id IS NOT NULL THEN 0 WHEN v.outcome = 'conflict' THEN 1 ELSE 2 END,
+             CASE WHEN w.id IS NOT NULL THEN 0 WHEN v.outcome = 'conflict' THEN 1
+                  WHEN v.outcome = 'lost' THEN 3 ELSE 2 END,
              v.found
          FROM verdict v LEFT JOIN written w USING (ord)"
+    )
+}
+
+/// `claim`: `$1` owner, `$2`/`$3` the (workflow, graph hash) pairs as two arrays, `$4` the
+/// limit, `$5` the ttl in microseconds. One statement: the materialized CTE picks and locks
+/// the runnable sessions no live lease holds, oldest wake time first, skipping rows another
+/// transaction has locked (a concurrent claim, an append) rather than waiting for them;
+/// locking re-reads each row's newest version and re-checks the conditions, so a session
+/// another claim just took is not taken again. The update raises each one's epoch.
+fn claim(schema: &str) -> String {
+    format!(
+        "WITH candidates AS MATERIALIZED (
+             SELECT s.id FROM {schema}.sessions s
+             WHERE (s.workflow, s.graph_hash) IN (
+                       SELECT * FROM unnest($2::text[], $3::bigint[]))
+               AND s.wake_at <= now()
+               AND (s.lease_owner IS NULL OR s.lease_expires_at <= now())
+             ORDER BY s.wake_at
+             LIMIT $4
+             FOR UPDATE OF s SKIP LOCKED
+         )
+         UPDATE {schema}.sessions s
+         SET lease_owner = $1, lease_epoch = s.lease_epoch + 1,
+             lease_expires_at = now() + $5::bigint * interval '1 microsecond'
+         FROM candidates c
+         WHERE s.id = c.id
+         RETURNING s.name, s.lease_epoch, s.workflow, s.graph_hash, s.lease_expires_at"
     )
 }
 

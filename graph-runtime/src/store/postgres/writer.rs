@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Shared, sql_int};
-use crate::store::Append;
+use crate::store::{Append, Wake};
 use crate::{Error, Result, Status};
 
 /// The most appends one statement carries.
@@ -27,6 +27,8 @@ pub(super) enum Outcome {
     Conflict(Option<u64>),
     /// Another writer committed to the session after the statement's snapshot; run it again.
     Retry,
+    /// The session's lease epoch is not the append's fence.
+    LeaseLost,
 }
 
 /// One append handed to the writer task.
@@ -48,10 +50,15 @@ pub(super) fn validate(shared: &Shared, session: &str, append: &Append) -> Resul
         Status::Waiting { node } => node.as_str(),
         _ => "",
     };
-    if append.checkpoint.node.contains('\0') || wait_node.contains('\0') {
+    let workflow = append
+        .workflow
+        .as_ref()
+        .map_or("", |(name, _)| name.as_str());
+    if append.checkpoint.node.contains('\0') || wait_node.contains('\0') || workflow.contains('\0')
+    {
         return Err(shared.context.refuse(format!(
-            "the node name of checkpoint {} of session `{session}` contains NUL, which \
-             PostgreSQL text cannot hold",
+            "the node or workflow name of checkpoint {} of session `{session}` contains NUL, \
+             which PostgreSQL text cannot hold",
             append.checkpoint.seq
         )));
     }
@@ -66,6 +73,10 @@ pub(super) fn answer(session: &str, append: &Append, outcome: Outcome) -> Option
             session: session.to_owned(),
             expected: append.expected,
             found,
+        })),
+        Outcome::LeaseLost => Some(Err(Error::LeaseLost {
+            session: session.to_owned(),
+            epoch: append.fence.unwrap_or_default(),
         })),
         Outcome::Retry => None,
     }
@@ -85,6 +96,11 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     let mut depends_on = Vec::with_capacity(items.len());
     let mut keep_last = Vec::with_capacity(items.len());
     let mut bytes = Vec::with_capacity(items.len());
+    let mut fences = Vec::with_capacity(items.len());
+    let mut wake_set = Vec::with_capacity(items.len());
+    let mut wake_us = Vec::with_capacity(items.len());
+    let mut workflows = Vec::with_capacity(items.len());
+    let mut graph_hashes = Vec::with_capacity(items.len());
     for (session, append) in items {
         let checkpoint = &append.checkpoint;
         names.push(session.as_bytes());
@@ -103,6 +119,13 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         depends_on.push(checkpoint.depends_on.map(clamp));
         keep_last.push(append.keep_last.map(clamp));
         bytes.push(checkpoint.bytes.as_slice());
+        // An epoch beyond SQL integers can never match a stored one: lease lost.
+        fences.push(append.fence.map(clamp));
+        wake_set.push(append.wake.is_some());
+        wake_us.push(append.wake.and_then(Wake::delay_micros));
+        workflows.push(append.workflow.as_ref().map(|(name, _)| name.as_str()));
+        // The hash's bits as a signed integer: SQL has no unsigned one.
+        graph_hashes.push(append.workflow.as_ref().map(|&(_, hash)| hash as i64));
     }
     let rows = shared
         .query(
@@ -119,6 +142,11 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
                 &depends_on,
                 &keep_last,
                 &bytes,
+                &fences,
+                &wake_set,
+                &wake_us,
+                &workflows,
+                &graph_hashes,
             ],
             false,
         )
@@ -145,6 +173,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
             0 => Outcome::Written,
             1 => Outcome::Conflict(found),
             2 => Outcome::Retry,
+            3 => Outcome::LeaseLost,
             other => return Err(bad(format!("outcome {other}"))),
         });
     }
