@@ -137,6 +137,7 @@ mod runner;
 pub mod schema;
 mod session_id;
 pub mod store;
+mod worker;
 mod workflow;
 
 #[cfg(test)]
@@ -174,6 +175,7 @@ pub use crate::store::{Claim, Lease, Wake};
 pub use crate::store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::store::{SqliteOptions, SqliteStore, Synchronous};
+pub use crate::worker::Worker;
 pub use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Retryable, Workflow};
 /// The cancellation token [`Runner::cancellation_token`] takes (re-exported from tokio-util).
 pub use tokio_util::sync::CancellationToken;

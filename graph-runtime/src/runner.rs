@@ -14,7 +14,7 @@ use crate::error::report;
 use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Transition};
 use crate::session_id;
-use crate::store::{Append, Checkpoint, Store};
+use crate::store::{Append, Checkpoint, Lease, Store, Wake};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Workflow};
 
@@ -333,6 +333,9 @@ struct Control {
     events: Option<EventSink>,
     cancel: Option<CancellationToken>,
     spans: bool,
+    /// Set when a [`Worker`](crate::Worker) runs the session under a lease: every write is
+    /// fenced by this epoch, and says whether the session still needs a worker.
+    fence: Option<u64>,
 }
 
 impl Control {
@@ -696,6 +699,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         input: W::Input,
         control: Control,
     ) -> Result<Outcome<W::State>> {
+        let position = self.record_input(session, input, &control, None).await?;
+        self.drive(position, control).await
+    }
+
+    /// Checks that `session` waits at the input's node ([`Error::NotWaiting`] otherwise) and
+    /// records the input durably as the next checkpoint (with `wake`, for a worker to run
+    /// it); returns where the run goes on from.
+    async fn record_input(
+        &self,
+        session: &str,
+        input: W::Input,
+        control: &Control,
+        wake: Option<Wake>,
+    ) -> Result<Position<W>> {
         self.ready(&[session])?;
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
@@ -725,9 +742,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             Some(&input),
             loaded.failure.as_ref(),
         )?;
-        self.append(&session, Some(loaded.seq), recorded, &control)
+        self.append_with(&session, Some(loaded.seq), recorded, control, wake)
             .await?;
-        let position = Position {
+        Ok(Position {
             session,
             seq,
             stored: seq,
@@ -738,8 +755,89 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             failure: loaded.failure,
             chain: loaded.chain,
             unsaved: Duration::ZERO,
+        })
+    }
+
+    /// Creates a session for a [`Worker`](crate::Worker) to run: saves its first checkpoint
+    /// at the graph's entry, marks it runnable, and returns at once — durable, but nothing
+    /// runs here. Any worker that [registered](crate::Worker::register) this workflow (at
+    /// this graph hash) claims it.
+    ///
+    /// Fails with [`Error::SessionExists`] if the store already holds `session`.
+    ///
+    /// ```
+    /// use graph_runtime::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// pub struct Job { pub done: bool }
+    ///
+    /// #[workflow(state = Job)]
+    /// pub mod job {
+    ///     use super::*;
+    ///     edge!(START -> work);
+    ///     edge!(work -> END);
+    ///     #[node] async fn work(j: &mut Job) { j.done = true; }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+    /// let runner = Runner::new(job::Workflow, MemoryStore::new());
+    /// runner.enqueue("job-1", Job::default()).await?;
+    /// // Not run yet: a worker will.
+    /// assert_eq!(runner.state("job-1").await?.unwrap().node, "work");
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue(&self, session: &str, state: W::State) -> Result<()> {
+        self.ready(&[session])?;
+        let cursor = W::Exec::ENTRY;
+        let spec = W::Exec::spec(cursor);
+        let (phase, wake) = if spec.interrupt {
+            (Phase::Waiting, Wake::Never)
+        } else {
+            (Phase::Running, Wake::Now)
         };
-        self.drive(position, control).await
+        let first = self.encode(
+            &mut Chain::default(),
+            session,
+            0,
+            None,
+            phase,
+            Cow::Borrowed(spec.name),
+            &state,
+            None,
+            None,
+        )?;
+        self.append_with(session, None, first, &Control::default(), Some(wake))
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { session, .. } => Error::SessionExists(session),
+                e => e,
+            })
+    }
+
+    /// Gives a waiting session its decision for a [`Worker`](crate::Worker) to act on: checks
+    /// that the session waits at the input's node ([`Error::NotWaiting`] otherwise, as
+    /// [`Runner::resume_with`] does), records the input durably, marks the session runnable,
+    /// and returns at once. A web handler's call: the node runs on whichever worker claims
+    /// the session.
+    pub async fn enqueue_input(&self, session: &str, input: W::Input) -> Result<()> {
+        self.record_input(session, input, &Control::default(), Some(Wake::Now))
+            .await
+            .map(drop)
+    }
+
+    /// Runs a session a [`Worker`](crate::Worker) claimed, from its latest checkpoint, with
+    /// every write fenced by the lease's epoch; `cancel` stops it (the lease was lost, or the
+    /// worker shuts down).
+    pub(crate) async fn run_leased(
+        &self,
+        lease: &Lease,
+        cancel: CancellationToken,
+    ) -> Result<Outcome<W::State>> {
+        let mut control = self.control(None);
+        control.cancel = Some(cancel);
+        control.fence = Some(lease.epoch);
+        self.resume_inner(&lease.session, control).await
     }
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
@@ -898,6 +996,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             events,
             cancel: self.config.cancel.clone(),
             spans: tracing::enabled!(target: "graph_runtime::step", tracing::Level::DEBUG),
+            fence: None,
         }
     }
 
@@ -1327,8 +1426,38 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         checkpoint: Checkpoint,
         control: &Control,
     ) -> Result<()> {
+        self.append_with(session, expected, checkpoint, control, None)
+            .await
+    }
+
+    /// [`Runner::append`], also setting the session's wake time for workers. Under a lease
+    /// (`control.fence`) the write is fenced, records this graph's hash, and a checkpoint
+    /// after which no node is due (completed, waiting) says the session needs no worker.
+    async fn append_with(
+        &self,
+        session: &str,
+        expected: Option<u64>,
+        checkpoint: Checkpoint,
+        control: &Control,
+        mut wake: Option<Wake>,
+    ) -> Result<()> {
         let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
-        let append = Append::new(expected, checkpoint, self.config.keep_last());
+        let settles = matches!(
+            checkpoint.status,
+            Status::Completed | Status::Waiting { .. }
+        );
+        let mut append = Append::new(expected, checkpoint, self.config.keep_last());
+        if let Some(epoch) = control.fence {
+            append = append.fence(epoch);
+            if settles {
+                wake = Some(Wake::Never);
+            }
+        }
+        if let Some(wake) = wake {
+            append = append.wake(wake).workflow(W::NAME, W::GRAPH_HASH);
+        } else if control.fence.is_some() {
+            append = append.workflow(W::NAME, W::GRAPH_HASH);
+        }
         self.shared.store.append(session, append).await?;
         control.emit(|| Event::CheckpointSaved { seq, bytes });
         Ok(())

@@ -1,0 +1,371 @@
+//! Workers: processes that share one store and run whatever sessions are runnable.
+//!
+//! A [`Worker`] claims runnable sessions of the workflows it [registered](Worker::register)
+//! with a lease (see [the lease protocol](crate::store::Lease)), runs each from its latest
+//! checkpoint with every write fenced by the lease's epoch, renews the lease every third of
+//! its time to live while the session runs, and releases it when the session completes, waits
+//! for an input, or the worker shuts down. A worker that stops renewing (killed, frozen, cut
+//! off) loses its sessions to the other workers once the lease expires, and can never write to
+//! them again: its fenced writes fail with [`Error::LeaseLost`], and a lost lease cancels the
+//! node it was running.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::store::{Claim, Lease, Store};
+use crate::{Error, Outcome, Result, Runner, Workflow};
+
+/// How often a worker looks for work when nothing wakes it: the bound on how late it notices
+/// a session another process made runnable without a wake-up (SQLite, an expired lease).
+const DEFAULT_POLL: Duration = Duration::from_secs(1);
+/// The lease time to live when none is set.
+const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// Sessions one worker runs at once when no concurrency is set.
+const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Runs the sessions of its registered workflows that are runnable in a shared store:
+/// sessions [enqueued](Runner::enqueue), given an input ([`Runner::enqueue_input`]), whose
+/// deadline passed, or whose previous worker's lease expired.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::{CancellationToken, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize, StateSchema)]
+/// pub struct Job { pub done: bool }
+///
+/// #[workflow(state = Job)]
+/// pub mod job {
+///     use super::*;
+///     edge!(START -> work);
+///     edge!(work -> END);
+///     #[node] async fn work(j: &mut Job) { j.done = true; }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), graph_runtime::Error> {
+/// let store = SqliteStore::open("jobs.db")?;
+/// let runner = Runner::new(job::Workflow, store.clone());
+/// runner.enqueue("job-1", Job::default()).await?;   // from a web handler, say
+///
+/// let shutdown = CancellationToken::new();
+/// // On SIGTERM: `shutdown.cancel()`; the worker drains its sessions and releases them.
+/// Worker::new(store)
+///     .register(runner)
+///     .concurrency(64)
+///     .lease_ttl(Duration::from_secs(30))
+///     .run(shutdown)
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Worker<S: Store> {
+    store: S,
+    registered: Vec<Arc<dyn Registered>>,
+    concurrency: usize,
+    lease_ttl: Duration,
+    poll: Duration,
+    owner: String,
+    /// The first invalid setting a builder method was given, reported by [`Worker::run`].
+    invalid: Option<&'static str>,
+}
+
+impl<S: Store> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workflows: Vec<&str> = self.registered.iter().map(|r| r.name()).collect();
+        f.debug_struct("Worker")
+            .field("owner", &self.owner)
+            .field("workflows", &workflows)
+            .field("concurrency", &self.concurrency)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("poll", &self.poll)
+            .finish()
+    }
+}
+
+impl<S: Store + Clone> Worker<S> {
+    /// A worker on `store` that runs nothing until workflows are
+    /// [registered](Worker::register); at most 16 sessions at once, 30 s leases, a 1 s poll.
+    pub fn new(store: S) -> Self {
+        Worker {
+            store,
+            registered: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            lease_ttl: DEFAULT_TTL,
+            poll: DEFAULT_POLL,
+            owner: default_owner(),
+            invalid: None,
+        }
+    }
+
+    /// Runs sessions of `runner`'s workflow, with its policies (checkpoints, retention, step
+    /// limit, graph changes): sessions saved under its [`GRAPH_HASH`](Workflow::GRAPH_HASH)
+    /// or one of its [`ACCEPTED_GRAPHS`](Workflow::ACCEPTED_GRAPHS). A claim never takes a
+    /// session of another graph, so during a rolling deploy old workers leave new sessions
+    /// alone. Register every workflow this binary runs; registering one name twice is
+    /// [`Error::InvalidConfig`].
+    pub fn register<W: Workflow>(mut self, runner: Runner<W, S>) -> Self {
+        if self.registered.iter().any(|r| r.name() == W::NAME) {
+            self.reject("a workflow was registered twice with one worker");
+        }
+        self.registered.push(Arc::new(runner));
+        self
+    }
+
+    /// How many sessions this process runs at once (default 16): it claims no more than it
+    /// has room for, so a slow store or slow nodes hold work back rather than pile it up.
+    /// 0 is [`Error::InvalidConfig`].
+    pub fn concurrency(mut self, sessions: usize) -> Self {
+        if sessions == 0 {
+            self.reject("`Worker::concurrency(0)` would never run a session");
+        }
+        self.concurrency = sessions;
+        self
+    }
+
+    /// How long a claim holds a session unless renewed (default 30 s). The worker renews
+    /// every third of it; a worker that dies lets its sessions go to others after at most
+    /// this long. Less than 30 ms is [`Error::InvalidConfig`].
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        if ttl < Duration::from_millis(30) {
+            self.reject("`Worker::lease_ttl` below 30 ms leaves no time to renew a lease");
+        }
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// How long the worker waits for a wake-up before it looks for work anyway (default
+    /// 1 s): the bound on how late it notices work no wake-up announced (another process's
+    /// write to a SQLite file, an expired lease). 0 is [`Error::InvalidConfig`].
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        if interval.is_zero() {
+            self.reject("`Worker::poll_interval(0)` would spin");
+        }
+        self.poll = interval;
+        self
+    }
+
+    /// The name this worker's leases carry (default: host name, process id and a counter),
+    /// for operators who look at who holds what.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    fn reject(&mut self, problem: &'static str) {
+        self.invalid.get_or_insert(problem);
+    }
+
+    /// Claims and runs sessions until `shutdown` is cancelled; then claims nothing more, lets
+    /// the sessions it runs finish their run (until they complete, wait, or fail), releases
+    /// their leases, and returns.
+    ///
+    /// Store errors while claiming (the database restarting, a pool exhausted) are logged
+    /// and retried with a growing pause; they never end the loop. Fails at once with
+    /// [`Error::InvalidConfig`] for a bad setting or no registered workflow.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        if let Some(problem) = self.invalid {
+            return Err(Error::InvalidConfig(problem));
+        }
+        if self.registered.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a worker needs at least one `Worker::register`ed runner",
+            ));
+        }
+        let mut claim = Claim::new(self.owner.clone(), self.lease_ttl, 0);
+        for registered in &self.registered {
+            claim = claim.workflow(registered.name(), registered.graphs());
+        }
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut pause = Duration::ZERO;
+        loop {
+            while running.try_join_next().is_some() {}
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let room = self.concurrency.saturating_sub(running.len());
+            let mut claimed = 0;
+            if room > 0 {
+                claim.limit = room;
+                match self.store.claim(&claim).await {
+                    Ok(leases) => {
+                        pause = Duration::ZERO;
+                        claimed = leases.len();
+                        for lease in leases {
+                            let Some(runner) = self
+                                .registered
+                                .iter()
+                                .find(|r| r.name() == lease.workflow)
+                                .cloned()
+                            else {
+                                // The claim lists only registered workflows; a store that
+                                // returned another is wrong, and the lease runs out.
+                                tracing::error!(session = %lease.session, workflow = %lease.workflow, "claimed a session of an unregistered workflow");
+                                continue;
+                            };
+                            let span = tracing::info_span!("leased_run", owner = %self.owner, session = %lease.session, epoch = lease.epoch);
+                            running.spawn(
+                                run_session(self.store.clone(), runner, lease, self.lease_ttl)
+                                    .instrument(span),
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        pause = (pause * 2).clamp(Duration::from_millis(50), self.poll * 5);
+                        tracing::warn!(%error, ?pause, "claiming sessions failed; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(pause) => continue,
+                        }
+                    }
+                }
+            }
+            if room > 0 && claimed == room {
+                // Every slot was filled: there may be more work at once.
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.store.wait_for_work(self.poll), if room > 0 => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        // Drain: every session task ends by itself (its run completes, waits or fails) and
+        // releases its lease.
+        while running.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+/// A runner as a worker holds it, its workflow type erased.
+trait Registered: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn graphs(&self) -> Vec<u64>;
+    fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture;
+}
+
+/// How a leased run ended.
+type RunFuture = Pin<Box<dyn std::future::Future<Output = Result<Settled>> + Send>>;
+
+/// Where a session stands after a leased run that did not fail.
+#[derive(Debug)]
+enum Settled {
+    Completed,
+    Waiting(&'static str),
+}
+
+impl<W: Workflow, S: Store> Registered for Runner<W, S> {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+
+    fn graphs(&self) -> Vec<u64> {
+        let mut graphs = vec![W::GRAPH_HASH];
+        graphs.extend_from_slice(W::ACCEPTED_GRAPHS);
+        graphs
+    }
+
+    fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture {
+        let runner = self.clone();
+        Box::pin(async move {
+            match runner.run_leased(&lease, cancel).await? {
+                Outcome::Completed(_) => Ok(Settled::Completed),
+                Outcome::Interrupted { node, .. } => Ok(Settled::Waiting(node)),
+            }
+        })
+    }
+}
+
+/// Runs one claimed session while renewing its lease; releases the lease when done.
+async fn run_session<S: Store>(store: S, runner: Arc<dyn Registered>, lease: Lease, ttl: Duration) {
+    let lost = CancellationToken::new();
+    let mut run = runner.run(lease.clone(), lost.clone());
+    let renewing = renew_until_lost(&store, &lease, ttl, &lost);
+    let result = tokio::select! {
+        biased;
+        result = &mut run => result,
+        () = renewing => run.await,
+    };
+    let session = lease.session.as_str();
+    match result {
+        Ok(Settled::Completed) => {
+            tracing::debug!(session, "completed");
+            release(&store, &lease).await;
+        }
+        Ok(Settled::Waiting(node)) => {
+            tracing::debug!(session, node, "waits for an input");
+            release(&store, &lease).await;
+        }
+        Err(Error::LeaseLost { .. }) => {
+            tracing::warn!(session, "lease lost: another worker runs the session now");
+        }
+        Err(Error::Cancelled(_)) if lost.is_cancelled() => {
+            tracing::warn!(
+                session,
+                "lease lost while a node ran: the node was cancelled"
+            );
+        }
+        Err(error) => {
+            // The session stays at its last checkpoint. Releasing it would hand it straight
+            // back to a claim and fail again in a loop; keeping the lease until it expires
+            // retries it once per lease time, as a stuck session should be.
+            tracing::error!(session, %error, "the run failed; the session is retried when its lease expires");
+        }
+    }
+}
+
+/// Renews `lease` every third of `ttl`; returns (after cancelling `lost`) once it is lost, or
+/// once renewals have failed for longer than the lease lives (it may be lost: stop writing).
+async fn renew_until_lost<S: Store>(
+    store: &S,
+    lease: &Lease,
+    ttl: Duration,
+    lost: &CancellationToken,
+) {
+    let every = ttl / 3;
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match store.renew(lease, ttl).await {
+            Ok(_) => renewed = Instant::now(),
+            Err(Error::LeaseLost { .. }) => break,
+            Err(error) => {
+                tracing::warn!(session = %lease.session, %error, "renewing a lease failed");
+                if renewed.elapsed() >= ttl {
+                    break;
+                }
+            }
+        }
+    }
+    lost.cancel();
+}
+
+async fn release<S: Store>(store: &S, lease: &Lease) {
+    if let Err(error) = store.release(lease).await {
+        // The lease then expires by itself.
+        tracing::warn!(session = %lease.session, %error, "releasing a lease failed");
+    }
+}
+
+/// `host:pid:n`, unique among the workers of one machine.
+fn default_owner() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
