@@ -1059,6 +1059,9 @@ mod cases {
 #[path = "support/sqlite_v1.rs"]
 mod sqlite_v1;
 
+#[path = "support/sqlite_v2.rs"]
+mod sqlite_v2;
+
 #[path = "support/postgres.rs"]
 mod postgres_support;
 
@@ -1299,6 +1302,55 @@ mod sqlite_file {
         drop(store);
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(again.latest("a").await.unwrap(), Some(delta(4, 3)));
+    }
+
+    /// A file of release 2 (no lease columns) is migrated on open; its sessions keep their
+    /// checkpoints, are not runnable until a runner writes to them with a workflow and a
+    /// wake time, and then take part in the lease protocol.
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated_on_open_and_its_sessions_join_the_lease_protocol() {
+        let (_dir, path) = new_file();
+        let conn = raw(&path);
+        conn.execute_batch(sqlite_v2::SCHEMA).unwrap();
+        conn.execute("INSERT INTO sessions (name) VALUES ('a')", [])
+            .unwrap();
+        let id = conn.last_insert_rowid();
+        for seq in 1..=2u64 {
+            let c = checkpoint(seq);
+            let micros = c.created_at.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+            conn.execute(
+                "INSERT INTO checkpoints \
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
+                 VALUES (?1, ?2, 'step', 0, NULL, ?3, ?4, NULL)",
+                rusqlite::params![id, seq as i64, micros, c.bytes],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i32 = raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(seqs(&store, "a").await, [1, 2]);
+        assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(2)));
+        assert!(store.claim(&claim("w", LONG, 10)).await.unwrap().is_empty());
+
+        let woken = Append::new(Some(2), checkpoint(3), None)
+            .workflow(FLOW, HASH)
+            .wake(Wake::Now);
+        store.append("a", woken).await.unwrap();
+        let leases = store.claim(&claim("w", LONG, 10)).await.unwrap();
+        assert_eq!(names(&leases), ["a"]);
+        assert_eq!(leases[0].epoch, 1);
+        let fenced = Append::new(Some(3), checkpoint(4), None).fence(1);
+        store.append("a", fenced).await.unwrap();
+        let stale = Append::new(Some(4), checkpoint(5), None).fence(0);
+        assert_lease_lost(store.append("a", stale).await, "a", 0);
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(seqs(&again, "a").await, [1, 2, 3, 4]);
     }
 
     /// Several processes (here: threads with their own stores) opening one version-1 file at

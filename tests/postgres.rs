@@ -9,12 +9,15 @@
 #[path = "support/postgres.rs"]
 mod support;
 
+#[path = "support/postgres_v1.rs"]
+mod postgres_v1;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, Store};
+use graph_runtime::store::{Append, Checkpoint, Claim, Store, Wake};
 use graph_runtime::{Error, PostgresOptions, PostgresStore, Retention, Status};
 use serde::{Deserialize, Serialize};
 
@@ -540,4 +543,119 @@ async fn a_workflow_runs_end_to_end_on_postgres_and_resumes_from_another_process
         let latest = later.state(session).await.unwrap().unwrap();
         assert_eq!(latest.status, Status::Completed);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases: what the conformance suite cannot ask of every store
+
+const FLOW: &str = "checkout";
+const HASH: u64 = 0x0123_4567_89ab_cdef;
+
+fn claim(owner: &str) -> Claim {
+    Claim::new(owner, Duration::from_secs(60), 10).workflow(FLOW, [HASH])
+}
+
+/// Tables of the first release (no leases) are migrated on connect: the checkpoints stay,
+/// the sessions join the lease protocol once a runner writes to them with a workflow.
+#[tokio::test]
+async fn a_version_1_schema_is_migrated_on_connect() {
+    let conninfo = support::database().await;
+    let client = raw(&conninfo).await;
+    client.batch_execute(postgres_v1::SCHEMA).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO graph_runtime.sessions (name, head_seq) VALUES ('old'::bytea, 2);
+             INSERT INTO graph_runtime.checkpoints
+                 (session_id, seq, node, status, created_at_us, bytes)
+             SELECT id, seq, 'step', 0, 1700000000000000, 'v1'::bytea
+             FROM graph_runtime.sessions, generate_series(1, 2) AS seq",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&conninfo).await.unwrap();
+    let version: i32 = client
+        .query_one(
+            "SELECT schema_version FROM graph_runtime.graph_runtime_meta",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    assert_eq!(seqs(&store, "old").await, [1, 2]);
+    assert_eq!(store.latest("old").await.unwrap().unwrap().bytes, b"v1");
+    assert!(store.claim(&claim("w")).await.unwrap().is_empty());
+    let woken = Append::new(Some(2), checkpoint(3, None), None)
+        .workflow(FLOW, HASH)
+        .wake(Wake::Now);
+    store.append("old", woken).await.unwrap();
+    let leases = store.claim(&claim("w")).await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].session.as_str(), leases[0].epoch), ("old", 1));
+    // A second store connecting finds it migrated.
+    let again = PostgresStore::connect(&conninfo).await.unwrap();
+    assert_eq!(seqs(&again, "old").await, [1, 2, 3]);
+}
+
+/// Another process (here: another store, with its own pool) makes a session runnable: the
+/// waiter's listener hears the trigger's notification and wakes long before its timeout.
+#[tokio::test]
+async fn a_runnable_append_from_another_store_wakes_a_waiter() {
+    let conninfo = support::database().await;
+    let waiter = PostgresStore::connect(&conninfo).await.unwrap();
+    let producer = PostgresStore::connect(&conninfo).await.unwrap();
+    for _ in 0..3 {
+        waiter.wait_for_work(Duration::ZERO).await;
+    }
+    let timeout = Duration::from_secs(10);
+    let (waited, ()) = tokio::join!(
+        async {
+            let started = std::time::Instant::now();
+            waiter.wait_for_work(timeout).await;
+            started.elapsed()
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let append = Append::new(None, checkpoint(1, None), None)
+                .workflow(FLOW, HASH)
+                .wake(Wake::Now);
+            producer.append("s", append).await.unwrap();
+        }
+    );
+    assert!(waited < timeout / 2, "woke after {waited:?}");
+    assert_eq!(waiter.claim(&claim("w")).await.unwrap().len(), 1);
+}
+
+/// A deadline set by another store is announced with its delay: the waiter wakes when it is
+/// due (after the delay, long before its own timeout) and can claim the session then.
+#[tokio::test]
+async fn a_deadline_wakes_a_waiter_when_it_is_due() {
+    let conninfo = support::database().await;
+    let waiter = PostgresStore::connect(&conninfo).await.unwrap();
+    let producer = PostgresStore::connect(&conninfo).await.unwrap();
+    for _ in 0..3 {
+        waiter.wait_for_work(Duration::ZERO).await;
+    }
+    let delay = Duration::from_millis(300);
+    let append = Append::new(None, checkpoint(1, None), None)
+        .workflow(FLOW, HASH)
+        .wake(Wake::After(delay));
+    let started = std::time::Instant::now();
+    producer.append("timer", append).await.unwrap();
+    // Wake-ups may come early (the announcement itself), never the session before it is due.
+    let timeout = Duration::from_secs(10);
+    let mut claimed = Vec::new();
+    while claimed.is_empty() && started.elapsed() < timeout {
+        waiter.wait_for_work(timeout).await;
+        claimed = waiter.claim(&claim("w")).await.unwrap();
+        if !claimed.is_empty() {
+            assert!(started.elapsed() >= delay, "claimed before the deadline");
+        }
+    }
+    assert_eq!(claimed.len(), 1, "the deadline was claimed");
+    assert!(
+        started.elapsed() < timeout / 2,
+        "woke after {:?}",
+        started.elapsed()
+    );
 }

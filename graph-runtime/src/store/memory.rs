@@ -339,3 +339,29 @@ impl Store for MemoryStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    /// A waiter sleeps until the earliest deadline it holds, not the whole timeout.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_deadline_ends_the_wait_when_it_is_due() {
+        let store = MemoryStore::new();
+        let first = Checkpoint::new(1, "review", Status::Running, Vec::new());
+        let delay = Duration::from_millis(200);
+        let append = Append::new(None, first, None)
+            .workflow("flow", 1)
+            .wake(Wake::After(delay));
+        store.append("s", append).await.unwrap();
+        // The append's own wake-up, left for the next waiter.
+        store.wait_for_work(Duration::ZERO).await;
+        let started = Instant::now();
+        let claim = Claim::new("w", Duration::from_secs(60), 1).workflow("flow", [1]);
+        assert!(store.claim(&claim).await.unwrap().is_empty());
+        store.wait_for_work(Duration::from_secs(10)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(store.claim(&claim).await.unwrap().len(), 1);
+    }
+}

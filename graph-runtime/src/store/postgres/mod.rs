@@ -22,7 +22,7 @@ use tokio_postgres::{NoTls, Row};
 use self::listener::Listener;
 pub use self::options::PostgresOptions;
 use self::sql::Sql;
-use self::writer::{Outcome, Request};
+use self::writer::Request;
 use super::lease::{MAX_WAKE_DELAY, micros};
 use super::{
     Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, from_unix_micros, unix_micros,
@@ -338,8 +338,7 @@ impl Store for PostgresStore {
                 answer.await.map_err(|_| gone())?
             }
             None => loop {
-                let outcome = writer::write(&self.shared, &[(session, &append)]).await?;
-                let outcome = outcome.first().copied().unwrap_or(Outcome::Retry);
+                let outcome = writer::write_single(&self.shared, session, &append).await?;
                 if let Some(result) = writer::answer(session, &append, outcome) {
                     return result;
                 }

@@ -7,6 +7,8 @@
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) append: String,
+    pub(super) advance: String,
+    pub(super) head: String,
     pub(super) latest: String,
     pub(super) get: String,
     pub(super) chain: String,
@@ -31,6 +33,10 @@ impl Sql {
             format!("FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id");
         Sql {
             append: append(schema),
+            advance: advance(schema),
+            head: format!(
+                "SELECT s.head_seq, s.lease_epoch FROM {schema}.sessions s WHERE {session}"
+            ),
             latest: format!(
                 "SELECT {CHECKPOINT_COLUMNS} {from} WHERE {session} ORDER BY c.seq DESC LIMIT 1"
             ),
@@ -175,6 +181,57 @@ fn append(schema: &str) -> String {
                   WHEN v.outcome = 'lost' THEN 3 ELSE 2 END,
              v.found
          FROM verdict v LEFT JOIN written w USING (ord)"
+    )
+}
+
+/// One append to an existing session (`expected` is not `NULL`): the hot path of a session
+/// that checkpoints every step, with the parameters of [`append`] as scalars. Leaner than the
+/// batch statement: the compare-and-swap and the fence are the `WHERE` of one `UPDATE` of the
+/// session's row, which (under READ COMMITTED) waits for a concurrent writer of the row and
+/// then re-checks the condition on its newest version, so no separate lock step or snapshot
+/// check is needed. Retention reads the chain from the statement's snapshot, which is current
+/// for the session whenever the update happened: another append would have moved `head_seq`
+/// (and failed the condition), and claims and renewals do not touch checkpoints. It answers
+/// how many rows it wrote (0 or 1); on 0 the store asks [`Sql::head`] why.
+fn advance(schema: &str) -> String {
+    format!(
+        "WITH advanced AS (
+             UPDATE {schema}.sessions s SET head_seq = $3::bigint,
+                 wake_at = CASE WHEN $12::boolean
+                     THEN now() + $13::bigint * interval '1 microsecond' ELSE s.wake_at END,
+                 workflow = coalesce($14::text, s.workflow),
+                 graph_hash = CASE WHEN $14::text IS NOT NULL THEN $15::bigint
+                     ELSE s.graph_hash END
+             WHERE s.name_key = sha256($1::bytea) AND s.name = $1::bytea
+               AND s.head_seq = $2::bigint AND $3::bigint > $2::bigint
+               AND ($11::bigint IS NULL OR s.lease_epoch = $11::bigint)
+             RETURNING s.id
+         ),
+         inserted AS (
+             INSERT INTO {schema}.checkpoints
+                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
+             SELECT id, $3::bigint, $4::text, $5::smallint, $6::text, $7::bigint, $8::bigint,
+                    $10::bytea
+             FROM advanced
+         ),
+         cutoff AS (
+             SELECT a.id, LEAST($3::bigint, $8::bigint, kept.oldest, kept.needed) AS below
+             FROM advanced a
+             CROSS JOIN LATERAL (
+                 SELECT min(k.seq) AS oldest, min(k.depends_on) AS needed FROM (
+                     SELECT c.seq, c.depends_on FROM {schema}.checkpoints c
+                     WHERE c.session_id = a.id
+                     ORDER BY c.seq DESC
+                     LIMIT GREATEST($9::bigint, 1) - 1
+                 ) k
+             ) kept
+             WHERE $9::bigint IS NOT NULL
+         ),
+         pruned AS (
+             DELETE FROM {schema}.checkpoints c USING cutoff
+             WHERE c.session_id = cutoff.id AND c.seq < cutoff.below
+         )
+         SELECT count(*) FROM advanced"
     )
 }
 

@@ -82,6 +82,101 @@ pub(super) fn answer(session: &str, append: &Append, outcome: Outcome) -> Option
     }
 }
 
+/// One append on its own: the lean statement (`advance`) when it extends an existing session, the batch
+/// statement otherwise.
+pub(super) async fn write_single(
+    shared: &Shared,
+    session: &str,
+    append: &Append,
+) -> Result<Outcome> {
+    if append.expected.is_some() {
+        return advance(shared, session, append).await;
+    }
+    let outcomes = write(shared, &[(session, append)]).await?;
+    Ok(outcomes.first().copied().unwrap_or(Outcome::Retry))
+}
+
+/// One append after `expected` with the lean statement ([`Sql::advance`](super::sql::Sql)):
+/// one round trip when it succeeds; when it does not, a second one finds out why.
+async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outcome> {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let checkpoint = &append.checkpoint;
+    let name = session.as_bytes();
+    let expected = append.expected.map(clamp);
+    let seq = clamp(checkpoint.seq);
+    let (status, wait_node) = match &checkpoint.status {
+        Status::Running => (STATUS_RUNNING, None),
+        Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
+        Status::Completed => (STATUS_COMPLETED, None),
+    };
+    let created = super::unix_micros(checkpoint.created_at);
+    let depends_on = checkpoint.depends_on.map(clamp);
+    let keep_last = append.keep_last.map(clamp);
+    let fence = append.fence.map(clamp);
+    let wake_set = append.wake.is_some();
+    let wake_us = append.wake.and_then(Wake::delay_micros);
+    let workflow = append.workflow.as_ref().map(|(name, _)| name.as_str());
+    let graph_hash = append.workflow.as_ref().map(|&(_, hash)| hash as i64);
+    let rows = shared
+        .query(
+            "append a checkpoint",
+            &shared.sql.advance,
+            &[
+                &name,
+                &expected,
+                &seq,
+                &&*checkpoint.node,
+                &status,
+                &wait_node,
+                &created,
+                &depends_on,
+                &keep_last,
+                &checkpoint.bytes.as_slice(),
+                &fence,
+                &wake_set,
+                &wake_us,
+                &workflow,
+                &graph_hash,
+            ],
+            false,
+        )
+        .await?;
+    let bad = |what: String| {
+        shared.context.refuse(format!(
+            "the append statement answered {what}; is another program changing the tables?"
+        ))
+    };
+    let written: i64 = rows
+        .first()
+        .ok_or_else(|| bad("no row".to_owned()))?
+        .try_get(0)
+        .map_err(|e| bad(e.to_string()))?;
+    if written == 1 {
+        return Ok(Outcome::Written);
+    }
+    // Not written: the fence, then the sequence numbers, as the batch statement decides.
+    let rows = shared
+        .query("read a session's head", &shared.sql.head, &[&name], true)
+        .await?;
+    let head = match rows.first() {
+        Some(row) => {
+            let head: i64 = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+            let epoch: i64 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+            Some((head, epoch))
+        }
+        None => None,
+    };
+    Ok(match head {
+        _ if fence.is_some() && head.map(|(_, epoch)| epoch) != fence => Outcome::LeaseLost,
+        None => Outcome::Conflict(None),
+        Some((head, _)) if Some(head) != expected || seq <= head => {
+            Outcome::Conflict(u64::try_from(head).ok())
+        }
+        // It would succeed now (the session changed and changed back): run it again.
+        Some(_) => Outcome::Retry,
+    })
+}
+
 /// Runs one batched append statement: `items` hold at most one append per session, each
 /// already [validated](validate). Answers one outcome per item, in order.
 pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<Vec<Outcome>> {
@@ -237,7 +332,13 @@ async fn run(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Request>) {
             .iter()
             .map(|r| (r.session.as_str(), &r.append))
             .collect();
-        let result = write(&shared, &items).await;
+        // One append alone (one session checkpointing): the lean statement.
+        let result = match items.as_slice() {
+            [(session, append)] => write_single(&shared, session, append)
+                .await
+                .map(|o| vec![o]),
+            _ => write(&shared, &items).await,
+        };
         drop(items);
         let mut retries = Vec::new();
         match result {
