@@ -6,6 +6,7 @@ mod listener;
 mod options;
 mod schema;
 mod sql;
+mod tls;
 mod writer;
 
 use std::borrow::Cow;
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use self::listener::Listener;
 pub use self::options::PostgresOptions;
@@ -206,13 +207,16 @@ impl PostgresStore {
                 options.schema
             )));
         }
+        // Before any connection: `sslmode=require` without TLS support is refused here, and
+        // roots that do not parse are reported now.
+        let tls = tls::connector(config.get_ssl_mode(), &options, &context)?;
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("graph-runtime");
         }
 
         // The schema is prepared on a connection of its own, inside one transaction.
-        let connecting = tokio::time::timeout(options.connect_timeout, config.connect(NoTls));
+        let connecting = tokio::time::timeout(options.connect_timeout, config.connect(tls.clone()));
         let (mut client, connection) = match connecting.await {
             Ok(connected) => connected.map_err(|e| context.error("connect", e))?,
             Err(_) => return Err(context.timed_out()),
@@ -223,10 +227,14 @@ impl PostgresStore {
         let _ = connection.await;
         prepared?;
 
-        let listener = Listener::new(config.clone(), schema::channel(&options.schema));
+        let listener = Listener::new(
+            config.clone(),
+            tls.clone(),
+            schema::channel(&options.schema),
+        );
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -703,6 +711,10 @@ impl Context {
                     text.push_str(": ");
                     text.push_str(&cause.to_string());
                     source = cause.source();
+                }
+                if let Some(hint) = tls::hint(&error) {
+                    text.push_str("; ");
+                    text.push_str(hint);
                 }
                 text
             }
