@@ -244,3 +244,26 @@ mod tests {
         assert!(connector(SslMode::Disable, &options, &context()).is_ok());
     }
 }
+
+#[cfg(all(test, not(feature = "postgres-tls")))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn without_the_feature_require_is_refused_and_prefer_is_plaintext() {
+        let config: tokio_postgres::Config = "host=db dbname=app".parse().expect("a conninfo");
+        let context = Context::new(&config, Duration::from_secs(1));
+        let options = PostgresOptions::default();
+        match connector(SslMode::Require, &options, &context) {
+            Err(crate::Error::Store(e)) => {
+                let message = e.to_string();
+                assert!(message.contains("`postgres-tls` feature"), "{message}");
+            }
+            other => panic!("expected Error::Store, got {other:?}"),
+        }
+        assert!(connector(SslMode::Prefer, &options, &context).is_ok());
+        assert!(connector(SslMode::Disable, &options, &context).is_ok());
+    }
+}
