@@ -335,3 +335,16 @@ async fn roots_that_are_not_certificates_are_store_errors_before_connecting() {
         &["cannot read the TLS root certificates `/nonexistent/ca.pem`"],
     );
 }
+
+#[tokio::test]
+async fn over_the_unix_socket_prefer_is_plaintext_and_require_fails() {
+    let socket = tls().server.create_database().await;
+    let store = bounded(PostgresStore::connect(&format!("{socket} sslmode=prefer")))
+        .await
+        .expect("prefer over the socket");
+    assert!(store.sessions().await.unwrap().is_empty());
+    assert_store_error(
+        bounded(PostgresStore::connect(&format!("{socket} sslmode=require"))).await,
+        &["server does not support TLS"],
+    );
+}
