@@ -136,6 +136,9 @@ impl Listener {
         }
     }
 
+    // `Tls` is `NoTls` (a `Copy` type) without the feature `postgres-tls`, rustls's connector
+    // (not `Copy`) with it.
+    #[cfg_attr(not(feature = "postgres-tls"), allow(clippy::clone_on_copy))]
     async fn start(&self, wake: &Arc<Wake>, context: &Context) -> Result<(Client, JoinHandle<()>)> {
         let connecting = tokio::time::timeout(
             context.connect_timeout,

@@ -225,6 +225,9 @@ impl PostgresStore {
         Self::connect_with(conninfo, PostgresOptions::default()).await
     }
 
+    // `Tls` is `NoTls` (a `Copy` type) without the feature `postgres-tls`, rustls's connector
+    // (not `Copy`) with it.
+    #[cfg_attr(not(feature = "postgres-tls"), allow(clippy::clone_on_copy))]
     async fn connect_with(conninfo: &str, options: PostgresOptions) -> Result<PostgresStore> {
         let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| {
             store_error(
