@@ -8,6 +8,9 @@
 //! binary exits however it exits, even killed), the watchdog stops the server with a fast
 //! shutdown and removes its directory, so no server outlives the tests.
 //!
+//! [`Server::start_tls`] starts a private one that also listens on 127.0.0.1 at a free port
+//! with `ssl = on`, a given certificate and key, and a given `pg_hba.conf`.
+//!
 //! `initdb` refuses to run as root: as root, the directory is given to the `postgres` user
 //! and the server runs as that user (`runuser -u postgres --`).
 #![allow(dead_code)] // each test binary uses its own part of the harness
@@ -30,6 +33,13 @@ pub struct Server {
     dir: PathBuf,
     bindir: PathBuf,
     fsync: bool,
+    /// The socket's port ([`PORT`]), or the TCP port when the server also listens on
+    /// 127.0.0.1 ([`Server::start_tls`]).
+    port: u16,
+    /// `listen_addresses`: empty (the socket only), or `127.0.0.1`.
+    listen: &'static str,
+    /// More `-c name=value` settings.
+    settings: Vec<String>,
     watchdog: Option<(Child, ChildStdin)>,
 }
 
@@ -48,6 +58,57 @@ impl Server {
     /// Initialises a data directory and starts a server on it. `fsync` off (tests) skips
     /// flushing to disk; on (benchmarks) is the server's default durability.
     pub fn start(fsync: bool) -> Server {
+        let mut server = Server::init(fsync);
+        server.launch();
+        server
+    }
+
+    /// Starts a server that also listens on 127.0.0.1, at a free port, with TLS on: the
+    /// certificate (chain) and key are PEM files, copied into the data directory, and
+    /// `pg_hba` replaces `pg_hba.conf` (keep a `local` line: the harness connects over the
+    /// socket). [`conninfo`](Self::conninfo) still names the socket; see
+    /// [`tcp_port`](Self::tcp_port).
+    pub fn start_tls(certificate: &Path, key: &Path, pg_hba: &str) -> Server {
+        let mut server = Server::init(false);
+        let data = server.dir.join("data");
+        let copy = |from: &Path, to: &str| {
+            let to = data.join(to);
+            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {from:?} to {to:?}: {e}"));
+            to
+        };
+        let files = [
+            copy(certificate, "server.crt"),
+            copy(key, "server.key"),
+            data.join("pg_hba.conf"),
+        ];
+        std::fs::write(&files[2], pg_hba).expect("write pg_hba.conf");
+        // The server refuses a key that others can read.
+        for file in &files {
+            run(Command::new("chmod").arg("600").arg(file));
+            if running_as_root() {
+                run(Command::new("chown").arg("postgres:postgres").arg(file));
+            }
+        }
+        server.port = free_port();
+        server.listen = "127.0.0.1";
+        server.settings = [
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        server.launch();
+        server
+    }
+
+    /// The TCP port on 127.0.0.1 of a server from [`start_tls`](Self::start_tls).
+    pub fn tcp_port(&self) -> u16 {
+        self.port
+    }
+
+    /// A data directory, made by `initdb`, and no server running yet.
+    fn init(fsync: bool) -> Server {
         let bindir = bindir();
         let dir = std::env::temp_dir().join(format!(
             "graph-runtime-pg-{}-{}",
@@ -68,21 +129,23 @@ impl Server {
             .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
             .args(["--locale=C", "--no-sync"]);
         run(&mut initdb);
-        let mut server = Server {
+        Server {
             dir,
             bindir,
             fsync,
+            port: PORT,
+            listen: "",
+            settings: Vec::new(),
             watchdog: None,
-        };
-        server.launch();
-        server
+        }
     }
 
     /// The connection string of database `dbname` on this server.
     pub fn conninfo(&self, dbname: &str) -> String {
         format!(
-            "host={} port={PORT} user=postgres dbname={dbname}",
-            self.dir.join("socket").display()
+            "host={} port={} user=postgres dbname={dbname}",
+            self.dir.join("socket").display(),
+            self.port
         )
     }
 
@@ -118,13 +181,18 @@ impl Server {
     fn launch(&mut self) {
         let data = self.dir.join("data");
         let fsync = if self.fsync { "on" } else { "off" };
-        let server = format!(
-            "{} -D '{}' -k '{}' -p {PORT} -c listen_addresses= -c fsync={fsync} \
+        let mut server = format!(
+            "{} -D '{}' -k '{}' -p {} -c listen_addresses={} -c fsync={fsync} \
              -c synchronous_commit={fsync} -c full_page_writes={fsync} -c max_connections=200",
             self.bindir.join("postgres").display(),
             data.display(),
             self.dir.join("socket").display(),
+            self.port,
+            self.listen,
         );
+        for setting in &self.settings {
+            server.push_str(&format!(" -c {setting}"));
+        }
         let server = if running_as_root() {
             format!("runuser -u postgres -- {server}")
         } else {
@@ -160,7 +228,7 @@ impl Server {
             let ready = Command::new(self.bindir.join("pg_isready"))
                 .arg("-h")
                 .arg(self.dir.join("socket"))
-                .args(["-p", &PORT.to_string(), "-U", "postgres", "-q"])
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-q"])
                 .status()
                 .is_ok_and(|status| status.success());
             if ready {
@@ -238,6 +306,14 @@ fn bindir() -> PathBuf {
              them, e.g. `apt-get install postgresql-15` on Debian"
         ),
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (the system's pick).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
 }
 
 fn running_as_root() -> bool {

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::Context;
+use super::tls::Tls;
 use crate::Result;
 
 /// The most future deadlines remembered; beyond that, the waiters' timeout (the poll) finds
@@ -87,6 +88,8 @@ impl Wake {
 /// The listening connection, opened on demand and again after it is lost.
 pub(super) struct Listener {
     config: tokio_postgres::Config,
+    /// The pool's TLS: the same `sslmode`, the same roots.
+    tls: Tls,
     channel: String,
     /// The client (dropping it closes the connection) and the task reading notifications.
     connection: Option<(Client, JoinHandle<()>)>,
@@ -94,9 +97,10 @@ pub(super) struct Listener {
 }
 
 impl Listener {
-    pub(super) fn new(config: tokio_postgres::Config, channel: String) -> Self {
+    pub(super) fn new(config: tokio_postgres::Config, tls: Tls, channel: String) -> Self {
         Listener {
             config,
+            tls,
             channel,
             connection: None,
             last_failure: None,
@@ -132,8 +136,14 @@ impl Listener {
         }
     }
 
+    // `Tls` is `NoTls` (a `Copy` type) without the feature `postgres-tls`, rustls's connector
+    // (not `Copy`) with it.
+    #[cfg_attr(not(feature = "postgres-tls"), allow(clippy::clone_on_copy))]
     async fn start(&self, wake: &Arc<Wake>, context: &Context) -> Result<(Client, JoinHandle<()>)> {
-        let connecting = tokio::time::timeout(context.connect_timeout, self.config.connect(NoTls));
+        let connecting = tokio::time::timeout(
+            context.connect_timeout,
+            self.config.connect(self.tls.clone()),
+        );
         let (client, mut connection) = match connecting.await {
             Ok(connected) => connected.map_err(|e| context.error("listen for work", e))?,
             Err(_) => return Err(context.timed_out()),

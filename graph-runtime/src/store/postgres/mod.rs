@@ -6,6 +6,7 @@ mod listener;
 mod options;
 mod schema;
 mod sql;
+mod tls;
 mod writer;
 
 use std::borrow::Cow;
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use self::listener::Listener;
 pub use self::options::PostgresOptions;
@@ -44,8 +45,38 @@ use crate::{Error, Result, Status};
 /// later can succeed. Damaged data or indexes (SQLSTATE `XX001`, `XX002`) fail with
 /// [`Error::StoreDamaged`]; a lost or refused connection with [`Error::Store`].
 ///
-/// TLS is not built in (it would pull in a TLS stack for everyone): connect over a unix
-/// socket, a private network, or a local TLS-terminating proxy.
+/// # TLS
+///
+/// With the feature `postgres-tls` (rustls, not built by default: it adds a TLS stack),
+/// `sslmode` in the connection string is honoured by every connection of the store, the
+/// pool's and the `LISTEN` one: `disable` never uses TLS; `prefer` (the default) uses it when
+/// the server offers it; `require` uses it or fails. Whenever TLS is used, the server's
+/// certificate must chain to a trusted root and name the host the connection string gives
+/// (libpq's `verify-full`; unlike libpq, `prefer` and `require` never accept an unverified
+/// certificate, and a refused certificate is an error, never a plaintext retry). The roots are
+/// those given to [`PostgresOptions::tls_root_certificates`] or
+/// [`tls_root_certificates_file`](PostgresOptions::tls_root_certificates_file), else the
+/// platform's. A server offers no TLS on its unix socket: there `prefer` connects in
+/// plaintext and `require` fails (libpq would ignore `sslmode` on a socket).
+///
+/// Without the feature, `sslmode=require` fails [`connect`](Self::connect) with
+/// [`Error::Store`] saying to enable it, and `prefer` connects in plaintext (as libpq built
+/// without SSL does).
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres-tls")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use graph_runtime::PostgresOptions;
+///
+/// let store = PostgresOptions::new()
+///     .tls_root_certificates(std::fs::read("/etc/graph-runtime/db-ca.pem")?)
+///     .connect("host=db.internal user=app dbname=app sslmode=require")
+///     .await?;
+/// # drop(store);
+/// # Ok(())
+/// # }
+/// ```
+///
 ///
 /// ```no_run
 /// use graph_runtime::prelude::*;
@@ -74,7 +105,8 @@ use crate::{Error, Result, Status};
 ///
 /// # How it is built, and why
 ///
-/// - **A pool** of connections (`deadpool-postgres` over `tokio-postgres`, no TLS). A caller
+/// - **A pool** of connections (`deadpool-postgres` over `tokio-postgres`, TLS through
+///   `tokio-postgres-rustls` with the feature `postgres-tls`). A caller
 ///   beyond the pool's size waits for a connection, it does not fail. A connection the server
 ///   closed (a restart, a failover) is dropped by the pool and replaced by a new one; a read
 ///   that finds its connection closed runs again once on a fresh one, so the store outlives a
@@ -175,9 +207,10 @@ impl PostgresStore {
     /// libpq's `key=value` form (`host=db user=app dbname=app`, `host=/run/postgresql` for a
     /// unix socket) or as a `postgresql://` URL, and creates or checks the store's tables.
     ///
-    /// Fails with [`Error::Store`] if `conninfo` cannot be parsed, the server cannot be
-    /// reached within the connect timeout, refuses the login, or holds tables of a newer
-    /// schema version; with [`Error::StoreDamaged`] if it holds tables of a schema version no
+    /// Fails with [`Error::Store`] if `conninfo` cannot be parsed, asks for TLS
+    /// (`sslmode=require`) in a build without the feature `postgres-tls`, the server cannot be
+    /// reached within the connect timeout, refuses the login or the TLS handshake (see
+    /// [TLS](PostgresStore#tls)), or holds tables of a newer schema version; with [`Error::StoreDamaged`] if it holds tables of a schema version no
     /// release wrote.
     ///
     /// ```no_run
@@ -192,6 +225,9 @@ impl PostgresStore {
         Self::connect_with(conninfo, PostgresOptions::default()).await
     }
 
+    // `Tls` is `NoTls` (a `Copy` type) without the feature `postgres-tls`, rustls's connector
+    // (not `Copy`) with it.
+    #[cfg_attr(not(feature = "postgres-tls"), allow(clippy::clone_on_copy))]
     async fn connect_with(conninfo: &str, options: PostgresOptions) -> Result<PostgresStore> {
         let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| {
             store_error(
@@ -206,13 +242,16 @@ impl PostgresStore {
                 options.schema
             )));
         }
+        // Before any connection: `sslmode=require` without TLS support is refused here, and
+        // roots that do not parse are reported now.
+        let tls = tls::connector(config.get_ssl_mode(), &options, &context)?;
         config.connect_timeout(options.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("graph-runtime");
         }
 
         // The schema is prepared on a connection of its own, inside one transaction.
-        let connecting = tokio::time::timeout(options.connect_timeout, config.connect(NoTls));
+        let connecting = tokio::time::timeout(options.connect_timeout, config.connect(tls.clone()));
         let (mut client, connection) = match connecting.await {
             Ok(connected) => connected.map_err(|e| context.error("connect", e))?,
             Err(_) => return Err(context.timed_out()),
@@ -223,10 +262,14 @@ impl PostgresStore {
         let _ = connection.await;
         prepared?;
 
-        let listener = Listener::new(config.clone(), schema::channel(&options.schema));
+        let listener = Listener::new(
+            config.clone(),
+            tls.clone(),
+            schema::channel(&options.schema),
+        );
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -703,6 +746,10 @@ impl Context {
                     text.push_str(": ");
                     text.push_str(&cause.to_string());
                     source = cause.source();
+                }
+                if let Some(hint) = tls::hint(&error) {
+                    text.push_str("; ");
+                    text.push_str(hint);
                 }
                 text
             }

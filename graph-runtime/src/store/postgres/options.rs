@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use super::PostgresStore;
+#[cfg(feature = "postgres-tls")]
+use super::tls::Roots;
 use crate::Result;
 
 pub(super) const DEFAULT_SCHEMA: &str = "graph_runtime";
@@ -32,6 +34,9 @@ pub struct PostgresOptions {
     pub(super) schema: String,
     pub(super) connect_timeout: Duration,
     pub(super) batch_appends: bool,
+    /// The roots a TLS server's certificate must chain to; empty: the platform's.
+    #[cfg(feature = "postgres-tls")]
+    pub(super) tls_roots: Vec<Roots>,
 }
 
 impl Default for PostgresOptions {
@@ -41,6 +46,8 @@ impl Default for PostgresOptions {
             schema: DEFAULT_SCHEMA.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             batch_appends: true,
+            #[cfg(feature = "postgres-tls")]
+            tls_roots: Vec::new(),
         }
     }
 }
@@ -113,6 +120,60 @@ impl PostgresOptions {
     /// ```
     pub fn batch_appends(mut self, batch: bool) -> Self {
         self.batch_appends = batch;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM text, one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) to sign the server's certificate when the connection uses TLS (feature
+    /// `postgres-tls`), instead of the platform's roots. Several calls add up, and add to
+    /// [`tls_root_certificates_file`](Self::tls_root_certificates_file).
+    ///
+    /// The certificates are checked when the store connects: text with no certificate, or
+    /// a certificate that does not parse, fails [`connect`](Self::connect) with
+    /// [`Error::Store`](crate::Error::Store) before any connection is made.
+    ///
+    /// Whenever TLS is used (`sslmode=prefer`, the default, against a server with `ssl = on`,
+    /// or `sslmode=require`), the server's certificate must chain to one of these roots and
+    /// name the host the connection string gives (libpq's `verify-full`).
+    ///
+    /// ```no_run
+    /// use graph_runtime::PostgresOptions;
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/graph-runtime/db-ca.pem")?;
+    /// let store = PostgresOptions::new()
+    ///     .tls_root_certificates(ca)
+    ///     .connect("host=db.internal user=app dbname=app sslmode=require")
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "postgres-tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots.push(Roots::Pem(pem.into()));
+        self
+    }
+
+    /// Trusts the CA certificates in the PEM file at `path`, read when the store connects
+    /// (libpq's `sslrootcert`, which the connection string cannot carry here: the driver's
+    /// parser does not know it). Otherwise as
+    /// [`tls_root_certificates`](Self::tls_root_certificates); a file that cannot be read
+    /// fails [`connect`](Self::connect) with [`Error::Store`](crate::Error::Store) naming it.
+    ///
+    /// ```no_run
+    /// use graph_runtime::PostgresOptions;
+    /// # async fn run() -> graph_runtime::Result<()> {
+    /// let store = PostgresOptions::new()
+    ///     .tls_root_certificates_file("/etc/ssl/certs/db-ca.pem")
+    ///     .connect("host=db.internal user=app dbname=app sslmode=require")
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "postgres-tls")]
+    pub fn tls_root_certificates_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_roots.push(Roots::File(path.into()));
         self
     }
 
