@@ -653,3 +653,80 @@ async fn postgres_lost_lease_cancels_the_node() {
     let store = PostgresStore::connect(&conninfo).await.unwrap();
     lost_lease_cancels_the_node(store, "nap-postgres").await;
 }
+
+/// Sessions that were enqueued and then run in-process, one to its end and one to its review,
+/// are runnable with nothing to run. A worker must not claim them over and over: the completed
+/// one is claimed once, the waiting one at most once per lease ttl; the waiting one still runs
+/// once its input comes, and a new session under the completed one's id after a delete runs.
+async fn sessions_needing_no_run_are_not_claimed_in_a_loop<S: Store + Clone>(store: S) {
+    let store = Reporting::new(store, false);
+    let runner = Runner::new(jobs::Workflow, store.clone());
+    let mut job = Job::new(1, 0, Path::new(""));
+    job.rounds = 1;
+    for id in ["done", "waits"] {
+        runner.enqueue(id, job.clone()).await.unwrap();
+        let out = runner.resume(id).await.unwrap();
+        assert!(matches!(out, Outcome::Interrupted { node: "review", .. }));
+    }
+    let out = runner
+        .resume_with("done", jobs::Input::Review(false))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Completed(_)));
+
+    let shutdown = CancellationToken::new();
+    let worker = in_process_worker(store.clone(), "idle", 4, &shutdown);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // A loop would have claimed them hundreds of times by now (a 100 ms poll, and a claim
+    // straight after every release).
+    assert_eq!(store.claims_of("done"), 1);
+    let waits = store.claims_of("waits");
+    assert!(
+        (1..=4).contains(&waits),
+        "`waits` was claimed {waits} times in 2.5 s"
+    );
+
+    runner
+        .enqueue_input("waits", jobs::Input::Review(true))
+        .await
+        .unwrap();
+    assert!(runner.delete("done").await.unwrap());
+    runner.enqueue("done", job.clone()).await.unwrap();
+    wait_until("`done` waits again", Duration::from_secs(10), || async {
+        matches!(runner.state("done").await.unwrap(), Some(s) if s.waiting == ["review"])
+    })
+    .await;
+    runner
+        .enqueue_input("done", jobs::Input::Review(true))
+        .await
+        .unwrap();
+    // Both have their input: nothing left to answer.
+    let ids = [(1, "waits".to_owned()), (1, "done".to_owned())];
+    let mut answered = HashSet::from([1]);
+    until_completed(&runner, &ids, &mut answered, Duration::from_secs(10)).await;
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    for id in ["waits", "done"] {
+        let state = runner.state(id).await.unwrap().unwrap().state;
+        assert!(state.shipped, "{id}: {state:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_sessions_needing_no_run_are_not_claimed_in_a_loop() {
+    sessions_needing_no_run_are_not_claimed_in_a_loop(MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sessions_needing_no_run_are_not_claimed_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("w.db")).unwrap();
+    sessions_needing_no_run_are_not_claimed_in_a_loop(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sessions_needing_no_run_are_not_claimed_in_a_loop() {
+    let conninfo = postgres::database().await;
+    let store = PostgresStore::connect(&conninfo).await.unwrap();
+    sessions_needing_no_run_are_not_claimed_in_a_loop(store).await;
+}
