@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::store::{Claim, Lease, Store};
-use crate::{Error, Outcome, Result, Runner, Workflow};
+use crate::{Error, Outcome, Result, Runner, Status, Workflow};
 
 /// How often a worker looks for work when nothing wakes it: the bound on how late it notices
 /// a session another process made runnable without a wake-up (SQLite, an expired lease).
@@ -29,6 +29,9 @@ const DEFAULT_POLL: Duration = Duration::from_secs(1);
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// Sessions one worker runs at once when no concurrency is set.
 const DEFAULT_CONCURRENCY: usize = 16;
+/// The lease a worker keeps on a session that had completed before it claimed it: a century,
+/// that is for good (see "Sessions that need no run" on [`Worker`]).
+const PARKED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Runs the sessions of its registered workflows that are runnable in a shared store:
 /// sessions [enqueued](Runner::enqueue), given an input ([`Runner::enqueue_input`]), whose
@@ -66,6 +69,41 @@ const DEFAULT_CONCURRENCY: usize = 16;
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// # How a claimed session ends
+///
+/// - **It completes, or stops at an interrupt**: its last checkpoint, written under the
+///   lease, says it needs no worker (until an input comes), and the lease is released.
+/// - **The run fails** (a node failed with no error edge left to take, the store failed
+///   mid-run, the checkpoint cannot be read): the session stays at its last checkpoint and
+///   the worker keeps the lease without renewing it, so the session is claimed again, by any
+///   worker, once the lease expires: a failing session is retried once per `lease_ttl`
+///   rather than in a tight loop, and a store outage costs at most one `lease_ttl` once the
+///   store is back. [`Runner::delete`] it (or fix what fails) to stop the retries.
+/// - **The lease is lost** (a renewal says [`Error::LeaseLost`], or renewals failed for a
+///   whole `lease_ttl`): the running node is cancelled (its future dropped), and any write
+///   the run still attempts fails with [`Error::LeaseLost`]; another worker owns the session.
+/// - **The worker shuts down**: no new claims; each running session runs until it completes,
+///   waits, or fails, and its lease is released.
+///
+/// # Sessions that need no run
+///
+/// A session can be runnable and yet have nothing to run: one that was
+/// [enqueued](Runner::enqueue) and then run in-process ([`Runner::resume`],
+/// [`Runner::resume_with`]) to its end or to an interrupt, writes that say nothing about
+/// workers. A claim takes it, the run writes nothing, and the session would stay runnable.
+/// The worker notices (the latest checkpoint is unchanged) and does not release it:
+///
+/// - a **completed** session is *parked*: its lease is renewed for a century. Nothing can
+///   make a completed session runnable again, so no claim should take it; deleting the
+///   session removes the lease with it.
+/// - a session **waiting** at an interrupt keeps its lease until it expires: it is claimed
+///   again at most once per `lease_ttl`, and an input given in the meantime
+///   ([`Runner::enqueue_input`]) is run at most one `lease_ttl` late.
+///
+/// (A store method that releases a lease and clears the wake time in one statement,
+/// provided the session's latest checkpoint is still the one the worker saw, would settle
+/// both without either cost.)
 pub struct Worker<S: Store> {
     store: S,
     registered: Vec<Arc<dyn Registered>>,
@@ -257,8 +295,16 @@ type RunFuture = Pin<Box<dyn std::future::Future<Output = Result<Settled>> + Sen
 /// Where a session stands after a leased run that did not fail.
 #[derive(Debug)]
 enum Settled {
+    /// The run reached `END`; its last (fenced) write said the session needs no worker.
     Completed,
+    /// The run stopped at an interrupt node; its last write said so.
     Waiting(&'static str),
+    /// The session had completed before the claim (run to its end outside a worker): the
+    /// run wrote nothing, so its wake time still says "runnable".
+    AlreadyCompleted,
+    /// The session waited at this interrupt node before the claim and still does: the run
+    /// wrote nothing, so its wake time still says "runnable".
+    StillWaiting(&'static str),
 }
 
 impl<W: Workflow, S: Store> Registered for Runner<W, S> {
@@ -275,10 +321,29 @@ impl<W: Workflow, S: Store> Registered for Runner<W, S> {
     fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture {
         let runner = self.clone();
         Box::pin(async move {
-            match runner.run_leased(&lease, cancel).await? {
-                Outcome::Completed(_) => Ok(Settled::Completed),
-                Outcome::Interrupted { node, .. } => Ok(Settled::Waiting(node)),
-            }
+            // A session that is completed or waiting needs no run, and the run then writes
+            // nothing; note where it stood to tell that case apart afterwards.
+            let settled_at = runner
+                .store()
+                .latest(&lease.session)
+                .await?
+                .filter(|c| matches!(c.status, Status::Completed | Status::Waiting { .. }))
+                .map(|c| c.seq);
+            let outcome = runner.run_leased(&lease, cancel).await?;
+            let wrote = match settled_at {
+                None => true,
+                Some(seq) => runner
+                    .store()
+                    .latest(&lease.session)
+                    .await?
+                    .is_none_or(|c| c.seq != seq),
+            };
+            Ok(match (outcome, wrote) {
+                (Outcome::Completed(_), true) => Settled::Completed,
+                (Outcome::Completed(_), false) => Settled::AlreadyCompleted,
+                (Outcome::Interrupted { node, .. }, true) => Settled::Waiting(node),
+                (Outcome::Interrupted { node, .. }, false) => Settled::StillWaiting(node),
+            })
         })
     }
 }
@@ -303,6 +368,23 @@ async fn run_session<S: Store>(store: S, runner: Arc<dyn Registered>, lease: Lea
             tracing::debug!(session, node, "waits for an input");
             release(&store, &lease).await;
         }
+        Ok(Settled::AlreadyCompleted) => {
+            // Nothing can make a completed session runnable again: hold it for good, so that
+            // no claim takes it again (a delete removes the lease with the session).
+            tracing::debug!(session, "had completed already: parked");
+            if let Err(error) = store.renew(&lease, PARKED).await {
+                tracing::warn!(session, %error, "parking a completed session failed");
+            }
+        }
+        Ok(Settled::StillWaiting(node)) => {
+            // Released, it would be claimed again at once, in a loop. Held until the lease
+            // expires, it is claimed at most once per lease time until its input comes.
+            tracing::debug!(
+                session,
+                node,
+                "waits for an input: held until the lease expires"
+            );
+        }
         Err(Error::LeaseLost { .. }) => {
             tracing::warn!(session, "lease lost: another worker runs the session now");
         }
@@ -314,8 +396,8 @@ async fn run_session<S: Store>(store: S, runner: Arc<dyn Registered>, lease: Lea
         }
         Err(error) => {
             // The session stays at its last checkpoint. Releasing it would hand it straight
-            // back to a claim and fail again in a loop; keeping the lease until it expires
-            // retries it once per lease time, as a stuck session should be.
+            // back to a claim and fail again in a loop; keeping the lease (without renewing
+            // it) until it expires retries it once per lease time.
             tracing::error!(session, %error, "the run failed; the session is retried when its lease expires");
         }
     }
