@@ -7,6 +7,7 @@
 //! ```text
 //! parse   (syn → nodes, edges, other items)  →  model (the graph IR)
 //!   →  check (one function per graph rule; every error collected in a `Ctxt`)
+//!   →  lower (the plan: one task per node)
 //!   →  expand (enums, constants, the `Workflow` impl)  |  fallback (items + errors)
 //! ```
 #![forbid(unsafe_code)]
@@ -19,6 +20,8 @@ mod ctxt;
 mod expand;
 mod fallback;
 mod hash;
+mod lower;
+mod mermaid;
 mod model;
 mod parse;
 mod state_schema;
