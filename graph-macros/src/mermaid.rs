@@ -1,8 +1,12 @@
-//! `MERMAID`: the graph as a Mermaid flowchart.
+//! `MERMAID`: the graph as a Mermaid flowchart. `START`/`END` are stadiums, interrupt nodes
+//! hexagons; error edges are dotted (`charge -. on error .-> refund`), the edges of a fan-out
+//! and of its branches to the join thick (`intake ==> fraud`, `fraud ==> decide`), and a map
+//! is a thick link labelled `each` (`plan ==>|each| assess`).
 
 use syn::Ident;
 
 use crate::model::{END, EdgeKind, Endpoint, Graph, START};
+use crate::parse::Fan;
 
 /// The Mermaid flowchart: `START`/`END` as stadiums, interrupt nodes as hexagons, then every
 /// edge in declaration order, error edges dotted and labelled (`charge -. on error .-> refund`).
@@ -25,9 +29,14 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
             Endpoint::End => END.to_owned(),
             _ => mermaid_id(&crate::model::ident_name(ident)),
         };
-        let link = match edge.kind {
-            EdgeKind::Route => "-->",
-            EdgeKind::Error => "-. on error .->",
+        // "All of": a fan-out's edges and its branches' edges to the join are thick links.
+        let from_branch = matches!(edge.from, Endpoint::Node(i) if graph.is_branch(i));
+        let link = match (edge.kind, edge.fan) {
+            (EdgeKind::Error, _) => "-. on error .->",
+            (EdgeKind::Route, Fan::All) => "==>",
+            (EdgeKind::Route, Fan::Each) => "==>|each|",
+            (EdgeKind::Route, Fan::One) if from_branch => "==>",
+            (EdgeKind::Route, Fan::One) => "-->",
         };
         text.push_str(&format!(
             "    {} {link} {}\n",

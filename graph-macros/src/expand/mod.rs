@@ -19,6 +19,7 @@ use crate::model::Graph;
 use crate::parse::{self, WorkflowArgs};
 use crate::{check, fallback};
 
+mod frontier;
 mod input;
 mod probes;
 mod routes;

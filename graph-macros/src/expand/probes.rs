@@ -8,7 +8,7 @@ use syn::Ident;
 
 use super::Gen;
 use super::routes::module_ident;
-use crate::lower::Task;
+use crate::lower::{Call, Exit, Task};
 
 /// The name of the per-node trait that turns the node's return value into its route.
 pub(super) fn return_trait_ident(n: &Task) -> Ident {
@@ -61,9 +61,8 @@ fn return_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
             ),
         )
     };
-    let error_ident = error_trait_ident(n);
     let on_unimplemented = on_unimplemented(diagnostics, &message, &label, &note);
-    let error_on_unimplemented = on_unimplemented_error(diagnostics, name);
+    let error_trait = error_trait(rt, n, diagnostics);
     let do_not_recommend = do_not_recommend(diagnostics);
     // The route and the error are two checks: `Result<(), u32>` has the right shape, so the
     // first passes and the second reports the error type alone, in the node's words.
@@ -91,6 +90,17 @@ fn return_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
             }
         }
 
+        #error_trait
+    }
+}
+
+/// The trait that boxes node `n`'s error into a `NodeError`, implemented for every type that
+/// converts into one: an error type that does not fails there, with a message that says so.
+fn error_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
+    let error_ident = error_trait_ident(n);
+    let error_on_unimplemented = on_unimplemented_error(diagnostics, &n.node.name);
+    let do_not_recommend = do_not_recommend(diagnostics);
+    quote! {
         #error_on_unimplemented
         pub(super) trait #error_ident {
             fn __graph_boxed(self) -> #rt::NodeError;
@@ -125,6 +135,9 @@ pub(super) fn state_trait_ident(n: &Task) -> Ident {
 fn state_trait(rt: &TokenStream, n: &Task, state_name: &str, diagnostics: bool) -> TokenStream {
     let trait_ident = state_trait_ident(n);
     let name = &n.node.name;
+    if let Call::Branch { .. } = n.call {
+        return shared_state_trait(rt, n, state_name, diagnostics);
+    }
     let on_unimplemented = on_unimplemented(
         diagnostics,
         &format!(
@@ -152,6 +165,40 @@ fn state_trait(rt: &TokenStream, n: &Task, state_name: &str, diagnostics: bool) 
             #[inline(always)]
             fn __graph_state(state: &'a mut #state) -> Self {
                 #rt::StateParam::from_state(state)
+            }
+        }
+    }
+}
+
+/// [`state_trait`] for a branch node: its siblings run at the same time and read the same
+/// state, so it takes `&State`, never `&mut` (`check` reports `&mut` with the fix; this
+/// reports any other type).
+fn shared_state_trait(
+    rt: &TokenStream,
+    n: &Task,
+    state_name: &str,
+    diagnostics: bool,
+) -> TokenStream {
+    let trait_ident = state_trait_ident(n);
+    let name = &n.node.name;
+    let on_unimplemented = on_unimplemented(
+        diagnostics,
+        &format!(
+            "the first parameter of branch node `{name}` must be `&{state_name}`, the workflow's state type (`state = {state_name}`), not `{{Self}}`"
+        ),
+        &format!("expected `&{state_name}`"),
+        "a branch runs at the same time as its siblings, which read the same state: it takes the state by shared reference and returns its output for the join",
+    );
+    let state = quote!(<super::Workflow as #rt::Workflow>::State);
+    quote! {
+        #on_unimplemented
+        pub(super) trait #trait_ident<'a>: ::core::marker::Sized {
+            fn __graph_state(state: &'a #state) -> Self;
+        }
+        impl<'a> #trait_ident<'a> for &'a #state {
+            #[inline(always)]
+            fn __graph_state(state: &'a #state) -> Self {
+                state
             }
         }
     }
@@ -232,10 +279,16 @@ pub(super) fn probe_module(g: &Gen, migrate_probe: &TokenStream) -> TokenStream 
     let state_name = crate::parse::tokens_to_string(g.state);
     let send_probe = send_probe(&g.plan.tasks);
     let traits = g.plan.tasks.iter().map(|task| {
-        let mut traits = return_trait(&g.nested_rt, task, g.diagnostics);
+        // The node before `each` and a branch return a value, not a route: only their error
+        // is checked here (their values by the type probes of `step`).
+        let mut traits = match task.exit {
+            Exit::Routes | Exit::FanOut { .. } => return_trait(&g.nested_rt, task, g.diagnostics),
+            Exit::Map { .. } | Exit::Output => error_trait(&g.nested_rt, task, g.diagnostics),
+        };
         traits.extend(state_trait(&g.nested_rt, task, &state_name, g.diagnostics));
         traits
     });
+    let sync_probe = super::frontier::sync_probe(g);
     quote! {
         #[doc(hidden)]
         #allow
@@ -243,6 +296,7 @@ pub(super) fn probe_module(g: &Gen, migrate_probe: &TokenStream) -> TokenStream 
             #send_probe
             #(#traits)*
             #migrate_probe
+            #sync_probe
         }
     }
 }

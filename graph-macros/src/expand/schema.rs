@@ -47,16 +47,86 @@ fn fingerprint(
     first: Option<u64>,
     parts: &[(String, usize)],
 ) -> TokenStream {
+    fingerprint_of(rt, kind, first, &[(parts, "__GRAPH_INPUT_SCHEMAS")])
+}
+
+/// [`fingerprint`] with parts from several fingerprint arrays: each `(name, k)` part adds
+/// the name and element `k` of its array, in the order given.
+fn fingerprint_of(
+    rt: &TokenStream,
+    kind: &str,
+    first: Option<u64>,
+    groups: &[(&[(String, usize)], &str)],
+) -> TokenStream {
     let mut out = quote!(#rt::Fingerprint::new(#kind));
     if let Some(first) = first {
         let literal = hex_literal(first);
         out.extend(quote!(.u64(#literal)));
     }
-    for (name, k) in parts {
-        out.extend(quote!(.str(#name).u64(__GRAPH_INPUT_SCHEMAS[#k])));
+    for (parts, array) in groups {
+        let array = Ident::new(array, Span::call_site());
+        for (name, k) in *parts {
+            out.extend(quote!(.str(#name).u64(#array[#k])));
+        }
     }
     out.extend(quote!(.finish()));
     out
+}
+
+/// `GRAPH_HASH`'s expression for the graph whose nodes have the names `names`: the text's
+/// hash, then each interrupt input's fingerprint, then (only for a parallel graph, so that
+/// other graphs keep their hash) each branch output's and each map item's.
+fn graph_fingerprint(g: &Gen, text_hash: u64, names: &Names) -> TokenStream {
+    let graph = g.plan.graph;
+    let interrupts = names.interrupts(graph);
+    let outputs = names.outputs(graph);
+    let items = names.items(graph);
+    fingerprint_of(
+        &g.rt,
+        crate::hash::GRAPH_KIND,
+        Some(text_hash),
+        &[
+            (&interrupts, "__GRAPH_INPUT_SCHEMAS"),
+            (&outputs, "__GRAPH_OUTPUT_SCHEMAS"),
+            (&items, "__GRAPH_ITEM_SCHEMAS"),
+        ],
+    )
+}
+
+/// The fingerprint arrays of a parallel graph's branch outputs and map items, in declaration
+/// order. Each element is spanned at the user's type (the branch's return type, the map
+/// node's item type): one without `StateSchema` is reported there.
+fn parallel_schemas(g: &Gen) -> TokenStream {
+    if !g.plan.is_parallel() {
+        return TokenStream::new();
+    }
+    let (rt, allow) = (&g.rt, &g.allow);
+    let graph = g.plan.graph;
+    let unit: Type = syn::parse_quote!(());
+    let outputs: Vec<TokenStream> = hash::branch_nodes(graph)
+        .into_iter()
+        .filter_map(|i| graph.nodes().get(i))
+        .map(|node| schema_of(rt, node.produced_type().unwrap_or(&unit)))
+        .collect();
+    let items: Vec<TokenStream> = hash::map_nodes(graph)
+        .into_iter()
+        .filter_map(|i| graph.nodes().get(i))
+        .map(|node| {
+            node.extras()
+                .next()
+                .map_or_else(|| schema_of(rt, &unit), |param| schema_of(rt, &param.ty))
+        })
+        .collect();
+    let (output_count, item_count) = (outputs.len(), items.len());
+    quote! {
+        #[doc(hidden)]
+        #allow
+        const __GRAPH_OUTPUT_SCHEMAS: [u64; #output_count] = [#(#outputs),*];
+
+        #[doc(hidden)]
+        #allow
+        const __GRAPH_ITEM_SCHEMAS: [u64; #item_count] = [#(#items),*];
+    }
 }
 
 /// The checkpoint items of a graph that passed every check: `STATE_SCHEMA` and the input
@@ -78,6 +148,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         tokens_to_string(state)
     );
     let input_schemas = interrupts.iter().map(|(_, ty)| schema_of(&rt, ty));
+    let parallel_schemas = parallel_schemas(g);
     let count = interrupts.len();
 
     // `Input`'s variants are written as their index in declaration order (bincode), so
@@ -90,12 +161,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
     let input_schema = fingerprint(&rt, crate::hash::INPUT_KIND, None, &declared);
 
     let (v2_hash, v2_text) = hash::text_hash(graph, Version::V2, &current);
-    let graph_hash = fingerprint(
-        &rt,
-        crate::hash::GRAPH_KIND,
-        Some(v2_hash),
-        &current.interrupts(graph),
-    );
+    let graph_hash = graph_fingerprint(g, v2_hash, &current);
     let (v1_hash, v1_text) = hash::text_hash(graph, Version::V1 { state }, &current);
     let graph_hash_doc = format!(
         "The stable hash of workflow `{}`'s structure, stored in every checkpoint.\n\n\
@@ -125,12 +191,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
     push_literal(v1_hash, &mut accepted_graphs);
     for names in Names::older(graph) {
         let (older_v2, _) = hash::text_hash(graph, Version::V2, &names);
-        accepted_graphs.push(fingerprint(
-            &rt,
-            crate::hash::GRAPH_KIND,
-            Some(older_v2),
-            &names.interrupts(graph),
-        ));
+        accepted_graphs.push(graph_fingerprint(g, older_v2, &names));
         let (older_v1, _) = hash::text_hash(graph, Version::V1 { state }, &names);
         push_literal(older_v1, &mut accepted_graphs);
     }
@@ -240,6 +301,8 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         #[doc(hidden)]
         #allow
         const __GRAPH_INPUT_SCHEMAS: [u64; #count] = [#(#input_schemas),*];
+
+        #parallel_schemas
 
         #[doc(hidden)]
         #allow

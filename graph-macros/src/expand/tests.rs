@@ -1198,3 +1198,138 @@ fn random_tokens_never_panic() {
         }
     }
 }
+
+/// The claims graph, with `from` replaced by `to` in its tokens.
+fn claims_with(from: &str, to: &str) -> TokenStream {
+    let text = crate::hash::tests::claims().to_string();
+    let from: TokenStream = syn::parse_str(from).unwrap();
+    let to: TokenStream = syn::parse_str(to).unwrap();
+    let replaced = text.replace(&from.to_string(), &to.to_string());
+    assert_ne!(replaced, text, "fixture did not contain {from}");
+    syn::parse_str(&replaced).unwrap()
+}
+
+#[test]
+fn parallel_graphs_expand() {
+    let text = workflow(quote!(state = Claim), crate::hash::tests::claims()).to_string();
+    assert!(!text.contains("compile_error"), "{text}");
+    for item in [
+        "const PARALLEL : bool = true",
+        "fn region (join : __GraphCursor)",
+        "fn branch < 'a >",
+        "fn join < 'a >",
+        "RegionKind :: FanOut",
+        "RegionKind :: Map",
+        "encode_output",
+        "decode_item",
+        "Transition :: Map",
+        "state_shared_by_branches :: < Claim >",
+        "__GRAPH_OUTPUT_SCHEMAS",
+        "__GRAPH_ITEM_SCHEMAS",
+    ] {
+        assert!(text.contains(item), "{item}");
+    }
+    // A graph without regions gets none of it.
+    let text = workflow(quote!(state = Order), checkout()).to_string();
+    for item in [
+        "PARALLEL",
+        "fn region",
+        "fn branch",
+        "fn join",
+        "StateSharedByBranches",
+        "OUTPUT_SCHEMAS",
+    ] {
+        assert!(!text.contains(item), "{item}");
+    }
+}
+
+#[test]
+fn parallel_graph_rules() {
+    let cases: Vec<(TokenStream, &str)> = vec![
+        (
+            claims_with("fraud: FraudScore,", "fruad: FraudScore,"),
+            "parameter `fruad` of join `decide` names no branch; did you mean `fraud`?",
+        ),
+        (
+            claims_with(
+                "coverage: Coverage, adjuster: AdjusterNote",
+                "coverage: Coverage",
+            ),
+            "join `decide` has no parameter for branch `adjuster`: add `adjuster: AdjusterNote` (or `adjuster: Result<AdjusterNote, Failure>` to handle its failure here)",
+        ),
+        (
+            claims_with(
+                "async fn coverage(c: &Claim)",
+                "async fn coverage(c: &mut Claim)",
+            ),
+            "branch `coverage` takes `&Claim`, not `&mut Claim`",
+        ),
+        (
+            claims_with(
+                "edge!(intake -> fraud & coverage & adjuster);",
+                "edge!(intake -> fraud & coverage | adjuster);",
+            ),
+            "an `edge!` cannot mix `&` and `|`",
+        ),
+        (
+            claims_with(
+                "edge!(total -> END);",
+                "edge!(total -> END); edge!(fraud -> total on error);",
+            ),
+            "branch `fraud` cannot have an error edge: its failure goes to its region; to handle it, take `fraud: Result<FraudScore, Failure>` in the join `decide`",
+        ),
+        (
+            claims_with("#[node(concurrency = 8)]", "#[node(concurrency = 0)]"),
+            "`concurrency = 0` would never run an item",
+        ),
+        (
+            claims_with(
+                "#[node] async fn plan",
+                "#[node(concurrency = 2)] async fn plan",
+            ),
+            "`concurrency` limits how many items of a map run at once, and `plan` is not a map node",
+        ),
+        (
+            claims_with("#[node(concurrency = 8)]", "#[node(interrupt)]"),
+            "map node `assess` cannot be an interrupt node",
+        ),
+        (
+            claims_with(
+                "edge!(decide -> plan | END);",
+                "edge!(decide -> plan | END | coverage);",
+            ),
+            "node `coverage` is a branch of `edge!(intake -> fraud & coverage & adjuster)`, so only that edge runs it",
+        ),
+        (
+            claims_with(
+                "edge!(decide -> plan | END);",
+                "edge!(decide -> plan | END | total);",
+            ),
+            "node `total` is the join of `edge!(plan -> each assess)`",
+        ),
+        (
+            claims_with(
+                "edge!(START -> intake);",
+                "edge!(START -> intake & other); #[node] async fn other(c: &Claim) -> u8 { 1 }",
+            ),
+            "`START` cannot fan out",
+        ),
+        (
+            claims_with(
+                "edge!(fraud & coverage & adjuster -> decide);",
+                "edge!(fraud -> decide | END); edge!(coverage & adjuster -> decide);",
+            ),
+            "branch `fraud` has more than one successor",
+        ),
+    ];
+    for (item, expected) in cases {
+        let messages = errors(quote!(state = Claim), item);
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "expected {expected:?} in {messages:#?}"
+        );
+        for message in &messages {
+            assert!(!message.ends_with('.'), "{message}");
+        }
+    }
+}

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::schema::SchemaItems;
-use super::{Gen, input, step};
+use super::{Gen, frontier, input, step};
 use crate::mermaid::mermaid;
 use crate::parse::CheckpointOverride;
 
@@ -38,6 +38,7 @@ pub(super) fn items(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     );
     let name = &module.name;
     let execute = execute_impl(g, schemas);
+    let state_is_sync = frontier::state_is_sync(g);
 
     quote! {
         /// The position of a run in this graph: one variant per node.
@@ -56,6 +57,7 @@ pub(super) fn items(g: &Gen, schemas: &SchemaItems) -> TokenStream {
         }
 
         #schema_items
+        #state_is_sync
 
         #[doc = #hash_doc]
         #allow
@@ -114,6 +116,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     let runs_freely = runs_freely_fn(g);
     let step = step::step_fn(g);
     let run = step::run_fn(g);
+    let frontier = frontier::execute_items(g);
     quote! {
         #allow
         impl #rt::Execute<Workflow> for Workflow {
@@ -129,6 +132,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
             #runs_freely
             #step
             #run
+            #frontier
         }
     }
 }

@@ -26,7 +26,7 @@ pub(crate) struct WorkflowArgs {
 const WORKFLOW_KEYS: [&str; 4] = ["state", "migrate_from", "accept_graphs", "crate"];
 
 /// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
-/// jitter = bool, checkpoint = always|never, renamed_from = "old")]`.
+/// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N)]`.
 #[derive(Default)]
 pub(crate) struct NodeArgs {
     pub(crate) interrupt: bool,
@@ -38,6 +38,9 @@ pub(crate) struct NodeArgs {
     pub(crate) checkpoint: Option<CheckpointOverride>,
     /// The node's names in older versions of the graph, as written (checked by `check`).
     pub(crate) renamed_from: Vec<syn::LitStr>,
+    /// `concurrency = N`: at most `N` items of a map node run at once (checked by `check`:
+    /// not 0, and only on a map node), with its literal.
+    pub(crate) concurrency: Option<(u32, syn::LitInt)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -48,7 +51,7 @@ pub(crate) enum CheckpointOverride {
 }
 
 /// The keys `#[node(…)]` accepts.
-const NODE_KEYS: [&str; 8] = [
+const NODE_KEYS: [&str; 9] = [
     "interrupt",
     "retry",
     "timeout_ms",
@@ -57,6 +60,7 @@ const NODE_KEYS: [&str; 8] = [
     "jitter",
     "checkpoint",
     "renamed_from",
+    "concurrency",
 ];
 
 /// Parses the arguments of `#[workflow(…)]`.
@@ -363,6 +367,18 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                     }
                     skip_value(input);
                 }
+                "concurrency" => {
+                    let lit = value(input, key, "`concurrency = 8`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) => out.concurrency = Some((n, lit)),
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`concurrency` is how many items of a map run at once: a whole number that fits in `u32`, e.g. `concurrency = 8`",
+                        ),
+                    }
+                }
                 "renamed_from" => {
                     let example =
                         "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
@@ -395,12 +411,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                             Some("renamed_from")
                         }
                         "checkpoints" | "save" => Some("checkpoint"),
+                        "parallel" | "parallelism" | "max_concurrency" | "limit" => {
+                            Some("concurrency")
+                        }
                         _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never` or `renamed_from = \"old_name\"`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"` or `concurrency = N`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);

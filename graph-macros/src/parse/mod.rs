@@ -23,8 +23,10 @@ use edge::{check_edge_attrs, edge_decls, is_edge_macro};
 use node::{is_cfg_attr, node_fn, take_node_attr};
 
 pub(crate) use args::{CheckpointOverride, WorkflowArgs};
-pub(crate) use edge::EdgeDecl;
-pub(crate) use node::{NodeFn, ParamRole};
+pub(crate) use edge::{EdgeDecl, Fan};
+pub(crate) use node::{
+    NodeFn, NodeParam, ParamRole, collected_type, result_ok_type, vec_item_type,
+};
 
 /// The module under `#[workflow]`, taken apart.
 pub(crate) struct Module {

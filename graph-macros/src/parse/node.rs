@@ -1,5 +1,6 @@
 //! `#[node]` functions: their arguments and signature, each parameter classified by role.
 
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::{Attribute, FnArg, Ident, ItemFn, Meta, Type};
 
@@ -16,6 +17,10 @@ pub(crate) enum ParamRole {
     Ctx,
     /// The input of an interrupt node.
     Input,
+    /// Another parameter of a node that is not an interrupt node: a map node's item, or a
+    /// join's branch output, named after the branch. `check` decides which it is from the
+    /// graph (and reports it on any other node).
+    Extra,
 }
 
 /// One parameter of a node function, classified.
@@ -23,6 +28,10 @@ pub(crate) struct NodeParam {
     pub(crate) role: ParamRole,
     /// The declared type (its tokens keep the user's spans, for spanned probes).
     pub(crate) ty: Type,
+    /// The parameter's name, when its pattern is a plain identifier (`fraud: FraudScore`).
+    pub(crate) name: Option<Ident>,
+    /// The whole parameter, `name: Type`, for messages.
+    pub(crate) tokens: proc_macro2::TokenStream,
 }
 
 /// A function marked `#[node]`.
@@ -51,6 +60,94 @@ impl NodeFn {
             .find(|p| p.role == ParamRole::Input)
             .map(|p| &p.ty)
     }
+
+    /// The parameters after the state and `ctx` of a node that is not an interrupt node.
+    pub(crate) fn extras(&self) -> impl Iterator<Item = &NodeParam> {
+        self.params.iter().filter(|p| p.role == ParamRole::Extra)
+    }
+
+    /// The state parameter, when the signature was read.
+    pub(crate) fn state_param(&self) -> Option<&NodeParam> {
+        self.params
+            .iter()
+            .find(|p| matches!(p.role, ParamRole::State { .. }))
+    }
+
+    /// The declared return type, `None` for `()` written or implied.
+    pub(crate) fn return_type(&self) -> Option<&Type> {
+        match &self.output {
+            syn::ReturnType::Type(_, ty) if !is_unit(ty) => Some(ty),
+            _ => None,
+        }
+    }
+
+    /// What a branch node or the node before `each` produces: its return type, or `O` when it
+    /// returns `Result<O, E>` (see [`result_ok_type`]).
+    pub(crate) fn produced_type(&self) -> Option<&Type> {
+        let ty = self.return_type()?;
+        Some(result_ok_type(ty).unwrap_or(ty))
+    }
+}
+
+/// The type's last path segment and its generic type arguments, through parentheses and
+/// invisible groups.
+fn last_segment(ty: &Type) -> Option<(&Ident, Vec<&Type>)> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => {
+            let segment = path.path.segments.last()?;
+            let args = match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) => args
+                    .args
+                    .iter()
+                    .filter_map(|arg| match arg {
+                        syn::GenericArgument::Type(ty) => Some(ty),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((&segment.ident, args))
+        }
+        Type::Paren(inner) => last_segment(&inner.elem),
+        Type::Group(inner) => last_segment(&inner.elem),
+        _ => None,
+    }
+}
+
+/// `O` when `ty` reads `Result<O, E>` or `Result<O>` (an alias such as `anyhow::Result<O>`):
+/// the macro only sees tokens, so a return type is taken as fallible when its last path
+/// segment is `Result`. A branch node or the node before `each` that returns a `Result`
+/// fails with its `Err`; any other type is its output.
+pub(crate) fn result_ok_type(ty: &Type) -> Option<&Type> {
+    match last_segment(ty)? {
+        (ident, args) if ident == "Result" => args.first().copied(),
+        _ => None,
+    }
+}
+
+/// `O` when `ty` reads `Result<O, Failure>` (any path to `Failure`): a join parameter of this
+/// form *collects* its branch's failure instead of failing the run. Read from the tokens: the
+/// last path segment of the error type is `Failure`.
+pub(crate) fn collected_type(ty: &Type) -> Option<&Type> {
+    match last_segment(ty)? {
+        (ident, args) if ident == "Result" && args.len() == 2 => {
+            let failure = last_segment(args[1]).is_some_and(|(ident, _)| ident == "Failure");
+            failure.then_some(args[0])
+        }
+        _ => None,
+    }
+}
+
+/// `T` when `ty` reads `Vec<T>` (any path to `Vec`): a map's join takes its outputs so.
+pub(crate) fn vec_item_type(ty: &Type) -> Option<&Type> {
+    match last_segment(ty)? {
+        (ident, args) if ident == "Vec" && args.len() == 1 => args.first().copied(),
+        _ => None,
+    }
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
 }
 
 fn is_node_attr(attr: &Attribute) -> bool {
@@ -228,6 +325,8 @@ fn node_signature(
                     mutable: reference.mutability.is_some(),
                 },
                 ty: (*first.ty).clone(),
+                name: pat_name(&first.pat),
+                tokens: first.to_token_stream(),
             }),
             other => {
                 cx.error_spanned_by(
@@ -269,6 +368,8 @@ fn node_signature(
                 Type::Reference(_) => params.push(NodeParam {
                     role: ParamRole::Ctx,
                     ty: ty.clone(),
+                    name: pat_name(&pat_type.pat),
+                    tokens: pat_type.to_token_stream(),
                 }),
                 _ => {
                     cx.error_spanned_by(ty, "take the run context by reference: `ctx: &NodeCtx`");
@@ -279,14 +380,14 @@ fn node_signature(
         }
         let has_input = params.iter().any(|p| p.role == ParamRole::Input);
         if !args.interrupt {
-            cx.error_spanned_by(
-                pat_type,
-                format!(
-                    "node `{name}` has an extra parameter `{}`: a node takes the state and, optionally, `ctx: &NodeCtx`; to wait for a human decision of this type, mark it `#[node(interrupt)]`",
-                    tokens_to_string(pat_type)
-                ),
-            );
-            ok = false;
+            // A map node's item or a join's branch output; anything else is reported by
+            // `check`, which knows the node's place in the graph.
+            params.push(NodeParam {
+                role: ParamRole::Extra,
+                ty: ty.clone(),
+                name: pat_name(&pat_type.pat),
+                tokens: pat_type.to_token_stream(),
+            });
         } else if has_input {
             cx.error_spanned_by(
                 pat_type,
@@ -306,6 +407,8 @@ fn node_signature(
             params.push(NodeParam {
                 role: ParamRole::Input,
                 ty: ty.clone(),
+                name: pat_name(&pat_type.pat),
+                tokens: pat_type.to_token_stream(),
             });
         }
     }
@@ -319,6 +422,16 @@ fn node_signature(
     }
     // The parameters are only used by a successful expansion, which the recorded errors prevent.
     params
+}
+
+/// The name a parameter binds, when its pattern is a plain identifier (`mut` allowed).
+fn pat_name(pat: &syn::Pat) -> Option<Ident> {
+    match pat {
+        syn::Pat::Ident(ident) if ident.subpat.is_none() && ident.by_ref.is_none() => {
+            Some(ident.ident.clone())
+        }
+        _ => None,
+    }
 }
 
 /// Why `ty` cannot be an interrupt input: it is stored in `Input` and in checkpoints.
