@@ -258,6 +258,10 @@ fn check_start(r: &Report, graph: &Graph) {
         None => {}
         Some(first) => {
             for edge in &starts[1..] {
+                // `START -> a & b`: one `edge!`, reported by `check_region_ends`.
+                if edge.decl == first.decl && edge.fan != crate::parse::Fan::One {
+                    continue;
+                }
                 let ident = if edge.decl == first.decl {
                     &edge.to_ident
                 } else {
@@ -1092,15 +1096,15 @@ fn check_branch_error_edges(r: &Report, graph: &Graph) {
 /// node it would mean nothing.
 fn check_concurrency(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
-        let Some((limit, lit)) = &node.args.concurrency else {
+        let Some((limit, lit, key)) = &node.args.concurrency else {
             continue;
         };
         if !is_map_node(graph, i) {
             r.error(
                 node.position,
-                lit,
+                quote::quote!(#key = #lit),
                 format!(
-                    "`concurrency` limits how many items of a map run at once, and `{name}` is not a map node (the target of `edge!(plan -> each {name})`); remove it",
+                    "`concurrency` limits how many items of a map run at once, and `{name}` is not a map node (the node after `each` in an `edge!(… -> each node)`); remove it",
                     name = node.name
                 ),
             );
@@ -1134,10 +1138,13 @@ fn check_branch_successor(r: &Report, graph: &Graph) {
                 .iter()
                 .map(ToString::to_string)
                 .collect();
+            let join_name = join
+                .and_then(|j| graph.nodes().get(j))
+                .map_or("join", |n| n.name.as_str());
             let example = if region.each {
-                format!("`edge!({} -> join)`", node.name)
+                format!("`edge!({} -> {join_name})`", node.name)
             } else {
-                format!("`edge!({} -> join)`", joined.join(" & "))
+                format!("`edge!({} -> {join_name})`", joined.join(" & "))
             };
             let position = graph.decl_position(first.decl);
             if successors.len() > 1 || first.fan != crate::parse::Fan::One {
@@ -1289,7 +1296,11 @@ fn check_join_params(r: &Report, graph: &Graph) {
                 continue;
             }
             let hint = match did_you_mean(&name, names.iter().map(String::as_str)) {
-                Some(close) => format!("; did you mean `{close}`?"),
+                Some(close) => {
+                    // The typo is the one error: the branch it meant is not missing.
+                    taken.insert(close.to_owned());
+                    format!("; did you mean `{close}`?")
+                }
                 None => format!(
                     ": its parameters are named after its branches ({}), and take their outputs",
                     listed.join(", ")

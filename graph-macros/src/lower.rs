@@ -267,7 +267,7 @@ fn lower_region<'g>(graph: &'g Graph<'g>, r: usize) -> Option<Region<'g>> {
             .first()
             .and_then(|slot| graph.nodes().get(slot.node))
             .and_then(|node| node.args.concurrency.as_ref())
-            .map_or(0, |(n, _)| *n)
+            .map_or(0, |(n, _, _)| *n)
     });
     Some(Region {
         join,

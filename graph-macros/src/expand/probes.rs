@@ -51,10 +51,17 @@ fn return_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
         let next = format!("{}::Next", n.node.ident);
         (
             quote!(()),
-            format!(
-                "node `{name}` has one successor ({}), so it must return `()` or `Result<(), E>`, not `{{Self}}`",
-                targets.join("")
-            ),
+            match n.exit {
+                // Its branches' outputs are what it hands on, through the join.
+                Exit::FanOut { .. } => format!(
+                    "node `{name}` fans out (its branches then meet in {}), so it must return `()` or `Result<(), E>`, not `{{Self}}`",
+                    targets.join("")
+                ),
+                _ => format!(
+                    "node `{name}` has one successor ({}), so it must return `()` or `Result<(), E>`, not `{{Self}}`",
+                    targets.join("")
+                ),
+            },
             "expected `()` or `Result<(), E>`".to_owned(),
             format!(
                 "only a node with several targets in its `edge!` returns a `{next}`; {error_bound}"

@@ -40,7 +40,7 @@ pub(crate) struct NodeArgs {
     pub(crate) renamed_from: Vec<syn::LitStr>,
     /// `concurrency = N`: at most `N` items of a map node run at once (checked by `check`:
     /// not 0, and only on a map node), with its literal.
-    pub(crate) concurrency: Option<(u32, syn::LitInt)>,
+    pub(crate) concurrency: Option<(u32, syn::LitInt, Ident)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -372,7 +372,7 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         input.parse::<syn::LitInt>()
                     })?;
                     match lit.base10_parse::<u32>() {
-                        Ok(n) => out.concurrency = Some((n, lit)),
+                        Ok(n) => out.concurrency = Some((n, lit, key.clone())),
                         Err(_) => cx.error_spanned_by(
                             &lit,
                             "`concurrency` is how many items of a map run at once: a whole number that fits in `u32`, e.g. `concurrency = 8`",

@@ -204,11 +204,16 @@ fn edge_body(cx: &Ctxt, input: ParseStream) -> syn::Result<Vec<ParsedEdge>> {
                     Some(first) if first != separator && mixed.is_none() => mixed = Some(tokens),
                     Some(_) => {}
                 }
-                targets.push(node_name(
+                let target = node_name(
                     input,
                     &format!("a node name or `END` after `{separator}`"),
                     Some(span),
-                )?);
+                )?;
+                // After a mixed separator the edge is read as far as its first meaning goes,
+                // so that the one mistake gives one error.
+                if mixed.is_none() {
+                    targets.push(target);
+                }
             } else if input.peek(Token![,]) {
                 let comma: Token![,] = input.parse()?;
                 cx.error_spanned_by(
