@@ -3,8 +3,10 @@
 //! may go through it without the runner, how the runner calls it and what its return value
 //! becomes), and the parallel regions (fan-outs and maps) with their slots.
 //!
-//! `model` says what the user declared; `lower` says what runs. Only a graph that passed every
-//! check is lowered, so nothing here reports errors.
+//! `model` says what the user declared; `lower` says what runs. Code generation lowers a graph
+//! that passed every check; the fallback lowers a broken one too (for the interrupt nodes its
+//! stand-in `Input` lists), so lowering never fails or panics: what it cannot make sense of
+//! (a region without a join, a join without its parameters) is left out.
 
 use proc_macro2::Span;
 use syn::{Ident, Type};

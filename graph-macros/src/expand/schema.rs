@@ -169,11 +169,16 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
          or an interrupt input type's data model changes; not when declarations are reordered, \
          node bodies change, or a type is spelled another way (`crate::Approval` for \
          `Approval`). It combines the FNV-1a 64 hash of this canonical text, `{}`, with each \
-         interrupt node's name and its input type's `StateSchema` fingerprint:\n\n```text\n{}```\n\n\
+         interrupt node's name and its input type's `StateSchema` fingerprint{}:\n\n```text\n{}```\n\n\
          Checkpoints saved by the first release carry the hash of its canonical text, `{}`, \
          which is in `Workflow::ACCEPTED_GRAPHS`:\n\n```text\n{}```",
         module.name,
         hex_text(v2_hash),
+        if g.plan.is_parallel() {
+            ", then each branch node's name and its output type's fingerprint, and each map node's name and its item type's"
+        } else {
+            ""
+        },
         v2_text,
         hex_text(v1_hash),
         v1_text,

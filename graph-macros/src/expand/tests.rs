@@ -918,6 +918,33 @@ fn garbage_never_panics() {
         quote!(state = S, migrate_from = A, accept_graphs = 1),
     ];
     let items = [
+        // Parallel edges, broken every way.
+        quote!(
+            mod m {
+                edge!(& a -> b);
+                edge!(a & -> b);
+                edge!(a -> & b);
+                edge!(a -> b &);
+                edge!(a -> each);
+                edge!(a -> each each);
+                edge!(-> each b);
+                edge!(a & b & -> c);
+                edge!(a -> b & c & d -> e -> f);
+                edge!(a && b -> c | d);
+                edge!(START & END -> START & END);
+                edge!(END -> each START);
+                edge!(a -> each b on error);
+                edge!(a -> b & START | END);
+                #[node(concurrency)]
+                async fn a(s: &S, x: u8, y: u8) -> Vec<u8> {}
+                #[node(concurrency = -1, interrupt)]
+                async fn b(s: &mut S, (p, q): (u8, u8)) {}
+                #[node(concurrency = 0)]
+                async fn c(s: &S, ctx: &NodeCtx, b: Result<u8, Failure>) {}
+                #[node]
+                async fn d(s: &S, _: Vec<u8>, d: Vec<Result<u8>>) {}
+            }
+        ),
         quote!(),
         quote!(mod),
         quote!(mod m),
