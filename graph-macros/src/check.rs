@@ -11,8 +11,8 @@ use std::fmt::Display;
 use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
-use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, START, ident_name, variant_ident};
-use crate::parse::{WorkflowArgs, tokens_to_string};
+use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, Role, START, ident_name, variant_ident};
+use crate::parse::{ParamRole, WorkflowArgs, tokens_to_string};
 
 /// The most older graphs `renamed_from` may describe altogether (every combination of old
 /// names is one older graph, with two hashes each in `ACCEPTED_GRAPHS`).
@@ -64,6 +64,20 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_error_edges(&r, graph);
     check_variant_collisions(&r, graph);
     check_renamed_from(&r, graph);
+    check_extra_params(&r, graph);
+    check_mixed_fan(&r, graph);
+    check_region_ends(&r, graph);
+    check_branch_once(&r, graph);
+    check_map_not_interrupt(&r, graph);
+    check_join_not_interrupt(&r, graph);
+    check_branch_state(&r, graph);
+    check_branch_error_edges(&r, graph);
+    check_concurrency(&r, graph);
+    if !graph.module.incomplete {
+        check_branch_successor(&r, graph);
+        check_join_params(&r, graph);
+        check_region_entered_by_its_edges(&r, graph);
+    }
     // An `edge!` that could not be read leaves the graph incomplete: its shape would be
     // misjudged, so these wait until the edges parse.
     if !graph.module.incomplete {
@@ -182,7 +196,7 @@ fn check_generated_names(r: &Report, graph: &Graph) {
 fn check_unknown_names(r: &Report, graph: &Graph) {
     let mut reported_plain: BTreeSet<String> = BTreeSet::new();
     for decl in &graph.module.edges {
-        for (k, ident) in std::iter::once(&decl.from).chain(&decl.targets).enumerate() {
+        for (k, ident) in decl.sources().iter().chain(&decl.targets).enumerate() {
             if graph.resolve(ident) != Endpoint::Unknown {
                 continue;
             }
@@ -194,7 +208,7 @@ fn check_unknown_names(r: &Report, graph: &Graph) {
             if graph.module.plain_fns.contains_key(&name) && !reported_plain.insert(name) {
                 continue;
             }
-            let error_target = k > 0 && decl.on_error.is_some();
+            let error_target = k >= decl.sources().len() && decl.on_error.is_some();
             r.error(
                 decl.position,
                 ident,
@@ -244,6 +258,10 @@ fn check_start(r: &Report, graph: &Graph) {
         None => {}
         Some(first) => {
             for edge in &starts[1..] {
+                // `START -> a & b`: one `edge!`, reported by `check_region_ends`.
+                if edge.decl == first.decl && edge.fan != crate::parse::Fan::One {
+                    continue;
+                }
                 let ident = if edge.decl == first.decl {
                     &edge.to_ident
                 } else {
@@ -311,7 +329,6 @@ fn check_one_edge_per_node(r: &Report, graph: &Graph) {
         if decl.on_error.is_some() {
             continue; // Not a successor: `check_error_edges`.
         }
-        let from = graph.resolve(&decl.from);
         // Repeated targets inside one `edge!`.
         let mut seen: Vec<Endpoint> = Vec::new();
         for target in &decl.targets {
@@ -324,54 +341,72 @@ fn check_one_edge_per_node(r: &Report, graph: &Graph) {
             }
             seen.push(to);
         }
-        if matches!(from, Endpoint::Unknown | Endpoint::Start | Endpoint::End) {
-            continue;
+        // Each branch of a join `b & c -> j` declares its successor here.
+        for source in decl.sources() {
+            one_edge_per_source(r, graph, &mut first_decl, decl_index, source);
         }
-        let Some(&earlier) = first_decl.get(&from) else {
-            first_decl.insert(from, decl_index);
-            continue;
-        };
-        let earlier_targets: Vec<Endpoint> = graph.module.edges[earlier]
+    }
+}
+
+/// [`check_one_edge_per_node`] for one source of the `edge!` at `decl_index`.
+fn one_edge_per_source(
+    r: &Report,
+    graph: &Graph,
+    first_decl: &mut BTreeMap<Endpoint, usize>,
+    decl_index: usize,
+    source: &syn::Ident,
+) {
+    let Some(decl) = graph.module.edges.get(decl_index) else {
+        return;
+    };
+    let from = graph.resolve(source);
+    if matches!(from, Endpoint::Unknown | Endpoint::Start | Endpoint::End) {
+        return;
+    }
+    let Some(&earlier) = first_decl.get(&from) else {
+        first_decl.insert(from, decl_index);
+        return;
+    };
+    let earlier_targets: Vec<Endpoint> = graph.module.edges[earlier]
+        .targets
+        .iter()
+        .map(|t| graph.resolve(t))
+        .collect();
+    let all_repeated = decl
+        .targets
+        .iter()
+        .all(|t| earlier_targets.contains(&graph.resolve(t)));
+    if all_repeated {
+        r.error(
+            decl.position,
+            &decl.tokens,
+            format!(
+                "duplicate edge: `{}` already leads to {}; remove this `edge!`",
+                source,
+                list_names(&decl.targets)
+            ),
+        );
+    } else {
+        let mut merged: Vec<String> = graph.module.edges[earlier]
             .targets
             .iter()
-            .map(|t| graph.resolve(t))
+            .map(ToString::to_string)
             .collect();
-        let all_repeated = decl
-            .targets
-            .iter()
-            .all(|t| earlier_targets.contains(&graph.resolve(t)));
-        if all_repeated {
-            r.error(
-                decl.position,
-                &decl.tokens,
-                format!(
-                    "duplicate edge: `{}` already leads to {}; remove this `edge!`",
-                    decl.from,
-                    list_names(&decl.targets)
-                ),
-            );
-        } else {
-            let mut merged: Vec<String> = graph.module.edges[earlier]
-                .targets
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            for target in &decl.targets {
-                let name = target.to_string();
-                if !merged.contains(&name) {
-                    merged.push(name);
-                }
+        for target in &decl.targets {
+            let name = target.to_string();
+            if !merged.contains(&name) {
+                merged.push(name);
             }
-            r.error(decl.position,
-                &decl.from,
+        }
+        r.error(decl.position,
+                source,
                 format!(
                     "node `{}` already has an `edge!`; list all of its successors in one: `edge!({} -> {})`",
-                    decl.from,
-                    decl.from,
+                    source,
+                    source,
                     merged.join(" | ")
                 ),
             );
-        }
     }
 }
 
@@ -817,6 +852,505 @@ fn check_renamed_from(r: &Report, graph: &Graph) {
             combinations = next;
         }
     }
+}
+
+/// A node receives the state, optionally `ctx`, and nothing else the runner could supply —
+/// except an interrupt node's input (read by `parse`), a map node's item and a join's branch
+/// outputs. Any other parameter could never be given a value.
+fn check_extra_params(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        if !graph.is_usable(i) || graph.is_join(i) {
+            continue; // A join's parameters: `check_join_params`.
+        }
+        let map_node = is_map_node(graph, i);
+        for (k, param) in node.extras().enumerate() {
+            if map_node && k == 0 {
+                continue; // The item.
+            }
+            let message = if map_node {
+                format!(
+                    "map node `{}` takes one item; remove `{}`, or fold it into the item type",
+                    node.name,
+                    tokens_to_string(&param.tokens)
+                )
+            } else {
+                format!(
+                    "node `{}` has an extra parameter `{}`: a node takes the state and, optionally, `ctx: &NodeCtx`; to wait for a human decision of this type, mark it `#[node(interrupt)]`",
+                    node.name,
+                    tokens_to_string(&param.tokens)
+                )
+            };
+            r.error(node.position, &param.tokens, message);
+        }
+    }
+}
+
+/// `&` means "all of these" and `|` "one of these": an `edge!` with both would leave it
+/// unclear which targets run, and what the node returns.
+fn check_mixed_fan(r: &Report, graph: &Graph) {
+    for decl in &graph.module.edges {
+        if let Some(separator) = &decl.mixed {
+            let targets: Vec<String> = decl.targets.iter().map(ToString::to_string).collect();
+            r.error(
+                decl.position,
+                separator,
+                format!(
+                    "an `edge!` cannot mix `&` and `|`: `edge!({from} -> {all})` runs every target at once (a fan-out), `edge!({from} -> {one})` runs the one the node picks (a branch); choose one, and fan out or branch in a node of its own for the rest",
+                    from = decl.from,
+                    all = targets.join(" & "),
+                    one = targets.join(" | "),
+                ),
+            );
+        }
+    }
+}
+
+/// A fan-out or a map starts in a node, which runs once, and runs nodes, which return their
+/// outputs: `START` is no node that could open a region (and a run begins at one node), and
+/// `START` or `END` cannot be branches.
+fn check_region_ends(r: &Report, graph: &Graph) {
+    for region in &graph.regions {
+        let position = graph.decl_position(region.decl);
+        let what = if region.each { "map" } else { "fan out" };
+        if region.source == Endpoint::Start {
+            let targets: Vec<String> = region
+                .branch_idents
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let example = if region.each {
+                format!(
+                    "`edge!(START -> plan)` and `edge!(plan -> each {})`",
+                    targets.join("")
+                )
+            } else {
+                format!(
+                    "`edge!(START -> intake)` and `edge!(intake -> {})`",
+                    targets.join(" & ")
+                )
+            };
+            r.error(
+                position,
+                &region.source_ident,
+                format!(
+                    "`START` cannot {what}: a run begins at one node; start at a node that does, e.g. {example}"
+                ),
+            );
+        }
+        for (branch, ident) in region.branches.iter().zip(&region.branch_idents) {
+            if matches!(branch, Endpoint::Start | Endpoint::End) {
+                r.error(
+                    position,
+                    ident,
+                    format!(
+                        "`{ident}` cannot be a branch: a branch is a node that returns an output for the join; to finish the run, lead the join to `END`"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A branch's output fills one slot of one region's frontier: a node that is a branch of two
+/// regions (or twice of one) would have two slots and be run twice for one step.
+fn check_branch_once(r: &Report, graph: &Graph) {
+    let mut first: BTreeMap<usize, usize> = BTreeMap::new();
+    for (k, region) in graph.regions.iter().enumerate() {
+        for (branch, ident) in region.branches.iter().zip(&region.branch_idents) {
+            let Endpoint::Node(i) = *branch else { continue };
+            match first.get(&i) {
+                Some(&earlier) if earlier != k => {
+                    let source = graph
+                        .regions
+                        .get(earlier)
+                        .map_or_else(String::new, |e| e.source_ident.to_string());
+                    r.error(
+                        graph.decl_position(region.decl),
+                        ident,
+                        format!(
+                            "node `{ident}` is already a branch of `{source}`'s region: a branch belongs to one fan-out or map; declare another node for this one"
+                        ),
+                    );
+                }
+                Some(_) => {} // Twice in one `edge!`: `check_one_edge_per_node`.
+                None => {
+                    first.insert(i, k);
+                }
+            }
+        }
+    }
+}
+
+/// A map runs its node once per item, and this version cannot wait for a decision per item
+/// (nor name one item's decision in `Input`): a map node may not be an interrupt node.
+fn check_map_not_interrupt(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        if node.args.interrupt && is_map_node(graph, i) {
+            r.error(
+                node.position,
+                &node.ident,
+                format!(
+                    "map node `{}` cannot be an interrupt node: a map runs it once per item, and a run cannot wait for a decision per item; ask for the decision in a node before the map or after its join",
+                    node.name
+                ),
+            );
+        }
+    }
+}
+
+/// A join is called with its branches' outputs once they are all in; it cannot also wait for
+/// a human decision (an interrupt branch can, before the join).
+fn check_join_not_interrupt(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        if node.args.interrupt && graph.is_join(i) {
+            r.error(
+                node.position,
+                &node.ident,
+                format!(
+                    "join `{}` cannot be an interrupt node: it runs once its branches' outputs are in; make one of the branches the interrupt node, or wait in a node after the join",
+                    node.name
+                ),
+            );
+        }
+    }
+}
+
+/// Branches run at the same time and read one state: one that could change it would race
+/// its siblings (the fan-in conflicts of other graph libraries). So a branch takes `&State`
+/// and returns its output; the join alone writes the state.
+fn check_branch_state(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        if !graph.is_branch(i) {
+            continue;
+        }
+        let Some(param) = node.state_param() else {
+            continue;
+        };
+        if param.role != (ParamRole::State { mutable: true }) {
+            continue;
+        }
+        let state = match &param.ty {
+            syn::Type::Reference(reference) => tokens_to_string(&reference.elem),
+            other => tokens_to_string(other),
+        };
+        let join = join_name(graph, i).unwrap_or_else(|| "the join".to_owned());
+        r.error(
+            node.position,
+            &param.ty,
+            format!(
+                "branch `{}` takes `&{state}`, not `&mut {state}`: it runs at the same time as its siblings, which read the same state; return what it computes, and let {join} write it into the state",
+                node.name
+            ),
+        );
+    }
+}
+
+/// `the join `decide``, for messages about a branch.
+fn join_name(graph: &Graph, branch: usize) -> Option<String> {
+    let Some(Role::Branch { region, .. }) = graph.role(branch) else {
+        return None;
+    };
+    let join = graph.join_of(region)?;
+    graph
+        .nodes()
+        .get(join)
+        .map(|node| format!("the join `{}`", node.name))
+}
+
+/// A branch's failure belongs to its region: by default it fails the run (its siblings are
+/// cancelled), and a join that takes `Result<O, Failure>` receives it instead. An error edge
+/// would send the run somewhere else while the siblings still run.
+fn check_branch_error_edges(r: &Report, graph: &Graph) {
+    for edge in graph.edges.iter().filter(|e| e.kind == EdgeKind::Error) {
+        let Endpoint::Node(i) = edge.from else {
+            continue;
+        };
+        if !graph.is_branch(i) {
+            continue;
+        }
+        let Some(node) = graph.nodes().get(i) else {
+            continue;
+        };
+        let output = node
+            .produced_type()
+            .map_or_else(|| "O".to_owned(), tokens_to_string);
+        let join = join_name(graph, i).unwrap_or_else(|| "the join".to_owned());
+        let error = graph
+            .module
+            .edges
+            .get(edge.decl)
+            .and_then(|decl| decl.on_error.clone())
+            .unwrap_or_else(|| edge.to_ident.to_token_stream());
+        r.error(
+            graph.decl_position(edge.decl),
+            error,
+            format!(
+                "branch `{name}` cannot have an error edge: its failure goes to its region; to handle it, take `{name}: Result<{output}, Failure>` in {join} (collect mode), which then runs with the failure instead of failing the run",
+                name = node.name
+            ),
+        );
+    }
+}
+
+/// `concurrency` is how many items of a map run at once: 0 would run none, and on any other
+/// node it would mean nothing.
+fn check_concurrency(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let Some((limit, lit, key)) = &node.args.concurrency else {
+            continue;
+        };
+        if !is_map_node(graph, i) {
+            r.error(
+                node.position,
+                quote::quote!(#key = #lit),
+                format!(
+                    "`concurrency` limits how many items of a map run at once, and `{name}` is not a map node (the node after `each` in an `edge!(… -> each node)`); remove it",
+                    name = node.name
+                ),
+            );
+        } else if *limit == 0 {
+            r.error(
+                node.position,
+                lit,
+                "`concurrency = 0` would never run an item; give how many items may run at once, e.g. `concurrency = 8`, or remove it for no limit",
+            );
+        }
+    }
+}
+
+/// A branch is exactly one node whose only successor is its join: the runner collects the
+/// branches' outputs at that join, so every branch of a region must lead to it and nowhere
+/// else.
+fn check_branch_successor(r: &Report, graph: &Graph) {
+    for (k, region) in graph.regions.iter().enumerate() {
+        let join = graph.join_of(k);
+        for (branch, ident) in region.branches.iter().zip(&region.branch_idents) {
+            let Endpoint::Node(i) = *branch else { continue };
+            let Some(node) = graph.nodes().get(i) else {
+                continue;
+            };
+            let successors = graph.successors(i);
+            let Some(first) = successors.first() else {
+                continue; // `check_outgoing`.
+            };
+            let joined: Vec<String> = region
+                .branch_idents
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let join_name = join
+                .and_then(|j| graph.nodes().get(j))
+                .map_or("join", |n| n.name.as_str());
+            let example = if region.each {
+                format!("`edge!({} -> {join_name})`", node.name)
+            } else {
+                format!("`edge!({} -> {join_name})`", joined.join(" & "))
+            };
+            let position = graph.decl_position(first.decl);
+            if successors.len() > 1 || first.fan != crate::parse::Fan::One {
+                r.error(
+                    position,
+                    &first.from_ident,
+                    format!(
+                        "branch `{}` has more than one successor: a branch leads to its join only, which takes its output; declare {example}, and branch or fan out in the join",
+                        node.name
+                    ),
+                );
+            } else if first.to == Endpoint::End {
+                r.error(
+                    position,
+                    &first.to_ident,
+                    format!(
+                        "branch `{}` cannot lead to `END`: its output goes to a join, a node that takes it as a parameter; declare {example}, and lead the join to `END`",
+                        node.name
+                    ),
+                );
+            } else if let (Endpoint::Node(j), Some(join)) = (first.to, join)
+                && j != join
+            {
+                let join_name = graph.nodes().get(join).map_or("", |n| n.name.as_str());
+                r.error(
+                    position,
+                    &first.to_ident,
+                    format!(
+                        "the branches of `{}` must meet in one join, and `{join_name}` is already theirs: lead `{}` to `{join_name}` too",
+                        region.source_ident, ident
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The join is called with its region's outputs, by the runner: an edge from anywhere else
+/// would run it without them. Likewise a branch runs only as part of its region, with the
+/// state shared and its output collected.
+fn check_region_entered_by_its_edges(r: &Report, graph: &Graph) {
+    for (k, region) in graph.regions.iter().enumerate() {
+        let source = region.source_ident.to_string();
+        let branches: Vec<String> = region
+            .branch_idents
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let declared = if region.each {
+            format!("`edge!({source} -> each {})`", branches.join(""))
+        } else {
+            format!("`edge!({source} -> {})`", branches.join(" & "))
+        };
+        for &branch in &region.branches {
+            let Endpoint::Node(i) = branch else { continue };
+            for edge in graph.incoming(branch) {
+                if edge.from == region.source && edge.fan != crate::parse::Fan::One {
+                    continue;
+                }
+                let name = graph.nodes().get(i).map_or("", |n| n.name.as_str());
+                r.error(
+                    graph.decl_position(edge.decl),
+                    &edge.to_ident,
+                    format!(
+                        "node `{name}` is a branch of {declared}, so only that edge runs it (with the shared state, its output going to the join); remove this edge, or lead it to another node"
+                    ),
+                );
+            }
+        }
+        let Some(join) = graph.join_of(k) else {
+            continue;
+        };
+        let Some(join_node) = graph.nodes().get(join) else {
+            continue;
+        };
+        for edge in graph.incoming(Endpoint::Node(join)) {
+            if region.branches.contains(&edge.from) && edge.kind == EdgeKind::Route {
+                continue;
+            }
+            // A join of two regions is reported at the second region's branch.
+            if matches!(edge.from, Endpoint::Node(j) if graph.is_branch(j)) {
+                if let Endpoint::Node(j) = edge.from
+                    && matches!(graph.role(j), Some(Role::Branch { region: other, .. }) if other != k)
+                {
+                    r.error(
+                        graph.decl_position(edge.decl),
+                        &edge.to_ident,
+                        format!(
+                            "node `{}` already joins the branches of `{source}`: a join takes one region's outputs; give this region a join of its own",
+                            join_node.name
+                        ),
+                    );
+                }
+                continue;
+            }
+            r.error(
+                graph.decl_position(edge.decl),
+                &edge.to_ident,
+                format!(
+                    "node `{}` is the join of {declared}: it runs once its branches are done, with their outputs, so only they lead to it; remove this edge, or lead it to a node before the region",
+                    join_node.name
+                ),
+            );
+        }
+    }
+}
+
+/// A join takes one parameter per branch, named after it, so that the macro can hand each
+/// output to its parameter (and rustc check its type): a name that is no branch would get no
+/// value, and a branch without a parameter would be lost.
+fn check_join_params(r: &Report, graph: &Graph) {
+    for (k, region) in graph.regions.iter().enumerate() {
+        let Some(join) = graph.join_of(k) else {
+            continue;
+        };
+        let Some(node) = graph.nodes().get(join) else {
+            continue;
+        };
+        // A join of two regions is reported by `check_region_entered_by_its_edges`.
+        if graph.role(join) != Some(Role::Join { region: k }) {
+            continue;
+        }
+        let names: Vec<String> = region
+            .branches
+            .iter()
+            .filter_map(|&b| match b {
+                Endpoint::Node(i) => graph.nodes().get(i).map(|n| n.name.clone()),
+                _ => None,
+            })
+            .collect();
+        let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for param in node.extras() {
+            let Some(ident) = &param.name else {
+                r.error(
+                    node.position,
+                    &param.tokens,
+                    format!(
+                        "name the parameters of join `{}` after its branches ({}), so each gets its branch's output",
+                        node.name,
+                        listed.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let name = ident_name(ident);
+            if names.contains(&name) {
+                taken.insert(name);
+                continue;
+            }
+            let hint = match did_you_mean(&name, names.iter().map(String::as_str)) {
+                Some(close) => {
+                    // The typo is the one error: the branch it meant is not missing.
+                    taken.insert(close.to_owned());
+                    format!("; did you mean `{close}`?")
+                }
+                None => format!(
+                    ": its parameters are named after its branches ({}), and take their outputs",
+                    listed.join(", ")
+                ),
+            };
+            r.error(
+                node.position,
+                ident,
+                format!(
+                    "parameter `{name}` of join `{}` names no branch{hint}",
+                    node.name
+                ),
+            );
+        }
+        for (branch, name) in region.branches.iter().zip(&names) {
+            if taken.contains(name) {
+                continue;
+            }
+            let output = match branch {
+                Endpoint::Node(i) => graph
+                    .nodes()
+                    .get(*i)
+                    .and_then(|n| n.produced_type())
+                    .map_or_else(|| "()".to_owned(), tokens_to_string),
+                _ => "()".to_owned(),
+            };
+            let (ty, collect) = if region.each {
+                (
+                    format!("Vec<{output}>"),
+                    format!("Vec<Result<{output}, Failure>>"),
+                )
+            } else {
+                (output.clone(), format!("Result<{output}, Failure>"))
+            };
+            r.error(
+                node.position,
+                &node.ident,
+                format!(
+                    "join `{}` has no parameter for branch `{name}`: add `{name}: {ty}` (or `{name}: {collect}` to handle its failure here)",
+                    node.name
+                ),
+            );
+        }
+    }
+}
+
+/// Whether node `i` is the target of an `each`.
+fn is_map_node(graph: &Graph, i: usize) -> bool {
+    matches!(graph.role(i), Some(Role::Branch { region, .. })
+        if graph.regions.get(region).is_some_and(|r| r.each))
 }
 
 /// Whether `name` is a name a node function could have: an identifier (keywords included, as

@@ -14,6 +14,7 @@ use quote::quote;
 use syn::{Ident, Item};
 
 use crate::expand::{allow_lints, module_ident, private_path};
+use crate::lower::Plan;
 use crate::model::{END, Graph, START, ident_name, variant_ident};
 use crate::parse::WorkflowArgs;
 
@@ -106,14 +107,15 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
         "{}::__private::serde",
         crate::parse::tokens_to_string(&args.krate)
     );
+    // The plan's interrupt nodes (interrupt branches included), as far as they parsed; a
+    // repeated name keeps its first.
+    let plan = Plan::build(graph);
     let mut input_seen: BTreeSet<String> = BTreeSet::new();
-    let input_variants: Vec<TokenStream> = graph
-        .nodes()
-        .iter()
-        .filter(|node| node.args.interrupt)
-        .filter_map(|node| {
-            let ty = node.input()?;
-            let variant = variant_ident(&node.name, Span::call_site());
+    let input_variants: Vec<TokenStream> = plan
+        .interrupts()
+        .into_iter()
+        .filter_map(|(task, ty)| {
+            let variant = &task.variant;
             input_seen
                 .insert(variant.to_string())
                 .then(|| quote!(#variant(#ty)))

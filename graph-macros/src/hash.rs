@@ -29,12 +29,22 @@
 //!   `Fingerprint`. Changing an input type's data model still changes the hash; renaming or
 //!   moving the type does not.
 //!
+//! Parallel regions add lines of their own, only to graphs that have them (so every other
+//! graph keeps its hash): `fan-out intake->fraud&coverage&adjuster` (the branches in the order
+//! written, which is the order of the frontier's slots, so reordering them changes the hash),
+//! `join fraud&coverage&adjuster->decide`, `map plan->assess` and `join each assess->total`. A
+//! branch's edge to its join appears in its `join` line only. The branch output types and the
+//! map item types enter through their `StateSchema` fingerprints, like the interrupt inputs
+//! (`output fraud`, `item assess`, in node-name order). Whether a join collects failures
+//! (`Result<O, Failure>`) and a map's `concurrency` are not structure and stay out.
+//!
 //! Node renames (`#[node(renamed_from = "review")]`) describe older graphs: the same texts with
 //! renamed nodes under their old names. Their hashes go into `ACCEPTED_GRAPHS` too.
 
 use syn::Type;
 
-use crate::model::{END, EdgeKind, Endpoint, Graph, START};
+use crate::model::{END, EdgeKind, Endpoint, Graph, Role, START};
+use crate::parse::Fan;
 use crate::parse::tokens_to_string;
 
 /// The first line of the canonical text of the first release.
@@ -96,6 +106,30 @@ impl Names {
             .collect()
     }
 
+    /// The branch nodes with their names in this version, sorted by name: each with its index
+    /// among the branch nodes in declaration order (the order of the generated output
+    /// fingerprints).
+    pub(crate) fn outputs(&self, graph: &Graph) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = branch_nodes(graph)
+            .into_iter()
+            .enumerate()
+            .map(|(k, i)| (format!("output {}", self.of(i)), k))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The map nodes, like [`Names::outputs`] (the order of the item fingerprints).
+    pub(crate) fn items(&self, graph: &Graph) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = map_nodes(graph)
+            .into_iter()
+            .enumerate()
+            .map(|(k, i)| (format!("item {}", self.of(i)), k))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn of(&self, i: usize) -> &str {
         self.0.get(i).map_or("", String::as_str)
     }
@@ -115,6 +149,23 @@ impl Names {
         out.sort();
         out
     }
+}
+
+/// The branch nodes (of fan-outs and maps), in declaration order.
+pub(crate) fn branch_nodes(graph: &Graph) -> Vec<usize> {
+    (0..graph.nodes().len())
+        .filter(|&i| graph.is_branch(i))
+        .collect()
+}
+
+/// The map nodes (the targets of `each`), in declaration order.
+pub(crate) fn map_nodes(graph: &Graph) -> Vec<usize> {
+    (0..graph.nodes().len())
+        .filter(|&i| {
+            matches!(graph.role(i), Some(Role::Branch { region, .. })
+                if graph.regions.get(region).is_some_and(|r| r.each))
+        })
+        .collect()
 }
 
 /// The canonical text of `version` of the graph, with node `i` named `names[i]` (`workflow`,
@@ -159,11 +210,16 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
             Endpoint::Unknown => String::new(),
         }
     };
+    // A branch's edge to its join is in the join's line.
+    let from_branch = |edge: &&crate::model::Edge| match edge.from {
+        Endpoint::Node(i) => graph.is_branch(i),
+        _ => false,
+    };
     let lines = |kind: EdgeKind, prefix: &str| -> Vec<String> {
         let mut lines: Vec<String> = graph
             .edges
             .iter()
-            .filter(|edge| edge.kind == kind)
+            .filter(|edge| edge.kind == kind && edge.fan == Fan::One && !from_branch(edge))
             .map(|edge| format!("{prefix} {}->{}", name(edge.from), name(edge.to)))
             .collect();
         lines.sort();
@@ -175,7 +231,38 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
     // hash it had before error edges existed.
     let error_edges = lines(EdgeKind::Error, "error-edge");
 
-    for line in nodes.iter().chain(&edges).chain(&error_edges) {
+    // After those, and only when there are some: a graph without parallel regions keeps the
+    // hash it had before they existed.
+    let mut fan_outs = Vec::new();
+    let mut joins = Vec::new();
+    let mut maps = Vec::new();
+    for (r, region) in graph.regions.iter().enumerate() {
+        let branches: Vec<String> = region.branches.iter().map(|&b| name(b)).collect();
+        let join = graph
+            .join_of(r)
+            .map_or_else(String::new, |j| names.of(j).to_owned());
+        let source = name(region.source);
+        if region.each {
+            maps.push(format!("map {source}->{}", branches.join("")));
+            joins.push(format!("join each {}->{join}", branches.join("")));
+        } else {
+            fan_outs.push(format!("fan-out {source}->{}", branches.join("&")));
+            joins.push(format!("join {}->{join}", branches.join("&")));
+        }
+    }
+    for lines in [&mut fan_outs, &mut joins, &mut maps] {
+        lines.sort();
+        lines.dedup();
+    }
+
+    for line in nodes
+        .iter()
+        .chain(&edges)
+        .chain(&error_edges)
+        .chain(&fan_outs)
+        .chain(&joins)
+        .chain(&maps)
+    {
         text.push_str(line);
         text.push('\n');
     }
@@ -202,7 +289,7 @@ pub(crate) fn text_hash(graph: &Graph, version: Version, names: &Names) -> (u64,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proc_macro2::TokenStream;
     use quote::quote;
 
@@ -556,6 +643,107 @@ mod tests {
             "edge!(charge -> cancel on error); edge!(START -> validate);",
         );
         assert_eq!(hash_of(quote!(state = Order), moved).0, base);
+    }
+
+    /// The claims graph of the design: a fan-out with an interrupt branch, its join, a map
+    /// and the map's join.
+    pub(crate) fn claims() -> TokenStream {
+        quote! {
+            pub mod claims {
+                use super::*;
+                edge!(START -> intake);
+                edge!(intake -> fraud & coverage & adjuster);
+                edge!(fraud & coverage & adjuster -> decide);
+                edge!(decide -> plan | END);
+                edge!(plan -> each assess);
+                edge!(assess -> total);
+                edge!(total -> END);
+                #[node] async fn intake(c: &mut Claim) {}
+                #[node(retry = 3)] async fn fraud(c: &Claim, ctx: &NodeCtx) -> Result<FraudScore, ApiError> { todo!() }
+                #[node] async fn coverage(c: &Claim) -> Coverage { todo!() }
+                #[node(interrupt)] async fn adjuster(c: &Claim, note: AdjusterNote) -> AdjusterNote { note }
+                #[node] async fn decide(c: &mut Claim, fraud: FraudScore, coverage: Coverage, adjuster: AdjusterNote) -> decide::Next { todo!() }
+                #[node] async fn plan(c: &mut Claim) -> Vec<LineItem> { todo!() }
+                #[node(concurrency = 8)] async fn assess(c: &Claim, item: LineItem) -> Result<Assessed, ApiError> { todo!() }
+                #[node] async fn total(c: &mut Claim, assess: Vec<Assessed>) {}
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_text_of_a_parallel_graph() {
+        let (_, text) = v2_of(quote!(state = Claim), claims());
+        assert_eq!(
+            text,
+            "graph-runtime/v2\n\
+             workflow claims\n\
+             entry intake\n\
+             node adjuster interrupt\n\
+             node assess\n\
+             node coverage\n\
+             node decide\n\
+             node fraud\n\
+             node intake\n\
+             node plan\n\
+             node total\n\
+             edge START->intake\n\
+             edge decide->END\n\
+             edge decide->plan\n\
+             edge total->END\n\
+             fan-out intake->fraud&coverage&adjuster\n\
+             join each assess->total\n\
+             join fraud&coverage&adjuster->decide\n\
+             map plan->assess\n"
+        );
+    }
+
+    /// Pinned like the checkout graph's: `GRAPH_HASH` combines it with the fingerprints of the
+    /// interrupt input, the branch outputs and the map item (tests/parallel_dsl.rs pins that).
+    #[test]
+    fn pinned_v2_text_hash_of_claims() {
+        let (hash, _) = v2_of(quote!(state = Claim), claims());
+        assert_eq!(hash, PINNED_CLAIMS_V2_TEXT_HASH, "got {hash:#018x}");
+    }
+
+    pub(crate) const PINNED_CLAIMS_V2_TEXT_HASH: u64 = 0x24a9_620e_5c7a_944a;
+
+    #[test]
+    fn parallel_structure_changes_the_hash() {
+        let base = v2_of(quote!(state = Claim), claims()).0;
+        let same = [
+            // Where the edges are declared, and how the join is spelled, do not matter.
+            rename(
+                claims(),
+                "edge!(fraud & coverage & adjuster -> decide);",
+                "edge!(fraud -> decide); edge!(coverage -> decide); edge!(adjuster -> decide);",
+            ),
+            rename(
+                claims(),
+                "#[node(concurrency = 8)]",
+                "#[node(concurrency = 2)]",
+            ),
+        ];
+        for item in same {
+            assert_eq!(v2_of(quote!(state = Claim), item).0, base);
+        }
+        let changed = [
+            // The slots' order is the branches' order.
+            rename(
+                claims(),
+                "intake -> fraud & coverage & adjuster",
+                "intake -> coverage & fraud & adjuster",
+            ),
+            rename(claims(), "plan -> each assess", "plan -> assess"),
+        ];
+        for item in changed {
+            let cx = Ctxt::new();
+            let input = parse::workflow(&cx, quote!(state = Claim), item);
+            let module = input.module.expect("module");
+            let graph = Graph::build(&module);
+            let _ = cx.check();
+            let (hash, text) = text_hash(&graph, Version::V2, &Names::current(&graph));
+            assert_ne!(hash, base, "{text}");
+        }
     }
 
     /// Textual replacement on a token stream's string form, re-parsed.

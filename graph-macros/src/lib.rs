@@ -7,6 +7,7 @@
 //! ```text
 //! parse   (syn → nodes, edges, other items)  →  model (the graph IR)
 //!   →  check (one function per graph rule; every error collected in a `Ctxt`)
+//!   →  lower (the plan: one task per node)
 //!   →  expand (enums, constants, the `Workflow` impl)  |  fallback (items + errors)
 //! ```
 #![forbid(unsafe_code)]
@@ -19,6 +20,8 @@ mod ctxt;
 mod expand;
 mod fallback;
 mod hash;
+mod lower;
+mod mermaid;
 mod model;
 mod parse;
 mod state_schema;
@@ -167,6 +170,70 @@ mod state_schema;
 /// without error edges keep their hash), and are drawn dotted in `MERMAID`
 /// (`charge -. on error .-> refund`).
 ///
+/// # Parallel branches
+///
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Serialize, Deserialize, StateSchema)]
+/// # pub struct Claim { pub risky: bool, pub covered: bool, pub total: u64 }
+/// # #[derive(Serialize, Deserialize, StateSchema)] pub struct Score(pub u32);
+/// # #[derive(Serialize, Deserialize, StateSchema)] pub struct Item(pub u64);
+/// #[workflow(state = Claim)]
+/// pub mod claims {
+///     use super::*;
+///
+///     edge!(START -> intake);
+///     edge!(intake -> fraud & coverage);      // a fan-out: both run at once
+///     edge!(fraud & coverage -> decide);      // their join: runs once, after both
+///     edge!(decide -> plan);
+///     edge!(plan -> each assess);             // a map: one `assess` per item of `plan`
+///     edge!(assess -> total);                 // the map's join
+///     edge!(total -> END);
+///
+///     #[node] async fn intake(c: &mut Claim) {}
+///     #[node] async fn fraud(c: &Claim) -> Score { Score(0) }       // a branch reads `&Claim`
+///     #[node] async fn coverage(c: &Claim) -> bool { true }        // and returns its output
+///     #[node]
+///     async fn decide(c: &mut Claim, coverage: bool, fraud: Result<Score, graph_runtime::Failure>) {
+///         c.covered = coverage;                                    // named after the branches
+///         c.risky = fraud.is_err();                                // `Result<_, Failure>`: collect
+///     }
+///     #[node] async fn plan(c: &mut Claim) -> Vec<Item> { vec![Item(1), Item(2)] }
+///     #[node(concurrency = 4)]                                     // at most 4 items at once
+///     async fn assess(c: &Claim, item: Item) -> u64 { item.0 }
+///     #[node] async fn total(c: &mut Claim, assess: Vec<u64>) { c.total = assess.iter().sum(); }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// - `&` means "all of these" (a fan-out), `|` "one of these"; one `edge!` uses one of them.
+/// - A **branch** (a target of `&`, or the node after `each`) takes `&State`, never `&mut`,
+///   optionally `ctx: &NodeCtx`, and returns its output `O` or `Result<O, E>` (a return type
+///   whose last path segment is `Result` is read as fallible); `O` implements `Serialize`,
+///   `Deserialize` and `StateSchema` (outputs are saved). A map node also takes its item, in a
+///   parameter of any name. A branch's only successor is its join; an interrupt branch takes
+///   its input like any interrupt node, and its variant is in `Input`.
+/// - The **join** takes the state, then one parameter per branch named after it, in any order,
+///   with the branch's output type (a map's join: `Vec<O>`, in item order). A parameter of type
+///   `Result<O, Failure>` (`Vec<Result<O, Failure>>`), recognised by the last path segment
+///   `Failure`, *collects* that branch's failure after its retries instead of failing the run.
+///   The join then routes like any node.
+/// - The node before `each` returns `Vec<I>` or `Result<Vec<I>, E>`, `I` the map node's item
+///   type (saved with the checkpoint, so `I: Serialize + Deserialize + StateSchema`).
+/// - Branches run concurrently on the run's task and share the state, so a graph with a
+///   fan-out or a map needs `State: Sync` (a compile error at `state = T` otherwise).
+/// - Mistakes are compile errors: a join parameter that names no branch ("did you mean …?")
+///   or a branch without one; `&mut State` on a branch; a branch with another successor, or
+///   an error edge (take `Result<O, Failure>` in the join instead); `&` mixed with `|`; a join
+///   reached by another edge; `START -> a & b`; `concurrency = 0`, or `concurrency` on a node
+///   that is not a map node; an interrupt map node; an output or item type that differs
+///   between the branch and its join (rustc's own error, at the join's or map node's type).
+/// - `GRAPH_HASH` covers fan-outs (their branches in order: the frontier's slots), joins,
+///   maps, and the output and item types' fingerprints; a graph without them keeps its hash.
+///   `MERMAID` draws "all of" edges thick (`intake ==> fraud`) and a map as
+///   `plan ==>|each| assess`.
+///
 /// # Checkpoints that last
 ///
 /// Sessions outlive the code that started them. Three arguments let a new build open the
@@ -265,7 +332,7 @@ mod state_schema;
 /// - `STATE_SCHEMA: u64`: the state type's `StateSchema` fingerprint;
 /// - `MERMAID: &str`: a Mermaid flowchart of the graph; `NODES: &[&str]`: the node names in
 ///   declaration order;
-/// - `<node>::Next` for each branching node;
+/// - `<node>::Next` for each branching node (a join that branches too);
 /// - `Input`: one variant per interrupt node, named after it and holding its input
 ///   (`Input::Review(Approval)`), deriving `Debug`, `Clone`, `Serialize` and `Deserialize`
 ///   (so the input type must implement them); it has no values when there is no interrupt

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use proc_macro2::Span;
 use syn::Ident;
 
-use crate::parse::{Module, NodeFn};
+use crate::parse::{Fan, Module, NodeFn};
 
 /// The reserved name of the graph's entry.
 pub(crate) const START: &str = "START";
@@ -39,6 +39,9 @@ pub(crate) enum EdgeKind {
 /// One `from -> to` pair of an `edge!` (a branch declares several).
 pub(crate) struct Edge {
     pub(crate) kind: EdgeKind,
+    /// `All` for an edge of a fan-out (`a -> b & c`), `Each` for a map's (`plan -> each
+    /// assess`), `One` otherwise (a branch's edge to its join is `One`).
+    pub(crate) fan: Fan,
     pub(crate) from: Endpoint,
     pub(crate) to: Endpoint,
     /// The names as written, for spans.
@@ -48,6 +51,32 @@ pub(crate) struct Edge {
     pub(crate) decl: usize,
 }
 
+/// A fan-out (`edge!(a -> b & c)`) or a map (`edge!(plan -> each assess)`), as declared: the
+/// node before it and its branches. Its join is the branches' successor
+/// ([`Graph::join_of`]).
+pub(crate) struct Region {
+    pub(crate) source: Endpoint,
+    /// The source as written.
+    pub(crate) source_ident: Ident,
+    /// The branches in the order written (one for a map: the map node).
+    pub(crate) branches: Vec<Endpoint>,
+    /// The branch names as written.
+    pub(crate) branch_idents: Vec<Ident>,
+    /// A map (`each`), not a fan-out.
+    pub(crate) each: bool,
+    /// The index of the `edge!` in [`Module::edges`].
+    pub(crate) decl: usize,
+}
+
+/// What a node is in a parallel region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A branch of region `region` (a target of `&`, or the map node), its slot `slot`.
+    Branch { region: usize, slot: usize },
+    /// The join of region `region`: the successor of its branches.
+    Join { region: usize },
+}
+
 /// The workflow graph.
 pub(crate) struct Graph<'m> {
     pub(crate) module: &'m Module,
@@ -55,6 +84,8 @@ pub(crate) struct Graph<'m> {
     pub(crate) index: BTreeMap<String, usize>,
     /// Every edge, in declaration order.
     pub(crate) edges: Vec<Edge>,
+    /// Every fan-out and map, in declaration order.
+    pub(crate) regions: Vec<Region>,
 }
 
 impl<'m> Graph<'m> {
@@ -67,23 +98,43 @@ impl<'m> Graph<'m> {
             module,
             index,
             edges: Vec::new(),
+            regions: Vec::new(),
         };
         for (decl, edge) in module.edges.iter().enumerate() {
-            let from = graph.resolve_recovering(&edge.from, false);
             let kind = if edge.on_error.is_some() {
                 EdgeKind::Error
             } else {
                 EdgeKind::Route
             };
-            for target in &edge.targets {
-                graph.edges.push(Edge {
-                    kind,
-                    from,
-                    to: graph.resolve_recovering(target, kind == EdgeKind::Error),
-                    from_ident: edge.from.clone(),
-                    to_ident: target.clone(),
+            // A join `b & c -> j` is an edge from each branch.
+            for source in edge.sources() {
+                let from = graph.resolve_recovering(source, false);
+                for target in &edge.targets {
+                    graph.edges.push(Edge {
+                        kind,
+                        fan: edge.fan,
+                        from,
+                        to: graph.resolve_recovering(target, kind == EdgeKind::Error),
+                        from_ident: source.clone(),
+                        to_ident: target.clone(),
+                        decl,
+                    });
+                }
+            }
+            if edge.fan != Fan::One {
+                let region = Region {
+                    source: graph.resolve_recovering(&edge.from, false),
+                    source_ident: edge.from.clone(),
+                    branches: edge
+                        .targets
+                        .iter()
+                        .map(|target| graph.resolve_recovering(target, false))
+                        .collect(),
+                    branch_idents: edge.targets.clone(),
+                    each: edge.fan == Fan::Each,
                     decl,
-                });
+                };
+                graph.regions.push(region);
             }
         }
         graph
@@ -220,6 +271,52 @@ impl<'m> Graph<'m> {
             ) => Some(*i),
             _ => None,
         }
+    }
+}
+
+impl Graph<'_> {
+    /// The join of region `r`: the successor of its first branch that has one, when it is a
+    /// node.
+    pub(crate) fn join_of(&self, r: usize) -> Option<usize> {
+        let region = self.regions.get(r)?;
+        region.branches.iter().find_map(|&branch| {
+            self.outgoing(branch)
+                .filter(|edge| edge.fan == Fan::One)
+                .find_map(|edge| match edge.to {
+                    Endpoint::Node(j) => Some(j),
+                    _ => None,
+                })
+        })
+    }
+
+    /// What node `i` is in a parallel region, if anything: the first region that names it.
+    pub(crate) fn role(&self, i: usize) -> Option<Role> {
+        let node = Endpoint::Node(i);
+        for (r, region) in self.regions.iter().enumerate() {
+            if let Some(slot) = region.branches.iter().position(|&b| b == node) {
+                return Some(Role::Branch { region: r, slot });
+            }
+        }
+        (0..self.regions.len())
+            .find(|&r| self.join_of(r) == Some(i))
+            .map(|region| Role::Join { region })
+    }
+
+    /// Whether node `i` is the join of some region.
+    pub(crate) fn is_join(&self, i: usize) -> bool {
+        matches!(self.role(i), Some(Role::Join { .. }))
+    }
+
+    /// Whether node `i` is the branch of some region.
+    pub(crate) fn is_branch(&self, i: usize) -> bool {
+        matches!(self.role(i), Some(Role::Branch { .. }))
+    }
+
+    /// The region node `i` is the source of, if any.
+    pub(crate) fn region_from(&self, i: usize) -> Option<usize> {
+        self.regions
+            .iter()
+            .position(|region| region.source == Endpoint::Node(i))
     }
 }
 

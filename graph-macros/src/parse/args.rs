@@ -1,0 +1,518 @@
+//! `#[workflow(…)]` and `#[node(…)]`: their keys, read into [`WorkflowArgs`] and [`NodeArgs`].
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Ident, Token, Type};
+
+use super::tokens_to_string;
+use crate::check::did_you_mean;
+use crate::ctxt::Ctxt;
+
+/// `#[workflow(state = T, migrate_from = [A, B], accept_graphs = [0x…], crate = path)]`.
+pub(crate) struct WorkflowArgs {
+    /// The state type, as the user wrote it (its tokens keep their spans).
+    pub(crate) state: Option<Type>,
+    /// The older state types whose checkpoints are decoded and converted, in the listed order.
+    pub(crate) migrate_from: Vec<Type>,
+    /// Hashes of older graphs whose checkpoints this graph opens, with their literals.
+    pub(crate) accept_graphs: Vec<(u64, syn::LitInt)>,
+    /// The path of the runtime crate: `::graph_runtime` unless overridden.
+    pub(crate) krate: syn::Path,
+}
+
+/// The keys `#[workflow(…)]` accepts.
+const WORKFLOW_KEYS: [&str; 4] = ["state", "migrate_from", "accept_graphs", "crate"];
+
+/// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
+/// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N)]`.
+#[derive(Default)]
+pub(crate) struct NodeArgs {
+    pub(crate) interrupt: bool,
+    pub(crate) retry: Option<u32>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) backoff_ms: Option<u64>,
+    pub(crate) backoff_max_ms: Option<u64>,
+    pub(crate) jitter: Option<bool>,
+    pub(crate) checkpoint: Option<CheckpointOverride>,
+    /// The node's names in older versions of the graph, as written (checked by `check`).
+    pub(crate) renamed_from: Vec<syn::LitStr>,
+    /// `concurrency = N`: at most `N` items of a map node run at once (checked by `check`:
+    /// not 0, and only on a map node), with its literal.
+    pub(crate) concurrency: Option<(u32, syn::LitInt, Ident)>,
+}
+
+/// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointOverride {
+    Always,
+    Never,
+}
+
+/// The keys `#[node(…)]` accepts.
+const NODE_KEYS: [&str; 9] = [
+    "interrupt",
+    "retry",
+    "timeout_ms",
+    "backoff_ms",
+    "backoff_max_ms",
+    "jitter",
+    "checkpoint",
+    "renamed_from",
+    "concurrency",
+];
+
+/// Parses the arguments of `#[workflow(…)]`.
+pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
+    let errors_before = cx.error_count();
+    let mut state: Option<Type> = None;
+    let mut krate: Option<syn::Path> = None;
+    let mut migrate_from: Option<Vec<Type>> = None;
+    let mut accept_graphs: Option<Vec<(u64, syn::LitInt)>> = None;
+    let parser = |input: ParseStream| {
+        parse_key_list(cx, input, |key, input| {
+            match key.to_string().as_str() {
+                "state" => {
+                    let ty = value(input, key, "`state = YourState`", |input| {
+                        input.parse::<Type>()
+                    })?;
+                    if state.is_some() {
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `state` in `#[workflow]`; remove one",
+                        );
+                    } else {
+                        state = Some(ty);
+                    }
+                }
+                "crate" => {
+                    let path = value(input, key, "`crate = ::graph_runtime`", parse_crate_path)?;
+                    if krate.is_some() {
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `crate` in `#[workflow]`; remove one",
+                        );
+                    } else {
+                        krate = Some(path);
+                    }
+                }
+                "migrate_from" => {
+                    let types =
+                        value(input, key, "`migrate_from = [OrderV1, OrderV2]`", |input| {
+                            bracketed_list(
+                                input,
+                                key,
+                                "`migrate_from = [OrderV1, OrderV2]`",
+                                |input| input.parse::<Type>(),
+                            )
+                        })?;
+                    if migrate_from.is_some() {
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `migrate_from` in `#[workflow]`; list every older state type in one `migrate_from = [...]`",
+                        );
+                    } else {
+                        migrate_from = Some(types);
+                    }
+                }
+                "accept_graphs" => {
+                    let example = "`accept_graphs = [0x2204_5b7d_596d_b6de]`";
+                    let exprs = value(input, key, example, |input| {
+                        bracketed_list(input, key, example, |input| input.parse::<syn::Expr>())
+                    })?;
+                    let hashes = exprs
+                        .iter()
+                        .filter_map(|expr| graph_hash_literal(cx, expr))
+                        .collect();
+                    if accept_graphs.is_some() {
+                        cx.error_spanned_by(
+                            key,
+                            "duplicate key `accept_graphs` in `#[workflow]`; list every older graph hash in one `accept_graphs = [...]`",
+                        );
+                    } else {
+                        accept_graphs = Some(hashes);
+                    }
+                }
+                other => {
+                    let mut message = format!("unknown key `{other}` in `#[workflow]`");
+                    let close = match other {
+                        "migrate" | "migrations" | "migrate_from_types" => Some("migrate_from"),
+                        "accept" | "accepted_graphs" | "accept_graph_hashes" => {
+                            Some("accept_graphs")
+                        }
+                        _ => did_you_mean(other, WORKFLOW_KEYS),
+                    };
+                    if let Some(close) = close {
+                        message += &format!("; did you mean `{close}`?");
+                    } else if !input.peek(Token![=]) && looks_like_type_name(other) {
+                        message += &format!(
+                            "; to use `{other}` as the state, write `#[workflow(state = {other})]`"
+                        );
+                    } else {
+                        message += "; expected `state = YourState`, `migrate_from = [OldState]`, `accept_graphs = [0x…]` or `crate = path`";
+                    }
+                    cx.error_spanned_by(key, message);
+                    skip_value(input);
+                }
+            }
+            Ok(())
+        })
+    };
+    if let Err(error) = parser.parse2(args) {
+        cx.syn_error(error);
+    }
+    // A misspelt key already has its own error ("did you mean `state`?").
+    if state.is_none() && cx.error_count() == errors_before {
+        cx.error_at(
+            Span::call_site(),
+            "missing `state = …` in `#[workflow]`: write `#[workflow(state = YourState)]` with the type every node reads and changes",
+        );
+    }
+    let krate = krate.unwrap_or_else(default_crate_path);
+    WorkflowArgs {
+        state,
+        migrate_from: migrate_from.unwrap_or_default(),
+        accept_graphs: accept_graphs.unwrap_or_default(),
+        krate,
+    }
+}
+
+/// `[item, item, …]` (a trailing comma is fine, an empty list too).
+fn bracketed_list<T>(
+    input: ParseStream,
+    key: &Ident,
+    example: &str,
+    parse: impl Fn(ParseStream) -> syn::Result<T>,
+) -> syn::Result<Vec<T>> {
+    if !input.peek(syn::token::Bracket) {
+        let message = format!("`{key}` takes a list in brackets: {example}");
+        return Err(match input.cursor().token_tree() {
+            Some((token, _)) => syn::Error::new(token.span(), message),
+            None => syn::Error::new(key.span(), message),
+        });
+    }
+    let content;
+    syn::bracketed!(content in input);
+    let mut items = Vec::new();
+    while !content.is_empty() {
+        items.push(parse(&content)?);
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(items)
+}
+
+/// A graph hash in `accept_graphs`: an integer literal that fits in `u64` (the macro needs
+/// the value itself, so a constant's name cannot be read). Anything else is reported.
+fn graph_hash_literal(cx: &Ctxt, expr: &syn::Expr) -> Option<(u64, syn::LitInt)> {
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(lit),
+        attrs,
+    }) = expr
+        && attrs.is_empty()
+        && matches!(lit.suffix(), "" | "u64")
+    {
+        return match lit.base10_parse::<u64>() {
+            Ok(hash) => Some((hash, lit.clone())),
+            Err(_) => {
+                cx.error_spanned_by(
+                    lit,
+                    "a graph hash fits in `u64`: copy it from the older build's `GRAPH_HASH`, e.g. `0x2204_5b7d_596d_b6de`",
+                );
+                None
+            }
+        };
+    }
+    cx.error_spanned_by(
+        expr,
+        format!(
+            "`accept_graphs` lists graph hashes as integer literals, not `{}`: copy the value of the older build's `GRAPH_HASH` (its rustdoc shows it), e.g. `accept_graphs = [0x2204_5b7d_596d_b6de]`",
+            tokens_to_string(expr)
+        ),
+    );
+    None
+}
+
+/// `::graph_runtime`, built without any chance of failure.
+fn default_crate_path() -> syn::Path {
+    let mut segments = syn::punctuated::Punctuated::new();
+    segments.push(syn::PathSegment::from(Ident::new(
+        "graph_runtime",
+        Span::call_site(),
+    )));
+    syn::Path {
+        leading_colon: Some(Default::default()),
+        segments,
+    }
+}
+
+/// `crate = ::graph_runtime` or, serde style, `crate = "::graph_runtime"`.
+fn parse_crate_path(input: ParseStream) -> syn::Result<syn::Path> {
+    if input.peek(syn::LitStr) {
+        let lit: syn::LitStr = input.parse()?;
+        return lit.parse_with(syn::Path::parse_mod_style);
+    }
+    input.call(syn::Path::parse_mod_style)
+}
+
+/// Parses the arguments of `#[node(…)]` (the tokens inside the parentheses).
+pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
+    let mut out = NodeArgs::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut backoff_first: Option<(u64, syn::LitInt)> = None;
+    let mut backoff_max: Option<(u64, syn::LitInt)> = None;
+    let parser = |input: ParseStream| {
+        parse_key_list(cx, input, |key, input| {
+            let name = key.to_string();
+            let known = NODE_KEYS.contains(&name.as_str());
+            if known && seen.contains(&name) {
+                cx.error_spanned_by(
+                    key,
+                    format!("duplicate key `{name}` in `#[node]`; remove one"),
+                );
+            }
+            if known {
+                seen.push(name.clone());
+            }
+            match name.as_str() {
+                "interrupt" => {
+                    if input.peek(Token![=]) {
+                        cx.error_spanned_by(
+                            key,
+                            "`interrupt` takes no value: write `#[node(interrupt)]`",
+                        );
+                        skip_value(input);
+                    }
+                    out.interrupt = true;
+                }
+                "retry" => {
+                    let lit = value(input, key, "`retry = 3`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) => out.retry = Some(n),
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`retry` is the number of extra attempts: a whole number that fits in `u32`, e.g. `retry = 3`",
+                        ),
+                    }
+                }
+                "timeout_ms" => {
+                    let lit = value(input, key, "`timeout_ms = 5_000`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
+                    match lit.base10_parse::<u64>() {
+                        Ok(0) => cx.error_spanned_by(
+                            &lit,
+                            "`timeout_ms = 0` would fail every attempt; give the time one attempt may take, in milliseconds, e.g. `timeout_ms = 5_000`",
+                        ),
+                        Ok(ms) => out.timeout_ms = Some(ms),
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`timeout_ms` is a number of milliseconds that fits in `u64`, e.g. `timeout_ms = 5_000`",
+                        ),
+                    }
+                }
+                "backoff_ms" | "backoff_max_ms" => {
+                    let example = format!("`{name} = 500`");
+                    let lit = value(input, key, &example, |input| input.parse::<syn::LitInt>())?;
+                    match lit.base10_parse::<u64>() {
+                        Ok(ms) if name == "backoff_ms" => {
+                            out.backoff_ms = Some(ms);
+                            backoff_first = Some((ms, lit));
+                        }
+                        Ok(ms) => {
+                            out.backoff_max_ms = Some(ms);
+                            backoff_max = Some((ms, lit));
+                        }
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            format!("`{name}` is a number of milliseconds that fits in `u64`, e.g. {example}"),
+                        ),
+                    }
+                }
+                "jitter" => {
+                    let lit = value(input, key, "`jitter = false`", |input| {
+                        input.parse::<syn::LitBool>()
+                    })?;
+                    out.jitter = Some(lit.value);
+                }
+                "checkpoint" => {
+                    let word = value(
+                        input,
+                        key,
+                        "`checkpoint = always` or `checkpoint = never`",
+                        |input| {
+                            if input.peek(Ident::peek_any) {
+                                input
+                                    .call(Ident::parse_any)
+                                    .map(|ident| ident.into_token_stream())
+                            } else {
+                                input
+                                    .parse::<TokenTree>()
+                                    .map(|token| token.into_token_stream())
+                            }
+                        },
+                    )?;
+                    match tokens_to_string(&word).as_str() {
+                        "always" => out.checkpoint = Some(CheckpointOverride::Always),
+                        "never" => out.checkpoint = Some(CheckpointOverride::Never),
+                        other => cx.error_spanned_by(
+                            &word,
+                            format!("unknown checkpoint setting `{other}`; expected `checkpoint = always` (save after this node whatever the runner's policy) or `checkpoint = never` (do not save after it)"),
+                        ),
+                    }
+                    skip_value(input);
+                }
+                "concurrency" => {
+                    let lit = value(input, key, "`concurrency = 8`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) => out.concurrency = Some((n, lit, key.clone())),
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`concurrency` is how many items of a map run at once: a whole number that fits in `u32`, e.g. `concurrency = 8`",
+                        ),
+                    }
+                }
+                "renamed_from" => {
+                    let example =
+                        "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
+                    let names = value(input, key, example, |input| {
+                        if input.peek(syn::token::Bracket) {
+                            bracketed_list(input, key, example, |input| {
+                                input.parse::<syn::LitStr>()
+                            })
+                        } else if input.peek(syn::LitStr) {
+                            input.parse::<syn::LitStr>().map(|lit| vec![lit])
+                        } else {
+                            let token: TokenTree = input.parse()?;
+                            Err(syn::Error::new(
+                                token.span(),
+                                format!(
+                                    "`renamed_from` takes the old node name as a string: {example}"
+                                ),
+                            ))
+                        }
+                    })?;
+                    out.renamed_from.extend(names);
+                }
+                other => {
+                    let mut message = format!("unknown key `{other}` in `#[node]`");
+                    let close = match other {
+                        "timeout" => Some("timeout_ms"),
+                        "backoff" => Some("backoff_ms"),
+                        "retries" => Some("retry"),
+                        "renamed" | "rename" | "renamed_from_name" | "old_name" => {
+                            Some("renamed_from")
+                        }
+                        "checkpoints" | "save" => Some("checkpoint"),
+                        "parallel" | "parallelism" | "max_concurrency" | "limit" => {
+                            Some("concurrency")
+                        }
+                        _ => did_you_mean(other, NODE_KEYS),
+                    };
+                    if let Some(close) = close {
+                        message += &format!("; did you mean `{close}`?");
+                    } else {
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"` or `concurrency = N`";
+                    }
+                    cx.error_spanned_by(key, message);
+                    skip_value(input);
+                }
+            }
+            Ok(())
+        })
+    };
+    if let Err(error) = parser.parse2(args) {
+        cx.syn_error(error);
+    }
+    if let (Some((first, _)), Some((max, max_lit))) = (&backoff_first, &backoff_max)
+        && max < first
+    {
+        cx.error_spanned_by(
+            max_lit,
+            format!("`backoff_max_ms = {max}` is less than `backoff_ms = {first}`: the longest wait cannot be shorter than the first"),
+        );
+    }
+    out
+}
+
+/// Parses `key (= value)?, …`, calling `on_key` for each key with the stream positioned after
+/// the key (at `=` or at the separator). `on_key` must consume the value, if any.
+fn parse_key_list(
+    cx: &Ctxt,
+    input: ParseStream,
+    mut on_key: impl FnMut(&Ident, ParseStream) -> syn::Result<()>,
+) -> syn::Result<()> {
+    while !input.is_empty() {
+        if !input.peek(Ident::peek_any) {
+            let token: TokenTree = input.parse()?;
+            cx.error_spanned_by(&token, format!("expected a key, found `{token}`"));
+            skip_value(input);
+        } else {
+            let key = input.call(Ident::parse_any)?;
+            if let Err(error) = on_key(&key, input) {
+                cx.syn_error(error);
+                skip_value(input);
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+        } else {
+            let token: TokenTree = input.parse()?;
+            cx.error_spanned_by(
+                &token,
+                format!("expected `,` between keys, found `{token}`"),
+            );
+            skip_value(input);
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `= value` after `key`.
+fn value<T>(
+    input: ParseStream,
+    key: &Ident,
+    example: &str,
+    parse: impl FnOnce(ParseStream) -> syn::Result<T>,
+) -> syn::Result<T> {
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` needs a value: {example}"),
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    if input.is_empty() || input.peek(Token![,]) {
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` needs a value: {example}"),
+        ));
+    }
+    parse(input)
+}
+
+/// Skips tokens up to the next top-level `,` (not consumed) after an error.
+fn skip_value(input: ParseStream) {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        if input.parse::<TokenTree>().is_err() {
+            break;
+        }
+    }
+}
+
+fn looks_like_type_name(name: &str) -> bool {
+    name.chars().next().is_some_and(char::is_uppercase)
+}
