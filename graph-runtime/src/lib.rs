@@ -217,7 +217,7 @@ pub mod prelude {
     pub use crate::StateSchema;
     pub use crate::edge;
     pub use crate::{
-        CheckpointPolicy, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,
+        CheckpointPolicy, Failure, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,
     };
     #[cfg(feature = "macros")]
     pub use crate::{node, workflow};

@@ -161,7 +161,7 @@
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no state schema fingerprint",
     label = "`{Self}` does not implement `StateSchema`",
-    note = "add `#[derive(StateSchema)]` to `{Self}` (the state, the types inside it and interrupt inputs all need it)"
+    note = "add `#[derive(StateSchema)]` to `{Self}` (the state, the types inside it, interrupt inputs, branch outputs and map items all need it)"
 )]
 pub trait StateSchema {
     /// The fingerprint of the type's serde data model.
