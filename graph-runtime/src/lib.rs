@@ -140,20 +140,24 @@ pub mod store;
 mod workflow;
 
 #[cfg(test)]
-#[path = "runner_tests.rs"]
+#[path = "runner/runner_tests.rs"]
 mod runner_tests;
 
 #[cfg(test)]
-#[path = "control_tests.rs"]
+#[path = "runner/control_tests.rs"]
 mod control_tests;
 
 #[cfg(test)]
-#[path = "durability_tests.rs"]
+#[path = "runner/durability_tests.rs"]
 mod durability_tests;
 
 #[cfg(test)]
-#[path = "api_tests.rs"]
+#[path = "runner/api_tests.rs"]
 mod api_tests;
+
+#[cfg(test)]
+#[path = "runner/parallel_tests.rs"]
+mod parallel_tests;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -163,8 +167,8 @@ pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    CheckpointInfo, CheckpointPolicy, GraphChange, Outcome, Retention, Runner, Snapshot, Status,
-    TimedOut,
+    CheckpointInfo, CheckpointPolicy, GraphChange, ItemFailed, Outcome, Retention, Runner,
+    Snapshot, Status, TimedOut,
 };
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;
