@@ -69,6 +69,13 @@
 //! - **Failures**: `#[node(retry = N, timeout_ms = M)]` retries with exponential backoff; a failed
 //!   attempt's changes to the state are never seen by a retry, an error edge or a checkpoint.
 //!   After any error the session stays at its last checkpoint.
+//! - **Parallel branches** (`edge!(a -> b & c)`, `edge!(plan -> each item)`): the branches
+//!   read `&State` and run concurrently on the run's own task; each finished branch's output
+//!   is saved as a small record, so a crash re-runs only the branches that had not finished;
+//!   the join takes their outputs and is the only node that writes the state. A branch that
+//!   fails after its retries cancels its siblings and ends the run with [`Error::Node`] (a
+//!   map item's error is an [`ItemFailed`] naming its index), unless the join collects
+//!   failures. Interrupt branches wait together and are answered one at a time.
 //!
 //! # Checked when the program compiles
 //!

@@ -796,6 +796,88 @@ mod tests {
         }
     }
 
+    /// `bytes` rewritten as version `version` (its checksum recomputed).
+    fn as_version(session: &str, bytes: &[u8], version: u8) -> Vec<u8> {
+        let mut out = bytes[..bytes.len() - 4].to_vec();
+        out[4] = version;
+        let crc = checksum(session, &out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_2_envelopes_still_open_and_a_plain_checkpoint_is_unchanged() {
+        // Without a frontier or a record, version 3 writes exactly what version 2 wrote,
+        // apart from the version byte (and so the checksum).
+        let bytes = sample("s", 3);
+        assert_eq!(bytes[4], VERSION_3);
+        let v2 = as_version("s", &bytes, VERSION_2);
+        assert_eq!(bytes[5..bytes.len() - 4], v2[5..v2.len() - 4]);
+        let env = open("s", 3, &v2).unwrap();
+        assert_eq!((env.frontier, env.record, env.delta), (false, None, None));
+        assert_eq!(decode("s", 3, &v2).unwrap(), (7, "x".repeat(100)));
+        // Version 2 never had frontiers or records: those flags are refused there.
+        let frontier = FrontierRef {
+            opened: 1,
+            items: None,
+            slots: &[Slot::Pending],
+        };
+        let (with_frontier, _) =
+            encode(&header("s", 3), &1u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        assert!(open("s", 3, &with_frontier).unwrap().frontier);
+        let v2 = as_version("s", &with_frontier, VERSION_2);
+        assert!(matches!(open("s", 3, &v2), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_frontier_and_a_record_round_trip() {
+        let items = vec![vec![1, 2], vec![3]];
+        let slots = vec![Slot::Done(vec![9]), Slot::Waiting];
+        let frontier = FrontierRef {
+            opened: 4,
+            items: Some(&items),
+            slots: &slots,
+        };
+        let (bytes, _) =
+            encode(&header("s", 5), &7u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        let env = open("s", 5, &bytes).unwrap();
+        let (state, read) = decode_prefix::<u8>(env.body).unwrap();
+        let (input, failure, body) =
+            decode_tail::<u8>("s", 5, &env.body[read..], env.frontier).unwrap();
+        assert_eq!((state, input, failure), (7, None, None));
+        assert_eq!(
+            body,
+            Some(FrontierBody {
+                opened: 4,
+                items: Some(items),
+                slots: slots.clone(),
+            })
+        );
+        let of = RecordOf { base: 5, anchor: 2 };
+        let done = Slot::Done(vec![1, 2, 3]);
+        let record = seal_record(&header("s", 6), false, of, &[(1, &done)]).unwrap();
+        let env = open("s", 6, &record).unwrap();
+        assert_eq!(
+            (env.record, env.frontier, env.delta),
+            (Some(of), false, None)
+        );
+        assert_eq!(decode_record("s", 6, env.body).unwrap(), [(1, done)]);
+        // A record that claims to extend itself or a later checkpoint is refused.
+        for (base, anchor) in [(6, 2), (7, 2), (5, 6)] {
+            let bad = seal_record(&header("s", 6), false, RecordOf { base, anchor }, &[]).unwrap();
+            assert!(matches!(open("s", 6, &bad), Err(Error::Corrupt { .. })));
+        }
+        // Every bit flip of a record is caught.
+        for i in 0..record.len() * 8 {
+            let mut damaged = record.clone();
+            damaged[i / 8] ^= 1 << (i % 8);
+            assert!(
+                matches!(open("s", 6, &damaged), Err(Error::Corrupt { .. })),
+                "flip of bit {i}"
+            );
+        }
+    }
+
     #[test]
     fn every_bit_flip_is_corrupt() {
         let delta = DeltaOf {

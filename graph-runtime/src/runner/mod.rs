@@ -54,6 +54,19 @@ const END: &str = "END";
 /// the policy: it has a side effect that must not be repeated, or is expensive) or
 /// `#[node(checkpoint = never)]` (never saved after it by policy: it is cheap and pure).
 /// Re-runs are what [`NodeCtx::idempotency_key`] is for: it is the same on every re-run.
+///
+/// In a parallel region (`edge!(a -> b & c)`, `edge!(plan -> each item)`), the checkpoint
+/// after the step that opens it holds the state and the region's frontier (for a map, its
+/// items, so the step before `each` never runs again once it is saved). Then:
+///
+/// | policy | a finished branch's output is saved | a crash re-runs |
+/// |---|---|---|
+/// | `EveryStep`, `Adaptive` | at once, as a branch record of about its output + 80 bytes, while the siblings run on | the branches that had not finished |
+/// | `EveryN(n)`, `OnInterrupt` | with the next checkpoint: when the region waits, when a branch fails the run (if the region's opening is saved), or with the join's step | the whole region since the last checkpoint |
+///
+/// `#[node(checkpoint = always)]` on a branch saves its record whatever the policy;
+/// `checkpoint = never` leaves it to the next checkpoint. A region that waits for input is
+/// always saved (a record when its opening is stored, else one whole checkpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckpointPolicy {
     /// After every step (the default): a crash re-runs at most the step in flight.
@@ -213,7 +226,8 @@ pub struct Snapshot<T> {
     /// The state after the last saved step.
     pub state: T,
     /// Every node the session waits at for a decision, in declaration order; empty unless
-    /// it waits. Today a session waits at one interrupt node at most, its cursor. A node
+    /// it waits. Outside a parallel region a session waits at one interrupt node at most,
+    /// its cursor; in a region, at every interrupt branch without its input. A node
     /// renamed since the checkpoint was saved is reported by its current name; a node this
     /// graph no longer has (after [`GraphChange::Force`]) is left out.
     pub waiting: Vec<&'static str>,
@@ -432,6 +446,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// Ends a call with [`Error::StepLimit`] after `n` steps (default: no limit).
     ///
+    /// A parallel region counts as one step, its join's: its branches are not counted.
+    ///
     /// The count is per call, not per session: each call to `start`, `resume` or
     /// `resume_with` may run up to `n` steps; after [`Error::StepLimit`] the session stays at
     /// its last checkpoint and `resume` continues it for up to `n` more. `max_steps(0)` would
@@ -613,6 +629,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// The input is first recorded durably (so a crash after this point resumes with it), then
     /// the interrupt node runs with it. Nothing that ran before the interrupt runs again. Fails
     /// with [`Error::NotWaiting`] if the session is not waiting at the input's node.
+    ///
+    /// In a parallel region whose interrupt branches wait, the input answers one branch (the
+    /// input's node): it is recorded as a branch record, that branch runs with it, and the
+    /// run returns [`Outcome::Interrupted`] naming the first branch that still waits
+    /// (declaration order), or goes on to the join once none does. A branch that does not
+    /// wait (answered already, or not in the region) is [`Error::NotWaiting`], whose message
+    /// lists the branches that do.
     pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
         self.resume_with_inner(session, input, self.control(None))
             .await
