@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,14 +31,32 @@ use crate::events::{Event, EventSink, Payload};
 /// }
 /// # fn main() {}
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NodeCtx {
     session: Arc<str>,
     node: &'static str,
     seq: u64,
-    attempt: u32,
+    /// Atomic so that the scheduler can count the attempts of a branch whose context the
+    /// branch's future borrows (plain loads and stores on the step path).
+    attempt: AtomicU32,
+    /// The item of a map branch.
+    item: Option<usize>,
     events: Option<EventSink>,
     failure: Option<Failure>,
+}
+
+impl Clone for NodeCtx {
+    fn clone(&self) -> Self {
+        NodeCtx {
+            session: Arc::clone(&self.session),
+            node: self.node,
+            seq: self.seq,
+            attempt: AtomicU32::new(self.attempt()),
+            item: self.item,
+            events: self.events.clone(),
+            failure: self.failure.clone(),
+        }
+    }
 }
 
 /// What failed before an error edge was taken: read it with [`NodeCtx::failure`] in the error
@@ -74,7 +93,28 @@ impl NodeCtx {
             session,
             node: "",
             seq: 0,
-            attempt: 1,
+            attempt: AtomicU32::new(1),
+            item: None,
+            events,
+            failure: None,
+        }
+    }
+
+    /// The context of a branch of a parallel region: its node, the sequence number of the
+    /// checkpoint that opened the region, and for a map its item's index.
+    pub(crate) fn branch(
+        session: Arc<str>,
+        events: Option<EventSink>,
+        node: &'static str,
+        seq: u64,
+        item: Option<usize>,
+    ) -> Self {
+        NodeCtx {
+            session,
+            node,
+            seq,
+            attempt: AtomicU32::new(1),
+            item,
             events,
             failure: None,
         }
@@ -84,7 +124,7 @@ impl NodeCtx {
     pub(crate) fn enter(&mut self, node: &'static str, seq: u64) {
         self.node = node;
         self.seq = seq;
-        self.attempt = 1;
+        *self.attempt.get_mut() = 1;
     }
 
     /// Enters the next node of the default [`Workflow::run`](crate::Workflow::run) loop, at
@@ -107,8 +147,8 @@ impl NodeCtx {
     }
 
     #[inline]
-    pub(crate) fn set_attempt(&mut self, attempt: u32) {
-        self.attempt = attempt;
+    pub(crate) fn set_attempt(&self, attempt: u32) {
+        self.attempt.store(attempt, Ordering::Relaxed);
     }
 
     pub(crate) fn set_failure(&mut self, failure: Failure) {
@@ -133,14 +173,23 @@ impl NodeCtx {
         self.node
     }
 
-    /// The sequence number of the checkpoint this step will produce.
+    /// The sequence number of the checkpoint this step will produce; in a branch of a
+    /// parallel region, the sequence number of the checkpoint that opened the region (the same
+    /// for every branch and every re-run).
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// The attempt number, starting at 1 (see `#[node(retry = N)]`).
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.attempt.load(Ordering::Relaxed)
+    }
+
+    /// In a branch of a map (`edge!(plan -> each assess)`): the index of its item in the
+    /// list `plan` returned, from 0. `None` in any other node, including the branches of a
+    /// static fan-out (`edge!(a -> b & c)`), which their node names already tell apart.
+    pub fn item_index(&self) -> Option<usize> {
+        self.item
     }
 
     /// In a node reached by an error edge: which node failed and with what error.
@@ -149,9 +198,15 @@ impl NodeCtx {
     }
 
     /// A key that is the same every time this step runs, including re-runs after a crash
-    /// (session, node and sequence number), so side effects can be de-duplicated.
+    /// (session, node and sequence number), so side effects can be de-duplicated:
+    /// `session/node/seq`. In a branch of a parallel region `seq` is the sequence number of
+    /// the checkpoint that opened the region, and a map item adds its index:
+    /// `session/node/seq/index`.
     pub fn idempotency_key(&self) -> String {
-        format!("{}/{}/{}", self.session, self.node, self.seq)
+        match self.item {
+            None => format!("{}/{}/{}", self.session, self.node, self.seq),
+            Some(index) => format!("{}/{}/{}/{index}", self.session, self.node, self.seq),
+        }
     }
 
     /// Sends a custom [`Event::Custom`] to whoever listens to the run's events

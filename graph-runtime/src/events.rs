@@ -37,6 +37,41 @@ pub enum Event {
         /// How long the attempt took.
         duration: Duration,
     },
+    /// An attempt of a branch of a parallel region began.
+    BranchStarted {
+        /// The branch node (for a map, the map node).
+        node: &'static str,
+        /// For a map, the index of the item.
+        item: Option<usize>,
+        /// The sequence number of the checkpoint that opened the region.
+        seq: u64,
+        /// The attempt, starting at 1.
+        attempt: u32,
+    },
+    /// An attempt of a branch returned (with an output, an error, or waiting for input).
+    BranchFinished {
+        /// The branch node (for a map, the map node).
+        node: &'static str,
+        /// For a map, the index of the item.
+        item: Option<usize>,
+        /// The sequence number of the checkpoint that opened the region.
+        seq: u64,
+        /// How long the attempt took.
+        duration: Duration,
+    },
+    /// An attempt of a branch failed and will be retried after `delay`.
+    BranchRetrying {
+        /// The branch node (for a map, the map node).
+        node: &'static str,
+        /// For a map, the index of the item.
+        item: Option<usize>,
+        /// The attempt that comes next.
+        attempt: u32,
+        /// The wait before it.
+        delay: Duration,
+        /// What the failed attempt returned, with its causes, on one line.
+        error: String,
+    },
     /// A checkpoint was saved.
     CheckpointSaved {
         /// Its sequence number.

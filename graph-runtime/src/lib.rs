@@ -69,6 +69,13 @@
 //! - **Failures**: `#[node(retry = N, timeout_ms = M)]` retries with exponential backoff; a failed
 //!   attempt's changes to the state are never seen by a retry, an error edge or a checkpoint.
 //!   After any error the session stays at its last checkpoint.
+//! - **Parallel branches** (`edge!(a -> b & c)`, `edge!(plan -> each item)`): the branches
+//!   read `&State` and run concurrently on the run's own task; each finished branch's output
+//!   is saved as a small record, so a crash re-runs only the branches that had not finished;
+//!   the join takes their outputs and is the only node that writes the state. A branch that
+//!   fails after its retries cancels its siblings and ends the run with [`Error::Node`] (a
+//!   map item's error is an [`ItemFailed`] naming its index), unless the join collects
+//!   failures. Interrupt branches wait together and are answered one at a time.
 //!
 //! # Checked when the program compiles
 //!
@@ -141,20 +148,24 @@ mod worker;
 mod workflow;
 
 #[cfg(test)]
-#[path = "runner_tests.rs"]
+#[path = "runner/runner_tests.rs"]
 mod runner_tests;
 
 #[cfg(test)]
-#[path = "control_tests.rs"]
+#[path = "runner/control_tests.rs"]
 mod control_tests;
 
 #[cfg(test)]
-#[path = "durability_tests.rs"]
+#[path = "runner/durability_tests.rs"]
 mod durability_tests;
 
 #[cfg(test)]
-#[path = "api_tests.rs"]
+#[path = "runner/api_tests.rs"]
 mod api_tests;
+
+#[cfg(test)]
+#[path = "runner/parallel_tests.rs"]
+mod parallel_tests;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -164,8 +175,8 @@ pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    CheckpointInfo, CheckpointPolicy, GraphChange, Outcome, Retention, Runner, Snapshot, Status,
-    TimedOut,
+    CheckpointInfo, CheckpointPolicy, GraphChange, ItemFailed, Outcome, Retention, Runner,
+    Snapshot, Status, TimedOut,
 };
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;

@@ -1,35 +1,56 @@
 //! The checkpoint envelope and the bincode codec — the one place that turns state into bytes
 //! and back.
 //!
-//! Layout of envelope version 2, written by this release (integers little-endian):
+//! Layout of envelope version 3, written by this release (integers little-endian):
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "GRCP"
-//! 4       1     envelope version (2)
+//! 4       1     envelope version (3)
 //! 5       1     codec id (1 = bincode 2, standard config)
 //! 6       1     status (0 running, 1 waiting, 2 completed)
-//! 7       1     flags: 1 = the body holds a recorded input, 2 = the body is a delta
+//! 7       1     flags: 1 = the body holds a recorded input, 2 = the body is a delta,
+//!               4 = the body holds a frontier, 8 = a branch record (neither 2 nor 4)
 //! 8       8     graph hash
 //! 16      8     sequence number
 //! 24      8     state schema fingerprint (`Workflow::STATE_SCHEMA` of the writer)
 //! 32      8     input schema fingerprint (`Workflow::INPUT_SCHEMA`; 0 without flag 1)
 //! 40      2     cursor length n
-//! 42      n     cursor node name (UTF-8)
+//! 42      n     cursor node name (UTF-8); in a parallel region, its join
 //!               with flag 2 only:
 //!         8       sequence number of the checkpoint the delta applies to (the previous one)
 //!         8       sequence number of the full checkpoint the delta chain starts at
 //!         4       length of the reconstructed body
 //!         4       CRC-32 of the reconstructed body
+//!               with flag 8 only:
+//!         8       base: sequence number of the checkpoint that holds the region's frontier
+//!         8       anchor: the oldest checkpoint reading the base needs (the base, or the
+//!                 full checkpoint of its delta chain)
 //!         4     body length m
-//!         m     body: bincode of (state, pending input, failure before an error edge), or a
-//!               delta against the previous checkpoint's body (see `delta`)
+//!         m     body (see below), or a delta against the previous checkpoint's body
+//!               (see `delta`)
 //!         4     CRC-32 of (session id length u32, session id, every byte before this one)
 //! ```
 //!
-//! Version 1 (the first release) had neither fingerprints, flags nor deltas: bytes 7..26 held
-//! a zero byte, the graph hash, the sequence number and the cursor length. It is still read;
-//! its state is taken to have the compiled schema, since it recorded none.
+//! The body of a checkpoint is the bincode of `(state, pending input, failure before an error
+//! edge)`; with flag 4 it is followed by the frontier of the parallel region the session is
+//! in, `(opened: u64, items: Option<Vec<bytes>>, slots: Vec<Slot>)`: the sequence number of
+//! the step that opened the region (what branch idempotency keys use), a map's encoded items,
+//! and one slot per branch or item (pending, waiting, a recorded input, an output or a
+//! failure). A graph without parallel branches never sets flag 4 or 8: its checkpoints are
+//! byte for byte what version 2 wrote, apart from the version byte.
+//!
+//! A **branch record** (flag 8) is the small checkpoint saved when a branch finishes, waits
+//! or gets its input: its body is the bincode of `Vec<(slot index u32, Slot)>`, the slots it
+//! changes in the frontier of `base`. Reading it reads the chain from `anchor` to the record:
+//! the base is rebuilt (it may be a delta), then every record after it, each of which must
+//! name the same base and follow the one before without a gap, is applied in order. A record
+//! depends on `anchor` (`Checkpoint::depends_on`), so retention keeps what it needs.
+//!
+//! Version 2 is version 3 without flags 4 and 8. Version 1 (the first release) had neither
+//! fingerprints, flags nor deltas: bytes 7..26 held a zero byte, the graph hash, the sequence
+//! number and the cursor length. Both are still read; a version-1 state is taken to have the
+//! compiled schema, since it recorded none.
 //!
 //! Opening checks, in this order: the length cap, the framing, the checksum (which also binds
 //! the session id), the sequence number. The runner then checks the graph hash and the schema
@@ -41,6 +62,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ctx::Failure;
+use crate::execute::Slot;
 use crate::{Error, Status};
 
 mod codec;
@@ -51,23 +73,28 @@ pub use self::codec::{DecodeError, decode_prefix};
 const MAGIC: [u8; 4] = *b"GRCP";
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
+const VERSION_3: u8 = 3;
 const CODEC_BINCODE2: u8 = 1;
 /// The fixed part of a version-2 header, before the cursor.
 const FIXED_HEADER_V2: usize = 42;
 /// The fixed part of a version-1 header, before the cursor.
 const FIXED_HEADER_V1: usize = 26;
-/// The delta fields of a version-2 header.
+/// The delta fields of a version-2 or 3 header.
 const DELTA_FIELDS: usize = 24;
+/// The record fields of a version-3 header.
+const RECORD_FIELDS: usize = 16;
 
 const FLAG_INPUT: u8 = 1;
 const FLAG_DELTA: u8 = 2;
+const FLAG_FRONTIER: u8 = 4;
+const FLAG_RECORD: u8 = 8;
 
 /// The largest encoded body accepted, in bytes. Anything larger is reported as corrupt before
 /// the checksum is computed.
 pub const MAX_BODY_BYTES: usize = 256 << 20;
 /// The largest envelope of any version.
 const MAX_ENVELOPE_BYTES: usize =
-    MAX_BODY_BYTES + FIXED_HEADER_V2 + DELTA_FIELDS + 8 + u16::MAX as usize;
+    MAX_BODY_BYTES + FIXED_HEADER_V2 + DELTA_FIELDS + RECORD_FIELDS + 8 + u16::MAX as usize;
 
 /// Status byte values.
 const STATUS_RUNNING: u8 = 0;
@@ -135,24 +162,71 @@ pub(crate) struct DeltaOf {
     pub body_crc: u32,
 }
 
-/// Encodes a full checkpoint: the header, then `(state, pending input, failure)` written
-/// straight into the envelope buffer (`capacity` is a hint: the previous size). Returns the
-/// envelope and where its body lies in it.
+/// Where a branch record applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordOf {
+    /// The checkpoint that holds the frontier the record changes.
+    pub base: u64,
+    /// The oldest checkpoint reading the base needs: the base itself, or the full checkpoint
+    /// its delta chain starts at.
+    pub anchor: u64,
+}
+
+/// The frontier of a parallel region, as a checkpoint body saves it after the state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrontierRef<'a> {
+    /// The sequence number of the step that opened the region.
+    pub opened: u64,
+    /// A map's encoded items; `None` for a static fan-out.
+    pub items: Option<&'a [Vec<u8>]>,
+    /// One slot per branch or item.
+    pub slots: &'a [Slot],
+}
+
+/// A frontier read back from a checkpoint body (see [`FrontierRef`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FrontierBody {
+    pub opened: u64,
+    pub items: Option<Vec<Vec<u8>>>,
+    pub slots: Vec<Slot>,
+}
+
+/// What the flags byte says about the body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyKind {
+    /// The (reconstructed) body holds a recorded input.
+    pub input: bool,
+    /// The (reconstructed) body holds a frontier.
+    pub frontier: bool,
+}
+
+/// Encodes a full checkpoint: the header, then `(state, pending input, failure)` and the
+/// frontier, if any, written straight into the envelope buffer (`capacity` is a hint: the
+/// previous size). Returns the envelope and where its body lies in it.
 pub(crate) fn encode<S: Serialize, I: Serialize>(
     header: &Header<'_>,
     state: &S,
     input: Option<&I>,
     failure: Option<&Failure>,
+    frontier: Option<FrontierRef<'_>>,
     capacity: usize,
 ) -> Result<(Vec<u8>, std::ops::Range<usize>), Error> {
     let mut buf = Vec::with_capacity(capacity.max(FIXED_HEADER_V2 + header.node.len() + 72));
-    write_header(&mut buf, header, input.is_some(), None)?;
+    let kind = BodyKind {
+        input: input.is_some(),
+        frontier: frontier.is_some(),
+    };
+    write_header(&mut buf, header, kind, None, None)?;
     let len_at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    codec::encode_into(&(state, input, failure), &mut buf).map_err(|reason| Error::Encode {
+    let encode_error = |reason| Error::Encode {
         session: header.session.to_owned(),
         reason,
-    })?;
+    };
+    codec::encode_into(&(state, input, failure), &mut buf).map_err(encode_error)?;
+    if let Some(f) = frontier {
+        codec::encode_into(&(f.opened, f.items, f.slots), &mut buf).map_err(encode_error)?;
+    }
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {
         return Err(Error::Encode {
@@ -172,9 +246,11 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
 fn write_header(
     buf: &mut Vec<u8>,
     header: &Header<'_>,
-    has_input: bool,
+    kind: BodyKind,
     delta: Option<DeltaOf>,
+    record: Option<RecordOf>,
 ) -> Result<(), Error> {
+    let has_input = kind.input;
     let node = header.node.as_bytes();
     let node_len = u16::try_from(node.len()).map_err(|_| Error::Encode {
         session: header.session.to_owned(),
@@ -187,8 +263,14 @@ fn write_header(
     if delta.is_some() {
         flags |= FLAG_DELTA;
     }
+    if kind.frontier {
+        flags |= FLAG_FRONTIER;
+    }
+    if record.is_some() {
+        flags |= FLAG_RECORD;
+    }
     buf.extend_from_slice(&MAGIC);
-    buf.extend_from_slice(&[VERSION_2, CODEC_BINCODE2, header.phase.code(), flags]);
+    buf.extend_from_slice(&[VERSION_3, CODEC_BINCODE2, header.phase.code(), flags]);
     buf.extend_from_slice(&header.graph_hash.to_le_bytes());
     buf.extend_from_slice(&header.seq.to_le_bytes());
     buf.extend_from_slice(&header.state_schema.to_le_bytes());
@@ -202,15 +284,48 @@ fn write_header(
         buf.extend_from_slice(&delta.body_len.to_le_bytes());
         buf.extend_from_slice(&delta.body_crc.to_le_bytes());
     }
+    if let Some(record) = record {
+        buf.extend_from_slice(&record.base.to_le_bytes());
+        buf.extend_from_slice(&record.anchor.to_le_bytes());
+    }
     Ok(())
 }
 
-/// Wraps a body (a delta when `delta` is set) in a version-2 envelope. `has_input` says
-/// whether the (reconstructed) body holds a recorded input.
+/// Wraps a body (a delta when `delta` is set) in a version-3 envelope. `kind` says what the
+/// (reconstructed) body holds.
 pub(crate) fn seal(
     header: &Header<'_>,
-    has_input: bool,
+    kind: BodyKind,
     delta: Option<DeltaOf>,
+    body: &[u8],
+) -> Result<Vec<u8>, Error> {
+    seal_any(header, kind, delta, None, body)
+}
+
+/// Wraps the slot changes of a branch record in a version-3 envelope (flag 8); `has_input`
+/// when one of them is a recorded input.
+pub(crate) fn seal_record(
+    header: &Header<'_>,
+    has_input: bool,
+    record: RecordOf,
+    changes: &[(u32, &Slot)],
+) -> Result<Vec<u8>, Error> {
+    let body = encode_value(changes).map_err(|reason| Error::Encode {
+        session: header.session.to_owned(),
+        reason,
+    })?;
+    let kind = BodyKind {
+        input: has_input,
+        frontier: false,
+    };
+    seal_any(header, kind, None, Some(record), &body)
+}
+
+fn seal_any(
+    header: &Header<'_>,
+    kind: BodyKind,
+    delta: Option<DeltaOf>,
+    record: Option<RecordOf>,
     body: &[u8],
 ) -> Result<Vec<u8>, Error> {
     if body.len() > MAX_BODY_BYTES {
@@ -224,7 +339,7 @@ pub(crate) fn seal(
     }
     let mut buf =
         Vec::with_capacity(FIXED_HEADER_V2 + header.node.len() + DELTA_FIELDS + body.len() + 8);
-    write_header(&mut buf, header, has_input, delta)?;
+    write_header(&mut buf, header, kind, delta, record)?;
     // Fits: checked against MAX_BODY_BYTES above.
     buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
     buf.extend_from_slice(body);
@@ -262,6 +377,10 @@ pub(crate) struct Envelope<'a> {
     pub input_schema: Option<u64>,
     /// `Some` when the body is a delta.
     pub delta: Option<DeltaOf>,
+    /// Whether the (reconstructed) body holds a frontier after the state.
+    pub frontier: bool,
+    /// `Some` when this is a branch record: its body is slot changes, not a state.
+    pub record: Option<RecordOf>,
     pub body: &'a [u8],
 }
 
@@ -299,7 +418,7 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     // because every version's checksum covers it.
     let (fixed, cursor_len_at) = match bytes[4] {
         VERSION_1 => (FIXED_HEADER_V1, 24),
-        VERSION_2 => (FIXED_HEADER_V2, 40),
+        VERSION_2 | VERSION_3 => (FIXED_HEADER_V2, 40),
         _ => {
             return Err(corrupt(
                 "unknown envelope version (damaged, or written by a newer release)",
@@ -309,11 +428,16 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     if bytes.len() < fixed + 8 {
         return Err(corrupt("truncated: shorter than the envelope header"));
     }
-    let flags = if bytes[4] == VERSION_2 { bytes[7] } else { 0 };
+    let version = bytes[4];
+    let flags = if version == VERSION_1 { 0 } else { bytes[7] };
     let node_len =
         usize::from(read_u16(bytes, cursor_len_at).ok_or_else(|| corrupt("truncated header"))?);
     let delta_at = fixed + node_len;
-    let len_at = if flags & FLAG_DELTA != 0 {
+    // A damaged flags byte may announce fields that are not there: the checksum below
+    // catches it, and until then the lengths it implies are only used to find the checksum.
+    let len_at = if flags & FLAG_RECORD != 0 {
+        delta_at + RECORD_FIELDS
+    } else if flags & FLAG_DELTA != 0 {
         delta_at + DELTA_FIELDS
     } else {
         delta_at
@@ -345,9 +469,19 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     if bytes[4] == VERSION_1 && bytes[7] != 0 {
         return Err(corrupt("reserved header byte is not zero"));
     }
-    if flags & !(FLAG_INPUT | FLAG_DELTA) != 0 {
+    let known = if version == VERSION_3 {
+        FLAG_INPUT | FLAG_DELTA | FLAG_FRONTIER | FLAG_RECORD
+    } else {
+        FLAG_INPUT | FLAG_DELTA
+    };
+    if flags & !known != 0 {
         return Err(corrupt(
             "unknown header flags (written by a newer release?)",
+        ));
+    }
+    if flags & FLAG_RECORD != 0 && flags & (FLAG_DELTA | FLAG_FRONTIER) != 0 {
+        return Err(corrupt(
+            "a branch record cannot be a delta or hold a frontier",
         ));
     }
     let phase = Phase::from_code(bytes[6]).ok_or_else(|| corrupt("unknown status byte"))?;
@@ -358,7 +492,7 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
             "sequence number in the envelope differs from the store's",
         ));
     }
-    let (state_schema, input_schema) = if bytes[4] == VERSION_2 {
+    let (state_schema, input_schema) = if version != VERSION_1 {
         let state = read_u64(bytes, 24).ok_or_else(|| corrupt("truncated header"))?;
         let input = read_u64(bytes, 32).ok_or_else(|| corrupt("truncated header"))?;
         (Some(state), (flags & FLAG_INPUT != 0).then_some(input))
@@ -390,6 +524,19 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     } else {
         None
     };
+    let record = if flags & FLAG_RECORD != 0 {
+        let field = |at: usize| read_u64(bytes, delta_at + at).ok_or_else(|| corrupt("truncated"));
+        let base = field(0)?;
+        let anchor = field(8)?;
+        if !(anchor <= base && base < seq) {
+            return Err(corrupt(
+                "a branch record must extend an earlier checkpoint of its session",
+            ));
+        }
+        Some(RecordOf { base, anchor })
+    } else {
+        None
+    };
     Ok(Envelope {
         seq,
         phase,
@@ -398,6 +545,8 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
         state_schema,
         input_schema,
         delta,
+        frontier: flags & FLAG_FRONTIER != 0,
+        record,
         body: &bytes[body_at..crc_at],
     })
 }
@@ -406,26 +555,66 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
 #[cfg(test)]
 pub(crate) type Body<S, I> = (S, Option<I>, Option<Failure>);
 
-/// Decodes the rest of a body after its state: `(pending input, failure)`, every byte
-/// consumed.
+/// What follows the state in a body.
+pub(crate) type Tail<I> = (Option<I>, Option<Failure>, Option<FrontierBody>);
+
+/// Decodes the rest of a body after its state: `(pending input, failure)` and, when
+/// `frontier`, the frontier; every byte consumed.
 pub(crate) fn decode_tail<I: DeserializeOwned>(
     session: &str,
     seq: u64,
     tail: &[u8],
-) -> Result<(Option<I>, Option<Failure>), Error> {
-    let (value, read) = decode_prefix(tail).map_err(|e| Error::Corrupt {
+    frontier: bool,
+) -> Result<Tail<I>, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
         session: session.to_owned(),
         seq,
-        reason: format!("body does not decode: {e}"),
-    })?;
+        reason,
+    };
+    let ((input, failure), mut read) = decode_prefix::<(Option<I>, Option<Failure>)>(tail)
+        .map_err(|e| corrupt(format!("body does not decode: {e}")))?;
+    let frontier = if frontier {
+        let ((opened, items, slots), more) =
+            decode_prefix::<(u64, Option<Vec<Vec<u8>>>, Vec<Slot>)>(&tail[read..])
+                .map_err(|e| corrupt(format!("frontier does not decode: {e}")))?;
+        read += more;
+        Some(FrontierBody {
+            opened,
+            items,
+            slots,
+        })
+    } else {
+        None
+    };
     if read != tail.len() {
-        return Err(Error::Corrupt {
-            session: session.to_owned(),
-            seq,
-            reason: format!("{} trailing bytes after the body", tail.len() - read),
-        });
+        return Err(corrupt(format!(
+            "{} trailing bytes after the body",
+            tail.len() - read
+        )));
     }
-    Ok(value)
+    Ok((input, failure, frontier))
+}
+
+/// Decodes the body of a branch record: its slot changes, every byte consumed.
+pub(crate) fn decode_record(
+    session: &str,
+    seq: u64,
+    body: &[u8],
+) -> Result<Vec<(u32, Slot)>, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason,
+    };
+    let (changes, read) = decode_prefix::<Vec<(u32, Slot)>>(body)
+        .map_err(|e| corrupt(format!("branch record does not decode: {e}")))?;
+    if read != body.len() {
+        return Err(corrupt(format!(
+            "{} trailing bytes after the branch record",
+            body.len() - read
+        )));
+    }
+    Ok(changes)
 }
 
 /// Decodes a whole body of the compiled types: `(state, pending input, failure)`, with an
@@ -441,7 +630,7 @@ pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
         seq,
         reason: format!("body does not decode: {e}"),
     })?;
-    let (input, failure) = decode_tail(session, seq, &body[read..])?;
+    let (input, failure, _) = decode_tail(session, seq, &body[read..], false)?;
     Ok((state, input, failure))
 }
 
@@ -499,7 +688,7 @@ mod tests {
 
     fn sample(session: &str, seq: u64) -> Vec<u8> {
         let state = (7u64, "x".repeat(100));
-        encode(&header(session, seq), &state, None::<&u32>, None, 0)
+        encode(&header(session, seq), &state, None::<&u32>, None, None, 0)
             .unwrap()
             .0
     }
@@ -550,7 +739,7 @@ mod tests {
 
     #[test]
     fn a_recorded_input_carries_its_schema() {
-        let (bytes, range) = encode(&header("s", 1), &1u8, Some(&2u16), None, 0).unwrap();
+        let (bytes, range) = encode(&header("s", 1), &1u8, Some(&2u16), None, None, 0).unwrap();
         assert_eq!(&bytes[range], body_of(&1u8, Some(&2u16)));
         let env = open("s", 1, &bytes).unwrap();
         assert_eq!(env.input_schema, Some(0x1a));
@@ -566,7 +755,7 @@ mod tests {
             body_len: 9,
             body_crc: 0xdead_beef,
         };
-        let bytes = seal(&header("s", 5), false, Some(delta), b"delta").unwrap();
+        let bytes = seal(&header("s", 5), BodyKind::default(), Some(delta), b"delta").unwrap();
         let env = open("s", 5, &bytes).unwrap();
         assert_eq!(env.delta, Some(delta));
         assert_eq!(env.body, b"delta");
@@ -577,7 +766,7 @@ mod tests {
                 anchor,
                 ..delta
             };
-            let bytes = seal(&header("s", 5), false, Some(bad), b"delta").unwrap();
+            let bytes = seal(&header("s", 5), BodyKind::default(), Some(bad), b"delta").unwrap();
             assert!(matches!(open("s", 5, &bytes), Err(Error::Corrupt { .. })));
         }
     }
@@ -607,6 +796,88 @@ mod tests {
         }
     }
 
+    /// `bytes` rewritten as version `version` (its checksum recomputed).
+    fn as_version(session: &str, bytes: &[u8], version: u8) -> Vec<u8> {
+        let mut out = bytes[..bytes.len() - 4].to_vec();
+        out[4] = version;
+        let crc = checksum(session, &out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_2_envelopes_still_open_and_a_plain_checkpoint_is_unchanged() {
+        // Without a frontier or a record, version 3 writes exactly what version 2 wrote,
+        // apart from the version byte (and so the checksum).
+        let bytes = sample("s", 3);
+        assert_eq!(bytes[4], VERSION_3);
+        let v2 = as_version("s", &bytes, VERSION_2);
+        assert_eq!(bytes[5..bytes.len() - 4], v2[5..v2.len() - 4]);
+        let env = open("s", 3, &v2).unwrap();
+        assert_eq!((env.frontier, env.record, env.delta), (false, None, None));
+        assert_eq!(decode("s", 3, &v2).unwrap(), (7, "x".repeat(100)));
+        // Version 2 never had frontiers or records: those flags are refused there.
+        let frontier = FrontierRef {
+            opened: 1,
+            items: None,
+            slots: &[Slot::Pending],
+        };
+        let (with_frontier, _) =
+            encode(&header("s", 3), &1u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        assert!(open("s", 3, &with_frontier).unwrap().frontier);
+        let v2 = as_version("s", &with_frontier, VERSION_2);
+        assert!(matches!(open("s", 3, &v2), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_frontier_and_a_record_round_trip() {
+        let items = vec![vec![1, 2], vec![3]];
+        let slots = vec![Slot::Done(vec![9]), Slot::Waiting];
+        let frontier = FrontierRef {
+            opened: 4,
+            items: Some(&items),
+            slots: &slots,
+        };
+        let (bytes, _) =
+            encode(&header("s", 5), &7u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        let env = open("s", 5, &bytes).unwrap();
+        let (state, read) = decode_prefix::<u8>(env.body).unwrap();
+        let (input, failure, body) =
+            decode_tail::<u8>("s", 5, &env.body[read..], env.frontier).unwrap();
+        assert_eq!((state, input, failure), (7, None, None));
+        assert_eq!(
+            body,
+            Some(FrontierBody {
+                opened: 4,
+                items: Some(items),
+                slots: slots.clone(),
+            })
+        );
+        let of = RecordOf { base: 5, anchor: 2 };
+        let done = Slot::Done(vec![1, 2, 3]);
+        let record = seal_record(&header("s", 6), false, of, &[(1, &done)]).unwrap();
+        let env = open("s", 6, &record).unwrap();
+        assert_eq!(
+            (env.record, env.frontier, env.delta),
+            (Some(of), false, None)
+        );
+        assert_eq!(decode_record("s", 6, env.body).unwrap(), [(1, done)]);
+        // A record that claims to extend itself or a later checkpoint is refused.
+        for (base, anchor) in [(6, 2), (7, 2), (5, 6)] {
+            let bad = seal_record(&header("s", 6), false, RecordOf { base, anchor }, &[]).unwrap();
+            assert!(matches!(open("s", 6, &bad), Err(Error::Corrupt { .. })));
+        }
+        // Every bit flip of a record is caught.
+        for i in 0..record.len() * 8 {
+            let mut damaged = record.clone();
+            damaged[i / 8] ^= 1 << (i % 8);
+            assert!(
+                matches!(open("s", 6, &damaged), Err(Error::Corrupt { .. })),
+                "flip of bit {i}"
+            );
+        }
+    }
+
     #[test]
     fn every_bit_flip_is_corrupt() {
         let delta = DeltaOf {
@@ -616,7 +887,7 @@ mod tests {
             body_crc: 7,
         };
         let body = body_of(&(7u64, "x".repeat(100)), None::<&u32>);
-        let with_delta = seal(&header("s", 3), false, Some(delta), &body).unwrap();
+        let with_delta = seal(&header("s", 3), BodyKind::default(), Some(delta), &body).unwrap();
         for bytes in [sample("s", 3), with_delta] {
             for i in 0..bytes.len() * 8 {
                 let mut damaged = bytes.clone();

@@ -429,7 +429,7 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
         state_schema: V1,
         input_schema: 0,
     };
-    let bytes = checkpoint::seal(&header, false, None, &body).unwrap();
+    let bytes = checkpoint::seal(&header, checkpoint::BodyKind::default(), None, &body).unwrap();
     store
         .append(
             "order-7",

@@ -1,0 +1,240 @@
+//! One attempt of a node or a branch, and what happens around it: the per-attempt timeout,
+//! cancellation, events, the tracing span, rollback of a failed attempt, and — decided apart
+//! from running the attempt, as tower's `retry::Policy` does — whether to retry and after how
+//! long ([`RetryPolicy`]).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument as _;
+
+use super::scheduler::Position;
+use super::{Control, Cursor, Runner};
+use crate::checkpoint;
+use crate::error::report;
+use crate::events::Event;
+use crate::execute::{Execute, Slot, Transition};
+use crate::store::Store;
+use crate::{Error, NodeCtx, NodeError, NodeSpec, Result, Workflow};
+
+/// A node attempt that took longer than `#[node(timeout_ms = …)]`: the error of the attempt.
+///
+/// Its message leaves the node out, as every place that shows it already names the node
+/// ([`Error::Node`], whose source it is, [`Failure::node`](crate::Failure::node),
+/// [`Event::Retrying`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use graph_runtime::TimedOut;
+///
+/// let e = TimedOut { node: "charge", after: Duration::from_millis(50) };
+/// assert_eq!(e.to_string(), "timed out after 50ms");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("timed out after {after:?}")]
+pub struct TimedOut {
+    /// The node.
+    pub node: &'static str,
+    /// The timeout.
+    pub after: Duration,
+}
+
+/// The error of a map item that failed after its retries: the source of the
+/// [`Error::Node`] that names the map node, saying which item it was.
+///
+/// ```
+/// use std::error::Error as _;
+/// use graph_runtime::ItemFailed;
+///
+/// let e = ItemFailed { item: 3, source: "api down".into() };
+/// assert_eq!(e.to_string(), "item 3");
+/// assert_eq!(e.source().unwrap().to_string(), "api down");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("item {item}")]
+pub struct ItemFailed {
+    /// The index of the item in the list the map's source node returned, from 0.
+    pub item: usize,
+    /// What the item's last attempt returned.
+    #[source]
+    pub source: NodeError,
+}
+
+/// How one guarded attempt ended.
+pub(super) enum Attempt<T> {
+    Done(T),
+    TimedOut(Duration),
+}
+
+/// Whether a failed attempt is retried, and after how long: `#[node(retry = N, backoff_ms =
+/// B, backoff_max_ms = C, jitter)]`. Knows nothing about running the attempt.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RetryPolicy {
+    spec: &'static NodeSpec,
+}
+
+impl RetryPolicy {
+    pub(super) fn of(spec: &'static NodeSpec) -> Self {
+        RetryPolicy { spec }
+    }
+
+    /// After attempt `attempt` (from 1) failed: `Some(wait)` before the next one, or `None`
+    /// when the failure is final (permanent, or the retries are used up).
+    pub(super) fn retry(&self, attempt: u32, permanent: bool) -> Option<Duration> {
+        if permanent || attempt > self.spec.retry {
+            return None;
+        }
+        Some(backoff(self.spec, attempt))
+    }
+}
+
+/// The wait before attempt `attempt + 1`: `backoff_ms * 2^(attempt - 1)`, capped at
+/// `backoff_max_ms`, then (with jitter) a uniform value between half of it and all of it.
+fn backoff(spec: &NodeSpec, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(63);
+    let ms = spec
+        .backoff_ms
+        .saturating_mul(1u64 << exponent)
+        .min(spec.backoff_max_ms);
+    let ms = if spec.jitter && ms > 1 {
+        ms / 2 + fastrand::u64(0..=ms - ms / 2)
+    } else {
+        ms
+    };
+    Duration::from_millis(ms)
+}
+
+/// `attempt` under the node's timeout, if it has one.
+pub(super) async fn timed<F: Future>(spec: &NodeSpec, attempt: F) -> Attempt<F::Output> {
+    match spec.timeout_ms {
+        None => Attempt::Done(attempt.await),
+        Some(ms) => {
+            let after = Duration::from_millis(ms);
+            match tokio::time::timeout(after, attempt).await {
+                Ok(output) => Attempt::Done(output),
+                Err(_) => Attempt::TimedOut(after),
+            }
+        }
+    }
+}
+
+/// The error of an attempt that timed out.
+pub(super) fn timed_out(spec: &NodeSpec, after: Duration) -> NodeError {
+    Box::new(TimedOut {
+        node: spec.name,
+        after,
+    })
+}
+
+/// `future`, or [`Error::Cancelled`] as soon as the call's token is cancelled.
+pub(super) async fn cancellable<F: Future>(
+    control: &Control,
+    session: &str,
+    future: F,
+) -> Result<F::Output> {
+    match &control.cancel {
+        None => Ok(future.await),
+        Some(token) => tokio::select! {
+            biased;
+            output = future => Ok(output),
+            () = token.cancelled() => Err(Error::Cancelled(session.to_owned())),
+        },
+    }
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// Runs one node with everything the plain loop leaves out: retries with backoff, the
+    /// per-attempt timeout, cancellation, events and a tracing span. On failure the state (and
+    /// pending input) is restored to what it was before the attempt, so no partial change is
+    /// seen by a retry, an error node or a checkpoint.
+    ///
+    /// `join` holds the finished slots when the node is the join of a region: it then runs
+    /// with [`Execute::join`] instead of [`Execute::step`].
+    pub(super) async fn run_node(
+        &self,
+        spec: &'static NodeSpec,
+        has_error_route: bool,
+        at: &mut Position<W>,
+        join: Option<&[Slot]>,
+        ctx: &mut NodeCtx,
+        control: &Control,
+    ) -> Result<Transition<Cursor<W>>> {
+        let workflow = &self.shared.workflow;
+        let cursor = at.cursor;
+        let policy = RetryPolicy::of(spec);
+        // The cheapest rollback that needs no `Clone` bound: the checkpoint body encoding,
+        // taken only for nodes that can retry or take an error edge.
+        let snapshot = if spec.retry > 0 || has_error_route {
+            Some(checkpoint::encode_rollback(
+                at.session.id(),
+                &(&at.state, at.input.as_ref()),
+            )?)
+        } else {
+            None
+        };
+        let mut attempt = 1;
+        loop {
+            ctx.set_attempt(attempt);
+            control.emit(|| Event::StepStarted {
+                node: spec.name,
+                seq: ctx.seq(),
+                attempt,
+            });
+            let started = control.events.is_some().then(Instant::now);
+            let span = if control.spans {
+                tracing::debug_span!(target: "graph_runtime::step", "step", node = spec.name, seq = ctx.seq(), attempt)
+            } else {
+                tracing::Span::none()
+            };
+            let outcome = match join {
+                None => {
+                    let step = W::Exec::step(workflow, cursor, &mut at.state, ctx, at.input.take());
+                    let timed = timed(spec, step).instrument(span);
+                    cancellable(control, at.session.id(), timed).await?
+                }
+                Some(slots) => {
+                    let join = W::Exec::join(
+                        workflow,
+                        cursor,
+                        &mut at.state,
+                        ctx,
+                        crate::execute::Outputs::new(slots),
+                    );
+                    let timed = timed(spec, join).instrument(span);
+                    cancellable(control, at.session.id(), timed).await?
+                }
+            };
+            if let Some(started) = started {
+                let duration = started.elapsed();
+                control.emit(|| Event::StepFinished {
+                    node: spec.name,
+                    seq: ctx.seq(),
+                    duration,
+                });
+            }
+            let (error, permanent): (NodeError, bool) = match outcome {
+                Attempt::Done(Transition::Failed(e)) => (e, false),
+                Attempt::Done(Transition::FailedPermanently(e)) => (e, true),
+                Attempt::Done(transition) => return Ok(transition),
+                Attempt::TimedOut(after) => (timed_out(spec, after), false),
+            };
+            if let Some(bytes) = &snapshot {
+                let (state, input) = checkpoint::decode_rollback(at.session.id(), at.seq, bytes)?;
+                at.state = state;
+                at.input = input;
+            }
+            let Some(delay) = policy.retry(attempt, permanent) else {
+                return Ok(Transition::Failed(error));
+            };
+            tracing::debug!(node = spec.name, attempt, ?delay, error = %report(&*error), "retrying");
+            control.emit(|| Event::Retrying {
+                node: spec.name,
+                attempt: attempt + 1,
+                delay,
+                error: report(&*error),
+            });
+            cancellable(control, at.session.id(), tokio::time::sleep(delay)).await?;
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,1081 @@
+//! The runner's public API: the builder and its configuration, start, resume, interrupts,
+//! history and forks.
+//!
+//! The rest of the runner lives beside it: `scheduler` (the step loop and the frontier of
+//! parallel regions), `attempt` (one attempt of a node or a branch: retry policy, timeout,
+//! cancellation, rollback, events, span), `session` (the session writer, the only code that
+//! appends to a store) and `load` (reading a session back).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::Phase;
+use crate::events::{Event, EventSink, RunHandle};
+use crate::execute::{Execute, Slot};
+use crate::session_id;
+use crate::store::{Lease, Store, Wake};
+use crate::{Error, Result, Workflow};
+
+mod attempt;
+mod load;
+mod scheduler;
+mod session;
+
+pub use self::attempt::{ItemFailed, TimedOut};
+use self::load::Loaded;
+use self::scheduler::{Position, waiting_nodes};
+use self::session::Session;
+
+/// The generated cursor type of a workflow.
+type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
+
+/// The node name stored as the cursor of a completed session.
+const END: &str = "END";
+
+/// When the runner saves a checkpoint.
+///
+/// Whatever the policy, a checkpoint is always saved when a session starts, when it waits at
+/// an interrupt (with the decision recorded before the node runs), when it completes, and
+/// before an error edge's node runs. What a crash can make run again is the work since the
+/// last checkpoint, from its cursor:
+///
+/// | policy | saved after | a crash re-runs |
+/// |---|---|---|
+/// | `EveryStep` | every node | the node that was running |
+/// | `EveryN(n)` | every `n`th node | up to `n` nodes |
+/// | `OnInterrupt` | nothing but the points above | everything since the last interrupt |
+/// | `Adaptive { budget }` | interrupt, retrying, timed or error-edge nodes, and any node once `budget` of node time went unsaved | about `budget` of plain, cheap nodes |
+///
+/// A node overrides the policy with `#[node(checkpoint = always)]` (saved after it whatever
+/// the policy: it has a side effect that must not be repeated, or is expensive) or
+/// `#[node(checkpoint = never)]` (never saved after it by policy: it is cheap and pure).
+/// Re-runs are what [`NodeCtx::idempotency_key`] is for: it is the same on every re-run.
+///
+/// In a parallel region (`edge!(a -> b & c)`, `edge!(plan -> each item)`), the checkpoint
+/// after the step that opens it holds the state and the region's frontier (for a map, its
+/// items, so the step before `each` never runs again once it is saved). Then:
+///
+/// | policy | a finished branch's output is saved | a crash re-runs |
+/// |---|---|---|
+/// | `EveryStep`, `Adaptive` | at once, as a branch record of about its output + 80 bytes, while the siblings run on | the branches that had not finished |
+/// | `EveryN(n)`, `OnInterrupt` | with the next checkpoint: when the region waits, when a branch fails the run (if the region's opening is saved), or with the join's step | the whole region since the last checkpoint |
+///
+/// `#[node(checkpoint = always)]` on a branch saves its record whatever the policy;
+/// `checkpoint = never` leaves it to the next checkpoint. A region that waits for input is
+/// always saved (a record when its opening is stored, else one whole checkpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckpointPolicy {
+    /// After every step (the default): a crash re-runs at most the step in flight.
+    #[default]
+    EveryStep,
+    /// Only when a session waits at an interrupt and when it completes. Fastest; a crash
+    /// re-runs everything since the last interrupt.
+    OnInterrupt,
+    /// After every `n`th step, and at interrupts and completion. `EveryN(0)` is rejected by
+    /// [`Runner::checkpoint_policy`] (see there).
+    EveryN(u64),
+    /// Saves where a crash would cost most, and otherwise only once the time spent in nodes
+    /// since the last checkpoint exceeds `budget`: after every node that waits (an
+    /// interrupt), can retry, has a timeout or an error edge, at completion, and after a node
+    /// once `budget` of node time has gone by unsaved. A crash re-runs at most about `budget`
+    /// of cheap, plain nodes (and never a node with retries or a timeout, which usually talk
+    /// to the outside world). `Adaptive { budget: Duration::ZERO }` behaves like `EveryStep`.
+    Adaptive {
+        /// How much node time may go unsaved.
+        budget: Duration,
+    },
+}
+
+/// How many checkpoints a session keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retention {
+    /// Every checkpoint (the default): full history, rewind and fork from any step.
+    #[default]
+    KeepAll,
+    /// Only the newest `n`, pruned in the same store transaction as each append.
+    /// `KeepLast(0)` is rejected by [`Runner::retention`] (see there).
+    KeepLast(u64),
+}
+
+/// What to do with a checkpoint saved by a graph with a different [`Workflow::GRAPH_HASH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphChange {
+    /// Refuse it with [`Error::GraphMismatch`] (the default), before any node runs.
+    #[default]
+    Strict,
+    /// Resume anyway, placing the cursor by node name; fails with [`Error::UnknownNode`] if
+    /// the node no longer exists, or [`Error::Corrupt`] if the state no longer decodes.
+    Force,
+}
+
+/// Where a session stands at a checkpoint.
+///
+/// More states may be added (waiting at several nodes at once, for example), so a `match`
+/// on it needs a wildcard arm:
+///
+/// ```
+/// use graph_runtime::Status;
+///
+/// fn describe(status: &Status) -> String {
+///     match status {
+///         Status::Running => "running".to_owned(),
+///         Status::Waiting { node } => format!("waiting at `{node}`"),
+///         Status::Completed => "completed".to_owned(),
+///         _ => format!("{status:?}"),
+///     }
+/// }
+/// assert_eq!(describe(&Status::Completed), "completed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// The run goes on at the checkpoint's node (possibly after a crash: call `resume`).
+    Running,
+    /// The session waits at an interrupt node for `resume_with`.
+    Waiting {
+        /// The interrupt node.
+        node: String,
+    },
+    /// The run reached `END`.
+    Completed,
+}
+
+/// How a call to `start`, `resume` or `resume_with` ended.
+///
+/// More endings may be added, so a `match` on it needs a wildcard arm; [`Outcome::into_state`]
+/// and `matches!` need none. See [`Runner`] for an example.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Outcome<T> {
+    /// The run reached `END`; the final state.
+    Completed(T),
+    /// The run waits at an interrupt node for a typed decision.
+    Interrupted {
+        /// The interrupt node.
+        node: &'static str,
+        /// The state as it was saved.
+        state: T,
+    },
+}
+
+impl<T> Outcome<T> {
+    /// The state, however the run ended.
+    ///
+    /// ```
+    /// use graph_runtime::Outcome;
+    ///
+    /// assert_eq!(Outcome::Completed(7).into_state(), 7);
+    /// assert_eq!(Outcome::Interrupted { node: "review", state: 8 }.into_state(), 8);
+    /// ```
+    pub fn into_state(self) -> T {
+        match self {
+            Outcome::Completed(state) | Outcome::Interrupted { state, .. } => state,
+        }
+    }
+}
+
+/// A checkpoint of a session, decoded: what [`Runner::state`], [`Runner::state_at`] and
+/// [`Runner::fork`] return.
+///
+/// More fields may be added, so it is read by field, and a pattern needs `..`.
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::Status;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+/// pub struct Ticket { pub note: String }
+///
+/// #[workflow(state = Ticket)]
+/// pub mod support {
+///     use super::*;
+///     edge!(START -> review);
+///     edge!(review -> END);
+///     #[node(interrupt)]
+///     async fn review(t: &mut Ticket, note: String) { t.note = note; }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+/// let runner = Runner::new(support::Workflow, MemoryStore::new());
+/// runner.start("t-1", Ticket::default()).await?;
+/// let snapshot = runner.state("t-1").await?.expect("the session exists");
+/// assert_eq!(snapshot.node, "review");
+/// assert_eq!(snapshot.status, Status::Waiting { node: "review".into() });
+/// assert_eq!(snapshot.waiting, ["review"]);
+///
+/// runner.resume_with("t-1", support::Input::Review("done".into())).await?;
+/// let snapshot = runner.state("t-1").await?.expect("the session exists");
+/// assert_eq!(snapshot.status, Status::Completed);
+/// assert!(snapshot.waiting.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot<T> {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The cursor: the node that runs next (`"END"` once completed).
+    pub node: String,
+    /// Where the session stands.
+    pub status: Status,
+    /// The state after the last saved step.
+    pub state: T,
+    /// Every node the session waits at for a decision, in declaration order; empty unless
+    /// it waits. Outside a parallel region a session waits at one interrupt node at most,
+    /// its cursor; in a region, at every interrupt branch without its input. A node
+    /// renamed since the checkpoint was saved is reported by its current name; a node this
+    /// graph no longer has (after [`GraphChange::Force`]) is left out.
+    pub waiting: Vec<&'static str>,
+}
+
+/// One kept checkpoint of a session, as [`Runner::history`] lists it.
+pub type CheckpointInfo = crate::store::CheckpointMeta;
+
+#[derive(Debug, Clone)]
+struct Config {
+    policy: CheckpointPolicy,
+    retention: Retention,
+    max_steps: u64,
+    graph_change: GraphChange,
+    cancel: Option<CancellationToken>,
+    event_capacity: usize,
+    /// The first bad setting a builder method was given, checked there and only there; every
+    /// call that runs or writes a session returns it as [`Error::InvalidConfig`].
+    invalid: Option<&'static str>,
+}
+
+impl Config {
+    /// Records `problem` as the runner's configuration error, unless an earlier setting
+    /// already was one (the first mistake is the one to fix first).
+    fn reject(&mut self, problem: &'static str) {
+        self.invalid.get_or_insert(problem);
+    }
+}
+
+/// Runs the sessions of one workflow against one store.
+///
+/// Cheap to clone (the workflow and store are shared), `Send` and `Sync`: one runner can serve
+/// many tasks. Builder methods set the policy for every call made through it.
+///
+/// A builder method checks its value when it is given. Builder methods return the runner
+/// rather than a `Result`, so that they chain; a value that cannot work (`max_steps(0)`,
+/// `CheckpointPolicy::EveryN(0)`, `Retention::KeepLast(0)`) is kept as the runner's
+/// configuration error, the first one if there are several, and every call that runs or
+/// writes a session (`start`, `resume`, `resume_with`, `fork`, `spawn*`) returns it as
+/// [`Error::InvalidConfig`] without touching the store. Nothing is re-checked per call.
+///
+/// Every method that takes a session id checks it first: an empty id, one with a NUL byte or
+/// one longer than [`MAX_SESSION_ID_BYTES`](crate::MAX_SESSION_ID_BYTES) is
+/// [`Error::InvalidSessionId`], and the store is not asked anything.
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+/// pub struct Counter { pub n: u32 }
+///
+/// #[workflow(state = Counter)]
+/// pub mod count {
+///     use super::*;
+///     edge!(START -> bump);
+///     edge!(bump -> bump | END);
+///     #[node]
+///     async fn bump(c: &mut Counter) -> bump::Next {
+///         c.n += 1;
+///         if c.n < 3 { bump::Next::Bump } else { bump::Next::End }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+/// let runner = Runner::new(count::Workflow, MemoryStore::new())
+///     .checkpoint_policy(CheckpointPolicy::EveryStep)
+///     .max_steps(100);
+/// let outcome = runner.start("s1", Counter::default()).await?;
+/// assert_eq!(outcome, Outcome::Completed(Counter { n: 3 }));
+/// assert_eq!(runner.history("s1").await?.len(), 4); // the start and three steps
+/// # Ok(()) }
+/// ```
+pub struct Runner<W, S> {
+    shared: Arc<Shared<W, S>>,
+    config: Config,
+}
+
+struct Shared<W, S> {
+    workflow: W,
+    store: S,
+}
+
+impl<W, S> Clone for Runner<W, S> {
+    fn clone(&self) -> Self {
+        Runner {
+            shared: Arc::clone(&self.shared),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<W, S> std::fmt::Debug for Runner<W, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("workflow", &std::any::type_name::<W>())
+            .field("store", &std::any::type_name::<S>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// What a call adds to the plain step loop: events, cancellation, tracing spans. The plain
+/// loop (`start` and friends with none of these) pays one branch per step for all of them.
+#[derive(Default)]
+struct Control {
+    events: Option<EventSink>,
+    cancel: Option<CancellationToken>,
+    spans: bool,
+    /// Set when a [`Worker`](crate::Worker) runs the session under a lease: every write is
+    /// fenced by this epoch, and one after which nothing is due (completed, waiting) says the
+    /// session needs no worker.
+    fence: Option<u64>,
+    /// Set by the calls that hand a session to workers (`enqueue`, `enqueue_input`): when it
+    /// becomes runnable.
+    wake: Option<Wake>,
+    /// With `fence` or `wake`: the workflow and graph hash the store records for claims.
+    workflow: Option<(&'static str, u64)>,
+}
+
+impl Control {
+    #[inline]
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(events) = &self.events {
+            events.send(event());
+        }
+    }
+
+    #[inline]
+    fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// A runner for `workflow` that saves to `store`, with the default policies: a checkpoint
+    /// after every step, every checkpoint kept, no step limit, strict graph hash.
+    pub fn new(workflow: W, store: S) -> Self {
+        Runner {
+            shared: Arc::new(Shared { workflow, store }),
+            config: Config {
+                policy: CheckpointPolicy::EveryStep,
+                retention: Retention::KeepAll,
+                max_steps: u64::MAX,
+                graph_change: GraphChange::Strict,
+                cancel: None,
+                event_capacity: 1024,
+                invalid: None,
+            },
+        }
+    }
+
+    /// Sets when checkpoints are saved (default [`CheckpointPolicy::EveryStep`]).
+    ///
+    /// `CheckpointPolicy::EveryN(0)` cannot work: it is refused here, and the runner's calls
+    /// return [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let every_tenth = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .checkpoint_policy(CheckpointPolicy::EveryN(10));
+    /// assert!(every_tenth.start("a", S).await.is_ok());
+    ///
+    /// let never = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .checkpoint_policy(CheckpointPolicy::EveryN(0));
+    /// assert!(matches!(never.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # }
+    /// ```
+    pub fn checkpoint_policy(mut self, policy: CheckpointPolicy) -> Self {
+        if policy == CheckpointPolicy::EveryN(0) {
+            self.config
+                .reject("`CheckpointPolicy::EveryN(0)`: n must be at least 1");
+        }
+        self.config.policy = policy;
+        self
+    }
+
+    /// Sets how many checkpoints each session keeps (default [`Retention::KeepAll`]).
+    ///
+    /// `Retention::KeepLast(0)` cannot work (resume needs the newest checkpoint): it is
+    /// refused here, and the runner's calls return [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+    /// let runner = Runner::new(flow::Workflow, MemoryStore::new()).retention(Retention::KeepLast(1));
+    /// runner.start("a", S).await?;
+    /// assert_eq!(runner.history("a").await?.len(), 1);
+    ///
+    /// let keeps_nothing = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .retention(Retention::KeepLast(0));
+    /// assert!(matches!(keeps_nothing.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn retention(mut self, retention: Retention) -> Self {
+        if retention == Retention::KeepLast(0) {
+            self.config.reject(
+                "`Retention::KeepLast(0)`: keep at least 1 checkpoint, the one resume starts from",
+            );
+        }
+        self.config.retention = retention;
+        self
+    }
+
+    /// Ends a call with [`Error::StepLimit`] after `n` steps (default: no limit).
+    ///
+    /// A parallel region counts as one step, its join's: its branches are not counted.
+    ///
+    /// The count is per call, not per session: each call to `start`, `resume` or
+    /// `resume_with` may run up to `n` steps; after [`Error::StepLimit`] the session stays at
+    /// its last checkpoint and `resume` continues it for up to `n` more. `max_steps(0)` would
+    /// let no call run anything: it is refused here, and the runner's calls return
+    /// [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let runner = Runner::new(flow::Workflow, MemoryStore::new()).max_steps(0);
+    /// assert!(matches!(runner.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # }
+    /// ```
+    pub fn max_steps(mut self, n: u64) -> Self {
+        if n == 0 {
+            self.config
+                .reject("`max_steps(0)`: a call must be allowed at least 1 step");
+        }
+        self.config.max_steps = n;
+        self
+    }
+
+    /// Sets what happens to checkpoints saved by a different graph (default
+    /// [`GraphChange::Strict`]).
+    pub fn on_graph_change(mut self, graph_change: GraphChange) -> Self {
+        self.config.graph_change = graph_change;
+        self
+    }
+
+    /// Cancels every run of this runner when `token` is cancelled (for a service's shutdown),
+    /// with the same effect as [`RunHandle::cancel`]: [`Error::Cancelled`], and the session
+    /// stays at its last checkpoint.
+    pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.config.cancel = Some(token);
+        self
+    }
+
+    /// How many events a spawned run buffers for a listener that lags (default 1024); past
+    /// that, events are dropped and an [`Event::Lagged`] says how many.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.config.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// The workflow this runner runs.
+    pub fn workflow(&self) -> &W {
+        &self.shared.workflow
+    }
+
+    /// The store this runner saves to.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+
+    /// Starts a new session at the graph's entry and runs it until it completes or waits at an
+    /// interrupt.
+    ///
+    /// Fails with [`Error::SessionExists`] if the store already holds `session`.
+    pub async fn start(&self, session: &str, state: W::State) -> Result<Outcome<W::State>> {
+        self.start_with(session, state, self.control(None)).await
+    }
+
+    async fn start_with(
+        &self,
+        session: &str,
+        state: W::State,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
+        self.ready(&[session])?;
+        let cursor = W::Exec::ENTRY;
+        let spec = W::Exec::spec(cursor);
+        let phase = if spec.interrupt {
+            Phase::Waiting
+        } else {
+            Phase::Running
+        };
+        let mut session = Session::new(Arc::from(session));
+        let name = Cow::Borrowed(spec.name);
+        let first = session.encode::<W>(
+            self.config.retention,
+            0,
+            phase,
+            name,
+            &state,
+            None,
+            None,
+            None,
+        )?;
+        session
+            .append(&self.shared.store, self.config.retention, first, &control)
+            .await?;
+        if spec.interrupt {
+            control.emit(|| Event::Interrupted { node: spec.name });
+            return Ok(Outcome::Interrupted {
+                node: spec.name,
+                state,
+            });
+        }
+        let position = Position {
+            session,
+            seq: 0,
+            cursor,
+            state,
+            input: None,
+            failure: None,
+            unsaved: Duration::ZERO,
+            frontier: None,
+        };
+        self.drive(position, control).await
+    }
+
+    /// Continues a session from its latest checkpoint: after a crash, a node error or a step
+    /// limit. A completed session returns its `Completed` outcome again; a waiting one returns
+    /// `Interrupted` again without running anything.
+    pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
+        self.resume_inner(session, self.control(None)).await
+    }
+
+    async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
+        self.ready(&[session])?;
+        let loaded = self.load_latest(session).await?;
+        if loaded.phase == Phase::Completed {
+            return Ok(Outcome::Completed(loaded.state));
+        }
+        let cursor = self.cursor(session, &loaded)?;
+        if let Some(frontier) = &loaded.frontier {
+            // Waiting in a parallel region with nothing else to run: nothing runs without
+            // an input.
+            let runnable = frontier
+                .slots
+                .iter()
+                .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
+            if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
+                return Ok(Outcome::Interrupted {
+                    node,
+                    state: loaded.state,
+                });
+            }
+        }
+        match loaded.phase {
+            // Waiting at a node that is still an interrupt node: nothing to run without input.
+            // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
+            Phase::Waiting if W::Exec::spec(cursor).interrupt => Ok(Outcome::Interrupted {
+                node: W::Exec::spec(cursor).name,
+                state: loaded.state,
+            }),
+            _ => {
+                let position = Position {
+                    session: Session::stored(
+                        Arc::from(session),
+                        loaded.seq,
+                        loaded.chain,
+                        loaded.region,
+                    ),
+                    seq: loaded.seq,
+                    cursor,
+                    state: loaded.state,
+                    input: loaded.input,
+                    failure: loaded.failure,
+                    unsaved: Duration::ZERO,
+                    frontier: loaded.frontier,
+                };
+                self.drive(position, control).await
+            }
+        }
+    }
+
+    /// Gives a waiting session its decision and runs on.
+    ///
+    /// The input is first recorded durably (so a crash after this point resumes with it), then
+    /// the interrupt node runs with it. Nothing that ran before the interrupt runs again. Fails
+    /// with [`Error::NotWaiting`] if the session is not waiting at the input's node.
+    ///
+    /// In a parallel region whose interrupt branches wait, the input answers one branch (the
+    /// input's node): it is recorded as a branch record, that branch runs with it, and the
+    /// run returns [`Outcome::Interrupted`] naming the first branch that still waits
+    /// (declaration order), or goes on to the join once none does. A branch that does not
+    /// wait (answered already, or not in the region) is [`Error::NotWaiting`], whose message
+    /// lists the branches that do.
+    pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
+        self.resume_with_inner(session, input, self.control(None))
+            .await
+    }
+
+    async fn resume_with_inner(
+        &self,
+        session: &str,
+        input: W::Input,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
+        let position = self.record_input(session, input, &control).await?;
+        self.drive(position, control).await
+    }
+
+    /// Checks that `session` waits at the input's node ([`Error::NotWaiting`] otherwise) and
+    /// records the input durably as the next checkpoint; returns where the run goes on from.
+    async fn record_input(
+        &self,
+        session: &str,
+        input: W::Input,
+        control: &Control,
+    ) -> Result<Position<W>> {
+        self.ready(&[session])?;
+        let target = W::Exec::input_node(&input);
+        let target_name = W::Exec::spec(target).name;
+        let loaded = self.load_latest(session).await?;
+        if loaded.frontier.is_some() {
+            return self
+                .answer_branch(session, loaded, target, input, control)
+                .await;
+        }
+        if loaded.phase != Phase::Waiting || W::Exec::cursor_of(&loaded.node) != Some(target) {
+            let actual = match loaded.phase {
+                Phase::Waiting => format!("it waits at `{}`", loaded.node),
+                Phase::Running => format!("it is running at `{}`", loaded.node),
+                Phase::Completed => "it has completed".to_owned(),
+            };
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
+        }
+        let mut session =
+            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let seq = loaded.seq + 1;
+        let recorded = session.encode::<W>(
+            self.config.retention,
+            seq,
+            Phase::Running,
+            Cow::Borrowed(target_name),
+            &loaded.state,
+            Some(&input),
+            loaded.failure.as_ref(),
+            None,
+        )?;
+        session
+            .append(&self.shared.store, self.config.retention, recorded, control)
+            .await?;
+        Ok(Position {
+            session,
+            seq,
+            cursor: target,
+            state: loaded.state,
+            input: Some(input),
+            // An interrupt node reached by an error edge still sees what failed.
+            failure: loaded.failure,
+            unsaved: Duration::ZERO,
+            frontier: None,
+        })
+    }
+
+    /// `resume_with` for a session stopped in a parallel region: the input is for one of its
+    /// waiting branches. Records it durably (a branch record), then runs the region on: that
+    /// branch with its input, and the join once no branch waits any more.
+    async fn answer_branch(
+        &self,
+        session: &str,
+        loaded: Loaded<W>,
+        target: Cursor<W>,
+        input: W::Input,
+        control: &Control,
+    ) -> Result<Position<W>> {
+        let cursor = self.cursor(session, &loaded)?;
+        let Some(mut frontier) = loaded.frontier else {
+            return Err(Error::Corrupt {
+                session: session.to_owned(),
+                seq: loaded.seq,
+                reason: "a region without its frontier".to_owned(),
+            });
+        };
+        let target_name = W::Exec::spec(target).name;
+        let slot = W::Exec::region(cursor).and_then(|region| {
+            (0..frontier.slots.len()).find(|&i| {
+                scheduler::branch_of(region, i) == Some(target)
+                    && frontier.slots[i] == Slot::Waiting
+            })
+        });
+        let Some(index) = slot else {
+            let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
+            let actual = if waiting.is_empty() {
+                format!(
+                    "it is running the branches of `{}`, none of which waits",
+                    loaded.node
+                )
+            } else {
+                let list: Vec<String> = waiting.iter().map(|n| format!("`{n}`")).collect();
+                format!("it waits at {}", list.join(", "))
+            };
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
+        };
+        let mut writer =
+            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let bytes = crate::execute::encode(&input).map_err(|e| Error::Encode {
+            session: session.to_owned(),
+            reason: e.to_string(),
+        })?;
+        frontier.slots[index] = Slot::Input(bytes);
+        let seq = loaded.seq + 1;
+        let status = scheduler::region_status::<W>(Phase::Running, cursor, &frontier.slots);
+        let changes = [(index as u32, &frontier.slots[index])];
+        let recorded = writer.encode_record::<W>(
+            seq,
+            Phase::Running,
+            W::Exec::spec(cursor).name,
+            status,
+            &changes,
+        )?;
+        writer
+            .append(&self.shared.store, self.config.retention, recorded, control)
+            .await?;
+        Ok(Position {
+            session: writer,
+            seq,
+            cursor,
+            state: loaded.state,
+            input: None,
+            failure: loaded.failure,
+            unsaved: Duration::ZERO,
+            frontier: Some(frontier),
+        })
+    }
+
+    /// Creates a session for a [`Worker`](crate::Worker) to run: saves its first checkpoint
+    /// at the graph's entry, marks it runnable, and returns at once — durable, but nothing
+    /// runs here. Any worker that [registered](crate::Worker::register) this workflow (at
+    /// this graph hash) claims it.
+    ///
+    /// Fails with [`Error::SessionExists`] if the store already holds `session`.
+    ///
+    /// ```
+    /// use graph_runtime::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// pub struct Job { pub done: bool }
+    ///
+    /// #[workflow(state = Job)]
+    /// pub mod job {
+    ///     use super::*;
+    ///     edge!(START -> work);
+    ///     edge!(work -> END);
+    ///     #[node] async fn work(j: &mut Job) { j.done = true; }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+    /// let runner = Runner::new(job::Workflow, MemoryStore::new());
+    /// runner.enqueue("job-1", Job::default()).await?;
+    /// // Not run yet: a worker will.
+    /// assert_eq!(runner.state("job-1").await?.unwrap().node, "work");
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue(&self, session: &str, state: W::State) -> Result<()> {
+        self.ready(&[session])?;
+        let spec = W::Exec::spec(W::Exec::ENTRY);
+        let (phase, wake) = if spec.interrupt {
+            (Phase::Waiting, Wake::Never)
+        } else {
+            (Phase::Running, Wake::Now)
+        };
+        let mut session = Session::new(Arc::from(session));
+        let first = session.encode::<W>(
+            self.config.retention,
+            0,
+            phase,
+            Cow::Borrowed(spec.name),
+            &state,
+            None,
+            None,
+            None,
+        )?;
+        let control = self.queueing(wake);
+        session
+            .append(&self.shared.store, self.config.retention, first, &control)
+            .await
+    }
+
+    /// Gives a waiting session its decision for a [`Worker`](crate::Worker) to act on: checks
+    /// that the session waits at the input's node ([`Error::NotWaiting`] otherwise, as
+    /// [`Runner::resume_with`] does — in a parallel region, at that branch), records the
+    /// input durably, marks the session runnable, and returns at once: a web handler's call.
+    /// The node runs on whichever worker claims the session.
+    pub async fn enqueue_input(&self, session: &str, input: W::Input) -> Result<()> {
+        let control = self.queueing(Wake::Now);
+        self.record_input(session, input, &control).await.map(drop)
+    }
+
+    /// The control of a call that only hands a session to workers.
+    fn queueing(&self, wake: Wake) -> Control {
+        Control {
+            wake: Some(wake),
+            workflow: Some((W::NAME, W::GRAPH_HASH)),
+            ..Control::default()
+        }
+    }
+
+    /// Runs a session a [`Worker`](crate::Worker) claimed, from its latest checkpoint, with
+    /// every write fenced by the lease's epoch; `cancel` stops it (the lease was lost, or the
+    /// worker shuts down).
+    pub(crate) async fn run_leased(
+        &self,
+        lease: &Lease,
+        cancel: CancellationToken,
+    ) -> Result<Outcome<W::State>> {
+        let mut control = self.control(None);
+        control.cancel = Some(cancel);
+        control.fence = Some(lease.epoch);
+        control.workflow = Some((W::NAME, W::GRAPH_HASH));
+        self.resume_inner(&lease.session, control).await
+    }
+
+    /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
+    pub async fn state(&self, session: &str) -> Result<Option<Snapshot<W::State>>> {
+        session_id::check(session)?;
+        let Some(checkpoint) = self.shared.store.latest(session).await? else {
+            return Ok(None);
+        };
+        let loaded = self.decode(session, checkpoint).await?;
+        Ok(Some(Self::snapshot(loaded)))
+    }
+
+    /// The kept checkpoint `seq` of a session, decoded; `None` if it is not kept (or the
+    /// session does not exist). Unlike [`Runner::fork`], it writes nothing.
+    pub async fn state_at(&self, session: &str, seq: u64) -> Result<Option<Snapshot<W::State>>> {
+        session_id::check(session)?;
+        let Some(checkpoint) = self.shared.store.get(session, seq).await? else {
+            return Ok(None);
+        };
+        let loaded = self.decode(session, checkpoint).await?;
+        Ok(Some(Self::snapshot(loaded)))
+    }
+
+    /// A decoded checkpoint as the public [`Snapshot`].
+    fn snapshot(loaded: Loaded<W>) -> Snapshot<W::State> {
+        let cursor = W::Exec::cursor_of(&loaded.node);
+        if let (Some(frontier), Some(join)) = (&loaded.frontier, cursor) {
+            let waiting = match loaded.phase {
+                Phase::Waiting => waiting_nodes::<W>(join, &frontier.slots),
+                Phase::Running | Phase::Completed => Vec::new(),
+            };
+            return Snapshot {
+                seq: loaded.seq,
+                status: scheduler::region_status::<W>(loaded.phase, join, &frontier.slots),
+                node: loaded.node,
+                state: loaded.state,
+                waiting,
+            };
+        }
+        let status = loaded.phase.status(&loaded.node);
+        // `decode` already maps a renamed node to its current name; a node this graph does
+        // not have cannot be named by a `&'static str`.
+        let waiting = match loaded.phase {
+            Phase::Waiting => cursor
+                .map(|cursor| W::Exec::spec(cursor).name)
+                .into_iter()
+                .collect(),
+            Phase::Running | Phase::Completed => Vec::new(),
+        };
+        Snapshot {
+            seq: loaded.seq,
+            node: loaded.node,
+            status,
+            state: loaded.state,
+            waiting,
+        }
+    }
+
+    /// Every kept checkpoint of a session, oldest first.
+    ///
+    /// Fails with [`Error::SessionNotFound`] if the session does not exist.
+    pub async fn history(&self, session: &str) -> Result<Vec<CheckpointInfo>> {
+        session_id::check(session)?;
+        let list = self.shared.store.list(session).await?;
+        if list.is_empty() {
+            return Err(Error::SessionNotFound(session.to_owned()));
+        }
+        Ok(list)
+    }
+
+    /// Starts a new session `new_session` from the kept checkpoint `seq` of `session` (time
+    /// travel); returns the new session's first snapshot. Run it on with [`Runner::resume`]
+    /// (or [`Runner::resume_with`] if it waits).
+    ///
+    /// Fails with [`Error::CheckpointNotFound`] if `seq` is not kept, [`Error::SessionNotFound`]
+    /// if `session` does not exist, and [`Error::SessionExists`] if `new_session` does.
+    pub async fn fork(
+        &self,
+        session: &str,
+        seq: u64,
+        new_session: &str,
+    ) -> Result<Snapshot<W::State>> {
+        self.ready(&[session, new_session])?;
+        let store = &self.shared.store;
+        let Some(checkpoint) = store.get(session, seq).await? else {
+            return Err(match store.latest(session).await? {
+                None => Error::SessionNotFound(session.to_owned()),
+                Some(_) => Error::CheckpointNotFound {
+                    session: session.to_owned(),
+                    seq,
+                },
+            });
+        };
+        let loaded = self.decode(session, checkpoint).await?;
+        // The copy is self-contained: a fork shares no delta chain with its origin.
+        let mut writer = Session::new(Arc::from(new_session));
+        // A session stopped in a region: the frontier with every record applied, so the copy
+        // needs none of the origin's records.
+        let frontier = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
+            (Some(frontier), Some(join)) => Some((
+                frontier.as_ref(),
+                scheduler::region_status::<W>(loaded.phase, join, &frontier.slots),
+            )),
+            _ => None,
+        };
+        let copy = writer.encode::<W>(
+            self.config.retention,
+            seq,
+            loaded.phase,
+            Cow::Owned(loaded.node.clone()),
+            &loaded.state,
+            loaded.input.as_ref(),
+            loaded.failure.as_ref(),
+            frontier,
+        )?;
+        writer
+            .append(
+                &self.shared.store,
+                self.config.retention,
+                copy,
+                &Control::default(),
+            )
+            .await?;
+        Ok(Self::snapshot(loaded))
+    }
+
+    /// Like [`Runner::start`], but runs on a tokio task and returns a [`RunHandle`] at once:
+    /// await it for the outcome, read its [`events`](RunHandle::events), or
+    /// [`cancel`](RunHandle::cancel) it.
+    ///
+    /// Must be called from within a tokio runtime. A bad session id or builder setting is the
+    /// handle's result, as it would be `start`'s; the store is not asked anything then.
+    pub fn spawn(&self, session: &str, state: W::State) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.start_with(&session, state, control).await
+        })
+    }
+
+    /// Like [`Runner::resume`], on a tokio task (see [`Runner::spawn`]).
+    pub fn spawn_resume(&self, session: &str) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.resume_inner(&session, control).await
+        })
+    }
+
+    /// Like [`Runner::resume_with`], on a tokio task (see [`Runner::spawn`]).
+    pub fn spawn_resume_with(&self, session: &str, input: W::Input) -> RunHandle<W::State> {
+        self.spawn_run(session, move |runner, session, control| async move {
+            runner.resume_with_inner(&session, input, control).await
+        })
+    }
+
+    fn spawn_run<F, Fut>(&self, session: &str, run: F) -> RunHandle<W::State>
+    where
+        F: FnOnce(Runner<W, S>, Arc<str>, Control) -> Fut,
+        Fut: Future<Output = Result<Outcome<W::State>>> + Send + 'static,
+    {
+        let session: Arc<str> = Arc::from(session);
+        let cancel = match &self.config.cancel {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        let (sink, events) = EventSink::channel(self.config.event_capacity);
+        let mut control = self.control(Some(sink));
+        control.cancel = Some(cancel.clone());
+        let task = tokio::spawn(run(self.clone(), Arc::clone(&session), control));
+        RunHandle::new(task, events, cancel, session)
+    }
+
+    /// What every call that runs or writes a session checks first, before the store: the
+    /// builder's recorded configuration error, then each session id.
+    fn ready(&self, sessions: &[&str]) -> Result<()> {
+        if let Some(problem) = self.config.invalid {
+            return Err(Error::InvalidConfig(problem));
+        }
+        sessions.iter().try_for_each(|id| session_id::check(id))
+    }
+
+    fn control(&self, events: Option<EventSink>) -> Control {
+        Control {
+            events,
+            cancel: self.config.cancel.clone(),
+            spans: tracing::enabled!(target: "graph_runtime::step", tracing::Level::DEBUG),
+            fence: None,
+            wake: None,
+            workflow: None,
+        }
+    }
+
+    /// The ids of every session in the store, sorted (of any workflow that shares the store).
+    pub async fn sessions(&self) -> Result<Vec<String>> {
+        self.shared.store.sessions().await
+    }
+
+    /// Removes a session and its whole history; returns whether it existed.
+    pub async fn delete(&self, session: &str) -> Result<bool> {
+        session_id::check(session)?;
+        self.shared.store.delete(session).await
+    }
+}

@@ -1,0 +1,291 @@
+//! The session writer: the one object that writes a session's checkpoints to a store. It
+//! keeps the sequence number of the newest stored checkpoint (the compare-and-swap every
+//! append makes), the delta chain the next checkpoint may extend, encodes checkpoints and
+//! appends them, fenced by the lease epoch when a worker runs the session. Nothing else in the
+//! crate calls [`Store::append`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{Control, Retention};
+use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, Phase, RecordOf, delta};
+use crate::ctx::Failure;
+use crate::events::Event;
+use crate::execute::Slot;
+use crate::store::{Append, Checkpoint, Store, Wake};
+use crate::{Error, Result, Status, Workflow};
+
+/// Bodies smaller than this are always saved whole: a delta would save little, and keeping
+/// the previous body to diff against would cost every small step a copy.
+pub(super) const DELTA_MIN_BODY: usize = 4096;
+/// The longest delta chain under `Retention::KeepAll`: reading a checkpoint reads its whole
+/// chain (about 2.5 µs a link on SQLite), so a full checkpoint is written at least this often.
+const MAX_CHAIN: u32 = 1024;
+/// The shortest chain cap under `Retention::KeepLast(n)`, whose cap is `n` within
+/// `MIN_KEPT_CHAIN..=MAX_CHAIN`: the store keeps the newest `n` checkpoints and the chain they
+/// need, so the cap bounds what is kept beyond `n`.
+const MIN_KEPT_CHAIN: u32 = 64;
+
+/// What the one writer of a session remembers about the checkpoints it extends: the previous
+/// body, to store the next checkpoint as a delta against it (incremental checkpoints).
+///
+/// A chain is a full checkpoint followed by deltas, each against the checkpoint before it. A
+/// new full checkpoint starts a new chain when the deltas since the last one add up to more
+/// than twice the body (so the chain never costs more than about three bodies of space), when
+/// a delta would not be less than half the body, or after [`MAX_CHAIN`] deltas (so reading
+/// any checkpoint stays fast; under `KeepLast(n)`, after `n` deltas but at least
+/// [`MIN_KEPT_CHAIN`], so retention keeps at most about `n` more than asked).
+#[derive(Debug, Default)]
+pub(super) struct Chain {
+    /// The body of the newest stored checkpoint, kept only when it is large enough for deltas.
+    pub(super) prev: Option<Vec<u8>>,
+    /// The sequence number of that checkpoint.
+    pub(super) prev_seq: Option<u64>,
+    /// The full checkpoint the current chain starts at.
+    pub(super) anchor: u64,
+    /// Bytes of deltas since the anchor.
+    pub(super) delta_bytes: usize,
+    /// Deltas since the anchor.
+    pub(super) len: u32,
+    /// The size of the previous envelope: the next one's buffer capacity.
+    pub(super) size_hint: usize,
+}
+
+/// The writer of one session: the only code that appends to the store.
+#[derive(Debug)]
+pub(super) struct Session {
+    id: Arc<str>,
+    /// The sequence number of the newest checkpoint in the store; `None` before the first
+    /// append of a new session.
+    stored: Option<u64>,
+    chain: Chain,
+    /// While the newest stored checkpoints are a parallel region's frontier and the branch
+    /// records after it: where the next record applies.
+    region: Option<RecordOf>,
+}
+
+impl Session {
+    /// The writer of a session that is not in the store yet.
+    pub(super) fn new(id: Arc<str>) -> Self {
+        Session {
+            id,
+            stored: None,
+            chain: Chain::default(),
+            region: None,
+        }
+    }
+
+    /// The writer of a stored session whose newest checkpoint is `seq`, with what loading it
+    /// learnt about its chain and, if it stopped in a parallel region, where records apply.
+    pub(super) fn stored(id: Arc<str>, seq: u64, chain: Chain, region: Option<RecordOf>) -> Self {
+        Session {
+            id,
+            stored: Some(seq),
+            chain,
+            region,
+        }
+    }
+
+    /// Whether a branch record can be appended: the newest stored checkpoints hold the frontier
+    /// of the region the run is in.
+    #[inline]
+    pub(super) fn has_region(&self) -> bool {
+        self.region.is_some()
+    }
+
+    /// The session id.
+    #[inline]
+    pub(super) fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The sequence number of the newest stored checkpoint (0 before the first append).
+    #[inline]
+    pub(super) fn stored_seq(&self) -> u64 {
+        self.stored.unwrap_or(0)
+    }
+
+    /// Encodes checkpoint `seq` to follow the stored one: whole, or as a delta against the
+    /// previous body when the chain allows it (see [`Chain`]). Kept apart from
+    /// [`Session::append`] so that no reference to the state lives across an `.await` (the
+    /// state need not be `Sync`).
+    ///
+    /// `frontier` is the parallel region the session is in, with the status to index (which
+    /// names the first waiting branch when it waits); branch records then extend it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn encode<W: Workflow>(
+        &mut self,
+        retention: Retention,
+        seq: u64,
+        phase: Phase,
+        node: Cow<'static, str>,
+        state: &W::State,
+        input: Option<&W::Input>,
+        failure: Option<&Failure>,
+        frontier: Option<(FrontierRef<'_>, Status)>,
+    ) -> Result<Checkpoint> {
+        let (frontier, status) = match frontier {
+            None => (None, phase.status(&node)),
+            Some((frontier, status)) => (Some(frontier), status),
+        };
+        let expected = self.stored;
+        let chain = &mut self.chain;
+        let header = Header {
+            session: &self.id,
+            graph_hash: W::GRAPH_HASH,
+            seq,
+            phase,
+            node: &node,
+            state_schema: W::STATE_SCHEMA,
+            input_schema: W::INPUT_SCHEMA,
+        };
+        let (full, body) =
+            checkpoint::encode(&header, state, input, failure, frontier, chain.size_hint)?;
+        chain.size_hint = full.len();
+        let body_len = body.len();
+        let mut depends_on = None;
+        let mut bytes = None;
+        if body_len >= DELTA_MIN_BODY
+            && expected.is_some()
+            && chain.prev_seq == expected
+            && chain.len < max_chain(retention)
+            && let (Some(prev), Some(base)) = (&chain.prev, expected)
+        {
+            // The chain may grow to twice the body before a full checkpoint pays off.
+            let room = (2 * body_len).saturating_sub(chain.delta_bytes);
+            if let Some(patch) = delta::encode(prev, &full[body.clone()], room.min(body_len / 2)) {
+                let of = DeltaOf {
+                    base,
+                    anchor: chain.anchor,
+                    // Fits: bodies are capped far below 4 GiB.
+                    body_len: body_len as u32,
+                    body_crc: checkpoint::body_checksum(&full[body.clone()]),
+                };
+                let kind = BodyKind {
+                    input: input.is_some(),
+                    frontier: frontier.is_some(),
+                };
+                bytes = Some(checkpoint::seal(&header, kind, Some(of), &patch)?);
+                depends_on = Some(chain.anchor);
+                chain.len += 1;
+                chain.delta_bytes += patch.len();
+            }
+        }
+        if depends_on.is_none() {
+            chain.anchor = seq;
+            chain.len = 0;
+            chain.delta_bytes = 0;
+        }
+        chain.prev_seq = Some(seq);
+        chain.prev = (body_len >= DELTA_MIN_BODY).then(|| full[body].to_vec());
+        self.region = frontier.map(|_| RecordOf {
+            base: seq,
+            anchor: depends_on.unwrap_or(seq),
+        });
+        let bytes = bytes.unwrap_or(full);
+        Ok(Checkpoint {
+            seq,
+            node,
+            status,
+            created_at: SystemTime::now(),
+            bytes,
+            depends_on,
+        })
+    }
+
+    /// Encodes branch record `seq`: the slots `changes` of the frontier the newest stored
+    /// checkpoints hold, at the join `node`, with `status` to index. It depends on the
+    /// checkpoint the frontier's chain starts at, so retention keeps what reading it needs.
+    pub(super) fn encode_record<W: Workflow>(
+        &mut self,
+        seq: u64,
+        phase: Phase,
+        node: &'static str,
+        status: Status,
+        changes: &[(u32, &Slot)],
+    ) -> Result<Checkpoint> {
+        let Some(record) = self.region else {
+            return Err(Error::Encode {
+                session: self.id.to_string(),
+                reason: "a branch record outside a saved parallel region".to_owned(),
+            });
+        };
+        let header = Header {
+            session: &self.id,
+            graph_hash: W::GRAPH_HASH,
+            seq,
+            phase,
+            node,
+            state_schema: W::STATE_SCHEMA,
+            input_schema: W::INPUT_SCHEMA,
+        };
+        let has_input = changes.iter().any(|(_, s)| matches!(s, Slot::Input(_)));
+        let bytes = checkpoint::seal_record(&header, has_input, record, changes)?;
+        Ok(Checkpoint {
+            seq,
+            node: Cow::Borrowed(node),
+            status,
+            created_at: SystemTime::now(),
+            bytes,
+            depends_on: Some(record.anchor),
+        })
+    }
+
+    /// Appends `checkpoint` after the stored one (compare-and-swap), applying the retention
+    /// policy; on success it is the stored one.
+    pub(super) async fn append<S: Store>(
+        &mut self,
+        store: &S,
+        retention: Retention,
+        checkpoint: Checkpoint,
+        control: &Control,
+    ) -> Result<()> {
+        let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
+        let keep_last = match retention {
+            Retention::KeepAll => None,
+            Retention::KeepLast(n) => Some(n),
+        };
+        let settles = matches!(
+            checkpoint.status,
+            Status::Completed | Status::Waiting { .. }
+        );
+        let mut append = Append::new(self.stored, checkpoint, keep_last);
+        // Workers' bookkeeping, set only by the calls that involve them: nothing on the
+        // plain path.
+        if let Some(epoch) = control.fence {
+            append = append.fence(epoch);
+        }
+        let wake = match control.fence {
+            // A leased run's checkpoint after which nothing is due: no worker needed.
+            Some(_) if settles => Some(Wake::Never),
+            _ => control.wake,
+        };
+        if let Some(wake) = wake {
+            append = append.wake(wake);
+        }
+        if let Some((name, graph_hash)) = control.workflow {
+            append = append.workflow(name, graph_hash);
+        }
+        store.append(&self.id, append).await.map_err(|e| match e {
+            // A new session's first append fails only because the id is taken.
+            Error::Conflict { session, .. } if self.stored.is_none() => {
+                Error::SessionExists(session)
+            }
+            e => e,
+        })?;
+        self.stored = Some(seq);
+        control.emit(|| Event::CheckpointSaved { seq, bytes });
+        Ok(())
+    }
+}
+
+/// The longest delta chain a retention allows (see [`Chain`]).
+fn max_chain(retention: Retention) -> u32 {
+    match retention {
+        Retention::KeepLast(n) => u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .clamp(MIN_KEPT_CHAIN, MAX_CHAIN),
+        Retention::KeepAll => MAX_CHAIN,
+    }
+}
