@@ -408,6 +408,11 @@ async fn postgres_restarted_mid_run_loses_nothing() {
         answer_and_check(&runner, &ids, &mut answered).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+    // Mid-run: 30 sessions of at least 4 × 80 ms on 12 slots cannot all be done yet.
+    assert!(
+        !answer_and_check(&runner, &ids, &mut answered).await,
+        "every session finished before the restart"
+    );
     let server = tokio::task::spawn_blocking(move || {
         let mut server = server;
         server.stop();
