@@ -2,7 +2,8 @@
 //! throwaway server): worker processes SIGKILLed at random and frozen with SIGSTOP past their
 //! lease, the database restarted under running workers, a connection pool far smaller than the
 //! worker's concurrency, claims that must leave other workflows alone, a lost lease that must
-//! cancel the running node, and sessions that need no work that must not be claimed in a loop.
+//! cancel the running node, sessions that need no work and runs that fail, which must not be
+//! claimed in a loop.
 //!
 //! The worker processes are this test binary re-executed (the ignored test
 //! `worker_child_process`, see `tests/support/worker_child.rs`), with 1 s leases and a
@@ -408,6 +409,11 @@ async fn postgres_restarted_mid_run_loses_nothing() {
         answer_and_check(&runner, &ids, &mut answered).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+    // Mid-run: 30 sessions of at least 4 × 80 ms on 12 slots cannot all be done yet.
+    assert!(
+        !answer_and_check(&runner, &ids, &mut answered).await,
+        "every session finished before the restart"
+    );
     let server = tokio::task::spawn_blocking(move || {
         let mut server = server;
         server.stop();
@@ -729,4 +735,71 @@ async fn postgres_sessions_needing_no_run_are_not_claimed_in_a_loop() {
     let conninfo = postgres::database().await;
     let store = PostgresStore::connect(&conninfo).await.unwrap();
     sessions_needing_no_run_are_not_claimed_in_a_loop(store).await;
+}
+
+/// How many times `broken` ran, per session.
+static BROKEN_RUNS: Mutex<std::collections::BTreeMap<String, u32>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+#[workflow(state = Tick)]
+pub mod broken {
+    use super::*;
+
+    edge!(START -> fail);
+    edge!(fail -> END);
+
+    /// Fails every time, with no retries and no error edge: every run of the session fails.
+    #[node]
+    async fn fail(_t: &mut Tick, ctx: &NodeCtx) -> Result<(), graph_runtime::NodeError> {
+        *BROKEN_RUNS
+            .lock()
+            .unwrap()
+            .entry(ctx.session_id().to_owned())
+            .or_default() += 1;
+        Err("the payment provider is down".into())
+    }
+}
+
+/// A session whose run fails is retried once per lease ttl (the worker keeps the expired
+/// lease), not in a loop; deleting it stops the retries.
+async fn failed_runs_are_retried_once_per_ttl<S: Store + Clone>(store: S, id: &str) {
+    let runner = Runner::new(broken::Workflow, store.clone());
+    runner.enqueue(id, Tick::default()).await.unwrap();
+    let runs = || BROKEN_RUNS.lock().unwrap().get(id).copied().unwrap_or(0);
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(store.clone())
+        .register(runner.clone())
+        .lease_ttl(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(50))
+        .run(shutdown.clone());
+    let worker = tokio::spawn(worker);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let after = runs();
+    // Claimed at about 0, 1 and 2 s: retried, but a loop would have run it hundreds of times.
+    assert!((2..=4).contains(&after), "{id}: ran {after} times in 2.5 s");
+    assert!(runner.delete(id).await.unwrap());
+    let deleted = runs();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(runs(), deleted, "{id}: ran again after its delete");
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_failed_runs_are_retried_once_per_ttl() {
+    failed_runs_are_retried_once_per_ttl(MemoryStore::new(), "broken-memory").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_failed_runs_are_retried_once_per_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("w.db")).unwrap();
+    failed_runs_are_retried_once_per_ttl(store, "broken-sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failed_runs_are_retried_once_per_ttl() {
+    let conninfo = postgres::database().await;
+    let store = PostgresStore::connect(&conninfo).await.unwrap();
+    failed_runs_are_retried_once_per_ttl(store, "broken-postgres").await;
 }
