@@ -256,11 +256,10 @@ impl Session {
         if let Some(epoch) = control.fence {
             append = append.fence(epoch);
         }
-        let wake = match control.fence {
-            // A leased run's checkpoint after which nothing is due: no worker needed.
-            Some(_) if settles => Some(Wake::Never),
-            _ => control.wake,
-        };
+        // A checkpoint after which nothing is due (completed, waiting) says no worker is
+        // needed, however it was written: a session enqueued for workers but run to its end
+        // in-process must not stay runnable.
+        let wake = if settles { Some(Wake::Never) } else { control.wake };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
