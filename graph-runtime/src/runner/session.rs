@@ -259,7 +259,11 @@ impl Session {
         // A checkpoint after which nothing is due (completed, waiting) says no worker is
         // needed, however it was written: a session enqueued for workers but run to its end
         // in-process must not stay runnable.
-        let wake = if settles { Some(Wake::Never) } else { control.wake };
+        let wake = if settles {
+            Some(Wake::Never)
+        } else {
+            control.wake
+        };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
