@@ -53,7 +53,7 @@ const END: &str = "END";
 /// A node overrides the policy with `#[node(checkpoint = always)]` (saved after it whatever
 /// the policy: it has a side effect that must not be repeated, or is expensive) or
 /// `#[node(checkpoint = never)]` (never saved after it by policy: it is cheap and pure).
-/// Re-runs are what [`NodeCtx::idempotency_key`] is for: it is the same on every re-run.
+/// Re-runs are what [`NodeCtx::idempotency_key`](crate::NodeCtx::idempotency_key) is for: it is the same on every re-run.
 ///
 /// In a parallel region (`edge!(a -> b & c)`, `edge!(plan -> each item)`), the checkpoint
 /// after the step that opens it holds the state and the region's frontier (for a map, its

@@ -198,7 +198,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// What is saved, per policy: under `EveryStep` and `Adaptive` (and for a branch marked
     /// `#[node(checkpoint = always)]`), each finished branch's output or collected failure is
-    /// saved as a branch record before the next branch is started or finishes; under
+    /// saved as a branch record before the next branch is started or finishes (the siblings
+    /// already started stay in flight, though they are not polled while the record is
+    /// appended); under
     /// `EveryN` and `OnInterrupt` (and for `checkpoint = never`), outputs are saved only with
     /// the next checkpoint: when the region waits, when a branch fails (if the region is
     /// saved) or with the join's step. A branch that fails after its retries in a join that
