@@ -6,24 +6,13 @@
 //!
 //! Run: `cargo bench -p graph-runtime --bench parallel` (`BENCH_RUNS` sets the number of
 //! measured runs, default 11).
-//!
-//! The workflow is a HAND-WRITTEN `Execute` impl, spelled out as `#[workflow]` will generate
-//! it for `edge!(a -> b1 & … & b8)` / `edge!(b1 & … & b8 -> j)`; swap it for the macro once the
-//! macro's fan-out lands.
-#![allow(clippy::manual_async_fn)] // the hand-written impl spells out what the macro generates
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use graph_runtime::__private::{
-    BranchResult, Execute, Outputs, Region, RegionKind, Sealed, Transition, encode_output,
-};
-use graph_runtime::{
-    CheckpointPolicy, MemoryStore, NodeCtx, NodeSpec, Retention, Runner, Workflow,
-};
+use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Rounds per run.
@@ -31,7 +20,7 @@ const ROUNDS: u64 = 500;
 /// Branches per round.
 const BRANCHES: u64 = 8;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, StateSchema)]
 pub struct Bench {
     pub round: u64,
     pub total: u64,
@@ -51,153 +40,73 @@ async fn branch_body(state: &Bench, k: u64) -> u64 {
     state.round + k
 }
 
-// ---- the workflow, as `#[workflow]` generates it (hand-written until the macro lands) ----
+// ---- the workflow ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    A,
-    B(u8),
-    J,
-}
+#[workflow(state = Bench)]
+pub mod w5 {
+    use super::*;
 
-pub struct W5;
+    edge!(START -> a);
+    edge!(a -> b1 & b2 & b3 & b4 & b5 & b6 & b7 & b8);
+    edge!(b1 & b2 & b3 & b4 & b5 & b6 & b7 & b8 -> j);
+    edge!(j -> a | END);
 
-const A: NodeSpec = NodeSpec::new("a");
-const B: [NodeSpec; 8] = [
-    NodeSpec::new("b1"),
-    NodeSpec::new("b2"),
-    NodeSpec::new("b3"),
-    NodeSpec::new("b4"),
-    NodeSpec::new("b5"),
-    NodeSpec::new("b6"),
-    NodeSpec::new("b7"),
-    NodeSpec::new("b8"),
-];
-const J: NodeSpec = NodeSpec::new("j");
-
-static FAN: Region<Cursor> = Region {
-    join: Cursor::J,
-    kind: RegionKind::FanOut {
-        branches: &[
-            Cursor::B(0),
-            Cursor::B(1),
-            Cursor::B(2),
-            Cursor::B(3),
-            Cursor::B(4),
-            Cursor::B(5),
-            Cursor::B(6),
-            Cursor::B(7),
-        ],
-        collect: &[false; 8],
-    },
-};
-
-impl Sealed for W5 {}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub enum Never {}
-
-impl Workflow for W5 {
-    type State = Bench;
-    type Input = Never;
-    const NAME: &'static str = "w5";
-    const GRAPH_HASH: u64 = 0x5;
-    const NODES: &'static [&'static str] =
-        &["a", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "j"];
-    const MERMAID: &'static str = "";
-    type Exec = W5;
-}
-
-impl Execute<W5> for W5 {
-    type Cursor = Cursor;
-    const ENTRY: Cursor = Cursor::A;
-    const PARALLEL: bool = true;
-
-    fn spec(cursor: Cursor) -> &'static NodeSpec {
-        match cursor {
-            Cursor::A => &A,
-            Cursor::B(i) => &B[usize::from(i)],
-            Cursor::J => &J,
-        }
+    #[node]
+    async fn a(s: &mut Bench) {
+        s.round += 1;
     }
 
-    fn cursor_of(name: &str) -> Option<Cursor> {
-        match name {
-            "a" => Some(Cursor::A),
-            "j" => Some(Cursor::J),
-            _ => (0..8u8)
-                .map(Cursor::B)
-                .find(|&c| Self::spec(c).name == name),
-        }
+    #[node]
+    async fn b1(s: &Bench) -> u64 {
+        branch_body(s, 0).await
+    }
+    #[node]
+    async fn b2(s: &Bench) -> u64 {
+        branch_body(s, 1).await
+    }
+    #[node]
+    async fn b3(s: &Bench) -> u64 {
+        branch_body(s, 2).await
+    }
+    #[node]
+    async fn b4(s: &Bench) -> u64 {
+        branch_body(s, 3).await
+    }
+    #[node]
+    async fn b5(s: &Bench) -> u64 {
+        branch_body(s, 4).await
+    }
+    #[node]
+    async fn b6(s: &Bench) -> u64 {
+        branch_body(s, 5).await
+    }
+    #[node]
+    async fn b7(s: &Bench) -> u64 {
+        branch_body(s, 6).await
+    }
+    #[node]
+    async fn b8(s: &Bench) -> u64 {
+        branch_body(s, 7).await
     }
 
-    fn input_node(input: &Never) -> Cursor {
-        match *input {}
-    }
-
-    fn region(join: Cursor) -> Option<&'static Region<Cursor>> {
-        (join == Cursor::J).then_some(&FAN)
-    }
-
-    fn step<'a>(
-        _: &'a W5,
-        cursor: Cursor,
-        state: &'a mut Bench,
-        _: &'a NodeCtx,
-        _: Option<Never>,
-    ) -> impl Future<Output = Transition<Cursor>> + Send + 'a {
-        async move {
-            match cursor {
-                Cursor::A => {
-                    state.round += 1;
-                    Transition::Next(Cursor::J)
-                }
-                _ => Transition::FailedPermanently("not a step".into()),
-            }
-        }
-    }
-
-    fn branch<'a>(
-        _: &'a W5,
-        branch: Cursor,
-        state: &'a Bench,
-        _: &'a NodeCtx,
-        _: Option<&'a [u8]>,
-        _: Option<Never>,
-    ) -> impl Future<Output = BranchResult> + Send + 'a {
-        async move {
-            let Cursor::B(k) = branch else {
-                return BranchResult::FailedPermanently("not a branch".into());
-            };
-            let output = branch_body(state, u64::from(k)).await;
-            match encode_output(&output) {
-                Ok(bytes) => BranchResult::Output(bytes),
-                Err(e) => BranchResult::FailedPermanently(e),
-            }
-        }
-    }
-
-    fn join<'a>(
-        _: &'a W5,
-        _: Cursor,
-        state: &'a mut Bench,
-        _: &'a NodeCtx,
-        outputs: Outputs<'a>,
-    ) -> impl Future<Output = Transition<Cursor>> + Send + 'a {
-        async move {
-            let mut sum = 0;
-            for i in 0..outputs.len() {
-                match outputs.output::<u64>(i) {
-                    Ok(output) => sum += output,
-                    Err(e) => return Transition::FailedPermanently(e),
-                }
-            }
-            state.total += sum;
-            if state.round < ROUNDS {
-                Transition::Next(Cursor::A)
-            } else {
-                Transition::End
-            }
+    #[node]
+    #[allow(clippy::too_many_arguments)]
+    async fn j(
+        s: &mut Bench,
+        b1: u64,
+        b2: u64,
+        b3: u64,
+        b4: u64,
+        b5: u64,
+        b6: u64,
+        b7: u64,
+        b8: u64,
+    ) -> j::Next {
+        s.total += b1 + b2 + b3 + b4 + b5 + b6 + b7 + b8;
+        if s.round < ROUNDS {
+            j::Next::A
+        } else {
+            j::Next::End
         }
     }
 }
@@ -248,7 +157,7 @@ fn main() {
     };
     // One warm-up each, then alternate so that machine noise hits both alike.
     for i in 0..=runs {
-        let runner = Runner::new(W5, MemoryStore::new())
+        let runner = Runner::new(w5::Workflow, MemoryStore::new())
             .checkpoint_policy(CheckpointPolicy::EveryStep)
             .retention(Retention::KeepLast(1));
         let session = format!("w5-{i}");
