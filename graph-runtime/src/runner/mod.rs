@@ -574,7 +574,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             unsaved: Duration::ZERO,
             frontier: None,
         };
-        self.drive(position, control).await
+        self.drive(Box::new(position), control).await
     }
 
     /// Continues a session from its latest checkpoint: after a crash, a node error or a step
@@ -628,7 +628,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     unsaved: Duration::ZERO,
                     frontier: loaded.frontier,
                 };
-                self.drive(position, control).await
+                self.drive(Box::new(position), control).await
             }
         }
     }
@@ -657,7 +657,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: Control,
     ) -> Result<Outcome<W::State>> {
         let position = self.record_input(session, input, &control).await?;
-        self.drive(position, control).await
+        self.drive(Box::new(position), control).await
     }
 
     /// Checks that `session` waits at the input's node ([`Error::NotWaiting`] otherwise) and

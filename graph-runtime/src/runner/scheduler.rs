@@ -503,9 +503,12 @@ fn decode_input<W: Workflow>(session: &str, seq: u64, bytes: &[u8]) -> Result<W:
 
 impl<W: Workflow, S: Store> Runner<W, S> {
     /// The step loop: runs nodes from `position` until the session completes, waits, or fails.
+    ///
+    /// The position comes boxed: an async fn keeps its arguments beside its locals, so each
+    /// level of the loop would otherwise hold its own copy of it in every session's future.
     pub(super) async fn drive(
         &self,
-        at: Position<W>,
+        at: Box<Position<W>>,
         control: Control,
     ) -> Result<Outcome<W::State>> {
         let span = tracing::info_span!(
@@ -525,7 +528,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     async fn drive_inner(
         &self,
-        mut at: Position<W>,
+        mut at: Box<Position<W>>,
         control: &Control,
     ) -> Result<Outcome<W::State>> {
         let config = &self.config;
@@ -540,7 +543,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             if spec.interrupt && at.input.is_none() {
                 // Only reachable when a session was resumed at an interrupt node that had not
                 // been marked waiting (a forked or force-resumed checkpoint): mark it now.
-                return self.wait_here(at, spec.name, control).await;
+                self.wait_here(&mut at, spec.name, control).await?;
+                return Ok(Outcome::Interrupted {
+                    node: spec.name,
+                    state: at.state,
+                });
             }
             if steps >= config.max_steps {
                 return Err(Error::StepLimit {
@@ -560,7 +567,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 if at.frontier.is_none() {
                     at.frontier = Some(self.reopen(&at, region)?);
                 }
-                if let Some(waiting) = self.run_region(&mut at, region, control).await? {
+                // Boxed: a region's scheduler is large, and every session's step loop would
+                // carry its size otherwise (10,000 waiting sessions pay for it in memory).
+                if let Some(waiting) = Box::pin(self.run_region(&mut at, region, control)).await? {
                     return Ok(Outcome::Interrupted {
                         node: waiting,
                         state: at.state,
@@ -607,14 +616,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 run.transition
             } else {
                 let join = joined.as_ref().map(|f| &f.slots[..]);
-                self.run_node(
+                // Boxed for the same reason: retries, timeouts and cancellation make a large
+                // future that the plain loop never needs.
+                Box::pin(self.run_node(
                     spec,
                     error_route.is_some(),
                     &mut at,
                     join,
                     &mut ctx,
                     control,
-                )
+                ))
                 .await?
             };
             ctx.clear_failure();
@@ -679,7 +690,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             at.cursor = next;
             let next_spec = W::Exec::spec(next);
             if next_spec.interrupt {
-                return self.wait_here(at, next_spec.name, control).await;
+                self.wait_here(&mut at, next_spec.name, control).await?;
+                return Ok(Outcome::Interrupted {
+                    node: next_spec.name,
+                    state: at.state,
+                });
             }
             let due = match spec.checkpoint {
                 NodeCheckpoint::Always => true,
@@ -706,24 +721,21 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         }
     }
-    /// Saves a `Waiting` checkpoint at `node` and returns `Interrupted`.
+    /// Saves a `Waiting` checkpoint at `node`. (The caller returns `Interrupted`: taking the
+    /// position by reference keeps a second copy of it out of the step loop's future.)
     async fn wait_here(
         &self,
-        mut at: Position<W>,
+        at: &mut Position<W>,
         node: &'static str,
         control: &Control,
-    ) -> Result<Outcome<W::State>> {
+    ) -> Result<()> {
         // A new sequence number unless the state in hand is not stored yet under its own.
         if at.seq == at.session.stored_seq() {
             at.seq += 1;
         }
         let seq = at.seq;
-        self.save(&mut at, seq, Phase::Waiting, node, true, control)
-            .await?;
-        Ok(Outcome::Interrupted {
-            node,
-            state: at.state,
-        })
+        self.save(at, seq, Phase::Waiting, node, true, control)
+            .await
     }
 
     /// Saves the state in hand as checkpoint `seq` at `node` (with the pending failure when
