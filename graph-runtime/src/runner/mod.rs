@@ -625,7 +625,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     && control.fence.is_some()
                     && loaded.frontier.is_none() =>
             {
-                match self.record_deadline(session, loaded, cursor, &control).await {
+                match self
+                    .record_deadline(session, loaded, cursor, &control)
+                    .await
+                {
                     Ok(position) => self.drive(position, control).await,
                     // An input was recorded between the load and this write: run with it.
                     Err(Error::Conflict { .. }) => {
@@ -672,12 +675,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && spec.interrupt
             && spec.wait_ms.is_some();
         Position {
-            session: Session::stored(
-                Arc::from(session),
-                loaded.seq,
-                loaded.chain,
-                loaded.region,
-            ),
+            session: Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region),
             seq: loaded.seq,
             cursor,
             state: loaded.state,
@@ -717,7 +715,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         writer
             .append(&self.shared.store, self.config.retention, recorded, control)
             .await?;
-        tracing::debug!(session, node = name, "the wait is over: runs without its input");
+        tracing::debug!(
+            session,
+            node = name,
+            "the wait is over: runs without its input"
+        );
         Ok(Position {
             session: writer,
             seq,
