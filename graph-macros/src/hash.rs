@@ -438,6 +438,48 @@ pub(crate) mod tests {
 
     pub(crate) const PINNED_CHECKOUT_V2_TEXT_HASH: u64 = 0x12ba_e420_3155_f20d;
 
+    fn with_review(review: TokenStream) -> TokenStream {
+        quote! {
+            pub mod checkout {
+                use super::*;
+                edge!(START -> review);
+                edge!(review -> END);
+                #review
+            }
+        }
+    }
+
+    /// `wait_ms` adds a `deadline` line (its value does not enter the text); a graph without
+    /// one keeps its text, so every existing hash stays.
+    #[test]
+    fn a_deadline_adds_a_line_and_its_value_does_not() {
+        let plain = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt)]
+                async fn review(o: &mut Order, d: Approval) {}
+            )),
+        );
+        let day = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt, wait_ms = 86_400_000)]
+                async fn review(o: &mut Order, d: Option<Approval>) {}
+            )),
+        );
+        let hour = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt, wait_ms = 3_600_000)]
+                async fn review(o: &mut Order, d: Option<Approval>) {}
+            )),
+        );
+        assert!(!plain.1.contains("deadline"), "{}", plain.1);
+        assert_eq!(day.1, format!("{}deadline review\n", plain.1));
+        assert_ne!(day.0, plain.0);
+        assert_eq!(day, hour);
+    }
+
     #[test]
     fn v2_ignores_how_types_are_spelled() {
         let base = v2_of(quote!(state = Order), checkout());

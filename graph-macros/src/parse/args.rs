@@ -390,11 +390,17 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         input.parse::<syn::LitInt>()
                     })?;
                     match lit.base10_parse::<u64>() {
-                        Ok(0) => cx.error_spanned_by(
-                            &lit,
-                            "`wait_ms = 0` would run the node without its input at once; give how long it waits for its input, in milliseconds, e.g. `wait_ms = 86_400_000` (a day)",
-                        ),
-                        Ok(ms) => out.wait_ms = Some((ms, key.clone())),
+                        Ok(ms) => {
+                            if ms == 0 {
+                                cx.error_spanned_by(
+                                    &lit,
+                                    "`wait_ms = 0` would run the node without its input at once; give how long it waits for its input, in milliseconds, e.g. `wait_ms = 86_400_000` (a day)",
+                                );
+                            }
+                            // Kept even when 0 (already an error), so the `Option<I>` input
+                            // is not reported as well.
+                            out.wait_ms = Some((ms, key.clone()));
+                        }
                         Err(_) => cx.error_spanned_by(
                             &lit,
                             "`wait_ms` is a number of milliseconds that fits in `u64`, e.g. `wait_ms = 86_400_000`",
