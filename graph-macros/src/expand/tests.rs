@@ -2,7 +2,7 @@
 //! panic.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens as _, format_ident, quote};
+use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::routes::SIMILAR_NAMES;
