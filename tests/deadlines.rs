@@ -2,6 +2,7 @@
 //! input comes within N ms, a worker runs it with `None`. On every store (memory, SQLite
 //! file, a throwaway PostgreSQL). Timings have wide margins: nothing here measures speed.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use graph_runtime::prelude::*;
@@ -49,6 +50,34 @@ pub mod tickets {
             Some(Decision::Reject) => "rejected".into(),
             None => "escalated".into(),
         });
+    }
+}
+
+/// How many times `flaky::review` ran without its input.
+static DEFAULTS: AtomicU32 = AtomicU32::new(0);
+
+/// Its default fails the first time (the escalation service is down).
+#[workflow(state = Ticket)]
+pub mod flaky {
+    use super::*;
+
+    edge!(START -> review);
+    edge!(review -> END);
+
+    #[node(interrupt, wait_ms = 200)]
+    async fn review(t: &mut Ticket, decision: Option<Decision>) -> Result<(), String> {
+        if decision.is_none() && DEFAULTS.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("the escalation service is down".into());
+        }
+        t.outcome = Some(
+            if decision.is_some() {
+                "decided"
+            } else {
+                "escalated"
+            }
+            .into(),
+        );
+        Ok(())
     }
 }
 
@@ -290,6 +319,50 @@ on_every_store!(
     the_deadline_survives_the_workers_being_down,
     an_enqueued_session_gets_its_default,
 );
+
+/// The attempt without input is durable: after the worker's run of it failed, the session
+/// does not wait again (a late input is `NotWaiting`), and resuming it runs the node without
+/// its input again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_default_is_run_again_without_input() {
+    let (store, _dir) = sqlite().await;
+    let runner = Runner::new(flaky::Workflow, store.clone());
+    assert!(matches!(
+        runner.start("f", Ticket::default()).await.unwrap(),
+        Outcome::Interrupted { node: "review", .. }
+    ));
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(store)
+        .register(runner.clone())
+        .lease_ttl(Duration::from_secs(30))
+        .poll_interval(Duration::from_millis(50));
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    while DEFAULTS.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "the default never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    let snapshot = runner.state("f").await.unwrap().unwrap();
+    assert_eq!(
+        (snapshot.status, snapshot.node.as_str()),
+        (Status::Running, "review")
+    );
+    match runner
+        .resume_with("f", flaky::Input::Review(Decision::Approve))
+        .await
+    {
+        Err(Error::NotWaiting { node, .. }) => assert_eq!(node, "review"),
+        other => panic!("{other:?}"),
+    }
+    let ticket = runner.resume("f").await.unwrap().into_state();
+    assert_eq!(ticket.outcome.as_deref(), Some("escalated"));
+    assert_eq!(DEFAULTS.load(Ordering::SeqCst), 2);
+}
 
 #[test]
 fn the_node_spec_says_the_deadline() {
