@@ -38,6 +38,12 @@
 //! (`output fraud`, `item assess`, in node-name order). Whether a join collects failures
 //! (`Result<O, Failure>`) and a map's `concurrency` are not structure and stay out.
 //!
+//! An interrupt node with a deadline (`#[node(interrupt, wait_ms = N)]`) adds a line
+//! `deadline review`, only to graphs that have one: its input parameter is `Option<I>` and a
+//! worker may run it without an input, which a graph without the deadline never does (and a
+//! worker of that graph must not claim a session whose deadline passed). The `Input` variant
+//! and its fingerprint stay those of `I`; the number of milliseconds is not structure.
+//!
 //! Node renames (`#[node(renamed_from = "review")]`) describe older graphs: the same texts with
 //! renamed nodes under their old names. Their hashes go into `ACCEPTED_GRAPHS` too.
 
@@ -254,6 +260,18 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
         lines.sort();
         lines.dedup();
     }
+    // Last, and only for nodes that have one: a node with `wait_ms` takes `Option<I>` and
+    // runs without its input, a change of the node's shape (its value is not: like
+    // `timeout_ms`, it may change freely). Every graph without one keeps its hash.
+    let mut deadlines: Vec<String> = graph
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.args.interrupt && node.args.wait_ms.is_some())
+        .map(|(i, _)| format!("deadline {}", names.of(i)))
+        .collect();
+    deadlines.sort();
+    deadlines.dedup();
 
     for line in nodes
         .iter()
@@ -262,6 +280,7 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
         .chain(&fan_outs)
         .chain(&joins)
         .chain(&maps)
+        .chain(&deadlines)
     {
         text.push_str(line);
         text.push('\n');
@@ -418,6 +437,48 @@ pub(crate) mod tests {
     }
 
     pub(crate) const PINNED_CHECKOUT_V2_TEXT_HASH: u64 = 0x12ba_e420_3155_f20d;
+
+    fn with_review(review: TokenStream) -> TokenStream {
+        quote! {
+            pub mod checkout {
+                use super::*;
+                edge!(START -> review);
+                edge!(review -> END);
+                #review
+            }
+        }
+    }
+
+    /// `wait_ms` adds a `deadline` line (its value does not enter the text); a graph without
+    /// one keeps its text, so every existing hash stays.
+    #[test]
+    fn a_deadline_adds_a_line_and_its_value_does_not() {
+        let plain = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt)]
+                async fn review(o: &mut Order, d: Approval) {}
+            )),
+        );
+        let day = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt, wait_ms = 86_400_000)]
+                async fn review(o: &mut Order, d: Option<Approval>) {}
+            )),
+        );
+        let hour = v2_of(
+            quote!(state = Order),
+            with_review(quote!(
+                #[node(interrupt, wait_ms = 3_600_000)]
+                async fn review(o: &mut Order, d: Option<Approval>) {}
+            )),
+        );
+        assert!(!plain.1.contains("deadline"), "{}", plain.1);
+        assert_eq!(day.1, format!("{}deadline review\n", plain.1));
+        assert_ne!(day.0, plain.0);
+        assert_eq!(day, hour);
+    }
 
     #[test]
     fn v2_ignores_how_types_are_spelled() {

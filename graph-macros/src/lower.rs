@@ -379,4 +379,27 @@ mod tests {
             assert_eq!(plan.regions[1].map_concurrency, Some(0));
         });
     }
+
+    #[test]
+    fn an_interrupt_with_a_deadline_lowers_to_its_plain_input() {
+        let item = quote! {
+            mod m {
+                edge!(START -> review);
+                edge!(review -> END);
+                #[node(interrupt, wait_ms = 60_000)]
+                async fn review(s: &mut Claim, d: Option<Decision>) {}
+            }
+        };
+        with_plan(item, |plan| {
+            let interrupts = plan.interrupts();
+            assert_eq!(interrupts.len(), 1);
+            assert_eq!(crate::parse::tokens_to_string(interrupts[0].1), "Decision");
+            let task = &plan.tasks[0];
+            assert_eq!(
+                task.node.args.wait_ms.as_ref().map(|(ms, _)| *ms),
+                Some(60_000)
+            );
+            assert!(!task.runs_freely);
+        });
+    }
 }

@@ -135,6 +135,10 @@ pub struct NodeSpec {
     /// The names this node had in older versions of the graph: a checkpoint saved at one of
     /// them resumes at this node.
     pub renamed_from: &'static [&'static str],
+    /// How long an interrupt node waits for its input before a
+    /// [`Worker`](crate::Worker) runs it with `None` (`#[node(interrupt, wait_ms = N)]`, whose
+    /// input parameter is `Option<I>`); `None`: it waits until its input comes.
+    pub wait_ms: Option<u64>,
 }
 
 impl NodeSpec {
@@ -150,6 +154,7 @@ impl NodeSpec {
             jitter: true,
             checkpoint: NodeCheckpoint::Policy,
             renamed_from: &[],
+            wait_ms: None,
         }
     }
 
@@ -199,6 +204,13 @@ impl NodeSpec {
     /// (`#[node(renamed_from = "…")]`).
     pub const fn renamed_from(mut self, names: &'static [&'static str]) -> Self {
         self.renamed_from = names;
+        self
+    }
+
+    /// Sets how long an interrupt node waits for its input before a worker runs it without
+    /// one (`#[node(interrupt, wait_ms = N)]`).
+    pub const fn wait_ms(mut self, wait_ms: u64) -> Self {
+        self.wait_ms = Some(wait_ms);
         self
     }
 }

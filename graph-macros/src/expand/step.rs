@@ -452,7 +452,24 @@ pub(super) fn node_arm<'c>(
         };
         #outcome
     };
-    if n.node.args.interrupt {
+    if n.node.args.interrupt && n.node.args.wait_ms.is_some() {
+        // A node with a deadline takes `Option<I>`: `Some` with its input, `None` when the
+        // runner runs it because the wait is over (only a worker does, after `wait_ms`).
+        quote! {
+            __GraphCursor::#variant => match #input {
+                ::core::option::Option::Some(Input::#variant(#input_value)) => {
+                    let #input_value = ::core::option::Option::Some(#input_value);
+                    #run
+                }
+                ::core::option::Option::None => {
+                    let #input_value = ::core::option::Option::None;
+                    #run
+                }
+                #[allow(unreachable_patterns)]
+                _ => #missing_input,
+            },
+        }
+    } else if n.node.args.interrupt {
         quote! {
             __GraphCursor::#variant => match #input {
                 ::core::option::Option::Some(Input::#variant(#input_value)) => { #run }

@@ -1360,3 +1360,134 @@ fn parallel_graph_rules() {
         }
     }
 }
+
+/// A graph whose interrupt node `review` has the given `#[node]` keys and input type.
+fn deadline_graph(node_args: TokenStream, input: TokenStream) -> TokenStream {
+    quote!(
+        mod m {
+            edge!(START -> review);
+            edge!(review -> END);
+            #[node(#node_args)]
+            async fn review(s: &mut S, d: #input) {}
+        }
+    )
+}
+
+#[test]
+fn wait_ms_keeps_the_plain_input_in_input_and_the_spec() {
+    let module = expand_module(
+        quote!(state = S),
+        deadline_graph(quote!(interrupt, wait_ms = 1_500), quote!(Option<Decision>)),
+    );
+    let Some(Item::Enum(input)) = find(&module, "Input") else {
+        panic!("no Input enum");
+    };
+    let fields = input.variants[0].fields.to_token_stream().to_string();
+    assert_eq!(fields, "(Decision)");
+    let text = module.to_token_stream().to_string();
+    assert!(text.contains(". wait_ms (1500u64)"), "{text}");
+    // Run with the input, or without it once the wait is over.
+    assert!(
+        text.contains(":: core :: option :: Option :: None => {"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wait_ms_mistakes() {
+    let errors_of = |node_args: TokenStream, input: TokenStream| {
+        errors(quote!(state = S), deadline_graph(node_args, input))
+    };
+    let not_interrupt = errors(
+        quote!(state = S),
+        quote!(
+            mod m {
+                edge!(START -> a);
+                edge!(a -> END);
+                #[node(wait_ms = 10)]
+                async fn a(s: &mut S) {}
+            }
+        ),
+    );
+    assert_eq!(not_interrupt.len(), 1, "{not_interrupt:?}");
+    assert!(
+        not_interrupt[0]
+            .contains("`a` is not an interrupt node: write `#[node(interrupt, wait_ms = N)]`"),
+        "{not_interrupt:?}"
+    );
+    let not_option = errors_of(quote!(interrupt, wait_ms = 10), quote!(Decision));
+    assert_eq!(not_option.len(), 1, "{not_option:?}");
+    assert!(
+        not_option[0].contains("take `Option<Decision>`"),
+        "{not_option:?}"
+    );
+    let no_deadline = errors_of(quote!(interrupt), quote!(Option<Decision>));
+    assert_eq!(no_deadline.len(), 1, "{no_deadline:?}");
+    assert!(
+        no_deadline[0].contains("add `wait_ms = N`")
+            && no_deadline[0].contains("or take `Decision`"),
+        "{no_deadline:?}"
+    );
+    // Zero is one error, not two (the `Option` input is not reported as well).
+    let zero = errors_of(quote!(interrupt, wait_ms = 0), quote!(Option<Decision>));
+    assert_eq!(zero.len(), 1, "{zero:?}");
+    assert!(zero[0].starts_with("`wait_ms = 0`"), "{zero:?}");
+    for bad in [
+        quote!(interrupt, wait_ms),
+        quote!(interrupt, wait_ms = "1s"),
+        quote!(interrupt, wait_ms = -1),
+    ] {
+        let errors = errors_of(bad.clone(), quote!(Option<Decision>));
+        assert!(
+            errors.iter().any(|e| e.contains("wait_ms")),
+            "{bad}: {errors:?}"
+        );
+    }
+    let reference = errors_of(quote!(interrupt, wait_ms = 10), quote!(Option<&str>));
+    assert!(reference[0].contains("not a reference"), "{reference:?}");
+    let misspelt = errors_of(
+        quote!(interrupt, deadline_ms = 10),
+        quote!(Option<Decision>),
+    );
+    assert!(
+        misspelt[0].contains("did you mean `wait_ms`?"),
+        "{misspelt:?}"
+    );
+    let duplicate = errors_of(
+        quote!(interrupt, wait_ms = 10, wait_ms = 20),
+        quote!(Option<Decision>),
+    );
+    assert!(
+        duplicate[0].contains("duplicate key `wait_ms`"),
+        "{duplicate:?}"
+    );
+}
+
+#[test]
+fn wait_ms_on_a_branch_is_not_supported_yet() {
+    let errors = errors(
+        quote!(state = S),
+        quote!(
+            mod m {
+                edge!(START -> a);
+                edge!(a -> b & c);
+                edge!(b & c -> j);
+                edge!(j -> END);
+                #[node]
+                async fn a(s: &mut S) {}
+                #[node]
+                async fn b(s: &S) -> u8 {
+                    1
+                }
+                #[node(interrupt, wait_ms = 5)]
+                async fn c(s: &S, d: Option<u8>) -> u8 {
+                    1
+                }
+                #[node]
+                async fn j(s: &mut S, b: u8, c: u8) {}
+            }
+        ),
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("is not supported yet"), "{errors:?}");
+}

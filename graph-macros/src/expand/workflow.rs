@@ -154,6 +154,9 @@ fn spec_fn(g: &Gen) -> TokenStream {
         if let Some(timeout_ms) = args.timeout_ms {
             spec.extend(quote!(.timeout_ms(#timeout_ms)));
         }
+        if let Some((wait_ms, _)) = args.wait_ms {
+            spec.extend(quote!(.wait_ms(#wait_ms)));
+        }
         if let Some(backoff_ms) = args.backoff_ms {
             spec.extend(quote!(.backoff_ms(#backoff_ms)));
         }

@@ -26,7 +26,8 @@ pub(crate) struct WorkflowArgs {
 const WORKFLOW_KEYS: [&str; 4] = ["state", "migrate_from", "accept_graphs", "crate"];
 
 /// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
-/// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N)]`.
+/// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N,
+/// wait_ms = W)]`.
 #[derive(Default)]
 pub(crate) struct NodeArgs {
     pub(crate) interrupt: bool,
@@ -41,6 +42,10 @@ pub(crate) struct NodeArgs {
     /// `concurrency = N`: at most `N` items of a map node run at once (checked by `check`:
     /// not 0, and only on a map node), with its literal.
     pub(crate) concurrency: Option<(u32, syn::LitInt, Ident)>,
+    /// `wait_ms = N`: an interrupt node whose input has not come within `N` ms runs with
+    /// `None` (checked by `parse::node`: only on an interrupt node taking `Option<I>`; and
+    /// by `check`: not on a branch), with its key for spans.
+    pub(crate) wait_ms: Option<(u64, Ident)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -51,7 +56,7 @@ pub(crate) enum CheckpointOverride {
 }
 
 /// The keys `#[node(…)]` accepts.
-const NODE_KEYS: [&str; 9] = [
+const NODE_KEYS: [&str; 10] = [
     "interrupt",
     "retry",
     "timeout_ms",
@@ -61,6 +66,7 @@ const NODE_KEYS: [&str; 9] = [
     "checkpoint",
     "renamed_from",
     "concurrency",
+    "wait_ms",
 ];
 
 /// Parses the arguments of `#[workflow(…)]`.
@@ -379,6 +385,28 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         ),
                     }
                 }
+                "wait_ms" => {
+                    let lit = value(input, key, "`wait_ms = 86_400_000`", |input| {
+                        input.parse::<syn::LitInt>()
+                    })?;
+                    match lit.base10_parse::<u64>() {
+                        Ok(ms) => {
+                            if ms == 0 {
+                                cx.error_spanned_by(
+                                    &lit,
+                                    "`wait_ms = 0` would run the node without its input at once; give how long it waits for its input, in milliseconds, e.g. `wait_ms = 86_400_000` (a day)",
+                                );
+                            }
+                            // Kept even when 0 (already an error), so the `Option<I>` input
+                            // is not reported as well.
+                            out.wait_ms = Some((ms, key.clone()));
+                        }
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`wait_ms` is a number of milliseconds that fits in `u64`, e.g. `wait_ms = 86_400_000`",
+                        ),
+                    }
+                }
                 "renamed_from" => {
                     let example =
                         "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
@@ -414,12 +442,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         "parallel" | "parallelism" | "max_concurrency" | "limit" => {
                             Some("concurrency")
                         }
+                        "wait" | "deadline" | "deadline_ms" | "wait_for" | "expires_ms" => {
+                            Some("wait_ms")
+                        }
                         _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"` or `concurrency = N`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N` or `wait_ms = W`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);

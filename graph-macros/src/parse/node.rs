@@ -53,12 +53,14 @@ pub(crate) struct NodeFn {
 }
 
 impl NodeFn {
-    /// The input type of an interrupt node.
+    /// The input type of an interrupt node: what `Input` holds for it. For a node with
+    /// `wait_ms`, whose parameter is `Option<I>`, that is `I`.
     pub(crate) fn input(&self) -> Option<&Type> {
-        self.params
-            .iter()
-            .find(|p| p.role == ParamRole::Input)
-            .map(|p| &p.ty)
+        let param = self.params.iter().find(|p| p.role == ParamRole::Input)?;
+        match self.args.wait_ms {
+            Some(_) => Some(option_inner(&param.ty).unwrap_or(&param.ty)),
+            None => Some(&param.ty),
+        }
     }
 
     /// The parameters after the state and `ctx` of a node that is not an interrupt node.
@@ -138,6 +140,15 @@ pub(crate) fn collected_type(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// `I` when `ty` reads `Option<I>` (any path to `Option`): the input of an interrupt node
+/// with `wait_ms`.
+pub(crate) fn option_inner(ty: &Type) -> Option<&Type> {
+    match last_segment(ty)? {
+        (ident, args) if ident == "Option" && args.len() == 1 => args.first().copied(),
+        _ => None,
+    }
+}
+
 /// `T` when `ty` reads `Vec<T>` (any path to `Vec`): a map's join takes its outputs so.
 pub(crate) fn vec_item_type(ty: &Type) -> Option<&Type> {
     match last_segment(ty)? {
@@ -213,6 +224,16 @@ pub(super) fn node_fn(
                 ),
             );
         }
+    }
+    if let Some((_, key)) = &args.wait_ms
+        && !args.interrupt
+    {
+        cx.error_spanned_by(
+            key,
+            format!(
+                "`wait_ms` is how long an interrupt node waits for its input, and `{name}` is not an interrupt node: write `#[node(interrupt, wait_ms = N)]`, or remove `wait_ms`"
+            ),
+        );
     }
     let params = node_signature(cx, func, &name, &args, state_hint);
     NodeFn {
@@ -397,11 +418,16 @@ fn node_signature(
                 ),
             );
             ok = false;
-        } else if let Some(problem) = input_type_problem(ty) {
+        } else if let Some(problem) =
+            input_type_problem(ty).or_else(|| option_inner(ty).and_then(input_type_problem))
+        {
             cx.error_spanned_by(
                 ty,
                 format!("the input of interrupt node `{name}` {problem}"),
             );
+            ok = false;
+        } else if let Some(problem) = deadline_problem(name, ty, args) {
+            cx.error_spanned_by(ty, problem);
             ok = false;
         } else {
             params.push(NodeParam {
@@ -446,6 +472,23 @@ fn input_type_problem(ty: &Type) -> Option<&'static str> {
         Type::Infer(_) => Some("must be written out"),
         Type::Paren(inner) => input_type_problem(&inner.elem),
         Type::Group(inner) => input_type_problem(&inner.elem),
+        _ => None,
+    }
+}
+
+/// Why `ty` cannot be the input of interrupt node `name` given its `wait_ms`: a node with
+/// `wait_ms` runs with `None` once the wait is over, so it takes `Option<I>`; one without
+/// never does, so an `Option` there would be a deadline that never comes.
+fn deadline_problem(name: &str, ty: &Type, args: &NodeArgs) -> Option<String> {
+    let written = tokens_to_string(ty);
+    match (args.wait_ms.as_ref(), option_inner(ty)) {
+        (Some((ms, _)), None) => Some(format!(
+            "interrupt node `{name}` has `wait_ms = {ms}`, so it also runs without its input once the wait is over: take `Option<{written}>` (`None` when no input came in time)"
+        )),
+        (None, Some(inner)) => Some(format!(
+            "interrupt node `{name}` takes `{written}` but has no deadline: add `wait_ms = N` to `#[node(interrupt)]` to run it with `None` once N ms pass without an input, or take `{}`",
+            tokens_to_string(inner)
+        )),
         _ => None,
     }
 }

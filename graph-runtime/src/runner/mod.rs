@@ -573,6 +573,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             failure: None,
             unsaved: Duration::ZERO,
             frontier: None,
+            deadline_passed: false,
         };
         self.drive(Box::new(position), control).await
     }
@@ -580,6 +581,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// Continues a session from its latest checkpoint: after a crash, a node error or a step
     /// limit. A completed session returns its `Completed` outcome again; a waiting one returns
     /// `Interrupted` again without running anything.
+    ///
+    /// That includes a session waiting at a node with a deadline
+    /// (`#[node(interrupt, wait_ms = N)]`), even once the deadline has passed: only a
+    /// [`Worker`](crate::Worker) runs such a node without its input, after the deadline (the
+    /// wait is recorded in the store as a durable wake-up on the database's clock, so a worker
+    /// started later still runs it). A session whose node a worker already began to run
+    /// without its input (and then crashed) is run on here, without the input again.
     pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
         self.resume_inner(session, self.control(None)).await
     }
@@ -605,32 +613,124 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 });
             }
         }
+        let spec = W::Exec::spec(cursor);
         match loaded.phase {
+            // A worker claimed a session waiting at a node with `wait_ms`: only its deadline
+            // can have made it runnable (an input given in time is recorded first and makes
+            // the checkpoint `Running`). The node runs without its input, once that attempt is
+            // recorded.
+            Phase::Waiting
+                if spec.interrupt
+                    && spec.wait_ms.is_some()
+                    && control.fence.is_some()
+                    && loaded.frontier.is_none() =>
+            {
+                match self
+                    .record_deadline(session, loaded, cursor, &control)
+                    .await
+                {
+                    Ok(position) => self.drive(Box::new(position), control).await,
+                    // An input was recorded between the load and this write: run with it.
+                    Err(Error::Conflict { .. }) => {
+                        let loaded = self.load_latest(session).await?;
+                        if loaded.phase == Phase::Completed {
+                            return Ok(Outcome::Completed(loaded.state));
+                        }
+                        let cursor = self.cursor(session, &loaded)?;
+                        if loaded.phase == Phase::Waiting {
+                            return Ok(Outcome::Interrupted {
+                                node: W::Exec::spec(cursor).name,
+                                state: loaded.state,
+                            });
+                        }
+                        let position = self.position(session, loaded, cursor);
+                        self.drive(Box::new(position), control).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             // Waiting at a node that is still an interrupt node: nothing to run without input.
             // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
-            Phase::Waiting if W::Exec::spec(cursor).interrupt => Ok(Outcome::Interrupted {
-                node: W::Exec::spec(cursor).name,
+            // An in-process `resume` never runs a node with `wait_ms` without its input, even
+            // past the deadline: only a worker does.
+            Phase::Waiting if spec.interrupt => Ok(Outcome::Interrupted {
+                node: spec.name,
                 state: loaded.state,
             }),
             _ => {
-                let position = Position {
-                    session: Session::stored(
-                        Arc::from(session),
-                        loaded.seq,
-                        loaded.chain,
-                        loaded.region,
-                    ),
-                    seq: loaded.seq,
-                    cursor,
-                    state: loaded.state,
-                    input: loaded.input,
-                    failure: loaded.failure,
-                    unsaved: Duration::ZERO,
-                    frontier: loaded.frontier,
-                };
+                let position = self.position(session, loaded, cursor);
                 self.drive(Box::new(position), control).await
             }
         }
+    }
+
+    /// Where a run goes on from a loaded checkpoint that is not waiting. A `Running`
+    /// checkpoint at a node with `wait_ms` and no input is the attempt a worker recorded when
+    /// the deadline passed (a crash interrupted it): the node runs without its input again.
+    fn position(&self, session: &str, loaded: Loaded<W>, cursor: Cursor<W>) -> Position<W> {
+        let spec = W::Exec::spec(cursor);
+        let deadline_passed = loaded.phase == Phase::Running
+            && loaded.input.is_none()
+            && loaded.frontier.is_none()
+            && spec.interrupt
+            && spec.wait_ms.is_some();
+        Position {
+            session: Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region),
+            seq: loaded.seq,
+            cursor,
+            state: loaded.state,
+            input: loaded.input,
+            failure: loaded.failure,
+            unsaved: Duration::ZERO,
+            frontier: loaded.frontier,
+            deadline_passed,
+        }
+    }
+
+    /// Records durably that the interrupt node at `cursor` runs without its input because
+    /// its wait is over: a `Running` checkpoint at the node with no input, as an input would
+    /// be recorded, so a crash re-runs it without its input rather than waiting again, and a
+    /// decision that comes later is [`Error::NotWaiting`].
+    async fn record_deadline(
+        &self,
+        session: &str,
+        loaded: Loaded<W>,
+        cursor: Cursor<W>,
+        control: &Control,
+    ) -> Result<Position<W>> {
+        let name = W::Exec::spec(cursor).name;
+        let mut writer =
+            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let seq = loaded.seq + 1;
+        let recorded = writer.encode::<W>(
+            self.config.retention,
+            seq,
+            Phase::Running,
+            Cow::Borrowed(name),
+            &loaded.state,
+            None,
+            loaded.failure.as_ref(),
+            None,
+        )?;
+        writer
+            .append(&self.shared.store, self.config.retention, recorded, control)
+            .await?;
+        tracing::debug!(
+            session,
+            node = name,
+            "the wait is over: runs without its input"
+        );
+        Ok(Position {
+            session: writer,
+            seq,
+            cursor,
+            state: loaded.state,
+            input: None,
+            failure: loaded.failure,
+            unsaved: Duration::ZERO,
+            frontier: None,
+            deadline_passed: true,
+        })
     }
 
     /// Gives a waiting session its decision and runs on.
@@ -645,6 +745,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// (declaration order), or goes on to the join once none does. A branch that does not
     /// wait (answered already, or not in the region) is [`Error::NotWaiting`], whose message
     /// lists the branches that do.
+    ///
+    /// At a node with a deadline (`#[node(interrupt, wait_ms = N)]`), an input given before a
+    /// worker ran the node without one wins, and the deadline is cleared: the node runs here
+    /// with `Some(input)`. Once a worker has begun to run it without its input (the deadline
+    /// passed), the input is [`Error::NotWaiting`].
     pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
         self.resume_with_inner(session, input, self.control(None))
             .await
@@ -689,6 +794,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 actual,
             });
         }
+        let id = session;
         let mut session =
             Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let seq = loaded.seq + 1;
@@ -702,9 +808,37 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             None,
         )?;
-        session
+        let deadline = W::Exec::spec(target).wait_ms.is_some();
+        if deadline && control.wake.is_none() {
+            // Answered in-process before the deadline: it runs here, so no worker may take
+            // the session when the deadline passes.
+            session.wake_next(Wake::Never);
+        }
+        match session
             .append(&self.shared.store, self.config.retention, recorded, control)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // A worker whose claim came with the deadline wrote first: it runs the node
+            // without this input.
+            Err(Error::Conflict { .. }) if deadline => {
+                let latest = self.load_latest(id).await?;
+                let actual = match latest.phase {
+                    Phase::Waiting => format!("it waits at `{}`", latest.node),
+                    Phase::Running => format!(
+                        "it is running at `{}`: its wait was over, and it runs without the input",
+                        latest.node
+                    ),
+                    Phase::Completed => "it has completed".to_owned(),
+                };
+                return Err(Error::NotWaiting {
+                    session: id.to_owned(),
+                    node: target_name,
+                    actual,
+                });
+            }
+            Err(e) => return Err(e),
+        }
         Ok(Position {
             session,
             seq,
@@ -715,6 +849,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             failure: loaded.failure,
             unsaved: Duration::ZERO,
             frontier: None,
+            deadline_passed: false,
         })
     }
 
@@ -790,6 +925,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             failure: loaded.failure,
             unsaved: Duration::ZERO,
             frontier: Some(frontier),
+            deadline_passed: false,
         })
     }
 

@@ -42,6 +42,10 @@ pub(super) struct Position<W: Workflow> {
     /// While the cursor is the join of a parallel region: its branches. Always `None` in a
     /// graph without regions.
     pub(super) frontier: Option<Frontier>,
+    /// The cursor is an interrupt node with `wait_ms` whose wait is over: it runs without
+    /// its input (its parameter is `None`). Set only by a worker's run at the deadline, or by
+    /// a resume of the attempt it recorded; cleared once that node has run.
+    pub(super) deadline_passed: bool,
 }
 
 /// The frontier of a parallel region the run is in: one slot per branch (static fan-out,
@@ -540,7 +544,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         loop {
             let cursor = at.cursor;
             let spec = W::Exec::spec(cursor);
-            if spec.interrupt && at.input.is_none() {
+            if spec.interrupt
+                && at.input.is_none()
+                && !(at.deadline_passed && spec.wait_ms.is_some())
+            {
                 // Only reachable when a session was resumed at an interrupt node that had not
                 // been marked waiting (a forked or force-resumed checkpoint): mark it now.
                 self.wait_here(&mut at, spec.name, control).await?;
@@ -629,6 +636,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .await?
             };
             ctx.clear_failure();
+            at.deadline_passed = false;
             at.seq = seq;
             if let Some(started) = started {
                 at.unsaved += started.elapsed();

@@ -6,13 +6,13 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{Control, Retention};
 use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, Phase, RecordOf, delta};
 use crate::ctx::Failure;
 use crate::events::Event;
-use crate::execute::Slot;
+use crate::execute::{Execute, Slot};
 use crate::store::{Append, Checkpoint, Store, Wake};
 use crate::{Error, Result, Status, Workflow};
 
@@ -63,6 +63,17 @@ pub(super) struct Session {
     /// While the newest stored checkpoints are a parallel region's frontier and the branch
     /// records after it: where the next record applies.
     region: Option<RecordOf>,
+    /// What the next append says about workers whatever its call's control says: the
+    /// deadline of a wait at a node with `wait_ms` (see [`Session::encode`]), or the end of
+    /// one ([`Session::wake_next`]).
+    pending: Option<PendingWake>,
+}
+
+/// A wake-up the next append carries, with the workflow and graph hash a claim needs.
+#[derive(Debug, Clone, Copy)]
+struct PendingWake {
+    wake: Wake,
+    workflow: Option<(&'static str, u64)>,
 }
 
 impl Session {
@@ -73,6 +84,7 @@ impl Session {
             stored: None,
             chain: Chain::default(),
             region: None,
+            pending: None,
         }
     }
 
@@ -84,7 +96,17 @@ impl Session {
             stored: Some(seq),
             chain,
             region,
+            pending: None,
         }
+    }
+
+    /// Makes the next append set the session's wake time to `wake` (after
+    /// [`Session::encode`], which sets the wake-up of a deadline).
+    pub(super) fn wake_next(&mut self, wake: Wake) {
+        self.pending = Some(PendingWake {
+            wake,
+            workflow: None,
+        });
     }
 
     /// Whether a branch record can be appended: the newest stored checkpoints hold the frontier
@@ -125,6 +147,19 @@ impl Session {
         failure: Option<&Failure>,
         frontier: Option<(FrontierRef<'_>, Status)>,
     ) -> Result<Checkpoint> {
+        // A wait at an interrupt node with `wait_ms` (never in a parallel region: the macro
+        // refuses `wait_ms` on a branch) is a durable deadline: the append makes the session
+        // runnable once it passes, for any worker of this workflow and graph, even when the
+        // session was started in-process.
+        self.pending = match (phase, &frontier) {
+            (Phase::Waiting, None) => W::Exec::cursor_of(&node)
+                .and_then(|cursor| W::Exec::spec(cursor).wait_ms)
+                .map(|ms| PendingWake {
+                    wake: Wake::After(Duration::from_millis(ms)),
+                    workflow: Some((W::NAME, W::GRAPH_HASH)),
+                }),
+            _ => None,
+        };
         let (frontier, status) = match frontier {
             None => (None, phase.status(&node)),
             Some((frontier, status)) => (Some(frontier), status),
@@ -256,18 +291,20 @@ impl Session {
         if let Some(epoch) = control.fence {
             append = append.fence(epoch);
         }
-        // A checkpoint after which nothing is due (completed, waiting) says no worker is
-        // needed, however it was written: a session enqueued for workers but run to its end
-        // in-process must not stay runnable.
-        let wake = if settles {
-            Some(Wake::Never)
-        } else {
-            control.wake
+        let pending = self.pending.take();
+        let wake = match pending {
+            // A deadline, or the end of one, whoever writes.
+            Some(pending) => Some(pending.wake),
+            // A checkpoint after which nothing is due (completed, waiting) says no worker is
+            // needed, however it was written: a session enqueued for workers but run to its
+            // end in-process must not stay runnable.
+            None if settles => Some(Wake::Never),
+            None => control.wake,
         };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
-        if let Some((name, graph_hash)) = control.workflow {
+        if let Some((name, graph_hash)) = pending.and_then(|p| p.workflow).or(control.workflow) {
             append = append.workflow(name, graph_hash);
         }
         store.append(&self.id, append).await.map_err(|e| match e {
