@@ -1147,3 +1147,142 @@ async fn a_fan_out_of_eight_on_sqlite_writes_one_state_and_eight_small_records()
         "{total} bytes for a state of {state_size}: {region:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A crash between a region's last branch record and its waiting record
+
+/// A store whose appends of a waiting checkpoint fail, as if the process died just before it:
+/// the last durable write is then the last branch record, which still says `Running`.
+#[derive(Clone, Default)]
+struct DiesBeforeWaiting(MemoryStore);
+
+impl Store for DiesBeforeWaiting {
+    async fn append(
+        &self,
+        session: &str,
+        append: graph_runtime::store::Append,
+    ) -> Result<(), Error> {
+        if matches!(append.checkpoint.status, Status::Waiting { .. }) {
+            return Err(Error::Store("the process died".into()));
+        }
+        self.0.append(session, append).await
+    }
+    async fn latest(
+        &self,
+        session: &str,
+    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
+        self.0.latest(session).await
+    }
+    async fn get(
+        &self,
+        session: &str,
+        seq: u64,
+    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
+        self.0.get(session, seq).await
+    }
+    async fn list(&self, session: &str) -> Result<Vec<graph_runtime::CheckpointInfo>, Error> {
+        self.0.list(session).await
+    }
+    async fn prune(&self, session: &str, keep_last: u64) -> Result<u64, Error> {
+        self.0.prune(session, keep_last).await
+    }
+    async fn delete(&self, session: &str) -> Result<bool, Error> {
+        self.0.delete(session).await
+    }
+    async fn sessions(&self) -> Result<Vec<String>, Error> {
+        self.0.sessions().await
+    }
+    async fn claim(
+        &self,
+        claim: &graph_runtime::Claim,
+    ) -> Result<Vec<graph_runtime::Lease>, Error> {
+        self.0.claim(claim).await
+    }
+    async fn renew(
+        &self,
+        lease: &graph_runtime::Lease,
+        ttl: Duration,
+    ) -> Result<graph_runtime::Lease, Error> {
+        self.0.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &graph_runtime::Lease) -> Result<bool, Error> {
+        self.0.release(lease).await
+    }
+    async fn wait_for_work(&self, timeout: Duration) {
+        self.0.wait_for_work(timeout).await
+    }
+}
+
+/// When a region's last running branch finishes while interrupt branches wait, the run saves
+/// the branch's record (`Running`), then a waiting record. After a crash between the two,
+/// `resume` runs nothing and returns `Interrupted`; it must also save the wait, so that the
+/// snapshot says the session waits and the chain is the one a run without the crash writes
+/// (the sequence numbers, and so later idempotency keys, do not shift). Found by the SIGKILL
+/// test of tests/crash.rs.
+#[tokio::test]
+async fn a_crash_before_the_waiting_record_still_shows_the_session_waiting() {
+    let (id, p) = new_probe();
+    let store = DiesBeforeWaiting::default();
+    let runner = Runner::new(asks::Workflow, store.clone());
+    let start = Ask {
+        probe: id,
+        ..Ask::default()
+    };
+    let err = runner.start("w", start).await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    // Another process finds the session after the crash.
+    let after = Runner::new(asks::Workflow, store.0.clone());
+    let out = after.resume("w").await.unwrap();
+    assert!(
+        matches!(out, Outcome::Interrupted { node: "ask1", .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        p.calls("work", None),
+        1,
+        "the finished branch did not run again"
+    );
+    let snap = after.state("w").await.unwrap().unwrap();
+    assert_eq!(snap.waiting, ["ask1", "ask2"], "{snap:?}");
+    assert_eq!(
+        snap.status,
+        Status::Waiting {
+            node: "ask1".into()
+        }
+    );
+    // The same chain as without the crash: the opening, `work`'s record, the wait.
+    let history = after.history("w").await.unwrap();
+    assert_gapless(&history);
+    let reference = Runner::new(asks::Workflow, MemoryStore::new());
+    let (id, _) = new_probe();
+    let start = Ask {
+        probe: id,
+        ..Ask::default()
+    };
+    reference.start("w", start).await.unwrap();
+    let want: Vec<_> = reference
+        .history("w")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c.node, c.status))
+        .collect();
+    let got: Vec<_> = history
+        .into_iter()
+        .map(|c| (c.seq, c.node, c.status))
+        .collect();
+    assert_eq!(got, want);
+    // And it is answered as usual.
+    after
+        .resume_with("w", asks::Input::Ask1("one".into()))
+        .await
+        .unwrap();
+    let out = after
+        .resume_with("w", asks::Input::Ask2("two".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, Outcome::Interrupted { node: "review", .. }),
+        "{out:?}"
+    );
+}
