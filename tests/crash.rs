@@ -255,6 +255,12 @@ fn verify_fan(dir: &Path) -> usize {
     {
         *runs_per_key.entry(line.to_owned()).or_default() += 1;
     }
+    assert!(
+        fan_workflow::marker(dir).exists(),
+        "the child did not run the parallel workflow: is {} a crash-child built from another \
+         checkout sharing the target directory?",
+        env!("CARGO_BIN_EXE_crash-child")
+    );
     let mut lost = 0;
     for i in 0..SESSIONS {
         let id = session(i);

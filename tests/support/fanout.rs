@@ -62,6 +62,12 @@ pub struct Out {
     pub answer: Option<String>,
 }
 
+/// Written by a child that runs this workflow: a crash-child binary built from an older
+/// checkout (one sharing the target directory) runs only the tally workflow.
+pub fn marker(dir: &Path) -> PathBuf {
+    dir.join("parallel-child")
+}
+
 pub fn side_log(dir: &Path) -> PathBuf {
     dir.join("side-effects.log")
 }
@@ -213,6 +219,7 @@ pub async fn drive<S: graph_runtime::store::Store>(
 
 /// The child: drives every session to its end.
 pub async fn child(dir: &Path) -> Result<(), Error> {
+    std::fs::write(marker(dir), PARALLEL).expect("marker");
     let store = SqliteStore::open(dir.join("crash.db"))?;
     let runner = Runner::new(fan::Workflow, store);
     let mut tasks = Vec::new();
