@@ -8,13 +8,25 @@
 //! grows each step, so most checkpoints are deltas: every kept one must read back through its
 //! chain.
 //!
-//! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50.
+//! The same, with parallel branches (`support/fanout.rs`): sessions that fan out to two
+//! working branches and two interrupt branches (answered by whichever child finds them
+//! waiting), join them and map over items, three rounds each. Final states must equal a
+//! crash-free run's, every chain must be gapless, every branch output the joins received must
+//! have had its side effect, and every branch key must have run exactly as often as the
+//! ordinal of its kept run: the runs before it were lost to kills, none came after it.
+//!
+//! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50 (in each of
+//! the two kill tests).
 
 #[path = "support/tally.rs"]
 #[allow(dead_code)] // `child` is the child binary's
 mod tally_workflow;
 
-use std::collections::BTreeSet;
+#[path = "support/fanout.rs"]
+#[allow(dead_code)] // `child` is the child binary's
+mod fan_workflow;
+
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,8 +37,12 @@ use graph_runtime::store::Store as _;
 
 use tally_workflow::{CHILD_ENV, SESSIONS, Tally, declined, drive, session, side_log, tally};
 
-fn spawn_child(dir: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_crash-child"))
+fn spawn_child(dir: &Path, parallel: bool) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crash-child"));
+    if parallel {
+        command.env(fan_workflow::MODE_ENV, fan_workflow::PARALLEL);
+    }
+    command
         .env(CHILD_ENV, dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -54,17 +70,23 @@ fn expected(id: &str, declined: bool) -> Tally {
     tally
 }
 
-#[test]
-fn sigkill_at_random_instants_loses_and_forks_nothing() {
-    let kills: usize = std::env::var("CRASH_KILLS")
+fn kills() -> usize {
+    std::env::var("CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(50)
+}
+
+/// Kills children at random instants, `kills()` times, each resuming the last one's work;
+/// `verify` checks a directory whose work is all done (a child that finished before its kill,
+/// and the last child). Returns how many kills landed and how many children finished first.
+fn kill_at_random(parallel: bool, mut verify: impl FnMut(&Path)) -> (usize, usize) {
+    let kills = kills();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut killed = 0;
     let mut finished_early = 0;
     while killed < kills {
-        let mut child = spawn_child(dir.path());
+        let mut child = spawn_child(dir.path(), parallel);
         std::thread::sleep(Duration::from_micros(fastrand::u64(2_000..40_000)));
         if child.try_wait().expect("child status").is_some() {
             // It finished before the kill: everything is done; start over on a new file so
@@ -84,9 +106,17 @@ fn sigkill_at_random_instants_loses_and_forks_nothing() {
         killed += 1;
     }
     // A last child runs everything to completion.
-    let status = spawn_child(dir.path()).wait().expect("last child");
+    let status = spawn_child(dir.path(), parallel)
+        .wait()
+        .expect("last child");
     assert!(status.success(), "the resuming child failed: {status}");
     verify(dir.path());
+    (killed, finished_early)
+}
+
+#[test]
+fn sigkill_at_random_instants_loses_and_forks_nothing() {
+    let (killed, finished_early) = kill_at_random(false, verify);
     eprintln!("{killed} kills, {finished_early} runs that finished before their kill");
 }
 
@@ -159,11 +189,139 @@ fn verify(dir: &Path) {
         deltas > 0,
         "no incremental checkpoint was written: the test covers none"
     );
+    integrity_check(dir);
+}
+
+fn integrity_check(dir: &Path) {
     let conn = rusqlite::Connection::open(dir.join("crash.db")).expect("open for check");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity_check");
     assert_eq!(integrity, "ok");
+}
+
+/// What a parallel session ends as without any crash, renamed to session `id`, with
+/// [`Fan::runs`](fan_workflow::Fan) left out (it differs by design).
+fn fan_expected(id: &str) -> fan_workflow::Fan {
+    static REFERENCE: std::sync::OnceLock<fan_workflow::Fan> = std::sync::OnceLock::new();
+    let reference = REFERENCE.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let runner = Runner::new(fan_workflow::fan::Workflow, MemoryStore::new());
+        let fan = rt
+            .block_on(fan_workflow::drive(&runner, "reference"))
+            .expect("reference run");
+        assert!(fan.runs.iter().all(|(_, ordinal)| *ordinal == 1));
+        fan
+    });
+    let mut fan = reference.clone();
+    for key in &mut fan.keys {
+        *key = key.replacen("reference", id, 1);
+    }
+    fan.runs.clear();
+    fan
+}
+
+#[test]
+fn sigkill_in_parallel_regions_loses_and_repeats_no_recorded_branch() {
+    let mut reruns = 0;
+    let (killed, finished_early) = kill_at_random(true, |dir| reruns += verify_fan(dir));
+    eprintln!(
+        "parallel: {killed} kills, {finished_early} runs that finished before their kill, \
+         {reruns} branch runs lost to kills and re-run"
+    );
+    assert!(
+        reruns > 0,
+        "no kill landed inside a branch: the test covered no re-run"
+    );
+}
+
+/// Checks a directory whose parallel sessions all completed; returns how many branch runs
+/// were lost to kills (and re-run).
+fn verify_fan(dir: &Path) -> usize {
+    use fan_workflow::{Fan, SESSIONS, fan, session, side_log};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let store = SqliteStore::open(dir.join("crash.db")).expect("reopen");
+    let runner = Runner::new(fan::Workflow, store);
+    let mut runs_per_key: HashMap<String, u32> = HashMap::new();
+    for line in std::fs::read_to_string(side_log(dir))
+        .unwrap_or_default()
+        .lines()
+    {
+        *runs_per_key.entry(line.to_owned()).or_default() += 1;
+    }
+    assert!(
+        fan_workflow::marker(dir).exists(),
+        "the child did not run the parallel workflow: is {} a crash-child built from another \
+         checkout sharing the target directory?",
+        env!("CARGO_BIN_EXE_crash-child")
+    );
+    let mut lost = 0;
+    for i in 0..SESSIONS {
+        let id = session(i);
+        let snap = rt
+            .block_on(runner.state(&id))
+            .expect("state")
+            .expect("session exists");
+        assert_eq!(snap.status, Status::Completed, "{id}");
+        // Same state as without crashes (but for the run ordinals).
+        let got = Fan {
+            runs: Vec::new(),
+            ..snap.state.clone()
+        };
+        assert_eq!(got, fan_expected(&id), "{id}");
+        // Every output the joins received: its side effect happened, as often as its kept
+        // run's ordinal says (every run before it lost to a kill before its record was
+        // saved), and never again after it.
+        assert_eq!(snap.state.runs.len(), snap.state.keys.len(), "{id}");
+        for (key, ordinal) in &snap.state.runs {
+            let runs = runs_per_key.get(key).copied().unwrap_or(0);
+            assert!(runs > 0, "{id}: the side effect of {key} never happened");
+            assert_eq!(
+                runs, *ordinal,
+                "{id}: {key} ran {runs} times, its kept output came from run {ordinal}"
+            );
+            lost += (runs - 1) as usize;
+        }
+        // One gapless chain, every checkpoint and branch record of which reads back.
+        let seqs: Vec<u64> = rt
+            .block_on(runner.history(&id))
+            .expect("history")
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "{id}: sequence numbers"
+        );
+        for &seq in &seqs {
+            let at = rt
+                .block_on(runner.state_at(&id, seq))
+                .unwrap_or_else(|e| panic!("{id}@{seq}: {e}"))
+                .expect("kept");
+            assert!(
+                at.state.round <= fan_workflow::ROUNDS,
+                "{id}@{seq}: round {}",
+                at.state.round
+            );
+        }
+    }
+    // Every key that ran is one the joins received: a re-run after a crash has the key of
+    // the run it repeats (no run under another sequence number, no forked region).
+    let kept: BTreeSet<String> = (0..SESSIONS)
+        .flat_map(|i| fan_expected(&session(i)).keys)
+        .collect();
+    for key in runs_per_key.keys() {
+        assert!(kept.contains(key), "{key} ran but no join received it");
+    }
+    integrity_check(dir);
+    lost
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -607,6 +607,25 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .iter()
                 .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
+                let status = scheduler::region_status::<W>(Phase::Waiting, cursor, &frontier.slots);
+                let mut writer =
+                    Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+                // A crash between the region's last branch record and its waiting record
+                // left it `Running`: save the wait the run would have saved (the same record,
+                // so the chain is as without the crash, and the snapshot says it waits).
+                if loaded.phase == Phase::Running && writer.has_region() {
+                    let name = W::Exec::spec(cursor).name;
+                    let record = writer.encode_record::<W>(
+                        loaded.seq + 1,
+                        Phase::Waiting,
+                        name,
+                        status,
+                        &[],
+                    )?;
+                    writer
+                        .append(&self.shared.store, self.config.retention, record, &control)
+                        .await?;
+                }
                 return Ok(Outcome::Interrupted {
                     node,
                     state: loaded.state,
