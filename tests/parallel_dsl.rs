@@ -3,134 +3,18 @@
 //! join), its generated items, its hash and diagram, and the generated `region` and `join`
 //! called directly through the hidden `Execute` trait.
 
-use std::fmt;
-
 use graph_runtime::__private::{Execute, Outputs, Region, RegionKind, Slot};
 use graph_runtime::Workflow as _;
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct Claim {
-    pub amount_cents: u64,
-    pub fraud_score: u32,
-    pub covered: bool,
-    pub note: String,
-    pub approved: bool,
-    pub assessed_cents: u64,
-}
+/// The claims graph of the trybuild pass case `tests/ui/pass/parallel.rs`, compiled once more
+/// here to be called (its `main` is that case's own check).
+#[path = "ui/pass/parallel.rs"]
+#[allow(dead_code)]
+mod claims_case;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct FraudScore(pub u32);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct Coverage {
-    pub covered: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct AdjusterNote {
-    pub text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct LineItem {
-    pub cents: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
-pub struct Assessed {
-    pub cents: u64,
-}
-
-#[derive(Debug)]
-pub struct ApiError;
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("api down")
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-#[workflow(state = Claim)]
-pub mod claims {
-    use super::*;
-
-    edge!(START -> intake);
-    edge!(intake -> fraud & coverage & adjuster);
-    edge!(fraud & coverage & adjuster -> decide);
-    edge!(decide -> plan | END);
-    edge!(plan -> each assess);
-    edge!(assess -> total);
-    edge!(total -> END);
-
-    #[node]
-    pub async fn intake(c: &mut Claim) {
-        c.note.clear();
-    }
-
-    #[node(retry = 3)]
-    pub async fn fraud(c: &Claim, ctx: &NodeCtx) -> Result<FraudScore, ApiError> {
-        let _ = ctx;
-        Ok(FraudScore(u32::from(c.amount_cents > 100_000) * 90))
-    }
-
-    #[node]
-    pub async fn coverage(c: &Claim) -> Coverage {
-        Coverage {
-            covered: c.amount_cents < 1_000_000,
-        }
-    }
-
-    #[node(interrupt)]
-    pub async fn adjuster(c: &Claim, note: AdjusterNote) -> AdjusterNote {
-        let _ = c;
-        note
-    }
-
-    #[node]
-    pub async fn decide(
-        c: &mut Claim,
-        fraud: FraudScore,
-        coverage: Coverage,
-        adjuster: AdjusterNote,
-    ) -> decide::Next {
-        c.fraud_score = fraud.0;
-        c.covered = coverage.covered;
-        c.note = adjuster.text;
-        c.approved = c.covered && c.fraud_score < 50;
-        if c.approved {
-            decide::Next::Plan
-        } else {
-            decide::Next::End
-        }
-    }
-
-    #[node]
-    pub async fn plan(c: &mut Claim) -> Vec<LineItem> {
-        vec![
-            LineItem {
-                cents: c.amount_cents / 2,
-            },
-            LineItem {
-                cents: c.amount_cents - c.amount_cents / 2,
-            },
-        ]
-    }
-
-    #[node(concurrency = 8)]
-    pub async fn assess(c: &Claim, item: LineItem) -> Result<Assessed, ApiError> {
-        let _ = c;
-        Ok(Assessed { cents: item.cents })
-    }
-
-    #[node]
-    pub async fn total(c: &mut Claim, assess: Vec<Assessed>) {
-        c.assessed_cents = assess.iter().map(|a| a.cents).sum();
-    }
-}
+use claims_case::*;
 
 type Exec = <claims::Workflow as graph_runtime::Workflow>::Exec;
 type Cursor = <Exec as Execute<claims::Workflow>>::Cursor;

@@ -185,6 +185,8 @@ fn main() {
     use graph_runtime::Workflow as _;
     assert_eq!(claims::Workflow::NAME, "claims");
     assert_eq!(collecting::NODES.len(), 7);
-    let _ = claims::Input::Adjuster(AdjusterNote { text: String::new() });
+    let _ = claims::Input::Adjuster(AdjusterNote {
+        text: String::new(),
+    });
     assert_ne!(claims::GRAPH_HASH, collecting::GRAPH_HASH);
 }
