@@ -131,7 +131,15 @@
 //! [`MemoryStore`] for tests and ephemeral runs; [`SqliteStore`] (feature `sqlite`, on by
 //! default) for durable runs in one file shared by the processes of one host. Both keep the same
 //! checksummed envelope around a bincode body; see [`store`]. `PostgresStore` (feature
-//! `postgres`) keeps them in PostgreSQL, for workers on many machines.
+//! `postgres`; TLS with `postgres-tls`) keeps them in PostgreSQL, for workers on many machines.
+//!
+//! # Workers
+//!
+//! [`Runner::enqueue`] and [`Runner::enqueue_input`] hand sessions to [`Worker`]s: processes
+//! that share one store, claim runnable sessions with a lease, and write every checkpoint
+//! fenced by the lease's epoch, so a worker that was paused past its lease can never write
+//! again. `#[node(interrupt, wait_ms = N)]` gives an interrupt a durable deadline that a worker
+//! honours by running the node with `None`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
