@@ -152,7 +152,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 // ---------------------------------------------------------------------------------------------
-// The claims graph of DESIGN §9
+// The claims graph of the README's "Parallel branches"
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Claim {

@@ -720,12 +720,12 @@ pub(crate) mod tests {
                 edge!(assess -> total);
                 edge!(total -> END);
                 #[node] async fn intake(c: &mut Claim) {}
-                #[node(retry = 3)] async fn fraud(c: &Claim, ctx: &NodeCtx) -> Result<FraudScore, ApiError> { todo!() }
-                #[node] async fn coverage(c: &Claim) -> Coverage { todo!() }
+                #[node(retry = 3)] async fn fraud(c: &Claim, ctx: &NodeCtx) -> Result<FraudScore, ApiError> { unreachable!() }
+                #[node] async fn coverage(c: &Claim) -> Coverage { unreachable!() }
                 #[node(interrupt)] async fn adjuster(c: &Claim, note: AdjusterNote) -> AdjusterNote { note }
-                #[node] async fn decide(c: &mut Claim, fraud: FraudScore, coverage: Coverage, adjuster: AdjusterNote) -> decide::Next { todo!() }
-                #[node] async fn plan(c: &mut Claim) -> Vec<LineItem> { todo!() }
-                #[node(concurrency = 8)] async fn assess(c: &Claim, item: LineItem) -> Result<Assessed, ApiError> { todo!() }
+                #[node] async fn decide(c: &mut Claim, fraud: FraudScore, coverage: Coverage, adjuster: AdjusterNote) -> decide::Next { unreachable!() }
+                #[node] async fn plan(c: &mut Claim) -> Vec<LineItem> { unreachable!() }
+                #[node(concurrency = 8)] async fn assess(c: &Claim, item: LineItem) -> Result<Assessed, ApiError> { unreachable!() }
                 #[node] async fn total(c: &mut Claim, assess: Vec<Assessed>) {}
             }
         }

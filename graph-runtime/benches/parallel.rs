@@ -1,4 +1,4 @@
-//! W5 of DESIGN §13: `a -> b1 & … & b8`, a join `j` that sums the outputs, `j -> a | END`,
+//! W5 of the README's performance table: `a -> b1 & … & b8`, a join `j` that sums the outputs, `j -> a | END`,
 //! 500 rounds, MemoryStore, `EveryStep`, `Retention::KeepLast(1)`; against a hand-written loop
 //! that awaits the same 8 futures with `futures_util::future::join_all` and saves the state
 //! with bincode into a `Mutex<HashMap>` once per round. Prints the median time per round of
