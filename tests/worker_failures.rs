@@ -5,9 +5,8 @@
 //! cancel the running node, sessions that need no work and runs that fail, which must not be
 //! claimed in a loop.
 //!
-//! The worker processes are this test binary re-executed (the ignored test
-//! `worker_child_process`, see `tests/support/worker_child.rs`), with 1 s leases and a
-//! 100 ms poll. `WORKER_KILLS=200 cargo test --test worker_failures` kills more than the
+//! The worker processes are the `worker-child` binary (`tests/support/worker_child_bin.rs`,
+//! sharing `tests/support/worker_child.rs` with this file), with 1 s leases and a 100 ms poll. `WORKER_KILLS=200 cargo test --test worker_failures` kills more than the
 //! default 20 times per store.
 
 #[path = "support/postgres.rs"]
@@ -30,16 +29,6 @@ use tokio::time::Instant;
 
 use worker_child::{CHILD_CONCURRENCY, CHILD_OWNER, CHILD_STORE, Job, Reporting, decision, jobs};
 
-/// The child process: a worker over the store in `$GRAPH_RUNTIME_WORKER_CHILD_STORE`, until it
-/// is killed. Not a test: the tests below start it (`--ignored --exact`).
-#[test]
-#[ignore = "the worker process the failure tests start; it runs until killed"]
-fn worker_child_process() {
-    if let Ok(spec) = std::env::var(CHILD_STORE) {
-        worker_child::child_main(&spec);
-    }
-}
-
 /// A worker process, killed (SIGKILL) when dropped; its stdout lines are collected.
 struct ChildWorker {
     process: std::process::Child,
@@ -48,14 +37,7 @@ struct ChildWorker {
 
 impl ChildWorker {
     fn spawn(spec: &str, owner: &str, concurrency: usize) -> ChildWorker {
-        let mut process = Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "worker_child_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-            ])
-            .args(["--test-threads=1", "--quiet"])
+        let mut process = Command::new(env!("CARGO_BIN_EXE_worker-child"))
             .env(CHILD_STORE, spec)
             .env(CHILD_OWNER, owner)
             .env(CHILD_CONCURRENCY, concurrency.to_string())

@@ -1,8 +1,8 @@
 //! The worker process of `tests/worker_failures.rs`, and what the test and the child share: the
 //! workflow, a store that reports what it does on stdout, and the child's `main`.
 //!
-//! The test re-executes its own binary (the ignored test `worker_child_process`) with
-//! [`CHILD_STORE`] set; that child runs a [`Worker`] over the store until it is killed. Its
+//! The test starts the `worker-child` binary (`worker_child_bin.rs`) with [`CHILD_STORE`] set;
+//! that child runs a [`Worker`] over the store until it is killed. Its
 //! stdout carries one line per event the test looks for (`claimed`, `append`, `renew`), so that
 //! the test can tell a worker that was refused a write (`LeaseLost`) from one that wrote.
 #![allow(dead_code)] // the test and the child each use their own part
