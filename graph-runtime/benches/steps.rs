@@ -200,7 +200,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(11);
-    // `BENCH_CASES=w1` (or `w2`, `w7`) runs one case only, e.g. under a profiler.
+    // `BENCH_CASES=w1` (or `w2`, `w2-latest`, `w2-all`, `w7`) runs one case only, e.g. under
+    // a profiler.
     let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "w1,w2,w7".to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -213,7 +214,7 @@ fn main() {
         w1(&rt, runs);
     }
     if cases.contains("w2") {
-        w2(&rt, runs);
+        w2(&rt, runs, &cases);
     }
     if cases.contains("w7") {
         w7(&rt);
@@ -320,13 +321,17 @@ fn w1(rt: &tokio::runtime::Runtime, runs: usize) {
     report("W1 (no checkpoints)", ours, base, 1.5);
 }
 
-fn w2(rt: &tokio::runtime::Runtime, runs: usize) {
+fn w2(rt: &tokio::runtime::Runtime, runs: usize, cases: &str) {
     // W2: an in-memory checkpoint after every step, keeping only the latest one on both sides
     // (the fair comparison: keeping 100k checkpoints measures page faults), then every one.
     for (keep_all, label) in [
         (false, "W2 (memory checkpoint every step, latest kept)"),
         (true, "W2 (memory checkpoint every step, every one kept)"),
     ] {
+        // `BENCH_CASES=w2-latest` or `w2-all` runs one of the two.
+        if cases.contains(if keep_all { "w2-latest" } else { "w2-all" }) {
+            continue;
+        }
         let (ours, base) = compare(
             runs,
             |i| {

@@ -200,18 +200,39 @@ pub(crate) struct BodyKind {
     pub frontier: bool,
 }
 
+/// Whether an envelope is written with its checksum, or with four zero bytes in its place that
+/// [`write_checksum`] fills in later.
+///
+/// Only `MemoryStore` takes unsealed envelopes: it keeps them in the process's own memory,
+/// where a checksum protects nothing until the bytes leave it, and seals each one the first
+/// time it is read. Every other store gets sealed envelopes, so bytes at rest are always
+/// verifiable. A checksum costs about as much as the bincode encoding of the state itself, so
+/// this halves the cost of an in-memory checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seal {
+    /// The checksum is written now.
+    Now,
+    /// The checksum is left for the store to write.
+    Later,
+}
+
 /// Encodes a full checkpoint: the header, then `(state, pending input, failure)` and the
-/// frontier, if any, written straight into the envelope buffer (`capacity` is a hint: the
-/// previous size). Returns the envelope and where its body lies in it.
+/// frontier, if any, written straight into `buf` (emptied first; a recycled buffer, or a new
+/// one; `capacity` is a hint: the previous size). Returns the envelope and where its body
+/// lies in it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode<S: Serialize, I: Serialize>(
     header: &Header<'_>,
     state: &S,
     input: Option<&I>,
     failure: Option<&Failure>,
     frontier: Option<FrontierRef<'_>>,
+    mut buf: Vec<u8>,
     capacity: usize,
+    seal: Seal,
 ) -> Result<(Vec<u8>, std::ops::Range<usize>), Error> {
-    let mut buf = Vec::with_capacity(capacity.max(FIXED_HEADER_V2 + header.node.len() + 72));
+    buf.clear();
+    buf.reserve(capacity.max(FIXED_HEADER_V2 + header.node.len() + 72));
     let kind = BodyKind {
         input: input.is_some(),
         frontier: frontier.is_some(),
@@ -238,8 +259,7 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     }
     // Fits: checked against MAX_BODY_BYTES just above.
     buf[len_at..len_at + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
-    let crc = checksum(header.session, &buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
+    finish(header.session, &mut buf, seal);
     Ok((buf, len_at + 4..len_at + 4 + body_len))
 }
 
@@ -269,14 +289,17 @@ fn write_header(
     if record.is_some() {
         flags |= FLAG_RECORD;
     }
-    buf.extend_from_slice(&MAGIC);
-    buf.extend_from_slice(&[VERSION_3, CODEC_BINCODE2, header.phase.code(), flags]);
-    buf.extend_from_slice(&header.graph_hash.to_le_bytes());
-    buf.extend_from_slice(&header.seq.to_le_bytes());
-    buf.extend_from_slice(&header.state_schema.to_le_bytes());
+    // The fixed part is assembled on the stack and copied once.
     let input_schema = if has_input { header.input_schema } else { 0 };
-    buf.extend_from_slice(&input_schema.to_le_bytes());
-    buf.extend_from_slice(&node_len.to_le_bytes());
+    let mut fixed = [0u8; FIXED_HEADER_V2];
+    fixed[..4].copy_from_slice(&MAGIC);
+    fixed[4..8].copy_from_slice(&[VERSION_3, CODEC_BINCODE2, header.phase.code(), flags]);
+    fixed[8..16].copy_from_slice(&header.graph_hash.to_le_bytes());
+    fixed[16..24].copy_from_slice(&header.seq.to_le_bytes());
+    fixed[24..32].copy_from_slice(&header.state_schema.to_le_bytes());
+    fixed[32..40].copy_from_slice(&input_schema.to_le_bytes());
+    fixed[40..].copy_from_slice(&node_len.to_le_bytes());
+    buf.extend_from_slice(&fixed);
     buf.extend_from_slice(node);
     if let Some(delta) = delta {
         buf.extend_from_slice(&delta.base.to_le_bytes());
@@ -298,8 +321,9 @@ pub(crate) fn seal(
     kind: BodyKind,
     delta: Option<DeltaOf>,
     body: &[u8],
+    seal: Seal,
 ) -> Result<Vec<u8>, Error> {
-    seal_any(header, kind, delta, None, body)
+    seal_any(header, kind, delta, None, body, seal)
 }
 
 /// Wraps the slot changes of a branch record in a version-3 envelope (flag 8); `has_input`
@@ -309,6 +333,7 @@ pub(crate) fn seal_record(
     has_input: bool,
     record: RecordOf,
     changes: &[(u32, &Slot)],
+    seal: Seal,
 ) -> Result<Vec<u8>, Error> {
     let body = encode_value(changes).map_err(|reason| Error::Encode {
         session: header.session.to_owned(),
@@ -318,7 +343,7 @@ pub(crate) fn seal_record(
         input: has_input,
         frontier: false,
     };
-    seal_any(header, kind, None, Some(record), &body)
+    seal_any(header, kind, None, Some(record), &body, seal)
 }
 
 fn seal_any(
@@ -327,6 +352,7 @@ fn seal_any(
     delta: Option<DeltaOf>,
     record: Option<RecordOf>,
     body: &[u8],
+    seal: Seal,
 ) -> Result<Vec<u8>, Error> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::Encode {
@@ -343,9 +369,28 @@ fn seal_any(
     // Fits: checked against MAX_BODY_BYTES above.
     buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
     buf.extend_from_slice(body);
-    let crc = checksum(header.session, &buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
+    finish(header.session, &mut buf, seal);
     Ok(buf)
+}
+
+/// Appends the checksum of everything in `buf`, or its placeholder (see [`Seal`]).
+fn finish(session: &str, buf: &mut Vec<u8>, seal: Seal) {
+    let crc = match seal {
+        Seal::Now => checksum(session, buf),
+        Seal::Later => 0,
+    };
+    buf.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes the checksum of an envelope written with [`Seal::Later`] into its last four bytes
+/// (it binds `session`, as every checksum does). Bytes shorter than a checksum are left as
+/// they are: no envelope is that short, and opening them reports them as corrupt.
+pub(crate) fn write_checksum(session: &str, bytes: &mut [u8]) {
+    let Some(at) = bytes.len().checked_sub(4) else {
+        return;
+    };
+    let crc = checksum(session, &bytes[..at]);
+    bytes[at..].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn checksum(session: &str, bytes: &[u8]) -> u32 {
@@ -688,9 +733,18 @@ mod tests {
 
     fn sample(session: &str, seq: u64) -> Vec<u8> {
         let state = (7u64, "x".repeat(100));
-        encode(&header(session, seq), &state, None::<&u32>, None, None, 0)
-            .unwrap()
-            .0
+        encode(
+            &header(session, seq),
+            &state,
+            None::<&u32>,
+            None,
+            None,
+            Vec::new(),
+            0,
+            Seal::Now,
+        )
+        .unwrap()
+        .0
     }
 
     fn body_of<S: Serialize, I: Serialize>(state: &S, input: Option<&I>) -> Vec<u8> {
@@ -739,7 +793,17 @@ mod tests {
 
     #[test]
     fn a_recorded_input_carries_its_schema() {
-        let (bytes, range) = encode(&header("s", 1), &1u8, Some(&2u16), None, None, 0).unwrap();
+        let (bytes, range) = encode(
+            &header("s", 1),
+            &1u8,
+            Some(&2u16),
+            None,
+            None,
+            Vec::new(),
+            0,
+            Seal::Now,
+        )
+        .unwrap();
         assert_eq!(&bytes[range], body_of(&1u8, Some(&2u16)));
         let env = open("s", 1, &bytes).unwrap();
         assert_eq!(env.input_schema, Some(0x1a));
@@ -755,7 +819,14 @@ mod tests {
             body_len: 9,
             body_crc: 0xdead_beef,
         };
-        let bytes = seal(&header("s", 5), BodyKind::default(), Some(delta), b"delta").unwrap();
+        let bytes = seal(
+            &header("s", 5),
+            BodyKind::default(),
+            Some(delta),
+            b"delta",
+            Seal::Now,
+        )
+        .unwrap();
         let env = open("s", 5, &bytes).unwrap();
         assert_eq!(env.delta, Some(delta));
         assert_eq!(env.body, b"delta");
@@ -766,7 +837,14 @@ mod tests {
                 anchor,
                 ..delta
             };
-            let bytes = seal(&header("s", 5), BodyKind::default(), Some(bad), b"delta").unwrap();
+            let bytes = seal(
+                &header("s", 5),
+                BodyKind::default(),
+                Some(bad),
+                b"delta",
+                Seal::Now,
+            )
+            .unwrap();
             assert!(matches!(open("s", 5, &bytes), Err(Error::Corrupt { .. })));
         }
     }
@@ -822,8 +900,17 @@ mod tests {
             items: None,
             slots: &[Slot::Pending],
         };
-        let (with_frontier, _) =
-            encode(&header("s", 3), &1u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        let (with_frontier, _) = encode(
+            &header("s", 3),
+            &1u8,
+            None::<&u8>,
+            None,
+            Some(frontier),
+            Vec::new(),
+            0,
+            Seal::Now,
+        )
+        .unwrap();
         assert!(open("s", 3, &with_frontier).unwrap().frontier);
         let v2 = as_version("s", &with_frontier, VERSION_2);
         assert!(matches!(open("s", 3, &v2), Err(Error::Corrupt { .. })));
@@ -838,8 +925,17 @@ mod tests {
             items: Some(&items),
             slots: &slots,
         };
-        let (bytes, _) =
-            encode(&header("s", 5), &7u8, None::<&u8>, None, Some(frontier), 0).unwrap();
+        let (bytes, _) = encode(
+            &header("s", 5),
+            &7u8,
+            None::<&u8>,
+            None,
+            Some(frontier),
+            Vec::new(),
+            0,
+            Seal::Now,
+        )
+        .unwrap();
         let env = open("s", 5, &bytes).unwrap();
         let (state, read) = decode_prefix::<u8>(env.body).unwrap();
         let (input, failure, body) =
@@ -855,7 +951,7 @@ mod tests {
         );
         let of = RecordOf { base: 5, anchor: 2 };
         let done = Slot::Done(vec![1, 2, 3]);
-        let record = seal_record(&header("s", 6), false, of, &[(1, &done)]).unwrap();
+        let record = seal_record(&header("s", 6), false, of, &[(1, &done)], Seal::Now).unwrap();
         let env = open("s", 6, &record).unwrap();
         assert_eq!(
             (env.record, env.frontier, env.delta),
@@ -864,7 +960,14 @@ mod tests {
         assert_eq!(decode_record("s", 6, env.body).unwrap(), [(1, done)]);
         // A record that claims to extend itself or a later checkpoint is refused.
         for (base, anchor) in [(6, 2), (7, 2), (5, 6)] {
-            let bad = seal_record(&header("s", 6), false, RecordOf { base, anchor }, &[]).unwrap();
+            let bad = seal_record(
+                &header("s", 6),
+                false,
+                RecordOf { base, anchor },
+                &[],
+                Seal::Now,
+            )
+            .unwrap();
             assert!(matches!(open("s", 6, &bad), Err(Error::Corrupt { .. })));
         }
         // Every bit flip of a record is caught.
@@ -887,7 +990,14 @@ mod tests {
             body_crc: 7,
         };
         let body = body_of(&(7u64, "x".repeat(100)), None::<&u32>);
-        let with_delta = seal(&header("s", 3), BodyKind::default(), Some(delta), &body).unwrap();
+        let with_delta = seal(
+            &header("s", 3),
+            BodyKind::default(),
+            Some(delta),
+            &body,
+            Seal::Now,
+        )
+        .unwrap();
         for bytes in [sample("s", 3), with_delta] {
             for i in 0..bytes.len() * 8 {
                 let mut damaged = bytes.clone();

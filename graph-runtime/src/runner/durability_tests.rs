@@ -429,7 +429,14 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
         state_schema: V1,
         input_schema: 0,
     };
-    let bytes = checkpoint::seal(&header, checkpoint::BodyKind::default(), None, &body).unwrap();
+    let bytes = checkpoint::seal(
+        &header,
+        checkpoint::BodyKind::default(),
+        None,
+        &body,
+        checkpoint::Seal::Now,
+    )
+    .unwrap();
     store
         .append(
             "order-7",
@@ -505,6 +512,7 @@ async fn first_release_checkpoints_keep_opening() {
         created_at: std::time::SystemTime::now(),
         bytes,
         depends_on: None,
+        unsealed: false,
     };
     store
         .append("old", Append::new(None, saved, None))

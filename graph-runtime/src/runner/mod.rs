@@ -542,7 +542,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             Phase::Running
         };
-        let mut session = Session::new(Arc::from(session));
+        let mut session = Session::new::<S>(Arc::from(session));
         let name = Cow::Borrowed(spec.name);
         let first = session.encode::<W>(
             self.config.retention,
@@ -608,8 +608,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
                 let status = scheduler::region_status::<W>(Phase::Waiting, cursor, &frontier.slots);
-                let mut writer =
-                    Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+                let mut writer = Session::stored::<S>(
+                    Arc::from(session),
+                    loaded.seq,
+                    loaded.chain,
+                    loaded.region,
+                );
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
@@ -694,7 +698,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && spec.interrupt
             && spec.wait_ms.is_some();
         Position {
-            session: Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region),
+            session: Session::stored::<S>(
+                Arc::from(session),
+                loaded.seq,
+                loaded.chain,
+                loaded.region,
+            ),
             seq: loaded.seq,
             cursor,
             state: loaded.state,
@@ -719,7 +728,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ) -> Result<Position<W>> {
         let name = W::Exec::spec(cursor).name;
         let mut writer =
-            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let seq = loaded.seq + 1;
         let recorded = writer.encode::<W>(
             self.config.retention,
@@ -815,7 +824,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let id = session;
         let mut session =
-            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let seq = loaded.seq + 1;
         let recorded = session.encode::<W>(
             self.config.retention,
@@ -916,7 +925,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             });
         };
         let mut writer =
-            Session::stored(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let bytes = crate::execute::encode(&input).map_err(|e| Error::Encode {
             session: session.to_owned(),
             reason: e.to_string(),
@@ -985,7 +994,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             (Phase::Running, Wake::Now)
         };
-        let mut session = Session::new(Arc::from(session));
+        let mut session = Session::new::<S>(Arc::from(session));
         let first = session.encode::<W>(
             self.config.retention,
             0,
@@ -1129,7 +1138,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let loaded = self.decode(session, checkpoint).await?;
         // The copy is self-contained: a fork shares no delta chain with its origin.
-        let mut writer = Session::new(Arc::from(new_session));
+        let mut writer = Session::new::<S>(Arc::from(new_session));
         // A session stopped in a region: the frontier with every record applied, so the copy
         // needs none of the origin's records.
         let frontier = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {

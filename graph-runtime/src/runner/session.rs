@@ -4,16 +4,19 @@
 //! appends them, fenced by the lease epoch when a worker runs the session. Nothing else in the
 //! crate calls [`Store::append`].
 
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Control, Retention};
-use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, Phase, RecordOf, delta};
+use crate::checkpoint::{
+    self, BodyKind, DeltaOf, FrontierRef, Header, Phase, RecordOf, Seal, delta,
+};
 use crate::ctx::Failure;
 use crate::events::Event;
 use crate::execute::{Execute, Slot};
-use crate::store::{Append, Checkpoint, Store, Wake};
+use crate::store::{Append, Checkpoint, MemoryHandle, MemoryStore, Store, Wake};
 use crate::{Error, Result, Status, Workflow};
 
 /// Bodies smaller than this are always saved whole: a delta would save little, and keeping
@@ -50,6 +53,9 @@ pub(super) struct Chain {
     pub(super) len: u32,
     /// The size of the previous envelope: the next one's buffer capacity.
     pub(super) size_hint: usize,
+    /// A buffer to encode the next envelope into: the one of the checkpoint the last append
+    /// replaced, handed back by `MemoryStore` (an in-memory session reuses one buffer).
+    pub(super) spare: Option<Vec<u8>>,
 }
 
 /// The writer of one session: the only code that appends to the store.
@@ -67,6 +73,11 @@ pub(super) struct Session {
     /// deadline of a wait at a node with `wait_ms` (see [`Session::encode`]), or the end of
     /// one ([`Session::wake_next`]).
     pending: Option<PendingWake>,
+    /// Whether envelopes are written with their checksum: always, except for `MemoryStore`,
+    /// which writes it when a checkpoint is first read (see [`Seal`]).
+    seal: Seal,
+    /// The session in a `MemoryStore`, once appended to (unused with any other store).
+    memory: MemoryHandle,
 }
 
 /// A wake-up the next append carries, with the workflow and graph hash a claim needs.
@@ -77,26 +88,35 @@ struct PendingWake {
 }
 
 impl Session {
-    /// The writer of a session that is not in the store yet.
-    pub(super) fn new(id: Arc<str>) -> Self {
+    /// The writer of a session that is not in the store yet, for a store of type `S`.
+    pub(super) fn new<S: Store>(id: Arc<str>) -> Self {
         Session {
             id,
             stored: None,
             chain: Chain::default(),
             region: None,
             pending: None,
+            seal: seal_for::<S>(),
+            memory: MemoryHandle::default(),
         }
     }
 
     /// The writer of a stored session whose newest checkpoint is `seq`, with what loading it
     /// learnt about its chain and, if it stopped in a parallel region, where records apply.
-    pub(super) fn stored(id: Arc<str>, seq: u64, chain: Chain, region: Option<RecordOf>) -> Self {
+    pub(super) fn stored<S: Store>(
+        id: Arc<str>,
+        seq: u64,
+        chain: Chain,
+        region: Option<RecordOf>,
+    ) -> Self {
         Session {
             id,
             stored: Some(seq),
             chain,
             region,
             pending: None,
+            seal: seal_for::<S>(),
+            memory: MemoryHandle::default(),
         }
     }
 
@@ -175,8 +195,16 @@ impl Session {
             state_schema: W::STATE_SCHEMA,
             input_schema: W::INPUT_SCHEMA,
         };
-        let (full, body) =
-            checkpoint::encode(&header, state, input, failure, frontier, chain.size_hint)?;
+        let (full, body) = checkpoint::encode(
+            &header,
+            state,
+            input,
+            failure,
+            frontier,
+            chain.spare.take().unwrap_or_default(),
+            chain.size_hint,
+            self.seal,
+        )?;
         chain.size_hint = full.len();
         let body_len = body.len();
         let mut depends_on = None;
@@ -201,7 +229,13 @@ impl Session {
                     input: input.is_some(),
                     frontier: frontier.is_some(),
                 };
-                bytes = Some(checkpoint::seal(&header, kind, Some(of), &patch)?);
+                bytes = Some(checkpoint::seal(
+                    &header,
+                    kind,
+                    Some(of),
+                    &patch,
+                    self.seal,
+                )?);
                 depends_on = Some(chain.anchor);
                 chain.len += 1;
                 chain.delta_bytes += patch.len();
@@ -226,6 +260,7 @@ impl Session {
             created_at: SystemTime::now(),
             bytes,
             depends_on,
+            unsealed: self.seal == Seal::Later,
         })
     }
 
@@ -256,7 +291,7 @@ impl Session {
             input_schema: W::INPUT_SCHEMA,
         };
         let has_input = changes.iter().any(|(_, s)| matches!(s, Slot::Input(_)));
-        let bytes = checkpoint::seal_record(&header, has_input, record, changes)?;
+        let bytes = checkpoint::seal_record(&header, has_input, record, changes, self.seal)?;
         Ok(Checkpoint {
             seq,
             node: Cow::Borrowed(node),
@@ -264,6 +299,7 @@ impl Session {
             created_at: SystemTime::now(),
             bytes,
             depends_on: Some(record.anchor),
+            unsealed: self.seal == Seal::Later,
         })
     }
 
@@ -276,7 +312,43 @@ impl Session {
         checkpoint: Checkpoint,
         control: &Control,
     ) -> Result<()> {
+        // `MemoryStore` never waits: its append is called directly, without building the
+        // futures of the trait's async method (a constant test once `S` is known).
+        if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+            return self.append_in_memory(memory, retention, checkpoint, control);
+        }
         let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
+        let append = self.prepare(retention, checkpoint, control);
+        let result = store.append(&self.id, append).await;
+        self.finish(seq, bytes, result, control)
+    }
+
+    /// [`Session::append`] to a `MemoryStore`, synchronously.
+    pub(super) fn append_in_memory(
+        &mut self,
+        store: &MemoryStore,
+        retention: Retention,
+        checkpoint: Checkpoint,
+        control: &Control,
+    ) -> Result<()> {
+        let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
+        let append = self.prepare(retention, checkpoint, control);
+        let result = store
+            .append_now(&self.id, append, &mut self.memory)
+            .map(|spare| {
+                self.chain.spare = spare;
+            });
+        self.finish(seq, bytes, result, control)
+    }
+
+    /// The compare-and-swap append of `checkpoint`, with the workers' bookkeeping its call
+    /// and this session's pending wake-up ask for.
+    fn prepare(
+        &mut self,
+        retention: Retention,
+        checkpoint: Checkpoint,
+        control: &Control,
+    ) -> Append {
         let keep_last = match retention {
             Retention::KeepAll => None,
             Retention::KeepLast(n) => Some(n),
@@ -307,7 +379,18 @@ impl Session {
         if let Some((name, graph_hash)) = pending.and_then(|p| p.workflow).or(control.workflow) {
             append = append.workflow(name, graph_hash);
         }
-        store.append(&self.id, append).await.map_err(|e| match e {
+        append
+    }
+
+    /// Takes the store's answer to the append of checkpoint `seq` (of `bytes` bytes).
+    fn finish(
+        &mut self,
+        seq: u64,
+        bytes: usize,
+        result: Result<()>,
+        control: &Control,
+    ) -> Result<()> {
+        result.map_err(|e| match e {
             // A new session's first append fails only because the id is taken.
             Error::Conflict { session, .. } if self.stored.is_none() => {
                 Error::SessionExists(session)
@@ -317,6 +400,16 @@ impl Session {
         self.stored = Some(seq);
         control.emit(|| Event::CheckpointSaved { seq, bytes });
         Ok(())
+    }
+}
+
+/// How a session writer for a store of type `S` seals envelopes: later for `MemoryStore`
+/// alone, which seals them itself when they are read (a constant once `S` is known).
+fn seal_for<S: Store>() -> Seal {
+    if TypeId::of::<S>() == TypeId::of::<MemoryStore>() {
+        Seal::Later
+    } else {
+        Seal::Now
     }
 }
 

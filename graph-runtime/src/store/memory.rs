@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::lease::MAX_WAKE_DELAY;
 use super::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use crate::checkpoint::write_checksum;
 use crate::{Error, Result};
 
 /// One session: its chain and its lease bookkeeping.
@@ -21,6 +22,8 @@ struct Session {
     /// The lease holder and when its lease expires.
     lease: Option<(String, Instant)>,
     epoch: u64,
+    /// Deleted from the store: a writer's [`Handle`] on it is stale.
+    removed: bool,
 }
 
 impl Session {
@@ -31,6 +34,7 @@ impl Session {
             wake_at: None,
             lease: None,
             epoch: 0,
+            removed: false,
         }
     }
 
@@ -42,13 +46,34 @@ impl Session {
     }
 }
 
-type Sessions = HashMap<String, Session>;
+/// A session of the store, behind its own lock.
+type Entry = Arc<Mutex<Session>>;
+
+type Sessions = HashMap<String, Entry>;
+
+/// A session writer's handle on its session in a [`MemoryStore`]: after its first append, the
+/// writer's appends lock the session directly, without looking its id up in the store's map.
+#[derive(Debug, Default)]
+pub(crate) struct Handle(Option<Entry>);
+
+/// Locks a session. No code panics while holding a lock, but a poisoned one is still
+/// consistent: every mutation completes before anything can fail.
+fn lock_entry(entry: &Entry) -> MutexGuard<'_, Session> {
+    entry.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Keeps checkpoints in process memory.
 ///
-/// It stores the same encoded, checksummed bytes a durable store would, so a workflow tested on
-/// it behaves as it will on SQLite. Clones share the same data. Its clock for leases and wake
-/// times is the process's monotonic clock ([`Instant`]).
+/// It stores the same encoded envelopes a durable store would, so a workflow tested on it
+/// behaves as it will on SQLite. One difference cannot be seen from outside: a runner leaves
+/// the checksum of the envelopes it writes here for the store to add when a checkpoint is
+/// first read ([`latest`](Store::latest), [`get`](Store::get)), since bytes that never leave
+/// the process need no protection until they do. Every read returns a sealed, verifiable
+/// envelope, and bytes appended by anything else are kept exactly as given.
+///
+/// Clones share the same data. Each session has its own lock, so writers of different
+/// sessions do not wait for each other. Its clock for leases and wake times is the process's
+/// monotonic clock ([`Instant`]).
 ///
 /// ```
 /// use graph_runtime::MemoryStore;
@@ -74,13 +99,19 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Locks the map of sessions. Always taken before a session's own lock, never after.
     fn lock(&self) -> MutexGuard<'_, Sessions> {
-        // No code panics while holding the lock, but a poisoned map is still consistent:
-        // every mutation below completes before anything can fail.
         self.inner
             .sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on session `name` if it exists.
+    fn with_session<T>(&self, name: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+        let sessions = self.lock();
+        let entry = sessions.get(name)?;
+        Some(f(&mut lock_entry(entry)))
     }
 
     /// Wakes every waiter, and the next one to come if none waits now.
@@ -110,6 +141,17 @@ fn lease_of(name: &str, session: &Session, owner: &str, ttl: Duration) -> Lease 
     }
 }
 
+/// A copy of a kept checkpoint to hand out, its checksum written first if the runner left it
+/// for later (see `checkpoint::Seal`): once, in place, so bytes that leave the store are
+/// always a sealed envelope.
+fn sealed(session: &str, checkpoint: &mut Checkpoint) -> Checkpoint {
+    if checkpoint.unsealed {
+        write_checksum(session, &mut checkpoint.bytes);
+        checkpoint.unsealed = false;
+    }
+    checkpoint.clone()
+}
+
 /// Drops the oldest checkpoints beyond `keep_last`, except those a kept one depends on.
 fn prune_front(chain: &mut VecDeque<Checkpoint>, keep_last: u64) -> u64 {
     let keep = usize::try_from(keep_last).unwrap_or(usize::MAX).max(1);
@@ -127,8 +169,63 @@ fn prune_front(chain: &mut VecDeque<Checkpoint>, keep_last: u64) -> u64 {
     excess as u64
 }
 
-impl Store for MemoryStore {
-    async fn append(&self, session: &str, append: Append) -> Result<()> {
+impl MemoryStore {
+    /// [`Store::append`], which never waits, for a writer that keeps `handle` from one append
+    /// to the next. Returns the buffer of the checkpoint the append replaced, if retention
+    /// dropped exactly one (the common case of `KeepLast(n)`), for the writer to encode its
+    /// next checkpoint into: an in-memory session then reuses one buffer rather than
+    /// allocating and freeing one per step.
+    pub(crate) fn append_now(
+        &self,
+        session: &str,
+        append: Append,
+        handle: &mut Handle,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some(entry) = &handle.0 {
+            let mut guard = lock_entry(entry);
+            if !guard.removed {
+                return self.append_to(session, &mut guard, append);
+            }
+        }
+        // The first append of this writer, or its session was deleted since.
+        handle.0 = None;
+        let mut sessions = self.lock();
+        let entry = match sessions.get(session) {
+            Some(entry) => Arc::clone(entry),
+            None => {
+                if let Some(epoch) = append.fence {
+                    return Err(Error::LeaseLost {
+                        session: session.to_owned(),
+                        epoch,
+                    });
+                }
+                if append.expected.is_some() {
+                    return Err(Error::Conflict {
+                        session: session.to_owned(),
+                        expected: append.expected,
+                        found: None,
+                    });
+                }
+                let entry = Arc::new(Mutex::new(Session::new()));
+                sessions.insert(session.to_owned(), Arc::clone(&entry));
+                entry
+            }
+        };
+        let mut guard = lock_entry(&entry);
+        drop(sessions);
+        let result = self.append_to(session, &mut guard, append);
+        drop(guard);
+        handle.0 = Some(entry);
+        result
+    }
+
+    /// The append to an existing (possibly just created, empty) session.
+    fn append_to(
+        &self,
+        session: &str,
+        entry: &mut Session,
+        append: Append,
+    ) -> Result<Option<Vec<u8>>> {
         let Append {
             expected,
             checkpoint,
@@ -137,39 +234,41 @@ impl Store for MemoryStore {
             wake,
             workflow,
         } = append;
-        let mut sessions = self.lock();
-        let conflict = |found| Error::Conflict {
-            session: session.to_owned(),
-            expected,
-            found,
-        };
         if let Some(epoch) = fence
-            && sessions.get(session).is_none_or(|s| s.epoch != epoch)
+            && entry.epoch != epoch
         {
             return Err(Error::LeaseLost {
                 session: session.to_owned(),
                 epoch,
             });
         }
-        let found = sessions
-            .get(session)
-            .map(|entry| entry.chain.back().map(|c| c.seq));
-        match found {
-            Some(found) if found != expected || expected.is_none() => {
-                return Err(conflict(found));
-            }
-            Some(found) if Some(checkpoint.seq) <= expected => return Err(conflict(found)),
-            None if expected.is_some() => return Err(conflict(None)),
-            _ => {}
+        let found = entry.chain.back().map(|c| c.seq);
+        let fits = match (found, expected) {
+            // A new (empty) session takes any first checkpoint.
+            (None, None) => true,
+            (Some(found), Some(expected)) => found == expected && checkpoint.seq > expected,
+            _ => false,
+        };
+        if !fits {
+            return Err(Error::Conflict {
+                session: session.to_owned(),
+                expected,
+                found,
+            });
         }
-        if found.is_none() {
-            sessions.insert(session.to_owned(), Session::new());
-        }
-        // Present: found above, or inserted just now (no allocation for an existing one).
-        let entry = sessions.get_mut(session).ok_or_else(|| conflict(None))?;
         entry.chain.push_back(checkpoint);
+        let mut spare = None;
         if let Some(keep) = keep_last {
-            prune_front(&mut entry.chain, keep);
+            let keep = usize::try_from(keep).unwrap_or(usize::MAX).max(1);
+            // One checkpoint too many, and none of those kept needs it: drop it and hand its
+            // buffer back.
+            if entry.chain.len() == keep + 1
+                && entry.chain.iter().skip(1).all(|c| c.depends_on.is_none())
+            {
+                spare = entry.chain.pop_front().map(|c| c.bytes);
+            } else {
+                prune_front(&mut entry.chain, keep as u64);
+            }
         }
         if let Some(workflow) = workflow {
             entry.workflow = Some(workflow);
@@ -189,49 +288,60 @@ impl Store for MemoryStore {
                 entry.wake_at.is_some()
             }
         };
-        drop(sessions);
         if runnable {
             self.signal_work();
         }
-        Ok(())
+        Ok(spare)
+    }
+}
+
+impl Store for MemoryStore {
+    async fn append(&self, session: &str, append: Append) -> Result<()> {
+        self.append_now(session, append, &mut Handle::default())
+            .map(drop)
     }
 
     async fn latest(&self, session: &str) -> Result<Option<Checkpoint>> {
         Ok(self
-            .lock()
-            .get(session)
-            .and_then(|s| s.chain.back().cloned()))
+            .with_session(session, |s| s.chain.back_mut().map(|c| sealed(session, c)))
+            .flatten())
     }
 
     async fn get(&self, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
-        let sessions = self.lock();
-        let Some(entry) = sessions.get(session) else {
-            return Ok(None);
-        };
-        let chain = &entry.chain;
-        Ok(chain
-            .binary_search_by_key(&seq, |c| c.seq)
-            .ok()
-            .map(|i| chain[i].clone()))
+        Ok(self
+            .with_session(session, |s| {
+                let chain = &mut s.chain;
+                chain
+                    .binary_search_by_key(&seq, |c| c.seq)
+                    .ok()
+                    .map(|i| sealed(session, &mut chain[i]))
+            })
+            .flatten())
     }
 
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
-        let sessions = self.lock();
-        Ok(sessions
-            .get(session)
-            .map(|entry| entry.chain.iter().map(CheckpointMeta::from).collect())
+        Ok(self
+            .with_session(session, |s| {
+                s.chain.iter().map(CheckpointMeta::from).collect()
+            })
             .unwrap_or_default())
     }
 
     async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
         Ok(self
-            .lock()
-            .get_mut(session)
-            .map_or(0, |entry| prune_front(&mut entry.chain, keep_last)))
+            .with_session(session, |s| prune_front(&mut s.chain, keep_last))
+            .unwrap_or(0))
     }
 
     async fn delete(&self, session: &str) -> Result<bool> {
-        Ok(self.lock().remove(session).is_some())
+        let removed = self.lock().remove(session);
+        Ok(match removed {
+            Some(entry) => {
+                lock_entry(&entry).removed = true;
+                true
+            }
+            None => false,
+        })
     }
 
     async fn sessions(&self) -> Result<Vec<String>> {
@@ -242,73 +352,71 @@ impl Store for MemoryStore {
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
         let now = Instant::now();
-        let mut sessions = self.lock();
-        let mut runnable: Vec<(Instant, &String)> = sessions
+        let sessions = self.lock();
+        let mut runnable: Vec<(Instant, &String, &Entry)> = sessions
             .iter()
-            .filter_map(|(name, session)| {
+            .filter_map(|(name, entry)| {
+                let session = lock_entry(entry);
                 let wake_at = session.wake_at.filter(|at| *at <= now)?;
                 let (workflow, hash) = session.workflow.as_ref()?;
-                (!session.leased(now) && claim.covers(workflow, *hash)).then_some((wake_at, name))
+                (!session.leased(now) && claim.covers(workflow, *hash))
+                    .then_some((wake_at, name, entry))
             })
             .collect();
-        runnable.sort_unstable();
-        let names: Vec<String> = runnable
-            .into_iter()
-            .take(claim.limit)
-            .map(|(_, name)| name.clone())
-            .collect();
+        runnable.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let expires = later(now, claim.ttl).unwrap_or(now);
-        let mut leases = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(session) = sessions.get_mut(&name) {
-                session.epoch += 1;
-                session.lease = Some((claim.owner.clone(), expires));
-                leases.push(lease_of(&name, session, &claim.owner, claim.ttl));
-            }
+        let mut leases = Vec::with_capacity(runnable.len().min(claim.limit));
+        for (_, name, entry) in runnable.into_iter().take(claim.limit) {
+            let mut session = lock_entry(entry);
+            session.epoch += 1;
+            session.lease = Some((claim.owner.clone(), expires));
+            leases.push(lease_of(name, &session, &claim.owner, claim.ttl));
         }
         Ok(leases)
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
-        let mut sessions = self.lock();
-        let held = sessions.get_mut(&lease.session).filter(|session| {
-            session.epoch == lease.epoch
+        let renewed = self.with_session(&lease.session, |session| {
+            let held = session.epoch == lease.epoch
                 && session
                     .lease
                     .as_ref()
-                    .is_some_and(|(owner, _)| *owner == lease.owner)
+                    .is_some_and(|(owner, _)| *owner == lease.owner);
+            if !held {
+                return None;
+            }
+            let now = Instant::now();
+            session.lease = Some((lease.owner.clone(), later(now, ttl).unwrap_or(now)));
+            Some(lease_of(&lease.session, session, &lease.owner, ttl))
         });
-        let Some(session) = held else {
-            return Err(Error::LeaseLost {
-                session: lease.session.clone(),
-                epoch: lease.epoch,
-            });
-        };
-        let now = Instant::now();
-        session.lease = Some((lease.owner.clone(), later(now, ttl).unwrap_or(now)));
-        Ok(lease_of(&lease.session, session, &lease.owner, ttl))
+        renewed.flatten().ok_or_else(|| Error::LeaseLost {
+            session: lease.session.clone(),
+            epoch: lease.epoch,
+        })
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool> {
-        let mut sessions = self.lock();
-        let Some(session) = sessions.get_mut(&lease.session) else {
-            return Ok(false);
-        };
-        let held = session.epoch == lease.epoch
-            && session
-                .lease
-                .as_ref()
-                .is_some_and(|(owner, _)| *owner == lease.owner);
-        if !held {
-            return Ok(false);
+        let released = self.with_session(&lease.session, |session| {
+            let held = session.epoch == lease.epoch
+                && session
+                    .lease
+                    .as_ref()
+                    .is_some_and(|(owner, _)| *owner == lease.owner);
+            if !held {
+                return None;
+            }
+            session.lease = None;
+            Some(session.wake_at.is_some())
+        });
+        match released.flatten() {
+            Some(runnable) => {
+                if runnable {
+                    self.signal_work();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        session.lease = None;
-        let runnable = session.wake_at.is_some();
-        drop(sessions);
-        if runnable {
-            self.signal_work();
-        }
-        Ok(true)
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -320,7 +428,8 @@ impl Store for MemoryStore {
         let next = self
             .lock()
             .values()
-            .filter_map(|session| {
+            .filter_map(|entry| {
+                let session = lock_entry(entry);
                 let wake_at = session.wake_at?;
                 let lease_end = session.lease.as_ref().map(|(_, expires)| *expires);
                 Some(lease_end.map_or(wake_at, |end| end.max(wake_at)))
@@ -344,6 +453,153 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
     use crate::Status;
+    use crate::checkpoint::{self, Header, Phase, Seal};
+
+    fn envelope(session: &str, seq: u64, seal: Seal) -> Vec<u8> {
+        let header = Header {
+            session,
+            graph_hash: 7,
+            seq,
+            phase: Phase::Running,
+            node: "a",
+            state_schema: 1,
+            input_schema: 0,
+        };
+        let state = (seq, "x".repeat(64));
+        checkpoint::encode(
+            &header,
+            &state,
+            None::<&u8>,
+            None,
+            None,
+            Vec::new(),
+            0,
+            seal,
+        )
+        .unwrap()
+        .0
+    }
+
+    fn unsealed(session: &str, seq: u64) -> Checkpoint {
+        Checkpoint {
+            unsealed: true,
+            ..Checkpoint::new(
+                seq,
+                "a",
+                Status::Running,
+                envelope(session, seq, Seal::Later),
+            )
+        }
+    }
+
+    /// A runner's unsealed envelope leaves the store sealed, exactly as if it had been sealed
+    /// when written, from `latest` and from `get`; the stored copy is sealed once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn unsealed_envelopes_are_sealed_when_read() {
+        let store = MemoryStore::new();
+        let mut handle = Handle::default();
+        let first = unsealed("s", 0);
+        assert!(
+            checkpoint::open("s", 0, &first.bytes).is_err(),
+            "no checksum yet"
+        );
+        store
+            .append_now("s", Append::new(None, first, None), &mut handle)
+            .unwrap();
+        store
+            .append_now(
+                "s",
+                Append::new(Some(0), unsealed("s", 1), None),
+                &mut handle,
+            )
+            .unwrap();
+        let latest = store.latest("s").await.unwrap().unwrap();
+        assert_eq!(latest.bytes, envelope("s", 1, Seal::Now));
+        assert!(!latest.unsealed);
+        checkpoint::open("s", 1, &latest.bytes).unwrap();
+        let older = store.get("s", 0).await.unwrap().unwrap();
+        assert_eq!(older.bytes, envelope("s", 0, Seal::Now));
+        // Read again: already sealed, the same bytes.
+        assert_eq!(store.latest("s").await.unwrap().unwrap(), latest);
+        // Sealing binds the session: the bytes are not valid for another id.
+        assert!(checkpoint::open("t", 1, &latest.bytes).is_err());
+    }
+
+    /// Bytes appended through the trait are kept exactly as given, whatever they are.
+    #[tokio::test(flavor = "current_thread")]
+    async fn other_bytes_are_kept_as_given() {
+        let store = MemoryStore::new();
+        for (seq, bytes) in [(1, vec![]), (2, vec![1, 2, 3]), (3, vec![0; 9])] {
+            let expected = (seq > 1).then(|| seq - 1);
+            let cp = Checkpoint::new(seq, "a", Status::Running, bytes.clone());
+            store
+                .append("s", Append::new(expected, cp, None))
+                .await
+                .unwrap();
+            assert_eq!(store.latest("s").await.unwrap().unwrap().bytes, bytes);
+        }
+    }
+
+    /// With `KeepLast(n)`, the append that drops one checkpoint hands its buffer back; one
+    /// that drops nothing, or must keep what a delta depends on, hands back none.
+    #[test]
+    fn a_replaced_checkpoint_hands_back_its_buffer() {
+        let store = MemoryStore::new();
+        let mut handle = Handle::default();
+        let append = |expected, seq: u64, depends_on: Option<u64>| {
+            let mut cp = Checkpoint::new(seq, "a", Status::Running, vec![seq as u8; 8]);
+            cp.depends_on = depends_on;
+            Append::new(expected, cp, Some(1))
+        };
+        let spare = store.append_now("s", append(None, 1, None), &mut handle);
+        assert_eq!(spare.unwrap(), None);
+        let spare = store.append_now("s", append(Some(1), 2, None), &mut handle);
+        assert_eq!(spare.unwrap(), Some(vec![1; 8]));
+        // A delta on 2: 2 stays, nothing is handed back.
+        let spare = store.append_now("s", append(Some(2), 3, Some(2)), &mut handle);
+        assert_eq!(spare.unwrap(), None);
+        let seqs: Vec<u64> = store
+            .with_session("s", |s| s.chain.iter().map(|c| c.seq).collect())
+            .unwrap();
+        assert_eq!(seqs, [2, 3]);
+    }
+
+    /// A writer's handle does not outlive its session: after a delete, its next append is
+    /// judged against the store as it is (the session is gone, or new under the same id).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_deleted_session_is_not_written_through_a_stale_handle() {
+        let store = MemoryStore::new();
+        let mut handle = Handle::default();
+        let cp = |seq| Checkpoint::new(seq, "a", Status::Running, vec![seq as u8]);
+        store
+            .append_now("s", Append::new(None, cp(1), None), &mut handle)
+            .unwrap();
+        assert!(store.delete("s").await.unwrap());
+        let err = store
+            .append_now("s", Append::new(Some(1), cp(2), None), &mut handle)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict { found: None, .. }),
+            "{err:?}"
+        );
+        assert_eq!(store.latest("s").await.unwrap(), None);
+        // Another writer starts the id again; the stale handle sees the new session.
+        store
+            .append("s", Append::new(None, cp(5), None))
+            .await
+            .unwrap();
+        let err = store
+            .append_now("s", Append::new(Some(1), cp(2), None), &mut handle)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict { found: Some(5), .. }),
+            "{err:?}"
+        );
+        store
+            .append_now("s", Append::new(Some(5), cp(6), None), &mut handle)
+            .unwrap();
+        assert_eq!(store.latest("s").await.unwrap().unwrap().seq, 6);
+    }
 
     /// A waiter sleeps until the earliest deadline it holds, not the whole timeout.
     #[tokio::test(flavor = "current_thread")]

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 pub use self::lease::{Claim, Lease, Wake};
+pub(crate) use self::memory::Handle as MemoryHandle;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
@@ -63,6 +64,9 @@ pub struct Checkpoint {
     /// Retention honours it: a store never removes a checkpoint that a kept checkpoint
     /// depends on (see [`Store::prune`]).
     pub depends_on: Option<u64>,
+    /// Set by the runner for `MemoryStore` alone: the envelope's checksum is not written yet
+    /// (see `checkpoint::Seal`). The store writes it before the bytes leave it.
+    pub(crate) unsealed: bool,
 }
 
 impl Checkpoint {
@@ -89,6 +93,7 @@ impl Checkpoint {
             created_at: SystemTime::now(),
             bytes,
             depends_on: None,
+            unsealed: false,
         }
     }
 

@@ -2281,6 +2281,7 @@ fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Ch
         created_at,
         bytes,
         depends_on,
+        unsealed: false,
     })
 }
 
@@ -2317,6 +2318,7 @@ mod tests {
             created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
             bytes: vec![seq as u8; 8],
             depends_on: None,
+            unsealed: false,
         }
     }
 

@@ -891,6 +891,7 @@ fn read_checkpoint(row: &Row, session: &str) -> Result<Checkpoint> {
         created_at,
         bytes,
         depends_on,
+        unsealed: false,
     })
 }
 
