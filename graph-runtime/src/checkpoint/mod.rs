@@ -260,6 +260,12 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     // Fits: checked against MAX_BODY_BYTES just above.
     buf[len_at..len_at + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
     finish(header.session, &mut buf, seal);
+    // A buffer that grew while encoding (a session's first checkpoint, or a state that grew)
+    // may have up to twice the room it needs; a store that keeps it in memory would keep
+    // that room too. Shrinking is an in-place reallocation.
+    if buf.capacity() - buf.len() > buf.len() / 8 {
+        buf.shrink_to_fit();
+    }
     Ok((buf, len_at + 4..len_at + 4 + body_len))
 }
 

@@ -525,7 +525,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// Fails with [`Error::SessionExists`] if the store already holds `session`.
     pub async fn start(&self, session: &str, state: W::State) -> Result<Outcome<W::State>> {
-        self.start_with(session, state, self.control(None)).await
+        // Boxed here, and in every public call that runs a session: the future a caller holds
+        // (or spawns, 10,000 at once) is a pointer and the arguments, and the run's own state
+        // machine lives on the heap only while it runs.
+        Box::pin(self.start_with(session, state, self.control(None))).await
     }
 
     async fn start_with(
@@ -589,7 +592,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// started later still runs it). A session whose node a worker already began to run
     /// without its input (and then crashed) is run on here, without the input again.
     pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
-        self.resume_inner(session, self.control(None)).await
+        Box::pin(self.resume_inner(session, self.control(None))).await
     }
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
@@ -779,8 +782,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// with `Some(input)`. Once a worker has begun to run it without its input (the deadline
     /// passed), the input is [`Error::NotWaiting`].
     pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
-        self.resume_with_inner(session, input, self.control(None))
-            .await
+        Box::pin(self.resume_with_inner(session, input, self.control(None))).await
     }
 
     async fn resume_with_inner(
@@ -1177,21 +1179,21 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// handle's result, as it would be `start`'s; the store is not asked anything then.
     pub fn spawn(&self, session: &str, state: W::State) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
-            runner.start_with(&session, state, control).await
+            Box::pin(runner.start_with(&session, state, control)).await
         })
     }
 
     /// Like [`Runner::resume`], on a tokio task (see [`Runner::spawn`]).
     pub fn spawn_resume(&self, session: &str) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
-            runner.resume_inner(&session, control).await
+            Box::pin(runner.resume_inner(&session, control)).await
         })
     }
 
     /// Like [`Runner::resume_with`], on a tokio task (see [`Runner::spawn`]).
     pub fn spawn_resume_with(&self, session: &str, input: W::Input) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
-            runner.resume_with_inner(&session, input, control).await
+            Box::pin(runner.resume_with_inner(&session, input, control)).await
         })
     }
 

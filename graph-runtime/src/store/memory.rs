@@ -29,7 +29,9 @@ struct Session {
 impl Session {
     fn new() -> Self {
         Session {
-            chain: VecDeque::new(),
+            // Room for one: `KeepLast(1)` never needs more (an append replaces the checkpoint
+            // before it adds its own), and a longer chain grows as a `Vec` does.
+            chain: VecDeque::with_capacity(1),
             workflow: None,
             wake_at: None,
             lease: None,
@@ -256,19 +258,24 @@ impl MemoryStore {
                 found,
             });
         }
-        entry.chain.push_back(checkpoint);
         let mut spare = None;
-        if let Some(keep) = keep_last {
-            let keep = usize::try_from(keep).unwrap_or(usize::MAX).max(1);
-            // One checkpoint too many, and none of those kept needs it: drop it and hand its
-            // buffer back.
-            if entry.chain.len() == keep + 1
-                && entry.chain.iter().skip(1).all(|c| c.depends_on.is_none())
+        match keep_last {
+            // The common case of `KeepLast(n)`: the append makes one checkpoint too many, and
+            // none of those kept needs the oldest. It is dropped first (so the chain never
+            // needs room for n + 1) and its buffer handed back.
+            Some(keep)
+                if u64::try_from(entry.chain.len()).is_ok_and(|len| len == keep.max(1))
+                    && checkpoint.depends_on.is_none()
+                    && entry.chain.iter().skip(1).all(|c| c.depends_on.is_none()) =>
             {
                 spare = entry.chain.pop_front().map(|c| c.bytes);
-            } else {
-                prune_front(&mut entry.chain, keep as u64);
+                entry.chain.push_back(checkpoint);
             }
+            Some(keep) => {
+                entry.chain.push_back(checkpoint);
+                prune_front(&mut entry.chain, keep);
+            }
+            None => entry.chain.push_back(checkpoint),
         }
         if let Some(workflow) = workflow {
             entry.workflow = Some(workflow);
