@@ -1,6 +1,7 @@
 //! The step loop and the frontier of parallel regions: runs nodes from a position until the
 //! session completes, waits or fails.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use crate::ctx::Failure;
 use crate::error::report;
 use crate::events::Event;
 use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot, Transition};
-use crate::store::Store;
+use crate::store::{Checkpoint, MemoryStore, Store};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Status, Workflow};
 
@@ -723,8 +724,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // A pending failure must be durable before its error node runs, or a crash would
             // make the error node run without it.
             if due || at.failure.is_some() {
-                self.save(&mut at, seq, Phase::Running, next_spec.name, true, control)
-                    .await?;
+                // `MemoryStore`, synchronously: see `save`.
+                if let Some(memory) = (&self.shared.store as &dyn Any).downcast_ref::<MemoryStore>()
+                {
+                    self.save_in_memory(
+                        memory,
+                        &mut at,
+                        seq,
+                        Phase::Running,
+                        next_spec.name,
+                        true,
+                        control,
+                    )?;
+                } else {
+                    self.save(&mut at, seq, Phase::Running, next_spec.name, true, control)
+                        .await?;
+                }
                 at.unsaved = Duration::ZERO;
             }
         }
@@ -757,6 +772,48 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         with_failure: bool,
         control: &Control,
     ) -> Result<()> {
+        // `MemoryStore` never waits: its append is made synchronously, without building the
+        // futures of this call's awaits (a constant test once `S` is known).
+        if let Some(memory) = (&self.shared.store as &dyn Any).downcast_ref::<MemoryStore>() {
+            return self.save_in_memory(memory, at, seq, phase, node, with_failure, control);
+        }
+        let checkpoint = self.checkpoint(at, seq, phase, node, with_failure)?;
+        at.session
+            .append(
+                &self.shared.store,
+                self.config.retention,
+                checkpoint,
+                control,
+            )
+            .await
+    }
+
+    /// [`Runner::save`] to a `MemoryStore`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn save_in_memory(
+        &self,
+        memory: &MemoryStore,
+        at: &mut Position<W>,
+        seq: u64,
+        phase: Phase,
+        node: &'static str,
+        with_failure: bool,
+        control: &Control,
+    ) -> Result<()> {
+        let checkpoint = self.checkpoint(at, seq, phase, node, with_failure)?;
+        at.session
+            .append_in_memory(memory, self.config.retention, checkpoint, control)
+    }
+
+    /// Encodes checkpoint `seq` of the position, at `node` (see [`Runner::save`]).
+    fn checkpoint(
+        &self,
+        at: &mut Position<W>,
+        seq: u64,
+        phase: Phase,
+        node: &'static str,
+        with_failure: bool,
+    ) -> Result<Checkpoint> {
         let failure = if with_failure {
             at.failure.as_ref()
         } else {
@@ -782,13 +839,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if let Some(frontier) = &mut at.frontier {
             frontier.saved = true;
         }
-        at.session
-            .append(
-                &self.shared.store,
-                self.config.retention,
-                checkpoint,
-                control,
-            )
-            .await
+        Ok(checkpoint)
     }
 }

@@ -260,6 +260,12 @@ impl MemoryStore {
         }
         let mut spare = None;
         match keep_last {
+            // `KeepLast(1)` with a self-contained checkpoint: it takes the place of the one
+            // before, whose buffer is handed back.
+            Some(0 | 1) if entry.chain.len() == 1 && checkpoint.depends_on.is_none() => {
+                let replaced = std::mem::replace(&mut entry.chain[0], checkpoint);
+                spare = Some(replaced.bytes);
+            }
             // The common case of `KeepLast(n)`: the append makes one checkpoint too many, and
             // none of those kept needs the oldest. It is dropped first (so the chain never
             // needs room for n + 1) and its buffer handed back.
