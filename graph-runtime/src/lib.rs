@@ -144,6 +144,7 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+mod clock;
 mod ctx;
 mod error;
 mod events;

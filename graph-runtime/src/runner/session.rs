@@ -7,7 +7,7 @@
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{Control, Retention};
 use crate::checkpoint::{
@@ -257,7 +257,7 @@ impl Session {
             seq,
             node,
             status,
-            created_at: SystemTime::now(),
+            created_at: crate::clock::coarse_now(),
             bytes,
             depends_on,
             unsealed: self.seal == Seal::Later,
@@ -296,7 +296,7 @@ impl Session {
             seq,
             node: Cow::Borrowed(node),
             status,
-            created_at: SystemTime::now(),
+            created_at: crate::clock::coarse_now(),
             bytes,
             depends_on: Some(record.anchor),
             unsealed: self.seal == Seal::Later,

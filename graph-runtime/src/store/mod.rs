@@ -52,8 +52,11 @@ pub struct Checkpoint {
     pub node: Cow<'static, str>,
     /// Where the session stands at this checkpoint.
     pub status: Status,
-    /// When the checkpoint was written. A store may keep it with less precision
-    /// (`SqliteStore` keeps microseconds).
+    /// When the checkpoint was written. A runner reads it from the system's coarse real-time
+    /// clock on Linux (`CLOCK_REALTIME_COARSE`, as precise as the kernel's tick: 1 to 4 ms),
+    /// which costs a few nanoseconds where a precise read costs 20 to 30, on every
+    /// checkpoint; elsewhere from [`SystemTime::now`]. A store may keep it with less
+    /// precision (`SqliteStore` keeps microseconds).
     pub created_at: SystemTime,
     /// The encoded envelope (header, bincode body, checksum).
     pub bytes: Vec<u8>,
@@ -371,7 +374,8 @@ pub struct CheckpointMeta {
     pub status: Status,
     /// The size of the encoded checkpoint, in bytes.
     pub bytes: u64,
-    /// When it was written.
+    /// When it was written (see [`Checkpoint::created_at`](Checkpoint#structfield.created_at):
+    /// to within a few milliseconds).
     pub created_at: SystemTime,
 }
 
