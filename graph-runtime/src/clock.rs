@@ -41,7 +41,5 @@ mod tests {
             .or_else(|e| Ok::<_, ()>(e.duration()))
             .unwrap();
         assert!(apart < Duration::from_millis(100), "{apart:?} apart");
-        let later = coarse_now();
-        assert!(later >= coarse, "the clock went back");
     }
 }
