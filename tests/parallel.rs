@@ -1286,3 +1286,141 @@ async fn a_crash_before_the_waiting_record_still_shows_the_session_waiting() {
         "{out:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Branches go on while a record is appended
+
+/// Signalled by [`GatedRecords`] when a branch record's append begins.
+static RECORD_APPENDING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Permits for [`GatedRecords`] to finish a branch record's append.
+static RECORD_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, StateSchema)]
+pub struct Relay {
+    pub got: Vec<String>,
+}
+
+/// `slow` can finish only once `fast`'s record is being appended, and that append finishes
+/// only once `slow` lets it (see [`GatedRecords`]): the run completes only if branches are
+/// polled while a record is appended.
+#[workflow(state = Relay)]
+pub mod relay {
+    use super::*;
+
+    edge!(START -> open);
+    edge!(open -> fast & slow);
+    edge!(fast & slow -> both);
+    edge!(both -> END);
+
+    #[node]
+    async fn open(_r: &mut Relay) {}
+
+    #[node]
+    async fn fast(_r: &Relay) -> String {
+        "fast".to_owned()
+    }
+
+    #[node]
+    async fn slow(_r: &Relay) -> String {
+        RECORD_APPENDING.notified().await;
+        // One permit for `fast`'s record, appending now, and one for this branch's own.
+        RECORD_GATE.add_permits(2);
+        "slow".to_owned()
+    }
+
+    #[node]
+    async fn both(r: &mut Relay, fast: String, slow: String) {
+        r.got = vec![fast, slow];
+    }
+}
+
+/// A `MemoryStore` whose branch records (the `Running` checkpoints at the join, which depend
+/// on the region's opening) are appended only once a permit of [`RECORD_GATE`] is given.
+#[derive(Clone, Default)]
+struct GatedRecords(MemoryStore);
+
+impl Store for GatedRecords {
+    async fn append(
+        &self,
+        session: &str,
+        append: graph_runtime::store::Append,
+    ) -> Result<(), Error> {
+        let checkpoint = &append.checkpoint;
+        if checkpoint.node == "both" && checkpoint.depends_on.is_some() {
+            RECORD_APPENDING.notify_one();
+            RECORD_GATE.acquire().await.expect("open").forget();
+        }
+        self.0.append(session, append).await
+    }
+    async fn latest(
+        &self,
+        session: &str,
+    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
+        self.0.latest(session).await
+    }
+    async fn get(
+        &self,
+        session: &str,
+        seq: u64,
+    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
+        self.0.get(session, seq).await
+    }
+    async fn list(&self, session: &str) -> Result<Vec<graph_runtime::CheckpointInfo>, Error> {
+        self.0.list(session).await
+    }
+    async fn prune(&self, session: &str, keep_last: u64) -> Result<u64, Error> {
+        self.0.prune(session, keep_last).await
+    }
+    async fn delete(&self, session: &str) -> Result<bool, Error> {
+        self.0.delete(session).await
+    }
+    async fn sessions(&self) -> Result<Vec<String>, Error> {
+        self.0.sessions().await
+    }
+    async fn claim(
+        &self,
+        claim: &graph_runtime::Claim,
+    ) -> Result<Vec<graph_runtime::Lease>, Error> {
+        self.0.claim(claim).await
+    }
+    async fn renew(
+        &self,
+        lease: &graph_runtime::Lease,
+        ttl: Duration,
+    ) -> Result<graph_runtime::Lease, Error> {
+        self.0.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &graph_runtime::Lease) -> Result<bool, Error> {
+        self.0.release(lease).await
+    }
+    async fn wait_for_work(&self, timeout: Duration) {
+        self.0.wait_for_work(timeout).await
+    }
+}
+
+/// A branch record is appended while the other branches go on: `slow` is polled during the
+/// append of `fast`'s record (and lets it finish), and each branch still gets a record of its
+/// own, in the order the branches finished.
+#[tokio::test]
+async fn branches_run_on_while_a_record_is_appended() {
+    let store = GatedRecords::default();
+    let runner = Runner::new(relay::Workflow, store.clone());
+    let run = runner.start("relay", Relay::default());
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run stalled: the branches were not polled while a record was appended")
+        .unwrap();
+    assert_eq!(out.into_state().got, ["fast", "slow"]);
+    let history = runner.history("relay").await.unwrap();
+    assert_gapless(&history);
+    let records: Vec<u64> = history
+        .iter()
+        .filter(|c| c.node == "both" && c.status == Status::Running)
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(
+        records.len(),
+        3,
+        "the opening and one record per branch: {history:?}"
+    );
+}

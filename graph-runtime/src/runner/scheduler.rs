@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 use std::future::Future;
 
 use futures_util::StreamExt as _;
-use futures_util::future::Either;
+use futures_util::future::{Either, Fuse, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 
 use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
@@ -203,9 +203,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// What is saved, per policy: under `EveryStep` and `Adaptive` (and for a branch marked
     /// `#[node(checkpoint = always)]`), each finished branch's output or collected failure is
-    /// saved as a branch record before the next branch is started or finishes (the siblings
-    /// already started stay in flight, though they are not polled while the record is
-    /// appended); under
+    /// saved as a branch record of its own. The record is appended while the other branches
+    /// go on running (they are polled during the append, so a slow fsync does not stall them);
+    /// branches that finish meanwhile queue for their records, one after the other (one per
+    /// branch, whatever the timing, so later sequence numbers and idempotency keys are the
+    /// same in every run), and every record is durable before the join runs or the region
+    /// waits. Under
     /// `EveryN` and `OnInterrupt` (and for `checkpoint = never`), outputs are saved only with
     /// the next checkpoint: when the region waits, when a branch fails (if the region is
     /// saved) or with the join's step. A branch that fails after its retries in a join that
@@ -296,6 +299,51 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             .collect();
         let mut attempts: Vec<u32> = vec![1; count];
         let timed_run = control.events.is_some();
+        let id: Arc<str> = Arc::clone(session.id());
+        // The branch record being appended, if any (its sequence number and size), and the
+        // append itself: it borrows only the store and the id, so the branches are polled
+        // while it runs. `queued`: finished slots waiting for a record of their own, in the
+        // order they finished (each is in `unsaved` too).
+        let mut appending = std::pin::pin!(Fuse::terminated());
+        let mut in_append: Option<(u64, usize)> = None;
+        let mut queued: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
+        // Encodes the next record and starts appending it: the first queued slot, with every
+        // unsaved change that has no record of its own (a slot that waits, or one finished
+        // under a policy that records nothing). A macro for the same reason as `start!`.
+        macro_rules! start_record {
+            () => {{
+                queued.pop_front();
+                let now: Vec<u32> = unsaved
+                    .iter()
+                    .copied()
+                    .filter(|i| !queued.contains(i))
+                    .collect();
+                unsaved.retain(|i| queued.contains(i));
+                let changes = changes_of(&now, slots);
+                let status = region_status::<W>(Phase::Running, join, slots);
+                let record_seq = session.stored_seq() + 1;
+                let record = session.encode_record::<W>(
+                    record_seq,
+                    Phase::Running,
+                    W::Exec::spec(join).name,
+                    status,
+                    &changes,
+                )?;
+                in_append = Some((record_seq, record.bytes.len()));
+                let append = session.prepare(retention, record, control);
+                appending.set(store.append(&id, append).fuse());
+            }};
+        }
+        // Waits for the append in flight, if any, and takes its result.
+        macro_rules! finish_append {
+            ($result:expr) => {{
+                if let Some((record_seq, bytes)) = in_append.take() {
+                    let result = $result;
+                    session.finish(record_seq, bytes, result, control)?;
+                    *seq = record_seq;
+                }
+            }};
+        }
         let mut running = FuturesUnordered::new();
         let mut next = 0;
         let mut in_flight = 0;
@@ -316,7 +364,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     attempt,
                 });
                 let input = match &slots[index] {
-                    Slot::Input(bytes) => Some(decode_input::<W>(session.id(), *seq, bytes)?),
+                    Slot::Input(bytes) => Some(decode_input::<W>(&id, *seq, bytes)?),
                     _ => None,
                 };
                 let span = match (control.spans, item) {
@@ -335,7 +383,28 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             next += 1;
             in_flight += 1;
         }
-        while let Some(ran) = cancellable(control, session.id(), running.next()).await? {
+        loop {
+            // The append in flight first (biased), so its record is taken as soon as it is
+            // durable; a branch that finishes meanwhile is handled the same way either way.
+            let event = cancellable(control, &id, async {
+                tokio::select! {
+                    biased;
+                    result = appending.as_mut(), if in_append.is_some() => Either::Left(result),
+                    ran = running.next() => Either::Right(ran),
+                }
+            })
+            .await?;
+            let ran = match event {
+                Either::Left(result) => {
+                    finish_append!(result);
+                    if !queued.is_empty() {
+                        start_record!();
+                    }
+                    continue;
+                }
+                Either::Right(None) => break,
+                Either::Right(Some(ran)) => ran,
+            };
             let (index, outcome) = match ran {
                 Ran::Slept(index) => {
                     attempts[index] += 1;
@@ -387,19 +456,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // finished is kept if the region is saved, so `resume` re-runs only
                     // the branches without an output.
                     drop(running);
+                    finish_append!(appending.as_mut().await);
+                    while !queued.is_empty() {
+                        start_record!();
+                        finish_append!(appending.as_mut().await);
+                    }
                     if *saved && !unsaved.is_empty() {
-                        let changes = changes_of(&unsaved, slots);
-                        let status = region_status::<W>(Phase::Running, join, slots);
-                        let record_seq = session.stored_seq() + 1;
-                        let record = session.encode_record::<W>(
-                            record_seq,
-                            Phase::Running,
-                            W::Exec::spec(join).name,
-                            status,
-                            &changes,
-                        )?;
-                        session.append(store, retention, record, control).await?;
-                        *seq = record_seq;
+                        start_record!();
+                        finish_append!(appending.as_mut().await);
                     }
                     let source = match ctxs[index].item_index() {
                         Some(item) => Box::new(ItemFailed {
@@ -419,19 +483,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             in_flight -= 1;
             unsaved.push(index as u32);
             if *saved && !matches!(slots[index], Slot::Waiting) && record_each(spec) {
-                let changes = changes_of(&unsaved, slots);
-                let status = region_status::<W>(Phase::Running, join, slots);
-                let record_seq = session.stored_seq() + 1;
-                let record = session.encode_record::<W>(
-                    record_seq,
-                    Phase::Running,
-                    W::Exec::spec(join).name,
-                    status,
-                    &changes,
-                )?;
-                session.append(store, retention, record, control).await?;
-                *seq = record_seq;
-                unsaved.clear();
+                queued.push_back(index as u32);
+                if in_append.is_none() {
+                    start_record!();
+                }
             }
             while next < runnable.len() && in_flight < limit {
                 start!(runnable[next]);
@@ -440,6 +495,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         }
         drop(running);
+        // Every record is durable before the join runs or the region waits.
+        finish_append!(appending.as_mut().await);
+        while !queued.is_empty() {
+            start_record!();
+            finish_append!(appending.as_mut().await);
+        }
         let waiting = waiting_nodes::<W>(join, slots);
         let Some(&first) = waiting.first() else {
             return Ok(None);

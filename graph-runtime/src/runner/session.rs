@@ -343,7 +343,7 @@ impl Session {
 
     /// The compare-and-swap append of `checkpoint`, with the workers' bookkeeping its call
     /// and this session's pending wake-up ask for.
-    fn prepare(
+    pub(super) fn prepare(
         &mut self,
         retention: Retention,
         checkpoint: Checkpoint,
@@ -383,7 +383,7 @@ impl Session {
     }
 
     /// Takes the store's answer to the append of checkpoint `seq` (of `bytes` bytes).
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         seq: u64,
         bytes: usize,
