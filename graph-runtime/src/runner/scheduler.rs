@@ -203,12 +203,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// What is saved, per policy: under `EveryStep` and `Adaptive` (and for a branch marked
     /// `#[node(checkpoint = always)]`), each finished branch's output or collected failure is
-    /// saved as a branch record of its own. The record is appended while the other branches
-    /// go on running (they are polled during the append, so a slow fsync does not stall them);
+    /// saved as a branch record of its own. The record is appended while the branches already
+    /// running go on (they are polled during the append, so a slow fsync does not stall them);
     /// branches that finish meanwhile queue for their records, one after the other (one per
     /// branch, whatever the timing, so later sequence numbers and idempotency keys are the
-    /// same in every run), and every record is durable before the join runs or the region
-    /// waits. Under
+    /// same in every run). A branch not yet started (a map at its concurrency limit) starts
+    /// once the records before it are durable, and every record is durable before the join
+    /// runs or the region waits. Under
     /// `EveryN` and `OnInterrupt` (and for `checkpoint = never`), outputs are saved only with
     /// the next checkpoint: when the region waits, when a branch fails (if the region is
     /// saved) or with the join's step. A branch that fails after its retries in a join that
@@ -378,26 +379,43 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 running.push(Either::Left(branch_attempt(index, spec, branch, span, timed_run)));
             }};
         }
-        while next < runnable.len() && in_flight < limit {
-            start!(runnable[next]);
-            next += 1;
-            in_flight += 1;
+        // Starts slots that have not run yet, up to the concurrency limit.
+        macro_rules! start_more {
+            () => {{
+                while next < runnable.len() && in_flight < limit {
+                    start!(runnable[next]);
+                    next += 1;
+                    in_flight += 1;
+                }
+            }};
         }
+        start_more!();
         loop {
             // The append in flight first (biased), so its record is taken as soon as it is
             // durable; a branch that finishes meanwhile is handled the same way either way.
-            let event = cancellable(control, &id, async {
-                tokio::select! {
-                    biased;
-                    result = appending.as_mut(), if in_append.is_some() => Either::Left(result),
-                    ran = running.next() => Either::Right(ran),
+            let event = if running.is_empty() {
+                // Nothing runs: what is left is the append (and what it holds back).
+                if in_append.is_none() {
+                    break;
                 }
-            })
-            .await?;
+                Either::Left(cancellable(control, &id, appending.as_mut()).await?)
+            } else {
+                cancellable(control, &id, async {
+                    tokio::select! {
+                        biased;
+                        result = appending.as_mut(), if in_append.is_some() => Either::Left(result),
+                        ran = running.next() => Either::Right(ran),
+                    }
+                })
+                .await?
+            };
             let ran = match event {
                 Either::Left(result) => {
                     finish_append!(result);
-                    if !queued.is_empty() {
+                    if queued.is_empty() {
+                        // Every finished branch is saved: the next ones may start.
+                        start_more!();
+                    } else {
                         start_record!();
                     }
                     continue;
@@ -488,10 +506,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     start_record!();
                 }
             }
-            while next < runnable.len() && in_flight < limit {
-                start!(runnable[next]);
-                next += 1;
-                in_flight += 1;
+            // A branch starts only once the records before it are durable (the siblings
+            // already running go on meanwhile), as the run goes on only once they are.
+            if in_append.is_none() {
+                start_more!();
             }
         }
         drop(running);
