@@ -306,6 +306,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // while it runs. `queued`: finished slots waiting for a record of their own, in the
         // order they finished (each is in `unsaved` too).
         let mut appending = std::pin::pin!(Fuse::terminated());
+        let memory = (store as &dyn Any).downcast_ref::<MemoryStore>();
         let mut in_append: Option<(u64, usize)> = None;
         let mut queued: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
         // Encodes the next record and starts appending it: the first queued slot, with every
@@ -330,9 +331,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     status,
                     &changes,
                 )?;
-                in_append = Some((record_seq, record.bytes.len()));
-                let append = session.prepare(retention, record, control);
-                appending.set(store.append(&id, append).fuse());
+                if let Some(memory) = memory {
+                    // It never waits: appended on the spot, nothing in flight.
+                    session.append_in_memory(memory, retention, record, control)?;
+                    *seq = record_seq;
+                } else {
+                    in_append = Some((record_seq, record.bytes.len()));
+                    let append = session.prepare(retention, record, control);
+                    appending.set(store.append(&id, append).fuse());
+                }
             }};
         }
         // Waits for the append in flight, if any, and takes its result.
