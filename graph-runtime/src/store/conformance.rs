@@ -1389,8 +1389,8 @@ mod tests {
         fn list(&self, session: &str) -> impl Future<Output = Result<Vec<CheckpointMeta>>> + Send {
             self.0.list(session)
         }
-        fn prune(&self, _: &str, _: u64) -> impl Future<Output = Result<u64>> + Send {
-            async { Ok(0) }
+        async fn prune(&self, _: &str, _: u64) -> Result<u64> {
+            Ok(0)
         }
         fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send {
             self.0.delete(session)
