@@ -132,6 +132,9 @@
 //! default) for durable runs in one file shared by the processes of one host. Both keep the same
 //! checksummed envelope around a bincode body; see [`store`]. `PostgresStore` (feature
 //! `postgres`; TLS with `postgres-tls`) keeps them in PostgreSQL, for workers on many machines.
+//! A store of your own implements [`store::Store`] and runs the conformance suite that ours
+//! run: `store::conformance` and the `store_conformance!` macro (feature `conformance`, for
+//! dev-dependencies).
 //!
 //! # Workers
 //!

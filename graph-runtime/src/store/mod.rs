@@ -4,6 +4,7 @@
 //! the bytes: the runner encodes and verifies them (see the crate docs on the envelope), the
 //! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
 
+pub mod conformance;
 mod lease;
 mod memory;
 #[cfg(feature = "postgres")]

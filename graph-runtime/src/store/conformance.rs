@@ -1,0 +1,1453 @@
+//! The store conformance suite: what every [`Store`] must do, as cases a store of any crate can
+//! run against itself (feature `conformance`).
+//!
+//! `MemoryStore`, `SqliteStore` and `PostgresStore` all run this suite (the workspace's
+//! `tests/conformance.rs`). A store in another crate runs it too. Each case is a documented
+//! `pub async fn case<S: Store>(fixture: &Fixture<S>)` that starts from a fresh, empty store
+//! (a [`Fixture`]). Cover them all in one of two ways:
+//!
+//! - [`store_conformance!`](crate::store_conformance) writes one `#[tokio::test]` per case, so
+//!   each case passes or fails on its own and runs in parallel with the others;
+//! - [`run_all`] runs every case in turn and reports every case that failed.
+//!
+//! # The contract: a violation panics
+//!
+//! These are test functions, like those of sqlx's test harness. A case returns when the
+//! store behaves as required. It panics at the first violation it finds, with an assertion's
+//! message or an `unwrap` of the unexpected `Error`. The location in the message points to the
+//! line of the case that failed. A case never returns an error. A store that is not reachable
+//! (no database server, say) should fail in the fixture function, with a message that says
+//! what is missing.
+//!
+//! The cases need a tokio runtime (they spawn tasks and sleep) with the real clock, not a
+//! paused one. Lease expiry and wake-up deadlines are measured in wall time. The slowest
+//! cases wait about a second each.
+//!
+//! # Running it from another crate
+//!
+//! In the store's crate, enable the feature for the tests only. tokio must be a direct
+//! dev-dependency, because [`store_conformance!`](crate::store_conformance) expands to
+//! `#[::tokio::test(flavor = "multi_thread")]`:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! graph-runtime = { version = "0.1", features = ["conformance"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! Then, in a test file (`tests/conformance.rs`), write a fixture function and one line per
+//! store. Here `MemoryStore` stands in for your store. For a store of your own, another handle
+//! is a second connection to the same data (the same file opened again, a new client of the
+//! same database):
+//!
+//! ```
+//! use graph_runtime::MemoryStore;
+//! use graph_runtime::store::conformance::Fixture;
+//!
+//! /// A fresh, empty store, and how to get another handle on the same data.
+//! fn memory_store() -> Fixture<MemoryStore> {
+//!     let store = MemoryStore::new();
+//!     let shared = store.clone();
+//!     Fixture::new(store, move || shared.clone())
+//! }
+//!
+//! // One `#[tokio::test]` per case: `memory_store::round_trip_keeps_bytes_and_metadata`, …
+//! graph_runtime::store_conformance!(memory_store, memory_store);
+//! # fn main() {} // the tests are items of the file, not of `main`
+//! ```
+//!
+//! A store on temporary files keeps their directory alive with [`Fixture::keep_alive`]. The
+//! directory is removed when the fixture is dropped, after the store. Our own SQLite fixture
+//! does this, with the `tempfile` crate:
+//!
+//! ```
+//! use graph_runtime::SqliteStore;
+//! use graph_runtime::store::conformance::Fixture;
+//!
+//! fn sqlite_store() -> Fixture<SqliteStore> {
+//!     let dir = tempfile::tempdir().expect("a temporary directory");
+//!     let path = dir.path().join("checkpoints.db");
+//!     let store = SqliteStore::open(&path).expect("a new store file");
+//!     Fixture::new(store, move || SqliteStore::open(&path).expect("the file, again"))
+//!         .keep_alive(dir)
+//! }
+//!
+//! graph_runtime::store_conformance!(sqlite_store, sqlite_store);
+//! # fn main() {}
+//! ```
+//!
+//! The fixture function is synchronous. A store that connects asynchronously can wait on the
+//! test's runtime with `tokio::task::block_in_place(|| Handle::current().block_on(connect))`.
+//! This is allowed because [`store_conformance!`](crate::store_conformance) runs each case on a
+//! multi-threaded runtime. Our PostgreSQL fixture does this.
+
+#![cfg(feature = "conformance")]
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use crate::{Error, Result, Status};
+
+/// What every case starts from: a fresh, empty store, and a way to get another handle on
+/// the same data.
+///
+/// "Another handle" is what a second process or a second connection would see: for
+/// `SqliteStore`, the same file opened again; for `PostgresStore`, a new pool on the same
+/// database; for `MemoryStore`, a clone. Cases use it to check that what one handle writes,
+/// another reads, and that compare-and-swap and leases hold between handles.
+///
+/// ```
+/// use graph_runtime::MemoryStore;
+/// use graph_runtime::store::conformance::Fixture;
+///
+/// let store = MemoryStore::new();
+/// let shared = store.clone();
+/// let fixture = Fixture::new(store, move || shared.clone());
+/// let _second: MemoryStore = fixture.another_handle();
+/// # let _: &MemoryStore = fixture.store();
+/// ```
+pub struct Fixture<S> {
+    store: S,
+    another_handle: Box<dyn Fn() -> S + Send + Sync>,
+    // Declared last: dropped after the store (a temporary directory outlives the files in it).
+    kept_alive: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+impl<S: Store> Fixture<S> {
+    /// A fixture on `store`, which must be empty. `another_handle` opens another handle on
+    /// the same data each time it is called. It may panic if that fails: it is test code.
+    pub fn new(store: S, another_handle: impl Fn() -> S + Send + Sync + 'static) -> Self {
+        Fixture {
+            store,
+            another_handle: Box::new(another_handle),
+            kept_alive: Vec::new(),
+        }
+    }
+
+    /// The same fixture, which also owns `guard` until it is dropped, after the store: a
+    /// temporary directory the store's files live in, or a server the store connects to.
+    ///
+    /// ```
+    /// use graph_runtime::MemoryStore;
+    /// use graph_runtime::store::conformance::Fixture;
+    ///
+    /// struct Cleanup; // stands in for a `tempfile::TempDir`
+    /// let store = MemoryStore::new();
+    /// let shared = store.clone();
+    /// let fixture = Fixture::new(store, move || shared.clone()).keep_alive(Cleanup);
+    /// # drop(fixture);
+    /// ```
+    pub fn keep_alive(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.kept_alive.push(Box::new(guard));
+        self
+    }
+
+    /// The store, fresh and empty when the case starts.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A new handle on the same data as [`store`](Fixture::store).
+    pub fn another_handle(&self) -> S {
+        (self.another_handle)()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Fixture<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixture")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs every case of the suite, one after another. Each case gets a fresh fixture from
+/// `fixture` and runs on a task of its own. Panics at the end if any case failed. The panic
+/// names every failed case and its message. Each case's own panic is also printed when it
+/// happens.
+///
+/// Call it from within a tokio runtime. [`store_conformance!`](crate::store_conformance) does
+/// the same work as separate tests.
+///
+/// ```
+/// use graph_runtime::MemoryStore;
+/// use graph_runtime::store::conformance::{self, Fixture};
+///
+/// fn memory_store() -> Fixture<MemoryStore> {
+///     let store = MemoryStore::new();
+///     let shared = store.clone();
+///     Fixture::new(store, move || shared.clone())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // In an async test:
+/// conformance::run_all(memory_store).await;
+/// # }
+/// ```
+pub async fn run_all<S: Store>(mut fixture: impl FnMut() -> Fixture<S>) {
+    let mut failures: Vec<String> = Vec::new();
+    crate::__store_conformance_cases! { run_all(fixture, failures) }
+    if !failures.is_empty() {
+        panic!(
+            "{} of {} store conformance cases failed:\n{}",
+            failures.len(),
+            CASES,
+            failures.join("\n")
+        );
+    }
+}
+
+/// How many cases the suite has, counted from the list the macros share.
+const CASES: usize = crate::__store_conformance_cases! { count() };
+
+/// What `run_all` says of a case whose task ended in a panic (or was cancelled).
+fn failure(case: &str, error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return format!("- `{case}`: {error}");
+    }
+    let payload = error.into_panic();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    format!("- `{case}`: {message}")
+}
+
+/// Runs the store conformance suite against a store: one `#[tokio::test]` per case of
+/// [`store::conformance`](crate::store::conformance), in a new module `$module`.
+///
+/// `$fixture` is an expression that can be called with no arguments and returns a
+/// [`Fixture`](crate::store::conformance::Fixture): usually the name of a function, or a
+/// closure. Each test calls it once. The generated module imports `super::*`, so a function
+/// of the calling module is named as it is there.
+///
+/// Each test runs on a multi-threaded tokio runtime with two worker threads. The calling
+/// crate needs tokio as a dependency with the `macros` and `rt-multi-thread` features, and
+/// graph-runtime with the `conformance` feature; see the [module
+/// docs](crate::store::conformance).
+///
+/// ```
+/// use graph_runtime::MemoryStore;
+/// use graph_runtime::store::conformance::Fixture;
+///
+/// fn memory_store() -> Fixture<MemoryStore> {
+///     let store = MemoryStore::new();
+///     let shared = store.clone();
+///     Fixture::new(store, move || shared.clone())
+/// }
+///
+/// graph_runtime::store_conformance!(memory_store, memory_store);
+/// # fn main() {} // the tests are items of the file, not of `main`
+/// ```
+///
+/// The generated tests are named after the cases, e.g.
+/// `memory_store::racing_writers_on_one_session_form_one_chain`, so
+/// `cargo test memory_store::` runs one store's cases and `cargo test racing_writers` runs one
+/// case against every store.
+#[macro_export]
+macro_rules! store_conformance {
+    ($module:ident, $fixture:expr $(,)?) => {
+        $crate::__store_conformance_cases! { tests($module, $fixture) }
+    };
+}
+
+// The list of cases, in one place, so the tests of `store_conformance!`, the body of `run_all`
+// and the count cannot drift apart: `mode(input)` expands the `@expand mode` arm with every
+// case's name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    (@expand tests ($module:ident, $fixture:expr); $($case:ident),*) => {
+        mod $module {
+            // The fixture expression is the caller's, written for the calling module.
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                // `$fixture` may be a closure, called once here.
+                #[allow(clippy::redundant_closure_call)]
+                async fn $case() {
+                    let fixture: $crate::store::conformance::Fixture<_> = ($fixture)();
+                    $crate::store::conformance::$case(&fixture).await;
+                }
+            )*
+        }
+    };
+    (@expand run_all ($fixture:ident, $failures:ident); $($case:ident),*) => {
+        $(
+            let fixture = $fixture();
+            let case = ::tokio::spawn(async move {
+                $crate::store::conformance::$case(&fixture).await;
+            });
+            if let Err(error) = case.await {
+                $failures.push($crate::store::conformance::failure(::core::stringify!($case), error));
+            }
+        )*
+    };
+    (@expand count (); $($case:ident),*) => {
+        [$(::core::stringify!($case)),*].len()
+    };
+    ($mode:ident $input:tt) => {
+        $crate::__store_conformance_cases! { @expand $mode $input;
+            // Reading and writing
+            round_trip_keeps_bytes_and_metadata,
+            list_is_oldest_first_and_latest_is_newest,
+            missing_session_reads_as_empty,
+            // Compare-and-swap
+            conflict_when_expected_is_not_the_latest,
+            conflict_when_expected_is_stale,
+            conflict_when_creating_a_session_that_exists,
+            conflict_when_appending_to_a_missing_session,
+            conflict_when_seq_is_not_above_expected,
+            new_session_may_start_at_any_seq,
+            // Retention and deletion
+            keep_last_prunes_in_the_same_append,
+            prune_keeps_the_newest_and_counts_removals,
+            get_of_pruned_missing_or_huge_seq_is_none,
+            delete_removes_the_session_and_frees_its_id,
+            // Session ids
+            sessions_are_listed_sorted_by_bytes,
+            sessions_are_isolated_from_each_other,
+            unicode_and_very_long_session_ids_round_trip,
+            // Concurrency
+            racing_writers_on_one_session_form_one_chain,
+            many_sessions_appending_at_once_all_land,
+            a_conflict_in_a_burst_fails_only_its_own_append,
+            // Incremental checkpoints
+            depends_on_round_trips,
+            keep_last_keeps_what_kept_checkpoints_depend_on,
+            prune_keeps_what_kept_checkpoints_depend_on,
+            chain_returns_the_kept_range_oldest_first,
+            // Leases
+            claim_takes_only_runnable_sessions_of_listed_workflows_and_hashes,
+            a_live_lease_keeps_other_claimers_out_and_each_claim_raises_the_epoch,
+            a_fenced_append_with_an_old_epoch_is_lease_lost_and_writes_nothing,
+            renew_extends_a_lease_and_is_lease_lost_after_a_takeover,
+            wake_after_is_claimable_only_once_due,
+            wake_never_is_not_claimable_until_woken_again,
+            concurrent_claimers_never_share_a_session_and_take_them_all,
+            claim_respects_its_limit,
+            a_runnable_append_wakes_a_waiter_long_before_its_timeout
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A fixed, whole-millisecond time: stores may keep only microseconds.
+fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+}
+
+fn checkpoint(seq: u64) -> Checkpoint {
+    let bytes = format!("checkpoint {seq}").into_bytes();
+    Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
+}
+
+/// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
+fn delta(seq: u64, base: u64) -> Checkpoint {
+    checkpoint(seq).depends_on(base)
+}
+
+/// Appends `checkpoint` after `expected`, keeping `keep_last`.
+async fn push<S: Store>(
+    store: &S,
+    session: &str,
+    expected: Option<u64>,
+    checkpoint: Checkpoint,
+    keep_last: Option<u64>,
+) {
+    store
+        .append(session, Append::new(expected, checkpoint, keep_last))
+        .await
+        .expect("an uncontested append");
+}
+
+fn tagged(seq: u64, tag: &str) -> Checkpoint {
+    let mut checkpoint = checkpoint(seq);
+    checkpoint.bytes = format!("{tag} {seq}").into_bytes();
+    checkpoint
+}
+
+/// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
+fn before(seq: u64) -> Option<u64> {
+    seq.checked_sub(1).filter(|&s| s > 0)
+}
+
+async fn append<S: Store>(store: &S, session: &str, expected: Option<u64>, seq: u64) -> Result<()> {
+    store
+        .append(session, Append::new(expected, checkpoint(seq), None))
+        .await
+}
+
+/// Appends checkpoints 1..=n to a new session.
+async fn chain<S: Store>(store: &S, session: &str, n: u64) {
+    for seq in 1..=n {
+        append(store, session, before(seq), seq)
+            .await
+            .expect("an uncontested append");
+    }
+}
+
+async fn seqs<S: Store>(store: &S, session: &str) -> Vec<u64> {
+    store
+        .list(session)
+        .await
+        .expect("list")
+        .iter()
+        .map(|m| m.seq)
+        .collect()
+}
+
+async fn latest_seq<S: Store>(store: &S, session: &str) -> Option<u64> {
+    store.latest(session).await.expect("latest").map(|c| c.seq)
+}
+
+#[track_caller]
+fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, found: Option<u64>) {
+    match result {
+        Err(Error::Conflict {
+            session: s,
+            expected: e,
+            found: f,
+        }) => {
+            assert_eq!(
+                (s.as_str(), e, f),
+                (session, expected, found),
+                "conflict fields"
+            );
+        }
+        other => panic!("expected a conflict in `{session}`, got {other:?}"),
+    }
+}
+
+fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
+    CheckpointMeta::from(checkpoint)
+}
+
+/// The workflow and graph hash the lease cases register.
+const FLOW: &str = "checkout";
+const HASH: u64 = 0xfeed_beef_0000_0001;
+/// A lease that outlives every test.
+const LONG: Duration = Duration::from_secs(60);
+
+/// A new session of `FLOW` at `HASH` (checkpoint 1), with this wake time.
+async fn enqueue<S: Store>(store: &S, session: &str, wake: Wake) {
+    let append = Append::new(None, checkpoint(1), None)
+        .workflow(FLOW, HASH)
+        .wake(wake);
+    store.append(session, append).await.expect("an enqueue");
+}
+
+/// A claim of `FLOW` at `HASH` by `owner`.
+fn claim(owner: &str, ttl: Duration, limit: usize) -> Claim {
+    Claim::new(owner, ttl, limit).workflow(FLOW, [HASH])
+}
+
+/// The sessions of some leases, sorted.
+fn names(leases: &[Lease]) -> Vec<String> {
+    let mut names: Vec<String> = leases.iter().map(|l| l.session.clone()).collect();
+    names.sort();
+    names
+}
+
+#[track_caller]
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T>, session: &str, epoch: u64) {
+    match result {
+        Err(Error::LeaseLost {
+            session: s,
+            epoch: e,
+        }) => assert_eq!((s.as_str(), e), (session, epoch), "lease-lost fields"),
+        other => panic!("expected LeaseLost in `{session}`, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing
+
+/// What is appended reads back unchanged through `get`, `latest` and `list`: every byte (70 kB of
+/// every byte value, and no bytes at all), the node, the status (with a `Waiting` node) and the
+/// time to the microsecond, also before 1970.
+pub async fn round_trip_keeps_bytes_and_metadata<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let every_byte: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let saved = [
+        Checkpoint::new(1, "validate", Status::Running, every_byte)
+            .created_at(at(1) + Duration::from_micros(7)),
+        Checkpoint::new(
+            2,
+            "review".to_owned(),
+            Status::Waiting {
+                node: "review".to_owned(),
+            },
+            vec![0; 3],
+        )
+        .created_at(at(2)),
+        Checkpoint::new(3, "END", Status::Completed, Vec::new())
+            .created_at(UNIX_EPOCH - Duration::from_secs(86_400)),
+    ];
+    for c in &saved {
+        store
+            .append("s", Append::new(before(c.seq), c.clone(), None))
+            .await
+            .unwrap();
+    }
+    for c in &saved {
+        assert_eq!(store.get("s", c.seq).await.unwrap().as_ref(), Some(c));
+    }
+    assert_eq!(store.latest("s").await.unwrap().as_ref(), Some(&saved[2]));
+    let expected: Vec<CheckpointMeta> = saved.iter().map(meta).collect();
+    assert_eq!(store.list("s").await.unwrap(), expected);
+}
+
+/// `list` is oldest first and `latest` is the newest, with gaps between sequence numbers (as
+/// `EveryN` checkpoints leave them).
+pub async fn list_is_oldest_first_and_latest_is_newest<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let mut expected = None;
+    // Gaps between sequence numbers are allowed (`EveryN` checkpoints).
+    for seq in [1, 2, 5, 9, 10, 31] {
+        append(store, "s", expected, seq).await.unwrap();
+        expected = Some(seq);
+    }
+    assert_eq!(seqs(store, "s").await, [1, 2, 5, 9, 10, 31]);
+    assert_eq!(latest_seq(store, "s").await, Some(31));
+}
+
+/// A session never written reads as empty: no checkpoint, an empty list, nothing to prune or
+/// delete, no sessions.
+pub async fn missing_session_reads_as_empty<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    assert_eq!(store.latest("nobody").await.unwrap(), None);
+    assert_eq!(store.get("nobody", 1).await.unwrap(), None);
+    assert!(store.list("nobody").await.unwrap().is_empty());
+    assert_eq!(store.prune("nobody", 1).await.unwrap(), 0);
+    assert!(!store.delete("nobody").await.unwrap());
+    assert!(store.sessions().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compare-and-swap
+
+/// An append whose `expected` is not the latest sequence number is a `Conflict` naming the
+/// session, `expected` and the latest, and writes nothing.
+pub async fn conflict_when_expected_is_not_the_latest<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 3).await;
+    assert_conflict(append(store, "s", Some(1), 4).await, "s", Some(1), Some(3));
+    assert_conflict(append(store, "s", Some(5), 6).await, "s", Some(5), Some(3));
+    // Nothing was written by the failed appends.
+    assert_eq!(seqs(store, "s").await, [1, 2, 3]);
+    assert_eq!(store.get("s", 4).await.unwrap(), None);
+}
+
+/// Two writers that read the same latest checkpoint both append after it: the first wins, the
+/// second is a `Conflict`, and the first one's bytes stay.
+pub async fn conflict_when_expected_is_stale<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 1).await;
+    // Two writers both read seq 1, then both try to write seq 2.
+    let first = store
+        .append("s", Append::new(Some(1), tagged(2, "first"), None))
+        .await;
+    let second = store
+        .append("s", Append::new(Some(1), tagged(2, "second"), None))
+        .await;
+    first.unwrap();
+    assert_conflict(second, "s", Some(1), Some(2));
+    assert_eq!(store.get("s", 2).await.unwrap().unwrap().bytes, b"first 2");
+    assert_eq!(seqs(store, "s").await, [1, 2]);
+}
+
+/// Creating (`expected: None`) a session that exists is a `Conflict`, whatever the sequence
+/// number.
+pub async fn conflict_when_creating_a_session_that_exists<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 2).await;
+    assert_conflict(append(store, "s", None, 3).await, "s", None, Some(2));
+    assert_conflict(append(store, "s", None, 1).await, "s", None, Some(2));
+    assert_eq!(seqs(store, "s").await, [1, 2]);
+}
+
+/// Appending after a checkpoint (`expected: Some(_)`) of a session that does not exist is a
+/// `Conflict` with `found: None`, and creates nothing.
+pub async fn conflict_when_appending_to_a_missing_session<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    assert_conflict(append(store, "s", Some(0), 1).await, "s", Some(0), None);
+    assert_conflict(append(store, "s", Some(4), 5).await, "s", Some(4), None);
+    assert_eq!(store.latest("s").await.unwrap(), None);
+    assert!(store.sessions().await.unwrap().is_empty());
+}
+
+/// A checkpoint whose `seq` is not above `expected` is a `Conflict`, even when `expected` is the
+/// latest.
+pub async fn conflict_when_seq_is_not_above_expected<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 3).await;
+    for seq in [3, 2, 0] {
+        assert_conflict(
+            append(store, "s", Some(3), seq).await,
+            "s",
+            Some(3),
+            Some(3),
+        );
+    }
+    assert_eq!(seqs(store, "s").await, [1, 2, 3]);
+}
+
+/// A new session may start at any sequence number (`Runner::fork` keeps its origin's numbering).
+pub async fn new_session_may_start_at_any_seq<S: Store>(fixture: &Fixture<S>) {
+    // `Runner::fork` starts a new session at the sequence number it forks from.
+    let store = fixture.store();
+    append(store, "fork", None, 42).await.unwrap();
+    append(store, "fork", Some(42), 43).await.unwrap();
+    assert_eq!(seqs(store, "fork").await, [42, 43]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention and deletion
+
+/// `Append::keep_last` prunes in the same append and never removes the checkpoint just written
+/// (not even with `Some(0)`); a conflicting append prunes nothing.
+pub async fn keep_last_prunes_in_the_same_append<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    for seq in 1..=6 {
+        store
+            .append("s", Append::new(before(seq), checkpoint(seq), Some(3)))
+            .await
+            .unwrap();
+        let kept = seqs(store, "s").await;
+        assert_eq!(kept.last(), Some(&seq));
+        assert_eq!(kept.len() as u64, seq.min(3), "after seq {seq}: {kept:?}");
+    }
+    assert_eq!(seqs(store, "s").await, [4, 5, 6]);
+    // More room than checkpoints: nothing goes.
+    store
+        .append("s", Append::new(Some(6), checkpoint(7), Some(100)))
+        .await
+        .unwrap();
+    assert_eq!(seqs(store, "s").await, [4, 5, 6, 7]);
+    // `keep_last` 0 still keeps the checkpoint just written.
+    store
+        .append("s", Append::new(Some(7), checkpoint(8), Some(0)))
+        .await
+        .unwrap();
+    assert_eq!(seqs(store, "s").await, [8]);
+    // A conflicting append prunes nothing.
+    let stale = store
+        .append("s", Append::new(Some(5), checkpoint(9), Some(1)))
+        .await;
+    assert_conflict(stale, "s", Some(5), Some(8));
+    assert_eq!(seqs(store, "s").await, [8]);
+}
+
+/// `prune` keeps the newest `keep_last` checkpoints, never fewer than one, and returns how many it
+/// removed; the chain goes on from the newest.
+pub async fn prune_keeps_the_newest_and_counts_removals<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 5).await;
+    assert_eq!(store.prune("s", 2).await.unwrap(), 3);
+    assert_eq!(seqs(store, "s").await, [4, 5]);
+    assert_eq!(store.prune("s", 2).await.unwrap(), 0);
+    assert_eq!(store.prune("s", 10).await.unwrap(), 0);
+    // Never the newest, even when asked to keep none.
+    assert_eq!(store.prune("s", 0).await.unwrap(), 1);
+    assert_eq!(seqs(store, "s").await, [5]);
+    assert_eq!(store.prune("s", 0).await.unwrap(), 0);
+    assert_eq!(latest_seq(store, "s").await, Some(5));
+    // The chain goes on from the newest.
+    append(store, "s", Some(5), 6).await.unwrap();
+    assert_eq!(seqs(store, "s").await, [5, 6]);
+}
+
+/// `get` of a pruned, never written or huge sequence number (up to `u64::MAX`) is `None`, not an
+/// error.
+pub async fn get_of_pruned_missing_or_huge_seq_is_none<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 4).await;
+    store.prune("s", 1).await.unwrap();
+    for seq in [0, 1, 3, 5, 99, i64::MAX as u64, u64::MAX] {
+        assert_eq!(store.get("s", seq).await.unwrap(), None, "seq {seq}");
+    }
+    assert_eq!(store.get("s", 4).await.unwrap(), Some(checkpoint(4)));
+    assert_eq!(store.get("other", 4).await.unwrap(), None);
+}
+
+/// `delete` removes one session's checkpoints and says whether it existed; its id starts afresh,
+/// and only from `expected: None`; other sessions keep theirs.
+pub async fn delete_removes_the_session_and_frees_its_id<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "a", 3).await;
+    chain(store, "b", 2).await;
+    assert!(store.delete("a").await.unwrap());
+    assert!(!store.delete("a").await.unwrap());
+    assert_eq!(store.latest("a").await.unwrap(), None);
+    assert_eq!(store.get("a", 1).await.unwrap(), None);
+    assert!(store.list("a").await.unwrap().is_empty());
+    assert_eq!(store.sessions().await.unwrap(), ["b"]);
+    // Gone means gone: the id starts afresh, and only from `None`.
+    assert_conflict(append(store, "a", Some(3), 4).await, "a", Some(3), None);
+    append(store, "a", None, 1).await.unwrap();
+    assert_eq!(seqs(store, "a").await, [1]);
+    assert_eq!(seqs(store, "b").await, [1, 2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session ids
+
+/// `sessions` lists every session sorted as `str` sorts (by bytes).
+pub async fn sessions_are_listed_sorted_by_bytes<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let mut names = vec![
+        "b", "a", "B", "é", "ab", "a b", "z", "Ω", "a-1", "a-10", "a-2",
+    ];
+    for name in &names {
+        chain(store, name, 1).await;
+    }
+    names.sort_unstable();
+    assert_eq!(store.sessions().await.unwrap(), names);
+}
+
+/// Ids that are prefixes of each other, or differ by case or a trailing space, are different
+/// sessions: a conflict, a prune or a delete in one leaves the others alone.
+pub async fn sessions_are_isolated_from_each_other<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    // Names that are prefixes of each other, or differ by case or a trailing space.
+    let names = ["order-1", "order-10", "order-1 ", "Order-1"];
+    for (i, name) in names.iter().enumerate() {
+        chain(store, name, i as u64 + 2).await;
+    }
+    for (i, name) in names.iter().enumerate() {
+        let n = i as u64 + 2;
+        assert_eq!(
+            seqs(store, name).await,
+            (1..=n).collect::<Vec<_>>(),
+            "{name:?}"
+        );
+    }
+    // A conflict, a prune and a delete in one session leave the others alone.
+    assert_conflict(
+        append(store, "order-1", Some(1), 2).await,
+        "order-1",
+        Some(1),
+        Some(2),
+    );
+    assert_eq!(store.prune("order-10", 1).await.unwrap(), 2);
+    assert!(store.delete("order-1 ").await.unwrap());
+    assert_eq!(seqs(store, "order-1").await, [1, 2]);
+    assert_eq!(seqs(store, "order-10").await, [3]);
+    assert!(seqs(store, "order-1 ").await.is_empty());
+    assert_eq!(seqs(store, "Order-1").await, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        store.sessions().await.unwrap(),
+        ["Order-1", "order-1", "order-10"]
+    );
+}
+
+/// Session ids are opaque strings: non-ASCII, NUL, control characters, SQL metacharacters, the
+/// empty string and 10 KiB ids that differ only in their last byte all round-trip and sort.
+pub async fn unicode_and_very_long_session_ids_round_trip<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let long = "x".repeat(10 * 1024);
+    let mut names = vec![
+        "注文-42 🚀".to_owned(),
+        "crab 🦀🦀".to_owned(),
+        "nul\0inside".to_owned(),
+        "nul".to_owned(),
+        "tab\tnewline\n".to_owned(),
+        "'; DROP TABLE sessions; --".to_owned(),
+        "%_*".to_owned(),
+        String::new(),
+        format!("{long}a"),
+        format!("{long}b"), // differs from the previous one in its last byte only
+        long,
+    ];
+    for (i, name) in names.iter().enumerate() {
+        store
+            .append(name, Append::new(None, tagged(1, &i.to_string()), None))
+            .await
+            .unwrap();
+        store
+            .append(name, Append::new(Some(1), tagged(2, name), None))
+            .await
+            .unwrap();
+    }
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            store.get(name, 1).await.unwrap().unwrap().bytes,
+            format!("{i} 1").as_bytes()
+        );
+        assert_eq!(store.latest(name).await.unwrap(), Some(tagged(2, name)));
+        assert_eq!(seqs(store, name).await, [1, 2]);
+    }
+    names.sort_unstable();
+    assert_eq!(store.sessions().await.unwrap(), names);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+
+/// Many tasks (on several handles) race to extend one session: every sequence number is
+/// won by exactly one of them, the chain has no gap and no duplicate, and the stored bytes
+/// are the winner's.
+pub async fn racing_writers_on_one_session_form_one_chain<S: Store>(fixture: &Fixture<S>) {
+    const TASKS: usize = 8;
+    const LENGTH: u64 = 60;
+    let handles: Vec<Arc<S>> = (0..3).map(|_| Arc::new(fixture.another_handle())).collect();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&handles[task % handles.len()]);
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            loop {
+                let latest = latest_seq(&*store, "contested").await;
+                let next = latest.map_or(1, |seq| seq + 1);
+                if next > LENGTH {
+                    return won;
+                }
+                let attempt = Append::new(latest, tagged(next, &format!("task {task}")), None);
+                match store.append("contested", attempt).await {
+                    Ok(()) => won.push(next),
+                    Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                    Err(e) => panic!("task {task}: {e}"),
+                }
+            }
+        }));
+    }
+    let mut all_wins = Vec::new();
+    for (task, handle) in tasks.into_iter().enumerate() {
+        let won = handle.await.expect("a racing task");
+        for &seq in &won {
+            let stored = fixture
+                .store()
+                .get("contested", seq)
+                .await
+                .unwrap()
+                .expect("a won seq");
+            assert_eq!(stored.bytes, format!("task {task} {seq}").as_bytes());
+        }
+        all_wins.extend(won);
+    }
+    all_wins.sort_unstable();
+    let one_chain: Vec<u64> = (1..=LENGTH).collect();
+    assert_eq!(all_wins, one_chain, "every seq won exactly once");
+    assert_eq!(seqs(fixture.store(), "contested").await, one_chain);
+}
+
+/// The group-commit path: many sessions checkpoint at the same time, each step waiting for
+/// the previous one; every append succeeds and every chain is complete.
+pub async fn many_sessions_appending_at_once_all_land<S: Store>(fixture: &Fixture<S>) {
+    const SESSIONS: usize = 100;
+    const STEPS: u64 = 10;
+    let store = Arc::new(fixture.another_handle());
+    let tasks: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let session = format!("session-{i:03}");
+                for seq in 1..=STEPS {
+                    let checkpoint = tagged(seq, &session);
+                    store
+                        .append(&session, Append::new(before(seq), checkpoint, None))
+                        .await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .expect("a session task")
+            .expect("every append succeeds");
+    }
+    let sessions = fixture.store().sessions().await.unwrap();
+    assert_eq!(sessions.len(), SESSIONS);
+    for session in &sessions {
+        let list = fixture.store().list(session).await.unwrap();
+        assert_eq!(
+            list.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=STEPS).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            fixture.store().latest(session).await.unwrap(),
+            Some(tagged(STEPS, session))
+        );
+    }
+}
+
+/// Appends that arrive together (so a store may batch them): where two race for the same
+/// seq exactly one wins, and the loser's conflict does not fail anyone else.
+pub async fn a_conflict_in_a_burst_fails_only_its_own_append<S: Store>(fixture: &Fixture<S>) {
+    const SESSIONS: usize = 40;
+    let store = Arc::new(fixture.another_handle());
+    for i in 0..SESSIONS {
+        chain(&*store, &format!("contested-{i}"), 1).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..SESSIONS {
+        for tag in ["left", "right"] {
+            let store = Arc::clone(&store);
+            let session = format!("contested-{i}");
+            tasks.push(tokio::spawn(async move {
+                let append = Append::new(Some(1), tagged(2, tag), None);
+                let result = store.append(&session, append).await;
+                (session, tag, result)
+            }));
+        }
+        let store = Arc::clone(&store);
+        let session = format!("fresh-{i}");
+        tasks.push(tokio::spawn(async move {
+            let result = store
+                .append(&session, Append::new(None, tagged(1, "fresh"), None))
+                .await;
+            (session, "fresh", result)
+        }));
+    }
+    let mut winners = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (session, tag, result) = task.await.expect("a burst task");
+        match (tag, result) {
+            ("fresh", result) => result.expect("an uncontested append in the burst"),
+            (tag, Ok(())) => assert!(winners.insert(session, tag).is_none(), "two winners"),
+            (_, result) => assert_conflict(result, &session, Some(1), Some(2)),
+        }
+    }
+    assert_eq!(winners.len(), SESSIONS, "one winner per contested session");
+    for (session, tag) in winners {
+        assert_eq!(
+            fixture.store().latest(&session).await.unwrap(),
+            Some(tagged(2, tag))
+        );
+    }
+    for i in 0..SESSIONS {
+        assert_eq!(seqs(fixture.store(), &format!("fresh-{i}")).await, [1]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incremental checkpoints: `depends_on` is kept, and retention honours it
+
+/// [`Checkpoint::depends_on`](Checkpoint#structfield.depends_on) round-trips through `get`,
+/// `latest` and `chain`, and another handle reads it too.
+pub async fn depends_on_round_trips<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    push(store, "s", None, checkpoint(1), None).await;
+    push(store, "s", Some(1), delta(2, 1), None).await;
+    push(store, "s", Some(2), delta(3, 1), None).await;
+    assert_eq!(store.get("s", 1).await.unwrap(), Some(checkpoint(1)));
+    assert_eq!(store.get("s", 2).await.unwrap(), Some(delta(2, 1)));
+    assert_eq!(store.latest("s").await.unwrap(), Some(delta(3, 1)));
+    assert_eq!(
+        store.chain("s", 1, 3).await.unwrap(),
+        [checkpoint(1), delta(2, 1), delta(3, 1)]
+    );
+    // Another handle (for SQLite: the file opened again) reads the same.
+    let again = fixture.another_handle();
+    assert_eq!(again.latest("s").await.unwrap(), Some(delta(3, 1)));
+}
+
+/// `Append::keep_last` never removes a checkpoint that a kept one depends on, and removes a base
+/// once nothing kept needs it; other sessions are untouched.
+pub async fn keep_last_keeps_what_kept_checkpoints_depend_on<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    push(store, "s", None, checkpoint(1), Some(2)).await;
+    for seq in 2..=5 {
+        push(store, "s", Some(seq - 1), delta(seq, 1), Some(2)).await;
+    }
+    // 4 and 5 are kept and depend on 1: everything from 1 stays.
+    assert_eq!(seqs(store, "s").await, [1, 2, 3, 4, 5]);
+    // A full checkpoint: the kept 5 still depends on 1.
+    push(store, "s", Some(5), checkpoint(6), Some(2)).await;
+    assert_eq!(seqs(store, "s").await, [1, 2, 3, 4, 5, 6]);
+    // Kept now: 6 and 7 (a delta on 6). Nothing kept needs 1..=5 any more.
+    push(store, "s", Some(6), delta(7, 6), Some(2)).await;
+    assert_eq!(seqs(store, "s").await, [6, 7]);
+    // A delta on its own base only keeps what it needs.
+    push(store, "s", Some(7), delta(8, 7), Some(1)).await;
+    assert_eq!(seqs(store, "s").await, [7, 8]);
+    assert_eq!(store.get("s", 7).await.unwrap(), Some(delta(7, 6)));
+    // Other sessions are untouched by this one's retention.
+    chain(store, "other", 3).await;
+    push(store, "s", Some(8), checkpoint(9), Some(1)).await;
+    assert_eq!(seqs(store, "s").await, [9]);
+    assert_eq!(seqs(store, "other").await, [1, 2, 3]);
+}
+
+/// `prune` never removes a checkpoint that a kept one depends on, and counts only what it removed.
+pub async fn prune_keeps_what_kept_checkpoints_depend_on<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    push(store, "s", None, checkpoint(1), None).await;
+    push(store, "s", Some(1), delta(2, 1), None).await;
+    push(store, "s", Some(2), checkpoint(3), None).await;
+    push(store, "s", Some(3), delta(4, 3), None).await;
+    push(store, "s", Some(4), delta(5, 3), None).await;
+    // Keeping 1 (5) needs 3 and 4 as well.
+    assert_eq!(store.prune("s", 1).await.unwrap(), 2);
+    assert_eq!(seqs(store, "s").await, [3, 4, 5]);
+    assert_eq!(store.prune("s", 0).await.unwrap(), 0);
+    assert_eq!(seqs(store, "s").await, [3, 4, 5]);
+    // Once the newest is full again, its base chain goes.
+    push(store, "s", Some(5), checkpoint(6), None).await;
+    assert_eq!(store.prune("s", 1).await.unwrap(), 3);
+    assert_eq!(seqs(store, "s").await, [6]);
+    assert_eq!(store.prune("missing", 1).await.unwrap(), 0);
+}
+
+/// `chain(from, to)` returns the kept checkpoints with `from <= seq <= to`, oldest first, skipping
+/// pruned ones and gaps; an empty or unknown range is empty, not an error.
+pub async fn chain_returns_the_kept_range_oldest_first<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    chain(store, "s", 6).await;
+    store.prune("s", 3).await.unwrap();
+    let range = |from, to| async move {
+        store
+            .chain("s", from, to)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.seq)
+            .collect::<Vec<_>>()
+    };
+    // 1..=3 are pruned: skipped, not errors.
+    assert_eq!(range(2, 5).await, [4, 5]);
+    assert_eq!(range(0, 99).await, [4, 5, 6]);
+    assert_eq!(range(5, 5).await, [5]);
+    assert_eq!(range(6, 5).await, Vec::<u64>::new());
+    assert_eq!(range(7, 99).await, Vec::<u64>::new());
+    assert_eq!(range(u64::MAX, u64::MAX).await, Vec::<u64>::new());
+    // The checkpoints themselves, not only their numbers.
+    assert_eq!(
+        store.chain("s", 4, 5).await.unwrap(),
+        [checkpoint(4), checkpoint(5)]
+    );
+    // Gaps in the numbering are skipped too.
+    push(store, "gaps", None, checkpoint(1), None).await;
+    push(store, "gaps", Some(1), checkpoint(3), None).await;
+    push(store, "gaps", Some(3), checkpoint(7), None).await;
+    let gaps: Vec<u64> = store
+        .chain("gaps", 1, 7)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(gaps, [1, 3, 7]);
+    assert!(store.chain("unknown", 0, 99).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+/// `claim` takes only runnable sessions (their wake time has come) of the workflows and graph
+/// hashes it lists, at epoch 1, owned by the claimer, expiring `ttl` from now; it changes no
+/// checkpoint.
+pub async fn claim_takes_only_runnable_sessions_of_listed_workflows_and_hashes<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    enqueue(store, "runnable", Wake::Now).await;
+    enqueue(store, "never", Wake::Never).await;
+    // No wake time given: not runnable; no workflow given: no claim can take it.
+    append(store, "plain", None, 1).await.unwrap();
+    let no_workflow = Append::new(None, checkpoint(1), None).wake(Wake::Now);
+    store.append("no-workflow", no_workflow).await.unwrap();
+    let other = Append::new(None, checkpoint(1), None)
+        .workflow("refund", HASH)
+        .wake(Wake::Now);
+    store.append("other-workflow", other).await.unwrap();
+    let old = Append::new(None, checkpoint(1), None)
+        .workflow(FLOW, 7)
+        .wake(Wake::Now);
+    store.append("old-graph", old).await.unwrap();
+
+    let nothing = Claim::new("w", LONG, 10);
+    assert!(store.claim(&nothing).await.unwrap().is_empty());
+    let before = SystemTime::now();
+    let leases = store.claim(&claim("w1", LONG, 10)).await.unwrap();
+    assert_eq!(names(&leases), ["runnable"]);
+    let lease = &leases[0];
+    assert_eq!(
+        (lease.epoch, lease.owner.as_str(), lease.workflow.as_str()),
+        (1, "w1", FLOW)
+    );
+    assert_eq!(lease.graph_hash, HASH);
+    // The database's clock, on this machine: about a minute from now.
+    let slack = Duration::from_secs(10);
+    assert!(lease.expires_at > before + LONG - slack, "{lease:?}");
+    assert!(
+        lease.expires_at < SystemTime::now() + LONG + slack,
+        "{lease:?}"
+    );
+
+    // A worker that also runs the older graph and `refund` takes those.
+    let wider = claim("w2", LONG, 10)
+        .workflow(FLOW, [7])
+        .workflow("refund", [HASH]);
+    let leases = store.claim(&wider).await.unwrap();
+    assert_eq!(names(&leases), ["old-graph", "other-workflow"]);
+    assert!(store.claim(&wider).await.unwrap().is_empty());
+    // Claims change no checkpoint.
+    assert_eq!(seqs(store, "runnable").await, [1]);
+}
+
+/// A live lease keeps every claimer out, its owner too. A released session is claimable at once,
+/// one epoch up; releasing twice, or with an old lease, returns `false`.
+pub async fn a_live_lease_keeps_other_claimers_out_and_each_claim_raises_the_epoch<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let other = fixture.another_handle();
+    enqueue(store, "s", Wake::Now).await;
+    let first = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    assert_eq!(names(&first), ["s"]);
+    assert_eq!(first[0].epoch, 1);
+    assert!(other.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+    assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+
+    // Released: claimable again at once, by anyone, one epoch up.
+    assert!(store.release(&first[0]).await.unwrap());
+    assert!(!store.release(&first[0]).await.unwrap(), "released twice");
+    let second = other.claim(&claim("b", LONG, 5)).await.unwrap();
+    assert_eq!(names(&second), ["s"]);
+    assert_eq!((second[0].epoch, second[0].owner.as_str()), (2, "b"));
+    // The old lease cannot release the new one.
+    assert!(!store.release(&first[0]).await.unwrap());
+    assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+    assert!(other.release(&second[0]).await.unwrap());
+    let third = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    assert_eq!(third[0].epoch, 3);
+}
+
+/// Once another claimer has taken over an expired lease, an append fenced with the old epoch is
+/// `LeaseLost` whatever its sequence numbers, and writes nothing; so is renewing the old lease.
+/// Under a live fence a stale `expected` is still a `Conflict`; a fence on a missing session is
+/// `LeaseLost`.
+pub async fn a_fenced_append_with_an_old_epoch_is_lease_lost_and_writes_nothing<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let other = fixture.another_handle();
+    enqueue(store, "s", Wake::Now).await;
+    let short = store
+        .claim(&claim("a", Duration::from_millis(200), 5))
+        .await
+        .unwrap();
+    let fenced =
+        |seq: u64, expected, epoch| Append::new(expected, tagged(seq, "fenced"), None).fence(epoch);
+    // Under its lease, `a` writes.
+    store.append("s", fenced(2, Some(1), 1)).await.unwrap();
+    // `a` pauses past its lease; `b` takes the session over.
+    let mut taken = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        taken = other.claim(&claim("b", LONG, 5)).await.unwrap();
+        if !taken.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(names(&taken), ["s"], "taken over once the lease expired");
+    assert_eq!(taken[0].epoch, short[0].epoch + 1);
+
+    // `a` comes back: with the right seq or a wrong one, its fence is stale.
+    assert_lease_lost(store.append("s", fenced(3, Some(2), 1)).await, "s", 1);
+    assert_lease_lost(store.append("s", fenced(9, Some(1), 1)).await, "s", 1);
+    assert_lease_lost(store.renew(&short[0], LONG).await, "s", 1);
+    assert!(!store.release(&short[0]).await.unwrap());
+    assert_eq!(latest_seq(store, "s").await, Some(2));
+    assert_eq!(seqs(store, "s").await, [1, 2]);
+
+    // `b` writes under its epoch; a stale seq under a live fence is a conflict.
+    other.append("s", fenced(3, Some(2), 2)).await.unwrap();
+    assert_conflict(
+        other.append("s", fenced(4, Some(2), 2)).await,
+        "s",
+        Some(2),
+        Some(3),
+    );
+    // A fence on a session that does not exist cannot hold.
+    assert_lease_lost(
+        store.append("missing", fenced(1, None, 1)).await,
+        "missing",
+        1,
+    );
+    assert_eq!(latest_seq(store, "missing").await, None);
+}
+
+/// `renew` extends a lease past its first ttl; after a takeover, or once the session is deleted,
+/// renewing is `LeaseLost`.
+pub async fn renew_extends_a_lease_and_is_lease_lost_after_a_takeover<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let other = fixture.another_handle();
+    enqueue(store, "s", Wake::Now).await;
+    let leases = store
+        .claim(&claim("a", Duration::from_millis(300), 1))
+        .await
+        .unwrap();
+    let renewed = store.renew(&leases[0], LONG).await.unwrap();
+    assert_eq!(
+        (renewed.epoch, renewed.session.as_str()),
+        (leases[0].epoch, "s")
+    );
+    assert!(renewed.expires_at > leases[0].expires_at + Duration::from_secs(30));
+    // Past the first ttl, the renewed lease still keeps others out.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(other.claim(&claim("b", LONG, 1)).await.unwrap().is_empty());
+
+    // Renewed to almost nothing, it expires; the takeover makes renewing fail.
+    store.renew(&renewed, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let taken = other.claim(&claim("b", LONG, 1)).await.unwrap();
+    assert_eq!(names(&taken), ["s"]);
+    assert_lease_lost(store.renew(&renewed, LONG).await, "s", renewed.epoch);
+    // Deleting the session loses the lease too.
+    assert!(other.delete("s").await.unwrap());
+    assert_lease_lost(other.renew(&taken[0], LONG).await, "s", taken[0].epoch);
+}
+
+/// A session woken with `Wake::After(delay)` is claimable once the delay has passed, not before; a
+/// fenced append sets a new deadline.
+pub async fn wake_after_is_claimable_only_once_due<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let delay = Duration::from_millis(300);
+    let started = Instant::now();
+    enqueue(store, "timer", Wake::After(delay)).await;
+    let early = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    if started.elapsed() < delay {
+        assert!(early.is_empty(), "claimed before its deadline: {early:?}");
+    }
+    tokio::time::sleep(delay + Duration::from_millis(200)).await;
+    let due = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    assert_eq!(names(&due), ["timer"]);
+
+    // A worker sets a deadline on a session it holds, then releases it.
+    let waiting = Status::Waiting {
+        node: "review".to_owned(),
+    };
+    let mut next = checkpoint(2);
+    next.status = waiting;
+    let later = Append::new(Some(1), next, None)
+        .fence(due[0].epoch)
+        .wake(Wake::After(Duration::from_secs(3600)));
+    store.append("timer", later).await.unwrap();
+    assert!(store.release(&due[0]).await.unwrap());
+    assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+}
+
+/// A session at `Wake::Never` is not claimable; an append without a wake leaves it so, and an
+/// unfenced append with `Wake::Now` (an input) makes it runnable again.
+pub async fn wake_never_is_not_claimable_until_woken_again<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    enqueue(store, "s", Wake::Now).await;
+    let leases = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    // The worker completes the session: not runnable any more, even once released.
+    let done = Append::new(Some(1), checkpoint(2), None)
+        .fence(leases[0].epoch)
+        .wake(Wake::Never);
+    store.append("s", done).await.unwrap();
+    assert!(store.release(&leases[0]).await.unwrap());
+    assert!(store.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+    // An append without a wake leaves it as it is.
+    append(store, "s", Some(2), 3).await.unwrap();
+    assert!(store.claim(&claim("b", LONG, 5)).await.unwrap().is_empty());
+    // An input arrives (unfenced, as a web handler writes it): runnable again.
+    let input = Append::new(Some(3), checkpoint(4), None).wake(Wake::Now);
+    store.append("s", input).await.unwrap();
+    let again = store.claim(&claim("b", LONG, 5)).await.unwrap();
+    assert_eq!(names(&again), ["s"]);
+    assert_eq!(again[0].epoch, 2);
+}
+
+/// Four claimers race on handles of their own: no session is claimed twice, no claim exceeds its
+/// limit, and together they take all 50 sessions.
+pub async fn concurrent_claimers_never_share_a_session_and_take_them_all<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    const SESSIONS: usize = 50;
+    const LIMIT: usize = 4;
+    let store = fixture.store();
+    for i in 0..SESSIONS {
+        enqueue(store, &format!("s{i:02}"), Wake::Now).await;
+    }
+    let tasks: Vec<_> = (0..4)
+        .map(|worker| {
+            let handle = fixture.another_handle();
+            tokio::spawn(async move {
+                let owner = format!("worker-{worker}");
+                let mut taken = Vec::new();
+                loop {
+                    let leases = handle.claim(&claim(&owner, LONG, LIMIT)).await.unwrap();
+                    assert!(leases.len() <= LIMIT, "{} above the limit", leases.len());
+                    if leases.is_empty() {
+                        return taken;
+                    }
+                    taken.extend(leases);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let claimed = names(&all);
+    let mut unique = claimed.clone();
+    unique.dedup();
+    assert_eq!(claimed, unique, "a session was claimed twice");
+    let expected: Vec<String> = (0..SESSIONS).map(|i| format!("s{i:02}")).collect();
+    assert_eq!(claimed, expected);
+    assert!(all.iter().all(|lease| lease.epoch == 1));
+    assert!(
+        store
+            .claim(&claim("late", LONG, 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// `claim` returns at most `limit` leases (none for 0) and leaves the rest for the next claim.
+pub async fn claim_respects_its_limit<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    for i in 0..10 {
+        enqueue(store, &format!("s{i}"), Wake::Now).await;
+    }
+    assert!(store.claim(&claim("a", LONG, 0)).await.unwrap().is_empty());
+    let first = store.claim(&claim("a", LONG, 3)).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = store.claim(&claim("a", LONG, 100)).await.unwrap();
+    assert_eq!(rest.len(), 7);
+    let mut all = names(&first);
+    all.extend(names(&rest));
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10);
+}
+
+/// `wait_for_work` returns soon after an append makes a session runnable, long before its timeout.
+pub async fn a_runnable_append_wakes_a_waiter_long_before_its_timeout<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    // Take any wake-up left from before (and, on PostgreSQL, start listening).
+    for _ in 0..3 {
+        store.wait_for_work(Duration::ZERO).await;
+    }
+    let timeout = Duration::from_secs(10);
+    let (waited, ()) = tokio::join!(
+        async {
+            let started = Instant::now();
+            store.wait_for_work(timeout).await;
+            started.elapsed()
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            enqueue(store, "s", Wake::Now).await;
+        }
+    );
+    assert!(
+        waited < timeout / 2,
+        "woke after {waited:?}, not by the append"
+    );
+    let leases = store.claim(&claim("a", LONG, 1)).await.unwrap();
+    assert_eq!(names(&leases), ["s"]);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+    use crate::MemoryStore;
+
+    /// A `MemoryStore` with one bug: `prune` removes nothing (and says so).
+    #[derive(Clone)]
+    struct NeverPrunes(MemoryStore);
+
+    impl Store for NeverPrunes {
+        fn append(&self, session: &str, append: Append) -> impl Future<Output = Result<()>> + Send {
+            self.0.append(session, append)
+        }
+        fn latest(&self, session: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
+            self.0.latest(session)
+        }
+        fn get(
+            &self,
+            session: &str,
+            seq: u64,
+        ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
+            self.0.get(session, seq)
+        }
+        fn list(&self, session: &str) -> impl Future<Output = Result<Vec<CheckpointMeta>>> + Send {
+            self.0.list(session)
+        }
+        async fn prune(&self, _: &str, _: u64) -> Result<u64> {
+            Ok(0)
+        }
+        fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send {
+            self.0.delete(session)
+        }
+        fn sessions(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+            self.0.sessions()
+        }
+        fn claim(&self, claim: &Claim) -> impl Future<Output = Result<Vec<Lease>>> + Send {
+            self.0.claim(claim)
+        }
+        fn renew(
+            &self,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> impl Future<Output = Result<Lease>> + Send {
+            self.0.renew(lease, ttl)
+        }
+        fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool>> + Send {
+            self.0.release(lease)
+        }
+        fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
+            self.0.wait_for_work(timeout)
+        }
+    }
+
+    fn never_prunes() -> Fixture<NeverPrunes> {
+        let store = NeverPrunes(MemoryStore::new());
+        let shared = store.clone();
+        Fixture::new(store, move || shared.clone())
+    }
+
+    /// `run_all` goes on past a failed case and names every failed case in its panic; the
+    /// cases that do not prune still pass.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_all_names_every_failed_case() {
+        let outcome = tokio::spawn(run_all(never_prunes)).await;
+        let panic = outcome.expect_err("a store that never prunes fails the suite");
+        let payload = panic.into_panic();
+        let message = payload
+            .downcast_ref::<String>()
+            .expect("a formatted panic message");
+        assert!(
+            message.contains(&format!(" of {CASES} store conformance cases failed:")),
+            "{message}"
+        );
+        for failed in [
+            "prune_keeps_the_newest_and_counts_removals",
+            "prune_keeps_what_kept_checkpoints_depend_on",
+            "get_of_pruned_missing_or_huge_seq_is_none",
+        ] {
+            assert!(message.contains(&format!("- `{failed}`: ")), "{message}");
+        }
+        for passed in [
+            "round_trip_keeps_bytes_and_metadata",
+            "claim_respects_its_limit",
+        ] {
+            assert!(!message.contains(passed), "{message}");
+        }
+    }
+}
