@@ -1,0 +1,294 @@
+//! Reads: the pool of read-only connections, the statements of `latest`, `get`, `chain`,
+//! `list` and `sessions`, and decoding their rows.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, Row, params};
+
+use super::error::{Context, corrupt, store_error};
+use super::schema::{STATUS_COMPLETED, STATUS_RUNNING, STATUS_WAITING, open_connection};
+use crate::store::{Checkpoint, CheckpointMeta, from_unix_micros};
+use crate::{Result, Status};
+
+/// Read connections kept open between reads; more are opened when reads overlap.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The query of `latest`: the one a resume runs first.
+pub(super) const LATEST: &str = "SELECT seq, node, status, wait_node, created_at_us, bytes, \
+                                 depends_on FROM checkpoints \
+                                 WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+                                 ORDER BY seq DESC LIMIT 1";
+
+pub(super) struct ReaderPool {
+    pub(super) path: PathBuf,
+    pub(super) context: Context,
+    pub(super) idle: Mutex<Vec<Connection>>,
+    /// Set when the writer stops: connections in use are closed when their read ends.
+    pub(super) closed: AtomicBool,
+}
+
+impl ReaderPool {
+    pub(super) fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // A panic elsewhere cannot leave the list inconsistent: it is only pushed and popped.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection, &Context) -> Result<T>,
+    ) -> Result<T> {
+        let pooled = self.idle().pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = read(&conn, &self.context);
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE_READERS && !self.closed.load(Ordering::Acquire) {
+            idle.push(conn);
+        }
+        result
+    }
+
+    pub(super) fn open(&self) -> Result<Connection> {
+        let conn = open_connection(&self.path, &self.context)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| self.context.error("open a read connection", e))?;
+        // No schema check: the writer checked (and migrated) the file when the store opened.
+        Ok(conn)
+    }
+
+    pub(super) fn close_idle(&self) {
+        let mut idle = self.idle();
+        self.closed.store(true, Ordering::Release);
+        idle.clear();
+    }
+}
+
+/// `latest`: the newest checkpoint of `session`.
+pub(super) fn latest(
+    conn: &Connection,
+    context: &Context,
+    session: &str,
+) -> Result<Option<Checkpoint>> {
+    let mut statement = conn
+        .prepare_cached(LATEST)
+        .map_err(|e| context.error("read the latest checkpoint", e))?;
+    let mut rows = statement
+        .query([session])
+        .map_err(|e| context.error("read the latest checkpoint", e))?;
+    match rows
+        .next()
+        .map_err(|e| context.error("read the latest checkpoint", e))?
+    {
+        Some(row) => Ok(Some(read_checkpoint(row, session, context)?)),
+        None => Ok(None),
+    }
+}
+
+/// `get`: checkpoint `seq` of `session`.
+pub(super) fn get(
+    conn: &Connection,
+    context: &Context,
+    session: &str,
+    seq: i64,
+) -> Result<Option<Checkpoint>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+             FROM checkpoints \
+             WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) AND seq = ?2",
+        )
+        .map_err(|e| context.error("read a checkpoint", e))?;
+    let mut rows = statement
+        .query(params![session, seq])
+        .map_err(|e| context.error("read a checkpoint", e))?;
+    match rows
+        .next()
+        .map_err(|e| context.error("read a checkpoint", e))?
+    {
+        Some(row) => Ok(Some(read_checkpoint(row, session, context)?)),
+        None => Ok(None),
+    }
+}
+
+/// `chain`: the checkpoints of `session` from `from` to `to` (both included), in order.
+pub(super) fn chain(
+    conn: &Connection,
+    context: &Context,
+    session: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Checkpoint>> {
+    let failed = |e| context.error("read a chain of checkpoints", e);
+    // One range scan of the (session_id, seq) index: one statement, one snapshot.
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT seq, node, status, wait_node, created_at_us, bytes, depends_on \
+             FROM checkpoints \
+             WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) \
+             AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+        )
+        .map_err(failed)?;
+    let mut rows = statement
+        .query(params![session, from, to])
+        .map_err(failed)?;
+    let mut chain = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        chain.push(read_checkpoint(row, session, context)?);
+    }
+    Ok(chain)
+}
+
+/// `list`: the metadata of every checkpoint of `session`, without reading their bytes.
+pub(super) fn list(
+    conn: &Connection,
+    context: &Context,
+    session: &str,
+) -> Result<Vec<CheckpointMeta>> {
+    let failed = |e| context.error("list checkpoints", e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT seq, node, status, wait_node, created_at_us, length(bytes) \
+             FROM checkpoints \
+             WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) ORDER BY seq",
+        )
+        .map_err(failed)?;
+    let mut rows = statement.query([session]).map_err(failed)?;
+    let mut list = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let fields = read_fields(row, session, context)?;
+        let length: i64 = column(row, 5, "length(bytes)", session, fields.seq, context)?;
+        list.push(CheckpointMeta {
+            seq: fields.seq,
+            node: fields.node,
+            status: fields.status,
+            bytes: u64::try_from(length).unwrap_or(0),
+            created_at: fields.created_at,
+        });
+    }
+    Ok(list)
+}
+
+/// `sessions`: the names of the sessions that have checkpoints, in order.
+pub(super) fn sessions(conn: &Connection, context: &Context) -> Result<Vec<String>> {
+    let failed = |e| context.error("list sessions", e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT name FROM sessions AS s \
+             WHERE EXISTS (SELECT 1 FROM checkpoints WHERE session_id = s.id) \
+             ORDER BY name",
+        )
+        .map_err(failed)?;
+    let mut rows = statement.query([]).map_err(failed)?;
+    let mut names = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let name: String = row.get(0).map_err(|e| {
+            store_error(
+                format!(
+                    "the sessions table of `{}` holds a bad name: {e}",
+                    context.label
+                ),
+                None,
+            )
+        })?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The metadata columns shared by `latest`, `get` and `list`: seq, node, status, wait_node,
+/// created_at_us.
+struct Fields {
+    seq: u64,
+    node: String,
+    status: Status,
+    created_at: SystemTime,
+}
+
+fn read_fields(row: &Row<'_>, session: &str, context: &Context) -> Result<Fields> {
+    let raw_seq: i64 = column(row, 0, "seq", session, 0, context)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let node: String = column(row, 1, "node", session, seq, context)?;
+    let code: i64 = column(row, 2, "status", session, seq, context)?;
+    let wait_node: Option<String> = column(row, 3, "wait_node", session, seq, context)?;
+    let status = match (code, wait_node) {
+        (STATUS_RUNNING, _) => Status::Running,
+        (STATUS_WAITING, Some(node)) => Status::Waiting { node },
+        (STATUS_WAITING, None) => {
+            return Err(corrupt(
+                session,
+                seq,
+                "waiting status without its node".to_owned(),
+            ));
+        }
+        (STATUS_COMPLETED, _) => Status::Completed,
+        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
+    };
+    let micros: i64 = column(row, 4, "created_at_us", session, seq, context)?;
+    let created_at = from_unix_micros(micros).ok_or_else(|| {
+        corrupt(
+            session,
+            seq,
+            format!("creation time {micros} µs out of range"),
+        )
+    })?;
+    Ok(Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    })
+}
+
+fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Checkpoint> {
+    let Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    } = read_fields(row, session, context)?;
+    let bytes: Vec<u8> = column(row, 5, "bytes", session, seq, context)?;
+    let depends_on: Option<i64> = column(row, 6, "depends_on", session, seq, context)?;
+    let depends_on = depends_on
+        .map(|d| {
+            u64::try_from(d)
+                .map_err(|_| corrupt(session, seq, format!("negative `depends_on` {d}")))
+        })
+        .transpose()?;
+    Ok(Checkpoint {
+        seq,
+        node: Cow::Owned(node),
+        status,
+        created_at,
+        bytes,
+        depends_on,
+        unsealed: false,
+    })
+}
+
+/// One column of a checkpoint row; a value of the wrong type means the row is corrupt.
+fn column<T: FromSql>(
+    row: &Row<'_>,
+    index: usize,
+    name: &str,
+    session: &str,
+    seq: u64,
+    context: &Context,
+) -> Result<T> {
+    row.get(index).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => {
+            corrupt(session, seq, format!("bad `{name}` column: {e}"))
+        }
+        e => context.error("read a checkpoint", e),
+    })
+}

@@ -1,0 +1,135 @@
+//! Unit tests of the SQLite store's internals: error kinds, group commit, opening.
+
+use std::borrow::Cow;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rusqlite::ErrorCode;
+use tokio::sync::oneshot;
+
+use super::error::{Context, fault_of};
+use super::options::DEFAULT_BUSY_TIMEOUT;
+use super::schema::{open_connection, prepare_file};
+use super::writer::{Command, Writer};
+use super::{SqliteOptions, Synchronous};
+use crate::error::StoreFault;
+use crate::store::{Append, Checkpoint, from_unix_micros, unix_micros};
+use crate::{Error, Result, Status};
+
+fn checkpoint(seq: u64) -> Checkpoint {
+    Checkpoint {
+        seq,
+        node: Cow::Borrowed("a"),
+        status: Status::Running,
+        created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
+        bytes: vec![seq as u8; 8],
+        depends_on: None,
+        unsealed: false,
+    }
+}
+
+fn append(
+    session: &str,
+    expected: Option<u64>,
+    seq: u64,
+) -> (Command, oneshot::Receiver<Result<()>>) {
+    let (reply, receiver) = oneshot::channel();
+    let append = Append::new(expected, checkpoint(seq), None);
+    (
+        Command::Append {
+            session: session.to_owned(),
+            append,
+            reply,
+        },
+        receiver,
+    )
+}
+
+fn writer(dir: &tempfile::TempDir) -> Writer {
+    let path = dir.path().join("store.db");
+    let context = Context::new(&path, DEFAULT_BUSY_TIMEOUT);
+    let conn = open_connection(&path, &context).unwrap();
+    let file = prepare_file(&conn, &context, Synchronous::Full).unwrap();
+    Writer::new(conn, context, file)
+}
+
+/// The SQLite result codes that pick a store variant of `Error`; the rest is `Store`.
+#[test]
+fn sqlite_codes_map_to_store_kinds() {
+    for (code, fault) in [
+        (ErrorCode::DatabaseBusy, StoreFault::Busy),
+        (ErrorCode::DatabaseLocked, StoreFault::Busy),
+        (ErrorCode::DatabaseCorrupt, StoreFault::Damaged),
+        (ErrorCode::NotADatabase, StoreFault::Damaged),
+        (ErrorCode::SystemIoFailure, StoreFault::Failed),
+        (ErrorCode::DiskFull, StoreFault::Failed),
+        (ErrorCode::CannotOpen, StoreFault::Failed),
+        (ErrorCode::PermissionDenied, StoreFault::Failed),
+        (ErrorCode::ReadOnly, StoreFault::Failed),
+    ] {
+        assert_eq!(fault_of(code), fault, "{code:?}");
+    }
+}
+
+/// One batch holding two appends to the same session, a duplicate that must conflict, and
+/// another session: the conflict fails alone, and the second append sees the first.
+#[test]
+fn one_batch_serializes_same_session_appends_and_isolates_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = writer(&dir);
+    let (a1, r1) = append("s", None, 1);
+    let (a2, r2) = append("s", Some(1), 2);
+    let (dup, r_dup) = append("s", Some(1), 2);
+    let (other, r_other) = append("t", None, 1);
+    let (a3, r3) = append("s", Some(2), 3);
+    writer.commit_batch(vec![a1, a2, dup, other, a3]);
+    assert!(r1.blocking_recv().unwrap().is_ok());
+    assert!(r2.blocking_recv().unwrap().is_ok());
+    match r_dup.blocking_recv().unwrap() {
+        Err(Error::Conflict {
+            expected: Some(1),
+            found: Some(2),
+            ..
+        }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(r_other.blocking_recv().unwrap().is_ok());
+    assert!(r3.blocking_recv().unwrap().is_ok());
+    let seqs: Vec<i64> = writer
+        .conn
+        .prepare("SELECT seq FROM checkpoints ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(seqs, [1, 2, 1, 3]);
+}
+
+#[test]
+fn abandoned_commands_are_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = writer(&dir);
+    let (a1, r1) = append("s", None, 1);
+    drop(r1);
+    writer.commit_batch(vec![a1]);
+    assert_eq!(writer.session("s").unwrap(), (None, None, 0));
+}
+
+#[test]
+fn times_round_trip_at_microsecond_precision() {
+    for micros in [0, 1, -1, 1_700_000_000_123_456, -86_400_000_000] {
+        assert_eq!(unix_micros(from_unix_micros(micros).unwrap()), micros);
+    }
+    let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+    assert_eq!(unix_micros(far), i64::MAX);
+}
+
+#[test]
+fn huge_busy_timeout_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteOptions::new()
+        .busy_timeout(Duration::MAX)
+        .open(dir.path().join("store.db"))
+        .unwrap();
+    drop(store);
+}
