@@ -127,8 +127,8 @@ impl NodeCtx {
         *self.attempt.get_mut() = 1;
     }
 
-    /// Enters the next node of the default [`Workflow::run`](crate::Workflow::run) loop, at
-    /// the next sequence number. (The loop `#[workflow]` generates calls
+    /// Enters the next node of the default `Execute::run` loop, at the next sequence
+    /// number. (The loop `#[workflow]` generates calls
     /// [`NodeCtx::__enter`] instead.)
     #[inline(always)]
     pub(crate) fn advance(&mut self, node: &'static str) {

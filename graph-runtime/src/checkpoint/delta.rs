@@ -3,8 +3,7 @@
 //! A session whose state grows (an agent's message list) would otherwise store a full copy of
 //! its encoded body at every step. The runner stores checkpoint k as a delta against the body
 //! of checkpoint k-1, in a chain that starts at a full body; this module encodes one such delta
-//! ([`encode`]) and rebuilds the body at the end of a chain ([`reconstruct`], or [`apply`] for a
-//! single step). Integrity of the result is the runner's job (it checksums the reconstructed
+//! ([`encode`]) and rebuilds the body at the end of a chain ([`reconstruct`]). Integrity of the result is the runner's job (it checksums the reconstructed
 //! body); this module guarantees only that any byte string, however hostile, yields either a
 //! body no longer than the caller's limit or an `Err`, without panicking, overflowing or
 //! allocating more than the input and the limit justify.

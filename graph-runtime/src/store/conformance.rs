@@ -222,7 +222,7 @@ fn failure(case: &str, error: tokio::task::JoinError) -> String {
 /// [`store::conformance`](crate::store::conformance), in a new module `$module`.
 ///
 /// `$fixture` is an expression that can be called with no arguments and returns a
-/// [`Fixture`](crate::store::conformance::Fixture): usually the name of a function, or a
+/// [`conformance::Fixture`](crate::store::conformance::Fixture): usually the name of a function, or a
 /// closure. Each test calls it once. The generated module imports `super::*`, so a function
 /// of the calling module is named as it is there.
 ///

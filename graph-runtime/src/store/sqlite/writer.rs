@@ -326,7 +326,10 @@ impl Writer {
         if busy != 0 {
             return Err(SqliteError {
                 message: format!(
-                    "could not {action} in `{}`: another connection or process kept reading or                      writing the file for longer than the busy timeout, so the WAL could not be                      copied into it in full; the `-wal` file still holds committed checkpoints                      and must stay next to the database",
+                    "could not {action} in `{}`: another connection or process kept reading or \
+                     writing the file for longer than the busy timeout, so the WAL could not be \
+                     copied into it in full; the `-wal` file still holds committed checkpoints \
+                     and must stay next to the database",
                     self.context.label
                 ),
                 sqlite: None,
