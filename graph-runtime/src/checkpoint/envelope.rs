@@ -217,6 +217,7 @@ pub(crate) enum Seal {
 /// one; `capacity` is a hint: the previous size). Returns the envelope and where its body
 /// lies in it.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn encode<S: Serialize, I: Serialize>(
     header: &Header<'_>,
     state: &S,
@@ -265,6 +266,7 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     Ok((buf, len_at + 4..len_at + 4 + body_len))
 }
 
+#[inline(always)]
 fn write_header(
     buf: &mut Vec<u8>,
     header: &Header<'_>,

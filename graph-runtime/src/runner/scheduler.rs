@@ -876,6 +876,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// [`Runner::save`] to a `MemoryStore`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(super) fn save_in_memory(
         &self,
         memory: &MemoryStore,
@@ -892,6 +893,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     /// Encodes checkpoint `seq` of the position, at `node` (see [`Runner::save`]).
+    #[inline(always)]
     fn checkpoint(
         &self,
         at: &mut Position<W>,

@@ -156,6 +156,7 @@ impl Session {
     /// `frontier` is the parallel region the session is in, with the status to index (which
     /// names the first waiting branch when it waits); branch records then extend it.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(super) fn encode<W: Workflow>(
         &mut self,
         retention: Retention,
@@ -324,6 +325,7 @@ impl Session {
     }
 
     /// [`Session::append`] to a `MemoryStore`, synchronously.
+    #[inline(always)]
     pub(super) fn append_in_memory(
         &mut self,
         store: &MemoryStore,
@@ -332,6 +334,26 @@ impl Session {
         control: &Control,
     ) -> Result<()> {
         let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
+        // A session that keeps only its latest checkpoint, running with nothing for workers
+        // to record: the new checkpoint takes the old one's place, nothing more.
+        let mut checkpoint = checkpoint;
+        if let (Retention::KeepLast(1), Some(expected), None, None, None, None, Status::Running) = (
+            retention,
+            self.stored,
+            control.fence,
+            control.wake,
+            control.workflow,
+            self.pending,
+            &checkpoint.status,
+        ) {
+            match MemoryStore::replace_now(&self.memory, expected, checkpoint) {
+                Ok(spare) => {
+                    self.chain.spare = Some(spare);
+                    return self.finish(seq, bytes, Ok(()), control);
+                }
+                Err(given_back) => checkpoint = given_back,
+            }
+        }
         let append = self.prepare(retention, checkpoint, control);
         let result = store
             .append_now(&self.id, append, &mut self.memory)

@@ -221,6 +221,37 @@ impl MemoryStore {
         result
     }
 
+    /// The most common append of all, alone: a writer that keeps only its latest checkpoint
+    /// (`KeepLast(1)`) replaces it with a self-contained `checkpoint`, with no lease, wake-up
+    /// or workflow to record. Returns the replaced checkpoint's buffer, or gives `checkpoint`
+    /// back when anything else is the case (no handle yet, a deleted session, another chain,
+    /// a conflict), for [`MemoryStore::append_now`] to judge.
+    #[inline]
+    pub(crate) fn replace_now(
+        handle: &Handle,
+        expected: u64,
+        checkpoint: Checkpoint,
+    ) -> std::result::Result<Vec<u8>, Checkpoint> {
+        let Some(entry) = &handle.0 else {
+            return Err(checkpoint);
+        };
+        let mut guard = lock_entry(entry);
+        let session = &mut *guard;
+        if session.removed
+            || session.chain.len() != 1
+            || checkpoint.depends_on.is_some()
+            || checkpoint.seq <= expected
+        {
+            return Err(checkpoint);
+        }
+        match session.chain.back_mut() {
+            Some(latest) if latest.seq == expected => {
+                Ok(std::mem::replace(latest, checkpoint).bytes)
+            }
+            _ => Err(checkpoint),
+        }
+    }
+
     /// The append to an existing (possibly just created, empty) session.
     fn append_to(
         &self,
@@ -575,6 +606,62 @@ mod tests {
             .with_session("s", |s| s.chain.iter().map(|c| c.seq).collect())
             .unwrap();
         assert_eq!(seqs, [2, 3]);
+    }
+
+    /// The replacing fast path takes only the case it is for, and gives the checkpoint back
+    /// (untouched) in every other, for the full append to judge.
+    #[tokio::test(flavor = "current_thread")]
+    async fn replace_now_takes_only_its_own_case() {
+        let store = MemoryStore::new();
+        let cp = |seq: u64| {
+            Checkpoint::new(seq, "a", Status::Running, vec![seq as u8; 4])
+                .created_at(SystemTime::UNIX_EPOCH)
+        };
+        let mut handle = Handle::default();
+        // No handle yet: the first append goes the full way.
+        let back = MemoryStore::replace_now(&handle, 0, cp(1)).unwrap_err();
+        assert_eq!(back, cp(1));
+        store
+            .append_now("s", Append::new(None, cp(1), Some(1)), &mut handle)
+            .unwrap();
+        // The right expected sequence number: replaced, the old buffer handed back.
+        assert_eq!(
+            MemoryStore::replace_now(&handle, 1, cp(2)).unwrap(),
+            vec![1; 4]
+        );
+        assert_eq!(store.latest("s").await.unwrap().unwrap().seq, 2);
+        // A stale expectation, a sequence number not above it, or a delta: given back.
+        assert_eq!(
+            MemoryStore::replace_now(&handle, 1, cp(3)).unwrap_err(),
+            cp(3)
+        );
+        assert_eq!(
+            MemoryStore::replace_now(&handle, 2, cp(2)).unwrap_err(),
+            cp(2)
+        );
+        let delta = cp(3).depends_on(2);
+        assert_eq!(
+            MemoryStore::replace_now(&handle, 2, delta.clone()).unwrap_err(),
+            delta
+        );
+        // Two checkpoints kept: not the one-checkpoint case.
+        store
+            .append_now("s", Append::new(Some(2), cp(3), None), &mut handle)
+            .unwrap();
+        assert_eq!(
+            MemoryStore::replace_now(&handle, 3, cp(4)).unwrap_err(),
+            cp(4)
+        );
+        // A deleted session: given back, and the full append reports it gone.
+        store.delete("s").await.unwrap();
+        let back = MemoryStore::replace_now(&handle, 3, cp(4)).unwrap_err();
+        let err = store
+            .append_now("s", Append::new(Some(3), back, Some(1)), &mut handle)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict { found: None, .. }),
+            "{err:?}"
+        );
     }
 
     /// A writer's handle does not outlive its session: after a delete, its next append is
