@@ -106,6 +106,7 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
+    #[inline]
     fn code(self) -> u8 {
         match self {
             Phase::Running => STATUS_RUNNING,
@@ -123,6 +124,7 @@ impl Phase {
         }
     }
 
+    #[inline]
     pub(crate) fn status(self, node: &str) -> Status {
         match self {
             Phase::Running => Status::Running,

@@ -685,6 +685,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let started =
                 matches!(config.policy, CheckpointPolicy::Adaptive { .. }).then(Instant::now);
             let transition = if plain && !guarded && joined.is_none() {
+                // `None`: nothing to drop (and no call to the drop glue on the fast path).
+                std::mem::forget(joined);
                 // Nodes that need nothing but a call run back to back until a checkpoint is
                 // due or the step limit is near.
                 let due_in = match config.policy {
@@ -709,6 +711,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 run.transition
             } else {
+                let joined = joined;
                 let join = joined.as_ref().map(|f| &f.slots[..]);
                 // Boxed for the same reason: retries, timeouts and cancellation make a large
                 // future that the plain loop never needs.
