@@ -9,11 +9,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use graph_runtime::store::conformance::Fixture;
-use graph_runtime::store::{Append, Checkpoint, Claim, Lease, Store, Wake};
-use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Status, Synchronous};
+use graph_runtime::store::{Append, Claim, Lease, Store, Wake};
+use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Synchronous};
 use tempfile::TempDir;
 
 /// A fresh, empty `MemoryStore`; another handle is a clone.
@@ -39,94 +39,11 @@ graph_runtime::store_conformance!(sqlite_store, sqlite_store);
 graph_runtime::store_conformance!(postgres_store, postgres_server::postgres_store);
 
 // ---------------------------------------------------------------------------------------------
-// Helpers of the SQLite-only cases (the generic cases have their own, in the library)
+// The SQLite-only cases use the suite's own helpers.
 
-/// A fixed, whole-millisecond time: stores may keep only microseconds.
-fn at(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
-}
-
-fn checkpoint(seq: u64) -> Checkpoint {
-    let bytes = format!("checkpoint {seq}").into_bytes();
-    Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
-}
-
-/// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
-fn delta(seq: u64, base: u64) -> Checkpoint {
-    checkpoint(seq).depends_on(base)
-}
-
-/// Appends `checkpoint` after `expected`, keeping `keep_last`.
-async fn push<S: Store>(
-    store: &S,
-    session: &str,
-    expected: Option<u64>,
-    checkpoint: Checkpoint,
-    keep_last: Option<u64>,
-) {
-    store
-        .append(session, Append::new(expected, checkpoint, keep_last))
-        .await
-        .expect("an uncontested append");
-}
-
-fn tagged(seq: u64, tag: &str) -> Checkpoint {
-    let mut checkpoint = checkpoint(seq);
-    checkpoint.bytes = format!("{tag} {seq}").into_bytes();
-    checkpoint
-}
-
-/// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
-fn before(seq: u64) -> Option<u64> {
-    seq.checked_sub(1).filter(|&s| s > 0)
-}
-
-async fn append<S: Store>(store: &S, session: &str, expected: Option<u64>, seq: u64) -> Result<()> {
-    store
-        .append(session, Append::new(expected, checkpoint(seq), None))
-        .await
-}
-
-/// Appends checkpoints 1..=n to a new session.
-async fn chain<S: Store>(store: &S, session: &str, n: u64) {
-    for seq in 1..=n {
-        append(store, session, before(seq), seq)
-            .await
-            .expect("an uncontested append");
-    }
-}
-
-async fn seqs<S: Store>(store: &S, session: &str) -> Vec<u64> {
-    store
-        .list(session)
-        .await
-        .expect("list")
-        .iter()
-        .map(|m| m.seq)
-        .collect()
-}
-
-async fn latest_seq<S: Store>(store: &S, session: &str) -> Option<u64> {
-    store.latest(session).await.expect("latest").map(|c| c.seq)
-}
-
-#[track_caller]
-fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, found: Option<u64>) {
-    match result {
-        Err(Error::Conflict {
-            session: s,
-            expected: e,
-            found: f,
-        }) => {
-            assert_eq!(
-                (s.as_str(), e, f),
-                (session, expected, found),
-                "conflict fields"
-            );
-        }
-        other => panic!("expected a conflict in `{session}`, got {other:?}"),
-    }
-}
+use graph_runtime::store::conformance::helpers::{
+    append, assert_conflict, before, chain, checkpoint, delta, latest_seq, push, seqs, tagged,
+};
 
 /// The workflow and graph hash the lease cases register.
 const FLOW: &str = "checkout";

@@ -1151,20 +1151,26 @@ async fn a_fan_out_of_eight_on_sqlite_writes_one_state_and_eight_small_records()
 // ---------------------------------------------------------------------------------------------
 // A crash between a region's last branch record and its waiting record
 
-/// A store whose appends of a waiting checkpoint fail, as if the process died just before it:
-/// the last durable write is then the last branch record, which still says `Running`.
+/// A `MemoryStore` that shows each append to a hook first; the append fails when the hook
+/// says so. The hook is what a test changes.
 #[derive(Clone, Default)]
-struct DiesBeforeWaiting(MemoryStore);
+struct Hooked<H>(MemoryStore, H);
 
-impl Store for DiesBeforeWaiting {
+/// What a [`Hooked`] store does before an append.
+trait BeforeAppend: Send + Sync + 'static {
+    fn before(
+        &self,
+        append: &graph_runtime::store::Append,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+}
+
+impl<H: BeforeAppend> Store for Hooked<H> {
     async fn append(
         &self,
         session: &str,
         append: graph_runtime::store::Append,
     ) -> Result<(), Error> {
-        if matches!(append.checkpoint.status, Status::Waiting { .. }) {
-            return Err(Error::Store("the process died".into()));
-        }
+        self.1.before(&append).await?;
         self.0.append(session, append).await
     }
     async fn latest(
@@ -1213,6 +1219,20 @@ impl Store for DiesBeforeWaiting {
     }
 }
 
+/// Appends of a waiting checkpoint fail, as if the process died just before it: the last
+/// durable write is then the last branch record, which still says `Running`.
+#[derive(Clone, Default)]
+struct DiesBeforeWaiting;
+
+impl BeforeAppend for DiesBeforeWaiting {
+    async fn before(&self, append: &graph_runtime::store::Append) -> Result<(), Error> {
+        if matches!(append.checkpoint.status, Status::Waiting { .. }) {
+            return Err(Error::Store("the process died".into()));
+        }
+        Ok(())
+    }
+}
+
 /// When a region's last running branch finishes while interrupt branches wait, the run saves
 /// the branch's record (`Running`), then a waiting record. After a crash between the two,
 /// `resume` runs nothing and returns `Interrupted`; it must also save the wait, so that the
@@ -1222,7 +1242,7 @@ impl Store for DiesBeforeWaiting {
 #[tokio::test]
 async fn a_crash_before_the_waiting_record_still_shows_the_session_waiting() {
     let (id, p) = new_probe();
-    let store = DiesBeforeWaiting::default();
+    let store = Hooked::<DiesBeforeWaiting>::default();
     let runner = Runner::new(asks::Workflow, store.clone());
     let start = Ask {
         probe: id,
@@ -1334,67 +1354,19 @@ pub mod relay {
     }
 }
 
-/// A `MemoryStore` whose branch records (the `Running` checkpoints at the join, which depend
-/// on the region's opening) are appended only once a permit of [`RECORD_GATE`] is given.
+/// Branch records (the `Running` checkpoints at the join, which depend on the region's
+/// opening) are appended only once a permit of [`RECORD_GATE`] is given.
 #[derive(Clone, Default)]
-struct GatedRecords(MemoryStore);
+struct GatedRecords;
 
-impl Store for GatedRecords {
-    async fn append(
-        &self,
-        session: &str,
-        append: graph_runtime::store::Append,
-    ) -> Result<(), Error> {
+impl BeforeAppend for GatedRecords {
+    async fn before(&self, append: &graph_runtime::store::Append) -> Result<(), Error> {
         let checkpoint = &append.checkpoint;
         if checkpoint.node == "both" && checkpoint.depends_on.is_some() {
             RECORD_APPENDING.notify_one();
             RECORD_GATE.acquire().await.expect("open").forget();
         }
-        self.0.append(session, append).await
-    }
-    async fn latest(
-        &self,
-        session: &str,
-    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
-        self.0.latest(session).await
-    }
-    async fn get(
-        &self,
-        session: &str,
-        seq: u64,
-    ) -> Result<Option<graph_runtime::store::Checkpoint>, Error> {
-        self.0.get(session, seq).await
-    }
-    async fn list(&self, session: &str) -> Result<Vec<graph_runtime::CheckpointInfo>, Error> {
-        self.0.list(session).await
-    }
-    async fn prune(&self, session: &str, keep_last: u64) -> Result<u64, Error> {
-        self.0.prune(session, keep_last).await
-    }
-    async fn delete(&self, session: &str) -> Result<bool, Error> {
-        self.0.delete(session).await
-    }
-    async fn sessions(&self) -> Result<Vec<String>, Error> {
-        self.0.sessions().await
-    }
-    async fn claim(
-        &self,
-        claim: &graph_runtime::Claim,
-    ) -> Result<Vec<graph_runtime::Lease>, Error> {
-        self.0.claim(claim).await
-    }
-    async fn renew(
-        &self,
-        lease: &graph_runtime::Lease,
-        ttl: Duration,
-    ) -> Result<graph_runtime::Lease, Error> {
-        self.0.renew(lease, ttl).await
-    }
-    async fn release(&self, lease: &graph_runtime::Lease) -> Result<bool, Error> {
-        self.0.release(lease).await
-    }
-    async fn wait_for_work(&self, timeout: Duration) {
-        self.0.wait_for_work(timeout).await
+        Ok(())
     }
 }
 
@@ -1403,7 +1375,7 @@ impl Store for GatedRecords {
 /// own, in the order the branches finished.
 #[tokio::test]
 async fn branches_run_on_while_a_record_is_appended() {
-    let store = GatedRecords::default();
+    let store = Hooked::<GatedRecords>::default();
     let runner = Runner::new(relay::Workflow, store.clone());
     let run = runner.start("relay", Relay::default());
     let out = tokio::time::timeout(Duration::from_secs(20), run)

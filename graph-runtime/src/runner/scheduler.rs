@@ -1,7 +1,6 @@
 //! The step loop and the frontier of parallel regions: runs nodes from a position until the
 //! session completes, waits or fails.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use futures_util::future::{Either, Fuse, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 
 use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
-use super::session::Session;
+use super::session::{Session, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
 use crate::checkpoint::{FrontierRef, Phase};
 use crate::ctx::Failure;
@@ -306,7 +305,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // while it runs. `queued`: finished slots waiting for a record of their own, in the
         // order they finished (each is in `unsaved` too).
         let mut appending = std::pin::pin!(Fuse::terminated());
-        let memory = (store as &dyn Any).downcast_ref::<MemoryStore>();
+        let memory = as_memory(store);
         let mut in_append: Option<(u64, usize)> = None;
         let mut queued: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
         // Encodes the next record and starts appending it: the first queued slot, with every
@@ -814,8 +813,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // make the error node run without it.
             if due || at.failure.is_some() {
                 // `MemoryStore`, synchronously: see `save`.
-                if let Some(memory) = (&self.shared.store as &dyn Any).downcast_ref::<MemoryStore>()
-                {
+                if let Some(memory) = as_memory(&self.shared.store) {
                     self.save_in_memory(
                         memory,
                         &mut at,
@@ -863,7 +861,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ) -> Result<()> {
         // `MemoryStore` never waits: its append is made synchronously, without building the
         // futures of this call's awaits (a constant test once `S` is known).
-        if let Some(memory) = (&self.shared.store as &dyn Any).downcast_ref::<MemoryStore>() {
+        if let Some(memory) = as_memory(&self.shared.store) {
             return self.save_in_memory(memory, at, seq, phase, node, with_failure, control);
         }
         let checkpoint = self.checkpoint(at, seq, phase, node, with_failure)?;

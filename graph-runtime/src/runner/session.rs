@@ -315,7 +315,7 @@ impl Session {
     ) -> Result<()> {
         // `MemoryStore` never waits: its append is called directly, without building the
         // futures of the trait's async method (a constant test once `S` is known).
-        if let Some(memory) = (store as &dyn Any).downcast_ref::<MemoryStore>() {
+        if let Some(memory) = as_memory(store) {
             return self.append_in_memory(memory, retention, checkpoint, control);
         }
         let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
@@ -423,6 +423,13 @@ impl Session {
         control.emit(|| Event::CheckpointSaved { seq, bytes });
         Ok(())
     }
+}
+
+/// `store`, if it is a `MemoryStore`: its appends never wait, so the runner makes them as
+/// plain function calls (a constant test once `S` is known).
+#[inline(always)]
+pub(super) fn as_memory<S: Store>(store: &S) -> Option<&MemoryStore> {
+    (store as &dyn Any).downcast_ref::<MemoryStore>()
 }
 
 /// How a session writer for a store of type `S` seals envelopes: later for `MemoryStore`

@@ -341,133 +341,160 @@ macro_rules! __store_conformance_cases {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A fixed, whole-millisecond time: stores may keep only microseconds.
-fn at(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
-}
+/// The helpers the cases are written with, for a store's own tests beside the suite: test
+/// checkpoints, chains, and assertions on the errors the contract names.
+pub mod helpers {
+    use super::*;
 
-fn checkpoint(seq: u64) -> Checkpoint {
-    let bytes = format!("checkpoint {seq}").into_bytes();
-    Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
-}
+    /// A fixed, whole-millisecond time: stores may keep only microseconds.
+    pub fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+    }
 
-/// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
-fn delta(seq: u64, base: u64) -> Checkpoint {
-    checkpoint(seq).depends_on(base)
-}
+    /// Checkpoint `seq` of a test chain: bytes that name it, a fixed time.
+    pub fn checkpoint(seq: u64) -> Checkpoint {
+        let bytes = format!("checkpoint {seq}").into_bytes();
+        Checkpoint::new(seq, "step", Status::Running, bytes).created_at(at(seq % 1000))
+    }
 
-/// Appends `checkpoint` after `expected`, keeping `keep_last`.
-async fn push<S: Store>(
-    store: &S,
-    session: &str,
-    expected: Option<u64>,
-    checkpoint: Checkpoint,
-    keep_last: Option<u64>,
-) {
-    store
-        .append(session, Append::new(expected, checkpoint, keep_last))
-        .await
-        .expect("an uncontested append");
-}
+    /// An incremental checkpoint: it needs the checkpoints from `base` up to itself.
+    pub fn delta(seq: u64, base: u64) -> Checkpoint {
+        checkpoint(seq).depends_on(base)
+    }
 
-fn tagged(seq: u64, tag: &str) -> Checkpoint {
-    let mut checkpoint = checkpoint(seq);
-    checkpoint.bytes = format!("{tag} {seq}").into_bytes();
-    checkpoint
-}
-
-/// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
-fn before(seq: u64) -> Option<u64> {
-    seq.checked_sub(1).filter(|&s| s > 0)
-}
-
-async fn append<S: Store>(store: &S, session: &str, expected: Option<u64>, seq: u64) -> Result<()> {
-    store
-        .append(session, Append::new(expected, checkpoint(seq), None))
-        .await
-}
-
-/// Appends checkpoints 1..=n to a new session.
-async fn chain<S: Store>(store: &S, session: &str, n: u64) {
-    for seq in 1..=n {
-        append(store, session, before(seq), seq)
+    /// Appends `checkpoint` after `expected`, keeping `keep_last`.
+    pub async fn push<S: Store>(
+        store: &S,
+        session: &str,
+        expected: Option<u64>,
+        checkpoint: Checkpoint,
+        keep_last: Option<u64>,
+    ) {
+        store
+            .append(session, Append::new(expected, checkpoint, keep_last))
             .await
             .expect("an uncontested append");
     }
-}
 
-async fn seqs<S: Store>(store: &S, session: &str) -> Vec<u64> {
-    store
-        .list(session)
-        .await
-        .expect("list")
-        .iter()
-        .map(|m| m.seq)
-        .collect()
-}
+    /// [`checkpoint`] `seq` with bytes that carry `tag` too (to tell two writers apart).
+    pub fn tagged(seq: u64, tag: &str) -> Checkpoint {
+        let mut checkpoint = checkpoint(seq);
+        checkpoint.bytes = format!("{tag} {seq}").into_bytes();
+        checkpoint
+    }
 
-async fn latest_seq<S: Store>(store: &S, session: &str) -> Option<u64> {
-    store.latest(session).await.expect("latest").map(|c| c.seq)
-}
+    /// The `expected` of the append that follows `seq - 1` in a chain starting at 1.
+    pub fn before(seq: u64) -> Option<u64> {
+        seq.checked_sub(1).filter(|&s| s > 0)
+    }
 
-#[track_caller]
-fn assert_conflict(result: Result<()>, session: &str, expected: Option<u64>, found: Option<u64>) {
-    match result {
-        Err(Error::Conflict {
-            session: s,
-            expected: e,
-            found: f,
-        }) => {
-            assert_eq!(
-                (s.as_str(), e, f),
-                (session, expected, found),
-                "conflict fields"
-            );
+    /// Appends [`checkpoint`] `seq` after `expected`, and returns the store's answer.
+    pub async fn append<S: Store>(
+        store: &S,
+        session: &str,
+        expected: Option<u64>,
+        seq: u64,
+    ) -> Result<()> {
+        store
+            .append(session, Append::new(expected, checkpoint(seq), None))
+            .await
+    }
+
+    /// Appends checkpoints 1..=n to a new session.
+    pub async fn chain<S: Store>(store: &S, session: &str, n: u64) {
+        for seq in 1..=n {
+            append(store, session, before(seq), seq)
+                .await
+                .expect("an uncontested append");
         }
-        other => panic!("expected a conflict in `{session}`, got {other:?}"),
+    }
+
+    /// The sequence numbers a session keeps, oldest first ([`Store::list`]).
+    pub async fn seqs<S: Store>(store: &S, session: &str) -> Vec<u64> {
+        store
+            .list(session)
+            .await
+            .expect("list")
+            .iter()
+            .map(|m| m.seq)
+            .collect()
+    }
+
+    /// The sequence number of a session's latest checkpoint, if any.
+    pub async fn latest_seq<S: Store>(store: &S, session: &str) -> Option<u64> {
+        store.latest(session).await.expect("latest").map(|c| c.seq)
+    }
+
+    /// Asserts that `result` is a [`Conflict`](Error::Conflict) with these fields.
+    #[track_caller]
+    pub fn assert_conflict(
+        result: Result<()>,
+        session: &str,
+        expected: Option<u64>,
+        found: Option<u64>,
+    ) {
+        match result {
+            Err(Error::Conflict {
+                session: s,
+                expected: e,
+                found: f,
+            }) => {
+                assert_eq!(
+                    (s.as_str(), e, f),
+                    (session, expected, found),
+                    "conflict fields"
+                );
+            }
+            other => panic!("expected a conflict in `{session}`, got {other:?}"),
+        }
+    }
+
+    /// What [`Store::list`] reports for `checkpoint`.
+    pub fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
+        CheckpointMeta::from(checkpoint)
+    }
+
+    /// The workflow the lease cases register.
+    pub const FLOW: &str = "checkout";
+    /// The graph hash the lease cases register.
+    pub const HASH: u64 = 0xfeed_beef_0000_0001;
+    /// A lease that outlives every test.
+    pub const LONG: Duration = Duration::from_secs(60);
+
+    /// A new session of `FLOW` at `HASH` (checkpoint 1), with this wake time.
+    pub async fn enqueue<S: Store>(store: &S, session: &str, wake: Wake) {
+        let append = Append::new(None, checkpoint(1), None)
+            .workflow(FLOW, HASH)
+            .wake(wake);
+        store.append(session, append).await.expect("an enqueue");
+    }
+
+    /// A claim of `FLOW` at `HASH` by `owner`.
+    pub fn claim(owner: &str, ttl: Duration, limit: usize) -> Claim {
+        Claim::new(owner, ttl, limit).workflow(FLOW, [HASH])
+    }
+
+    /// The sessions of some leases, sorted.
+    pub fn names(leases: &[Lease]) -> Vec<String> {
+        let mut names: Vec<String> = leases.iter().map(|l| l.session.clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Asserts that `result` is [`LeaseLost`](Error::LeaseLost) for `session` at `epoch`.
+    #[track_caller]
+    pub fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T>, session: &str, epoch: u64) {
+        match result {
+            Err(Error::LeaseLost {
+                session: s,
+                epoch: e,
+            }) => assert_eq!((s.as_str(), e), (session, epoch), "lease-lost fields"),
+            other => panic!("expected LeaseLost in `{session}`, got {other:?}"),
+        }
     }
 }
 
-fn meta(checkpoint: &Checkpoint) -> CheckpointMeta {
-    CheckpointMeta::from(checkpoint)
-}
-
-/// The workflow and graph hash the lease cases register.
-const FLOW: &str = "checkout";
-const HASH: u64 = 0xfeed_beef_0000_0001;
-/// A lease that outlives every test.
-const LONG: Duration = Duration::from_secs(60);
-
-/// A new session of `FLOW` at `HASH` (checkpoint 1), with this wake time.
-async fn enqueue<S: Store>(store: &S, session: &str, wake: Wake) {
-    let append = Append::new(None, checkpoint(1), None)
-        .workflow(FLOW, HASH)
-        .wake(wake);
-    store.append(session, append).await.expect("an enqueue");
-}
-
-/// A claim of `FLOW` at `HASH` by `owner`.
-fn claim(owner: &str, ttl: Duration, limit: usize) -> Claim {
-    Claim::new(owner, ttl, limit).workflow(FLOW, [HASH])
-}
-
-/// The sessions of some leases, sorted.
-fn names(leases: &[Lease]) -> Vec<String> {
-    let mut names: Vec<String> = leases.iter().map(|l| l.session.clone()).collect();
-    names.sort();
-    names
-}
-
-#[track_caller]
-fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T>, session: &str, epoch: u64) {
-    match result {
-        Err(Error::LeaseLost {
-            session: s,
-            epoch: e,
-        }) => assert_eq!((s.as_str(), e), (session, epoch), "lease-lost fields"),
-        other => panic!("expected LeaseLost in `{session}`, got {other:?}"),
-    }
-}
+use self::helpers::*;
 
 // ---------------------------------------------------------------------------------------------
 // Reading and writing
