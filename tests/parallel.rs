@@ -1396,3 +1396,43 @@ async fn branches_run_on_while_a_record_is_appended() {
         "the opening and one record per branch: {history:?}"
     );
 }
+
+/// Fails the third branch record it is asked to append (then lets every append through),
+/// as a store that goes away in the middle of a region would.
+#[derive(Clone, Default)]
+struct ThirdRecordFails(Arc<AtomicUsize>);
+
+impl BeforeAppend for ThirdRecordFails {
+    async fn before(&self, append: &graph_runtime::store::Append) -> Result<(), Error> {
+        let checkpoint = &append.checkpoint;
+        if checkpoint.node == "sum" && checkpoint.depends_on.is_some() {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 3 {
+                return Err(Error::Store("the database went away".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A branch record that fails to append (on the path that appends while branches run) ends
+/// the run with the store's error; what was recorded stays, and `resume` finishes the region
+/// with the same result and one gapless chain.
+#[tokio::test]
+async fn a_failed_branch_record_ends_the_run_and_resume_finishes_it() {
+    let store = Hooked::<ThirdRecordFails>::default();
+    let runner = Runner::new(wide::Workflow, store.clone());
+    let err = runner.start("w", Wide::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Store(reason) if reason.to_string().contains("went away")),
+        "{err:?}"
+    );
+    let before = runner.history("w").await.unwrap();
+    assert_gapless(&before);
+    // The opening checkpoint and the two records that made it.
+    assert_eq!(before.len(), 4, "{before:?}");
+    let done = runner.resume("w").await.unwrap().into_state();
+    assert_eq!(done.sum, (80..88).sum::<u64>());
+    let after = runner.history("w").await.unwrap();
+    assert_gapless(&after);
+}
