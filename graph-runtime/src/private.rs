@@ -7,7 +7,7 @@ pub use crate::checkpoint::{DecodeError, decode_prefix};
 pub use crate::ctx::NodeCtx;
 pub use crate::execute::{
     BranchResult, Execute, Outputs, Region, RegionKind, Run, Slot, Transition,
-    decode as decode_item, encode as encode_output,
+    decode as decode_item, encode as encode_output, migrate_value,
 };
 pub use crate::schema::{Fingerprint, Recursive, StateSchema};
 pub use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Retryable, Workflow};

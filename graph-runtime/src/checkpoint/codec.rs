@@ -8,6 +8,13 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub(crate) String);
 
+impl DecodeError {
+    /// An error that says `reason`.
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        DecodeError(reason.into())
+    }
+}
+
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -60,9 +60,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::Error;
 use crate::ctx::Failure;
 use crate::execute::Slot;
-use crate::{Error, Status};
+use crate::store::Status;
 
 use super::codec::{self, decode_prefix};
 

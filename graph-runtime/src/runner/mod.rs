@@ -17,6 +17,7 @@ use crate::checkpoint::Phase;
 use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
+pub use crate::store::Status;
 use crate::store::{Lease, Store, Wake};
 use crate::{Error, Result, Workflow};
 
@@ -110,38 +111,6 @@ pub enum GraphChange {
     /// Resume anyway, placing the cursor by node name; fails with [`Error::UnknownNode`] if
     /// the node no longer exists, or [`Error::Corrupt`] if the state no longer decodes.
     Force,
-}
-
-/// Where a session stands at a checkpoint.
-///
-/// More states may be added (waiting at several nodes at once, for example), so a `match`
-/// on it needs a wildcard arm:
-///
-/// ```
-/// use graph_runtime::Status;
-///
-/// fn describe(status: &Status) -> String {
-///     match status {
-///         Status::Running => "running".to_owned(),
-///         Status::Waiting { node } => format!("waiting at `{node}`"),
-///         Status::Completed => "completed".to_owned(),
-///         _ => format!("{status:?}"),
-///     }
-/// }
-/// assert_eq!(describe(&Status::Completed), "completed");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Status {
-    /// The run goes on at the checkpoint's node (possibly after a crash: call `resume`).
-    Running,
-    /// The session waits at an interrupt node for `resume_with`.
-    Waiting {
-        /// The interrupt node.
-        node: String,
-    },
-    /// The run reached `END`.
-    Completed,
 }
 
 /// How a call to `start`, `resume` or `resume_with` ended.

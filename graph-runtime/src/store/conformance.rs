@@ -88,8 +88,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::store::Status;
 use crate::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
-use crate::{Error, Result, Status};
+use crate::{Error, Result};
 
 /// What every case starts from: a fresh, empty store, and a way to get another handle on
 /// the same data.

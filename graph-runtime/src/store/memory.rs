@@ -266,6 +266,7 @@ impl MemoryStore {
             fence,
             wake,
             workflow,
+            state_schema: _,
         } = append;
         if let Some(epoch) = fence
             && entry.epoch != epoch
@@ -496,8 +497,8 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Status;
     use crate::checkpoint::{self, Header, Phase, Seal};
+    use crate::store::Status;
 
     fn envelope(session: &str, seq: u64, seal: Seal) -> Vec<u8> {
         let header = Header {

@@ -9,6 +9,7 @@ mod lease;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -21,9 +22,10 @@ pub(crate) use self::memory::Handle as MemoryHandle;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
+pub use self::record::{GraphVersion, Status, VersionCount};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
-use crate::{Result, Status};
+use crate::Result;
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
 ///
@@ -151,6 +153,9 @@ pub struct Append {
     /// The workflow name and graph hash to record for the session (see
     /// [`Append::workflow`]); `None`: unchanged.
     pub workflow: Option<(String, u64)>,
+    /// The state schema fingerprint of the checkpoint's state (see [`Append::state_schema`]);
+    /// `None`: unchanged.
+    pub state_schema: Option<u64>,
 }
 
 impl Append {
@@ -172,6 +177,7 @@ impl Append {
             fence: None,
             wake: None,
             workflow: None,
+            state_schema: None,
         }
     }
 
@@ -232,6 +238,23 @@ impl Append {
     /// ```
     pub fn workflow(mut self, name: &str, graph_hash: u64) -> Self {
         self.workflow = Some((name.to_owned(), graph_hash));
+        self
+    }
+
+    /// Records the state schema fingerprint the session's checkpoints are now written in
+    /// (the runner sets it on a session's first append and whenever it changes, with
+    /// [`Append::workflow`]), so that [`Store::versions_in_use`] counts sessions per schema
+    /// without decoding a byte. Without it the recorded fingerprint stays as it was.
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint};
+    /// let first = Checkpoint::new(1, "validate", Status::Running, Vec::new());
+    /// let append = Append::new(None, first, None).workflow("checkout", 0x1234).state_schema(0x99);
+    /// assert_eq!(append.state_schema, Some(0x99));
+    /// ```
+    pub fn state_schema(mut self, fingerprint: u64) -> Self {
+        self.state_schema = Some(fingerprint);
         self
     }
 }
@@ -351,6 +374,50 @@ pub trait Store: Send + Sync + 'static {
     /// - `SqliteStore` wakes on its own appends and releases; what other processes write
     ///   to the file is noticed by the timeout (polling).
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Keeps `version` (its workflow, graph hash and canonical description) unless the store
+    /// already has that workflow and hash; returns whether it was new. A runner calls it once,
+    /// before its first write, so that a later release can say what changed
+    /// ([`Store::graph_version`]).
+    ///
+    /// The default keeps nothing and returns `Ok(false)`: a store that does not implement it
+    /// still works, and a graph mismatch then says only that the hashes differ.
+    fn record_graph(&self, version: &GraphVersion) -> impl Future<Output = Result<bool>> + Send {
+        let _ = version;
+        async { Ok(false) }
+    }
+
+    /// The kept version of workflow `workflow` with hash `graph_hash`, if the store has it.
+    /// The default has none.
+    fn graph_version(
+        &self,
+        workflow: &str,
+        graph_hash: u64,
+    ) -> impl Future<Output = Result<Option<GraphVersion>>> + Send {
+        let _ = (workflow, graph_hash);
+        async { Ok(None) }
+    }
+
+    /// Every kept graph version of workflow `workflow`, oldest first (by when it was
+    /// recorded, then by hash). The default has none.
+    fn graph_versions(
+        &self,
+        workflow: &str,
+    ) -> impl Future<Output = Result<Vec<GraphVersion>>> + Send {
+        let _ = workflow;
+        async { Ok(Vec::new()) }
+    }
+
+    /// How many sessions stand at each `(workflow, graph hash, state schema)`: the pair
+    /// recorded by [`Append::workflow`] and the fingerprint recorded by
+    /// [`Append::state_schema`], counted from the store's index of sessions, never by
+    /// reading checkpoints. Sorted by workflow, graph hash, then state schema (`None`
+    /// first). Sessions with no recorded workflow are not counted.
+    ///
+    /// The default counts nothing.
+    fn versions_in_use(&self) -> impl Future<Output = Result<Vec<VersionCount>>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// A checkpoint's metadata as [`Store::list`] returns it.

@@ -29,7 +29,8 @@ use super::{
     Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, from_unix_micros, unix_micros,
 };
 use crate::error::StoreFault;
-use crate::{Error, Result, Status};
+use crate::store::Status;
+use crate::{Error, Result};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
 /// `postgres`).

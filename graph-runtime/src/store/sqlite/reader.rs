@@ -12,8 +12,9 @@ use rusqlite::{Connection, Row, params};
 
 use super::error::{Context, corrupt, store_error};
 use super::schema::{STATUS_COMPLETED, STATUS_RUNNING, STATUS_WAITING, open_connection};
+use crate::Result;
+use crate::store::Status;
 use crate::store::{Checkpoint, CheckpointMeta, from_unix_micros};
-use crate::{Result, Status};
 
 /// Read connections kept open between reads; more are opened when reads overlap.
 const MAX_IDLE_READERS: usize = 4;

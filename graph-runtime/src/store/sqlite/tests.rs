@@ -12,8 +12,9 @@ use super::schema::{open_connection, prepare_file};
 use super::writer::{Command, Writer};
 use super::{SqliteOptions, Synchronous};
 use crate::error::StoreFault;
+use crate::store::Status;
 use crate::store::{Append, Checkpoint, from_unix_micros, unix_micros};
-use crate::{Error, Result, Status};
+use crate::{Error, Result};
 
 fn checkpoint(seq: u64) -> Checkpoint {
     Checkpoint {

@@ -14,9 +14,10 @@ use super::schema::{
     STATUS_WAITING,
 };
 use crate::error::StoreFault;
+use crate::store::Status;
 use crate::store::lease::{MAX_WAKE_DELAY, micros};
 use crate::store::{Append, Claim, Lease, Wake, from_unix_micros, unix_micros};
-use crate::{Error, Result, Status};
+use crate::{Error, Result};
 
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
 pub(super) const MAX_BATCH: usize = 512;
@@ -558,6 +559,7 @@ impl Writer {
             fence,
             wake,
             workflow,
+            state_schema: _,
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
