@@ -4,8 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::checkpoint::Failure;
 use crate::events::{Event, EventSink, Payload};
 
 /// The run context a node may take as a parameter (`ctx: &NodeCtx`).
@@ -56,34 +55,6 @@ impl Clone for NodeCtx {
             events: self.events.clone(),
             failure: self.failure.clone(),
         }
-    }
-}
-
-/// What failed before an error edge was taken: read it with [`NodeCtx::failure`] in the error
-/// node. It is saved in the checkpoint, so the error node sees it again after a crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    node: String,
-    error: String,
-}
-
-impl Failure {
-    pub(crate) fn new(node: &str, error: String) -> Self {
-        Failure {
-            node: node.to_owned(),
-            error,
-        }
-    }
-
-    /// The node that failed.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    /// The error it returned (after its last attempt) with its causes, on one line:
-    /// `"outer: cause: root cause"`, each once.
-    pub fn error(&self) -> &str {
-        &self.error
     }
 }
 

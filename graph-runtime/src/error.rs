@@ -55,12 +55,14 @@ pub enum Error {
     },
 
     /// A checkpoint was written by a different graph (`GraphChange::Strict`), not one this
-    /// graph accepts.
+    /// graph accepts. Raised only to run on from a checkpoint (`resume`, `resume_with`,
+    /// `fork`): reading one (`state`, `state_at`, `history`) needs no graph.
     #[error(
         "session `{session}` was saved by a different graph (stored hash {stored:#018x}, \
-         compiled hash {compiled:#018x}); if the change is safe for waiting sessions, list \
+         compiled hash {compiled:#018x}){}; if the change is safe for waiting sessions, list \
          the old hash in `#[workflow(accept_graphs = [{stored:#x}])]` (and mark renamed nodes \
-         with `#[node(renamed_from = \"…\")]`), or resume by node name with `GraphChange::Force`"
+         with `#[node(renamed_from = \"…\")]`), or resume by node name with `GraphChange::Force`",
+        changes_text(changed)
     )]
     GraphMismatch {
         /// The session whose checkpoint did not match.
@@ -69,6 +71,12 @@ pub enum Error {
         stored: u64,
         /// The graph hash of the running program.
         compiled: u64,
+        /// What changed between the stored graph and the compiled one, one change a line
+        /// (`` node `review` removed ``, `` edge `validate->review` added ``, `` output type
+        /// of `check` changed ``), from the description the store kept of the stored graph;
+        /// empty when the store kept none (a store without graph versions, or a session
+        /// written before they were kept).
+        changed: Vec<String>,
     },
 
     /// A checkpoint of an older graph (accepted, or under `GraphChange::Force`) stopped at a
@@ -84,22 +92,34 @@ pub enum Error {
         node: String,
     },
 
-    /// A checkpoint holds a state (or a recorded input) of another schema than the compiled
-    /// one, and no `migrate_from` type has the stored schema. Nothing was decoded: bincode
-    /// would have misread it.
+    /// A checkpoint holds a value of another schema than the compiled type — its state, a
+    /// recorded input, a branch's saved output or a map's item — and no `migrate_from` type
+    /// has the stored schema. Nothing was decoded: bincode would have misread it.
+    ///
+    /// For the state, list the old type in `#[workflow(migrate_from = [...])]`; for a branch
+    /// output or map items, in `#[node(migrate_from = [...])]` on the node that produces them
+    /// (the branch node; the node before `each`).
     #[error(
-        "session `{session}` has a {what} of another schema at sequence number {seq} (stored \
-         fingerprint {stored:#018x}, compiled {compiled:#018x}); to read it, keep the old type \
-         and list it in `#[workflow(migrate_from = [...])]` with an `Into` conversion"
+        "session `{session}` has a {what}{} of another schema at sequence number {seq} (stored \
+         fingerprint {stored:#018x}, compiled {compiled:#018x}); {}",
+        record_text(*branch, *item),
+        migration_hint(what, *branch)
     )]
     SchemaMismatch {
         /// The session.
         session: String,
         /// The checkpoint's sequence number.
         seq: u64,
-        /// What has another schema: `"state"` or `"recorded input"`.
+        /// What has another schema: `"state"`, `"recorded input"`, `"branch output"` or
+        /// `"map item"`.
         what: &'static str,
-        /// The fingerprint stored in the checkpoint.
+        /// The branch node whose output, input or map item it is (for a map, the map node);
+        /// `None` for the state and a pending input outside a region.
+        branch: Option<&'static str>,
+        /// The index of the map item (or of the map branch's slot).
+        item: Option<u64>,
+        /// The fingerprint stored in the checkpoint (0: a value saved before fingerprints were
+        /// kept, under another graph).
         stored: u64,
         /// The fingerprint of the compiled type.
         compiled: u64,
@@ -356,4 +376,36 @@ pub(crate) fn report(error: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     out
+}
+
+/// The "what changed" part of a graph mismatch.
+fn changes_text(changed: &[String]) -> String {
+    if changed.is_empty() {
+        String::new()
+    } else {
+        format!("; changed since: {}", changed.join(", "))
+    }
+}
+
+/// Which branch or item a schema mismatch is about.
+fn record_text(branch: Option<&str>, item: Option<u64>) -> String {
+    match (branch, item) {
+        (Some(branch), Some(item)) => format!(" (`{branch}`, item {item})"),
+        (Some(branch), None) => format!(" (`{branch}`)"),
+        (None, _) => String::new(),
+    }
+}
+
+/// Where the old type of a schema mismatch is listed.
+fn migration_hint(what: &str, branch: Option<&str>) -> String {
+    match (what, branch) {
+        ("branch output", Some(node)) => format!(
+            "to read it, keep the old output type and list it in `#[node(migrate_from = [...])]` on `{node}` with an `Into` conversion"
+        ),
+        ("map item", Some(node)) => format!(
+            "to read it, keep the old item type and list it in `#[node(migrate_from = [...])]` on the node before `each {node}` with an `Into` conversion"
+        ),
+        ("recorded input", _) => "the decision was recorded by a release with another `Input` type: answer it again after restoring that type, or fork the session from before the decision".to_owned(),
+        _ => "to read it, keep the old type and list it in `#[workflow(migrate_from = [...])]` with an `Into` conversion".to_owned(),
+    }
 }

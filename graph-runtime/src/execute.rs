@@ -26,6 +26,7 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::checkpoint::Slot;
 use crate::checkpoint::{DecodeError, decode_prefix, encode_value};
 use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Workflow};
 use crate::{Failure, NodeCtx};
@@ -317,22 +318,6 @@ pub enum RegionKind<C: 'static> {
     },
 }
 
-/// One branch of a frontier: where it stands.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Slot {
-    /// Not run yet, or cut short by a crash or a sibling's failure: runs (again) on resume.
-    Pending,
-    /// An interrupt branch waiting for its decision.
-    Waiting,
-    /// An interrupt branch whose decision is recorded (the encoded `Input`) but which has not
-    /// finished with it yet.
-    Input(Vec<u8>),
-    /// Finished: its encoded output.
-    Done(Vec<u8>),
-    /// Failed after its retries, kept for a join that collects failures.
-    Failed(Failure),
-}
-
 /// The branch outputs a join reads: the frontier's slots, all finished. Generated join code
 /// decodes each parameter from it.
 #[derive(Debug, Clone, Copy)]
@@ -359,7 +344,7 @@ impl<'a> Outputs<'a> {
     /// The output of slot `index`, which must have finished.
     pub fn output<O: DeserializeOwned>(&self, index: usize) -> Result<O, NodeError> {
         match self.slots.get(index) {
-            Some(Slot::Done(bytes)) => decode_whole(bytes),
+            Some(Slot::Done(saved)) => decode_whole(&saved.bytes),
             Some(Slot::Failed(failure)) => Err(format!(
                 "branch `{}` failed and its join does not collect failures: {}",
                 failure.node(),
@@ -442,13 +427,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Saved;
 
     #[test]
     fn outputs_decode_in_order_and_collect_failures() {
         let slots = vec![
-            Slot::Done(encode(&7_u32).unwrap()),
+            Slot::Done(Saved::new(1, encode(&7_u32).unwrap())),
             Slot::Failed(Failure::new("fraud", "api down".to_owned())),
-            Slot::Done(encode("ok").unwrap()),
+            Slot::Done(Saved::new(2, encode("ok").unwrap())),
         ];
         let outputs = Outputs::new(&slots);
         assert_eq!(outputs.output::<u32>(0).unwrap(), 7);
@@ -468,12 +454,12 @@ mod tests {
     #[test]
     fn damaged_outputs_are_errors_not_panics() {
         let slots = vec![
-            Slot::Done(vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
-            Slot::Done({
+            Slot::Done(Saved::new(3, vec![0xff; 9])),
+            Slot::Done(Saved::new(4, {
                 let mut b = encode(&1_u8).unwrap();
                 b.push(0);
                 b
-            }),
+            })),
             Slot::Pending,
         ];
         let outputs = Outputs::new(&slots);

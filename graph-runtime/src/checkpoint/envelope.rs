@@ -61,16 +61,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::ctx::Failure;
-use crate::execute::Slot;
 use crate::store::Status;
 
+use super::body::{Failure, FrontierBody, FrontierRef, Saved, Slot, SlotV3};
 use super::codec::{self, decode_prefix};
 
 const MAGIC: [u8; 4] = *b"GRCP";
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
 const VERSION_3: u8 = 3;
+const VERSION_4: u8 = 4;
 const CODEC_BINCODE2: u8 = 1;
 /// The fixed part of a version-2 header, before the cursor.
 const FIXED_HEADER_V2: usize = 42;
@@ -93,56 +93,13 @@ pub const MAX_BODY_BYTES: usize = 256 << 20;
 const MAX_ENVELOPE_BYTES: usize =
     MAX_BODY_BYTES + FIXED_HEADER_V2 + DELTA_FIELDS + RECORD_FIELDS + 8 + u16::MAX as usize;
 
-/// Status byte values.
-const STATUS_RUNNING: u8 = 0;
-const STATUS_WAITING: u8 = 1;
-const STATUS_COMPLETED: u8 = 2;
-
-/// The status of a checkpoint as stored in the envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Running,
-    Waiting,
-    Completed,
-}
-
-impl Phase {
-    #[inline]
-    fn code(self) -> u8 {
-        match self {
-            Phase::Running => STATUS_RUNNING,
-            Phase::Waiting => STATUS_WAITING,
-            Phase::Completed => STATUS_COMPLETED,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            STATUS_RUNNING => Some(Phase::Running),
-            STATUS_WAITING => Some(Phase::Waiting),
-            STATUS_COMPLETED => Some(Phase::Completed),
-            _ => None,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn status(self, node: &str) -> Status {
-        match self {
-            Phase::Running => Status::Running,
-            Phase::Waiting => Status::Waiting {
-                node: node.to_owned(),
-            },
-            Phase::Completed => Status::Completed,
-        }
-    }
-}
-
 /// What goes into one envelope's header.
 pub(crate) struct Header<'a> {
     pub session: &'a str,
     pub graph_hash: u64,
     pub seq: u64,
-    pub phase: Phase,
+    /// The status's integer code (`Status::code`).
+    pub status: u8,
     pub node: &'a str,
     pub state_schema: u64,
     pub input_schema: u64,
@@ -169,25 +126,6 @@ pub(crate) struct RecordOf {
     /// The oldest checkpoint reading the base needs: the base itself, or the full checkpoint
     /// its delta chain starts at.
     pub anchor: u64,
-}
-
-/// The frontier of a parallel region, as a checkpoint body saves it after the state.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FrontierRef<'a> {
-    /// The sequence number of the step that opened the region.
-    pub opened: u64,
-    /// A map's encoded items; `None` for a static fan-out.
-    pub items: Option<&'a [Vec<u8>]>,
-    /// One slot per branch or item.
-    pub slots: &'a [Slot],
-}
-
-/// A frontier read back from a checkpoint body (see [`FrontierRef`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FrontierBody {
-    pub opened: u64,
-    pub items: Option<Vec<Vec<u8>>>,
-    pub slots: Vec<Slot>,
 }
 
 /// What the flags byte says about the body.
@@ -246,7 +184,12 @@ pub(crate) fn encode<S: Serialize, I: Serialize>(
     };
     codec::encode_into(&(state, input, failure), &mut buf).map_err(encode_error)?;
     if let Some(f) = frontier {
-        codec::encode_into(&(f.opened, f.items, f.slots), &mut buf).map_err(encode_error)?;
+        let (item_schema, items) = match f.items {
+            Some((schema, items)) => (schema, Some(items)),
+            None => (0, None),
+        };
+        codec::encode_into(&(f.opened, item_schema, items, f.slots), &mut buf)
+            .map_err(encode_error)?;
     }
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY_BYTES {
@@ -300,7 +243,7 @@ fn write_header(
     let input_schema = if has_input { header.input_schema } else { 0 };
     let mut fixed = [0u8; FIXED_HEADER_V2];
     fixed[..4].copy_from_slice(&MAGIC);
-    fixed[4..8].copy_from_slice(&[VERSION_3, CODEC_BINCODE2, header.phase.code(), flags]);
+    fixed[4..8].copy_from_slice(&[VERSION_4, CODEC_BINCODE2, header.status, flags]);
     fixed[8..16].copy_from_slice(&header.graph_hash.to_le_bytes());
     fixed[16..24].copy_from_slice(&header.seq.to_le_bytes());
     fixed[24..32].copy_from_slice(&header.state_schema.to_le_bytes());
@@ -420,7 +363,10 @@ pub(crate) fn body_checksum(body: &[u8]) -> u32 {
 #[derive(Debug)]
 pub(crate) struct Envelope<'a> {
     pub seq: u64,
-    pub phase: Phase,
+    /// The status's integer code (checked to be a known one): see [`Envelope::status`].
+    pub status: u8,
+    /// Whether the body's slots and map items carry fingerprints (version 4 on).
+    pub typed: bool,
     pub node: &'a str,
     pub graph_hash: u64,
     /// `None` in a version-1 envelope, which recorded no fingerprint.
@@ -434,6 +380,14 @@ pub(crate) struct Envelope<'a> {
     /// `Some` when this is a branch record: its body is slot changes, not a state.
     pub record: Option<RecordOf>,
     pub body: &'a [u8],
+}
+
+impl Envelope<'_> {
+    /// The checkpoint's status, waiting at `node` when it waits (its cursor, perhaps under
+    /// the name the compiled graph gives it). The code was checked when it was opened.
+    pub fn status_at(&self, node: &str) -> Status {
+        Status::from_code(self.status, Some(node)).unwrap_or(Status::Running)
+    }
 }
 
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
@@ -470,7 +424,7 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     // because every version's checksum covers it.
     let (fixed, cursor_len_at) = match bytes[4] {
         VERSION_1 => (FIXED_HEADER_V1, 24),
-        VERSION_2 | VERSION_3 => (FIXED_HEADER_V2, 40),
+        VERSION_2 | VERSION_3 | VERSION_4 => (FIXED_HEADER_V2, 40),
         _ => {
             return Err(corrupt(
                 "unknown envelope version (damaged, or written by a newer release)",
@@ -521,7 +475,7 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     if bytes[4] == VERSION_1 && bytes[7] != 0 {
         return Err(corrupt("reserved header byte is not zero"));
     }
-    let known = if version == VERSION_3 {
+    let known = if version >= VERSION_3 {
         FLAG_INPUT | FLAG_DELTA | FLAG_FRONTIER | FLAG_RECORD
     } else {
         FLAG_INPUT | FLAG_DELTA
@@ -536,7 +490,10 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
             "a branch record cannot be a delta or hold a frontier",
         ));
     }
-    let phase = Phase::from_code(bytes[6]).ok_or_else(|| corrupt("unknown status byte"))?;
+    let status = bytes[6];
+    if Status::from_code(status, Some("")).is_none() {
+        return Err(corrupt("unknown status byte"));
+    }
     let graph_hash = read_u64(bytes, 8).ok_or_else(|| corrupt("truncated header"))?;
     let stored_seq = read_u64(bytes, 16).ok_or_else(|| corrupt("truncated header"))?;
     if stored_seq != seq {
@@ -591,7 +548,8 @@ pub(crate) fn open<'a>(session: &str, seq: u64, bytes: &'a [u8]) -> Result<Envel
     };
     Ok(Envelope {
         seq,
-        phase,
+        status,
+        typed: version >= VERSION_4,
         node,
         graph_hash,
         state_schema,
@@ -611,12 +569,14 @@ pub(crate) type Body<S, I> = (S, Option<I>, Option<Failure>);
 pub(crate) type Tail<I> = (Option<I>, Option<Failure>, Option<FrontierBody>);
 
 /// Decodes the rest of a body after its state: `(pending input, failure)` and, when
-/// `frontier`, the frontier; every byte consumed.
+/// `frontier`, the frontier (`typed`: with the fingerprints of version 4; without, as version
+/// 3 wrote it); every byte consumed.
 pub(crate) fn decode_tail<I: DeserializeOwned>(
     session: &str,
     seq: u64,
     tail: &[u8],
     frontier: bool,
+    typed: bool,
 ) -> Result<Tail<I>, Error> {
     let corrupt = |reason: String| Error::Corrupt {
         session: session.to_owned(),
@@ -625,18 +585,29 @@ pub(crate) fn decode_tail<I: DeserializeOwned>(
     };
     let ((input, failure), mut read) = decode_prefix::<(Option<I>, Option<Failure>)>(tail)
         .map_err(|e| corrupt(format!("body does not decode: {e}")))?;
-    let frontier = if frontier {
-        let ((opened, items, slots), more) =
-            decode_prefix::<(u64, Option<Vec<Vec<u8>>>, Vec<Slot>)>(&tail[read..])
-                .map_err(|e| corrupt(format!("frontier does not decode: {e}")))?;
+    let frontier_error = |e| corrupt(format!("frontier does not decode: {e}"));
+    let frontier = if !frontier {
+        None
+    } else if typed {
+        type Typed = (u64, u64, Option<Vec<Vec<u8>>>, Vec<Slot>);
+        let ((opened, item_schema, items, slots), more) =
+            decode_prefix::<Typed>(&tail[read..]).map_err(frontier_error)?;
         read += more;
         Some(FrontierBody {
             opened,
-            items,
+            items: items.map(|items| (item_schema, items)),
             slots,
         })
     } else {
-        None
+        type Untyped = (u64, Option<Vec<Vec<u8>>>, Vec<SlotV3>);
+        let ((opened, items, slots), more) =
+            decode_prefix::<Untyped>(&tail[read..]).map_err(frontier_error)?;
+        read += more;
+        Some(FrontierBody {
+            opened,
+            items: items.map(|items| (Saved::UNRECORDED, items)),
+            slots: slots.into_iter().map(Slot::from).collect(),
+        })
     };
     if read != tail.len() {
         return Err(corrupt(format!(
@@ -647,19 +618,27 @@ pub(crate) fn decode_tail<I: DeserializeOwned>(
     Ok((input, failure, frontier))
 }
 
-/// Decodes the body of a branch record: its slot changes, every byte consumed.
+/// Decodes the body of a branch record: its slot changes (`typed`: with the fingerprints of
+/// version 4), every byte consumed.
 pub(crate) fn decode_record(
     session: &str,
     seq: u64,
     body: &[u8],
+    typed: bool,
 ) -> Result<Vec<(u32, Slot)>, Error> {
     let corrupt = |reason: String| Error::Corrupt {
         session: session.to_owned(),
         seq,
         reason,
     };
-    let (changes, read) = decode_prefix::<Vec<(u32, Slot)>>(body)
-        .map_err(|e| corrupt(format!("branch record does not decode: {e}")))?;
+    let record_error = |e| corrupt(format!("branch record does not decode: {e}"));
+    let (changes, read) = if typed {
+        decode_prefix::<Vec<(u32, Slot)>>(body).map_err(record_error)?
+    } else {
+        let (changes, read) = decode_prefix::<Vec<(u32, SlotV3)>>(body).map_err(record_error)?;
+        let changes = changes.into_iter().map(|(i, slot)| (i, Slot::from(slot)));
+        (changes.collect(), read)
+    };
     if read != body.len() {
         return Err(corrupt(format!(
             "{} trailing bytes after the branch record",
@@ -682,7 +661,7 @@ pub(crate) fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
         seq,
         reason: format!("body does not decode: {e}"),
     })?;
-    let (input, failure, _) = decode_tail(session, seq, &body[read..], false)?;
+    let (input, failure, _) = decode_tail(session, seq, &body[read..], false, true)?;
     Ok((state, input, failure))
 }
 
@@ -731,7 +710,7 @@ mod tests {
             session,
             graph_hash: HASH,
             seq,
-            phase: Phase::Running,
+            status: Status::Running.code(),
             node: "charge",
             state_schema: SCHEMA,
             input_schema: 0x1a,
@@ -772,7 +751,7 @@ mod tests {
     fn version_1(session: &str, seq: u64, node: &str, body: &[u8]) -> Vec<u8> {
         let mut buf = Vec::new();
         buf.extend_from_slice(b"GRCP");
-        buf.extend_from_slice(&[1, 1, STATUS_WAITING, 0]);
+        buf.extend_from_slice(&[1, 1, crate::store::status_code::WAITING, 0]);
         buf.extend_from_slice(&HASH.to_le_bytes());
         buf.extend_from_slice(&seq.to_le_bytes());
         buf.extend_from_slice(&(node.len() as u16).to_le_bytes());
@@ -789,8 +768,8 @@ mod tests {
         let bytes = sample("s", 3);
         let env = open("s", 3, &bytes).unwrap();
         assert_eq!(
-            (env.seq, env.phase, env.node, env.graph_hash),
-            (3, Phase::Running, "charge", HASH)
+            (env.seq, env.status_at(env.node), env.node, env.graph_hash),
+            (3, Status::Running, "charge", HASH)
         );
         assert_eq!(env.state_schema, Some(SCHEMA));
         assert_eq!(env.input_schema, None);
@@ -856,14 +835,76 @@ mod tests {
         }
     }
 
+    /// A slot as version 3 encoded it.
+    #[derive(Serialize)]
+    enum SlotV3Written {
+        #[allow(dead_code)]
+        Pending,
+        Waiting,
+        Input(Vec<u8>),
+        Done(Vec<u8>),
+    }
+
+    /// A version-3 envelope with a frontier, or a branch record, built from its layout: slots
+    /// and items without fingerprints.
+    #[test]
+    fn version_3_frontiers_and_records_open_without_fingerprints() {
+        let mut body = Vec::new();
+        codec::encode_into(&(7u8, None::<u8>, None::<Failure>), &mut body).unwrap();
+        let items = vec![vec![1u8], vec![2u8]];
+        let slots = vec![SlotV3Written::Done(vec![9]), SlotV3Written::Input(vec![4])];
+        codec::encode_into(&(4u64, Some(&items), &slots), &mut body).unwrap();
+        let kind = BodyKind {
+            input: false,
+            frontier: true,
+        };
+        let v4 = seal(&header("s", 5), kind, None, &body, Seal::Now).unwrap();
+        let v3 = as_version("s", &v4, VERSION_3);
+        let env = open("s", 5, &v3).unwrap();
+        assert!(!env.typed && env.frontier);
+        let (_, read) = decode_prefix::<u8>(env.body).unwrap();
+        let (_, _, frontier) =
+            decode_tail::<u8>("s", 5, &env.body[read..], env.frontier, env.typed).unwrap();
+        assert_eq!(
+            frontier,
+            Some(FrontierBody {
+                opened: 4,
+                items: Some((Saved::UNRECORDED, items)),
+                slots: vec![
+                    Slot::Done(Saved::new(Saved::UNRECORDED, vec![9])),
+                    Slot::Input(Saved::new(Saved::UNRECORDED, vec![4])),
+                ],
+            })
+        );
+        // The same bytes read as version 4 do not decode: the fingerprints are missing.
+        assert!(decode_tail::<u8>("s", 5, &env.body[read..], true, true).is_err());
+
+        let of = RecordOf { base: 5, anchor: 5 };
+        let changes = encode_value(&vec![(1u32, SlotV3Written::Waiting)]).unwrap();
+        let kind = BodyKind::default();
+        let record = seal_any(&header("s", 6), kind, None, Some(of), &changes, Seal::Now).unwrap();
+        let record = as_version("s", &record, VERSION_3);
+        let env = open("s", 6, &record).unwrap();
+        assert_eq!(
+            decode_record("s", 6, env.body, env.typed).unwrap(),
+            [(1, Slot::Waiting)]
+        );
+    }
+
     #[test]
     fn version_1_envelopes_still_open() {
         let body = body_of(&(7u64, "x".to_owned()), None::<&u32>);
         let bytes = version_1("s", 9, "review", &body);
         let env = open("s", 9, &bytes).unwrap();
         assert_eq!(
-            (env.phase, env.node, env.graph_hash),
-            (Phase::Waiting, "review", HASH)
+            (env.status_at("review"), env.node, env.graph_hash),
+            (
+                Status::Waiting {
+                    node: "review".to_owned()
+                },
+                "review",
+                HASH
+            )
         );
         assert_eq!(
             (env.state_schema, env.input_schema, env.delta),
@@ -892,10 +933,10 @@ mod tests {
 
     #[test]
     fn version_2_envelopes_still_open_and_a_plain_checkpoint_is_unchanged() {
-        // Without a frontier or a record, version 3 writes exactly what version 2 wrote,
+        // Without a frontier or a record, version 4 writes exactly what version 2 wrote,
         // apart from the version byte (and so the checksum).
         let bytes = sample("s", 3);
-        assert_eq!(bytes[4], VERSION_3);
+        assert_eq!(bytes[4], VERSION_4);
         let v2 = as_version("s", &bytes, VERSION_2);
         assert_eq!(bytes[5..bytes.len() - 4], v2[5..v2.len() - 4]);
         let env = open("s", 3, &v2).unwrap();
@@ -926,10 +967,14 @@ mod tests {
     #[test]
     fn a_frontier_and_a_record_round_trip() {
         let items = vec![vec![1, 2], vec![3]];
-        let slots = vec![Slot::Done(vec![9]), Slot::Waiting];
+        let slots = vec![
+            Slot::Done(Saved::new(0xd0, vec![9])),
+            Slot::Waiting,
+            Slot::Input(Saved::new(0x1a, vec![4])),
+        ];
         let frontier = FrontierRef {
             opened: 4,
-            items: Some(&items),
+            items: Some((0x17, &items)),
             slots: &slots,
         };
         let (bytes, _) = encode(
@@ -946,25 +991,28 @@ mod tests {
         let env = open("s", 5, &bytes).unwrap();
         let (state, read) = decode_prefix::<u8>(env.body).unwrap();
         let (input, failure, body) =
-            decode_tail::<u8>("s", 5, &env.body[read..], env.frontier).unwrap();
+            decode_tail::<u8>("s", 5, &env.body[read..], env.frontier, env.typed).unwrap();
         assert_eq!((state, input, failure), (7, None, None));
         assert_eq!(
             body,
             Some(FrontierBody {
                 opened: 4,
-                items: Some(items),
+                items: Some((0x17, items)),
                 slots: slots.clone(),
             })
         );
         let of = RecordOf { base: 5, anchor: 2 };
-        let done = Slot::Done(vec![1, 2, 3]);
+        let done = Slot::Done(Saved::new(0xd0, vec![1, 2, 3]));
         let record = seal_record(&header("s", 6), false, of, &[(1, &done)], Seal::Now).unwrap();
         let env = open("s", 6, &record).unwrap();
         assert_eq!(
             (env.record, env.frontier, env.delta),
             (Some(of), false, None)
         );
-        assert_eq!(decode_record("s", 6, env.body).unwrap(), [(1, done)]);
+        assert_eq!(
+            decode_record("s", 6, env.body, env.typed).unwrap(),
+            [(1, done)]
+        );
         // A record that claims to extend itself or a later checkpoint is refused.
         for (base, anchor) in [(6, 2), (7, 2), (5, 6)] {
             let bad = seal_record(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::__private::{Execute, Transition};
-use crate::checkpoint::{self, Header, Phase};
+use crate::checkpoint::{self, Header};
 use crate::store::{Append, Checkpoint, Store};
 use crate::{
     CheckpointPolicy, Error, MemoryStore, NodeCheckpoint, NodeCtx, NodeSpec, Outcome, Retention,
@@ -424,7 +424,7 @@ async fn a_session_at_a_removed_node_names_the_session_and_node() {
         session: "order-7",
         graph_hash: OLD_HASH,
         seq: 2,
-        phase: Phase::Waiting,
+        status: crate::store::status_code::WAITING,
         node: "gone",
         state_schema: V1,
         input_schema: 0,

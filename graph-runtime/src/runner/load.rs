@@ -2,18 +2,32 @@
 //! decoded.
 
 use super::scheduler::Frontier;
+use super::scheduler::branch_of;
 use super::session::{Chain, DELTA_MIN_BODY};
 use super::{Cursor, GraphChange, Runner};
-use crate::checkpoint::{self, DeltaOf, Envelope, FrontierBody, Phase, RecordOf, delta};
-use crate::ctx::Failure;
-use crate::execute::{Execute, RegionKind};
-use crate::store::{Checkpoint, Store};
+use crate::checkpoint::{self, DeltaOf, Envelope, Failure, FrontierBody, RecordOf, Saved, delta};
+use crate::execute::{Execute, Region, RegionKind, Slot};
+use crate::store::{Checkpoint, Status, Store, status_code};
 use crate::{Error, Result, Workflow};
+
+/// What a checkpoint is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// To look at (`state`, `state_at`): only the state's schema matters. A checkpoint of any
+    /// graph reads, its cursor as stored; the frontier of a region the compiled graph does not
+    /// have is left out, and saved branch outputs are not checked (nothing decodes them).
+    Read,
+    /// To run on from it (`resume`, `resume_with`, `fork`): the graph must be this one or
+    /// one it accepts, the cursor one of its nodes, and every saved branch output, item and
+    /// input of the compiled types (or migrated to them).
+    Run,
+}
 
 /// A decoded checkpoint.
 pub(super) struct Loaded<W: Workflow> {
     pub(super) seq: u64,
-    pub(super) phase: Phase,
+    /// The status (waiting at the cursor when it waits, as the envelope says).
+    pub(super) status: Status,
     /// The node name, as this graph calls it (a renamed node's stored old name is mapped).
     pub(super) node: String,
     pub(super) state: W::State,
@@ -34,16 +48,52 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(checkpoint) = self.shared.store.latest(session).await? else {
             return Err(Error::SessionNotFound(session.to_owned()));
         };
-        self.decode(session, checkpoint).await
+        self.decode(session, checkpoint, Purpose::Run).await
     }
 
-    /// Opens a checkpoint read back from the store: checks its envelope, its graph hash and
-    /// schema fingerprints, reconstructs it from its chain if it is a delta or a branch
+    /// Opens a checkpoint read back from the store: checks its envelope (and, to run on
+    /// from it, its graph hash), reconstructs it from its chain if it is a delta or a branch
     /// record, and decodes it (through `migrate_from` if it was saved in an older schema).
-    pub(super) async fn decode(&self, session: &str, checkpoint: Checkpoint) -> Result<Loaded<W>> {
+    pub(super) async fn decode(
+        &self,
+        session: &str,
+        checkpoint: Checkpoint,
+        purpose: Purpose,
+    ) -> Result<Loaded<W>> {
+        let result = self.decode_checked(session, checkpoint, purpose).await;
+        match result {
+            Err(Error::GraphMismatch {
+                session,
+                stored,
+                compiled,
+                ..
+            }) => Err(Error::GraphMismatch {
+                changed: super::graphs::changes_since::<W, S>(&self.shared.store, stored).await,
+                session,
+                stored,
+                compiled,
+            }),
+            other => other,
+        }
+    }
+
+    async fn decode_checked(
+        &self,
+        session: &str,
+        checkpoint: Checkpoint,
+        purpose: Purpose,
+    ) -> Result<Loaded<W>> {
         let seq = checkpoint.seq;
         let envelope = checkpoint::open(session, seq, &checkpoint.bytes)?;
-        self.admit(session, &envelope)?;
+        // A completed session runs nothing more: returning its end needs no graph either.
+        let purpose = if envelope.status == status_code::COMPLETED {
+            Purpose::Read
+        } else {
+            purpose
+        };
+        if purpose == Purpose::Run {
+            self.admit(session, &envelope)?;
+        }
         if let Some(record) = envelope.record {
             // The chain from the base's anchor up to the record before this one.
             let links = match seq.checked_sub(1) {
@@ -55,13 +105,169 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 None => Vec::new(),
             };
-            return self.apply_records(session, &envelope, record, &links, checkpoint.bytes.len());
+            let loaded = self.apply_records(
+                session,
+                &envelope,
+                record,
+                &links,
+                checkpoint.bytes.len(),
+                purpose,
+            )?;
+            return Self::settle(session, loaded, purpose);
         }
         let links = match envelope.delta {
             None => Vec::new(),
             Some(of) => self.shared.store.chain(session, of.anchor, of.base).await?,
         };
-        self.decode_opened(session, &envelope, &links, checkpoint.bytes.len())
+        let loaded =
+            self.decode_opened(session, &envelope, &links, checkpoint.bytes.len(), purpose)?;
+        Self::settle(session, loaded, purpose)
+    }
+
+    /// The last checks of a checkpoint to run on from: its cursor is a node of this graph,
+    /// and the values its frontier saved are of the compiled types (migrated when a
+    /// `migrate_from` lists theirs).
+    fn settle(session: &str, mut loaded: Loaded<W>, purpose: Purpose) -> Result<Loaded<W>> {
+        if purpose == Purpose::Read {
+            return Ok(loaded);
+        }
+        let Some(cursor) = W::Exec::cursor_of(&loaded.node) else {
+            return Err(Self::unknown_node(session, &loaded));
+        };
+        if let Some(frontier) = loaded.frontier.as_mut() {
+            let Some(region) = W::Exec::region(cursor) else {
+                return Err(Error::Corrupt {
+                    session: session.to_owned(),
+                    seq: loaded.seq,
+                    reason:
+                        "the checkpoint holds a frontier, but its node is not the join of a region"
+                            .to_owned(),
+                });
+            };
+            let trusted = loaded.graph_hash == W::GRAPH_HASH;
+            Self::check_frontier(session, loaded.seq, region, trusted, frontier)?;
+        }
+        Ok(loaded)
+    }
+
+    /// The error for a checkpoint whose cursor this graph does not have: the bytes lie when
+    /// this very graph saved it, else a release removed (or renamed) the node.
+    fn unknown_node(session: &str, loaded: &Loaded<W>) -> Error {
+        if loaded.graph_hash == W::GRAPH_HASH {
+            Error::Corrupt {
+                session: session.to_owned(),
+                seq: loaded.seq,
+                reason: format!("cursor `{}` is not a node of this graph", loaded.node),
+            }
+        } else {
+            Error::UnknownNode {
+                session: session.to_owned(),
+                node: loaded.node.clone(),
+            }
+        }
+    }
+
+    /// Checks every value a frontier saved against the compiled types, before any of it is
+    /// decoded: each finished branch's output against its node's output fingerprint, each
+    /// recorded input against `INPUT_SCHEMA`, a map's items against the map node's item
+    /// fingerprint. A value of an older type listed in the producing node's `migrate_from`
+    /// is converted in place. A value saved without a fingerprint (envelope version 3) is
+    /// trusted only when `trusted`: saved under this very graph, whose hash covers every
+    /// output and item type's fingerprint.
+    fn check_frontier(
+        session: &str,
+        seq: u64,
+        region: &Region<super::Cursor<W>>,
+        trusted: bool,
+        frontier: &mut super::scheduler::Frontier,
+    ) -> Result<()> {
+        let mismatch = |what, branch, item, stored, compiled| Error::SchemaMismatch {
+            session: session.to_owned(),
+            seq,
+            what,
+            branch: Some(branch),
+            item,
+            stored,
+            compiled,
+        };
+        let corrupt = |what: &str, node: &str, e: checkpoint::DecodeError| Error::Corrupt {
+            session: session.to_owned(),
+            seq,
+            reason: format!("a {what} of `{node}` of an older type does not decode: {e}"),
+        };
+        let map_node = match region.kind {
+            RegionKind::Map { node, .. } => Some(node),
+            RegionKind::FanOut { .. } => None,
+        };
+        if let (Some(map), Some(items)) = (map_node, frontier.items.as_mut()) {
+            let name = W::Exec::spec(map).name;
+            let compiled = W::Exec::item_schema(map);
+            let stored = frontier.item_schema;
+            if stored != compiled && !(stored == Saved::UNRECORDED && trusted) {
+                for (index, item) in items.iter_mut().enumerate() {
+                    match W::Exec::migrate_item(map, stored, item) {
+                        Some(migrated) => {
+                            *item = migrated.map_err(|e| corrupt("map item", name, e))?
+                        }
+                        None => {
+                            return Err(mismatch(
+                                "map item",
+                                name,
+                                Some(index as u64),
+                                stored,
+                                compiled,
+                            ));
+                        }
+                    }
+                }
+            }
+            frontier.item_schema = compiled;
+        }
+        for (index, slot) in frontier.slots.iter_mut().enumerate() {
+            let node = branch_of(region, index).unwrap_or(region.join);
+            let name = W::Exec::spec(node).name;
+            let item = map_node.map(|_| index as u64);
+            match slot {
+                Slot::Done(saved) => {
+                    let compiled = W::Exec::output_schema(node);
+                    if saved.schema == compiled || (saved.schema == Saved::UNRECORDED && trusted) {
+                        saved.schema = compiled;
+                        continue;
+                    }
+                    match W::Exec::migrate_output(node, saved.schema, &saved.bytes) {
+                        Some(migrated) => {
+                            let bytes = migrated.map_err(|e| corrupt("branch output", name, e))?;
+                            *saved = Saved::new(compiled, bytes);
+                        }
+                        None => {
+                            return Err(mismatch(
+                                "branch output",
+                                name,
+                                item,
+                                saved.schema,
+                                compiled,
+                            ));
+                        }
+                    }
+                }
+                Slot::Input(saved) => {
+                    let compiled = W::INPUT_SCHEMA;
+                    if saved.schema == compiled || (saved.schema == Saved::UNRECORDED && trusted) {
+                        saved.schema = compiled;
+                        continue;
+                    }
+                    return Err(mismatch(
+                        "recorded input",
+                        name,
+                        item,
+                        saved.schema,
+                        compiled,
+                    ));
+                }
+                Slot::Pending | Slot::Waiting | Slot::Failed(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Decodes an opened checkpoint that is not a branch record; `links` are the
@@ -72,6 +278,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         envelope: &Envelope<'_>,
         links: &[Checkpoint],
         size: usize,
+        purpose: Purpose,
     ) -> Result<Loaded<W>> {
         let seq = envelope.seq;
         let mut chain = Chain {
@@ -111,6 +318,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         session: session.to_owned(),
                         seq,
                         what: "state",
+                        branch: None,
+                        item: None,
                         stored: stored_schema,
                         compiled: W::STATE_SCHEMA,
                     });
@@ -118,8 +327,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         };
         Self::check_input_schema(session, envelope)?;
-        let (input, failure, frontier) =
-            checkpoint::decode_tail(session, seq, &body[read..], envelope.frontier)?;
+        let (input, failure, frontier) = checkpoint::decode_tail(
+            session,
+            seq,
+            &body[read..],
+            envelope.frontier,
+            envelope.typed,
+        )?;
         // A renamed node's checkpoint names it by its old name: report the current one.
         let cursor = W::Exec::cursor_of(envelope.node);
         let node = match cursor {
@@ -135,11 +349,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         });
         let frontier = match frontier {
             None => None,
-            Some(body) => Some(Self::frontier(session, seq, cursor, body)?),
+            Some(body) => Self::frontier(session, seq, cursor, body, purpose)?,
         };
         Ok(Loaded {
             seq,
-            phase: envelope.phase,
+            status: envelope.status_at(&node),
             node,
             state,
             input,
@@ -158,6 +372,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 session: session.to_owned(),
                 seq: envelope.seq,
                 what: "recorded input",
+                branch: None,
+                item: None,
                 stored,
                 compiled: W::INPUT_SCHEMA,
             }),
@@ -166,27 +382,33 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     /// A frontier read from checkpoint `seq` at the join `cursor`, checked against the
-    /// graph's region there.
+    /// graph's region there. To read, a frontier at a node that is no join of this graph
+    /// (a release removed or changed it) is left out; to run on, `settle` reports it.
     fn frontier(
         session: &str,
         seq: u64,
         cursor: Option<Cursor<W>>,
         body: FrontierBody,
-    ) -> Result<Frontier> {
+        purpose: Purpose,
+    ) -> Result<Option<Frontier>> {
         let corrupt = |reason: String| Error::Corrupt {
             session: session.to_owned(),
             seq,
             reason,
         };
         let Some(region) = cursor.and_then(W::Exec::region) else {
-            return Err(corrupt(
-                "the checkpoint holds a frontier, but its node is not the join of a region"
-                    .to_owned(),
-            ));
+            return match (purpose, cursor) {
+                // `settle` says which: an unknown node, or a node that is no join.
+                (Purpose::Run, Some(_)) => Err(corrupt(
+                    "the checkpoint holds a frontier, but its node is not the join of a region"
+                        .to_owned(),
+                )),
+                _ => Ok(None),
+            };
         };
         let fits = match (&region.kind, &body.items) {
             (RegionKind::FanOut { branches, .. }, None) => body.slots.len() == branches.len(),
-            (RegionKind::Map { .. }, Some(items)) => body.slots.len() == items.len(),
+            (RegionKind::Map { .. }, Some((_, items))) => body.slots.len() == items.len(),
             _ => false,
         };
         if !fits {
@@ -194,12 +416,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 "the frontier does not fit the region of its join".to_owned(),
             ));
         }
-        Ok(Frontier {
+        let (item_schema, items) = match body.items {
+            Some((schema, items)) => (schema, Some(items)),
+            None => (0, None),
+        };
+        Ok(Some(Frontier {
             opened: body.opened,
-            items: body.items,
+            items,
+            item_schema,
             slots: body.slots,
             saved: true,
-        })
+        }))
     }
 
     /// Reads the branch record `envelope`: rebuilds the checkpoint that holds its region's
@@ -212,6 +439,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         record: RecordOf,
         links: &[Checkpoint],
         size: usize,
+        purpose: Purpose,
     ) -> Result<Loaded<W>> {
         let seq = envelope.seq;
         let corrupt = |reason: String| Error::Corrupt {
@@ -240,8 +468,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 "the branch record names another chain than its region's".to_owned(),
             ));
         }
-        self.admit(session, &opened)?;
-        let mut loaded = self.decode_opened(session, &opened, &links[..at], base.bytes.len())?;
+        if purpose == Purpose::Run {
+            self.admit(session, &opened)?;
+        }
+        let mut loaded =
+            self.decode_opened(session, &opened, &links[..at], base.bytes.len(), purpose)?;
         if loaded.node != envelope.node
             && W::Exec::cursor_of(envelope.node).map(|c| W::Exec::spec(c).name)
                 != Some(loaded.node.as_str())
@@ -252,6 +483,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             )));
         }
         let Some(frontier) = loaded.frontier.as_mut() else {
+            if purpose == Purpose::Read {
+                // A region this graph does not have: read the state as its base saved it,
+                // with the record's sequence number and status.
+                loaded.seq = seq;
+                loaded.status = envelope.status_at(&loaded.node);
+                return Ok(loaded);
+            }
             return Err(corrupt("the region checkpoint has no frontier".to_owned()));
         };
         let mut expected = record.base;
@@ -284,7 +522,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 ));
             }
             Self::check_input_schema(session, this)?;
-            for (index, slot) in checkpoint::decode_record(session, link_seq, this.body)? {
+            for (index, slot) in
+                checkpoint::decode_record(session, link_seq, this.body, this.typed)?
+            {
                 let Some(target) = frontier.slots.get_mut(index as usize) else {
                     return Err(corrupt(format!(
                         "a branch record names slot {index} of a frontier of {}",
@@ -296,7 +536,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             expected = link_seq;
         }
         loaded.seq = seq;
-        loaded.phase = envelope.phase;
+        loaded.status = envelope.status_at(&loaded.node);
         loaded.region = Some(record);
         // The next checkpoint after a record is whole: a delta applies to its predecessor's
         // body, and a record has none.
@@ -322,6 +562,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             session: session.to_owned(),
             stored,
             compiled: W::GRAPH_HASH,
+            changed: Vec::new(),
         })
     }
 
@@ -389,24 +630,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok((body, delta_bytes, len))
     }
 
+    /// The cursor of a checkpoint loaded to run on from ([`Purpose::Run`] checked it).
     pub(super) fn cursor(&self, session: &str, loaded: &Loaded<W>) -> Result<Cursor<W>> {
-        let node = &loaded.node;
-        W::Exec::cursor_of(node).ok_or_else(|| {
-            if loaded.graph_hash == W::GRAPH_HASH {
-                // Saved by this very graph, which has every stored node name: a missing one
-                // means the bytes lie.
-                Error::Corrupt {
-                    session: session.to_owned(),
-                    seq: loaded.seq,
-                    reason: format!("cursor `{node}` is not a node of this graph"),
-                }
-            } else {
-                // An older graph (accepted, or under `Force`) had a node this one removed.
-                Error::UnknownNode {
-                    session: session.to_owned(),
-                    node: node.clone(),
-                }
-            }
-        })
+        W::Exec::cursor_of(&loaded.node).ok_or_else(|| Self::unknown_node(session, loaded))
     }
 }

@@ -9,11 +9,12 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::Phase;
+use crate::checkpoint::Saved;
 use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
@@ -22,13 +23,14 @@ use crate::store::{Lease, Store, Wake};
 use crate::{Error, Result, Workflow};
 
 mod attempt;
+mod graphs;
 mod load;
 mod scheduler;
 mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
-use self::load::Loaded;
-use self::scheduler::{Position, waiting_nodes};
+use self::load::{Loaded, Purpose};
+use self::scheduler::{Position, waiting_at, waiting_nodes};
 use self::session::Session;
 
 /// The generated cursor type of a workflow.
@@ -278,6 +280,8 @@ pub struct Runner<W, S> {
 struct Shared<W, S> {
     workflow: W,
     store: S,
+    /// Whether the store has this graph's version (see [`Runner::record_graph`]).
+    graph_recorded: AtomicBool,
 }
 
 impl<W, S> Clone for Runner<W, S> {
@@ -338,7 +342,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// after every step, every checkpoint kept, no step limit, strict graph hash.
     pub fn new(workflow: W, store: S) -> Self {
         Runner {
-            shared: Arc::new(Shared { workflow, store }),
+            shared: Arc::new(Shared {
+                workflow,
+                store,
+                graph_recorded: AtomicBool::new(false),
+            }),
             config: Config {
                 policy: CheckpointPolicy::EveryStep,
                 retention: Retention::KeepAll,
@@ -507,19 +515,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: Control,
     ) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
+        self.record_graph().await?;
         let cursor = W::Exec::ENTRY;
         let spec = W::Exec::spec(cursor);
-        let phase = if spec.interrupt {
-            Phase::Waiting
+        let status = if spec.interrupt {
+            waiting_at(spec.name)
         } else {
-            Phase::Running
+            Status::Running
         };
-        let mut session = Session::new::<S>(Arc::from(session));
+        let mut session = Session::new::<W, S>(Arc::from(session));
         let name = Cow::Borrowed(spec.name);
         let first = session.encode::<W>(
             self.config.retention,
             0,
-            phase,
+            status,
             name,
             &state,
             None,
@@ -566,8 +575,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
+        self.record_graph().await?;
         let loaded = self.load_latest(session).await?;
-        if loaded.phase == Phase::Completed {
+        if loaded.status == Status::Completed {
             return Ok(Outcome::Completed(loaded.state));
         }
         let cursor = self.cursor(session, &loaded)?;
@@ -579,8 +589,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .iter()
                 .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
-                let status = scheduler::region_status::<W>(Phase::Waiting, cursor, &frontier.slots);
-                let mut writer = Session::stored::<S>(
+                let status = scheduler::region_status::<W>(waiting_at(""), cursor, &frontier.slots);
+                let mut writer = Session::stored::<W, S>(
                     Arc::from(session),
                     loaded.seq,
                     loaded.chain,
@@ -589,15 +599,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
-                if loaded.phase == Phase::Running && writer.has_region() {
+                if loaded.status == Status::Running && writer.has_region() {
                     let name = W::Exec::spec(cursor).name;
-                    let record = writer.encode_record::<W>(
-                        loaded.seq + 1,
-                        Phase::Waiting,
-                        name,
-                        status,
-                        &[],
-                    )?;
+                    let record = writer.encode_record::<W>(loaded.seq + 1, name, status, &[])?;
                     writer
                         .append(&self.shared.store, self.config.retention, record, &control)
                         .await?;
@@ -609,12 +613,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         }
         let spec = W::Exec::spec(cursor);
-        match loaded.phase {
+        match &loaded.status {
             // A worker claimed a session waiting at a node with `wait_ms`: only its deadline
             // can have made it runnable (an input given in time is recorded first and makes
             // the checkpoint `Running`). The node runs without its input, once that attempt is
             // recorded.
-            Phase::Waiting
+            Status::Waiting { .. }
                 if spec.interrupt
                     && spec.wait_ms.is_some()
                     && control.fence.is_some()
@@ -628,11 +632,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // An input was recorded between the load and this write: run with it.
                     Err(Error::Conflict { .. }) => {
                         let loaded = self.load_latest(session).await?;
-                        if loaded.phase == Phase::Completed {
+                        if loaded.status == Status::Completed {
                             return Ok(Outcome::Completed(loaded.state));
                         }
                         let cursor = self.cursor(session, &loaded)?;
-                        if loaded.phase == Phase::Waiting {
+                        if matches!(loaded.status, Status::Waiting { .. }) {
                             return Ok(Outcome::Interrupted {
                                 node: W::Exec::spec(cursor).name,
                                 state: loaded.state,
@@ -648,7 +652,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
             // An in-process `resume` never runs a node with `wait_ms` without its input, even
             // past the deadline: only a worker does.
-            Phase::Waiting if spec.interrupt => Ok(Outcome::Interrupted {
+            Status::Waiting { .. } if spec.interrupt => Ok(Outcome::Interrupted {
                 node: spec.name,
                 state: loaded.state,
             }),
@@ -664,13 +668,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// the deadline passed (a crash interrupted it): the node runs without its input again.
     fn position(&self, session: &str, loaded: Loaded<W>, cursor: Cursor<W>) -> Position<W> {
         let spec = W::Exec::spec(cursor);
-        let deadline_passed = loaded.phase == Phase::Running
+        let deadline_passed = loaded.status == Status::Running
             && loaded.input.is_none()
             && loaded.frontier.is_none()
             && spec.interrupt
             && spec.wait_ms.is_some();
         Position {
-            session: Session::stored::<S>(
+            session: Session::stored::<W, S>(
                 Arc::from(session),
                 loaded.seq,
                 loaded.chain,
@@ -700,12 +704,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ) -> Result<Position<W>> {
         let name = W::Exec::spec(cursor).name;
         let mut writer =
-            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let seq = loaded.seq + 1;
         let recorded = writer.encode::<W>(
             self.config.retention,
             seq,
-            Phase::Running,
+            Status::Running,
             Cow::Borrowed(name),
             &loaded.state,
             None,
@@ -773,6 +777,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: &Control,
     ) -> Result<Position<W>> {
         self.ready(&[session])?;
+        self.record_graph().await?;
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
         let loaded = self.load_latest(session).await?;
@@ -781,11 +786,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .answer_branch(session, loaded, target, input, control)
                 .await;
         }
-        if loaded.phase != Phase::Waiting || W::Exec::cursor_of(&loaded.node) != Some(target) {
-            let actual = match loaded.phase {
-                Phase::Waiting => format!("it waits at `{}`", loaded.node),
-                Phase::Running => format!("it is running at `{}`", loaded.node),
-                Phase::Completed => "it has completed".to_owned(),
+        if !matches!(loaded.status, Status::Waiting { .. })
+            || W::Exec::cursor_of(&loaded.node) != Some(target)
+        {
+            let actual = match &loaded.status {
+                Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
+                Status::Completed => "it has completed".to_owned(),
+                _ => format!("it is running at `{}`", loaded.node),
             };
             return Err(Error::NotWaiting {
                 session: session.to_owned(),
@@ -795,12 +802,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let id = session;
         let mut session =
-            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let seq = loaded.seq + 1;
         let recorded = session.encode::<W>(
             self.config.retention,
             seq,
-            Phase::Running,
+            Status::Running,
             Cow::Borrowed(target_name),
             &loaded.state,
             Some(&input),
@@ -822,13 +829,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // without this input.
             Err(Error::Conflict { .. }) if deadline => {
                 let latest = self.load_latest(id).await?;
-                let actual = match latest.phase {
-                    Phase::Waiting => format!("it waits at `{}`", latest.node),
-                    Phase::Running => format!(
+                let actual = match latest.status {
+                    Status::Waiting { .. } => format!("it waits at `{}`", latest.node),
+                    Status::Completed => "it has completed".to_owned(),
+                    _ => format!(
                         "it is running at `{}`: its wait was over, and it runs without the input",
                         latest.node
                     ),
-                    Phase::Completed => "it has completed".to_owned(),
                 };
                 return Err(Error::NotWaiting {
                     session: id.to_owned(),
@@ -896,22 +903,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             });
         };
         let mut writer =
-            Session::stored::<S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
         let bytes = crate::execute::encode(&input).map_err(|e| Error::Encode {
             session: session.to_owned(),
             reason: e.to_string(),
         })?;
-        frontier.slots[index] = Slot::Input(bytes);
+        frontier.slots[index] = Slot::Input(Saved::new(W::INPUT_SCHEMA, bytes));
         let seq = loaded.seq + 1;
-        let status = scheduler::region_status::<W>(Phase::Running, cursor, &frontier.slots);
+        let status = scheduler::region_status::<W>(Status::Running, cursor, &frontier.slots);
         let changes = [(index as u32, &frontier.slots[index])];
-        let recorded = writer.encode_record::<W>(
-            seq,
-            Phase::Running,
-            W::Exec::spec(cursor).name,
-            status,
-            &changes,
-        )?;
+        let recorded =
+            writer.encode_record::<W>(seq, W::Exec::spec(cursor).name, status, &changes)?;
         writer
             .append(&self.shared.store, self.config.retention, recorded, control)
             .await?;
@@ -959,17 +961,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// ```
     pub async fn enqueue(&self, session: &str, state: W::State) -> Result<()> {
         self.ready(&[session])?;
+        self.record_graph().await?;
         let spec = W::Exec::spec(W::Exec::ENTRY);
-        let (phase, wake) = if spec.interrupt {
-            (Phase::Waiting, Wake::Never)
+        let (status, wake) = if spec.interrupt {
+            (waiting_at(spec.name), Wake::Never)
         } else {
-            (Phase::Running, Wake::Now)
+            (Status::Running, Wake::Now)
         };
-        let mut session = Session::new::<S>(Arc::from(session));
+        let mut session = Session::new::<W, S>(Arc::from(session));
         let first = session.encode::<W>(
             self.config.retention,
             0,
-            phase,
+            status,
             Cow::Borrowed(spec.name),
             &state,
             None,
@@ -1022,7 +1025,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(checkpoint) = self.shared.store.latest(session).await? else {
             return Ok(None);
         };
-        let loaded = self.decode(session, checkpoint).await?;
+        let loaded = self.decode(session, checkpoint, Purpose::Read).await?;
         Ok(Some(Self::snapshot(loaded)))
     }
 
@@ -1033,7 +1036,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(checkpoint) = self.shared.store.get(session, seq).await? else {
             return Ok(None);
         };
-        let loaded = self.decode(session, checkpoint).await?;
+        let loaded = self.decode(session, checkpoint, Purpose::Read).await?;
         Ok(Some(Self::snapshot(loaded)))
     }
 
@@ -1041,32 +1044,31 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     fn snapshot(loaded: Loaded<W>) -> Snapshot<W::State> {
         let cursor = W::Exec::cursor_of(&loaded.node);
         if let (Some(frontier), Some(join)) = (&loaded.frontier, cursor) {
-            let waiting = match loaded.phase {
-                Phase::Waiting => waiting_nodes::<W>(join, &frontier.slots),
-                Phase::Running | Phase::Completed => Vec::new(),
+            let waiting = match &loaded.status {
+                Status::Waiting { .. } => waiting_nodes::<W>(join, &frontier.slots),
+                _ => Vec::new(),
             };
             return Snapshot {
                 seq: loaded.seq,
-                status: scheduler::region_status::<W>(loaded.phase, join, &frontier.slots),
+                status: scheduler::region_status::<W>(loaded.status, join, &frontier.slots),
                 node: loaded.node,
                 state: loaded.state,
                 waiting,
             };
         }
-        let status = loaded.phase.status(&loaded.node);
         // `decode` already maps a renamed node to its current name; a node this graph does
         // not have cannot be named by a `&'static str`.
-        let waiting = match loaded.phase {
-            Phase::Waiting => cursor
+        let waiting = match &loaded.status {
+            Status::Waiting { .. } => cursor
                 .map(|cursor| W::Exec::spec(cursor).name)
                 .into_iter()
                 .collect(),
-            Phase::Running | Phase::Completed => Vec::new(),
+            _ => Vec::new(),
         };
         Snapshot {
             seq: loaded.seq,
             node: loaded.node,
-            status,
+            status: loaded.status,
             state: loaded.state,
             waiting,
         }
@@ -1107,22 +1109,23 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 },
             });
         };
-        let loaded = self.decode(session, checkpoint).await?;
+        let loaded = self.decode(session, checkpoint, Purpose::Run).await?;
+        self.record_graph().await?;
         // The copy is self-contained: a fork shares no delta chain with its origin.
-        let mut writer = Session::new::<S>(Arc::from(new_session));
+        let mut writer = Session::new::<W, S>(Arc::from(new_session));
         // A session stopped in a region: the frontier with every record applied, so the copy
         // needs none of the origin's records.
-        let frontier = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
-            (Some(frontier), Some(join)) => Some((
-                frontier.as_ref(),
-                scheduler::region_status::<W>(loaded.phase, join, &frontier.slots),
-            )),
-            _ => None,
+        let (status, frontier) = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
+            (Some(frontier), Some(join)) => (
+                scheduler::region_status::<W>(loaded.status.clone(), join, &frontier.slots),
+                Some(frontier.as_ref()),
+            ),
+            _ => (loaded.status.clone(), None),
         };
         let copy = writer.encode::<W>(
             self.config.retention,
             seq,
-            loaded.phase,
+            status,
             Cow::Owned(loaded.node.clone()),
             &loaded.state,
             loaded.input.as_ref(),
@@ -1190,6 +1193,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Err(Error::InvalidConfig(problem));
         }
         sessions.iter().try_for_each(|id| session_id::check(id))
+    }
+
+    /// Tells the store about this graph's version ([`Store::record_graph`]) before this
+    /// runner's first write: once per runner (and its clones), one relaxed load after that.
+    /// A write whose graph the store cannot record is not made: a later release could not
+    /// say what changed since.
+    async fn record_graph(&self) -> Result<()> {
+        if self.shared.graph_recorded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.shared
+            .store
+            .record_graph(&graphs::version_of::<W>())
+            .await?;
+        self.shared.graph_recorded.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     fn control(&self, events: Option<EventSink>) -> Control {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::__private::{
     BranchResult, Execute, Outputs, Region, RegionKind, Transition, decode_item, encode_output,
 };
-use crate::checkpoint::{self, Phase};
+use crate::checkpoint;
 use crate::execute::Slot;
 use crate::store::{Append, Checkpoint, CheckpointMeta, Store};
 use crate::{
@@ -518,7 +518,9 @@ fn records(session: &str, checkpoints: &[Checkpoint]) -> Vec<(u64, u32, Slot)> {
     for c in checkpoints {
         let envelope = checkpoint::open(session, c.seq, &c.bytes).unwrap();
         if let Some(record) = envelope.record {
-            for (index, slot) in checkpoint::decode_record(session, c.seq, envelope.body).unwrap() {
+            for (index, slot) in
+                checkpoint::decode_record(session, c.seq, envelope.body, envelope.typed).unwrap()
+            {
                 out.push((record.base, index, slot));
             }
         }
@@ -1019,7 +1021,7 @@ async fn the_opening_checkpoint_decodes_as_a_frontier() {
     let opening = all.iter().find(|c| c.node == "join_i").unwrap();
     let envelope = checkpoint::open("s", opening.seq, &opening.bytes).unwrap();
     assert!(envelope.frontier && envelope.record.is_none());
-    assert_eq!(envelope.phase, Phase::Running);
+    assert_eq!(envelope.status, crate::store::status_code::RUNNING);
     assert_eq!(opening.depends_on, None);
     let record = all.last().unwrap();
     assert_eq!(record.depends_on, Some(opening.seq));

@@ -16,7 +16,7 @@ use futures_util::stream::FuturesUnordered;
 use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
 use super::session::{Session, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
-use crate::checkpoint::{FrontierRef, Phase};
+use crate::checkpoint::{FrontierRef, Saved};
 use crate::ctx::Failure;
 use crate::error::report;
 use crate::events::Event;
@@ -57,6 +57,8 @@ pub(super) struct Frontier {
     pub(super) opened: u64,
     /// A map's encoded items (`None` for a static fan-out).
     pub(super) items: Option<Vec<Vec<u8>>>,
+    /// The fingerprint of a map's item type (0 for a static fan-out).
+    pub(super) item_schema: u64,
     pub(super) slots: Vec<Slot>,
     /// Whether the newest stored checkpoints hold this frontier, so that a change can be
     /// saved as a small branch record rather than a whole checkpoint.
@@ -80,17 +82,20 @@ impl Frontier {
         Frontier {
             opened,
             items: None,
+            item_schema: 0,
             slots,
             saved: false,
         }
     }
 
-    /// A map opened by step `opened`, one pending slot per item.
-    pub(super) fn map(opened: u64, items: Vec<Vec<u8>>) -> Self {
+    /// A map opened by step `opened`, one pending slot per item; `item_schema` is the
+    /// fingerprint of the items' type.
+    pub(super) fn map(opened: u64, item_schema: u64, items: Vec<Vec<u8>>) -> Self {
         Frontier {
             opened,
             slots: vec![Slot::Pending; items.len()],
             items: Some(items),
+            item_schema,
             saved: false,
         }
     }
@@ -98,7 +103,7 @@ impl Frontier {
     pub(super) fn as_ref(&self) -> FrontierRef<'_> {
         FrontierRef {
             opened: self.opened,
-            items: self.items.as_deref(),
+            items: self.items.as_deref().map(|items| (self.item_schema, items)),
             slots: &self.slots,
         }
     }
@@ -136,15 +141,29 @@ pub(super) fn waiting_nodes<W: Workflow>(join: Cursor<W>, slots: &[Slot]) -> Vec
 
 /// The status a checkpoint in a region is indexed with: waiting names the first waiting
 /// branch in declaration order.
-pub(super) fn region_status<W: Workflow>(phase: Phase, join: Cursor<W>, slots: &[Slot]) -> Status {
-    match phase {
-        Phase::Waiting => match waiting_nodes::<W>(join, slots).first() {
+/// `status` is the session's status at the join: running, waiting or completed.
+pub(super) fn region_status<W: Workflow>(
+    status: Status,
+    join: Cursor<W>,
+    slots: &[Slot],
+) -> Status {
+    match status {
+        Status::Waiting { .. } => match waiting_nodes::<W>(join, slots).first() {
             Some(node) => Status::Waiting {
                 node: (*node).to_owned(),
             },
-            None => phase.status(W::Exec::spec(join).name),
+            None => Status::Waiting {
+                node: W::Exec::spec(join).name.to_owned(),
+            },
         },
-        _ => phase.status(W::Exec::spec(join).name),
+        other => other,
+    }
+}
+
+/// Waiting at `node`.
+pub(super) fn waiting_at(node: &str) -> Status {
+    Status::Waiting {
+        node: node.to_owned(),
     }
 }
 
@@ -232,6 +251,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let Some(Frontier {
             opened,
             items,
+            item_schema,
             slots,
             saved,
         }) = frontier.as_mut()
@@ -321,11 +341,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     .collect();
                 unsaved.retain(|i| queued.contains(i));
                 let changes = changes_of(&now, slots);
-                let status = region_status::<W>(Phase::Running, join, slots);
+                let status = region_status::<W>(Status::Running, join, slots);
                 let record_seq = session.stored_seq() + 1;
                 let record = session.encode_record::<W>(
                     record_seq,
-                    Phase::Running,
                     W::Exec::spec(join).name,
                     status,
                     &changes,
@@ -371,7 +390,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     attempt,
                 });
                 let input = match &slots[index] {
-                    Slot::Input(bytes) => Some(decode_input::<W>(&id, *seq, bytes)?),
+                    Slot::Input(input) => Some(decode_input::<W>(&id, *seq, &input.bytes)?),
                     _ => None,
                 };
                 let span = match (control.spans, item) {
@@ -450,7 +469,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let spec = specs[index];
             let (error, permanent) = match outcome {
                 Attempt::Done(BranchResult::Output(bytes)) => {
-                    slots[index] = Slot::Done(bytes);
+                    let node = branch_of(region, index).unwrap_or(join);
+                    slots[index] = Slot::Done(Saved::new(W::Exec::output_schema(node), bytes));
                     None
                 }
                 Attempt::Done(BranchResult::MissingInput) => {
@@ -530,7 +550,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Ok(None);
         };
         // Nothing else can run: save the waiting region, as a record when the store holds it.
-        let status = region_status::<W>(Phase::Waiting, join, slots);
+        let status = region_status::<W>(waiting_at(""), join, slots);
         let record_seq = if *seq == session.stored_seq() {
             *seq + 1
         } else {
@@ -538,28 +558,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let checkpoint = if *saved && session.has_region() {
             let changes = changes_of(&unsaved, slots);
-            session.encode_record::<W>(
-                record_seq,
-                Phase::Waiting,
-                W::Exec::spec(join).name,
-                status,
-                &changes,
-            )?
+            session.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?
         } else {
             let frontier = FrontierRef {
                 opened,
-                items: items.as_deref(),
+                items: items.as_deref().map(|items| (*item_schema, items)),
                 slots,
             };
             session.encode::<W>(
                 retention,
                 record_seq,
-                Phase::Waiting,
+                status,
                 Cow::Borrowed(W::Exec::spec(join).name),
                 &*state,
                 None,
                 None,
-                Some((frontier, status)),
+                Some(frontier),
             )?
         };
         session
@@ -742,10 +756,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 Transition::Map { join, items } => match W::Exec::region(join) {
                     Some(Region {
-                        kind: RegionKind::Map { .. },
+                        kind: RegionKind::Map { node, .. },
                         ..
                     }) => {
-                        at.frontier = Some(Frontier::map(seq, items));
+                        let item_schema = W::Exec::item_schema(*node);
+                        at.frontier = Some(Frontier::map(seq, item_schema, items));
                         join
                     }
                     _ => {
@@ -760,7 +775,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     }
                 },
                 Transition::End => {
-                    self.save(&mut at, seq, Phase::Completed, END, false, control)
+                    self.save(&mut at, seq, Status::Completed, END, false, control)
                         .await?;
                     return Ok(Outcome::Completed(at.state));
                 }
@@ -818,13 +833,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         memory,
                         &mut at,
                         seq,
-                        Phase::Running,
+                        Status::Running,
                         next_spec.name,
                         true,
                         control,
                     )?;
                 } else {
-                    self.save(&mut at, seq, Phase::Running, next_spec.name, true, control)
+                    self.save(&mut at, seq, Status::Running, next_spec.name, true, control)
                         .await?;
                 }
                 at.unsaved = Duration::ZERO;
@@ -844,7 +859,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             at.seq += 1;
         }
         let seq = at.seq;
-        self.save(at, seq, Phase::Waiting, node, true, control)
+        self.save(at, seq, waiting_at(node), node, true, control)
             .await
     }
 
@@ -854,7 +869,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         &self,
         at: &mut Position<W>,
         seq: u64,
-        phase: Phase,
+        status: Status,
         node: &'static str,
         with_failure: bool,
         control: &Control,
@@ -862,9 +877,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // `MemoryStore` never waits: its append is made synchronously, without building the
         // futures of this call's awaits (a constant test once `S` is known).
         if let Some(memory) = as_memory(&self.shared.store) {
-            return self.save_in_memory(memory, at, seq, phase, node, with_failure, control);
+            return self.save_in_memory(memory, at, seq, status, node, with_failure, control);
         }
-        let checkpoint = self.checkpoint(at, seq, phase, node, with_failure)?;
+        let checkpoint = self.checkpoint(at, seq, status, node, with_failure)?;
         at.session
             .append(
                 &self.shared.store,
@@ -883,12 +898,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         memory: &MemoryStore,
         at: &mut Position<W>,
         seq: u64,
-        phase: Phase,
+        status: Status,
         node: &'static str,
         with_failure: bool,
         control: &Control,
     ) -> Result<()> {
-        let checkpoint = self.checkpoint(at, seq, phase, node, with_failure)?;
+        let checkpoint = self.checkpoint(at, seq, status, node, with_failure)?;
         at.session
             .append_in_memory(memory, self.config.retention, checkpoint, control)
     }
@@ -899,7 +914,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         &self,
         at: &mut Position<W>,
         seq: u64,
-        phase: Phase,
+        status: Status,
         node: &'static str,
         with_failure: bool,
     ) -> Result<Checkpoint> {
@@ -908,17 +923,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             None
         };
-        let frontier = match &at.frontier {
-            None => None,
-            Some(frontier) => Some((
-                frontier.as_ref(),
-                region_status::<W>(phase, at.cursor, &frontier.slots),
-            )),
+        let (status, frontier) = match &at.frontier {
+            None => (status, None),
+            Some(frontier) => (
+                region_status::<W>(status, at.cursor, &frontier.slots),
+                Some(frontier.as_ref()),
+            ),
         };
         let checkpoint = at.session.encode::<W>(
             self.config.retention,
             seq,
-            phase,
+            status,
             Cow::Borrowed(node),
             &at.state,
             None,

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Control, Retention};
-use crate::checkpoint::{
-    self, BodyKind, DeltaOf, FrontierRef, Header, Phase, RecordOf, Seal, delta,
-};
+use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, RecordOf, Seal, delta};
 use crate::ctx::Failure;
 use crate::events::Event;
 use crate::execute::{Execute, Slot};
@@ -78,6 +76,28 @@ pub(super) struct Session {
     seal: Seal,
     /// The session in a `MemoryStore`, once appended to (unused with any other store).
     memory: MemoryHandle,
+    /// What the writer's first append tells the store about the session, then `None`: the
+    /// workflow, graph hash and state schema it writes in (see
+    /// [`Store::versions_in_use`](crate::store::Store::versions_in_use)).
+    announce: Option<Identity>,
+}
+
+/// The workflow a writer writes for: its name, graph hash and state schema.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    workflow: &'static str,
+    graph_hash: u64,
+    state_schema: u64,
+}
+
+impl Identity {
+    fn of<W: Workflow>() -> Self {
+        Identity {
+            workflow: W::NAME,
+            graph_hash: W::GRAPH_HASH,
+            state_schema: W::STATE_SCHEMA,
+        }
+    }
 }
 
 /// A wake-up the next append carries, with the workflow and graph hash a claim needs.
@@ -88,8 +108,8 @@ struct PendingWake {
 }
 
 impl Session {
-    /// The writer of a session that is not in the store yet, for a store of type `S`.
-    pub(super) fn new<S: Store>(id: Arc<str>) -> Self {
+    /// The writer of a session of `W` that is not in the store yet, for a store of type `S`.
+    pub(super) fn new<W: Workflow, S: Store>(id: Arc<str>) -> Self {
         Session {
             id,
             stored: None,
@@ -98,12 +118,13 @@ impl Session {
             pending: None,
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
+            announce: Some(Identity::of::<W>()),
         }
     }
 
     /// The writer of a stored session whose newest checkpoint is `seq`, with what loading it
     /// learnt about its chain and, if it stopped in a parallel region, where records apply.
-    pub(super) fn stored<S: Store>(
+    pub(super) fn stored<W: Workflow, S: Store>(
         id: Arc<str>,
         seq: u64,
         chain: Chain,
@@ -117,6 +138,7 @@ impl Session {
             pending: None,
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
+            announce: Some(Identity::of::<W>()),
         }
     }
 
@@ -161,19 +183,19 @@ impl Session {
         &mut self,
         retention: Retention,
         seq: u64,
-        phase: Phase,
+        status: Status,
         node: Cow<'static, str>,
         state: &W::State,
         input: Option<&W::Input>,
         failure: Option<&Failure>,
-        frontier: Option<(FrontierRef<'_>, Status)>,
+        frontier: Option<FrontierRef<'_>>,
     ) -> Result<Checkpoint> {
         // A wait at an interrupt node with `wait_ms` (never in a parallel region: the macro
         // refuses `wait_ms` on a branch) is a durable deadline: the append makes the session
         // runnable once it passes, for any worker of this workflow and graph, even when the
         // session was started in-process.
-        self.pending = match (phase, &frontier) {
-            (Phase::Waiting, None) => W::Exec::cursor_of(&node)
+        self.pending = match (&status, &frontier) {
+            (Status::Waiting { .. }, None) => W::Exec::cursor_of(&node)
                 .and_then(|cursor| W::Exec::spec(cursor).wait_ms)
                 .map(|ms| PendingWake {
                     wake: Wake::After(Duration::from_millis(ms)),
@@ -181,17 +203,13 @@ impl Session {
                 }),
             _ => None,
         };
-        let (frontier, status) = match frontier {
-            None => (None, phase.status(&node)),
-            Some((frontier, status)) => (Some(frontier), status),
-        };
         let expected = self.stored;
         let chain = &mut self.chain;
         let header = Header {
             session: &self.id,
             graph_hash: W::GRAPH_HASH,
             seq,
-            phase,
+            status: status.code(),
             node: &node,
             state_schema: W::STATE_SCHEMA,
             input_schema: W::INPUT_SCHEMA,
@@ -271,7 +289,6 @@ impl Session {
     pub(super) fn encode_record<W: Workflow>(
         &mut self,
         seq: u64,
-        phase: Phase,
         node: &'static str,
         status: Status,
         changes: &[(u32, &Slot)],
@@ -286,7 +303,7 @@ impl Session {
             session: &self.id,
             graph_hash: W::GRAPH_HASH,
             seq,
-            phase,
+            status: status.code(),
             node,
             state_schema: W::STATE_SCHEMA,
             input_schema: W::INPUT_SCHEMA,
@@ -337,13 +354,23 @@ impl Session {
         // A session that keeps only its latest checkpoint, running with nothing for workers
         // to record: the new checkpoint takes the old one's place, nothing more.
         let mut checkpoint = checkpoint;
-        if let (Retention::KeepLast(1), Some(expected), None, None, None, None, Status::Running) = (
+        if let (
+            Retention::KeepLast(1),
+            Some(expected),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Status::Running,
+        ) = (
             retention,
             self.stored,
             control.fence,
             control.wake,
             control.workflow,
             self.pending,
+            self.announce,
             &checkpoint.status,
         ) {
             match MemoryStore::replace_now(&self.memory, expected, checkpoint) {
@@ -400,6 +427,13 @@ impl Session {
         }
         if let Some((name, graph_hash)) = pending.and_then(|p| p.workflow).or(control.workflow) {
             append = append.workflow(name, graph_hash);
+        }
+        // The first append of this writer says which workflow, graph and schema the session
+        // is written in now: a claim needs the pair, the count of versions in use all three.
+        if let Some(identity) = self.announce.take() {
+            append = append
+                .workflow(identity.workflow, identity.graph_hash)
+                .state_schema(identity.state_schema);
         }
         append
     }

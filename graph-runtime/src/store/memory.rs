@@ -497,7 +497,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{self, Header, Phase, Seal};
+    use crate::checkpoint::{self, Header, Seal};
     use crate::store::Status;
 
     fn envelope(session: &str, seq: u64, seal: Seal) -> Vec<u8> {
@@ -505,7 +505,7 @@ mod tests {
             session,
             graph_hash: 7,
             seq,
-            phase: Phase::Running,
+            status: Status::Running.code(),
             node: "a",
             state_schema: 1,
             input_schema: 0,

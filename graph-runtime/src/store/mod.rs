@@ -22,6 +22,7 @@ pub(crate) use self::memory::Handle as MemoryHandle;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
+pub(crate) use self::record::code as status_code;
 pub use self::record::{GraphVersion, Status, VersionCount};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
