@@ -79,8 +79,9 @@ pub(crate) fn changes(old: &str, new: &str) -> Vec<String> {
         nodes.extend(added_nodes.iter().map(|n| format!("node `{n}` added")));
     }
     // Structure first, then the types of inputs, outputs and items.
-    let (types, structure): (Vec<String>, Vec<String>) =
-        out.into_iter().partition(|change| change.contains(" type of `"));
+    let (types, structure): (Vec<String>, Vec<String>) = out
+        .into_iter()
+        .partition(|change| change.contains(" type of `"));
     nodes.extend(structure);
     nodes.extend(types);
     nodes

@@ -490,6 +490,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 loaded.status = envelope.status_at(&loaded.node);
                 return Ok(loaded);
             }
+            if W::Exec::cursor_of(&loaded.node).is_none() {
+                return Err(Self::unknown_node(session, &loaded));
+            }
             return Err(corrupt("the region checkpoint has no frontier".to_owned()));
         };
         let mut expected = record.base;
