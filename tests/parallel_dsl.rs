@@ -3,7 +3,7 @@
 //! join), its generated items, its hash and diagram, and the generated `region` and `join`
 //! called directly through the hidden `Execute` trait.
 
-use graph_runtime::__private::{Execute, Outputs, Region, RegionKind, Slot};
+use graph_runtime::__private::{Execute, Outputs, Region, RegionKind, Saved, Slot};
 use graph_runtime::Workflow as _;
 use graph_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -182,7 +182,7 @@ mod harness {
                 let result = Exec::branch(w, branch(name), &claim, ctx, None, input).await;
                 t.log.push(format!("{name}: {}", describe(&result)));
                 if let BranchResult::Output(bytes) = result {
-                    outputs.push(Slot::Done(bytes));
+                    outputs.push(Slot::Done(Saved::new(0, bytes)));
                 }
             }
             // The map node decodes its item; without one it fails, and never panics.
@@ -203,7 +203,7 @@ mod harness {
             t.log.push(format!("decide: {next:?}"));
             // A slot that does not decode as the parameter's type fails the join for good.
             let wrong = [
-                Slot::Done(encode(&"not a score")),
+                Slot::Done(Saved::new(0, encode(&"not a score"))),
                 outputs[1].clone(),
                 outputs[2].clone(),
             ];
@@ -214,8 +214,8 @@ mod harness {
                 matches!(failed, Transition::FailedPermanently(_))
             ));
             let items = [
-                Slot::Done(encode(&Assessed { cents: 40 })),
-                Slot::Done(encode(&Assessed { cents: 2 })),
+                Slot::Done(Saved::new(0, encode(&Assessed { cents: 40 }))),
+                Slot::Done(Saved::new(0, encode(&Assessed { cents: 2 }))),
             ];
             let done = Exec::join(w, branch("total"), &mut state, ctx, Outputs::new(&items)).await;
             t.log.push(format!("total: {done:?}"));

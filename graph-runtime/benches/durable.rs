@@ -363,6 +363,10 @@ fn peak_rss_kib() -> u64 {
 
 type HandStore = Mutex<HashMap<String, Vec<Vec<u8>>>>;
 
+/// One W6 session as DESIGN's definition of the hand-written side has it: a tokio task that
+/// runs the two nodes and, after each step, encodes the state with bincode into the session's
+/// entry of a `Mutex<HashMap>`, overwriting it (or, keeping every checkpoint, adding to it).
+/// Nothing else: no yield between steps (our runner does not yield either).
 async fn w6_hand_session(session: String, store: Arc<HandStore>, keep_all: bool) -> u64 {
     let config = bincode::config::standard();
     let mut s = fresh(0);
@@ -380,7 +384,6 @@ async fn w6_hand_session(session: String, store: Arc<HandStore>, keep_all: bool)
             }
             kept.push(bytes);
         }
-        tokio::task::yield_now().await;
         if done {
             return s.count;
         }

@@ -3,7 +3,7 @@
 
 pub use serde;
 
-pub use crate::checkpoint::{DecodeError, decode_prefix};
+pub use crate::checkpoint::{DecodeError, Saved, decode_prefix};
 pub use crate::ctx::NodeCtx;
 pub use crate::execute::{
     BranchResult, Execute, Outputs, Region, RegionKind, Run, Slot, Transition,
