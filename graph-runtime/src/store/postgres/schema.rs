@@ -2,7 +2,8 @@
 
 use tokio_postgres::Client;
 
-use super::{Context, quote};
+use super::error::Context;
+use super::quote;
 use crate::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.

@@ -21,7 +21,7 @@ pub(super) struct Sql {
     pub(super) release: String,
 }
 
-/// The columns [`read_checkpoint`](super::read_checkpoint) decodes, in order.
+/// The columns [`read_checkpoint`](super::reader::read_checkpoint) decodes, in order.
 const CHECKPOINT_COLUMNS: &str =
     "c.seq, c.node, c.status, c.wait_node, c.created_at_us, c.depends_on, c.bytes";
 

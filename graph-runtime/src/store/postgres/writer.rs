@@ -354,7 +354,7 @@ async fn run(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Request>) {
                 }
             }
             Err(error) => {
-                let error = super::share(error);
+                let error = super::error::share(error);
                 for request in batch {
                     let _ = request.reply.send(Err(error()));
                 }
