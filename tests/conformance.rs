@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use graph_runtime::store::conformance::Fixture;
-use graph_runtime::store::{Append, Claim, Lease, Store, Wake};
+use graph_runtime::store::{Append, Claim, GraphVersion, Lease, Store, VersionCount, Wake};
 use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Synchronous};
 use tempfile::TempDir;
 
@@ -83,6 +83,9 @@ mod sqlite_v1;
 
 #[path = "support/sqlite_v2.rs"]
 mod sqlite_v2;
+
+#[path = "support/sqlite_v3.rs"]
+mod sqlite_v3;
 
 #[path = "support/postgres.rs"]
 mod postgres_support;
@@ -269,11 +272,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 4).unwrap();
+        raw(&path).pragma_update(None, "user_version", 5).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 4", "newer release", "upgrade graph-runtime"],
+            &["schema version 5", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -307,7 +310,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);
@@ -350,7 +353,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert_eq!(seqs(&store, "a").await, [1, 2]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(2)));
         assert!(store.claim(&claim("w", LONG, 10)).await.unwrap().is_empty());
@@ -369,6 +372,72 @@ mod sqlite_file {
         drop(store);
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(seqs(&again, "a").await, [1, 2, 3, 4]);
+    }
+
+    /// A file of release 3 (leases, no graph versions or state schemas) is migrated on open:
+    /// its sessions keep their checkpoints, workflow and lease, count as in use with no
+    /// recorded schema until a runner writes one, and graph versions can be recorded.
+    #[tokio::test]
+    async fn a_version_3_file_is_migrated_on_open_and_records_graphs_and_schemas() {
+        let (_dir, path) = new_file();
+        let conn = raw(&path);
+        conn.execute_batch(sqlite_v3::SCHEMA).unwrap();
+        for (name, workflow) in [("a", Some(FLOW)), ("b", Some(FLOW)), ("c", None)] {
+            conn.execute(
+                "INSERT INTO sessions (name, workflow, graph_hash, wake_at_us, lease_epoch) \
+                 VALUES (?1, ?2, CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END, 0, 2)",
+                rusqlite::params![name, workflow, HASH as i64],
+            )
+            .unwrap();
+            let id = conn.last_insert_rowid();
+            let c = checkpoint(1);
+            let micros = c.created_at.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+            conn.execute(
+                "INSERT INTO checkpoints \
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
+                 VALUES (?1, 1, 'step', 0, NULL, ?2, ?3, NULL)",
+                rusqlite::params![id, micros, c.bytes],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i32 = raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+        assert_eq!(store.sessions().await.unwrap(), ["a", "b", "c"]);
+        assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(1)));
+        assert_eq!(
+            store.versions_in_use().await.unwrap(),
+            [VersionCount::new(FLOW, HASH, None, 2)]
+        );
+        // The lease columns kept their values: the next claim is epoch 3.
+        let leases = store.claim(&claim("w", LONG, 10)).await.unwrap();
+        assert_eq!(names(&leases), ["a", "b"]);
+        assert!(leases.iter().all(|lease| lease.epoch == 3));
+        // A runner of this release writes `a` with its schema and records its graph.
+        let resumed = Append::new(Some(1), checkpoint(2), None)
+            .fence(3)
+            .workflow(FLOW, HASH)
+            .state_schema(0x5c4e_3a00_0000_0001);
+        store.append("a", resumed).await.unwrap();
+        let graph = GraphVersion::new(FLOW, HASH, "graph-runtime/v2\nnode step\n");
+        assert!(store.record_graph(&graph).await.unwrap());
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            again.versions_in_use().await.unwrap(),
+            [
+                VersionCount::new(FLOW, HASH, None, 1),
+                VersionCount::new(FLOW, HASH, Some(0x5c4e_3a00_0000_0001), 1),
+            ]
+        );
+        let kept = again.graph_version(FLOW, HASH).await.unwrap().unwrap();
+        assert_eq!(kept.description, graph.description);
+        assert!(!again.record_graph(&graph).await.unwrap());
+        assert_eq!(seqs(&again, "a").await, [1, 2]);
     }
 
     /// Several processes (here: threads with their own stores) opening one version-1 file at

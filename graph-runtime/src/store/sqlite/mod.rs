@@ -20,7 +20,8 @@
 //!   2 MiB while it has nothing else to do. [`SqliteStore::compact`] (a full `VACUUM`) does the
 //!   same for the rest, and converts files of release 1, which had no auto-vacuum.
 //! - Schema version 2 adds `depends_on` (incremental checkpoints), version 3 the lease
-//!   columns of `sessions` (see below); files of versions 1 and 2 are migrated when opened.
+//!   columns of `sessions` (see below), version 4 the graph versions and each session's state
+//!   schema; files of versions 1 to 3 are migrated when opened.
 //!
 //! # How it is built, and why
 //!
@@ -63,10 +64,18 @@
 //!     wake_at_us INTEGER,          -- runnable from then on (SQLite's clock); NULL: not runnable
 //!     lease_owner TEXT,
 //!     lease_epoch INTEGER NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
-//!     lease_expires_us INTEGER
+//!     lease_expires_us INTEGER,
+//!     state_schema INTEGER         -- version 4: the u64 fingerprint's bits, see below
 //! );
 //! CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
 //!     WHERE wake_at_us IS NOT NULL;
+//! CREATE TABLE graph_versions (    -- version 4: see `Store::record_graph`
+//!     workflow TEXT NOT NULL,
+//!     graph_hash INTEGER NOT NULL,
+//!     description TEXT NOT NULL,   -- the canonical description, kept as first recorded
+//!     recorded_at_us INTEGER NOT NULL,
+//!     PRIMARY KEY (workflow, graph_hash)
+//! ) WITHOUT ROWID;
 //! CREATE TABLE checkpoints (
 //!     id INTEGER PRIMARY KEY,      -- insertion order: new rows fill pages at the end
 //!     session_id INTEGER NOT NULL, -- sessions.id
@@ -89,6 +98,13 @@
 //! append reads the session's epoch in the transaction that inserts the checkpoint.
 //! [`Store::wait_for_work`] wakes on this store's own appends and releases, and otherwise
 //! sleeps its timeout: what other processes write is found by polling.
+//!
+//! **Versions** ([`Store::record_graph`], [`Store::versions_in_use`]): an append that records
+//! a workflow or a state schema sets them on the session's row in its own transaction;
+//! recording a graph version is an `INSERT … ON CONFLICT DO NOTHING` in the writer's
+//! transaction, so of several processes recording one version, exactly one is told it was
+//! new. Counting the versions in use is one scan of `sessions`, sorted in Rust (hashes sort
+//! as `u64`s, not as the signed integers SQLite keeps).
 //!
 //! A rowid table (rather than `WITHOUT ROWID`) keeps kilobyte-sized rows inline in full pages,
 //! and new files use 8 KiB pages so that seven checkpoints of a 1 KiB state share one page.
@@ -117,7 +133,9 @@ use self::reader::{LATEST, ReaderPool};
 use self::schema::{open_connection, prepare_file};
 use self::writer::{Command, Reply, Writer};
 use super::lease::MAX_WAKE_DELAY;
-use super::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+};
 use crate::Result;
 
 /// Keeps checkpoints in one SQLite file: the embedded, durable default store.
@@ -631,6 +649,28 @@ impl Store for SqliteStore {
             self.signal_work();
         }
         Ok(released)
+    }
+
+    async fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        let version = version.clone();
+        self.write(|reply| Command::RecordGraph { version, reply })
+            .await
+    }
+
+    async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
+        let workflow = workflow.to_owned();
+        self.read(move |conn, context| reader::graph_version(conn, context, &workflow, graph_hash))
+            .await
+    }
+
+    async fn graph_versions(&self, workflow: &str) -> Result<Vec<GraphVersion>> {
+        let workflow = workflow.to_owned();
+        self.read(move |conn, context| reader::graph_versions(conn, context, &workflow))
+            .await
+    }
+
+    async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        self.read(reader::versions_in_use).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
