@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::Shared;
 use super::error::corrupt;
-use super::{Shared, writer};
 use crate::Result;
 use crate::store::Status;
 use crate::store::{Checkpoint, CheckpointMeta, from_unix_micros};
@@ -118,19 +118,8 @@ fn read_fields(row: &Row, session: &str) -> Result<Fields> {
     let node: String = column(row, 1, "node", session, seq)?;
     let code: i16 = column(row, 2, "status", session, seq)?;
     let wait_node: Option<String> = column(row, 3, "wait_node", session, seq)?;
-    let status = match (code, wait_node) {
-        (writer::STATUS_RUNNING, _) => Status::Running,
-        (writer::STATUS_WAITING, Some(node)) => Status::Waiting { node },
-        (writer::STATUS_WAITING, None) => {
-            return Err(corrupt(
-                session,
-                seq,
-                "waiting status without its node".to_owned(),
-            ));
-        }
-        (writer::STATUS_COMPLETED, _) => Status::Completed,
-        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
-    };
+    let status = Status::from_row(i64::from(code), wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
     let micros: i64 = column(row, 4, "created_at_us", session, seq)?;
     let created_at = from_unix_micros(micros).ok_or_else(|| {
         corrupt(

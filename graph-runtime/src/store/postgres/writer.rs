@@ -16,10 +16,6 @@ const MAX_BATCH: usize = 256;
 /// Appends waiting for the writer before callers wait to hand theirs over (back-pressure).
 pub(super) const QUEUE: usize = 1024;
 
-pub(super) const STATUS_RUNNING: i16 = 0;
-pub(super) const STATUS_WAITING: i16 = 1;
-pub(super) const STATUS_COMPLETED: i16 = 2;
-
 /// What became of one append of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -105,11 +101,9 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let name = session.as_bytes();
     let expected = append.expected.map(clamp);
     let seq = clamp(checkpoint.seq);
-    let (status, wait_node) = match &checkpoint.status {
-        Status::Running => (STATUS_RUNNING, None),
-        Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-        Status::Completed => (STATUS_COMPLETED, None),
-    };
+    // The integer code the envelope and every store share.
+    let status = i16::from(checkpoint.status.code());
+    let wait_node = checkpoint.status.waiting_node();
     let created = super::unix_micros(checkpoint.created_at);
     let depends_on = checkpoint.depends_on.map(clamp);
     let keep_last = append.keep_last.map(clamp);
@@ -204,11 +198,10 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         expected.push(append.expected.map(clamp));
         seqs.push(clamp(checkpoint.seq));
         nodes.push(&*checkpoint.node);
-        let (status, wait_node) = match &checkpoint.status {
-            Status::Running => (STATUS_RUNNING, None),
-            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-            Status::Completed => (STATUS_COMPLETED, None),
-        };
+        let (status, wait_node) = (
+            i16::from(checkpoint.status.code()),
+            checkpoint.status.waiting_node(),
+        );
         statuses.push(status);
         wait_nodes.push(wait_node);
         created.push(super::unix_micros(checkpoint.created_at));

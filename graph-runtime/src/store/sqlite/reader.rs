@@ -11,7 +11,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
 
 use super::error::{Context, corrupt, store_error};
-use super::schema::{STATUS_COMPLETED, STATUS_RUNNING, STATUS_WAITING, open_connection};
+use super::schema::open_connection;
 use crate::Result;
 use crate::store::Status;
 use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
@@ -330,19 +330,8 @@ fn read_fields(row: &Row<'_>, session: &str, context: &Context) -> Result<Fields
     let node: String = column(row, 1, "node", session, seq, context)?;
     let code: i64 = column(row, 2, "status", session, seq, context)?;
     let wait_node: Option<String> = column(row, 3, "wait_node", session, seq, context)?;
-    let status = match (code, wait_node) {
-        (STATUS_RUNNING, _) => Status::Running,
-        (STATUS_WAITING, Some(node)) => Status::Waiting { node },
-        (STATUS_WAITING, None) => {
-            return Err(corrupt(
-                session,
-                seq,
-                "waiting status without its node".to_owned(),
-            ));
-        }
-        (STATUS_COMPLETED, _) => Status::Completed,
-        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
-    };
+    let status = Status::from_row(code, wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
     let micros: i64 = column(row, 4, "created_at_us", session, seq, context)?;
     let created_at = from_unix_micros(micros).ok_or_else(|| {
         corrupt(

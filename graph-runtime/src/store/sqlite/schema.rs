@@ -23,10 +23,6 @@ const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// `PRAGMA auto_vacuum` of a file whose free pages can be released with `incremental_vacuum`.
 pub(super) const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 
-pub(super) const STATUS_RUNNING: i64 = 0;
-pub(super) const STATUS_WAITING: i64 = 1;
-pub(super) const STATUS_COMPLETED: i64 = 2;
-
 const SCHEMA: &str = "
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,

@@ -9,12 +9,8 @@ use tokio::sync::oneshot;
 
 use super::error::{Context, SqliteError, closed_error, corrupt, store_error};
 use super::reader::ReaderPool;
-use super::schema::{
-    AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION, STATUS_COMPLETED, STATUS_RUNNING,
-    STATUS_WAITING,
-};
+use super::schema::{AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION};
 use crate::error::StoreFault;
-use crate::store::Status;
 use crate::store::lease::{MAX_WAKE_DELAY, micros};
 use crate::store::{Append, Claim, GraphVersion, Lease, Wake, from_unix_micros, unix_micros};
 use crate::{Error, Result};
@@ -638,11 +634,8 @@ impl Writer {
                 self.conn.last_insert_rowid()
             }
         };
-        let (status, wait_node) = match &checkpoint.status {
-            Status::Running => (STATUS_RUNNING, None),
-            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-            Status::Completed => (STATUS_COMPLETED, None),
-        };
+        // The integer code the envelope and every store share.
+        let (status, wait_node) = (checkpoint.status.code(), checkpoint.status.waiting_node());
         self.conn
             .prepare_cached(
                 "INSERT INTO checkpoints \
