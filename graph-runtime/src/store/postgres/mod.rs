@@ -27,7 +27,10 @@ use self::reader::column;
 use self::sql::Sql;
 use self::writer::Request;
 use super::lease::{MAX_WAKE_DELAY, micros};
-use super::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, unix_micros};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount,
+    unix_micros,
+};
 use crate::{Error, Result};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
@@ -126,13 +129,21 @@ use crate::{Error, Result};
 ///   (`unnest`), and the statement answers one row per append, so one caller's conflict does
 ///   not fail the others (see [`PostgresOptions::batch_appends`]). Appends to one session
 ///   never share a statement: they go into consecutive ones, in arrival order.
-/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`) are single `SELECT`s, each on
-///   one consistent snapshot. [`chain`](Store::chain) is one range query.
+/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`, the graph versions and the
+///   versions in use) are single `SELECT`s, each on one consistent snapshot.
+///   [`chain`](Store::chain) is one range query; [`versions_in_use`](Store::versions_in_use)
+///   one `GROUP BY` over `sessions`, never a checkpoint.
+/// - **Graph versions** ([`Store::record_graph`]): one `INSERT … ON CONFLICT DO NOTHING
+///   RETURNING`, so of many workers recording one version at once exactly one is told it was
+///   new. The time kept is the one the version carries, in microseconds, as a checkpoint's
+///   `created_at`. An append records the session's state schema (see
+///   [`Append::state_schema`]) in the statement that writes it, as it does its workflow.
 /// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
 ///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
 ///   that processes connecting at once do not race, and records the schema version in
-///   `graph_runtime_meta`; it migrates version 1 (no leases) to version 2 and refuses a
-///   schema of another version, naming both.
+///   `graph_runtime_meta`; it migrates version 1 (no leases) and version 2 (no graph
+///   versions or state schemas) to version 3 and refuses a schema of another version, naming
+///   both.
 /// - **Leases** (see [`Store::claim`]) live in the `sessions` row. Every time is PostgreSQL's
 ///   `now()`, never the client's clock. A claim is one statement (`FOR UPDATE SKIP LOCKED` in
 ///   a materialized CTE, then an `UPDATE` that raises the epochs); a fenced append checks the
@@ -154,10 +165,18 @@ use crate::{Error, Result};
 ///     wake_at timestamptz,            -- runnable once wake_at <= now(); NULL: not runnable
 ///     lease_owner text,
 ///     lease_epoch bigint NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
-///     lease_expires_at timestamptz
+///     lease_expires_at timestamptz,
+///     state_schema bigint             -- version 3: the u64 fingerprint's bits
 /// );
 /// CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at)
 ///     WHERE wake_at IS NOT NULL;
+/// CREATE TABLE graph_versions (       -- version 3
+///     workflow text NOT NULL,
+///     graph_hash bigint NOT NULL,     -- the u64 hash's bits as a signed integer
+///     description text NOT NULL,      -- the canonical description, kept as first recorded
+///     recorded_at_us bigint NOT NULL, -- microseconds since the Unix epoch
+///     PRIMARY KEY (workflow, graph_hash)
+/// );
 /// CREATE TABLE checkpoints (
 ///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 ///     seq bigint NOT NULL,
@@ -524,6 +543,44 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        // PostgreSQL's `text` cannot hold NUL.
+        if version.workflow.contains('\0') || version.description.contains('\0') {
+            return Err(self.shared.context.refuse(format!(
+                "the name or description of graph version {:#018x} of workflow `{}` contains \
+                 NUL, which PostgreSQL text cannot hold",
+                version.graph_hash,
+                version.workflow.escape_default()
+            )));
+        }
+        let hash = version.graph_hash as i64;
+        let recorded_at = unix_micros(version.recorded_at);
+        // Run again on a lost connection: the version is kept either way, but a second run
+        // after a first that committed answers `false`.
+        let rows = self
+            .shared
+            .query(
+                "record a graph version",
+                &self.shared.sql.record_graph,
+                &[&version.workflow, &hash, &version.description, &recorded_at],
+                true,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
+        reader::graph_version(&self.shared, workflow, graph_hash).await
+    }
+
+    async fn graph_versions(&self, workflow: &str) -> Result<Vec<GraphVersion>> {
+        reader::graph_versions(&self.shared, workflow).await
+    }
+
+    async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        reader::versions_in_use(&self.shared).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

@@ -1,5 +1,5 @@
-//! Reads: the statements of `latest`, `get`, `chain`, `list` and `sessions`, each one
-//! `SELECT` on one snapshot, and decoding their rows.
+//! Reads: the statements of `latest`, `get`, `chain`, `list`, `sessions`, the graph versions
+//! and the versions in use, each one `SELECT` on one snapshot, and decoding their rows.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -11,7 +11,7 @@ use super::Shared;
 use super::error::corrupt;
 use crate::Result;
 use crate::store::Status;
-use crate::store::{Checkpoint, CheckpointMeta, from_unix_micros};
+use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
 
 /// One read statement, its rows decoded by `decode`.
 async fn read<T>(
@@ -100,6 +100,98 @@ pub(super) async fn sessions(shared: &Shared) -> Result<Vec<String>> {
             })
         })
         .collect()
+}
+
+/// `graph_version`: version `graph_hash` of `workflow`, if kept.
+pub(super) async fn graph_version(
+    shared: &Shared,
+    workflow: &str,
+    graph_hash: u64,
+) -> Result<Option<GraphVersion>> {
+    // The hash's bits as a signed integer, as it is kept.
+    let hash = graph_hash as i64;
+    let rows = shared
+        .query(
+            "read a graph version",
+            &shared.sql.graph_version,
+            &[&workflow, &hash],
+            true,
+        )
+        .await?;
+    rows.first()
+        .map(|row| read_graph_version(shared, row))
+        .transpose()
+}
+
+/// `graph_versions`: every kept version of `workflow`, oldest first, then by hash.
+pub(super) async fn graph_versions(shared: &Shared, workflow: &str) -> Result<Vec<GraphVersion>> {
+    let rows = shared
+        .query(
+            "list graph versions",
+            &shared.sql.graph_versions,
+            &[&workflow],
+            true,
+        )
+        .await?;
+    let mut versions = rows
+        .iter()
+        .map(|row| read_graph_version(shared, row))
+        .collect::<Result<Vec<_>>>()?;
+    versions.sort_by_key(|version| (version.recorded_at, version.graph_hash));
+    Ok(versions)
+}
+
+/// `versions_in_use`: the sessions with a recorded workflow, counted per workflow, graph hash
+/// and state schema, from the `sessions` rows alone.
+pub(super) async fn versions_in_use(shared: &Shared) -> Result<Vec<VersionCount>> {
+    let rows = shared
+        .query(
+            "count the versions in use",
+            &shared.sql.versions_in_use,
+            &[],
+            true,
+        )
+        .await?;
+    let bad = |e: tokio_postgres::Error| {
+        shared.context.refuse(format!(
+            "the sessions table holds a bad workflow or state schema: {e}"
+        ))
+    };
+    let mut counts = rows
+        .iter()
+        .map(|row| {
+            let workflow: String = row.try_get(0).map_err(bad)?;
+            let graph_hash: i64 = row.try_get(1).map_err(bad)?;
+            let state_schema: Option<i64> = row.try_get(2).map_err(bad)?;
+            let sessions: i64 = row.try_get(3).map_err(bad)?;
+            Ok(VersionCount::new(
+                &workflow,
+                graph_hash as u64,
+                state_schema.map(|fingerprint| fingerprint as u64),
+                u64::try_from(sessions).unwrap_or(0),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    counts.sort_unstable();
+    Ok(counts)
+}
+
+/// A `graph_versions` row: workflow, graph_hash, description, recorded_at_us.
+pub(super) fn read_graph_version(shared: &Shared, row: &Row) -> Result<GraphVersion> {
+    let bad = |why: String| {
+        shared
+            .context
+            .refuse(format!("the graph_versions table holds a bad row: {why}"))
+    };
+    let workflow: String = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+    let graph_hash: i64 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+    let description: String = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+    let micros: i64 = row.try_get(3).map_err(|e| bad(e.to_string()))?;
+    let recorded_at = from_unix_micros(micros)
+        .ok_or_else(|| bad(format!("recording time {micros} µs out of range")))?;
+    let mut version = GraphVersion::new(&workflow, graph_hash as u64, description);
+    version.recorded_at = recorded_at;
+    Ok(version)
 }
 
 /// The metadata columns shared by `latest`, `get`, `chain` and `list`.

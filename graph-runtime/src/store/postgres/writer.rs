@@ -112,6 +112,7 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let wake_us = append.wake.and_then(Wake::delay_micros);
     let workflow = append.workflow.as_ref().map(|(name, _)| name.as_str());
     let graph_hash = append.workflow.as_ref().map(|&(_, hash)| hash as i64);
+    let state_schema = append.state_schema.map(|fingerprint| fingerprint as i64);
     let rows = shared
         .query(
             "append a checkpoint",
@@ -132,6 +133,7 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
                 &wake_us,
                 &workflow,
                 &graph_hash,
+                &state_schema,
             ],
             false,
         )
@@ -191,6 +193,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     let mut wake_us = Vec::with_capacity(items.len());
     let mut workflows = Vec::with_capacity(items.len());
     let mut graph_hashes = Vec::with_capacity(items.len());
+    let mut state_schemas = Vec::with_capacity(items.len());
     for (session, append) in items {
         let checkpoint = &append.checkpoint;
         names.push(session.as_bytes());
@@ -215,6 +218,8 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         workflows.push(append.workflow.as_ref().map(|(name, _)| name.as_str()));
         // The hash's bits as a signed integer: SQL has no unsigned one.
         graph_hashes.push(append.workflow.as_ref().map(|&(_, hash)| hash as i64));
+        // The fingerprint's bits as a signed integer, as the hash's.
+        state_schemas.push(append.state_schema.map(|fingerprint| fingerprint as i64));
     }
     let rows = shared
         .query(
@@ -236,6 +241,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
                 &wake_us,
                 &workflows,
                 &graph_hashes,
+                &state_schemas,
             ],
             false,
         )
