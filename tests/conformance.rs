@@ -34,8 +34,19 @@ fn sqlite_store() -> Fixture<SqliteStore> {
     .keep_alive(dir)
 }
 
+/// A `SqliteStore` whose writer queue holds one command: every caller beyond it waits for
+/// room, and every case must still pass.
+fn sqlite_store_queue_of_one() -> Fixture<SqliteStore> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("checkpoints.db");
+    let options = SqliteOptions::new().command_capacity(1);
+    let store = options.open(&path).expect("a new store file");
+    Fixture::new(store, move || options.open(&path).expect("the file, again")).keep_alive(dir)
+}
+
 graph_runtime::store_conformance!(memory_store, memory_store);
 graph_runtime::store_conformance!(sqlite_store, sqlite_store);
+graph_runtime::store_conformance!(sqlite_store_queue_of_one, sqlite_store_queue_of_one);
 graph_runtime::store_conformance!(postgres_store, postgres_server::postgres_store);
 
 // ---------------------------------------------------------------------------------------------
@@ -639,6 +650,105 @@ mod sqlite_file {
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(seqs(&reopened, "s").await, [1, 2, 3]);
+    }
+
+    /// A writer queue of one command: many sessions appending at once, on several handles
+    /// with queues of their own, all land, in order, and conflicts stay conflicts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_queue_of_one_still_lands_every_concurrent_append() {
+        let (_dir, path) = new_file();
+        let options = SqliteOptions::new().command_capacity(1);
+        let handles: Vec<SqliteStore> = (0..2).map(|_| options.open(&path).unwrap()).collect();
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let store = handles[i % 2].clone();
+                tokio::spawn(async move {
+                    let session = format!("s{i:02}");
+                    for seq in 1..=8 {
+                        append(&store, &session, before(seq), seq).await?;
+                    }
+                    // A stale append is still refused, not lost in the queue.
+                    assert_conflict(
+                        append(&store, &session, Some(7), 9).await,
+                        &session,
+                        Some(7),
+                        Some(8),
+                    );
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().expect("every append lands");
+        }
+        let sessions = handles[0].sessions().await.unwrap();
+        assert_eq!(sessions.len(), 60);
+        for session in &sessions {
+            assert_eq!(
+                seqs(&handles[1], session).await,
+                (1..=8).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    /// While the writer's queue is full (here: the writer waits for a lock another
+    /// connection holds), callers wait without blocking their thread: on a runtime of one
+    /// thread, other tasks go on, and every append lands once the lock is gone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_command_queue_makes_callers_wait_without_blocking_their_thread() {
+        let (_dir, path) = new_file();
+        let store = SqliteOptions::new()
+            .command_capacity(1)
+            .busy_timeout(Duration::from_secs(30))
+            .open(&path)
+            .unwrap();
+        let blocker = raw(&path);
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let appends: Vec<_> = (0..20)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { append(&store, &format!("s{i:02}"), None, 1).await })
+            })
+            .collect();
+        let started = Instant::now();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the thread was blocked"
+        );
+        assert!(appends.iter().all(|task| !task.is_finished()));
+        blocker.execute_batch("COMMIT").unwrap();
+        for task in appends {
+            task.await.unwrap().expect("an append that waited for room");
+        }
+        assert_eq!(store.sessions().await.unwrap().len(), 20);
+    }
+
+    /// A command queue of 0 could never take a command: refused by `open`, as the option's
+    /// documentation says, before the file is created.
+    #[test]
+    fn a_command_capacity_of_zero_is_refused_before_the_file_is_touched() {
+        let (_dir, path) = new_file();
+        let refused = SqliteOptions::new().command_capacity(0).open(&path);
+        match refused {
+            Err(Error::InvalidConfig(problem)) => {
+                assert!(problem.contains("command_capacity(0)"), "{problem}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        assert!(!path.exists());
+        // A later good value does not hide the mistake: the first one is reported.
+        let still = SqliteOptions::new()
+            .command_capacity(0)
+            .command_capacity(8)
+            .open(&path);
+        assert!(matches!(still, Err(Error::InvalidConfig(_))), "{still:?}");
+        SqliteOptions::new()
+            .command_capacity(1)
+            .open(&path)
+            .unwrap();
     }
 
     /// A lone append polls for its commit (`spin_wait`) or sleeps at once (`ZERO`): the same

@@ -26,9 +26,11 @@
 //! # How it is built, and why
 //!
 //! - **One writer thread per store** (shared by every clone) owns the only write connection and
-//!   reads commands from a channel. Async callers send a command and await a `oneshot` reply,
-//!   so no blocking SQLite call ever runs on an async worker thread, and the writer needs no
-//!   runtime of its own.
+//!   reads commands from a bounded channel ([`SqliteOptions::command_capacity`], 1,024 by
+//!   default). Async callers send a command, waiting asynchronously for room when the queue is
+//!   full, and await a `oneshot` reply, so no blocking SQLite call ever runs on an async worker
+//!   thread, a burst of writers cannot queue without bound, and the writer needs no runtime of
+//!   its own.
 //! - **Group commit.** The writer takes every command that is queued when it wakes up (up to
 //!   [`MAX_BATCH`](writer::MAX_BATCH)) and runs them in one `BEGIN IMMEDIATE … COMMIT`: one fsync for the whole
 //!   batch. No command waits on a timer, so a lone session pays no extra latency; while one
@@ -124,7 +126,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc as bounded, oneshot};
 
 pub use self::error::StoreClosed;
 use self::error::{Context, closed_error, store_error};
@@ -177,7 +179,9 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     options: SqliteOptions,
-    commands: mpsc::Sender<Command>,
+    /// The writer thread's queue, of [`SqliteOptions::command_capacity`]: a caller waits
+    /// (asynchronously) for room when it is full.
+    commands: bounded::Sender<Command>,
     readers: Arc<ReaderPool>,
     /// Writes sent and not answered yet, from every clone of this store.
     in_flight: AtomicUsize,
@@ -255,7 +259,7 @@ impl SqliteStore {
         // the file on its own connection while this thread opens the first read connection and
         // loads the schema on it: by the time `open` returns, the first `latest` finds a
         // warm connection with its statement prepared.
-        let (commands, receiver) = mpsc::channel();
+        let (commands, mut receiver) = bounded::channel(options.command_capacity);
         let (opened, ready) = mpsc::sync_channel(1);
         let writer_readers = Arc::clone(&readers);
         let (writer_path, writer_context) = (path.to_owned(), context.clone());
@@ -270,7 +274,7 @@ impl SqliteStore {
                 match prepared {
                     Ok(writer) => {
                         let _ = opened.send(Ok(()));
-                        writer.run(&receiver, &writer_readers);
+                        writer.run(&mut receiver, &writer_readers);
                     }
                     Err(error) => drop(opened.send(Err(error))),
                 }
@@ -369,6 +373,7 @@ impl SqliteStore {
         self.inner
             .commands
             .send(Command::Close { reply })
+            .await
             .map_err(|_| stopped())?;
         receiver.await.map_err(|_| stopped())?
     }
@@ -499,7 +504,12 @@ impl SqliteStore {
         }
         let alone = self.inner.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
         let _in_flight = InFlight(&self.inner.in_flight);
-        self.inner.commands.send(make(reply)).map_err(|_| gone())?;
+        // Waits for room in the writer's queue when it is full (back-pressure).
+        self.inner
+            .commands
+            .send(make(reply))
+            .await
+            .map_err(|_| gone())?;
         let mut receiver = receiver;
         let spin_wait = self.inner.options.spin_wait;
         if alone && !spin_wait.is_zero() {

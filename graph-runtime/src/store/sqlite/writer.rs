@@ -1,11 +1,12 @@
 //! The writer thread: the one connection that writes, the [`Command`]s async callers send it,
 //! and group commit (every queued command in one transaction, one fsync).
 
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Context, SqliteError, closed_error, corrupt, store_error};
 use super::reader::ReaderPool;
@@ -125,16 +126,17 @@ impl Command {
 
 /// The next command for the writer: briefly looked for awake (see [`LINGER`]), then waited for
 /// asleep. `None` once every sender is gone.
-fn next_command(commands: &mpsc::Receiver<Command>) -> Option<Command> {
+fn next_command(commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
     let idle_since = Instant::now();
     loop {
         match commands.try_recv() {
             Ok(command) => return Some(command),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if idle_since.elapsed() < LINGER => {
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if idle_since.elapsed() < LINGER => {
                 std::thread::yield_now();
             }
-            Err(mpsc::TryRecvError::Empty) => return commands.recv().ok(),
+            // This thread is no async worker: blocking it is what it is for.
+            Err(TryRecvError::Empty) => return commands.blocking_recv(),
         }
     }
 }
@@ -217,7 +219,7 @@ impl Writer {
         }
     }
 
-    pub(super) fn run(mut self, commands: &mpsc::Receiver<Command>, readers: &ReaderPool) {
+    pub(super) fn run(mut self, commands: &mut mpsc::Receiver<Command>, readers: &ReaderPool) {
         let mut solo = None;
         let close = loop {
             // Ends when every `SqliteStore` handle is gone and the queue is drained, or at
@@ -273,12 +275,12 @@ impl Writer {
 
     /// The next command: between commands, give free pages back in slices, as long as
     /// nothing is waiting.
-    fn next_command(&mut self, commands: &mpsc::Receiver<Command>) -> Option<Command> {
+    fn next_command(&mut self, commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
         while self.vacuum_pending {
             match commands.try_recv() {
                 Ok(command) => return Some(command),
-                Err(mpsc::TryRecvError::Disconnected) => return None,
-                Err(mpsc::TryRecvError::Empty) => self.vacuum_slice(),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => self.vacuum_slice(),
             }
         }
         next_command(commands)
