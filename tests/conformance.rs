@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use graph_runtime::store::conformance::Fixture;
-use graph_runtime::store::{Append, Claim, Lease, Store, Wake};
+use graph_runtime::store::{Append, Claim, GraphVersion, Lease, Store, VersionCount, Wake};
 use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Synchronous};
 use tempfile::TempDir;
 
@@ -34,8 +34,19 @@ fn sqlite_store() -> Fixture<SqliteStore> {
     .keep_alive(dir)
 }
 
+/// A `SqliteStore` whose writer queue holds one command: every caller beyond it waits for
+/// room, and every case must still pass.
+fn sqlite_store_queue_of_one() -> Fixture<SqliteStore> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("checkpoints.db");
+    let options = SqliteOptions::new().command_capacity(1);
+    let store = options.open(&path).expect("a new store file");
+    Fixture::new(store, move || options.open(&path).expect("the file, again")).keep_alive(dir)
+}
+
 graph_runtime::store_conformance!(memory_store, memory_store);
 graph_runtime::store_conformance!(sqlite_store, sqlite_store);
+graph_runtime::store_conformance!(sqlite_store_queue_of_one, sqlite_store_queue_of_one);
 graph_runtime::store_conformance!(postgres_store, postgres_server::postgres_store);
 
 // ---------------------------------------------------------------------------------------------
@@ -83,6 +94,9 @@ mod sqlite_v1;
 
 #[path = "support/sqlite_v2.rs"]
 mod sqlite_v2;
+
+#[path = "support/sqlite_v3.rs"]
+mod sqlite_v3;
 
 #[path = "support/postgres.rs"]
 mod postgres_support;
@@ -269,11 +283,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 4).unwrap();
+        raw(&path).pragma_update(None, "user_version", 5).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 4", "newer release", "upgrade graph-runtime"],
+            &["schema version 5", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -307,7 +321,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);
@@ -350,7 +364,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert_eq!(seqs(&store, "a").await, [1, 2]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(2)));
         assert!(store.claim(&claim("w", LONG, 10)).await.unwrap().is_empty());
@@ -369,6 +383,72 @@ mod sqlite_file {
         drop(store);
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(seqs(&again, "a").await, [1, 2, 3, 4]);
+    }
+
+    /// A file of release 3 (leases, no graph versions or state schemas) is migrated on open:
+    /// its sessions keep their checkpoints, workflow and lease, count as in use with no
+    /// recorded schema until a runner writes one, and graph versions can be recorded.
+    #[tokio::test]
+    async fn a_version_3_file_is_migrated_on_open_and_records_graphs_and_schemas() {
+        let (_dir, path) = new_file();
+        let conn = raw(&path);
+        conn.execute_batch(sqlite_v3::SCHEMA).unwrap();
+        for (name, workflow) in [("a", Some(FLOW)), ("b", Some(FLOW)), ("c", None)] {
+            conn.execute(
+                "INSERT INTO sessions (name, workflow, graph_hash, wake_at_us, lease_epoch) \
+                 VALUES (?1, ?2, CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END, 0, 2)",
+                rusqlite::params![name, workflow, HASH as i64],
+            )
+            .unwrap();
+            let id = conn.last_insert_rowid();
+            let c = checkpoint(1);
+            let micros = c.created_at.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+            conn.execute(
+                "INSERT INTO checkpoints \
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
+                 VALUES (?1, 1, 'step', 0, NULL, ?2, ?3, NULL)",
+                rusqlite::params![id, micros, c.bytes],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i32 = raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+        assert_eq!(store.sessions().await.unwrap(), ["a", "b", "c"]);
+        assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(1)));
+        assert_eq!(
+            store.versions_in_use().await.unwrap(),
+            [VersionCount::new(FLOW, HASH, None, 2)]
+        );
+        // The lease columns kept their values: the next claim is epoch 3.
+        let leases = store.claim(&claim("w", LONG, 10)).await.unwrap();
+        assert_eq!(names(&leases), ["a", "b"]);
+        assert!(leases.iter().all(|lease| lease.epoch == 3));
+        // A runner of this release writes `a` with its schema and records its graph.
+        let resumed = Append::new(Some(1), checkpoint(2), None)
+            .fence(3)
+            .workflow(FLOW, HASH)
+            .state_schema(0x5c4e_3a00_0000_0001);
+        store.append("a", resumed).await.unwrap();
+        let graph = GraphVersion::new(FLOW, HASH, "graph-runtime/v2\nnode step\n");
+        assert!(store.record_graph(&graph).await.unwrap());
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            again.versions_in_use().await.unwrap(),
+            [
+                VersionCount::new(FLOW, HASH, None, 1),
+                VersionCount::new(FLOW, HASH, Some(0x5c4e_3a00_0000_0001), 1),
+            ]
+        );
+        let kept = again.graph_version(FLOW, HASH).await.unwrap().unwrap();
+        assert_eq!(kept.description, graph.description);
+        assert!(!again.record_graph(&graph).await.unwrap());
+        assert_eq!(seqs(&again, "a").await, [1, 2]);
     }
 
     /// Several processes (here: threads with their own stores) opening one version-1 file at
@@ -570,6 +650,105 @@ mod sqlite_file {
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(seqs(&reopened, "s").await, [1, 2, 3]);
+    }
+
+    /// A writer queue of one command: many sessions appending at once, on several handles
+    /// with queues of their own, all land, in order, and conflicts stay conflicts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_queue_of_one_still_lands_every_concurrent_append() {
+        let (_dir, path) = new_file();
+        let options = SqliteOptions::new().command_capacity(1);
+        let handles: Vec<SqliteStore> = (0..2).map(|_| options.open(&path).unwrap()).collect();
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let store = handles[i % 2].clone();
+                tokio::spawn(async move {
+                    let session = format!("s{i:02}");
+                    for seq in 1..=8 {
+                        append(&store, &session, before(seq), seq).await?;
+                    }
+                    // A stale append is still refused, not lost in the queue.
+                    assert_conflict(
+                        append(&store, &session, Some(7), 9).await,
+                        &session,
+                        Some(7),
+                        Some(8),
+                    );
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().expect("every append lands");
+        }
+        let sessions = handles[0].sessions().await.unwrap();
+        assert_eq!(sessions.len(), 60);
+        for session in &sessions {
+            assert_eq!(
+                seqs(&handles[1], session).await,
+                (1..=8).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    /// While the writer's queue is full (here: the writer waits for a lock another
+    /// connection holds), callers wait without blocking their thread: on a runtime of one
+    /// thread, other tasks go on, and every append lands once the lock is gone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_command_queue_makes_callers_wait_without_blocking_their_thread() {
+        let (_dir, path) = new_file();
+        let store = SqliteOptions::new()
+            .command_capacity(1)
+            .busy_timeout(Duration::from_secs(30))
+            .open(&path)
+            .unwrap();
+        let blocker = raw(&path);
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let appends: Vec<_> = (0..20)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { append(&store, &format!("s{i:02}"), None, 1).await })
+            })
+            .collect();
+        let started = Instant::now();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the thread was blocked"
+        );
+        assert!(appends.iter().all(|task| !task.is_finished()));
+        blocker.execute_batch("COMMIT").unwrap();
+        for task in appends {
+            task.await.unwrap().expect("an append that waited for room");
+        }
+        assert_eq!(store.sessions().await.unwrap().len(), 20);
+    }
+
+    /// A command queue of 0 could never take a command: refused by `open`, as the option's
+    /// documentation says, before the file is created.
+    #[test]
+    fn a_command_capacity_of_zero_is_refused_before_the_file_is_touched() {
+        let (_dir, path) = new_file();
+        let refused = SqliteOptions::new().command_capacity(0).open(&path);
+        match refused {
+            Err(Error::InvalidConfig(problem)) => {
+                assert!(problem.contains("command_capacity(0)"), "{problem}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        assert!(!path.exists());
+        // A later good value does not hide the mistake: the first one is reported.
+        let still = SqliteOptions::new()
+            .command_capacity(0)
+            .command_capacity(8)
+            .open(&path);
+        assert!(matches!(still, Err(Error::InvalidConfig(_))), "{still:?}");
+        SqliteOptions::new()
+            .command_capacity(1)
+            .open(&path)
+            .unwrap();
     }
 
     /// A lone append polls for its commit (`spin_wait`) or sleeps at once (`ZERO`): the same

@@ -12,12 +12,15 @@ mod support;
 #[path = "support/postgres_v1.rs"]
 mod postgres_v1;
 
+#[path = "support/postgres_v2.rs"]
+mod postgres_v2;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, Claim, Store, Wake};
+use graph_runtime::store::{Append, Checkpoint, Claim, GraphVersion, Store, VersionCount, Wake};
 use graph_runtime::{Error, PostgresOptions, PostgresStore, Retention, Status};
 use serde::{Deserialize, Serialize};
 
@@ -124,7 +127,7 @@ async fn a_schema_from_a_newer_release_is_refused_naming_both_versions() {
     let refused = PostgresStore::connect(&conninfo).await;
     assert_store_error(
         refused,
-        &["schema version 7", "newer release", "reads version 2"],
+        &["schema version 7", "newer release", "reads version 3"],
     );
 }
 
@@ -581,7 +584,7 @@ async fn a_version_1_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(seqs(&store, "old").await, [1, 2]);
     assert_eq!(store.latest("old").await.unwrap().unwrap().bytes, b"v1");
     assert!(store.claim(&claim("w")).await.unwrap().is_empty());
@@ -595,6 +598,90 @@ async fn a_version_1_schema_is_migrated_on_connect() {
     // A second store connecting finds it migrated.
     let again = PostgresStore::connect(&conninfo).await.unwrap();
     assert_eq!(seqs(&again, "old").await, [1, 2, 3]);
+}
+
+/// Tables of the second release (leases, no graph versions or state schemas) are migrated on
+/// connect: the sessions keep their checkpoints, workflow and lease epoch, count as in use
+/// with no recorded schema until a runner writes one, the wake-up trigger still fires, and
+/// graph versions can be recorded.
+#[tokio::test]
+async fn a_version_2_schema_is_migrated_on_connect() {
+    let conninfo = support::database().await;
+    let client = raw(&conninfo).await;
+    client.batch_execute(postgres_v2::SCHEMA).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO graph_runtime.sessions
+                 (name, head_seq, workflow, graph_hash, wake_at, lease_epoch)
+             VALUES ('a'::bytea, 1, $1, $2, now(), 2), ('b'::bytea, 1, $1, $2, NULL, 0),
+                    ('c'::bytea, 1, NULL, NULL, NULL, 0)",
+            &[&FLOW, &(HASH as i64)],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO graph_runtime.checkpoints
+                 (session_id, seq, node, status, created_at_us, bytes)
+             SELECT id, 1, 'step', 0, 1700000000000000, 'v2'::bytea
+             FROM graph_runtime.sessions",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&conninfo).await.unwrap();
+    let version: i32 = client
+        .query_one(
+            "SELECT schema_version FROM graph_runtime.graph_runtime_meta",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+    assert_eq!(store.sessions().await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(store.latest("a").await.unwrap().unwrap().bytes, b"v2");
+    assert_eq!(
+        store.versions_in_use().await.unwrap(),
+        [VersionCount::new(FLOW, HASH, None, 2)]
+    );
+    // The lease columns kept their values: `a` is runnable, and its next claim is epoch 3.
+    let leases = store.claim(&claim("w")).await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].session.as_str(), leases[0].epoch), ("a", 3));
+    // A runner of this release writes `a` with its schema and records its graph.
+    let resumed = Append::new(Some(1), checkpoint(2, None), None)
+        .fence(3)
+        .workflow(FLOW, HASH)
+        .state_schema(0x5c4e_3a00_0000_0001);
+    store.append("a", resumed).await.unwrap();
+    let graph = GraphVersion::new(FLOW, HASH, "graph-runtime/v2\nnode step\n");
+    assert!(store.record_graph(&graph).await.unwrap());
+    // The wake-up trigger still fires: `b` woken from another store wakes this one's waiter.
+    store.wait_for_work(Duration::ZERO).await;
+    let other = PostgresStore::connect(&conninfo).await.unwrap();
+    let woken = Append::new(Some(1), checkpoint(2, None), None).wake(Wake::Now);
+    let (woke, ()) = tokio::join!(
+        async {
+            let started = std::time::Instant::now();
+            store.wait_for_work(Duration::from_secs(20)).await;
+            started.elapsed()
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            other.append("b", woken).await.unwrap();
+        }
+    );
+    assert!(woke < Duration::from_secs(10), "woke after {woke:?}");
+    assert_eq!(
+        other.versions_in_use().await.unwrap(),
+        [
+            VersionCount::new(FLOW, HASH, None, 1),
+            VersionCount::new(FLOW, HASH, Some(0x5c4e_3a00_0000_0001), 1),
+        ]
+    );
+    let kept = other.graph_version(FLOW, HASH).await.unwrap().unwrap();
+    assert_eq!(kept.description, graph.description);
+    assert!(!other.record_graph(&graph).await.unwrap());
 }
 
 /// Another process (here: another store, with its own pool) makes a session runnable: the

@@ -89,7 +89,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::Status;
-use crate::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use crate::store::{
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+};
 use crate::{Error, Result};
 
 /// What every case starts from: a fresh, empty store, and a way to get another handle on
@@ -334,7 +336,14 @@ macro_rules! __store_conformance_cases {
             wake_never_is_not_claimable_until_woken_again,
             concurrent_claimers_never_share_a_session_and_take_them_all,
             claim_respects_its_limit,
-            a_runnable_append_wakes_a_waiter_long_before_its_timeout
+            a_runnable_append_wakes_a_waiter_long_before_its_timeout,
+            // Graph versions and the versions in use
+            record_graph_keeps_the_first_version_and_says_whether_it_was_new,
+            graph_version_finds_a_kept_version_and_none_for_others,
+            graph_versions_are_oldest_first_and_per_workflow,
+            versions_in_use_counts_sessions_per_workflow_hash_and_schema,
+            versions_in_use_follows_reappends_and_deletes,
+            concurrent_record_graph_is_new_exactly_once
         }
     };
 }
@@ -480,6 +489,35 @@ pub mod helpers {
         let mut names: Vec<String> = leases.iter().map(|l| l.session.clone()).collect();
         names.sort();
         names
+    }
+
+    /// Graph version `graph_hash` of `workflow`, recorded at [`at`]`(ms)`, described by
+    /// `description`.
+    pub fn graph(workflow: &str, graph_hash: u64, ms: u64, description: &str) -> GraphVersion {
+        let mut version = GraphVersion::new(workflow, graph_hash, description);
+        version.recorded_at = at(ms);
+        version
+    }
+
+    /// Appends [`checkpoint`] `seq` after `expected`, recording `workflow` at `graph_hash`
+    /// and, when given, the state schema fingerprint `state_schema`.
+    pub async fn push_versioned<S: Store>(
+        store: &S,
+        session: &str,
+        expected: Option<u64>,
+        seq: u64,
+        (workflow, graph_hash): (&str, u64),
+        state_schema: Option<u64>,
+    ) {
+        let mut append =
+            Append::new(expected, checkpoint(seq), None).workflow(workflow, graph_hash);
+        if let Some(fingerprint) = state_schema {
+            append = append.state_schema(fingerprint);
+        }
+        store
+            .append(session, append)
+            .await
+            .expect("an uncontested append");
     }
 
     /// Asserts that `result` is [`LeaseLost`](Error::LeaseLost) for `session` at `epoch`.
@@ -1389,6 +1427,232 @@ pub async fn a_runnable_append_wakes_a_waiter_long_before_its_timeout<S: Store>(
     assert_eq!(names(&leases), ["s"]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Graph versions and the versions in use
+
+/// A hash whose top bit is set: a SQL store keeps it as a negative signed integer, and must
+/// still sort it as the `u64` it is.
+const HIGH_HASH: u64 = 0xfedc_ba98_7654_3210;
+
+/// `record_graph` keeps a version once: the first call for a workflow and hash returns `true`,
+/// every later one (from any handle) `false`, and the kept description and time stay the
+/// first ones. The same hash under another workflow is another version.
+pub async fn record_graph_keeps_the_first_version_and_says_whether_it_was_new<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let first = graph("checkout", HIGH_HASH, 10, "graph-runtime/v2\nnode review\n");
+    assert!(store.record_graph(&first).await.unwrap(), "a new version");
+    let again = graph("checkout", HIGH_HASH, 20, "another description");
+    assert!(!store.record_graph(&again).await.unwrap(), "already kept");
+    assert!(!store.record_graph(&first).await.unwrap(), "idempotent");
+    let other = fixture.another_handle();
+    assert!(
+        !other.record_graph(&again).await.unwrap(),
+        "kept for every handle"
+    );
+    assert_eq!(
+        store.graph_version("checkout", HIGH_HASH).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        other.graph_version("checkout", HIGH_HASH).await.unwrap(),
+        Some(first)
+    );
+    let refund = graph("refund", HIGH_HASH, 30, "refund's graph");
+    assert!(
+        store.record_graph(&refund).await.unwrap(),
+        "another workflow"
+    );
+    assert_eq!(
+        store.graph_version("refund", HIGH_HASH).await.unwrap(),
+        Some(refund)
+    );
+}
+
+/// `graph_version` finds a kept version by workflow and hash, with its description (any text:
+/// lines, non-ASCII, 100 KiB) and its time to the microsecond; an unknown workflow or hash
+/// is `None`, not an error. Recording a version writes no session.
+pub async fn graph_version_finds_a_kept_version_and_none_for_others<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let long = "node n\n".repeat(100 * 1024 / 7);
+    let mut exact = graph("checkout", 0, 1, "grüße, 'quotes'; -- and\ttabs\n");
+    exact.recorded_at += Duration::from_micros(7);
+    for version in [
+        exact,
+        graph("checkout", u64::MAX, 2, &long),
+        graph("checkout", 1, 3, ""),
+        graph("Zürich", 1 << 63, 4, "x"),
+    ] {
+        assert!(store.record_graph(&version).await.unwrap());
+        let found = store
+            .graph_version(&version.workflow, version.graph_hash)
+            .await
+            .unwrap();
+        assert_eq!(found, Some(version));
+    }
+    assert_eq!(store.graph_version("checkout", 2).await.unwrap(), None);
+    assert_eq!(store.graph_version("refund", 1).await.unwrap(), None);
+    assert_eq!(store.graph_version("Checkout", 1).await.unwrap(), None);
+    assert!(store.sessions().await.unwrap().is_empty());
+    assert!(store.versions_in_use().await.unwrap().is_empty());
+}
+
+/// `graph_versions` lists one workflow's versions oldest first, and by hash (as a `u64`)
+/// among versions recorded at the same time; other workflows' versions are not listed, and
+/// an unknown workflow has none.
+pub async fn graph_versions_are_oldest_first_and_per_workflow<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let listed = [
+        graph("checkout", 7, 1, "first"),
+        graph("checkout", 2, 5, "second, same time, lower hash"),
+        graph("checkout", 3, 5, "third"),
+        graph("checkout", HIGH_HASH, 5, "fourth: the top bit set"),
+        graph("checkout", 1, 9, "newest"),
+    ];
+    // Recorded out of order, with another workflow's versions in between.
+    for index in [4, 2, 0, 3, 1] {
+        assert!(store.record_graph(&listed[index]).await.unwrap());
+        let other = graph("refund", listed[index].graph_hash, 3, "refund");
+        assert!(store.record_graph(&other).await.unwrap());
+    }
+    assert_eq!(store.graph_versions("checkout").await.unwrap(), listed);
+    let refunds = store.graph_versions("refund").await.unwrap();
+    let hashes: Vec<u64> = refunds.iter().map(|v| v.graph_hash).collect();
+    assert_eq!(hashes, [1, 2, 3, 7, HIGH_HASH]);
+    assert!(store.graph_versions("Checkout").await.unwrap().is_empty());
+    assert!(store.graph_versions("").await.unwrap().is_empty());
+    let other = fixture.another_handle();
+    assert_eq!(other.graph_versions("checkout").await.unwrap(), listed);
+}
+
+/// `versions_in_use` counts sessions per workflow, graph hash and state schema, as the
+/// latest append that gave each recorded them, sorted by workflow (as `str` sorts), hash (as
+/// a `u64`) and schema (`None` first). Sessions without a workflow are not counted; an append
+/// that gives neither leaves a session where it was. No graph version needs to be recorded.
+pub async fn versions_in_use_counts_sessions_per_workflow_hash_and_schema<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    assert!(store.versions_in_use().await.unwrap().is_empty());
+    let checkout = ("checkout", 1);
+    push_versioned(store, "a", None, 1, checkout, Some(HIGH_HASH)).await;
+    push_versioned(store, "b", None, 1, checkout, Some(HIGH_HASH)).await;
+    push_versioned(store, "c", None, 1, checkout, Some(5)).await;
+    push_versioned(store, "d", None, 1, checkout, None).await;
+    push_versioned(store, "e", None, 1, ("checkout", HIGH_HASH), Some(5)).await;
+    push_versioned(store, "f", None, 1, ("Zeta", 2), Some(5)).await;
+    push_versioned(store, "g", None, 1, ("alpha", 2), Some(5)).await;
+    // No workflow: not counted, with or without a schema.
+    chain(store, "h", 2).await;
+    let schema_only = Append::new(None, checkpoint(1), None).state_schema(5);
+    store.append("i", schema_only).await.unwrap();
+    // Appends that give neither leave the sessions where they were.
+    append(store, "a", Some(1), 2).await.unwrap();
+    append(store, "d", Some(1), 2).await.unwrap();
+    let expected = [
+        VersionCount::new("Zeta", 2, Some(5), 1),
+        VersionCount::new("alpha", 2, Some(5), 1),
+        VersionCount::new("checkout", 1, None, 1),
+        VersionCount::new("checkout", 1, Some(5), 1),
+        VersionCount::new("checkout", 1, Some(HIGH_HASH), 2),
+        VersionCount::new("checkout", HIGH_HASH, Some(5), 1),
+    ];
+    assert_eq!(store.versions_in_use().await.unwrap(), expected);
+    let other = fixture.another_handle();
+    assert_eq!(other.versions_in_use().await.unwrap(), expected);
+}
+
+/// A session re-appended under a new graph hash or state schema moves to its new row (an
+/// append with a schema alone keeps the hash; one with a workflow alone keeps the schema),
+/// a conflicting append moves nothing, and a deleted session is no longer counted.
+pub async fn versions_in_use_follows_reappends_and_deletes<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    for session in ["a", "b", "c"] {
+        push_versioned(store, session, None, 1, ("checkout", 1), Some(10)).await;
+    }
+    assert_eq!(
+        store.versions_in_use().await.unwrap(),
+        [VersionCount::new("checkout", 1, Some(10), 3)]
+    );
+    // A newer release resumes `a`: new hash, new schema.
+    push_versioned(store, "a", Some(1), 2, ("checkout", 2), Some(20)).await;
+    // `b` is migrated to the new schema only.
+    let migrated = Append::new(Some(1), checkpoint(2), None).state_schema(20);
+    store.append("b", migrated).await.unwrap();
+    // `c` moves to the new graph and keeps its schema.
+    push_versioned(store, "c", Some(1), 2, ("checkout", 2), None).await;
+    // A conflicting append records nothing.
+    let stale = Append::new(Some(1), checkpoint(3), None)
+        .workflow("checkout", 3)
+        .state_schema(30);
+    assert_conflict(store.append("c", stale).await, "c", Some(1), Some(2));
+    assert_eq!(
+        store.versions_in_use().await.unwrap(),
+        [
+            VersionCount::new("checkout", 1, Some(20), 1),
+            VersionCount::new("checkout", 2, Some(10), 1),
+            VersionCount::new("checkout", 2, Some(20), 1),
+        ]
+    );
+    assert!(store.delete("b").await.unwrap());
+    assert!(store.delete("c").await.unwrap());
+    assert_eq!(
+        store.versions_in_use().await.unwrap(),
+        [VersionCount::new("checkout", 2, Some(20), 1)]
+    );
+    // A deleted id starts afresh: what its old session recorded is gone with it.
+    append(store, "b", None, 1).await.unwrap();
+    assert_eq!(
+        store.versions_in_use().await.unwrap(),
+        [VersionCount::new("checkout", 2, Some(20), 1)]
+    );
+    assert!(store.delete("a").await.unwrap());
+    assert!(store.versions_in_use().await.unwrap().is_empty());
+}
+
+/// Many tasks on several handles record the same version at once (as workers of one release
+/// starting together do): exactly one is told it was new, and the kept description is that
+/// one's.
+pub async fn concurrent_record_graph_is_new_exactly_once<S: Store>(fixture: &Fixture<S>) {
+    const TASKS: usize = 12;
+    let handles: Vec<Arc<S>> = (0..3).map(|_| Arc::new(fixture.another_handle())).collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = Arc::clone(&handles[task % handles.len()]);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                let version = graph("checkout", HIGH_HASH, 1, &format!("task {task}"));
+                barrier.wait().await;
+                let new = store.record_graph(&version).await.expect("record_graph");
+                (task, new)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (task, new) = task.await.expect("a recording task");
+        if new {
+            winners.push(task);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one new: {winners:?}");
+    let kept = fixture
+        .store()
+        .graph_version("checkout", HIGH_HASH)
+        .await
+        .unwrap()
+        .expect("the kept version");
+    assert_eq!(kept.description, format!("task {}", winners[0]));
+    assert_eq!(
+        fixture.store().graph_versions("checkout").await.unwrap(),
+        [kept]
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::future::Future;
@@ -1441,6 +1705,28 @@ mod tests {
         }
         fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
             self.0.wait_for_work(timeout)
+        }
+        fn record_graph(
+            &self,
+            version: &GraphVersion,
+        ) -> impl Future<Output = Result<bool>> + Send {
+            self.0.record_graph(version)
+        }
+        fn graph_version(
+            &self,
+            workflow: &str,
+            graph_hash: u64,
+        ) -> impl Future<Output = Result<Option<GraphVersion>>> + Send {
+            self.0.graph_version(workflow, graph_hash)
+        }
+        fn graph_versions(
+            &self,
+            workflow: &str,
+        ) -> impl Future<Output = Result<Vec<GraphVersion>>> + Send {
+            self.0.graph_versions(workflow)
+        }
+        fn versions_in_use(&self) -> impl Future<Output = Result<Vec<VersionCount>>> + Send {
+            self.0.versions_in_use()
         }
     }
 

@@ -1,13 +1,15 @@
 //! An in-memory store for tests and ephemeral runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 
 use super::lease::MAX_WAKE_DELAY;
-use super::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+};
 use crate::checkpoint::write_checksum;
 use crate::{Error, Result};
 
@@ -17,6 +19,8 @@ struct Session {
     chain: VecDeque<Checkpoint>,
     /// Workflow name and graph hash, as the last append that gave them recorded.
     workflow: Option<(String, u64)>,
+    /// State schema fingerprint, as the last append that gave one recorded.
+    state_schema: Option<u64>,
     /// Runnable from this instant on; `None`: not runnable.
     wake_at: Option<Instant>,
     /// The lease holder and when its lease expires.
@@ -33,6 +37,7 @@ impl Session {
             // before it adds its own), and a longer chain grows as a `Vec` does.
             chain: VecDeque::with_capacity(1),
             workflow: None,
+            state_schema: None,
             wake_at: None,
             lease: None,
             epoch: 0,
@@ -91,6 +96,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     sessions: Mutex<Sessions>,
+    /// The kept graph versions, by workflow and graph hash (see [`Store::record_graph`]).
+    graphs: Mutex<BTreeMap<(String, u64), GraphVersion>>,
     /// Signalled when a session may have become runnable (see [`Store::wait_for_work`]).
     work: Notify,
 }
@@ -105,6 +112,14 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Sessions> {
         self.inner
             .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the kept graph versions. Never taken together with another lock.
+    fn graphs(&self) -> MutexGuard<'_, BTreeMap<(String, u64), GraphVersion>> {
+        self.inner
+            .graphs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -266,7 +281,7 @@ impl MemoryStore {
             fence,
             wake,
             workflow,
-            state_schema: _,
+            state_schema,
         } = append;
         if let Some(epoch) = fence
             && entry.epoch != epoch
@@ -317,6 +332,9 @@ impl MemoryStore {
         }
         if let Some(workflow) = workflow {
             entry.workflow = Some(workflow);
+        }
+        if let Some(fingerprint) = state_schema {
+            entry.state_schema = Some(fingerprint);
         }
         let runnable = match wake {
             None => false,
@@ -491,6 +509,52 @@ impl Store for MemoryStore {
             () = notified => {}
             () = tokio::time::sleep_until(until.into()) => {}
         }
+    }
+
+    async fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        let key = (version.workflow.clone(), version.graph_hash);
+        let mut graphs = self.graphs();
+        if graphs.contains_key(&key) {
+            return Ok(false);
+        }
+        graphs.insert(key, version.clone());
+        Ok(true)
+    }
+
+    async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
+        Ok(self
+            .graphs()
+            .get(&(workflow.to_owned(), graph_hash))
+            .cloned())
+    }
+
+    async fn graph_versions(&self, workflow: &str) -> Result<Vec<GraphVersion>> {
+        let mut versions: Vec<GraphVersion> = self
+            .graphs()
+            .values()
+            .filter(|version| version.workflow == workflow)
+            .cloned()
+            .collect();
+        versions.sort_by_key(|version| (version.recorded_at, version.graph_hash));
+        Ok(versions)
+    }
+
+    async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        // Sorted as the trait says by the map's key: `None` sorts before every `Some`.
+        let mut counts: BTreeMap<(String, u64, Option<u64>), u64> = BTreeMap::new();
+        for entry in self.lock().values() {
+            let session = lock_entry(entry);
+            if let Some((workflow, graph_hash)) = &session.workflow {
+                let key = (workflow.clone(), *graph_hash, session.state_schema);
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((workflow, graph_hash, state_schema), sessions)| {
+                VersionCount::new(&workflow, graph_hash, state_schema, sessions)
+            })
+            .collect())
     }
 }
 

@@ -83,6 +83,22 @@ impl Status {
             _ => None,
         }
     }
+
+    /// The status a SQL store's row holds (its `status` and `wait_node` columns), or why the
+    /// row is corrupt.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn from_row(code: i64, wait_node: Option<&str>) -> Result<Status, String> {
+        let status = u8::try_from(code)
+            .ok()
+            .and_then(|code| Status::from_code(code, wait_node));
+        match status {
+            Some(status) => Ok(status),
+            None if code == i64::from(code::WAITING) => {
+                Err("waiting status without its node".to_owned())
+            }
+            None => Err(format!("unknown status code {code}")),
+        }
+    }
 }
 
 /// A version of a workflow's graph, as a store keeps it: recorded the first time a session is

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client};
 
-use super::Context;
+use super::error::Context;
 use super::tls::Tls;
 use crate::Result;
 

@@ -2,14 +2,15 @@
 //!
 //! See [`PostgresStore`] for how it is built: the schema and the statements.
 
+mod error;
 mod listener;
 mod options;
+mod reader;
 mod schema;
 mod sql;
 mod tls;
 mod writer;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,19 +18,19 @@ use std::time::{Duration, Instant, SystemTime};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use self::error::{Context, corrupt, store_error};
 use self::listener::Listener;
 pub use self::options::PostgresOptions;
+use self::reader::column;
 use self::sql::Sql;
 use self::writer::Request;
 use super::lease::{MAX_WAKE_DELAY, micros};
 use super::{
-    Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, from_unix_micros, unix_micros,
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount,
+    unix_micros,
 };
-use crate::error::StoreFault;
-use crate::store::Status;
 use crate::{Error, Result};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
@@ -128,13 +129,21 @@ use crate::{Error, Result};
 ///   (`unnest`), and the statement answers one row per append, so one caller's conflict does
 ///   not fail the others (see [`PostgresOptions::batch_appends`]). Appends to one session
 ///   never share a statement: they go into consecutive ones, in arrival order.
-/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`) are single `SELECT`s, each on
-///   one consistent snapshot. [`chain`](Store::chain) is one range query.
+/// - **Reads** (`latest`, `get`, `chain`, `list`, `sessions`, the graph versions and the
+///   versions in use) are single `SELECT`s, each on one consistent snapshot.
+///   [`chain`](Store::chain) is one range query; [`versions_in_use`](Store::versions_in_use)
+///   one `GROUP BY` over `sessions`, never a checkpoint.
+/// - **Graph versions** ([`Store::record_graph`]): one `INSERT … ON CONFLICT DO NOTHING
+///   RETURNING`, so of many workers recording one version at once exactly one is told it was
+///   new. The time kept is the one the version carries, in microseconds, as a checkpoint's
+///   `created_at`. An append records the session's state schema (see
+///   [`Append::state_schema`]) in the statement that writes it, as it does its workflow.
 /// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
 ///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
 ///   that processes connecting at once do not race, and records the schema version in
-///   `graph_runtime_meta`; it migrates version 1 (no leases) to version 2 and refuses a
-///   schema of another version, naming both.
+///   `graph_runtime_meta`; it migrates version 1 (no leases) and version 2 (no graph
+///   versions or state schemas) to version 3 and refuses a schema of another version, naming
+///   both.
 /// - **Leases** (see [`Store::claim`]) live in the `sessions` row. Every time is PostgreSQL's
 ///   `now()`, never the client's clock. A claim is one statement (`FOR UPDATE SKIP LOCKED` in
 ///   a materialized CTE, then an `UPDATE` that raises the epochs); a fenced append checks the
@@ -156,10 +165,18 @@ use crate::{Error, Result};
 ///     wake_at timestamptz,            -- runnable once wake_at <= now(); NULL: not runnable
 ///     lease_owner text,
 ///     lease_epoch bigint NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
-///     lease_expires_at timestamptz
+///     lease_expires_at timestamptz,
+///     state_schema bigint             -- version 3: the u64 fingerprint's bits
 /// );
 /// CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at)
 ///     WHERE wake_at IS NOT NULL;
+/// CREATE TABLE graph_versions (       -- version 3
+///     workflow text NOT NULL,
+///     graph_hash bigint NOT NULL,     -- the u64 hash's bits as a signed integer
+///     description text NOT NULL,      -- the canonical description, kept as first recorded
+///     recorded_at_us bigint NOT NULL, -- microseconds since the Unix epoch
+///     PRIMARY KEY (workflow, graph_hash)
+/// );
 /// CREATE TABLE checkpoints (
 ///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 ///     seq bigint NOT NULL,
@@ -307,20 +324,6 @@ impl PostgresStore {
     pub fn schema(&self) -> &str {
         &self.shared.schema
     }
-
-    /// One read statement, its rows decoded by `decode`.
-    async fn read<T>(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        decode: impl Fn(&Row) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let rows = self
-            .shared
-            .query("read checkpoints", sql, params, true)
-            .await?;
-        rows.iter().map(decode).collect()
-    }
 }
 
 impl Shared {
@@ -391,56 +394,19 @@ impl Store for PostgresStore {
     }
 
     async fn latest(&self, session: &str) -> Result<Option<Checkpoint>> {
-        let name = session.as_bytes();
-        let sql = &self.shared.sql.latest;
-        let rows = self
-            .read(sql, &[&name], |row| read_checkpoint(row, session))
-            .await?;
-        Ok(rows.into_iter().next())
+        reader::latest(&self.shared, session).await
     }
 
     async fn get(&self, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
-        let Ok(seq) = i64::try_from(seq) else {
-            return Ok(None);
-        };
-        let name = session.as_bytes();
-        let sql = &self.shared.sql.get;
-        let rows = self
-            .read(sql, &[&name, &seq], |row| read_checkpoint(row, session))
-            .await?;
-        Ok(rows.into_iter().next())
+        reader::get(&self.shared, session, seq).await
     }
 
     async fn chain(&self, session: &str, from: u64, to: u64) -> Result<Vec<Checkpoint>> {
-        let Ok(from) = i64::try_from(from) else {
-            return Ok(Vec::new());
-        };
-        let to = i64::try_from(to).unwrap_or(i64::MAX);
-        let name = session.as_bytes();
-        let sql = &self.shared.sql.chain;
-        self.read(sql, &[&name, &from, &to], |row| {
-            read_checkpoint(row, session)
-        })
-        .await
+        reader::chain(&self.shared, session, from, to).await
     }
 
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
-        let name = session.as_bytes();
-        let sql = &self.shared.sql.list;
-        self.read(sql, &[&name], |row| {
-            let fields = read_fields(row, session)?;
-            let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
-            let bytes = u64::try_from(size)
-                .map_err(|_| corrupt(session, fields.seq, format!("negative size {size}")))?;
-            Ok(CheckpointMeta {
-                seq: fields.seq,
-                node: fields.node,
-                status: fields.status,
-                bytes,
-                created_at: fields.created_at,
-            })
-        })
-        .await
+        reader::list(&self.shared, session).await
     }
 
     async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
@@ -486,21 +452,7 @@ impl Store for PostgresStore {
     }
 
     async fn sessions(&self) -> Result<Vec<String>> {
-        let rows = self
-            .shared
-            .query("list sessions", &self.shared.sql.sessions, &[], true)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let name: Vec<u8> = row.try_get(0).map_err(|e| {
-                    corrupt("", 0, format!("a session name that is not bytes: {e}"))
-                })?;
-                String::from_utf8(name).map_err(|e| {
-                    let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                    corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
-                })
-            })
-            .collect()
+        reader::sessions(&self.shared).await
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
@@ -593,6 +545,44 @@ impl Store for PostgresStore {
         Ok(!rows.is_empty())
     }
 
+    async fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        // PostgreSQL's `text` cannot hold NUL.
+        if version.workflow.contains('\0') || version.description.contains('\0') {
+            return Err(self.shared.context.refuse(format!(
+                "the name or description of graph version {:#018x} of workflow `{}` contains \
+                 NUL, which PostgreSQL text cannot hold",
+                version.graph_hash,
+                version.workflow.escape_default()
+            )));
+        }
+        let hash = version.graph_hash as i64;
+        let recorded_at = unix_micros(version.recorded_at);
+        // Run again on a lost connection: the version is kept either way, but a second run
+        // after a first that committed answers `false`.
+        let rows = self
+            .shared
+            .query(
+                "record a graph version",
+                &self.shared.sql.record_graph,
+                &[&version.workflow, &hash, &version.description, &recorded_at],
+                true,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
+        reader::graph_version(&self.shared, workflow, graph_hash).await
+    }
+
+    async fn graph_versions(&self, workflow: &str) -> Result<Vec<GraphVersion>> {
+        reader::graph_versions(&self.shared, workflow).await
+    }
+
+    async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        reader::versions_in_use(&self.shared).await
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         let started = Instant::now();
         let deadline = started
@@ -633,179 +623,6 @@ impl Store for PostgresStore {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-/// The error inside [`Error::Store`], [`Error::StoreBusy`] or [`Error::StoreDamaged`] for
-/// everything PostgreSQL (or the way to it) reports.
-///
-/// Its message says what failed, where, and what the server said; the driver's error is its
-/// `source`.
-#[derive(Debug)]
-struct PostgresError {
-    message: String,
-    source: Option<tokio_postgres::Error>,
-}
-
-impl fmt::Display for PostgresError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for PostgresError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
-
-/// The store error around `message`, of the kind the server's SQLSTATE says (see
-/// [`fault_of`]); errors with no SQLSTATE (the connection failed or closed, a timeout, a
-/// bad connection string) are [`Error::Store`].
-fn store_error(message: String, source: Option<tokio_postgres::Error>) -> Error {
-    let fault = source
-        .as_ref()
-        .and_then(tokio_postgres::Error::code)
-        .map_or(StoreFault::Failed, fault_of);
-    fault.error(Box::new(PostgresError { message, source }))
-}
-
-/// Which store variant of [`Error`] a SQLSTATE goes into: a transaction the server gave up
-/// on so that another could go on (or that ran past `lock_timeout` or `statement_timeout`)
-/// can succeed later; damaged data or indexes never will; the rest is [`Error::Store`].
-fn fault_of(code: &SqlState) -> StoreFault {
-    if *code == SqlState::T_R_SERIALIZATION_FAILURE
-        || *code == SqlState::T_R_DEADLOCK_DETECTED
-        || *code == SqlState::LOCK_NOT_AVAILABLE
-        || *code == SqlState::QUERY_CANCELED
-    {
-        StoreFault::Busy
-    } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
-        StoreFault::Damaged
-    } else {
-        StoreFault::Failed
-    }
-}
-
-/// One error for many callers (a failed batch): each gets an error of the same kind sharing
-/// it.
-fn share(error: Error) -> impl Fn() -> Error {
-    let fault = error.store_fault().unwrap_or(StoreFault::Failed);
-    let shared: Arc<dyn std::error::Error + Send + Sync> = match error {
-        Error::Store(inner) | Error::StoreBusy(inner) | Error::StoreDamaged(inner) => {
-            Arc::from(inner)
-        }
-        other => Arc::new(PostgresError {
-            message: other.to_string(),
-            source: None,
-        }),
-    };
-    move || fault.error(Box::new(Arc::clone(&shared)))
-}
-
-/// What every error message names: the server and the connect timeout.
-#[derive(Debug, Clone)]
-struct Context {
-    label: Arc<str>,
-    connect_timeout: Duration,
-}
-
-impl Context {
-    fn new(config: &tokio_postgres::Config, connect_timeout: Duration) -> Self {
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|host| match host {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        let host = if hosts.is_empty() {
-            "localhost".to_owned()
-        } else {
-            hosts.join(",")
-        };
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let database = config
-            .get_dbname()
-            .or(config.get_user())
-            .unwrap_or("postgres");
-        Context {
-            label: format!("{host}:{port}/{database}").into(),
-            connect_timeout,
-        }
-    }
-
-    fn error(&self, action: &str, error: tokio_postgres::Error) -> Error {
-        // The driver's own message is terse ("db error"); the server's is the useful one.
-        let detail = match error.as_db_error() {
-            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-            None => {
-                let mut text = error.to_string();
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    text.push_str(": ");
-                    text.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                if let Some(hint) = tls::hint(&error) {
-                    text.push_str("; ");
-                    text.push_str(hint);
-                }
-                text
-            }
-        };
-        store_error(
-            format!(
-                "could not {action} in PostgreSQL `{}`: {detail}",
-                self.label
-            ),
-            Some(error),
-        )
-    }
-
-    fn timed_out(&self) -> Error {
-        store_error(
-            format!(
-                "could not connect to PostgreSQL `{}`: no answer within the connect timeout \
-                 ({} ms)",
-                self.label,
-                self.connect_timeout.as_millis()
-            ),
-            None,
-        )
-    }
-
-    fn refuse(&self, why: String) -> Error {
-        store_error(
-            format!(
-                "cannot use PostgreSQL `{}` as a checkpoint store: {why}",
-                self.label
-            ),
-            None,
-        )
-    }
-
-    /// Refuses tables that are not the store's own as it wrote them: [`Error::StoreDamaged`].
-    fn refuse_damaged(&self, why: String) -> Error {
-        StoreFault::Damaged.error(Box::new(PostgresError {
-            message: format!(
-                "cannot use PostgreSQL `{}` as a checkpoint store: {why}",
-                self.label
-            ),
-            source: None,
-        }))
-    }
-}
-
-fn corrupt(session: &str, seq: u64, reason: String) -> Error {
-    Error::Corrupt {
-        session: session.to_owned(),
-        seq,
-        reason,
-    }
-}
-
 /// A sequence number (or another count) as the `bigint` SQL stores, or `Error::Store`.
 fn sql_int(shared: &Shared, session: &str, what: &str, value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| {
@@ -820,133 +637,4 @@ fn sql_int(shared: &Shared, session: &str, what: &str, value: u64) -> Result<i64
 /// A double-quoted SQL identifier.
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rows
-
-struct Fields {
-    seq: u64,
-    node: String,
-    status: Status,
-    created_at: SystemTime,
-}
-
-/// Columns 0..=4 of a checkpoint row: seq, node, status, wait_node, created_at_us.
-fn read_fields(row: &Row, session: &str) -> Result<Fields> {
-    let raw_seq: i64 = column(row, 0, "seq", session, 0)?;
-    let seq = u64::try_from(raw_seq)
-        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
-    let node: String = column(row, 1, "node", session, seq)?;
-    let code: i16 = column(row, 2, "status", session, seq)?;
-    let wait_node: Option<String> = column(row, 3, "wait_node", session, seq)?;
-    let status = match (code, wait_node) {
-        (writer::STATUS_RUNNING, _) => Status::Running,
-        (writer::STATUS_WAITING, Some(node)) => Status::Waiting { node },
-        (writer::STATUS_WAITING, None) => {
-            return Err(corrupt(
-                session,
-                seq,
-                "waiting status without its node".to_owned(),
-            ));
-        }
-        (writer::STATUS_COMPLETED, _) => Status::Completed,
-        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
-    };
-    let micros: i64 = column(row, 4, "created_at_us", session, seq)?;
-    let created_at = from_unix_micros(micros).ok_or_else(|| {
-        corrupt(
-            session,
-            seq,
-            format!("creation time {micros} µs out of range"),
-        )
-    })?;
-    Ok(Fields {
-        seq,
-        node,
-        status,
-        created_at,
-    })
-}
-
-/// A full checkpoint row: the fields, then depends_on and bytes.
-fn read_checkpoint(row: &Row, session: &str) -> Result<Checkpoint> {
-    let Fields {
-        seq,
-        node,
-        status,
-        created_at,
-    } = read_fields(row, session)?;
-    let depends_on: Option<i64> = column(row, 5, "depends_on", session, seq)?;
-    let depends_on = depends_on
-        .map(|d| {
-            u64::try_from(d)
-                .map_err(|_| corrupt(session, seq, format!("negative `depends_on` {d}")))
-        })
-        .transpose()?;
-    let bytes: Vec<u8> = column(row, 6, "bytes", session, seq)?;
-    Ok(Checkpoint {
-        seq,
-        node: Cow::Owned(node),
-        status,
-        created_at,
-        bytes,
-        depends_on,
-        unsealed: false,
-    })
-}
-
-/// One column of a checkpoint row; a value of the wrong type means the row is corrupt.
-fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    index: usize,
-    name: &str,
-    session: &str,
-    seq: u64,
-) -> Result<T> {
-    row.try_get(index)
-        .map_err(|e| corrupt(session, seq, format!("bad `{name}` column: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every SQLSTATE the store maps, and a few it leaves to `Error::Store`.
-    #[test]
-    fn sqlstates_map_to_store_kinds() {
-        for (code, fault) in [
-            ("40001", StoreFault::Busy),    // serialization_failure
-            ("40P01", StoreFault::Busy),    // deadlock_detected
-            ("55P03", StoreFault::Busy),    // lock_not_available (lock_timeout)
-            ("57014", StoreFault::Busy),    // query_canceled (statement_timeout)
-            ("XX001", StoreFault::Damaged), // data_corrupted
-            ("XX002", StoreFault::Damaged), // index_corrupted
-            ("08006", StoreFault::Failed),  // connection_failure
-            ("57P01", StoreFault::Failed),  // admin_shutdown
-            ("53100", StoreFault::Failed),  // disk_full
-            ("42P01", StoreFault::Failed),  // undefined_table
-            ("23505", StoreFault::Failed),  // unique_violation
-        ] {
-            assert_eq!(fault_of(&SqlState::from_code(code)), fault, "{code}");
-        }
-    }
-
-    /// An error shared by a failed batch keeps its kind for every caller.
-    #[test]
-    fn a_shared_error_keeps_its_kind() {
-        let busy = StoreFault::Busy.error(Box::new(PostgresError {
-            message: "could not append: lock timeout".to_owned(),
-            source: None,
-        }));
-        let shared = share(busy);
-        for _ in 0..2 {
-            let e = shared();
-            assert!(matches!(e, Error::StoreBusy(_)), "{e:?}");
-            let source = e.store_source().unwrap().to_string();
-            assert_eq!(source, "could not append: lock timeout");
-        }
-        let other = share(Error::SessionNotFound("s".to_owned()))();
-        assert!(matches!(other, Error::Store(_)), "{other:?}");
-    }
 }

@@ -2,11 +2,12 @@
 
 use tokio_postgres::Client;
 
-use super::{Context, quote};
+use super::error::Context;
+use super::quote;
 use crate::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// The first key of the advisory lock taken while the schema is created or checked: "GRCP",
 /// as in the checkpoint envelope's magic. The second key is `hashtext(schema name)`.
@@ -54,6 +55,25 @@ fn lease_statements(schema: &str, channel: &str) -> String {
              FOR EACH ROW WHEN (NEW.wake_at IS NOT NULL AND NEW.lease_owner IS NULL
                  AND (OLD.wake_at IS DISTINCT FROM NEW.wake_at OR OLD.lease_owner IS NOT NULL))
              EXECUTE FUNCTION {schema}.graph_runtime_wake();"
+    )
+}
+
+/// Version 3 on top of version 2: each graph version's canonical description, kept once per
+/// workflow and hash (the hash's bits as a signed integer, as `sessions.graph_hash`; the time
+/// in microseconds since the Unix epoch, as a checkpoint's `created_at_us`), and the state
+/// schema fingerprint of each session's latest checkpoint. A nullable column and a new
+/// table: no row is rewritten. Sessions of earlier versions have no recorded schema (`NULL`)
+/// until a runner writes to them with one.
+fn version_statements(schema: &str) -> String {
+    format!(
+        "ALTER TABLE {schema}.sessions ADD COLUMN state_schema bigint;
+         CREATE TABLE {schema}.graph_versions (
+             workflow text NOT NULL,
+             graph_hash bigint NOT NULL,
+             description text NOT NULL,
+             recorded_at_us bigint NOT NULL,
+             PRIMARY KEY (workflow, graph_hash)
+         );"
     )
 }
 
@@ -113,9 +133,10 @@ pub(super) async fn prepare(
     let channel = channel(schema_name);
     if !exists {
         let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {}",
+            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {} {}",
             create_statements(&schema),
             lease_statements(&schema, &channel),
+            version_statements(&schema),
             set_version(&meta),
         );
         transaction.batch_execute(&create).await.map_err(failed)?;
@@ -127,12 +148,21 @@ pub(super) async fn prepare(
         .await
         .and_then(|row| row.map(|row| row.try_get(0)).transpose())
         .map_err(failed)?;
-    if version == Some(1) {
-        // Under the advisory lock: one store migrates, the others find version 2.
-        tracing::info!(schema = schema_name, "migrating store schema 1 -> 2");
+    if let Some(from @ 1..SCHEMA_VERSION) = version {
+        // Under the advisory lock: one store migrates, the others find the current version.
+        // Every step from the tables' version on, in order, in one transaction.
+        tracing::info!(
+            schema = schema_name,
+            "migrating store schema {from} -> {SCHEMA_VERSION}"
+        );
+        let lease = if from < 2 {
+            lease_statements(&schema, &channel)
+        } else {
+            String::new()
+        };
         let migrate = format!(
-            "{} {}",
-            lease_statements(&schema, &channel),
+            "{lease} {} {}",
+            version_statements(&schema),
             set_version(&meta)
         );
         transaction.batch_execute(&migrate).await.map_err(failed)?;

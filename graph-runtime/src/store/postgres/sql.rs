@@ -19,9 +19,16 @@ pub(super) struct Sql {
     pub(super) claim: String,
     pub(super) renew: String,
     pub(super) release: String,
+    pub(super) record_graph: String,
+    pub(super) graph_version: String,
+    pub(super) graph_versions: String,
+    pub(super) versions_in_use: String,
 }
 
-/// The columns [`read_checkpoint`](super::read_checkpoint) decodes, in order.
+/// The columns [`read_graph_version`](super::reader::read_graph_version) decodes, in order.
+const GRAPH_VERSION_COLUMNS: &str = "workflow, graph_hash, description, recorded_at_us";
+
+/// The columns [`read_checkpoint`](super::reader::read_checkpoint) decodes, in order.
 const CHECKPOINT_COLUMNS: &str =
     "c.seq, c.node, c.status, c.wait_node, c.created_at_us, c.depends_on, c.bytes";
 
@@ -63,6 +70,27 @@ impl Sql {
                 "UPDATE {schema}.sessions s SET lease_owner = NULL, lease_expires_at = NULL \
                  WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 RETURNING 1"
             ),
+            // Concurrent callers (many workers starting at once) are serialized by the
+            // primary key: exactly one inserts, the others' `DO NOTHING` answers no row.
+            record_graph: format!(
+                "INSERT INTO {schema}.graph_versions ({GRAPH_VERSION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1"
+            ),
+            graph_version: format!(
+                "SELECT {GRAPH_VERSION_COLUMNS} FROM {schema}.graph_versions \
+                 WHERE workflow = $1 AND graph_hash = $2"
+            ),
+            // Sorted by the store, not here: hashes sort as `u64`s, not as signed integers.
+            graph_versions: format!(
+                "SELECT {GRAPH_VERSION_COLUMNS} FROM {schema}.graph_versions WHERE workflow = $1"
+            ),
+            // Sorted by the store, not here: workflow names as `str` sorts them (bytes, not
+            // the database's collation), hashes and fingerprints as `u64`s.
+            versions_in_use: format!(
+                "SELECT workflow, graph_hash, state_schema, count(*) FROM {schema}.sessions \
+                 WHERE workflow IS NOT NULL AND graph_hash IS NOT NULL \
+                 GROUP BY workflow, graph_hash, state_schema"
+            ),
         }
     }
 }
@@ -75,7 +103,8 @@ impl Sql {
 /// - The fence (`fence`, the lease epoch the writer holds; `NULL`: none) is checked on the
 ///   locked row, before the sequence numbers: a lost lease is never reported as a conflict.
 /// - `wake_set` says whether to set `wake_at` (to `now() + wake_us`, `NULL` when `wake_us`
-///   is); `workflow` (when not `NULL`) sets the workflow and its graph hash.
+///   is); `workflow` (when not `NULL`) sets the workflow and its graph hash; `state_schema`
+///   (when not `NULL`) sets the session's state schema fingerprint.
 ///
 /// - `seen` reads the sessions as of the statement's snapshot; `locked` reads and locks their
 ///   newest committed versions, in id order so two batches never deadlock (`ORDER BY` is
@@ -93,10 +122,11 @@ fn append(schema: &str) -> String {
              SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[],
                                   $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],
                                   $9::bigint[], $10::bytea[], $11::bigint[], $12::boolean[],
-                                  $13::bigint[], $14::text[], $15::bigint[])
+                                  $13::bigint[], $14::text[], $15::bigint[], $16::bigint[])
                  WITH ORDINALITY AS i (name, expected, seq, node, status, wait_node,
                                        created_at_us, depends_on, keep_last, bytes, fence,
-                                       wake_set, wake_us, workflow, graph_hash, ord)
+                                       wake_set, wake_us, workflow, graph_hash, state_schema,
+                                       ord)
          ),
          seen AS (
              SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
@@ -126,10 +156,12 @@ fn append(schema: &str) -> String {
              LEFT JOIN seen e ON e.name = i.name
          ),
          created AS (
-             INSERT INTO {schema}.sessions (name, head_seq, wake_at, workflow, graph_hash)
+             INSERT INTO {schema}.sessions
+                 (name, head_seq, wake_at, workflow, graph_hash, state_schema)
              SELECT i.name, i.seq,
                     CASE WHEN i.wake_set THEN now() + i.wake_us * interval '1 microsecond' END,
-                    i.workflow, CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash END
+                    i.workflow, CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash END,
+                    i.state_schema
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'create'
              ORDER BY i.name
@@ -142,7 +174,8 @@ fn append(schema: &str) -> String {
                      THEN now() + i.wake_us * interval '1 microsecond' ELSE s.wake_at END,
                  workflow = coalesce(i.workflow, s.workflow),
                  graph_hash = CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash
-                     ELSE s.graph_hash END
+                     ELSE s.graph_hash END,
+                 state_schema = coalesce(i.state_schema, s.state_schema)
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'advance' AND s.id = v.id
              RETURNING s.id, i.ord
@@ -201,7 +234,8 @@ fn advance(schema: &str) -> String {
                      THEN now() + $13::bigint * interval '1 microsecond' ELSE s.wake_at END,
                  workflow = coalesce($14::text, s.workflow),
                  graph_hash = CASE WHEN $14::text IS NOT NULL THEN $15::bigint
-                     ELSE s.graph_hash END
+                     ELSE s.graph_hash END,
+                 state_schema = coalesce($16::bigint, s.state_schema)
              WHERE s.name_key = sha256($1::bytea) AND s.name = $1::bytea
                AND s.head_seq = $2::bigint AND $3::bigint > $2::bigint
                AND ($11::bigint IS NULL OR s.lease_epoch = $11::bigint)

@@ -10,7 +10,8 @@
 
 use tokio_postgres::config::SslMode;
 
-use super::{Context, PostgresOptions};
+use super::PostgresOptions;
+use super::error::Context;
 use crate::Result;
 
 /// The connector every connection of a store is made with.

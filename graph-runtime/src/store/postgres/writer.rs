@@ -16,10 +16,6 @@ const MAX_BATCH: usize = 256;
 /// Appends waiting for the writer before callers wait to hand theirs over (back-pressure).
 pub(super) const QUEUE: usize = 1024;
 
-pub(super) const STATUS_RUNNING: i16 = 0;
-pub(super) const STATUS_WAITING: i16 = 1;
-pub(super) const STATUS_COMPLETED: i16 = 2;
-
 /// What became of one append of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -105,11 +101,9 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let name = session.as_bytes();
     let expected = append.expected.map(clamp);
     let seq = clamp(checkpoint.seq);
-    let (status, wait_node) = match &checkpoint.status {
-        Status::Running => (STATUS_RUNNING, None),
-        Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-        Status::Completed => (STATUS_COMPLETED, None),
-    };
+    // The integer code the envelope and every store share.
+    let status = i16::from(checkpoint.status.code());
+    let wait_node = checkpoint.status.waiting_node();
     let created = super::unix_micros(checkpoint.created_at);
     let depends_on = checkpoint.depends_on.map(clamp);
     let keep_last = append.keep_last.map(clamp);
@@ -118,6 +112,7 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let wake_us = append.wake.and_then(Wake::delay_micros);
     let workflow = append.workflow.as_ref().map(|(name, _)| name.as_str());
     let graph_hash = append.workflow.as_ref().map(|&(_, hash)| hash as i64);
+    let state_schema = append.state_schema.map(|fingerprint| fingerprint as i64);
     let rows = shared
         .query(
             "append a checkpoint",
@@ -138,6 +133,7 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
                 &wake_us,
                 &workflow,
                 &graph_hash,
+                &state_schema,
             ],
             false,
         )
@@ -197,6 +193,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     let mut wake_us = Vec::with_capacity(items.len());
     let mut workflows = Vec::with_capacity(items.len());
     let mut graph_hashes = Vec::with_capacity(items.len());
+    let mut state_schemas = Vec::with_capacity(items.len());
     for (session, append) in items {
         let checkpoint = &append.checkpoint;
         names.push(session.as_bytes());
@@ -204,11 +201,10 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         expected.push(append.expected.map(clamp));
         seqs.push(clamp(checkpoint.seq));
         nodes.push(&*checkpoint.node);
-        let (status, wait_node) = match &checkpoint.status {
-            Status::Running => (STATUS_RUNNING, None),
-            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-            Status::Completed => (STATUS_COMPLETED, None),
-        };
+        let (status, wait_node) = (
+            i16::from(checkpoint.status.code()),
+            checkpoint.status.waiting_node(),
+        );
         statuses.push(status);
         wait_nodes.push(wait_node);
         created.push(super::unix_micros(checkpoint.created_at));
@@ -222,6 +218,8 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         workflows.push(append.workflow.as_ref().map(|(name, _)| name.as_str()));
         // The hash's bits as a signed integer: SQL has no unsigned one.
         graph_hashes.push(append.workflow.as_ref().map(|&(_, hash)| hash as i64));
+        // The fingerprint's bits as a signed integer, as the hash's.
+        state_schemas.push(append.state_schema.map(|fingerprint| fingerprint as i64));
     }
     let rows = shared
         .query(
@@ -243,6 +241,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
                 &wake_us,
                 &workflows,
                 &graph_hashes,
+                &state_schemas,
             ],
             false,
         )
@@ -354,7 +353,7 @@ async fn run(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Request>) {
                 }
             }
             Err(error) => {
-                let error = super::share(error);
+                let error = super::error::share(error);
                 for request in batch {
                     let _ = request.reply.send(Err(error()));
                 }

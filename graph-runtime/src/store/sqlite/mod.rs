@@ -20,14 +20,17 @@
 //!   2 MiB while it has nothing else to do. [`SqliteStore::compact`] (a full `VACUUM`) does the
 //!   same for the rest, and converts files of release 1, which had no auto-vacuum.
 //! - Schema version 2 adds `depends_on` (incremental checkpoints), version 3 the lease
-//!   columns of `sessions` (see below); files of versions 1 and 2 are migrated when opened.
+//!   columns of `sessions` (see below), version 4 the graph versions and each session's state
+//!   schema; files of versions 1 to 3 are migrated when opened.
 //!
 //! # How it is built, and why
 //!
 //! - **One writer thread per store** (shared by every clone) owns the only write connection and
-//!   reads commands from a channel. Async callers send a command and await a `oneshot` reply,
-//!   so no blocking SQLite call ever runs on an async worker thread, and the writer needs no
-//!   runtime of its own.
+//!   reads commands from a bounded channel ([`SqliteOptions::command_capacity`], 1,024 by
+//!   default). Async callers send a command, waiting asynchronously for room when the queue is
+//!   full, and await a `oneshot` reply, so no blocking SQLite call ever runs on an async worker
+//!   thread, a burst of writers cannot queue without bound, and the writer needs no runtime of
+//!   its own.
 //! - **Group commit.** The writer takes every command that is queued when it wakes up (up to
 //!   [`MAX_BATCH`](writer::MAX_BATCH)) and runs them in one `BEGIN IMMEDIATE … COMMIT`: one fsync for the whole
 //!   batch. No command waits on a timer, so a lone session pays no extra latency; while one
@@ -63,10 +66,18 @@
 //!     wake_at_us INTEGER,          -- runnable from then on (SQLite's clock); NULL: not runnable
 //!     lease_owner TEXT,
 //!     lease_epoch INTEGER NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
-//!     lease_expires_us INTEGER
+//!     lease_expires_us INTEGER,
+//!     state_schema INTEGER         -- version 4: the u64 fingerprint's bits, see below
 //! );
 //! CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
 //!     WHERE wake_at_us IS NOT NULL;
+//! CREATE TABLE graph_versions (    -- version 4: see `Store::record_graph`
+//!     workflow TEXT NOT NULL,
+//!     graph_hash INTEGER NOT NULL,
+//!     description TEXT NOT NULL,   -- the canonical description, kept as first recorded
+//!     recorded_at_us INTEGER NOT NULL,
+//!     PRIMARY KEY (workflow, graph_hash)
+//! ) WITHOUT ROWID;
 //! CREATE TABLE checkpoints (
 //!     id INTEGER PRIMARY KEY,      -- insertion order: new rows fill pages at the end
 //!     session_id INTEGER NOT NULL, -- sessions.id
@@ -90,6 +101,13 @@
 //! [`Store::wait_for_work`] wakes on this store's own appends and releases, and otherwise
 //! sleeps its timeout: what other processes write is found by polling.
 //!
+//! **Versions** ([`Store::record_graph`], [`Store::versions_in_use`]): an append that records
+//! a workflow or a state schema sets them on the session's row in its own transaction;
+//! recording a graph version is an `INSERT … ON CONFLICT DO NOTHING` in the writer's
+//! transaction, so of several processes recording one version, exactly one is told it was
+//! new. Counting the versions in use is one scan of `sessions`, sorted in Rust (hashes sort
+//! as `u64`s, not as the signed integers SQLite keeps).
+//!
 //! A rowid table (rather than `WITHOUT ROWID`) keeps kilobyte-sized rows inline in full pages,
 //! and new files use 8 KiB pages so that seven checkpoints of a 1 KiB state share one page.
 
@@ -108,7 +126,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc as bounded, oneshot};
 
 pub use self::error::StoreClosed;
 use self::error::{Context, closed_error, store_error};
@@ -117,7 +135,9 @@ use self::reader::{LATEST, ReaderPool};
 use self::schema::{open_connection, prepare_file};
 use self::writer::{Command, Reply, Writer};
 use super::lease::MAX_WAKE_DELAY;
-use super::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store, Wake};
+use super::{
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+};
 use crate::Result;
 
 /// Keeps checkpoints in one SQLite file: the embedded, durable default store.
@@ -159,7 +179,9 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     options: SqliteOptions,
-    commands: mpsc::Sender<Command>,
+    /// The writer thread's queue, of [`SqliteOptions::command_capacity`]: a caller waits
+    /// (asynchronously) for room when it is full.
+    commands: bounded::Sender<Command>,
     readers: Arc<ReaderPool>,
     /// Writes sent and not answered yet, from every clone of this store.
     in_flight: AtomicUsize,
@@ -237,7 +259,7 @@ impl SqliteStore {
         // the file on its own connection while this thread opens the first read connection and
         // loads the schema on it: by the time `open` returns, the first `latest` finds a
         // warm connection with its statement prepared.
-        let (commands, receiver) = mpsc::channel();
+        let (commands, mut receiver) = bounded::channel(options.command_capacity);
         let (opened, ready) = mpsc::sync_channel(1);
         let writer_readers = Arc::clone(&readers);
         let (writer_path, writer_context) = (path.to_owned(), context.clone());
@@ -252,7 +274,7 @@ impl SqliteStore {
                 match prepared {
                     Ok(writer) => {
                         let _ = opened.send(Ok(()));
-                        writer.run(&receiver, &writer_readers);
+                        writer.run(&mut receiver, &writer_readers);
                     }
                     Err(error) => drop(opened.send(Err(error))),
                 }
@@ -351,6 +373,7 @@ impl SqliteStore {
         self.inner
             .commands
             .send(Command::Close { reply })
+            .await
             .map_err(|_| stopped())?;
         receiver.await.map_err(|_| stopped())?
     }
@@ -481,7 +504,12 @@ impl SqliteStore {
         }
         let alone = self.inner.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
         let _in_flight = InFlight(&self.inner.in_flight);
-        self.inner.commands.send(make(reply)).map_err(|_| gone())?;
+        // Waits for room in the writer's queue when it is full (back-pressure).
+        self.inner
+            .commands
+            .send(make(reply))
+            .await
+            .map_err(|_| gone())?;
         let mut receiver = receiver;
         let spin_wait = self.inner.options.spin_wait;
         if alone && !spin_wait.is_zero() {
@@ -631,6 +659,28 @@ impl Store for SqliteStore {
             self.signal_work();
         }
         Ok(released)
+    }
+
+    async fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        let version = version.clone();
+        self.write(|reply| Command::RecordGraph { version, reply })
+            .await
+    }
+
+    async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
+        let workflow = workflow.to_owned();
+        self.read(move |conn, context| reader::graph_version(conn, context, &workflow, graph_hash))
+            .await
+    }
+
+    async fn graph_versions(&self, workflow: &str) -> Result<Vec<GraphVersion>> {
+        let workflow = workflow.to_owned();
+        self.read(move |conn, context| reader::graph_versions(conn, context, &workflow))
+            .await
+    }
+
+    async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        self.read(reader::versions_in_use).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

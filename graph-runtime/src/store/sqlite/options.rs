@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::SqliteStore;
-use crate::Result;
+use crate::{Error, Result};
 
 pub(super) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a lone writer polls for its commit before it sleeps; see
@@ -13,6 +13,10 @@ pub(super) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// bought little throughput for two to three times the CPU, and lost throughput outright
 /// when the cores were busy with other work.
 const DEFAULT_SPIN_WAIT: Duration = Duration::ZERO;
+/// Commands queued for the writer before callers wait; see [`SqliteOptions::command_capacity`].
+/// Two group commits' worth ([`MAX_BATCH`](super::writer::MAX_BATCH) is 512): the writer never
+/// runs dry while one batch commits, and a burst larger than that waits rather than queues.
+const DEFAULT_COMMAND_CAPACITY: usize = 1024;
 
 /// How hard SQLite works to make each commit durable (`PRAGMA synchronous`).
 ///
@@ -68,6 +72,10 @@ pub struct SqliteOptions {
     pub(super) synchronous: Synchronous,
     pub(super) busy_timeout: Duration,
     pub(super) spin_wait: Duration,
+    pub(super) command_capacity: usize,
+    /// The first bad setting a builder method was given, checked there and only there;
+    /// [`open`](SqliteOptions::open) returns it as [`Error::InvalidConfig`].
+    invalid: Option<&'static str>,
 }
 
 impl Default for SqliteOptions {
@@ -76,12 +84,15 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             spin_wait: DEFAULT_SPIN_WAIT,
+            command_capacity: DEFAULT_COMMAND_CAPACITY,
+            invalid: None,
         }
     }
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds and no spin wait.
+    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 seconds, no spin wait and room
+    /// for 1,024 queued commands.
     ///
     /// ```
     /// use graph_runtime::SqliteOptions;
@@ -140,8 +151,53 @@ impl SqliteOptions {
         self
     }
 
+    /// How many writes (appends, prunes, deletes, claims, …) may wait in the queue of the
+    /// store's writer thread (default 1,024, shared by every clone of the store). When it is
+    /// full, a caller waits asynchronously for room, its task yielding and no thread blocked:
+    /// a burst of writers beyond what the disk absorbs slows down rather than piling up
+    /// commands in memory. The writer takes up to 512 queued commands into one group commit,
+    /// so a capacity below that makes batches smaller; even 1 works.
+    ///
+    /// 0 cannot work (no command could ever be queued): it is refused here, and
+    /// [`open`](SqliteOptions::open) then fails with [`Error::InvalidConfig`] without touching
+    /// the file.
+    ///
+    /// ```
+    /// use graph_runtime::{Error, SqliteOptions};
+    /// # fn main() -> graph_runtime::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteOptions::new()
+    ///     .command_capacity(64)
+    ///     .open(dir.path().join("orders.db"))?;
+    /// # drop(store);
+    ///
+    /// let refused = SqliteOptions::new()
+    ///     .command_capacity(0)
+    ///     .open(dir.path().join("other.db"));
+    /// assert!(matches!(refused, Err(Error::InvalidConfig(_))));
+    /// assert!(!dir.path().join("other.db").exists());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn command_capacity(mut self, commands: usize) -> Self {
+        if commands == 0 {
+            self.reject(
+                "`SqliteOptions::command_capacity(0)`: the writer's queue needs room for 1",
+            );
+        }
+        self.command_capacity = commands;
+        self
+    }
+
+    /// Records `problem` as the options' error, unless an earlier setting already was one
+    /// (the first mistake is the one to fix first).
+    fn reject(&mut self, problem: &'static str) {
+        self.invalid.get_or_insert(problem);
+    }
+
     /// Creates or opens the store file at `path` with these options; see
-    /// [`SqliteStore::open`].
+    /// [`SqliteStore::open`]. Fails with [`Error::InvalidConfig`] if a builder method was
+    /// given a value that cannot work, before the file is touched.
     ///
     /// ```
     /// use graph_runtime::SqliteOptions;
@@ -153,6 +209,9 @@ impl SqliteOptions {
     /// # }
     /// ```
     pub fn open(&self, path: impl AsRef<Path>) -> Result<SqliteStore> {
+        if let Some(problem) = self.invalid {
+            return Err(Error::InvalidConfig(problem));
+        }
         SqliteStore::open_with(path.as_ref(), self.clone())
     }
 }

@@ -1,5 +1,5 @@
 //! Reads: the pool of read-only connections, the statements of `latest`, `get`, `chain`,
-//! `list` and `sessions`, and decoding their rows.
+//! `list`, `sessions`, the graph versions and the versions in use, and decoding their rows.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -11,10 +11,10 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
 
 use super::error::{Context, corrupt, store_error};
-use super::schema::{STATUS_COMPLETED, STATUS_RUNNING, STATUS_WAITING, open_connection};
+use super::schema::open_connection;
 use crate::Result;
 use crate::store::Status;
-use crate::store::{Checkpoint, CheckpointMeta, from_unix_micros};
+use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
 
 /// Read connections kept open between reads; more are opened when reads overlap.
 const MAX_IDLE_READERS: usize = 4;
@@ -203,6 +203,117 @@ pub(super) fn sessions(conn: &Connection, context: &Context) -> Result<Vec<Strin
     Ok(names)
 }
 
+/// The columns of a `graph_versions` row, in order.
+const GRAPH_VERSION_COLUMNS: &str = "workflow, graph_hash, description, recorded_at_us";
+
+/// `graph_version`: version `graph_hash` of `workflow`, if kept.
+pub(super) fn graph_version(
+    conn: &Connection,
+    context: &Context,
+    workflow: &str,
+    graph_hash: u64,
+) -> Result<Option<GraphVersion>> {
+    let failed = |e| context.error("read a graph version", e);
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {GRAPH_VERSION_COLUMNS} FROM graph_versions \
+             WHERE workflow = ?1 AND graph_hash = ?2"
+        ))
+        .map_err(failed)?;
+    let mut rows = statement
+        .query(params![workflow, graph_hash as i64])
+        .map_err(failed)?;
+    match rows.next().map_err(failed)? {
+        Some(row) => Ok(Some(read_graph_version(row, context)?)),
+        None => Ok(None),
+    }
+}
+
+/// `graph_versions`: every kept version of `workflow`, oldest first, then by hash.
+pub(super) fn graph_versions(
+    conn: &Connection,
+    context: &Context,
+    workflow: &str,
+) -> Result<Vec<GraphVersion>> {
+    let failed = |e| context.error("list graph versions", e);
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {GRAPH_VERSION_COLUMNS} FROM graph_versions WHERE workflow = ?1"
+        ))
+        .map_err(failed)?;
+    let mut rows = statement.query([workflow]).map_err(failed)?;
+    let mut versions = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        versions.push(read_graph_version(row, context)?);
+    }
+    // Sorted here, not in SQL: the hash is kept as a signed integer, and sorts as a `u64`.
+    versions.sort_by_key(|version| (version.recorded_at, version.graph_hash));
+    Ok(versions)
+}
+
+/// `versions_in_use`: the sessions with a recorded workflow (and a checkpoint, as `sessions`
+/// counts them), counted per workflow, graph hash and state schema. One scan of `sessions`,
+/// never a checkpoint's bytes.
+pub(super) fn versions_in_use(conn: &Connection, context: &Context) -> Result<Vec<VersionCount>> {
+    let failed = |e| context.error("count the versions in use", e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT workflow, graph_hash, state_schema, count(*) FROM sessions AS s \
+             WHERE workflow IS NOT NULL AND graph_hash IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM checkpoints WHERE session_id = s.id) \
+             GROUP BY workflow, graph_hash, state_schema",
+        )
+        .map_err(failed)?;
+    let mut rows = statement.query([]).map_err(failed)?;
+    let mut counts = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let bad = |e: rusqlite::Error| {
+            store_error(
+                format!(
+                    "the sessions table of `{}` holds a bad workflow or state schema: {e}",
+                    context.label
+                ),
+                None,
+            )
+        };
+        let workflow: String = row.get(0).map_err(bad)?;
+        let graph_hash: i64 = row.get(1).map_err(bad)?;
+        let state_schema: Option<i64> = row.get(2).map_err(bad)?;
+        let sessions: i64 = row.get(3).map_err(bad)?;
+        counts.push(VersionCount::new(
+            &workflow,
+            graph_hash as u64,
+            state_schema.map(|fingerprint| fingerprint as u64),
+            u64::try_from(sessions).unwrap_or(0),
+        ));
+    }
+    // Sorted here, not in SQL: by workflow as `str` sorts, hashes and fingerprints as `u64`s.
+    counts.sort_unstable();
+    Ok(counts)
+}
+
+/// A `graph_versions` row ([`GRAPH_VERSION_COLUMNS`]).
+fn read_graph_version(row: &Row<'_>, context: &Context) -> Result<GraphVersion> {
+    let bad = |why: String| {
+        store_error(
+            format!(
+                "the graph_versions table of `{}` holds a bad row: {why}",
+                context.label
+            ),
+            None,
+        )
+    };
+    let workflow: String = row.get(0).map_err(|e| bad(e.to_string()))?;
+    let graph_hash: i64 = row.get(1).map_err(|e| bad(e.to_string()))?;
+    let description: String = row.get(2).map_err(|e| bad(e.to_string()))?;
+    let micros: i64 = row.get(3).map_err(|e| bad(e.to_string()))?;
+    let recorded_at = from_unix_micros(micros)
+        .ok_or_else(|| bad(format!("recording time {micros} µs out of range")))?;
+    let mut version = GraphVersion::new(&workflow, graph_hash as u64, description);
+    version.recorded_at = recorded_at;
+    Ok(version)
+}
+
 /// The metadata columns shared by `latest`, `get` and `list`: seq, node, status, wait_node,
 /// created_at_us.
 struct Fields {
@@ -219,19 +330,8 @@ fn read_fields(row: &Row<'_>, session: &str, context: &Context) -> Result<Fields
     let node: String = column(row, 1, "node", session, seq, context)?;
     let code: i64 = column(row, 2, "status", session, seq, context)?;
     let wait_node: Option<String> = column(row, 3, "wait_node", session, seq, context)?;
-    let status = match (code, wait_node) {
-        (STATUS_RUNNING, _) => Status::Running,
-        (STATUS_WAITING, Some(node)) => Status::Waiting { node },
-        (STATUS_WAITING, None) => {
-            return Err(corrupt(
-                session,
-                seq,
-                "waiting status without its node".to_owned(),
-            ));
-        }
-        (STATUS_COMPLETED, _) => Status::Completed,
-        (code, _) => return Err(corrupt(session, seq, format!("unknown status code {code}"))),
-    };
+    let status = Status::from_row(code, wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
     let micros: i64 = column(row, 4, "created_at_us", session, seq, context)?;
     let created_at = from_unix_micros(micros).ok_or_else(|| {
         corrupt(

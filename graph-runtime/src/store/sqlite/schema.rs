@@ -15,17 +15,13 @@ use crate::error::StoreFault;
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
 const APPLICATION_ID: i32 = 0x4752_4350;
 /// `PRAGMA user_version`: the schema this release reads and writes.
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 /// The page size of new files (see the docs of the `sqlite` module).
 const PAGE_SIZE: u32 = 8192;
 /// `PRAGMA journal_size_limit`: the size the WAL file is truncated back to after a checkpoint.
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// `PRAGMA auto_vacuum` of a file whose free pages can be released with `incremental_vacuum`.
 pub(super) const AUTO_VACUUM_INCREMENTAL: i64 = 2;
-
-pub(super) const STATUS_RUNNING: i64 = 0;
-pub(super) const STATUS_WAITING: i64 = 1;
-pub(super) const STATUS_COMPLETED: i64 = 2;
 
 const SCHEMA: &str = "
     CREATE TABLE sessions (
@@ -36,10 +32,18 @@ const SCHEMA: &str = "
         wake_at_us INTEGER,
         lease_owner TEXT,
         lease_epoch INTEGER NOT NULL DEFAULT 0,
-        lease_expires_us INTEGER
+        lease_expires_us INTEGER,
+        state_schema INTEGER
     );
     CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
         WHERE wake_at_us IS NOT NULL;
+    CREATE TABLE graph_versions (
+        workflow TEXT NOT NULL,
+        graph_hash INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        recorded_at_us INTEGER NOT NULL,
+        PRIMARY KEY (workflow, graph_hash)
+    ) WITHOUT ROWID;
     CREATE TABLE checkpoints (
         id INTEGER PRIMARY KEY,
         session_id INTEGER NOT NULL,
@@ -71,6 +75,20 @@ const MIGRATE_2_TO_3: &str = "
     ALTER TABLE sessions ADD COLUMN lease_expires_us INTEGER;
     CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
         WHERE wake_at_us IS NOT NULL;";
+
+/// Version 3 → 4: each graph version's canonical description, kept once per workflow and
+/// hash, and the state schema fingerprint of each session's latest checkpoint. A nullable
+/// column and a new table: instant again. Sessions of earlier files have no recorded schema
+/// (`NULL`) until a runner writes to them with one.
+const MIGRATE_3_TO_4: &str = "
+    ALTER TABLE sessions ADD COLUMN state_schema INTEGER;
+    CREATE TABLE graph_versions (
+        workflow TEXT NOT NULL,
+        graph_hash INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        recorded_at_us INTEGER NOT NULL,
+        PRIMARY KEY (workflow, graph_hash)
+    ) WITHOUT ROWID;";
 
 pub(super) fn open_connection(path: &Path, context: &Context) -> Result<Connection> {
     // No SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
@@ -160,24 +178,24 @@ fn create_or_migrate(conn: &Connection, context: &Context) -> Result<()> {
                  COMMIT;"
             ))
             .map_err(|e| context.error("create the schema", e)),
-        Ok(FileState::Version1) => {
-            tracing::info!(file = %context.label, "migrating checkpoint schema 1 -> 3");
+        Ok(FileState::Older(from)) => {
+            // Every step from the file's version on, in order, in one transaction.
+            let steps = [MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4];
+            let skip = usize::try_from(from - 1).unwrap_or(0);
+            let migrations = steps[skip..].concat();
+            tracing::info!(
+                file = %context.label,
+                "migrating checkpoint schema {from} -> {SCHEMA_VERSION}"
+            );
             conn.execute_batch(&format!(
-                "{MIGRATE_1_TO_2}
-                 {MIGRATE_2_TO_3}
+                "{migrations}
                  PRAGMA user_version = {SCHEMA_VERSION};
                  COMMIT;"
             ))
-            .map_err(|e| context.error("migrate the schema from version 1 to 3", e))
-        }
-        Ok(FileState::Version2) => {
-            tracing::info!(file = %context.label, "migrating checkpoint schema 2 -> 3");
-            conn.execute_batch(&format!(
-                "{MIGRATE_2_TO_3}
-                 PRAGMA user_version = {SCHEMA_VERSION};
-                 COMMIT;"
-            ))
-            .map_err(|e| context.error("migrate the schema from version 2 to 3", e))
+            .map_err(|e| {
+                let action = format!("migrate the schema from version {from} to {SCHEMA_VERSION}");
+                context.error(&action, e)
+            })
         }
         Err(e) => Err(e),
     };
@@ -197,10 +215,9 @@ enum FileState {
     Empty,
     /// Our schema, at the version this release writes.
     Ready,
-    /// Our schema at version 1 (release 1): migrated on open.
-    Version1,
-    /// Our schema at version 2 (incremental checkpoints, no leases): migrated on open.
-    Version2,
+    /// Our schema at an earlier version, migrated on open: 1 (release 1), 2 (incremental
+    /// checkpoints, no leases) or 3 (leases, no graph versions or state schemas).
+    Older(i32),
 }
 
 fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
@@ -213,8 +230,7 @@ fn check_schema(conn: &Connection, context: &Context) -> Result<FileState> {
     if application_id == APPLICATION_ID {
         return match version {
             SCHEMA_VERSION => Ok(FileState::Ready),
-            1 => Ok(FileState::Version1),
-            2 => Ok(FileState::Version2),
+            v @ 1..SCHEMA_VERSION => Ok(FileState::Older(v)),
             v if v > SCHEMA_VERSION => Err(context.refuse(
                 StoreFault::Failed,
                 format!(

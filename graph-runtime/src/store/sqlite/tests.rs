@@ -1,4 +1,5 @@
-//! Unit tests of the SQLite store's internals: error kinds, group commit, opening.
+//! Unit tests of the SQLite store's internals: error kinds, group commit, opening, the
+//! bounded command queue.
 
 use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
@@ -133,4 +134,45 @@ fn huge_busy_timeout_does_not_panic() {
         .open(dir.path().join("store.db"))
         .unwrap();
     drop(store);
+}
+
+/// The writer's queue is bounded by `command_capacity`: with the writer held up by another
+/// connection's lock, callers beyond it wait for room instead of queueing, and all land once
+/// the lock is gone.
+#[tokio::test(flavor = "current_thread")]
+async fn the_command_queue_holds_no_more_than_its_capacity() {
+    use crate::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteOptions::new()
+        .command_capacity(3)
+        .busy_timeout(Duration::from_secs(30))
+        .open(&path)
+        .unwrap();
+    assert_eq!(store.inner.commands.max_capacity(), 3);
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let appends: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let append = Append::new(None, checkpoint(1), None);
+                store.append(&format!("s{i}"), append).await
+            })
+        })
+        .collect();
+    // Every task has run up to its wait: the writer holds one command, the queue three,
+    // and the other six wait for room.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(store.inner.commands.capacity(), 0);
+    assert!(appends.iter().all(|task| !task.is_finished()));
+    blocker.execute_batch("COMMIT").unwrap();
+    for task in appends {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.inner.commands.capacity(), 3);
+    assert_eq!(store.sessions().await.unwrap().len(), 10);
 }

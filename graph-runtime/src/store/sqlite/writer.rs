@@ -1,22 +1,19 @@
 //! The writer thread: the one connection that writes, the [`Command`]s async callers send it,
 //! and group commit (every queued command in one transaction, one fsync).
 
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Context, SqliteError, closed_error, corrupt, store_error};
 use super::reader::ReaderPool;
-use super::schema::{
-    AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION, STATUS_COMPLETED, STATUS_RUNNING,
-    STATUS_WAITING,
-};
+use super::schema::{AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION};
 use crate::error::StoreFault;
-use crate::store::Status;
 use crate::store::lease::{MAX_WAKE_DELAY, micros};
-use crate::store::{Append, Claim, Lease, Wake, from_unix_micros, unix_micros};
+use crate::store::{Append, Claim, GraphVersion, Lease, Wake, from_unix_micros, unix_micros};
 use crate::{Error, Result};
 
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
@@ -69,6 +66,10 @@ pub(super) enum Command {
         lease: Lease,
         reply: Reply<bool>,
     },
+    RecordGraph {
+        version: GraphVersion,
+        reply: Reply<bool>,
+    },
     /// `VACUUM` outside any transaction: runs alone, between batches.
     Compact {
         reply: Reply<()>,
@@ -91,6 +92,7 @@ impl Command {
             Command::Claim { reply, .. } => reply.is_closed(),
             Command::Renew { reply, .. } => reply.is_closed(),
             Command::Release { reply, .. } => reply.is_closed(),
+            Command::RecordGraph { reply, .. } => reply.is_closed(),
             // Run even when nobody waits: a dropped `close` future still closes.
             Command::Compact { .. } | Command::Close { .. } => false,
         }
@@ -114,6 +116,7 @@ impl Command {
             Command::Claim { reply, .. } => drop(reply.send(Err(error()))),
             Command::Renew { reply, .. } => drop(reply.send(Err(error()))),
             Command::Release { reply, .. } => drop(reply.send(Err(error()))),
+            Command::RecordGraph { reply, .. } => drop(reply.send(Err(error()))),
             Command::Compact { reply } | Command::Close { reply } => {
                 drop(reply.send(Err(error())));
             }
@@ -123,16 +126,17 @@ impl Command {
 
 /// The next command for the writer: briefly looked for awake (see [`LINGER`]), then waited for
 /// asleep. `None` once every sender is gone.
-fn next_command(commands: &mpsc::Receiver<Command>) -> Option<Command> {
+fn next_command(commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
     let idle_since = Instant::now();
     loop {
         match commands.try_recv() {
             Ok(command) => return Some(command),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if idle_since.elapsed() < LINGER => {
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if idle_since.elapsed() < LINGER => {
                 std::thread::yield_now();
             }
-            Err(mpsc::TryRecvError::Empty) => return commands.recv().ok(),
+            // This thread is no async worker: blocking it is what it is for.
+            Err(TryRecvError::Empty) => return commands.blocking_recv(),
         }
     }
 }
@@ -145,6 +149,7 @@ enum Executed {
     Claim(Reply<Vec<Lease>>, Result<Vec<Lease>>),
     Renew(Reply<Lease>, Result<Lease>),
     Release(Reply<bool>, Result<bool>),
+    RecordGraph(Reply<bool>, Result<bool>),
 }
 
 impl Executed {
@@ -156,6 +161,7 @@ impl Executed {
             Executed::Claim(_, result) => result.is_err(),
             Executed::Renew(_, result) => result.is_err(),
             Executed::Release(_, result) => result.is_err(),
+            Executed::RecordGraph(_, result) => result.is_err(),
         }
     }
 
@@ -166,7 +172,8 @@ impl Executed {
             Executed::Append(..)
             | Executed::Claim(..)
             | Executed::Renew(..)
-            | Executed::Release(..) => false,
+            | Executed::Release(..)
+            | Executed::RecordGraph(..) => false,
             Executed::Prune(_, result) => matches!(result, Ok(n) if *n > 0),
             Executed::Delete(_, result) => matches!(result, Ok(true)),
         }
@@ -188,6 +195,7 @@ impl Executed {
             Executed::Claim(reply, result) => answer(reply, result, commit),
             Executed::Renew(reply, result) => answer(reply, result, commit),
             Executed::Release(reply, result) => answer(reply, result, commit),
+            Executed::RecordGraph(reply, result) => answer(reply, result, commit),
         }
     }
 }
@@ -211,7 +219,7 @@ impl Writer {
         }
     }
 
-    pub(super) fn run(mut self, commands: &mpsc::Receiver<Command>, readers: &ReaderPool) {
+    pub(super) fn run(mut self, commands: &mut mpsc::Receiver<Command>, readers: &ReaderPool) {
         let mut solo = None;
         let close = loop {
             // Ends when every `SqliteStore` handle is gone and the queue is drained, or at
@@ -267,12 +275,12 @@ impl Writer {
 
     /// The next command: between commands, give free pages back in slices, as long as
     /// nothing is waiting.
-    fn next_command(&mut self, commands: &mpsc::Receiver<Command>) -> Option<Command> {
+    fn next_command(&mut self, commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
         while self.vacuum_pending {
             match commands.try_recv() {
                 Ok(command) => return Some(command),
-                Err(mpsc::TryRecvError::Disconnected) => return None,
-                Err(mpsc::TryRecvError::Empty) => self.vacuum_slice(),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => self.vacuum_slice(),
             }
         }
         next_command(commands)
@@ -487,6 +495,11 @@ impl Writer {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.release(&lease));
                 (Executed::Release(reply, result), broken)
             }
+            Command::RecordGraph { version, reply } => {
+                let (result, broken) =
+                    self.maybe_in_savepoint(isolated, |w| w.record_graph(&version));
+                (Executed::RecordGraph(reply, result), broken)
+            }
             // `run` never puts these in a batch; answer rather than panic if that changes.
             Command::Compact { reply } | Command::Close { reply } => {
                 let error = "a compact or close command reached a group commit".to_owned();
@@ -559,7 +572,7 @@ impl Writer {
             fence,
             wake,
             workflow,
-            state_schema: _,
+            state_schema,
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
@@ -623,11 +636,8 @@ impl Writer {
                 self.conn.last_insert_rowid()
             }
         };
-        let (status, wait_node) = match &checkpoint.status {
-            Status::Running => (STATUS_RUNNING, None),
-            Status::Waiting { node } => (STATUS_WAITING, Some(node.as_str())),
-            Status::Completed => (STATUS_COMPLETED, None),
-        };
+        // The integer code the envelope and every store share.
+        let (status, wait_node) = (checkpoint.status.code(), checkpoint.status.waiting_node());
         self.conn
             .prepare_cached(
                 "INSERT INTO checkpoints \
@@ -650,12 +660,14 @@ impl Writer {
         if let Some(keep_last) = keep_last {
             self.prune_session(session_id, *keep_last).map_err(failed)?;
         }
-        if wake.is_some() || workflow.is_some() {
-            // `?2`: whether to set the wake time; `?3`: its delay (NULL: never).
+        if wake.is_some() || workflow.is_some() || state_schema.is_some() {
+            // `?2`: whether to set the wake time; `?3`: its delay (NULL: never). Hashes and
+            // fingerprints are kept as their bits in a signed integer.
             let (workflow, graph_hash) = match workflow {
                 Some((name, hash)) => (Some(name.as_str()), Some(*hash as i64)),
                 None => (None, None),
             };
+            let state_schema = state_schema.map(|fingerprint| fingerprint as i64);
             self.conn
                 .prepare_cached(concat!(
                     "UPDATE sessions SET \
@@ -663,7 +675,8 @@ impl Writer {
                     now_us!(),
                     " + ?3 ELSE wake_at_us END, \
                      workflow = coalesce(?4, workflow), \
-                     graph_hash = CASE WHEN ?4 IS NULL THEN graph_hash ELSE ?5 END \
+                     graph_hash = CASE WHEN ?4 IS NULL THEN graph_hash ELSE ?5 END, \
+                     state_schema = coalesce(?6, state_schema) \
                      WHERE id = ?1"
                 ))
                 .and_then(|mut s| {
@@ -673,11 +686,32 @@ impl Writer {
                         wake.and_then(Wake::delay_micros),
                         workflow,
                         graph_hash,
+                        state_schema,
                     ])
                 })
                 .map_err(failed)?;
         }
         Ok(())
+    }
+
+    /// See [`Store::record_graph`](crate::store::Store::record_graph): kept unless that
+    /// workflow and hash are. The file lock serializes it with every other process's.
+    fn record_graph(&self, version: &GraphVersion) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO graph_versions (workflow, graph_hash, description, recorded_at_us) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &version.workflow,
+                    version.graph_hash as i64,
+                    &version.description,
+                    unix_micros(version.recorded_at),
+                ])
+            })
+            .map(|inserted| inserted > 0)
+            .map_err(|e| self.context.error("record a graph version", e))
     }
 
     /// See [`Store::claim`](crate::store::Store::claim): one `UPDATE … RETURNING` per listed

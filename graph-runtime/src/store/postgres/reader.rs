@@ -1,0 +1,268 @@
+//! Reads: the statements of `latest`, `get`, `chain`, `list`, `sessions`, the graph versions
+//! and the versions in use, each one `SELECT` on one snapshot, and decoding their rows.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::Shared;
+use super::error::corrupt;
+use crate::Result;
+use crate::store::Status;
+use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
+
+/// One read statement, its rows decoded by `decode`.
+async fn read<T>(
+    shared: &Shared,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    decode: impl Fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    let rows = shared.query("read checkpoints", sql, params, true).await?;
+    rows.iter().map(decode).collect()
+}
+
+/// `latest`: the newest checkpoint of `session`.
+pub(super) async fn latest(shared: &Shared, session: &str) -> Result<Option<Checkpoint>> {
+    let name = session.as_bytes();
+    let rows = read(shared, &shared.sql.latest, &[&name], |row| {
+        read_checkpoint(row, session)
+    })
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// `get`: checkpoint `seq` of `session`.
+pub(super) async fn get(shared: &Shared, session: &str, seq: u64) -> Result<Option<Checkpoint>> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
+    let name = session.as_bytes();
+    let rows = read(shared, &shared.sql.get, &[&name, &seq], |row| {
+        read_checkpoint(row, session)
+    })
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// `chain`: the checkpoints of `session` from `from` to `to` (both included), in order.
+pub(super) async fn chain(
+    shared: &Shared,
+    session: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Checkpoint>> {
+    let Ok(from) = i64::try_from(from) else {
+        return Ok(Vec::new());
+    };
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    let name = session.as_bytes();
+    read(shared, &shared.sql.chain, &[&name, &from, &to], |row| {
+        read_checkpoint(row, session)
+    })
+    .await
+}
+
+/// `list`: the metadata of every checkpoint of `session`, without reading their bytes.
+pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<CheckpointMeta>> {
+    let name = session.as_bytes();
+    read(shared, &shared.sql.list, &[&name], |row| {
+        let fields = read_fields(row, session)?;
+        let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
+        let bytes = u64::try_from(size)
+            .map_err(|_| corrupt(session, fields.seq, format!("negative size {size}")))?;
+        Ok(CheckpointMeta {
+            seq: fields.seq,
+            node: fields.node,
+            status: fields.status,
+            bytes,
+            created_at: fields.created_at,
+        })
+    })
+    .await
+}
+
+/// `sessions`: the names of every session, in order.
+pub(super) async fn sessions(shared: &Shared) -> Result<Vec<String>> {
+    let rows = shared
+        .query("list sessions", &shared.sql.sessions, &[], true)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let name: Vec<u8> = row
+                .try_get(0)
+                .map_err(|e| corrupt("", 0, format!("a session name that is not bytes: {e}")))?;
+            String::from_utf8(name).map_err(|e| {
+                let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
+            })
+        })
+        .collect()
+}
+
+/// `graph_version`: version `graph_hash` of `workflow`, if kept.
+pub(super) async fn graph_version(
+    shared: &Shared,
+    workflow: &str,
+    graph_hash: u64,
+) -> Result<Option<GraphVersion>> {
+    // The hash's bits as a signed integer, as it is kept.
+    let hash = graph_hash as i64;
+    let rows = shared
+        .query(
+            "read a graph version",
+            &shared.sql.graph_version,
+            &[&workflow, &hash],
+            true,
+        )
+        .await?;
+    rows.first()
+        .map(|row| read_graph_version(shared, row))
+        .transpose()
+}
+
+/// `graph_versions`: every kept version of `workflow`, oldest first, then by hash.
+pub(super) async fn graph_versions(shared: &Shared, workflow: &str) -> Result<Vec<GraphVersion>> {
+    let rows = shared
+        .query(
+            "list graph versions",
+            &shared.sql.graph_versions,
+            &[&workflow],
+            true,
+        )
+        .await?;
+    let mut versions = rows
+        .iter()
+        .map(|row| read_graph_version(shared, row))
+        .collect::<Result<Vec<_>>>()?;
+    versions.sort_by_key(|version| (version.recorded_at, version.graph_hash));
+    Ok(versions)
+}
+
+/// `versions_in_use`: the sessions with a recorded workflow, counted per workflow, graph hash
+/// and state schema, from the `sessions` rows alone.
+pub(super) async fn versions_in_use(shared: &Shared) -> Result<Vec<VersionCount>> {
+    let rows = shared
+        .query(
+            "count the versions in use",
+            &shared.sql.versions_in_use,
+            &[],
+            true,
+        )
+        .await?;
+    let bad = |e: tokio_postgres::Error| {
+        shared.context.refuse(format!(
+            "the sessions table holds a bad workflow or state schema: {e}"
+        ))
+    };
+    let mut counts = rows
+        .iter()
+        .map(|row| {
+            let workflow: String = row.try_get(0).map_err(bad)?;
+            let graph_hash: i64 = row.try_get(1).map_err(bad)?;
+            let state_schema: Option<i64> = row.try_get(2).map_err(bad)?;
+            let sessions: i64 = row.try_get(3).map_err(bad)?;
+            Ok(VersionCount::new(
+                &workflow,
+                graph_hash as u64,
+                state_schema.map(|fingerprint| fingerprint as u64),
+                u64::try_from(sessions).unwrap_or(0),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    counts.sort_unstable();
+    Ok(counts)
+}
+
+/// A `graph_versions` row: workflow, graph_hash, description, recorded_at_us.
+pub(super) fn read_graph_version(shared: &Shared, row: &Row) -> Result<GraphVersion> {
+    let bad = |why: String| {
+        shared
+            .context
+            .refuse(format!("the graph_versions table holds a bad row: {why}"))
+    };
+    let workflow: String = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+    let graph_hash: i64 = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+    let description: String = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+    let micros: i64 = row.try_get(3).map_err(|e| bad(e.to_string()))?;
+    let recorded_at = from_unix_micros(micros)
+        .ok_or_else(|| bad(format!("recording time {micros} µs out of range")))?;
+    let mut version = GraphVersion::new(&workflow, graph_hash as u64, description);
+    version.recorded_at = recorded_at;
+    Ok(version)
+}
+
+/// The metadata columns shared by `latest`, `get`, `chain` and `list`.
+struct Fields {
+    seq: u64,
+    node: String,
+    status: Status,
+    created_at: SystemTime,
+}
+
+/// Columns 0..=4 of a checkpoint row: seq, node, status, wait_node, created_at_us.
+fn read_fields(row: &Row, session: &str) -> Result<Fields> {
+    let raw_seq: i64 = column(row, 0, "seq", session, 0)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let node: String = column(row, 1, "node", session, seq)?;
+    let code: i16 = column(row, 2, "status", session, seq)?;
+    let wait_node: Option<String> = column(row, 3, "wait_node", session, seq)?;
+    let status = Status::from_row(i64::from(code), wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
+    let micros: i64 = column(row, 4, "created_at_us", session, seq)?;
+    let created_at = from_unix_micros(micros).ok_or_else(|| {
+        corrupt(
+            session,
+            seq,
+            format!("creation time {micros} µs out of range"),
+        )
+    })?;
+    Ok(Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    })
+}
+
+/// A full checkpoint row: the fields, then depends_on and bytes.
+fn read_checkpoint(row: &Row, session: &str) -> Result<Checkpoint> {
+    let Fields {
+        seq,
+        node,
+        status,
+        created_at,
+    } = read_fields(row, session)?;
+    let depends_on: Option<i64> = column(row, 5, "depends_on", session, seq)?;
+    let depends_on = depends_on
+        .map(|d| {
+            u64::try_from(d)
+                .map_err(|_| corrupt(session, seq, format!("negative `depends_on` {d}")))
+        })
+        .transpose()?;
+    let bytes: Vec<u8> = column(row, 6, "bytes", session, seq)?;
+    Ok(Checkpoint {
+        seq,
+        node: Cow::Owned(node),
+        status,
+        created_at,
+        bytes,
+        depends_on,
+        unsealed: false,
+    })
+}
+
+/// One column of a checkpoint row; a value of the wrong type means the row is corrupt.
+pub(super) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    name: &str,
+    session: &str,
+    seq: u64,
+) -> Result<T> {
+    row.try_get(index)
+        .map_err(|e| corrupt(session, seq, format!("bad `{name}` column: {e}")))
+}
