@@ -25,6 +25,7 @@ mod mermaid;
 mod model;
 mod parse;
 mod state_schema;
+mod suggest;
 
 /// Turns an inline module of `#[node]` functions and `edge!` declarations into a
 /// compile-time-checked workflow graph.

@@ -175,7 +175,7 @@ impl<'m> Graph<'m> {
                     .iter()
                     .map(|node| node.name.as_str())
                     .chain(reserved.iter().copied());
-                match crate::check::did_you_mean(&name, candidates) {
+                match crate::suggest::did_you_mean(&name, candidates) {
                     Some(START) => Endpoint::Start,
                     Some(END) => Endpoint::End,
                     Some(close) => self

@@ -7,8 +7,8 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token, Type};
 
 use super::tokens_to_string;
-use crate::check::did_you_mean;
 use crate::ctxt::Ctxt;
+use crate::suggest::did_you_mean;
 
 /// `#[workflow(state = T, migrate_from = [A, B], accept_graphs = [0x…], crate = path)]`.
 pub(crate) struct WorkflowArgs {
