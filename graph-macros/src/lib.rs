@@ -15,6 +15,7 @@
 
 use proc_macro::TokenStream;
 
+mod canonical;
 mod check;
 mod ctxt;
 mod expand;

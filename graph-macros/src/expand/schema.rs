@@ -8,7 +8,8 @@ use syn::{Ident, Type};
 
 use super::Gen;
 use super::probes::{do_not_recommend, on_unimplemented};
-use crate::hash::{self, Names, Version};
+use crate::canonical::{self, Names, Version};
+use crate::hash;
 use crate::parse::{span_range, tokens_to_string};
 
 /// What `#[workflow]` generates about checkpoints that outlive a release: the schema
@@ -103,12 +104,12 @@ fn parallel_schemas(g: &Gen) -> TokenStream {
     let (rt, allow) = (&g.rt, &g.allow);
     let graph = g.plan.graph;
     let unit: Type = syn::parse_quote!(());
-    let outputs: Vec<TokenStream> = hash::branch_nodes(graph)
+    let outputs: Vec<TokenStream> = canonical::branch_nodes(graph)
         .into_iter()
         .filter_map(|i| graph.nodes().get(i))
         .map(|node| schema_of(rt, node.produced_type().unwrap_or(&unit)))
         .collect();
-    let items: Vec<TokenStream> = hash::map_nodes(graph)
+    let items: Vec<TokenStream> = canonical::map_nodes(graph)
         .into_iter()
         .filter_map(|i| graph.nodes().get(i))
         .map(|node| {
