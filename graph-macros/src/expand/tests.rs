@@ -233,7 +233,7 @@ fn nested_paths_reach_the_runtime() {
         let cx = crate::ctxt::Ctxt::new();
         let args = parse::workflow_args(&cx, args);
         cx.check().unwrap();
-        nested_private_path(&args).to_string()
+        paths::nested_private(&args.krate).to_string()
     };
     assert_eq!(path(quote!(state = S)), ":: graph_runtime :: __private");
     assert_eq!(

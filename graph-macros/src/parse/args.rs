@@ -175,7 +175,7 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
             "missing `state = …` in `#[workflow]`: write `#[workflow(state = YourState)]` with the type every node reads and changes",
         );
     }
-    let krate = krate.unwrap_or_else(default_crate_path);
+    let krate = krate.unwrap_or_else(crate::expand::paths::default_crate);
     WorkflowArgs {
         state,
         migrate_from: migrate_from.unwrap_or_default(),
@@ -240,19 +240,6 @@ fn graph_hash_literal(cx: &Ctxt, expr: &syn::Expr) -> Option<(u64, syn::LitInt)>
         ),
     );
     None
-}
-
-/// `::graph_runtime`, built without any chance of failure.
-fn default_crate_path() -> syn::Path {
-    let mut segments = syn::punctuated::Punctuated::new();
-    segments.push(syn::PathSegment::from(Ident::new(
-        "graph_runtime",
-        Span::call_site(),
-    )));
-    syn::Path {
-        leading_colon: Some(Default::default()),
-        segments,
-    }
 }
 
 /// `crate = ::graph_runtime` or, serde style, `crate = "::graph_runtime"`.
