@@ -12,7 +12,7 @@ use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
 use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, Role, START, ident_name, variant_ident};
-use crate::parse::{ParamRole, WorkflowArgs, tokens_to_string};
+use crate::parse::{ParamRole, WorkflowArgs, tokens_to_string, vec_item_type};
 use crate::suggest::did_you_mean;
 
 /// The most older graphs `renamed_from` may describe altogether (every combination of old
@@ -66,6 +66,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_variant_collisions(&r, graph);
     check_renamed_from(&r, graph);
     check_extra_params(&r, graph);
+    check_map_item(&r, graph);
     check_mixed_fan(&r, graph);
     check_region_ends(&r, graph);
     check_branch_once(&r, graph);
@@ -75,6 +76,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_branch_state(&r, graph);
     check_branch_error_edges(&r, graph);
     check_concurrency(&r, graph);
+    check_node_migrate_from(&r, graph);
     if !graph.module.incomplete {
         check_branch_successor(&r, graph);
         check_join_params(&r, graph);
@@ -887,6 +889,45 @@ fn check_extra_params(r: &Report, graph: &Graph) {
     }
 }
 
+/// A map runs its node once per item and hands it that item: a map node without the
+/// parameter would silently drop every item, which is never what the graph means.
+fn check_map_item(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        // No parameters: the signature was rejected, and said why.
+        if !graph.is_usable(i) || !is_map_node(graph, i) || node.params.is_empty() {
+            continue;
+        }
+        if node.extras().next().is_some() {
+            continue;
+        }
+        let Some(source) = graph.regions.iter().find_map(|region| {
+            (region.each && region.branches.contains(&Endpoint::Node(i)))
+                .then(|| ident_name(&region.source_ident))
+        }) else {
+            continue;
+        };
+        let item = graph
+            .index
+            .get(&source)
+            .and_then(|&s| graph.nodes().get(s))
+            .and_then(|producer| producer.produced_type())
+            .and_then(vec_item_type)
+            .map_or_else(|| "Item".to_owned(), tokens_to_string);
+        let state = node
+            .state_param()
+            .map_or_else(|| "&State".to_owned(), |param| tokens_to_string(&param.ty));
+        let state = state.replacen("&mut", "&", 1).replace("& ", "&");
+        r.error(
+            node.position,
+            &node.ident,
+            format!(
+                "map node `{name}` has no item parameter: a map node takes `{state}`, then the item (`{item}`, one element of the `Vec` that `{source}` returns), then optionally `ctx: &NodeCtx`; write `async fn {name}(state: {state}, item: {item})`",
+                name = node.name
+            ),
+        );
+    }
+}
+
 /// `&` means "all of these" and `|` "one of these": an `edge!` with both would leave it
 /// unclear which targets run, and what the node returns.
 fn check_mixed_fan(r: &Report, graph: &Graph) {
@@ -1138,6 +1179,78 @@ fn check_concurrency(r: &Report, graph: &Graph) {
             );
         }
     }
+}
+
+/// `#[node(migrate_from = [...])]` lists older versions of a type that the session saved
+/// apart from the state: a branch's output (saved as the branch finishes) or a map's items
+/// (saved with the fan-out). Every other node saves nothing of its own, so the list there
+/// could never be used; older *state* types belong to the workflow. Within the list, as for
+/// the state's, a saved value names its type by fingerprint only: a type listed twice, or
+/// the current type itself, would make the choice ambiguous (two different types with one
+/// fingerprint are caught by the generated `const` assertions).
+fn check_node_migrate_from(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let Some((key, types)) = &node.args.migrate_from else {
+            continue;
+        };
+        if !graph.is_usable(i) {
+            continue;
+        }
+        let current = match migrated_type(graph, i) {
+            Some(current) => current,
+            None => {
+                r.error(
+                    node.position,
+                    key,
+                    format!(
+                        "`migrate_from` on a node lists older types of its branch output or map items; `{}` produces neither; list older state types in `#[workflow(migrate_from = [...])]`",
+                        node.name
+                    ),
+                );
+                continue;
+            }
+        };
+        let current = current.map(|(what, ty)| (what, tokens_to_string(ty)));
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for ty in types {
+            let name = tokens_to_string(ty);
+            match &current {
+                Some((what, current)) if *current == name => r.error(
+                    node.position,
+                    ty,
+                    format!(
+                        "`{name}` is the {what} type itself: saved values of it decode without a migration; remove it from `migrate_from`"
+                    ),
+                ),
+                _ if !seen.insert(name.clone()) => r.error(
+                    node.position,
+                    ty,
+                    format!("`{name}` is listed twice in `migrate_from`; remove this one"),
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What `#[node(migrate_from = [...])]` on node `i` migrates: `Some` for a branch node (its
+/// output) or the node before `each` (the map's items), with what it is called in messages
+/// and the current type when the tokens say it; `None` for any other node.
+pub(crate) fn migrated_type<'g>(
+    graph: &Graph<'g>,
+    i: usize,
+) -> Option<Option<(&'static str, &'g syn::Type)>> {
+    let node = graph.nodes().get(i)?;
+    if graph.is_branch(i) {
+        return Some(node.produced_type().map(|ty| ("output", ty)));
+    }
+    let region = graph.region_from(i)?;
+    let region = graph.regions.get(region).filter(|region| region.each)?;
+    let item = region.branches.first().and_then(|&map| match map {
+        Endpoint::Node(m) => graph.nodes().get(m)?.extras().next().map(|p| &p.ty),
+        _ => None,
+    });
+    Some(item.map(|ty| ("item", ty)))
 }
 
 /// A branch is exactly one node whose only successor is its join: the runner collects the

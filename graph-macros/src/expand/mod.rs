@@ -21,6 +21,7 @@ use crate::{check, fallback};
 
 mod frontier;
 mod input;
+mod migrate;
 pub(crate) mod paths;
 mod probes;
 mod routes;

@@ -549,7 +549,7 @@ fn durable_items_expand() {
     );
     assert!(
         text.contains(
-            "< old :: S2 as __graph_probes :: MigratesIntoState < S >> :: __graph_migrate (__graph_old)"
+            "< S as __graph_probes :: StateMigratesFrom < old :: S2 >> :: __graph_migrate (__graph_old)"
         ),
         "{text}"
     );

@@ -27,7 +27,7 @@ const WORKFLOW_KEYS: [&str; 4] = ["state", "migrate_from", "accept_graphs", "cra
 
 /// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
 /// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N,
-/// wait_ms = W)]`.
+/// wait_ms = W, migrate_from = [OldA, OldB])]`.
 #[derive(Default)]
 pub(crate) struct NodeArgs {
     pub(crate) interrupt: bool,
@@ -46,6 +46,10 @@ pub(crate) struct NodeArgs {
     /// `None` (checked by `parse::node`: only on an interrupt node taking `Option<I>`; and
     /// by `check`: not on a branch), with its key for spans.
     pub(crate) wait_ms: Option<(u64, Ident)>,
+    /// `migrate_from = [OldA, OldB]`: older versions of the node's branch output type, or of
+    /// the item type of the map it feeds (checked by `check`: only on such a node), in the
+    /// listed order, with the key for spans.
+    pub(crate) migrate_from: Option<(Ident, Vec<Type>)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -56,7 +60,7 @@ pub(crate) enum CheckpointOverride {
 }
 
 /// The keys `#[node(…)]` accepts.
-const NODE_KEYS: [&str; 10] = [
+const NODE_KEYS: [&str; 11] = [
     "interrupt",
     "retry",
     "timeout_ms",
@@ -67,6 +71,7 @@ const NODE_KEYS: [&str; 10] = [
     "renamed_from",
     "concurrency",
     "wait_ms",
+    "migrate_from",
 ];
 
 /// Parses the arguments of `#[workflow(…)]`.
@@ -394,6 +399,16 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         ),
                     }
                 }
+                "migrate_from" => {
+                    let example = "`migrate_from = [FraudScoreV1]`";
+                    let types = value(input, key, example, |input| {
+                        bracketed_list(input, key, example, |input| input.parse::<Type>())
+                    })?;
+                    // A repeated key is already reported; its types are dropped with it.
+                    if out.migrate_from.is_none() {
+                        out.migrate_from = Some((key.clone(), types));
+                    }
+                }
                 "renamed_from" => {
                     let example =
                         "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
@@ -432,12 +447,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         "wait" | "deadline" | "deadline_ms" | "wait_for" | "expires_ms" => {
                             Some("wait_ms")
                         }
+                        "migrate" | "migrations" | "migrate_output" | "migrate_items" => {
+                            Some("migrate_from")
+                        }
                         _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N` or `wait_ms = W`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N`, `wait_ms = W` or `migrate_from = [OldType]`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);
