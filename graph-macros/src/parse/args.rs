@@ -552,3 +552,85 @@ fn skip_value(input: ParseStream) {
 fn looks_like_type_name(name: &str) -> bool {
     name.chars().next().is_some_and(char::is_uppercase)
 }
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    /// The keys of `#[node(…)]` in `tokens`, and every error message.
+    fn node(tokens: TokenStream) -> (NodeArgs, Vec<String>) {
+        let cx = Ctxt::new();
+        let args = node_args(&cx, tokens);
+        let messages = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (args, messages)
+    }
+
+    fn texts(types: &[Type]) -> Vec<String> {
+        types.iter().map(tokens_to_string).collect()
+    }
+
+    #[test]
+    fn migrate_from_lists_types() {
+        let attr: syn::Attribute =
+            parse_quote!(#[node(retry = 2, migrate_from = [ScoreV1, old::Score<u8>,])]);
+        let syn::Meta::List(list) = attr.meta else {
+            panic!("a list");
+        };
+        let (args, messages) = node(list.tokens);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(args.retry, Some(2));
+        let (key, types) = args.migrate_from.expect("migrate_from");
+        assert_eq!(key, "migrate_from");
+        assert_eq!(texts(&types), ["ScoreV1", "old::Score<u8>"]);
+
+        let (args, messages) = node(parse_quote!(migrate_from = []));
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(args.migrate_from.map(|(_, types)| types.len()), Some(0));
+        // Without the key, nothing.
+        assert!(node(parse_quote!(interrupt)).0.migrate_from.is_none());
+    }
+
+    #[test]
+    fn migrate_from_mistakes() {
+        let cases: [(TokenStream, &str); 5] = [
+            (
+                parse_quote!(migrate_from = ScoreV1),
+                "`migrate_from` takes a list in brackets: `migrate_from = [FraudScoreV1]`",
+            ),
+            (
+                parse_quote!(migrate_from),
+                "`migrate_from` needs a value: `migrate_from = [FraudScoreV1]`",
+            ),
+            (
+                parse_quote!(migrate_from = [A], migrate_from = [B]),
+                "duplicate key `migrate_from` in `#[node]`; remove one",
+            ),
+            (
+                parse_quote!(migrations = [A]),
+                "unknown key `migrations` in `#[node]`; did you mean `migrate_from`?",
+            ),
+            (
+                parse_quote!(migrate_form = [A]),
+                "unknown key `migrate_form` in `#[node]`; did you mean `migrate_from`?",
+            ),
+        ];
+        for (tokens, expected) in cases {
+            let (_, messages) = node(tokens);
+            assert_eq!(messages, [expected]);
+        }
+        // The first list of a repeated key is kept.
+        let (args, _) = node(parse_quote!(migrate_from = [A], migrate_from = [B]));
+        assert_eq!(texts(&args.migrate_from.expect("kept").1), ["A"]);
+        // The list of known keys names it.
+        let (_, messages) = node(parse_quote!(zzz));
+        assert!(
+            messages[0].ends_with("or `migrate_from = [OldType]`"),
+            "{messages:?}"
+        );
+    }
+}
