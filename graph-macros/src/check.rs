@@ -893,8 +893,13 @@ fn check_extra_params(r: &Report, graph: &Graph) {
 /// parameter would silently drop every item, which is never what the graph means.
 fn check_map_item(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
-        // No parameters: the signature was rejected, and said why.
-        if !graph.is_usable(i) || !is_map_node(graph, i) || node.params.is_empty() {
+        // No parameters: the signature was rejected, and said why. An interrupt map node is
+        // reported by `check_map_not_interrupt` (its item was read as its input).
+        if !graph.is_usable(i)
+            || !is_map_node(graph, i)
+            || node.params.is_empty()
+            || node.args.interrupt
+        {
             continue;
         }
         if node.extras().next().is_some() {

@@ -134,13 +134,13 @@ fn generates_the_contract_items() {
 fn probes_are_named_for_the_messages() {
     let text = workflow(quote!(state = Order), checkout()).to_string();
     for name in [
-        "trait ReturnOfNodeCharge",
-        "trait ErrorOfNodeCharge",
-        "trait StateOfNodeCharge",
+        "trait NodeChargeReturnsItsRoute",
+        "trait NodeChargeFailsWithAnError",
+        "trait NodeChargeTakesTheState",
         "struct RunnerMayMoveNodesBetweenThreads",
         "RunnerMayMoveNodesBetweenThreads :: charge (charge (",
-        "ErrorOfNodeCharge :: __graph_boxed",
-        "StateOfNodeCharge :: __graph_state (& mut * state)",
+        "NodeChargeFailsWithAnError :: __graph_boxed",
+        "NodeChargeTakesTheState :: __graph_state (& mut * state)",
     ] {
         assert!(text.contains(name), "missing `{name}` in {text}");
     }
@@ -1250,7 +1250,7 @@ fn parallel_graphs_expand() {
         "encode_output",
         "decode_item",
         "Transition :: Map",
-        "state_shared_by_branches :: < Claim >",
+        "ParallelBranchesShareTheState :: state_must_be_sync :: < Claim >",
         "__GRAPH_OUTPUT_SCHEMAS",
         "__GRAPH_ITEM_SCHEMAS",
     ] {
@@ -1263,7 +1263,7 @@ fn parallel_graphs_expand() {
         "fn region",
         "fn branch",
         "fn join",
-        "StateSharedByBranches",
+        "ParallelBranchesShareTheState",
         "OUTPUT_SCHEMAS",
     ] {
         assert!(!text.contains(item), "{item}");
