@@ -126,7 +126,9 @@ pub mod claims {
         }]
     }
 
-    #[node]
+    /// A map node's own `migrate_from` lists older types of its output (`u32` converts into
+    /// `u64` with std's `From`).
+    #[node(migrate_from = [u32])]
     async fn assess(_c: &Claim, item: Line) -> u64 {
         item.cents
     }
@@ -257,6 +259,18 @@ fn old_outputs_migrate_to_the_current_type() {
     // Items are not outputs.
     let item = encode(&LineV1 { cents: 1 });
     assert!(migrate(cursor("assess"), <LineV1 as StateSchema>::SCHEMA, &item).is_none());
+    // The map node's outputs, one per item.
+    let bytes = migrate(
+        cursor("assess"),
+        <u32 as StateSchema>::SCHEMA,
+        &encode(&5_u32),
+    )
+    .expect("`u32` is listed")
+    .expect("decodes and converts");
+    assert_eq!(
+        decode_item::<u64>(&bytes).expect("the current output type"),
+        5
+    );
 
     // Damaged or trailing bytes are errors, never panics.
     assert!(matches!(

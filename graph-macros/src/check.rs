@@ -1201,7 +1201,7 @@ fn check_node_migrate_from(r: &Report, graph: &Graph) {
         if !graph.is_usable(i) {
             continue;
         }
-        let current = match migrated_type(graph, i) {
+        let current = match graph.migrated_type(i) {
             Some(current) => current,
             None => {
                 r.error(
@@ -1236,26 +1236,6 @@ fn check_node_migrate_from(r: &Report, graph: &Graph) {
             }
         }
     }
-}
-
-/// What `#[node(migrate_from = [...])]` on node `i` migrates: `Some` for a branch node (its
-/// output) or the node before `each` (the map's items), with what it is called in messages
-/// and the current type when the tokens say it; `None` for any other node.
-pub(crate) fn migrated_type<'g>(
-    graph: &Graph<'g>,
-    i: usize,
-) -> Option<Option<(&'static str, &'g syn::Type)>> {
-    let node = graph.nodes().get(i)?;
-    if graph.is_branch(i) {
-        return Some(node.produced_type().map(|ty| ("output", ty)));
-    }
-    let region = graph.region_from(i)?;
-    let region = graph.regions.get(region).filter(|region| region.each)?;
-    let item = region.branches.first().and_then(|&map| match map {
-        Endpoint::Node(m) => graph.nodes().get(m)?.extras().next().map(|p| &p.ty),
-        _ => None,
-    });
-    Some(item.map(|ty| ("item", ty)))
 }
 
 /// A branch is exactly one node whose only successor is its join: the runner collects the

@@ -18,7 +18,6 @@ use super::Gen;
 use super::probes::on_unimplemented;
 use super::schema::schema_of;
 use crate::canonical::{self, Names};
-use crate::check::migrated_type;
 use crate::lower::Task;
 use crate::parse::{span_range, tokens_to_string};
 
@@ -77,7 +76,8 @@ fn migrations<'g>(g: &'g Gen<'g>) -> Vec<Migration<'g>> {
         if older.is_empty() {
             continue;
         }
-        let current = migrated_type(graph, i)
+        let current = graph
+            .migrated_type(i)
             .flatten()
             .map_or_else(|| unit.clone(), |(_, ty)| ty.clone());
         if let Some(index) = branches.iter().position(|&b| b == i) {
