@@ -12,7 +12,8 @@ use quote::ToTokens;
 
 use crate::ctxt::Ctxt;
 use crate::model::{END, Edge, EdgeKind, Endpoint, Graph, Role, START, ident_name, variant_ident};
-use crate::parse::{ParamRole, WorkflowArgs, tokens_to_string};
+use crate::parse::{ParamRole, WorkflowArgs, tokens_to_string, vec_item_type};
+use crate::suggest::did_you_mean;
 
 /// The most older graphs `renamed_from` may describe altogether (every combination of old
 /// names is one older graph, with two hashes each in `ACCEPTED_GRAPHS`).
@@ -65,6 +66,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_variant_collisions(&r, graph);
     check_renamed_from(&r, graph);
     check_extra_params(&r, graph);
+    check_map_item(&r, graph);
     check_mixed_fan(&r, graph);
     check_region_ends(&r, graph);
     check_branch_once(&r, graph);
@@ -74,6 +76,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_branch_state(&r, graph);
     check_branch_error_edges(&r, graph);
     check_concurrency(&r, graph);
+    check_node_migrate_from(&r, graph);
     if !graph.module.incomplete {
         check_branch_successor(&r, graph);
         check_join_params(&r, graph);
@@ -886,6 +889,50 @@ fn check_extra_params(r: &Report, graph: &Graph) {
     }
 }
 
+/// A map runs its node once per item and hands it that item: a map node without the
+/// parameter would silently drop every item, which is never what the graph means.
+fn check_map_item(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        // No parameters: the signature was rejected, and said why. An interrupt map node is
+        // reported by `check_map_not_interrupt` (its item was read as its input).
+        if !graph.is_usable(i)
+            || !is_map_node(graph, i)
+            || node.params.is_empty()
+            || node.args.interrupt
+        {
+            continue;
+        }
+        if node.extras().next().is_some() {
+            continue;
+        }
+        let Some(source) = graph.regions.iter().find_map(|region| {
+            (region.each && region.branches.contains(&Endpoint::Node(i)))
+                .then(|| ident_name(&region.source_ident))
+        }) else {
+            continue;
+        };
+        let item = graph
+            .index
+            .get(&source)
+            .and_then(|&s| graph.nodes().get(s))
+            .and_then(|producer| producer.produced_type())
+            .and_then(vec_item_type)
+            .map_or_else(|| "Item".to_owned(), tokens_to_string);
+        let state = node
+            .state_param()
+            .map_or_else(|| "&State".to_owned(), |param| tokens_to_string(&param.ty));
+        let state = state.replacen("&mut", "&", 1).replace("& ", "&");
+        r.error(
+            node.position,
+            &node.ident,
+            format!(
+                "map node `{name}` has no item parameter: a map node takes `{state}`, then the item (`{item}`, one element of the `Vec` that `{source}` returns), then optionally `ctx: &NodeCtx`; write `async fn {name}(state: {state}, item: {item})`",
+                name = node.name
+            ),
+        );
+    }
+}
+
 /// `&` means "all of these" and `|` "one of these": an `edge!` with both would leave it
 /// unclear which targets run, and what the node returns.
 fn check_mixed_fan(r: &Report, graph: &Graph) {
@@ -1139,6 +1186,58 @@ fn check_concurrency(r: &Report, graph: &Graph) {
     }
 }
 
+/// `#[node(migrate_from = [...])]` lists older versions of a type that the session saved
+/// apart from the state: a branch's output (saved as the branch finishes) or a map's items
+/// (saved with the fan-out). Every other node saves nothing of its own, so the list there
+/// could never be used; older *state* types belong to the workflow. Within the list, as for
+/// the state's, a saved value names its type by fingerprint only: a type listed twice, or
+/// the current type itself, would make the choice ambiguous (two different types with one
+/// fingerprint are caught by the generated `const` assertions).
+fn check_node_migrate_from(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let Some((key, types)) = &node.args.migrate_from else {
+            continue;
+        };
+        if !graph.is_usable(i) {
+            continue;
+        }
+        let current = match graph.migrated_type(i) {
+            Some(current) => current,
+            None => {
+                r.error(
+                    node.position,
+                    key,
+                    format!(
+                        "`migrate_from` on a node lists older types of its branch output or map items; `{}` produces neither; list older state types in `#[workflow(migrate_from = [...])]`",
+                        node.name
+                    ),
+                );
+                continue;
+            }
+        };
+        let current = current.map(|(what, ty)| (what, tokens_to_string(ty)));
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for ty in types {
+            let name = tokens_to_string(ty);
+            match &current {
+                Some((what, current)) if *current == name => r.error(
+                    node.position,
+                    ty,
+                    format!(
+                        "`{name}` is the {what} type itself: saved values of it decode without a migration; remove it from `migrate_from`"
+                    ),
+                ),
+                _ if !seen.insert(name.clone()) => r.error(
+                    node.position,
+                    ty,
+                    format!("`{name}` is listed twice in `migrate_from`; remove this one"),
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A branch is exactly one node whose only successor is its join: the runner collects the
 /// branches' outputs at that join, so every branch of a region must lead to it and nowhere
 /// else.
@@ -1384,93 +1483,4 @@ pub(crate) fn is_node_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_alphanumeric())
         && name != START
         && name != END
-}
-
-/// The closest of `candidates` to `name`, if it is close enough to be a likely typo: a small
-/// edit distance, or the same name in another case (`start` for `START`).
-pub(crate) fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (name.chars().count().max(3) / 3).max(1);
-    let mut best: Option<(usize, &'a str)> = None;
-    for candidate in candidates {
-        if candidate == name {
-            continue;
-        }
-        if candidate.eq_ignore_ascii_case(name) {
-            return Some(candidate);
-        }
-        let distance = edit_distance(name, candidate);
-        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, candidate));
-        }
-    }
-    best.map(|(_, candidate)| candidate)
-}
-
-/// The number of single-character insertions, deletions, substitutions and swaps of two
-/// neighbours between `a` and `b` (optimal string alignment): `chrage` is one swap from
-/// `charge`, the most common typo of all.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // d[i][j]: the distance between the first i chars of a and the first j chars of b.
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distances() {
-        assert_eq!(edit_distance("", ""), 0);
-        assert_eq!(edit_distance("charge", "charge"), 0);
-        assert_eq!(edit_distance("chrage", "charge"), 1);
-        assert_eq!(edit_distance("chage", "charge"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("ca", "abc"), 3);
-        assert_eq!(edit_distance("réview", "review"), 1);
-    }
-
-    #[test]
-    fn suggestions() {
-        let nodes = ["validate", "review", "charge", "ship", "cancel"];
-        assert_eq!(did_you_mean("chrage", nodes), Some("charge"));
-        assert_eq!(did_you_mean("shp", nodes), Some("ship"));
-        assert_eq!(did_you_mean("validat", nodes), Some("validate"));
-        assert_eq!(did_you_mean("refund", nodes), None);
-        assert_eq!(did_you_mean("x", nodes), None);
-        assert_eq!(did_you_mean("end", ["END", "START"]), Some("END"));
-        assert_eq!(did_you_mean("Start", ["END", "START"]), Some("START"));
-        assert_eq!(
-            did_you_mean("retyr", ["interrupt", "retry", "timeout_ms"]),
-            Some("retry")
-        );
-        assert_eq!(
-            did_you_mean("timeout_sm", ["interrupt", "retry", "timeout_ms"]),
-            Some("timeout_ms")
-        );
-    }
 }

@@ -103,10 +103,7 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
     }
 
     // `Input` with the interrupt inputs that parsed.
-    let serde_crate = format!(
-        "{}::__private::serde",
-        crate::parse::tokens_to_string(&args.krate)
-    );
+    let serde_crate = crate::expand::paths::serde_crate(&args.krate);
     // The plan's interrupt nodes (interrupt branches included), as far as they parsed; a
     // repeated name keeps its first.
     let plan = Plan::build(graph);

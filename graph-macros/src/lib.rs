@@ -15,6 +15,7 @@
 
 use proc_macro::TokenStream;
 
+mod canonical;
 mod check;
 mod ctxt;
 mod expand;
@@ -25,6 +26,7 @@ mod mermaid;
 mod model;
 mod parse;
 mod state_schema;
+mod suggest;
 
 /// Turns an inline module of `#[node]` functions and `edge!` declarations into a
 /// compile-time-checked workflow graph.
@@ -354,7 +356,10 @@ mod state_schema;
 /// fingerprint equals another's or the state's, or that cannot be decoded or converted
 /// `Into` the state; a `renamed_from` name that is a node of the graph, another node's old
 /// name, or not an identifier; an `accept_graphs` entry that is not an integer literal; a
-/// `checkpoint` other than `always` or `never`.
+/// `checkpoint` other than `always` or `never`; a `#[node(migrate_from = [...])]` on a node
+/// that is neither a branch nor the node before `each`, or whose types collide or do not
+/// convert, as for the state's. And a map node without its item parameter: it takes
+/// `&State`, then the item, then optionally `ctx: &NodeCtx`.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::workflow(args.into(), item.into()).into()
@@ -419,7 +424,70 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `renamed_from = "old"` (or `renamed_from = ["old", "older"]`): the node's names in older
 ///   builds; a checkpoint saved at `old` resumes at this node, and the older graph's hash is
 ///   accepted. An old name is an identifier, not a node of this graph, and the old name of
-///   one node only.
+///   one node only;
+/// - `migrate_from = [ScoreV1, ScoreV0]`, on a branch node (a target of `&`, or the node
+///   after `each`): older versions of its **output** type, whose saved outputs still open.
+///   On the node before `each`: older versions of the map's **item** type (the items are
+///   saved with the fan-out). Each listed type derives `StateSchema` and `Deserialize` and
+///   implements `Into` the current type; a saved value with one of their fingerprints is
+///   decoded as that type and converted. A listed type with the current type's fingerprint,
+///   or with another listed type's, fails the build at the type, and so does one without the
+///   conversion. `migrate_from` is not part of `GRAPH_HASH`. Older *state* types go in
+///   `#[workflow(migrate_from = [...])]`; on any other node the key is an error.
+///
+/// ```
+/// # use graph_runtime::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Default, Serialize, Deserialize, StateSchema)]
+/// # pub struct Claim { pub risky: bool, pub total: u64 }
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct Score { pub value: u32, pub model: String }
+///
+/// /// `fraud`'s output as the previous release saved it.
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct ScoreV1 { pub value: u32 }
+///
+/// impl From<ScoreV1> for Score {
+///     fn from(old: ScoreV1) -> Score { Score { value: old.value, model: "v1".to_owned() } }
+/// }
+///
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct Item { pub cents: u64 }
+///
+/// #[derive(Serialize, Deserialize, StateSchema)]
+/// pub struct ItemV1(pub u32);
+///
+/// impl From<ItemV1> for Item {
+///     fn from(old: ItemV1) -> Item { Item { cents: u64::from(old.0) } }
+/// }
+///
+/// #[workflow(state = Claim)]
+/// pub mod claims {
+///     use super::*;
+///
+///     edge!(START -> intake);
+///     edge!(intake -> fraud & coverage);
+///     edge!(fraud & coverage -> decide);
+///     edge!(decide -> plan);
+///     edge!(plan -> each assess);
+///     edge!(assess -> total);
+///     edge!(total -> END);
+///
+///     #[node] async fn intake(c: &mut Claim) {}
+///     #[node(migrate_from = [ScoreV1])]                // older outputs of `fraud`
+///     async fn fraud(c: &Claim) -> Score { Score { value: 0, model: "v2".to_owned() } }
+///     #[node] async fn coverage(c: &Claim) -> bool { true }
+///     #[node]
+///     async fn decide(c: &mut Claim, fraud: Score, coverage: bool) {
+///         c.risky = fraud.value > 0 || !coverage;
+///     }
+///     #[node(migrate_from = [ItemV1])]                 // older items of the map after `plan`
+///     async fn plan(c: &mut Claim) -> Vec<Item> { vec![Item { cents: 100 }] }
+///     #[node] async fn assess(c: &Claim, item: Item) -> u64 { item.cents }
+///     #[node] async fn total(c: &mut Claim, assess: Vec<u64>) { c.total = assess.iter().sum(); }
+/// }
+/// # fn main() {}
+/// ```
 ///
 /// # Errors
 ///

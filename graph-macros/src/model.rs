@@ -175,7 +175,7 @@ impl<'m> Graph<'m> {
                     .iter()
                     .map(|node| node.name.as_str())
                     .chain(reserved.iter().copied());
-                match crate::check::did_you_mean(&name, candidates) {
+                match crate::suggest::did_you_mean(&name, candidates) {
                     Some(START) => Endpoint::Start,
                     Some(END) => Endpoint::End,
                     Some(close) => self
@@ -274,7 +274,7 @@ impl<'m> Graph<'m> {
     }
 }
 
-impl Graph<'_> {
+impl<'m> Graph<'m> {
     /// The join of region `r`: the successor of its first branch that has one, when it is a
     /// node.
     pub(crate) fn join_of(&self, r: usize) -> Option<usize> {
@@ -317,6 +317,23 @@ impl Graph<'_> {
         self.regions
             .iter()
             .position(|region| region.source == Endpoint::Node(i))
+    }
+
+    /// What `#[node(migrate_from = [...])]` on node `i` migrates: `Some` for a branch node
+    /// (its output) or the node before `each` (the map's items), with what it is called in
+    /// messages and the current type when the tokens say it; `None` for any other node.
+    pub(crate) fn migrated_type(&self, i: usize) -> Option<Option<(&'static str, &'m syn::Type)>> {
+        let node = self.nodes().get(i)?;
+        if self.is_branch(i) {
+            return Some(node.produced_type().map(|ty| ("output", ty)));
+        }
+        let region = self.region_from(i)?;
+        let region = self.regions.get(region).filter(|region| region.each)?;
+        let item = region.branches.first().and_then(|&map| match map {
+            Endpoint::Node(m) => self.nodes().get(m)?.extras().next().map(|p| &p.ty),
+            _ => None,
+        });
+        Some(item.map(|ty| ("item", ty)))
     }
 }
 

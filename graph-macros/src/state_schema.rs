@@ -99,7 +99,10 @@ impl Container {
     fn from_ast(cx: &Ctxt, item: &DeriveInput) -> Container {
         let serde = SerdeAttrs::parse(&item.attrs);
         let ours = OurAttrs::parse(cx, &item.attrs, Place::Container);
-        let krate = ours.krate.clone().unwrap_or_else(default_crate_path);
+        let krate = ours
+            .krate
+            .clone()
+            .unwrap_or_else(crate::expand::paths::default_crate);
         let whole = ours.override_schema();
 
         check_converts(cx, &serde, whole.is_some());
@@ -381,7 +384,8 @@ fn check_refused(cx: &Ctxt, serde: &SerdeAttrs) {
 /// type by the "recursive" marker, so `Vec<Tree>` is a sequence of "recursive" and the `const`
 /// does not depend on itself.
 fn replace_self(mut ty: Type, self_ident: &Ident, krate: &syn::Path) -> Type {
-    let marker = quote!(#krate::__private::Recursive);
+    let rt = crate::expand::paths::private(krate);
+    let marker = quote!(#rt::Recursive);
     struct Replace<'a> {
         self_ident: &'a Ident,
         marker: &'a TokenStream,
@@ -665,19 +669,6 @@ impl OurAttrs {
     }
 }
 
-/// `::graph_runtime`.
-fn default_crate_path() -> syn::Path {
-    let mut segments = syn::punctuated::Punctuated::new();
-    segments.push(syn::PathSegment::from(Ident::new(
-        "graph_runtime",
-        Span::call_site(),
-    )));
-    syn::Path {
-        leading_colon: Some(Default::default()),
-        segments,
-    }
-}
-
 /// serde's `rename_all` rules, applied exactly as serde applies them.
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
 enum RenameRule {
@@ -788,7 +779,7 @@ impl RenameRule {
 /// same error with a longer note.
 fn expand(item: &DeriveInput, container: &Container) -> TokenStream {
     let krate = &container.krate;
-    let rt = quote!(#krate::__private);
+    let rt = crate::expand::paths::private(krate);
     let schema = Codegen { rt: &rt }.body(&container.body);
 
     let ident = &item.ident;
@@ -919,11 +910,12 @@ impl Codegen<'_> {
 fn fallback(item: &DeriveInput, krate: &syn::Path, errors: &syn::Error) -> TokenStream {
     let errors = errors.to_compile_error();
     let ident = &item.ident;
+    let rt = crate::expand::paths::private(krate);
     let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
     let mut out = errors;
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::__private::StateSchema for #ident #ty_generics #where_clause {
+        impl #impl_generics #rt::StateSchema for #ident #ty_generics #where_clause {
             const SCHEMA: ::core::primitive::u64 = 0;
         }
     }
@@ -1092,7 +1084,7 @@ mod tests {
 
     #[test]
     fn self_references_become_the_marker() {
-        let krate = default_crate_path();
+        let krate = crate::expand::paths::default_crate();
         let own: Ident = parse_quote!(Tree);
         let replaced = |ty: Type| replace_self(ty, &own, &krate).to_token_stream().to_string();
         let marker = ":: graph_runtime :: __private :: Recursive";

@@ -182,7 +182,7 @@ fn join_fn(g: &Gen) -> TokenStream {
 
 /// The assertion that the state is `Sync`, for a graph that fans out: its branches run at the
 /// same time on one task and each reads the state through `&State`. Spanned at `state = T`,
-/// and explained by the probe trait's message.
+/// and explained by rustc (see [`sync_probe`]).
 pub(super) fn state_is_sync(g: &Gen) -> TokenStream {
     if !g.plan.is_parallel() {
         return TokenStream::new();
@@ -190,7 +190,8 @@ pub(super) fn state_is_sync(g: &Gen) -> TokenStream {
     let state = g.state;
     let allow = &g.allow;
     let (first, last) = span_range(state);
-    let mut check = quote_spanned!(first=> __graph_probes::state_shared_by_branches::<#state>);
+    let probe = Ident::new(SYNC_PROBE, first);
+    let mut check = quote_spanned!(first=> __graph_probes::#probe::state_must_be_sync::<#state>);
     check = quote_spanned!(last=> #check);
     quote! {
         #allow
@@ -198,21 +199,25 @@ pub(super) fn state_is_sync(g: &Gen) -> TokenStream {
     }
 }
 
-/// The probe behind [`state_is_sync`], for the hidden probe module.
+/// The probe behind [`state_is_sync`], for the hidden probe module: a plain `Sync` bound, in
+/// the manner of the `Send` probe. rustc explains a type that is not `Sync` better than a
+/// message of ours could (which field, and what to use instead: "within `Claim`, the trait
+/// `Sync` is not implemented for `Cell<u64>`"), and names where the bound is declared, so
+/// that is where the reason goes: "required by a bound in
+/// `ParallelBranchesShareTheState::state_must_be_sync`".
 pub(super) fn sync_probe(g: &Gen) -> TokenStream {
     if !g.plan.is_parallel() {
         return TokenStream::new();
     }
-    let message = "the state `{Self}` must be `Sync`, because this workflow runs branches in parallel and they share the state";
-    let label = "not `Sync`: the branches of a fan-out or a map read this state at the same time";
-    let note = "branches run concurrently on the run's task, each with `&{Self}`: use `Sync` types in the state (`Arc<Mutex<T>>` instead of `Rc<RefCell<T>>`, `AtomicU64` instead of `Cell<u64>`)";
-    let on_unimplemented = super::probes::on_unimplemented(g.diagnostics, message, label, note);
-    let do_not_recommend = super::probes::do_not_recommend(g.diagnostics);
+    let probe = Ident::new(SYNC_PROBE, Span::call_site());
     quote! {
-        #on_unimplemented
-        pub(super) trait StateSharedByBranches {}
-        #do_not_recommend
-        impl<T: ?::core::marker::Sized + ::core::marker::Sync> StateSharedByBranches for T {}
-        pub(super) fn state_shared_by_branches<T: ?::core::marker::Sized + StateSharedByBranches>() {}
+        pub(super) struct #probe;
+        impl #probe {
+            #[inline(always)]
+            pub(super) fn state_must_be_sync<T: ?::core::marker::Sized + ::core::marker::Sync>() {}
+        }
     }
 }
+
+/// The name of [`sync_probe`]'s type, which rustc shows.
+pub(super) const SYNC_PROBE: &str = "ParallelBranchesShareTheState";

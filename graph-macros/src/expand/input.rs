@@ -5,14 +5,13 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::Gen;
-use crate::parse::tokens_to_string;
 
 /// The `Input` enum.
 pub(super) fn input_enum(g: &Gen) -> TokenStream {
     let (rt, allow) = (&g.rt, &g.allow);
     let module = g.plan.graph.module;
     let interrupts = g.plan.interrupts();
-    let serde_crate = format!("{}::__private::serde", tokens_to_string(&g.args.krate));
+    let serde_crate = super::paths::serde_crate(&g.args.krate);
     let input_variants = interrupts.iter().map(|(task, ty)| {
         let variant = &task.variant;
         let doc = format!("The input of interrupt node `{}`.", task.node.name);

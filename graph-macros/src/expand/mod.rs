@@ -5,7 +5,7 @@
 //! `Execute` impls). Each works from the [`Plan`] that `lower` made of the checked graph.
 //!
 //! Every runtime name is reached through `<crate>::__private` (`::graph_runtime` unless
-//! `crate = …` says otherwise) or `::core` / `::std`, so the output never depends on what the
+//! `crate = …` says otherwise; `paths` builds them) or `::core` / `::std`, so the output never depends on what the
 //! user imported; generated locals use `Span::mixed_site()`; the output order is the source
 //! order, so expansion is deterministic.
 
@@ -21,6 +21,8 @@ use crate::{check, fallback};
 
 mod frontier;
 mod input;
+mod migrate;
+pub(crate) mod paths;
 mod probes;
 mod routes;
 mod schema;
@@ -90,29 +92,9 @@ pub(crate) fn allow_lints() -> TokenStream {
     }
 }
 
-/// The path generated code uses to reach `__private`.
+/// The path generated code uses to reach `__private` (see [`paths`]).
 pub(crate) fn private_path(args: &WorkflowArgs) -> TokenStream {
-    let krate = &args.krate;
-    quote!(#krate::__private)
-}
-
-/// The path to `__private` from a module nested in the workflow module: a relative `crate =`
-/// path gets a `super::` in front.
-fn nested_private_path(args: &WorkflowArgs) -> TokenStream {
-    let krate = &args.krate;
-    let first = krate
-        .segments
-        .first()
-        .map(|segment| segment.ident.to_string());
-    match first.as_deref() {
-        _ if krate.leading_colon.is_some() => quote!(#krate::__private),
-        Some("crate") => quote!(#krate::__private),
-        Some("self") => {
-            let rest = krate.segments.iter().skip(1);
-            quote!(super #(::#rest)*::__private)
-        }
-        _ => quote!(super::#krate::__private),
-    }
+    paths::private(&args.krate)
 }
 
 /// What every part of the expansion shares.
@@ -140,7 +122,7 @@ fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
         state,
         plan: Plan::build(graph),
         rt: private_path(args),
-        nested_rt: nested_private_path(args),
+        nested_rt: paths::nested_private(&args.krate),
         allow: allow_lints(),
         diagnostics: !module
             .item

@@ -11,9 +11,13 @@ use super::routes::module_ident;
 use crate::lower::{Call, Exit, Task};
 
 /// The name of the per-node trait that turns the node's return value into its route.
+///
+/// rustc always names the trait that failed in a `help:` line ("the trait `…` is not
+/// implemented for `()`"), whatever `on_unimplemented` says, so each probe trait is named as
+/// the rule it checks, in the workflow's words: that line then reads "the trait
+/// `NodeValidateReturnsItsRoute` is not implemented for `()`".
 pub(super) fn return_trait_ident(n: &Task) -> Ident {
-    // Named for rustc's messages: "the trait `ReturnOfNodeCharge` is not implemented for …".
-    format_ident!("ReturnOfNode{}", n.variant, span = Span::call_site())
+    format_ident!("Node{}ReturnsItsRoute", n.variant, span = Span::call_site())
 }
 
 /// Two traits, in the hidden `__graph_probes` module. The first is implemented exactly for
@@ -79,6 +83,9 @@ fn return_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
             type Error;
             fn __graph_route(self) -> ::core::result::Result<#route, Self::Error>;
         }
+        // Every impl is left out of rustc's "the trait is implemented for …" help: the message
+        // already names both forms, and that help would point into the macro.
+        #do_not_recommend
         impl #trait_ident for #route {
             type Error = ::core::convert::Infallible;
             #[inline(always)]
@@ -86,8 +93,6 @@ fn return_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
                 ::core::result::Result::Ok(self)
             }
         }
-        // Left out of rustc's "the trait is implemented for …" help, as it always was: the
-        // message already names both forms.
         #do_not_recommend
         impl<E> #trait_ident for ::core::result::Result<#route, E> {
             type Error = E;
@@ -123,17 +128,22 @@ fn error_trait(rt: &TokenStream, n: &Task, diagnostics: bool) -> TokenStream {
     }
 }
 
-/// The name of the per-node trait that boxes the node's error.
+/// The name of the per-node trait that boxes the node's error, as the rule it checks (see
+/// [`return_trait_ident`]): "the trait `NodeChargeFailsWithAnError` is not implemented for
+/// `u32`".
 pub(super) fn error_trait_ident(n: &Task) -> Ident {
-    // Named for rustc's messages: "the trait `ErrorOfNodeCharge` is not implemented for `u32`".
-    format_ident!("ErrorOfNode{}", n.variant, span = Span::call_site())
+    format_ident!(
+        "Node{}FailsWithAnError",
+        n.variant,
+        span = Span::call_site()
+    )
 }
 
-/// The name of the per-node trait that hands the state to the node's first parameter.
+/// The name of the per-node trait that hands the state to the node's first parameter, as the
+/// rule it checks (see [`return_trait_ident`]): "the trait `NodeChargeTakesTheState<'_>` is
+/// not implemented for `&mut Invoice`".
 pub(super) fn state_trait_ident(n: &Task) -> Ident {
-    // Named for rustc's messages: "the trait `StateOfNodeCharge<'_>` is not implemented for
-    // `&mut Invoice`".
-    format_ident!("StateOfNode{}", n.variant, span = Span::call_site())
+    format_ident!("Node{}TakesTheState", n.variant, span = Span::call_site())
 }
 
 /// A trait implemented for `&mut S` and `&S`, which the state argument of node `n` goes
@@ -197,11 +207,15 @@ fn shared_state_trait(
         "a branch runs at the same time as its siblings, which read the same state: it takes the state by shared reference and returns its output for the join",
     );
     let state = quote!(<super::Workflow as #rt::Workflow>::State);
+    let do_not_recommend = do_not_recommend(diagnostics);
     quote! {
         #on_unimplemented
         pub(super) trait #trait_ident<'a>: ::core::marker::Sized {
             fn __graph_state(state: &'a #state) -> Self;
         }
+        // Out of rustc's "the trait is implemented for `&State`" help, which would point into
+        // the macro: the message says `&State` already.
+        #do_not_recommend
         impl<'a> #trait_ident<'a> for &'a #state {
             #[inline(always)]
             fn __graph_state(state: &'a #state) -> Self {

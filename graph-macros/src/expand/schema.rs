@@ -7,8 +7,9 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::{Ident, Type};
 
 use super::Gen;
-use super::probes::{do_not_recommend, on_unimplemented};
-use crate::hash::{self, Names, Version};
+use super::probes::on_unimplemented;
+use crate::canonical::{self, Names, Version};
+use crate::hash;
 use crate::parse::{span_range, tokens_to_string};
 
 /// What `#[workflow]` generates about checkpoints that outlive a release: the schema
@@ -25,15 +26,19 @@ pub(super) struct SchemaItems {
     pub(super) accepted_graphs: Vec<TokenStream>,
     /// `Workflow::migrate_state`, when there is a `migrate_from`.
     pub(super) migrate_state: TokenStream,
-    /// The conversion trait `migrate_state` calls, for the hidden probe module.
+    /// The conversion traits `migrate_state`, `migrate_output` and `migrate_item` call, for
+    /// the hidden probe module.
     pub(super) migrate_probe: TokenStream,
+    /// Today's canonical text, which `GRAPH_HASH`'s text hash is computed from
+    /// (`Execute::CANONICAL`).
+    pub(super) canonical: String,
 }
 
 /// `<T as StateSchema>::SCHEMA`, spanned at the user's `T`: when `T` does not implement
 /// `StateSchema`, rustc's error (with the trait's `on_unimplemented` note) points there. Each
 /// type is named once in such an expression, in one constant, so one missing derive gives one
 /// error however many generated items use the fingerprint.
-fn schema_of(rt: &TokenStream, ty: &Type) -> TokenStream {
+pub(super) fn schema_of(rt: &TokenStream, ty: &Type) -> TokenStream {
     let (first, last) = span_range(ty);
     let mut out = quote_spanned!(first=> <#ty as #rt::StateSchema>);
     out.extend(quote_spanned!(last=> ::SCHEMA));
@@ -103,12 +108,12 @@ fn parallel_schemas(g: &Gen) -> TokenStream {
     let (rt, allow) = (&g.rt, &g.allow);
     let graph = g.plan.graph;
     let unit: Type = syn::parse_quote!(());
-    let outputs: Vec<TokenStream> = hash::branch_nodes(graph)
+    let outputs: Vec<TokenStream> = canonical::branch_nodes(graph)
         .into_iter()
         .filter_map(|i| graph.nodes().get(i))
         .map(|node| schema_of(rt, node.produced_type().unwrap_or(&unit)))
         .collect();
-    let items: Vec<TokenStream> = hash::map_nodes(graph)
+    let items: Vec<TokenStream> = canonical::map_nodes(graph)
         .into_iter()
         .filter_map(|i| graph.nodes().get(i))
         .map(|node| {
@@ -245,8 +250,10 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
             let mut decode = quote_spanned!(first=> #rt::decode_prefix::<#ty>);
             decode.extend(quote_spanned!(last=> (#bytes)));
             let migrate = Ident::new("__graph_migrate", last);
+            // The state is `Self`, where rustc points: respanned at the user's type.
+            let target = super::migrate::respanned(state, first, last);
             let mut convert =
-                quote_spanned!(first=> <#ty as __graph_probes::MigratesIntoState<#state>>);
+                quote_spanned!(first=> <#target as __graph_probes::StateMigratesFrom<#ty>>);
             convert.extend(quote_spanned!(last=> ::#migrate(#old)));
             quote! {
                 if #schema == __GRAPH_MIGRATES_FROM[#j] {
@@ -268,35 +275,36 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
     };
 
     // The conversion goes through a trait of our own, so that a missing `Into<State>` is
-    // explained in the words of `migrate_from`.
+    // explained in the words of `migrate_from`. Its `Self` is the state and its parameter
+    // the older type, and its impl is not hidden from rustc: the bound that fails is then
+    // `State: From<Old>`, whose `Self` is the trait's, so rustc keeps the message below and
+    // says in its `help:` line what the user can write ("the trait `From<OrderV1>` is not
+    // implemented for `Order`") rather than naming this trait.
     let migrate_probe = if args.migrate_from.is_empty() {
         TokenStream::new()
     } else {
         let on_unimplemented = on_unimplemented(
             diagnostics,
-            &format!(
-                "`{{Self}}` is listed in `migrate_from`, but cannot be converted into the state `{state_name}`"
-            ),
-            &format!("`{{Self}}` does not implement `Into<{state_name}>`"),
-            &format!(
-                "a checkpoint saved as `{{Self}}` is decoded as `{{Self}}`, then converted into the state: implement `From<{{Self}}> for {state_name}`"
-            ),
+            "`{Old}` is listed in `migrate_from`, but cannot be converted into the state `{Self}`",
+            "`{Old}` does not implement `Into<{Self}>`",
+            "a checkpoint saved as `{Old}` is decoded as `{Old}`, then converted into the state: implement `From<{Old}> for {Self}`",
         );
-        let do_not_recommend = do_not_recommend(diagnostics);
         quote! {
             #on_unimplemented
-            pub(super) trait MigratesIntoState<S>: ::core::marker::Sized {
-                fn __graph_migrate(self) -> S;
+            pub(super) trait StateMigratesFrom<Old>: ::core::marker::Sized {
+                fn __graph_migrate(old: Old) -> Self;
             }
-            #do_not_recommend
-            impl<T: ::core::convert::Into<S>, S> MigratesIntoState<S> for T {
+            impl<S, Old: ::core::convert::Into<S>> StateMigratesFrom<Old> for S {
                 #[inline(always)]
-                fn __graph_migrate(self) -> S {
-                    ::core::convert::Into::into(self)
+                fn __graph_migrate(old: Old) -> S {
+                    ::core::convert::Into::into(old)
                 }
             }
         }
     };
+    let mut migrate_probe = migrate_probe;
+    migrate_probe.extend(super::migrate::probe(g));
+    let node_migrations = super::migrate::module_items(g);
 
     let items = quote! {
         #[doc = #state_doc]
@@ -308,6 +316,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         const __GRAPH_INPUT_SCHEMAS: [u64; #count] = [#(#input_schemas),*];
 
         #parallel_schemas
+        #node_migrations
 
         #[doc(hidden)]
         #allow
@@ -323,6 +332,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         accepted_graphs,
         migrate_state,
         migrate_probe,
+        canonical: v2_text,
     }
 }
 

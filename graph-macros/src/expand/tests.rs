@@ -134,13 +134,13 @@ fn generates_the_contract_items() {
 fn probes_are_named_for_the_messages() {
     let text = workflow(quote!(state = Order), checkout()).to_string();
     for name in [
-        "trait ReturnOfNodeCharge",
-        "trait ErrorOfNodeCharge",
-        "trait StateOfNodeCharge",
+        "trait NodeChargeReturnsItsRoute",
+        "trait NodeChargeFailsWithAnError",
+        "trait NodeChargeTakesTheState",
         "struct RunnerMayMoveNodesBetweenThreads",
         "RunnerMayMoveNodesBetweenThreads :: charge (charge (",
-        "ErrorOfNodeCharge :: __graph_boxed",
-        "StateOfNodeCharge :: __graph_state (& mut * state)",
+        "NodeChargeFailsWithAnError :: __graph_boxed",
+        "NodeChargeTakesTheState :: __graph_state (& mut * state)",
     ] {
         assert!(text.contains(name), "missing `{name}` in {text}");
     }
@@ -233,7 +233,7 @@ fn nested_paths_reach_the_runtime() {
         let cx = crate::ctxt::Ctxt::new();
         let args = parse::workflow_args(&cx, args);
         cx.check().unwrap();
-        nested_private_path(&args).to_string()
+        paths::nested_private(&args.krate).to_string()
     };
     assert_eq!(path(quote!(state = S)), ":: graph_runtime :: __private");
     assert_eq!(
@@ -549,7 +549,7 @@ fn durable_items_expand() {
     );
     assert!(
         text.contains(
-            "< old :: S2 as __graph_probes :: MigratesIntoState < S >> :: __graph_migrate (__graph_old)"
+            "< S as __graph_probes :: StateMigratesFrom < old :: S2 >> :: __graph_migrate (__graph_old)"
         ),
         "{text}"
     );
@@ -1250,7 +1250,7 @@ fn parallel_graphs_expand() {
         "encode_output",
         "decode_item",
         "Transition :: Map",
-        "state_shared_by_branches :: < Claim >",
+        "ParallelBranchesShareTheState :: state_must_be_sync :: < Claim >",
         "__GRAPH_OUTPUT_SCHEMAS",
         "__GRAPH_ITEM_SCHEMAS",
     ] {
@@ -1263,7 +1263,7 @@ fn parallel_graphs_expand() {
         "fn region",
         "fn branch",
         "fn join",
-        "StateSharedByBranches",
+        "ParallelBranchesShareTheState",
         "OUTPUT_SCHEMAS",
     ] {
         assert!(!text.contains(item), "{item}");
@@ -1490,4 +1490,139 @@ fn wait_ms_on_a_branch_is_not_supported_yet() {
     );
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("is not supported yet"), "{errors:?}");
+}
+
+#[test]
+fn node_migrations_expand() {
+    let item = claims_with(
+        "#[node] async fn coverage(c: &Claim) -> Coverage",
+        "#[node(migrate_from = [CoverageV1, old::CoverageV0])] async fn coverage(c: &Claim) -> Coverage",
+    );
+    let item = rename_in(
+        item,
+        "#[node] async fn plan",
+        "#[node(migrate_from = [LineItemV1])] async fn plan",
+    );
+    let text = workflow(quote!(state = Claim), item).to_string();
+    assert!(!text.contains("compile_error"), "{text}");
+    for expected in [
+        // `coverage` is the second branch node: its output is `__GRAPH_OUTPUT_SCHEMAS[1]`.
+        "const __GRAPH_OUTPUT_MIGRATES_FROM_1 : [u64 ; 2usize] = [< CoverageV1 as :: graph_runtime :: __private :: StateSchema > :: SCHEMA , < old :: CoverageV0 as",
+        "const __GRAPH_ITEM_MIGRATES_FROM_0 : [u64 ; 1usize] = [< LineItemV1 as",
+        ":: core :: assert ! (__GRAPH_OUTPUT_MIGRATES_FROM_1 [0usize] != __GRAPH_OUTPUT_SCHEMAS [1usize]",
+        ":: core :: assert ! (__GRAPH_OUTPUT_MIGRATES_FROM_1 [1usize] != __GRAPH_OUTPUT_MIGRATES_FROM_1 [0usize]",
+        ":: core :: assert ! (__GRAPH_ITEM_MIGRATES_FROM_0 [0usize] != __GRAPH_ITEM_SCHEMAS [0usize]",
+        "fn migrate_output (branch : __GraphCursor , schema : u64 , bytes : & [u8] ,)",
+        "__GraphCursor :: Coverage => { if schema == __GRAPH_OUTPUT_MIGRATES_FROM_1 [0usize] { return :: core :: option :: Option :: Some (< Coverage as __graph_probes :: MigratesFrom < CoverageV1 >> :: __graph_migrate (bytes)) ; }",
+        // Declared on `plan`, keyed by the map node.
+        "fn migrate_item (map : __GraphCursor , schema : u64 , bytes : & [u8] ,)",
+        "__GraphCursor :: Assess => { if schema == __GRAPH_ITEM_MIGRATES_FROM_0 [0usize] { return :: core :: option :: Option :: Some (< LineItem as __graph_probes :: MigratesFrom < LineItemV1 >>",
+        "pub (super) trait MigratesFrom < Old >",
+        ":: graph_runtime :: __private :: migrate_value :: < Old , Current > (bytes)",
+        "fn output_schema (branch : __GraphCursor) -> u64 { match branch { __GraphCursor :: Fraud => __GRAPH_OUTPUT_SCHEMAS [0usize] ,",
+        "fn item_schema (map : __GraphCursor) -> u64 { match map { __GraphCursor :: Assess => __GRAPH_ITEM_SCHEMAS [0usize] , _ => 0 , } }",
+        "const FINGERPRINTS : & 'static [(& 'static str , & 'static str , u64)] = & [(\"input\" , \"adjuster\" , __GRAPH_INPUT_SCHEMAS [0usize]) , (\"item\" , \"assess\" , __GRAPH_ITEM_SCHEMAS [0usize]) , (\"output\" , \"adjuster\" ,",
+        "const CANONICAL : & 'static str = \"graph-runtime/v2\\nworkflow claims\\n",
+    ] {
+        assert!(text.contains(expected), "{expected}\n\n{text}");
+    }
+    // Not structure: the hash is the one without `migrate_from`.
+    let plain = workflow(quote!(state = Claim), crate::hash::tests::claims()).to_string();
+    let graph_hash = |text: &str| {
+        let start = text.find("pub const GRAPH_HASH").expect("GRAPH_HASH");
+        let end = start + text[start..].find(';').expect("its end");
+        text[start..end].to_owned()
+    };
+    assert_eq!(graph_hash(&text), graph_hash(&plain));
+    // Without `migrate_from`, no migration functions and no probe.
+    for absent in [
+        "fn migrate_output",
+        "fn migrate_item",
+        "MigratesFrom",
+        "MIGRATES_FROM_",
+    ] {
+        assert!(!plain.contains(absent), "{absent}");
+    }
+}
+
+/// `tokens` with `from` replaced by `to`, re-parsed.
+fn rename_in(tokens: TokenStream, from: &str, to: &str) -> TokenStream {
+    let text = tokens.to_string();
+    let from: TokenStream = syn::parse_str(from).unwrap();
+    let to: TokenStream = syn::parse_str(to).unwrap();
+    let replaced = text.replace(&from.to_string(), &to.to_string());
+    assert_ne!(replaced, text, "fixture did not contain {from}");
+    syn::parse_str(&replaced).unwrap()
+}
+
+#[test]
+fn node_migration_rules() {
+    let cases: Vec<(TokenStream, &str)> = vec![
+        (
+            claims_with(
+                "#[node] async fn intake",
+                "#[node(migrate_from = [ClaimV1])] async fn intake",
+            ),
+            "`migrate_from` on a node lists older types of its branch output or map items; `intake` produces neither; list older state types in `#[workflow(migrate_from = [...])]`",
+        ),
+        (
+            claims_with(
+                "#[node] async fn decide",
+                "#[node(migrate_from = [DecideV1])] async fn decide",
+            ),
+            "`decide` produces neither",
+        ),
+        (
+            claims_with(
+                "#[node(interrupt)] async fn adjuster",
+                "#[node(interrupt, migrate_from = [AdjusterNote])] async fn adjuster",
+            ),
+            "`AdjusterNote` is the output type itself: saved values of it decode without a migration; remove it from `migrate_from`",
+        ),
+        (
+            claims_with(
+                "#[node] async fn plan",
+                "#[node(migrate_from = [LineItem])] async fn plan",
+            ),
+            "`LineItem` is the item type itself",
+        ),
+        (
+            claims_with(
+                "#[node] async fn coverage",
+                "#[node(migrate_from = [CoverageV1, CoverageV1])] async fn coverage",
+            ),
+            "`CoverageV1` is listed twice in `migrate_from`; remove this one",
+        ),
+        (
+            claims_with(
+                "async fn assess(c: &Claim, item: LineItem)",
+                "async fn assess(c: &Claim)",
+            ),
+            "map node `assess` has no item parameter: a map node takes `&Claim`, then the item (`LineItem`, one element of the `Vec` that `plan` returns), then optionally `ctx: &NodeCtx`; write `async fn assess(state: &Claim, item: LineItem)`",
+        ),
+        (
+            claims_with(
+                "async fn assess(c: &Claim, item: LineItem)",
+                "async fn assess(c: &Claim, ctx: &NodeCtx)",
+            ),
+            "map node `assess` has no item parameter",
+        ),
+    ];
+    for (item, expected) in cases {
+        let messages = errors(quote!(state = Claim), item);
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "expected {expected:?} in {messages:#?}"
+        );
+        assert_eq!(messages.len(), 1, "one error: {messages:#?}");
+        for message in &messages {
+            assert!(!message.ends_with('.'), "{message}");
+        }
+    }
+    // `migrate_from` on the map node itself lists older *output* types: fine.
+    let item = claims_with(
+        "#[node(concurrency = 8)]",
+        "#[node(concurrency = 8, migrate_from = [AssessedV1])]",
+    );
+    assert!(errors(quote!(state = Claim), item).is_empty());
 }

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::schema::SchemaItems;
-use super::{Gen, frontier, input, step};
+use super::{Gen, frontier, input, migrate, step};
 use crate::mermaid::mermaid;
 use crate::parse::CheckpointOverride;
 
@@ -117,6 +117,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     let step = step::step_fn(g);
     let run = step::run_fn(g);
     let frontier = frontier::execute_items(g);
+    let records = migrate::execute_items(g, &schemas.canonical);
     quote! {
         #allow
         impl #rt::Execute<Workflow> for Workflow {
@@ -125,6 +126,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
             const ENTRY: __GraphCursor = __GraphCursor::#entry;
 
             #migrate_state
+            #records
             #spec
             #cursor_of
             #input_node

@@ -7,8 +7,8 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token, Type};
 
 use super::tokens_to_string;
-use crate::check::did_you_mean;
 use crate::ctxt::Ctxt;
+use crate::suggest::did_you_mean;
 
 /// `#[workflow(state = T, migrate_from = [A, B], accept_graphs = [0x…], crate = path)]`.
 pub(crate) struct WorkflowArgs {
@@ -27,7 +27,7 @@ const WORKFLOW_KEYS: [&str; 4] = ["state", "migrate_from", "accept_graphs", "cra
 
 /// `#[node(interrupt, retry = N, timeout_ms = M, backoff_ms = B, backoff_max_ms = C,
 /// jitter = bool, checkpoint = always|never, renamed_from = "old", concurrency = N,
-/// wait_ms = W)]`.
+/// wait_ms = W, migrate_from = [OldA, OldB])]`.
 #[derive(Default)]
 pub(crate) struct NodeArgs {
     pub(crate) interrupt: bool,
@@ -46,6 +46,10 @@ pub(crate) struct NodeArgs {
     /// `None` (checked by `parse::node`: only on an interrupt node taking `Option<I>`; and
     /// by `check`: not on a branch), with its key for spans.
     pub(crate) wait_ms: Option<(u64, Ident)>,
+    /// `migrate_from = [OldA, OldB]`: older versions of the node's branch output type, or of
+    /// the item type of the map it feeds (checked by `check`: only on such a node), in the
+    /// listed order, with the key for spans.
+    pub(crate) migrate_from: Option<(Ident, Vec<Type>)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -56,7 +60,7 @@ pub(crate) enum CheckpointOverride {
 }
 
 /// The keys `#[node(…)]` accepts.
-const NODE_KEYS: [&str; 10] = [
+const NODE_KEYS: [&str; 11] = [
     "interrupt",
     "retry",
     "timeout_ms",
@@ -67,6 +71,7 @@ const NODE_KEYS: [&str; 10] = [
     "renamed_from",
     "concurrency",
     "wait_ms",
+    "migrate_from",
 ];
 
 /// Parses the arguments of `#[workflow(…)]`.
@@ -175,7 +180,7 @@ pub(crate) fn workflow_args(cx: &Ctxt, args: TokenStream) -> WorkflowArgs {
             "missing `state = …` in `#[workflow]`: write `#[workflow(state = YourState)]` with the type every node reads and changes",
         );
     }
-    let krate = krate.unwrap_or_else(default_crate_path);
+    let krate = krate.unwrap_or_else(crate::expand::paths::default_crate);
     WorkflowArgs {
         state,
         migrate_from: migrate_from.unwrap_or_default(),
@@ -240,19 +245,6 @@ fn graph_hash_literal(cx: &Ctxt, expr: &syn::Expr) -> Option<(u64, syn::LitInt)>
         ),
     );
     None
-}
-
-/// `::graph_runtime`, built without any chance of failure.
-fn default_crate_path() -> syn::Path {
-    let mut segments = syn::punctuated::Punctuated::new();
-    segments.push(syn::PathSegment::from(Ident::new(
-        "graph_runtime",
-        Span::call_site(),
-    )));
-    syn::Path {
-        leading_colon: Some(Default::default()),
-        segments,
-    }
 }
 
 /// `crate = ::graph_runtime` or, serde style, `crate = "::graph_runtime"`.
@@ -407,6 +399,16 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         ),
                     }
                 }
+                "migrate_from" => {
+                    let example = "`migrate_from = [FraudScoreV1]`";
+                    let types = value(input, key, example, |input| {
+                        bracketed_list(input, key, example, |input| input.parse::<Type>())
+                    })?;
+                    // A repeated key is already reported; its types are dropped with it.
+                    if out.migrate_from.is_none() {
+                        out.migrate_from = Some((key.clone(), types));
+                    }
+                }
                 "renamed_from" => {
                     let example =
                         "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
@@ -445,12 +447,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         "wait" | "deadline" | "deadline_ms" | "wait_for" | "expires_ms" => {
                             Some("wait_ms")
                         }
+                        "migrate" | "migrations" | "migrate_output" | "migrate_items" => {
+                            Some("migrate_from")
+                        }
                         _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N` or `wait_ms = W`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N`, `wait_ms = W` or `migrate_from = [OldType]`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);
@@ -546,4 +551,86 @@ fn skip_value(input: ParseStream) {
 
 fn looks_like_type_name(name: &str) -> bool {
     name.chars().next().is_some_and(char::is_uppercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    /// The keys of `#[node(…)]` in `tokens`, and every error message.
+    fn node(tokens: TokenStream) -> (NodeArgs, Vec<String>) {
+        let cx = Ctxt::new();
+        let args = node_args(&cx, tokens);
+        let messages = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (args, messages)
+    }
+
+    fn texts(types: &[Type]) -> Vec<String> {
+        types.iter().map(tokens_to_string).collect()
+    }
+
+    #[test]
+    fn migrate_from_lists_types() {
+        let attr: syn::Attribute =
+            parse_quote!(#[node(retry = 2, migrate_from = [ScoreV1, old::Score<u8>,])]);
+        let syn::Meta::List(list) = attr.meta else {
+            panic!("a list");
+        };
+        let (args, messages) = node(list.tokens);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(args.retry, Some(2));
+        let (key, types) = args.migrate_from.expect("migrate_from");
+        assert_eq!(key, "migrate_from");
+        assert_eq!(texts(&types), ["ScoreV1", "old::Score<u8>"]);
+
+        let (args, messages) = node(parse_quote!(migrate_from = []));
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(args.migrate_from.map(|(_, types)| types.len()), Some(0));
+        // Without the key, nothing.
+        assert!(node(parse_quote!(interrupt)).0.migrate_from.is_none());
+    }
+
+    #[test]
+    fn migrate_from_mistakes() {
+        let cases: [(TokenStream, &str); 5] = [
+            (
+                parse_quote!(migrate_from = ScoreV1),
+                "`migrate_from` takes a list in brackets: `migrate_from = [FraudScoreV1]`",
+            ),
+            (
+                parse_quote!(migrate_from),
+                "`migrate_from` needs a value: `migrate_from = [FraudScoreV1]`",
+            ),
+            (
+                parse_quote!(migrate_from = [A], migrate_from = [B]),
+                "duplicate key `migrate_from` in `#[node]`; remove one",
+            ),
+            (
+                parse_quote!(migrations = [A]),
+                "unknown key `migrations` in `#[node]`; did you mean `migrate_from`?",
+            ),
+            (
+                parse_quote!(migrate_form = [A]),
+                "unknown key `migrate_form` in `#[node]`; did you mean `migrate_from`?",
+            ),
+        ];
+        for (tokens, expected) in cases {
+            let (_, messages) = node(tokens);
+            assert_eq!(messages, [expected]);
+        }
+        // The first list of a repeated key is kept.
+        let (args, _) = node(parse_quote!(migrate_from = [A], migrate_from = [B]));
+        assert_eq!(texts(&args.migrate_from.expect("kept").1), ["A"]);
+        // The list of known keys names it.
+        let (_, messages) = node(parse_quote!(zzz));
+        assert!(
+            messages[0].ends_with("or `migrate_from = [OldType]`"),
+            "{messages:?}"
+        );
+    }
 }
