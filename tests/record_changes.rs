@@ -476,3 +476,199 @@ async fn map_items_of_another_schema_are_refused() {
         other => panic!("expected a schema mismatch of the map's items, got {other:?}"),
     }
 }
+
+/// Release 4 keeps release 1's output type and converts it: `score` is 100 minus the risk.
+pub mod release4 {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
+    pub struct Check {
+        pub risk: u32,
+    }
+
+    impl From<release1::Check> for Check {
+        fn from(old: release1::Check) -> Self {
+            Check {
+                risk: 100 - old.score,
+            }
+        }
+    }
+
+    #[workflow(state = Claim, accept_graphs = [0xae14_702c_f7fa_97d3])]
+    pub mod claims {
+        use super::*;
+
+        edge!(START -> intake);
+        edge!(intake -> check & review);
+        edge!(check & review -> decide);
+        edge!(decide -> END);
+
+        #[node]
+        async fn intake(_c: &mut Claim) {}
+
+        #[node(migrate_from = [release1::Check])]
+        async fn check(_c: &Claim) -> Check {
+            Check { risk: 10 }
+        }
+
+        #[node(interrupt)]
+        async fn review(_c: &Claim, note: Note) -> Note {
+            note
+        }
+
+        #[node]
+        async fn decide(c: &mut Claim, check: Check, review: Note) {
+            let _ = review;
+            c.approved = check.risk < 50;
+            c.decided_with = check.risk;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_output_of_an_older_type_is_migrated_by_its_node() {
+    let store = MemoryStore::new();
+    waiting_in_release1(&store).await;
+    let release4 = Runner::new(release4::claims::Workflow, store.clone());
+    let done = release4
+        .resume_with("claim-1", release4::claims::Input::Review(note()))
+        .await
+        .unwrap();
+    // Release 1's score of 90 is a risk of 10: approved, as release 1 would have decided.
+    assert_eq!(
+        done,
+        Outcome::Completed(Claim {
+            approved: true,
+            decided_with: 10
+        })
+    );
+}
+
+pub mod map_release3 {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
+    pub struct Line {
+        pub tax_cents: u64,
+    }
+
+    impl From<map_release1::Line> for Line {
+        fn from(old: map_release1::Line) -> Self {
+            Line {
+                tax_cents: old.cents * 10,
+            }
+        }
+    }
+
+    #[workflow(state = Claim)]
+    pub mod lines {
+        use super::*;
+
+        edge!(START -> plan);
+        edge!(plan -> each assess);
+        edge!(assess -> total);
+        edge!(total -> END);
+
+        #[node(migrate_from = [map_release1::Line])]
+        async fn plan(_c: &mut Claim) -> Vec<Line> {
+            vec![Line { tax_cents: 1 }]
+        }
+
+        #[node]
+        async fn assess(_c: &Claim, line: Line) -> u32 {
+            line.tax_cents as u32
+        }
+
+        #[node]
+        async fn total(c: &mut Claim, assess: Vec<u32>) {
+            c.decided_with = assess.iter().sum();
+        }
+    }
+}
+
+#[tokio::test]
+async fn map_items_of_an_older_type_are_migrated_by_the_node_before_each() {
+    let store = MemoryStore::new();
+    let release1 = Runner::new(map_release1::lines::Workflow, store.clone());
+    release1
+        .start("lines-1", Claim::default())
+        .await
+        .unwrap_err();
+    let release3 = Runner::new(map_release3::lines::Workflow, store.clone())
+        .on_graph_change(GraphChange::Force);
+    // Item 0 finished under release 1 (its output, a `u32`, is kept: 5); item 1 runs now on
+    // its migrated item (7 cents -> 70).
+    let done = release3.resume("lines-1").await.unwrap();
+    assert_eq!(done.into_state().decided_with, 75);
+}
+
+#[tokio::test]
+async fn a_graph_mismatch_says_what_changed_and_versions_are_counted() {
+    let store = MemoryStore::new();
+    let release1 = Runner::new(release1::claims::Workflow, store.clone());
+    release1.start("a", Claim::default()).await.unwrap();
+    release1.start("b", Claim::default()).await.unwrap();
+    let release2 = Runner::new(release2::claims::Workflow, store.clone());
+    release2.start("c", Claim::default()).await.unwrap();
+
+    // Release 1 does not accept release 2's graph: the error says what differs.
+    let err = release1.resume("c").await.unwrap_err();
+    let Error::GraphMismatch { changed, .. } = &err else {
+        panic!("expected GraphMismatch, got {err:?}");
+    };
+    assert_eq!(changed, &["output type of `check` changed"]);
+    assert!(
+        err.to_string()
+            .contains("changed since: output type of `check` changed"),
+        "{err}"
+    );
+    // A release that removed the parallel review does not accept release 2's graph either.
+    let removed = Runner::new(without_decide::claims::Workflow, store.clone());
+    let err = removed.resume("c").await.unwrap_err();
+    let Error::GraphMismatch { changed, .. } = &err else {
+        panic!("expected GraphMismatch, got {err:?}");
+    };
+    for expected in [
+        "node `check` removed",
+        "node `decide` removed",
+        "node `review` removed",
+    ] {
+        assert!(changed.iter().any(|c| c == expected), "{changed:?}");
+    }
+
+    // Both graphs are kept, and each session counted at the graph it was last written by.
+    let versions = release1.graph_versions().await.unwrap();
+    let hashes: Vec<u64> = versions.iter().map(|v| v.graph_hash).collect();
+    for hash in [RELEASE_1_HASH, release2::claims::GRAPH_HASH] {
+        assert!(hashes.contains(&hash), "{hashes:x?}");
+    }
+    assert!(versions[0].description.starts_with("graph-runtime/v2"));
+    let count = |in_use: &[graph_runtime::store::VersionCount], hash: u64| {
+        in_use
+            .iter()
+            .filter(|c| c.graph_hash == hash)
+            .map(|c| c.sessions)
+            .sum::<u64>()
+    };
+    let in_use = release1.versions_in_use().await.unwrap();
+    assert_eq!(count(&in_use, RELEASE_1_HASH), 2);
+    assert_eq!(count(&in_use, release2::claims::GRAPH_HASH), 1);
+    // Release 2 (which accepts release 1) moves `a` on: `a` now counts at release 2.
+    release2
+        .resume_with("a", release2::claims::Input::Review(note()))
+        .await
+        .unwrap_err(); // `check`'s output is of release 1's type: refused, nothing written
+    let release4 = Runner::new(release4::claims::Workflow, store.clone());
+    release4
+        .resume_with("a", release4::claims::Input::Review(note()))
+        .await
+        .unwrap();
+    let in_use = release1.versions_in_use().await.unwrap();
+    assert_eq!(count(&in_use, RELEASE_1_HASH), 1);
+    // `migrate_from` is not structure: releases 2 and 4 are one graph, with `a` and `c`.
+    assert_eq!(release4::claims::GRAPH_HASH, release2::claims::GRAPH_HASH);
+    assert_eq!(count(&in_use, release4::claims::GRAPH_HASH), 2);
+    assert!(in_use.iter().all(|c| c.state_schema == Some(STATE)));
+}
+
+const STATE: u64 = <Claim as graph_runtime::StateSchema>::SCHEMA;

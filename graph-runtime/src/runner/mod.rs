@@ -19,7 +19,7 @@ use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
 pub use crate::store::Status;
-use crate::store::{Lease, Store, Wake};
+use crate::store::{GraphVersion, Lease, Store, VersionCount, Wake};
 use crate::{Error, Result, Workflow};
 
 mod attempt;
@@ -1220,6 +1220,53 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             wake: None,
             workflow: None,
         }
+    }
+
+    /// Every version of this workflow's graph the store kept (one is recorded the first time
+    /// a runner of it writes), oldest first: each with its hash and canonical description.
+    ///
+    /// With [`Runner::versions_in_use`], it tells when an `accept_graphs` entry can go.
+    pub async fn graph_versions(&self) -> Result<Vec<GraphVersion>> {
+        self.shared.store.graph_versions(W::NAME).await
+    }
+
+    /// How many sessions of this workflow stand at each graph hash and state schema, counted
+    /// from the store's index of sessions (nothing is decoded). A hash in
+    /// `#[workflow(accept_graphs = [...])]`, or a type in a `migrate_from` whose fingerprint,
+    /// has no row any more is needed by no session's latest checkpoint: the entry can go
+    /// (older checkpoints in a session's history may still need a `migrate_from` type to be
+    /// read).
+    ///
+    /// ```
+    /// use graph_runtime::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// pub struct Job { pub done: bool }
+    ///
+    /// #[workflow(state = Job)]
+    /// pub mod job {
+    ///     use super::*;
+    ///     edge!(START -> work);
+    ///     edge!(work -> END);
+    ///     #[node] async fn work(j: &mut Job) { j.done = true; }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+    /// let runner = Runner::new(job::Workflow, MemoryStore::new());
+    /// runner.start("job-1", Job::default()).await?;
+    /// runner.start("job-2", Job::default()).await?;
+    /// let in_use = runner.versions_in_use().await?;
+    /// assert_eq!(in_use.len(), 1);
+    /// assert_eq!((in_use[0].graph_hash, in_use[0].sessions), (job::GRAPH_HASH, 2));
+    /// assert_eq!(in_use[0].state_schema, Some(job::STATE_SCHEMA));
+    /// assert_eq!(runner.graph_versions().await?[0].graph_hash, job::GRAPH_HASH);
+    /// # Ok(()) }
+    /// ```
+    pub async fn versions_in_use(&self) -> Result<Vec<VersionCount>> {
+        let mut all = self.shared.store.versions_in_use().await?;
+        all.retain(|count| count.workflow == W::NAME);
+        Ok(all)
     }
 
     /// The ids of every session in the store, sorted (of any workflow that shares the store).
