@@ -60,7 +60,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::error::Error;
 use crate::store::Status;
 
 use super::body::{Failure, FrontierBody, FrontierRef, Saved, Slot, SlotV3};

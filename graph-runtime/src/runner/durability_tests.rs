@@ -512,7 +512,7 @@ async fn first_release_checkpoints_keep_opening() {
         created_at: std::time::SystemTime::now(),
         bytes,
         depends_on: None,
-        unsealed: false,
+        seal_later: None,
     };
     store
         .append("old", Append::new(None, saved, None))

@@ -14,7 +14,7 @@ use futures_util::future::{Either, Fuse, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 
 use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
-use super::session::{Session, as_memory};
+use super::session::{self, Session, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
 use crate::checkpoint::{FrontierRef, Saved};
 use crate::ctx::Failure;
@@ -356,7 +356,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 } else {
                     in_append = Some((record_seq, record.bytes.len()));
                     let append = session.prepare(retention, record, control);
-                    appending.set(store.append(&id, append).fuse());
+                    appending.set(session::send(store, &id, append).fuse());
                 }
             }};
         }

@@ -6,6 +6,7 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, RecordOf, 
 use crate::ctx::Failure;
 use crate::events::Event;
 use crate::execute::{Execute, Slot};
-use crate::store::{Append, Checkpoint, MemoryHandle, MemoryStore, Store, Wake};
+use crate::store::{Append, Checkpoint, MemoryHandle, MemoryStore, SealLater, Store, Wake};
 use crate::{Error, Result, Status, Workflow};
 
 /// Bodies smaller than this are always saved whole: a delta would save little, and keeping
@@ -279,7 +280,7 @@ impl Session {
             created_at: crate::clock::coarse_now(),
             bytes,
             depends_on,
-            unsealed: self.seal == Seal::Later,
+            seal_later: (self.seal == Seal::Later).then_some(SealLater(checkpoint::write_checksum)),
         })
     }
 
@@ -317,7 +318,7 @@ impl Session {
             created_at: crate::clock::coarse_now(),
             bytes,
             depends_on: Some(record.anchor),
-            unsealed: self.seal == Seal::Later,
+            seal_later: (self.seal == Seal::Later).then_some(SealLater(checkpoint::write_checksum)),
         })
     }
 
@@ -457,6 +458,18 @@ impl Session {
         control.emit(|| Event::CheckpointSaved { seq, bytes });
         Ok(())
     }
+}
+
+/// Sends `append` (made by [`Session::prepare`]) to the store: the future a caller polls while
+/// it does other work (the scheduler runs branches meanwhile), then hands its result to
+/// [`Session::finish`]. It borrows only the store and the id, not the writer, which is how
+/// the writer stays the only code that calls `Store::append` while the scheduler goes on.
+pub(super) fn send<'a, S: Store>(
+    store: &'a S,
+    session: &'a str,
+    append: Append,
+) -> impl Future<Output = Result<()>> + Send + 'a {
+    store.append(session, append)
 }
 
 /// `store`, if it is a `MemoryStore`: its appends never wait, so the runner makes them as

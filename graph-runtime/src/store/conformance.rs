@@ -88,11 +88,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::error::{Error, Result};
 use crate::store::Status;
 use crate::store::{
     Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
 };
-use crate::{Error, Result};
 
 /// What every case starts from: a fresh, empty store, and a way to get another handle on
 /// the same data.
@@ -1658,7 +1658,7 @@ mod tests {
     use std::future::Future;
 
     use super::*;
-    use crate::MemoryStore;
+    use crate::store::MemoryStore;
 
     /// A `MemoryStore` with one bug: `prune` removes nothing (and says so).
     #[derive(Clone)]

@@ -8,10 +8,10 @@ use tokio::sync::Notify;
 
 use super::lease::MAX_WAKE_DELAY;
 use super::{
-    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SealLater, Store, VersionCount,
+    Wake,
 };
-use crate::checkpoint::write_checksum;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// One session: its chain and its lease bookkeeping.
 #[derive(Debug)]
@@ -162,9 +162,8 @@ fn lease_of(name: &str, session: &Session, owner: &str, ttl: Duration) -> Lease 
 /// for later (see `checkpoint::Seal`): once, in place, so bytes that leave the store are
 /// always a sealed envelope.
 fn sealed(session: &str, checkpoint: &mut Checkpoint) -> Checkpoint {
-    if checkpoint.unsealed {
-        write_checksum(session, &mut checkpoint.bytes);
-        checkpoint.unsealed = false;
+    if let Some(SealLater(seal)) = checkpoint.seal_later.take() {
+        seal(session, &mut checkpoint.bytes);
     }
     checkpoint.clone()
 }
@@ -591,7 +590,7 @@ mod tests {
 
     fn unsealed(session: &str, seq: u64) -> Checkpoint {
         Checkpoint {
-            unsealed: true,
+            seal_later: Some(SealLater(checkpoint::write_checksum)),
             ..Checkpoint::new(
                 seq,
                 "a",
@@ -624,7 +623,7 @@ mod tests {
             .unwrap();
         let latest = store.latest("s").await.unwrap().unwrap();
         assert_eq!(latest.bytes, envelope("s", 1, Seal::Now));
-        assert!(!latest.unsealed);
+        assert!(latest.seal_later.is_none());
         checkpoint::open("s", 1, &latest.bytes).unwrap();
         let older = store.get("s", 0).await.unwrap().unwrap();
         assert_eq!(older.bytes, envelope("s", 0, Seal::Now));

@@ -26,7 +26,7 @@ pub(crate) use self::record::code as status_code;
 pub use self::record::{GraphVersion, Status, VersionCount};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
-use crate::Result;
+use crate::error::Result;
 
 /// One saved checkpoint: the encoded envelope plus the metadata a store indexes.
 ///
@@ -72,9 +72,31 @@ pub struct Checkpoint {
     /// depends on (see [`Store::prune`]).
     pub depends_on: Option<u64>,
     /// Set by the runner for `MemoryStore` alone: the envelope's checksum is not written yet
-    /// (see `checkpoint::Seal`). The store writes it before the bytes leave it.
-    pub(crate) unsealed: bool,
+    /// (see `checkpoint::Seal`), and this is the envelope's own function that writes it. The
+    /// store calls it before the bytes leave it, without looking inside them.
+    pub(crate) seal_later: Option<SealLater>,
 }
+
+/// The envelope's function that writes a checksum the writer left for later (into the last
+/// four bytes, bound to the session id): what a [`Checkpoint`] of the runner's carries to
+/// `MemoryStore`, so that the envelope alone knows how a checksum is made.
+#[derive(Clone, Copy)]
+pub(crate) struct SealLater(pub(crate) fn(session: &str, bytes: &mut [u8]));
+
+impl std::fmt::Debug for SealLater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealLater")
+    }
+}
+
+/// Two pending seals are alike: what matters is that the checksum is still to be written.
+impl PartialEq for SealLater {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SealLater {}
 
 impl Checkpoint {
     /// A self-contained checkpoint `seq` at cursor `node`, written now
@@ -100,7 +122,7 @@ impl Checkpoint {
             created_at: SystemTime::now(),
             bytes,
             depends_on: None,
-            unsealed: false,
+            seal_later: None,
         }
     }
 

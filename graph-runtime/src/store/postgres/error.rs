@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
 use super::tls;
-use crate::Error;
+use crate::error::Error;
 use crate::error::StoreFault;
 
 /// The error inside [`Error::Store`], [`Error::StoreBusy`] or [`Error::StoreDamaged`] for

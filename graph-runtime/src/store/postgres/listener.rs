@@ -14,7 +14,7 @@ use tokio_postgres::{AsyncMessage, Client};
 
 use super::error::Context;
 use super::tls::Tls;
-use crate::Result;
+use crate::error::Result;
 
 /// The most future deadlines remembered; beyond that, the waiters' timeout (the poll) finds
 /// them.

@@ -31,7 +31,7 @@ use super::{
     Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount,
     unix_micros,
 };
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Keeps checkpoints in a PostgreSQL database, for workers on many machines (feature
 /// `postgres`).

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::PostgresStore;
 #[cfg(feature = "postgres-tls")]
 use super::tls::Roots;
-use crate::Result;
+use crate::error::Result;
 
 pub(super) const DEFAULT_SCHEMA: &str = "graph_runtime";
 const DEFAULT_POOL_SIZE: usize = 16;

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 
 use super::Shared;
 use super::error::corrupt;
-use crate::Result;
+use crate::error::Result;
 use crate::store::Status;
 use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
 
@@ -251,7 +251,7 @@ fn read_checkpoint(row: &Row, session: &str) -> Result<Checkpoint> {
         created_at,
         bytes,
         depends_on,
-        unsealed: false,
+        seal_later: None,
     })
 }
 

@@ -4,7 +4,7 @@ use tokio_postgres::Client;
 
 use super::error::Context;
 use super::quote;
-use crate::Result;
+use crate::error::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.
 pub(super) const SCHEMA_VERSION: i32 = 3;

@@ -12,7 +12,7 @@ use tokio_postgres::config::SslMode;
 
 use super::PostgresOptions;
 use super::error::Context;
-use crate::Result;
+use crate::error::Result;
 
 /// The connector every connection of a store is made with.
 #[cfg(feature = "postgres-tls")]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Shared, sql_int};
+use crate::error::{Error, Result};
 use crate::store::Status;
 use crate::store::{Append, Wake};
-use crate::{Error, Result};
 
 /// The most appends one statement carries.
 const MAX_BATCH: usize = 256;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::ErrorCode;
 
-use crate::Error;
+use crate::error::Error;
 use crate::error::StoreFault;
 
 /// The error inside [`Error::Store`], [`Error::StoreBusy`] or [`Error::StoreDamaged`] for

@@ -138,7 +138,7 @@ use super::lease::MAX_WAKE_DELAY;
 use super::{
     Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
 };
-use crate::Result;
+use crate::error::Result;
 
 /// Keeps checkpoints in one SQLite file: the embedded, durable default store.
 ///

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::SqliteStore;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 pub(super) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a lone writer polls for its commit before it sleeps; see

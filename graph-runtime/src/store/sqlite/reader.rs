@@ -12,7 +12,7 @@ use rusqlite::{Connection, Row, params};
 
 use super::error::{Context, corrupt, store_error};
 use super::schema::open_connection;
-use crate::Result;
+use crate::error::Result;
 use crate::store::Status;
 use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
 
@@ -370,7 +370,7 @@ fn read_checkpoint(row: &Row<'_>, session: &str, context: &Context) -> Result<Ch
         created_at,
         bytes,
         depends_on,
-        unsealed: false,
+        seal_later: None,
     })
 }
 

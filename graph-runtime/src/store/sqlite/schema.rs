@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::Synchronous;
 use super::error::Context;
-use crate::Result;
+use crate::error::Result;
 use crate::error::StoreFault;
 
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.

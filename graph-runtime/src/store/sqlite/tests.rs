@@ -13,9 +13,9 @@ use super::schema::{open_connection, prepare_file};
 use super::writer::{Command, Writer};
 use super::{SqliteOptions, Synchronous};
 use crate::error::StoreFault;
+use crate::error::{Error, Result};
 use crate::store::Status;
 use crate::store::{Append, Checkpoint, from_unix_micros, unix_micros};
-use crate::{Error, Result};
 
 fn checkpoint(seq: u64) -> Checkpoint {
     Checkpoint {
@@ -25,7 +25,7 @@ fn checkpoint(seq: u64) -> Checkpoint {
         created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
         bytes: vec![seq as u8; 8],
         depends_on: None,
-        unsealed: false,
+        seal_later: None,
     }
 }
 

@@ -12,9 +12,9 @@ use super::error::{Context, SqliteError, closed_error, corrupt, store_error};
 use super::reader::ReaderPool;
 use super::schema::{AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION};
 use crate::error::StoreFault;
+use crate::error::{Error, Result};
 use crate::store::lease::{MAX_WAKE_DELAY, micros};
 use crate::store::{Append, Claim, GraphVersion, Lease, Wake, from_unix_micros, unix_micros};
-use crate::{Error, Result};
 
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
 pub(super) const MAX_BATCH: usize = 512;
