@@ -160,23 +160,23 @@ mod worker;
 mod workflow;
 
 #[cfg(test)]
-#[path = "runner/runner_tests.rs"]
+#[path = "runner/tests/runner.rs"]
 mod runner_tests;
 
 #[cfg(test)]
-#[path = "runner/control_tests.rs"]
+#[path = "runner/tests/control.rs"]
 mod control_tests;
 
 #[cfg(test)]
-#[path = "runner/durability_tests.rs"]
+#[path = "runner/tests/durability.rs"]
 mod durability_tests;
 
 #[cfg(test)]
-#[path = "runner/api_tests.rs"]
+#[path = "runner/tests/api.rs"]
 mod api_tests;
 
 #[cfg(test)]
-#[path = "runner/parallel_tests.rs"]
+#[path = "runner/tests/parallel.rs"]
 mod parallel_tests;
 
 #[doc(hidden)]
