@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument as _;
 
-use super::scheduler::Position;
+use super::position::Position;
 use super::{Control, Cursor, Runner};
 use crate::checkpoint;
 use crate::error::report;

@@ -1,7 +1,7 @@
 //! Reading a session back: a checkpoint from the store, verified, rebuilt from its chain and
 //! decoded.
 
-use super::scheduler::Frontier;
+use super::position::Frontier;
 use super::scheduler::branch_of;
 use super::session::{Chain, DELTA_MIN_BODY};
 use super::{Cursor, GraphChange, Runner};
@@ -179,7 +179,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         seq: u64,
         region: &Region<super::Cursor<W>>,
         trusted: bool,
-        frontier: &mut super::scheduler::Frontier,
+        frontier: &mut Frontier,
     ) -> Result<()> {
         let mismatch = |what, branch, item, stored, compiled| Error::SchemaMismatch {
             session: session.to_owned(),

@@ -10,7 +10,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +25,7 @@ mod attempt;
 mod config;
 mod graphs;
 mod load;
+mod position;
 mod scheduler;
 mod session;
 
@@ -33,7 +33,8 @@ pub use self::attempt::{ItemFailed, TimedOut};
 use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
-use self::scheduler::{Position, waiting_at, waiting_nodes};
+use self::position::Position;
+use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::Session;
 
 /// The generated cursor type of a workflow.
@@ -451,17 +452,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 state,
             });
         }
-        let position = Position {
-            session,
-            seq: 0,
-            cursor,
-            state,
-            input: None,
-            failure: None,
-            unsaved: Duration::ZERO,
-            frontier: None,
-            deadline_passed: false,
-        };
+        let position = Position::at(session, 0, cursor, state);
         self.drive(Box::new(position), control).await
     }
 
@@ -579,22 +570,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && loaded.frontier.is_none()
             && spec.interrupt
             && spec.wait_ms.is_some();
-        Position {
-            session: Session::stored::<W, S>(
-                Arc::from(session),
-                loaded.seq,
-                loaded.chain,
-                loaded.region,
-            ),
-            seq: loaded.seq,
-            cursor,
-            state: loaded.state,
-            input: loaded.input,
-            failure: loaded.failure,
-            unsaved: Duration::ZERO,
-            frontier: loaded.frontier,
-            deadline_passed,
-        }
+        let writer =
+            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        Position::at(writer, loaded.seq, cursor, loaded.state)
+            .with_input(loaded.input)
+            .with_failure(loaded.failure)
+            .with_frontier(loaded.frontier)
+            .deadline_passed(deadline_passed)
     }
 
     /// Records durably that the interrupt node at `cursor` runs without its input because
@@ -630,17 +612,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             node = name,
             "the wait is over: runs without its input"
         );
-        Ok(Position {
-            session: writer,
-            seq,
-            cursor,
-            state: loaded.state,
-            input: None,
-            failure: loaded.failure,
-            unsaved: Duration::ZERO,
-            frontier: None,
-            deadline_passed: true,
-        })
+        Ok(Position::at(writer, seq, cursor, loaded.state)
+            .with_failure(loaded.failure)
+            .deadline_passed(true))
     }
 
     /// Gives a waiting session its decision and runs on.
@@ -751,18 +725,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             Err(e) => return Err(e),
         }
-        Ok(Position {
-            session,
-            seq,
-            cursor: target,
-            state: loaded.state,
-            input: Some(input),
-            // An interrupt node reached by an error edge still sees what failed.
-            failure: loaded.failure,
-            unsaved: Duration::ZERO,
-            frontier: None,
-            deadline_passed: false,
-        })
+        // An interrupt node reached by an error edge still sees what failed.
+        Ok(Position::at(session, seq, target, loaded.state)
+            .with_input(Some(input))
+            .with_failure(loaded.failure))
     }
 
     /// `resume_with` for a session stopped in a parallel region: the input is for one of its
@@ -823,17 +789,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         writer
             .append(&self.shared.store, self.config.retention, recorded, control)
             .await?;
-        Ok(Position {
-            session: writer,
-            seq,
-            cursor,
-            state: loaded.state,
-            input: None,
-            failure: loaded.failure,
-            unsaved: Duration::ZERO,
-            frontier: Some(frontier),
-            deadline_passed: false,
-        })
+        Ok(Position::at(writer, seq, cursor, loaded.state)
+            .with_failure(loaded.failure)
+            .with_frontier(Some(frontier)))
     }
 
     /// Creates a session for a [`Worker`](crate::Worker) to run: saves its first checkpoint

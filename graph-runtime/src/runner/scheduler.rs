@@ -14,7 +14,8 @@ use futures_util::future::{Either, Fuse, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 
 use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
-use super::session::{self, Session, as_memory};
+use super::position::{Frontier, Position};
+use super::session::{self, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
 use crate::checkpoint::{FrontierRef, Saved};
 use crate::ctx::Failure;
@@ -24,90 +25,6 @@ use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot, Transition
 use crate::store::{Checkpoint, MemoryStore, Store};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Status, Workflow};
-
-/// Where a running session stands, carried through the step loop.
-pub(super) struct Position<W: Workflow> {
-    /// The session's writer: the stored sequence number and delta chain.
-    pub(super) session: Session,
-    /// The sequence number of the state in hand.
-    pub(super) seq: u64,
-    pub(super) cursor: Cursor<W>,
-    pub(super) state: W::State,
-    pub(super) input: Option<W::Input>,
-    /// Set while the cursor is the target of an error edge.
-    pub(super) failure: Option<Failure>,
-    /// Time spent in nodes since the last checkpoint (measured only under
-    /// [`CheckpointPolicy::Adaptive`]).
-    pub(super) unsaved: Duration,
-    /// While the cursor is the join of a parallel region: its branches. Always `None` in a
-    /// graph without regions.
-    pub(super) frontier: Option<Frontier>,
-    /// The cursor is an interrupt node with `wait_ms` whose wait is over: it runs without
-    /// its input (its parameter is `None`). Set only by a worker's run at the deadline, or by
-    /// a resume of the attempt it recorded; cleared once that node has run.
-    pub(super) deadline_passed: bool,
-}
-
-/// The frontier of a parallel region the run is in: one slot per branch (static fan-out,
-/// in the order of `RegionKind::FanOut::branches`) or per item (map, in item order).
-#[derive(Debug, Clone)]
-pub(super) struct Frontier {
-    /// The sequence number of the step that opened the region: branch contexts carry it, so
-    /// their idempotency keys are the same on every re-run.
-    pub(super) opened: u64,
-    /// A map's encoded items (`None` for a static fan-out).
-    pub(super) items: Option<Vec<Vec<u8>>>,
-    /// The fingerprint of a map's item type (0 for a static fan-out).
-    pub(super) item_schema: u64,
-    pub(super) slots: Vec<Slot>,
-    /// Whether the newest stored checkpoints hold this frontier, so that a change can be
-    /// saved as a small branch record rather than a whole checkpoint.
-    pub(super) saved: bool,
-}
-
-impl Frontier {
-    /// A static fan-out opened by step `opened`: every branch pending, except interrupt
-    /// branches, which wait for their input.
-    pub(super) fn fan_out<W: Workflow>(opened: u64, branches: &[Cursor<W>]) -> Self {
-        let slots = branches
-            .iter()
-            .map(|&b| {
-                if W::Exec::spec(b).interrupt {
-                    Slot::Waiting
-                } else {
-                    Slot::Pending
-                }
-            })
-            .collect();
-        Frontier {
-            opened,
-            items: None,
-            item_schema: 0,
-            slots,
-            saved: false,
-        }
-    }
-
-    /// A map opened by step `opened`, one pending slot per item; `item_schema` is the
-    /// fingerprint of the items' type.
-    pub(super) fn map(opened: u64, item_schema: u64, items: Vec<Vec<u8>>) -> Self {
-        Frontier {
-            opened,
-            slots: vec![Slot::Pending; items.len()],
-            items: Some(items),
-            item_schema,
-            saved: false,
-        }
-    }
-
-    pub(super) fn as_ref(&self) -> FrontierRef<'_> {
-        FrontierRef {
-            opened: self.opened,
-            items: self.items.as_deref().map(|items| (self.item_schema, items)),
-            slots: &self.slots,
-        }
-    }
-}
 
 /// The node that runs slot `index` of `region`.
 pub(super) fn branch_of<C: Copy>(region: &Region<C>, index: usize) -> Option<C> {

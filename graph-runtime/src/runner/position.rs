@@ -1,0 +1,138 @@
+//! Where a running session stands: its writer, the state in hand and its sequence number,
+//! the cursor, and — in a parallel region — the frontier of its branches. Built in one place,
+//! [`Position::at`], whichever call starts the run (a new session, a resume, a decision, a
+//! deadline), with what that call knows added to it.
+
+use std::time::Duration;
+
+use super::Cursor;
+use super::session::Session;
+use crate::Workflow;
+use crate::checkpoint::{Failure, FrontierRef};
+use crate::execute::{Execute, Slot};
+
+/// Where a running session stands, carried through the step loop.
+pub(super) struct Position<W: Workflow> {
+    /// The session's writer: the stored sequence number and delta chain.
+    pub(super) session: Session,
+    /// The sequence number of the state in hand.
+    pub(super) seq: u64,
+    pub(super) cursor: Cursor<W>,
+    pub(super) state: W::State,
+    pub(super) input: Option<W::Input>,
+    /// Set while the cursor is the target of an error edge.
+    pub(super) failure: Option<Failure>,
+    /// Time spent in nodes since the last checkpoint (measured only under
+    /// [`CheckpointPolicy::Adaptive`]).
+    pub(super) unsaved: Duration,
+    /// While the cursor is the join of a parallel region: its branches. Always `None` in a
+    /// graph without regions.
+    pub(super) frontier: Option<Frontier>,
+    /// The cursor is an interrupt node with `wait_ms` whose wait is over: it runs without
+    /// its input (its parameter is `None`). Set only by a worker's run at the deadline, or by
+    /// a resume of the attempt it recorded; cleared once that node has run.
+    pub(super) deadline_passed: bool,
+}
+
+impl<W: Workflow> Position<W> {
+    /// The run of the session `session` writes, at `cursor` with the state `state` of
+    /// sequence number `seq`: no input, failure or frontier, nothing unsaved.
+    pub(super) fn at(session: Session, seq: u64, cursor: Cursor<W>, state: W::State) -> Self {
+        Position {
+            session,
+            seq,
+            cursor,
+            state,
+            input: None,
+            failure: None,
+            unsaved: Duration::ZERO,
+            frontier: None,
+            deadline_passed: false,
+        }
+    }
+
+    /// The same position, with the decision `input` for its interrupt node.
+    pub(super) fn with_input(mut self, input: Option<W::Input>) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// The same position, with what failed before its error edge.
+    pub(super) fn with_failure(mut self, failure: Option<Failure>) -> Self {
+        self.failure = failure;
+        self
+    }
+
+    /// The same position, in the parallel region of `frontier`.
+    pub(super) fn with_frontier(mut self, frontier: Option<Frontier>) -> Self {
+        self.frontier = frontier;
+        self
+    }
+
+    /// The same position, whose interrupt node runs without its input: its wait is over.
+    pub(super) fn deadline_passed(mut self, passed: bool) -> Self {
+        self.deadline_passed = passed;
+        self
+    }
+}
+
+/// The frontier of a parallel region the run is in: one slot per branch (static fan-out,
+/// in the order of `RegionKind::FanOut::branches`) or per item (map, in item order).
+#[derive(Debug, Clone)]
+pub(super) struct Frontier {
+    /// The sequence number of the step that opened the region: branch contexts carry it, so
+    /// their idempotency keys are the same on every re-run.
+    pub(super) opened: u64,
+    /// A map's encoded items (`None` for a static fan-out).
+    pub(super) items: Option<Vec<Vec<u8>>>,
+    /// The fingerprint of a map's item type (0 for a static fan-out).
+    pub(super) item_schema: u64,
+    pub(super) slots: Vec<Slot>,
+    /// Whether the newest stored checkpoints hold this frontier, so that a change can be
+    /// saved as a small branch record rather than a whole checkpoint.
+    pub(super) saved: bool,
+}
+
+impl Frontier {
+    /// A static fan-out opened by step `opened`: every branch pending, except interrupt
+    /// branches, which wait for their input.
+    pub(super) fn fan_out<W: Workflow>(opened: u64, branches: &[Cursor<W>]) -> Self {
+        let slots = branches
+            .iter()
+            .map(|&b| {
+                if W::Exec::spec(b).interrupt {
+                    Slot::Waiting
+                } else {
+                    Slot::Pending
+                }
+            })
+            .collect();
+        Frontier {
+            opened,
+            items: None,
+            item_schema: 0,
+            slots,
+            saved: false,
+        }
+    }
+
+    /// A map opened by step `opened`, one pending slot per item; `item_schema` is the
+    /// fingerprint of the items' type.
+    pub(super) fn map(opened: u64, item_schema: u64, items: Vec<Vec<u8>>) -> Self {
+        Frontier {
+            opened,
+            slots: vec![Slot::Pending; items.len()],
+            items: Some(items),
+            item_schema,
+            saved: false,
+        }
+    }
+
+    pub(super) fn as_ref(&self) -> FrontierRef<'_> {
+        FrontierRef {
+            opened: self.opened,
+            items: self.items.as_deref().map(|items| (self.item_schema, items)),
+            slots: &self.slots,
+        }
+    }
+}
