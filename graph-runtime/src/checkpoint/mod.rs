@@ -1,10 +1,12 @@
 //! Checkpoints as bytes — the one place that turns state into bytes and back: the envelope
 //! (`envelope`: the format, its versions and how it is opened), the bincode codec behind it
 //! (`codec`, so the codec id can move to another format without breaking stored checkpoints),
-//! the deltas of incremental checkpoints (`delta`), and the records a body holds besides the
+//! the deltas of incremental checkpoints (`delta`), reading a chain of them (and of branch
+//! records) back (`chain`), and the records a body holds besides the
 //! state (`body`: failures, the slots of a frontier).
 
 mod body;
+pub(crate) mod chain;
 mod codec;
 pub(crate) mod delta;
 mod envelope;

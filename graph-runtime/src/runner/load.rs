@@ -5,7 +5,7 @@ use super::position::Frontier;
 use super::scheduler::branch_of;
 use super::session::{Chain, DELTA_MIN_BODY};
 use super::{Cursor, GraphChange, Runner};
-use crate::checkpoint::{self, DeltaOf, Envelope, Failure, FrontierBody, RecordOf, Saved, delta};
+use crate::checkpoint::{self, Envelope, Failure, FrontierBody, RecordOf, Saved, chain};
 use crate::execute::{Execute, Region, RegionKind, Slot};
 use crate::store::{Checkpoint, Status, Store, status_code};
 use crate::{Error, Result, Workflow};
@@ -291,7 +291,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let body = match envelope.delta {
             None => envelope.body,
             Some(of) => {
-                let (body, delta_bytes, len) = self.reconstruct(session, envelope, of, links)?;
+                let (body, delta_bytes, len) = chain::reconstruct(session, envelope, of, links)?;
                 chain.anchor = of.anchor;
                 chain.delta_bytes = delta_bytes;
                 chain.len = len;
@@ -326,7 +326,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
             }
         };
-        Self::check_input_schema(session, envelope)?;
+        chain::check_input_schema(session, envelope, W::INPUT_SCHEMA)?;
         let (input, failure, frontier) = checkpoint::decode_tail(
             session,
             seq,
@@ -363,22 +363,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             frontier,
             region,
         })
-    }
-
-    /// Refuses a recorded input saved under another `Input` schema.
-    fn check_input_schema(session: &str, envelope: &Envelope<'_>) -> Result<()> {
-        match envelope.input_schema {
-            Some(stored) if stored != W::INPUT_SCHEMA => Err(Error::SchemaMismatch {
-                session: session.to_owned(),
-                seq: envelope.seq,
-                what: "recorded input",
-                branch: None,
-                item: None,
-                stored,
-                compiled: W::INPUT_SCHEMA,
-            }),
-            _ => Ok(()),
-        }
     }
 
     /// A frontier read from checkpoint `seq` at the join `cursor`, checked against the
@@ -447,27 +431,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             seq,
             reason,
         };
-        let Some(at) = links.iter().position(|c| c.seq == record.base) else {
-            return Err(corrupt(format!(
-                "the branch record's region checkpoint {} is not in the store",
-                record.base
-            )));
-        };
+        let (at, opened) = chain::region_base(session, seq, record, links)?;
         let base = &links[at];
-        let opened = checkpoint::open(session, base.seq, &base.bytes)?;
-        if opened.record.is_some() || !opened.frontier {
-            return Err(corrupt(format!(
-                "checkpoint {} does not hold the frontier the branch record extends",
-                record.base
-            )));
-        }
-        if opened.delta.is_some_and(|of| of.anchor != record.anchor)
-            || (opened.delta.is_none() && record.anchor != record.base)
-        {
-            return Err(corrupt(
-                "the branch record names another chain than its region's".to_owned(),
-            ));
-        }
         if purpose == Purpose::Run {
             self.admit(session, &opened)?;
         }
@@ -495,48 +460,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             return Err(corrupt("the region checkpoint has no frontier".to_owned()));
         };
-        let mut expected = record.base;
-        let later = links[at + 1..]
-            .iter()
-            .map(Some)
-            .chain(std::iter::once(None));
-        for link in later {
-            let (link_seq, opened_link);
-            let this = match link {
-                Some(link) => {
-                    opened_link = checkpoint::open(session, link.seq, &link.bytes)?;
-                    link_seq = link.seq;
-                    &opened_link
-                }
-                None => {
-                    link_seq = seq;
-                    envelope
-                }
-            };
-            if Some(link_seq) != expected.checked_add(1) || this.record != Some(record) {
+        let changes = chain::record_changes(
+            session,
+            envelope,
+            record,
+            &opened,
+            &links[at + 1..],
+            W::INPUT_SCHEMA,
+        )?;
+        for (index, slot) in changes {
+            let Some(target) = frontier.slots.get_mut(index as usize) else {
                 return Err(corrupt(format!(
-                    "the branch records of region {} are incomplete or broken at {link_seq}",
-                    record.base
+                    "a branch record names slot {index} of a frontier of {}",
+                    frontier.slots.len()
                 )));
-            }
-            if this.graph_hash != opened.graph_hash {
-                return Err(corrupt(
-                    "a branch record of another graph than its region".to_owned(),
-                ));
-            }
-            Self::check_input_schema(session, this)?;
-            for (index, slot) in
-                checkpoint::decode_record(session, link_seq, this.body, this.typed)?
-            {
-                let Some(target) = frontier.slots.get_mut(index as usize) else {
-                    return Err(corrupt(format!(
-                        "a branch record names slot {index} of a frontier of {}",
-                        frontier.slots.len()
-                    )));
-                };
-                *target = slot;
-            }
-            expected = link_seq;
+            };
+            *target = slot;
         }
         loaded.seq = seq;
         loaded.status = envelope.status_at(&loaded.node);
@@ -567,70 +506,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             compiled: W::GRAPH_HASH,
             changed: Vec::new(),
         })
-    }
-
-    /// Rebuilds the body of the delta checkpoint `envelope` from `links`, the stored
-    /// checkpoints from its chain's full checkpoint up to the one it applies to. Returns the
-    /// body, the delta bytes in the chain and the number of deltas.
-    fn reconstruct(
-        &self,
-        session: &str,
-        envelope: &Envelope<'_>,
-        of: DeltaOf,
-        links: &[Checkpoint],
-    ) -> Result<(Vec<u8>, usize, u32)> {
-        let corrupt = |reason: String| Error::Corrupt {
-            session: session.to_owned(),
-            seq: envelope.seq,
-            reason,
-        };
-        let Some((first, rest)) = links.split_first() else {
-            return Err(corrupt(format!(
-                "the delta chain is incomplete: its full checkpoint {} is not in the store",
-                of.anchor
-            )));
-        };
-        let full = checkpoint::open(session, first.seq, &first.bytes)?;
-        if first.seq != of.anchor || full.delta.is_some() {
-            return Err(corrupt(format!(
-                "the delta chain is incomplete: its full checkpoint {} is not in the store",
-                of.anchor
-            )));
-        }
-        let mut deltas: Vec<&[u8]> = Vec::with_capacity(rest.len() + 1);
-        let mut expected_base = first.seq;
-        let mut delta_bytes = envelope.body.len();
-        for link in rest {
-            let opened = checkpoint::open(session, link.seq, &link.bytes)?;
-            match opened.delta {
-                Some(d) if d.base == expected_base && d.anchor == of.anchor => {}
-                _ => {
-                    return Err(corrupt(format!(
-                        "checkpoint {} breaks the delta chain from {}",
-                        link.seq, of.anchor
-                    )));
-                }
-            }
-            delta_bytes += opened.body.len();
-            deltas.push(opened.body);
-            expected_base = link.seq;
-        }
-        if of.base != expected_base {
-            return Err(corrupt(format!(
-                "the delta chain is incomplete: checkpoint {} is not in the store",
-                of.base
-            )));
-        }
-        deltas.push(envelope.body);
-        let body = delta::reconstruct(full.body, &deltas, checkpoint::MAX_BODY_BYTES)
-            .map_err(|e| corrupt(format!("delta does not apply: {e}")))?;
-        if body.len() != of.body_len as usize || checkpoint::body_checksum(&body) != of.body_crc {
-            return Err(corrupt(
-                "the reconstructed body does not match its checksum".to_owned(),
-            ));
-        }
-        let len = u32::try_from(deltas.len()).unwrap_or(u32::MAX);
-        Ok((body, delta_bytes, len))
     }
 
     /// The cursor of a checkpoint loaded to run on from ([`Purpose::Run`] checked it).
