@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::store::{Claim, Lease, Store};
-use crate::{Error, Outcome, Result, Runner, Status, Workflow};
+use crate::{Error, Outcome, Result, Runner, Workflow};
 
 /// How often a worker looks for work when nothing wakes it: the bound on how late it notices
 /// a session another process made runnable without a wake-up (SQLite, an expired lease).
@@ -322,22 +322,8 @@ impl<W: Workflow, S: Store> Registered for Runner<W, S> {
         let runner = self.clone();
         Box::pin(async move {
             // A session that is completed or waiting needs no run, and the run then writes
-            // nothing; note where it stood to tell that case apart afterwards.
-            let settled_at = runner
-                .store()
-                .latest(&lease.session)
-                .await?
-                .filter(|c| matches!(c.status, Status::Completed | Status::Waiting { .. }))
-                .map(|c| c.seq);
-            let outcome = runner.run_leased(&lease, cancel).await?;
-            let wrote = match settled_at {
-                None => true,
-                Some(seq) => runner
-                    .store()
-                    .latest(&lease.session)
-                    .await?
-                    .is_none_or(|c| c.seq != seq),
-            };
+            // nothing: the run says whether it wrote.
+            let (outcome, wrote) = runner.run_leased(&lease, cancel).await?;
             Ok(match (outcome, wrote) {
                 (Outcome::Completed(_), true) => Settled::Completed,
                 (Outcome::Completed(_), false) => Settled::AlreadyCompleted,

@@ -35,7 +35,7 @@ pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
 use self::position::Position;
 use self::scheduler::{waiting_at, waiting_nodes};
-use self::session::Session;
+use self::session::{Bookkeeping, SessionWriter};
 
 /// The generated cursor type of a workflow.
 type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
@@ -217,18 +217,22 @@ struct Control {
     events: Option<EventSink>,
     cancel: Option<CancellationToken>,
     spans: bool,
-    /// Set when a [`Worker`](crate::Worker) runs the session under a lease: every write is
-    /// fenced by this epoch, and one after which nothing is due (completed, waiting) says the
-    /// session needs no worker.
-    fence: Option<u64>,
-    /// Set by the calls that hand a session to workers (`enqueue`, `enqueue_input`): when it
-    /// becomes runnable.
-    wake: Option<Wake>,
-    /// With `fence` or `wake`: the workflow and graph hash the store records for claims.
-    workflow: Option<(&'static str, u64)>,
+    /// What the call's writes carry for workers (handed to each session writer it makes).
+    writes: Bookkeeping,
+    /// Set when the call stores a write: a worker learns from it whether its run settled the
+    /// session, without reading the store again. `None` when nobody asks.
+    wrote: Option<Arc<AtomicBool>>,
 }
 
 impl Control {
+    /// Notes that a write of this call is stored.
+    #[inline]
+    fn wrote(&self) {
+        if let Some(wrote) = &self.wrote {
+            wrote.store(true, Ordering::Relaxed);
+        }
+    }
+
     #[inline]
     fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(events) = &self.events {
@@ -430,21 +434,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             Status::Running
         };
-        let mut session = Session::new::<W, S>(Arc::from(session));
+        let mut session = self.writer(session, &control);
         let name = Cow::Borrowed(spec.name);
-        let first = session.encode::<W>(
-            self.config.retention,
-            0,
-            status,
-            name,
-            &state,
-            None,
-            None,
-            None,
-        )?;
-        session
-            .append(&self.shared.store, self.config.retention, first, &control)
-            .await?;
+        let first = session.encode::<W>(0, status, name, &state, None, None, None)?;
+        session.append(&self.shared.store, first, &control).await?;
         if spec.interrupt {
             control.emit(|| Event::Interrupted { node: spec.name });
             return Ok(Outcome::Interrupted {
@@ -473,7 +466,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
         self.record_graph().await?;
-        let loaded = self.load_latest(session).await?;
+        let mut loaded = self.load_latest(session).await?;
         if loaded.status == Status::Completed {
             return Ok(Outcome::Completed(loaded.state));
         }
@@ -487,21 +480,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
                 let status = scheduler::region_status::<W>(waiting_at(""), cursor, &frontier.slots);
-                let mut writer = Session::stored::<W, S>(
-                    Arc::from(session),
-                    loaded.seq,
-                    loaded.chain,
-                    loaded.region,
-                );
+                let mut writer = self.writer_at(session, &control, &mut loaded);
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
                 if loaded.status == Status::Running && writer.has_region() {
                     let name = W::Exec::spec(cursor).name;
                     let record = writer.encode_record::<W>(loaded.seq + 1, name, status, &[])?;
-                    writer
-                        .append(&self.shared.store, self.config.retention, record, &control)
-                        .await?;
+                    writer.append(&self.shared.store, record, &control).await?;
                 }
                 return Ok(Outcome::Interrupted {
                     node,
@@ -518,7 +504,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             Status::Waiting { .. }
                 if spec.interrupt
                     && spec.wait_ms.is_some()
-                    && control.fence.is_some()
+                    && control.writes.fence.is_some()
                     && loaded.frontier.is_none() =>
             {
                 match self
@@ -539,7 +525,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                                 state: loaded.state,
                             });
                         }
-                        let position = self.position(session, loaded, cursor);
+                        let position = self.position(session, loaded, cursor, &control);
                         self.drive(Box::new(position), control).await
                     }
                     Err(e) => Err(e),
@@ -554,7 +540,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 state: loaded.state,
             }),
             _ => {
-                let position = self.position(session, loaded, cursor);
+                let position = self.position(session, loaded, cursor, &control);
                 self.drive(Box::new(position), control).await
             }
         }
@@ -563,15 +549,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// Where a run goes on from a loaded checkpoint that is not waiting. A `Running`
     /// checkpoint at a node with `wait_ms` and no input is the attempt a worker recorded when
     /// the deadline passed (a crash interrupted it): the node runs without its input again.
-    fn position(&self, session: &str, loaded: Loaded<W>, cursor: Cursor<W>) -> Position<W> {
+    fn position(
+        &self,
+        session: &str,
+        mut loaded: Loaded<W>,
+        cursor: Cursor<W>,
+        control: &Control,
+    ) -> Position<W> {
         let spec = W::Exec::spec(cursor);
         let deadline_passed = loaded.status == Status::Running
             && loaded.input.is_none()
             && loaded.frontier.is_none()
             && spec.interrupt
             && spec.wait_ms.is_some();
-        let writer =
-            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let writer = self.writer_at(session, control, &mut loaded);
         Position::at(writer, loaded.seq, cursor, loaded.state)
             .with_input(loaded.input)
             .with_failure(loaded.failure)
@@ -586,16 +577,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     async fn record_deadline(
         &self,
         session: &str,
-        loaded: Loaded<W>,
+        mut loaded: Loaded<W>,
         cursor: Cursor<W>,
         control: &Control,
     ) -> Result<Position<W>> {
         let name = W::Exec::spec(cursor).name;
-        let mut writer =
-            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let mut writer = self.writer_at(session, control, &mut loaded);
         let seq = loaded.seq + 1;
         let recorded = writer.encode::<W>(
-            self.config.retention,
             seq,
             Status::Running,
             Cow::Borrowed(name),
@@ -604,9 +593,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             None,
         )?;
-        writer
-            .append(&self.shared.store, self.config.retention, recorded, control)
-            .await?;
+        writer.append(&self.shared.store, recorded, control).await?;
         tracing::debug!(
             session,
             node = name,
@@ -660,7 +647,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         self.record_graph().await?;
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
-        let loaded = self.load_latest(session).await?;
+        let mut loaded = self.load_latest(session).await?;
         if loaded.frontier.is_some() {
             return self
                 .answer_branch(session, loaded, target, input, control)
@@ -681,11 +668,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             });
         }
         let id = session;
-        let mut session =
-            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let mut session = self.writer_at(session, control, &mut loaded);
         let seq = loaded.seq + 1;
         let recorded = session.encode::<W>(
-            self.config.retention,
             seq,
             Status::Running,
             Cow::Borrowed(target_name),
@@ -695,15 +680,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             None,
         )?;
         let deadline = W::Exec::spec(target).wait_ms.is_some();
-        if deadline && control.wake.is_none() {
+        if deadline && control.writes.wake.is_none() {
             // Answered in-process before the deadline: it runs here, so no worker may take
             // the session when the deadline passes.
             session.wake_next(Wake::Never);
         }
-        match session
-            .append(&self.shared.store, self.config.retention, recorded, control)
-            .await
-        {
+        match session.append(&self.shared.store, recorded, control).await {
             Ok(()) => {}
             // A worker whose claim came with the deadline wrote first: it runs the node
             // without this input.
@@ -737,13 +719,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     async fn answer_branch(
         &self,
         session: &str,
-        loaded: Loaded<W>,
+        mut loaded: Loaded<W>,
         target: Cursor<W>,
         input: W::Input,
         control: &Control,
     ) -> Result<Position<W>> {
         let cursor = self.cursor(session, &loaded)?;
-        let Some(mut frontier) = loaded.frontier else {
+        let Some(mut frontier) = loaded.frontier.take() else {
             return Err(Error::Corrupt {
                 session: session.to_owned(),
                 seq: loaded.seq,
@@ -774,8 +756,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 actual,
             });
         };
-        let mut writer =
-            Session::stored::<W, S>(Arc::from(session), loaded.seq, loaded.chain, loaded.region);
+        let mut writer = self.writer_at(session, control, &mut loaded);
         let bytes = crate::execute::encode(&input).map_err(|e| Error::Encode {
             session: session.to_owned(),
             reason: e.to_string(),
@@ -786,9 +767,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let changes = [(index as u32, &frontier.slots[index])];
         let recorded =
             writer.encode_record::<W>(seq, W::Exec::spec(cursor).name, status, &changes)?;
-        writer
-            .append(&self.shared.store, self.config.retention, recorded, control)
-            .await?;
+        writer.append(&self.shared.store, recorded, control).await?;
         Ok(Position::at(writer, seq, cursor, loaded.state)
             .with_failure(loaded.failure)
             .with_frontier(Some(frontier)))
@@ -832,9 +811,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             (Status::Running, Wake::Now)
         };
-        let mut session = Session::new::<W, S>(Arc::from(session));
+        let control = self.queueing(wake);
+        let mut session = self.writer(session, &control);
         let first = session.encode::<W>(
-            self.config.retention,
             0,
             status,
             Cow::Borrowed(spec.name),
@@ -843,10 +822,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             None,
             None,
         )?;
-        let control = self.queueing(wake);
-        session
-            .append(&self.shared.store, self.config.retention, first, &control)
-            .await
+        session.append(&self.shared.store, first, &control).await
     }
 
     /// Gives a waiting session its decision for a [`Worker`](crate::Worker) to act on: checks
@@ -862,25 +838,32 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// The control of a call that only hands a session to workers.
     fn queueing(&self, wake: Wake) -> Control {
         Control {
-            wake: Some(wake),
-            workflow: Some((W::NAME, W::GRAPH_HASH)),
+            writes: Bookkeeping {
+                wake: Some(wake),
+                workflow: Some((W::NAME, W::GRAPH_HASH)),
+                fence: None,
+            },
             ..Control::default()
         }
     }
 
     /// Runs a session a [`Worker`](crate::Worker) claimed, from its latest checkpoint, with
     /// every write fenced by the lease's epoch; `cancel` stops it (the lease was lost, or the
-    /// worker shuts down).
+    /// worker shuts down). Returns the outcome and whether the run wrote anything (a session
+    /// that had completed, or waits and still does, needs no write).
     pub(crate) async fn run_leased(
         &self,
         lease: &Lease,
         cancel: CancellationToken,
-    ) -> Result<Outcome<W::State>> {
+    ) -> Result<(Outcome<W::State>, bool)> {
+        let wrote = Arc::new(AtomicBool::new(false));
         let mut control = self.control(None);
         control.cancel = Some(cancel);
-        control.fence = Some(lease.epoch);
-        control.workflow = Some((W::NAME, W::GRAPH_HASH));
-        self.resume_inner(&lease.session, control).await
+        control.writes.fence = Some(lease.epoch);
+        control.writes.workflow = Some((W::NAME, W::GRAPH_HASH));
+        control.wrote = Some(Arc::clone(&wrote));
+        let outcome = self.resume_inner(&lease.session, control).await?;
+        Ok((outcome, wrote.load(Ordering::Relaxed)))
     }
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
@@ -976,7 +959,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let loaded = self.decode(session, checkpoint, Purpose::Run).await?;
         self.record_graph().await?;
         // The copy is self-contained: a fork shares no delta chain with its origin.
-        let mut writer = Session::new::<W, S>(Arc::from(new_session));
+        let control = Control::default();
+        let mut writer = self.writer(new_session, &control);
         // A session stopped in a region: the frontier with every record applied, so the copy
         // needs none of the origin's records.
         let (status, frontier) = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
@@ -987,7 +971,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             _ => (loaded.status.clone(), None),
         };
         let copy = writer.encode::<W>(
-            self.config.retention,
             seq,
             status,
             Cow::Owned(loaded.node.clone()),
@@ -996,14 +979,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             frontier,
         )?;
-        writer
-            .append(
-                &self.shared.store,
-                self.config.retention,
-                copy,
-                &Control::default(),
-            )
-            .await?;
+        writer.append(&self.shared.store, copy, &control).await?;
         Ok(Self::snapshot(loaded))
     }
 
@@ -1059,6 +1035,21 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         sessions.iter().try_for_each(|id| session_id::check(id))
     }
 
+    /// The writer of a new session for a call with `control`.
+    fn writer(&self, session: &str, control: &Control) -> SessionWriter {
+        SessionWriter::new::<W, S>(Arc::from(session), self.config.retention, control.writes)
+    }
+
+    /// The writer that extends the checkpoint `loaded` of `session` for a call with `control`.
+    fn writer_at(&self, session: &str, control: &Control, loaded: &mut Loaded<W>) -> SessionWriter {
+        SessionWriter::stored::<W, S>(
+            Arc::from(session),
+            self.config.retention,
+            control.writes,
+            loaded,
+        )
+    }
+
     /// Tells the store about this graph's version ([`Store::record_graph`]) before this
     /// runner's first write: once per runner (and its clones), one relaxed load after that.
     /// A write whose graph the store cannot record is not made: a later release could not
@@ -1080,9 +1071,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             events,
             cancel: self.config.cancel.clone(),
             spans: tracing::enabled!(target: "graph_runtime::step", tracing::Level::DEBUG),
-            fence: None,
-            wake: None,
-            workflow: None,
+            writes: Bookkeeping::default(),
+            wrote: None,
         }
     }
 

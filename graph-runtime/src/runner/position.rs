@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::Cursor;
-use super::session::Session;
+use super::session::SessionWriter;
 use crate::Workflow;
 use crate::checkpoint::{Failure, FrontierRef};
 use crate::execute::{Execute, Slot};
@@ -14,7 +14,7 @@ use crate::execute::{Execute, Slot};
 /// Where a running session stands, carried through the step loop.
 pub(super) struct Position<W: Workflow> {
     /// The session's writer: the stored sequence number and delta chain.
-    pub(super) session: Session,
+    pub(super) session: SessionWriter,
     /// The sequence number of the state in hand.
     pub(super) seq: u64,
     pub(super) cursor: Cursor<W>,
@@ -37,7 +37,7 @@ pub(super) struct Position<W: Workflow> {
 impl<W: Workflow> Position<W> {
     /// The run of the session `session` writes, at `cursor` with the state `state` of
     /// sequence number `seq`: no input, failure or frontier, nothing unsaved.
-    pub(super) fn at(session: Session, seq: u64, cursor: Cursor<W>, state: W::State) -> Self {
+    pub(super) fn at(session: SessionWriter, seq: u64, cursor: Cursor<W>, state: W::State) -> Self {
         Position {
             session,
             seq,

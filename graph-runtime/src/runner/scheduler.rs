@@ -177,7 +177,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let opened = *opened;
         let store = &self.shared.store;
-        let retention = self.config.retention;
         let mut unsaved: Vec<u32> = Vec::new();
         let count = slots.len();
         let (limit, is_map) = match region.kind {
@@ -268,11 +267,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 )?;
                 if let Some(memory) = memory {
                     // It never waits: appended on the spot, nothing in flight.
-                    session.append_in_memory(memory, retention, record, control)?;
+                    session.append_in_memory(memory, record, control)?;
                     *seq = record_seq;
                 } else {
                     in_append = Some((record_seq, record.bytes.len()));
-                    let append = session.prepare(retention, record, control);
+                    let append = session.prepare(record);
                     appending.set(session::send(store, &id, append).fuse());
                 }
             }};
@@ -483,7 +482,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 slots,
             };
             session.encode::<W>(
-                retention,
                 record_seq,
                 status,
                 Cow::Borrowed(W::Exec::spec(join).name),
@@ -493,9 +491,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Some(frontier),
             )?
         };
-        session
-            .append(store, retention, checkpoint, control)
-            .await?;
+        session.append(store, checkpoint, control).await?;
         *seq = record_seq;
         *saved = true;
         Ok(Some(first))
@@ -798,12 +794,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let checkpoint = self.checkpoint(at, seq, status, node, with_failure)?;
         at.session
-            .append(
-                &self.shared.store,
-                self.config.retention,
-                checkpoint,
-                control,
-            )
+            .append(&self.shared.store, checkpoint, control)
             .await
     }
 
@@ -821,8 +812,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: &Control,
     ) -> Result<()> {
         let checkpoint = self.checkpoint(at, seq, status, node, with_failure)?;
-        at.session
-            .append_in_memory(memory, self.config.retention, checkpoint, control)
+        at.session.append_in_memory(memory, checkpoint, control)
     }
 
     /// Encodes checkpoint `seq` of the position, at `node` (see [`Runner::save`]).
@@ -848,7 +838,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             ),
         };
         let checkpoint = at.session.encode::<W>(
-            self.config.retention,
             seq,
             status,
             Cow::Borrowed(node),

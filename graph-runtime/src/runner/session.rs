@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::load::Loaded;
 use super::{Control, Retention};
 use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, RecordOf, Seal, delta};
 use crate::ctx::Failure;
@@ -57,10 +58,30 @@ pub(super) struct Chain {
     pub(super) spare: Option<Vec<u8>>,
 }
 
-/// The writer of one session: the only code that appends to the store.
+/// What every write of a call carries for workers, set by the calls that involve them (a
+/// worker's leased run, `enqueue`, `enqueue_input`) and nothing on the plain path.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Bookkeeping {
+    /// A worker runs the session under a lease: every write is fenced by this epoch, and one
+    /// after which nothing is due (completed, waiting) says the session needs no worker.
+    pub(super) fence: Option<u64>,
+    /// When the session becomes runnable (the calls that hand it to workers).
+    pub(super) wake: Option<Wake>,
+    /// With `fence` or `wake`: the workflow and graph hash the store records for claims.
+    pub(super) workflow: Option<(&'static str, u64)>,
+}
+
+/// The writer of one session: the only code that appends to the store. It owns what every
+/// write needs besides the checkpoint — the retention, the workers' bookkeeping (lease fence,
+/// wake time, workflow identity), the delta chain, the memory store's fast path, chosen once
+/// here — so a caller says only what to write.
 #[derive(Debug)]
-pub(super) struct Session {
+pub(super) struct SessionWriter {
     id: Arc<str>,
+    /// How many checkpoints the session keeps (applied by every append).
+    retention: Retention,
+    /// What every append carries for workers.
+    bookkeeping: Bookkeeping,
     /// The sequence number of the newest checkpoint in the store; `None` before the first
     /// append of a new session.
     stored: Option<u64>,
@@ -69,8 +90,8 @@ pub(super) struct Session {
     /// records after it: where the next record applies.
     region: Option<RecordOf>,
     /// What the next append says about workers whatever its call's control says: the
-    /// deadline of a wait at a node with `wait_ms` (see [`Session::encode`]), or the end of
-    /// one ([`Session::wake_next`]).
+    /// deadline of a wait at a node with `wait_ms` (see [`SessionWriter::encode`]), or the end of
+    /// one ([`SessionWriter::wake_next`]).
     pending: Option<PendingWake>,
     /// Whether envelopes are written with their checksum: always, except for `MemoryStore`,
     /// which writes it when a checkpoint is first read (see [`Seal`]).
@@ -108,11 +129,17 @@ struct PendingWake {
     workflow: Option<(&'static str, u64)>,
 }
 
-impl Session {
+impl SessionWriter {
     /// The writer of a session of `W` that is not in the store yet, for a store of type `S`.
-    pub(super) fn new<W: Workflow, S: Store>(id: Arc<str>) -> Self {
-        Session {
+    pub(super) fn new<W: Workflow, S: Store>(
+        id: Arc<str>,
+        retention: Retention,
+        bookkeeping: Bookkeeping,
+    ) -> Self {
+        SessionWriter {
             id,
+            retention,
+            bookkeeping,
             stored: None,
             chain: Chain::default(),
             region: None,
@@ -123,19 +150,22 @@ impl Session {
         }
     }
 
-    /// The writer of a stored session whose newest checkpoint is `seq`, with what loading it
-    /// learnt about its chain and, if it stopped in a parallel region, where records apply.
+    /// The writer of a stored session whose newest checkpoint `loaded` read: it extends that
+    /// checkpoint, with what loading it learnt about its chain and, if it stopped in a
+    /// parallel region, where records apply.
     pub(super) fn stored<W: Workflow, S: Store>(
         id: Arc<str>,
-        seq: u64,
-        chain: Chain,
-        region: Option<RecordOf>,
+        retention: Retention,
+        bookkeeping: Bookkeeping,
+        loaded: &mut Loaded<W>,
     ) -> Self {
-        Session {
+        SessionWriter {
             id,
-            stored: Some(seq),
-            chain,
-            region,
+            retention,
+            bookkeeping,
+            stored: Some(loaded.seq),
+            chain: std::mem::take(&mut loaded.chain),
+            region: loaded.region,
             pending: None,
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
@@ -144,7 +174,7 @@ impl Session {
     }
 
     /// Makes the next append set the session's wake time to `wake` (after
-    /// [`Session::encode`], which sets the wake-up of a deadline).
+    /// [`SessionWriter::encode`], which sets the wake-up of a deadline).
     pub(super) fn wake_next(&mut self, wake: Wake) {
         self.pending = Some(PendingWake {
             wake,
@@ -173,7 +203,7 @@ impl Session {
 
     /// Encodes checkpoint `seq` to follow the stored one: whole, or as a delta against the
     /// previous body when the chain allows it (see [`Chain`]). Kept apart from
-    /// [`Session::append`] so that no reference to the state lives across an `.await` (the
+    /// [`SessionWriter::append`] so that no reference to the state lives across an `.await` (the
     /// state need not be `Sync`).
     ///
     /// `frontier` is the parallel region the session is in, with the status to index (which
@@ -182,7 +212,6 @@ impl Session {
     #[inline(always)]
     pub(super) fn encode<W: Workflow>(
         &mut self,
-        retention: Retention,
         seq: u64,
         status: Status,
         node: Cow<'static, str>,
@@ -232,7 +261,7 @@ impl Session {
         if body_len >= DELTA_MIN_BODY
             && expected.is_some()
             && chain.prev_seq == expected
-            && chain.len < max_chain(retention)
+            && chain.len < max_chain(self.retention)
             && let (Some(prev), Some(base)) = (&chain.prev, expected)
         {
             // The chain may grow to twice the body before a full checkpoint pays off.
@@ -327,27 +356,25 @@ impl Session {
     pub(super) async fn append<S: Store>(
         &mut self,
         store: &S,
-        retention: Retention,
         checkpoint: Checkpoint,
         control: &Control,
     ) -> Result<()> {
         // `MemoryStore` never waits: its append is called directly, without building the
         // futures of the trait's async method (a constant test once `S` is known).
         if let Some(memory) = as_memory(store) {
-            return self.append_in_memory(memory, retention, checkpoint, control);
+            return self.append_in_memory(memory, checkpoint, control);
         }
         let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.len());
-        let append = self.prepare(retention, checkpoint, control);
+        let append = self.prepare(checkpoint);
         let result = store.append(&self.id, append).await;
         self.finish(seq, bytes, result, control)
     }
 
-    /// [`Session::append`] to a `MemoryStore`, synchronously.
+    /// [`SessionWriter::append`] to a `MemoryStore`, synchronously.
     #[inline(always)]
     pub(super) fn append_in_memory(
         &mut self,
         store: &MemoryStore,
-        retention: Retention,
         checkpoint: Checkpoint,
         control: &Control,
     ) -> Result<()> {
@@ -365,11 +392,11 @@ impl Session {
             None,
             Status::Running,
         ) = (
-            retention,
+            self.retention,
             self.stored,
-            control.fence,
-            control.wake,
-            control.workflow,
+            self.bookkeeping.fence,
+            self.bookkeeping.wake,
+            self.bookkeeping.workflow,
             self.pending,
             self.announce,
             &checkpoint.status,
@@ -382,7 +409,7 @@ impl Session {
                 Err(given_back) => checkpoint = given_back,
             }
         }
-        let append = self.prepare(retention, checkpoint, control);
+        let append = self.prepare(checkpoint);
         let result = store
             .append_now(&self.id, append, &mut self.memory)
             .map(|spare| {
@@ -393,13 +420,8 @@ impl Session {
 
     /// The compare-and-swap append of `checkpoint`, with the workers' bookkeeping its call
     /// and this session's pending wake-up ask for.
-    pub(super) fn prepare(
-        &mut self,
-        retention: Retention,
-        checkpoint: Checkpoint,
-        control: &Control,
-    ) -> Append {
-        let keep_last = match retention {
+    pub(super) fn prepare(&mut self, checkpoint: Checkpoint) -> Append {
+        let keep_last = match self.retention {
             Retention::KeepAll => None,
             Retention::KeepLast(n) => Some(n),
         };
@@ -410,7 +432,7 @@ impl Session {
         let mut append = Append::new(self.stored, checkpoint, keep_last);
         // Workers' bookkeeping, set only by the calls that involve them: nothing on the
         // plain path.
-        if let Some(epoch) = control.fence {
+        if let Some(epoch) = self.bookkeeping.fence {
             append = append.fence(epoch);
         }
         let pending = self.pending.take();
@@ -421,12 +443,15 @@ impl Session {
             // needed, however it was written: a session enqueued for workers but run to its
             // end in-process must not stay runnable.
             None if settles => Some(Wake::Never),
-            None => control.wake,
+            None => self.bookkeeping.wake,
         };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
-        if let Some((name, graph_hash)) = pending.and_then(|p| p.workflow).or(control.workflow) {
+        if let Some((name, graph_hash)) = pending
+            .and_then(|p| p.workflow)
+            .or(self.bookkeeping.workflow)
+        {
             append = append.workflow(name, graph_hash);
         }
         // The first append of this writer says which workflow, graph and schema the session
@@ -455,14 +480,15 @@ impl Session {
             e => e,
         })?;
         self.stored = Some(seq);
+        control.wrote();
         control.emit(|| Event::CheckpointSaved { seq, bytes });
         Ok(())
     }
 }
 
-/// Sends `append` (made by [`Session::prepare`]) to the store: the future a caller polls while
+/// Sends `append` (made by [`SessionWriter::prepare`]) to the store: the future a caller polls while
 /// it does other work (the scheduler runs branches meanwhile), then hands its result to
-/// [`Session::finish`]. It borrows only the store and the id, not the writer, which is how
+/// [`SessionWriter::finish`]. It borrows only the store and the id, not the writer, which is how
 /// the writer stays the only code that calls `Store::append` while the scheduler goes on.
 pub(super) fn send<'a, S: Store>(
     store: &'a S,
