@@ -1,11 +1,11 @@
 //! The checkpoint envelope: the format of every checkpoint a store holds.
 //!
-//! Layout of envelope version 3, written by this release (integers little-endian):
+//! Layout of envelope version 4, written by this release (integers little-endian):
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "GRCP"
-//! 4       1     envelope version (3)
+//! 4       1     envelope version (4)
 //! 5       1     codec id (1 = bincode 2, standard config)
 //! 6       1     status (0 running, 1 waiting, 2 completed)
 //! 7       1     flags: 1 = the body holds a recorded input, 2 = the body is a delta,
@@ -33,11 +33,12 @@
 //!
 //! The body of a checkpoint is the bincode of `(state, pending input, failure before an error
 //! edge)`; with flag 4 it is followed by the frontier of the parallel region the session is
-//! in, `(opened: u64, items: Option<Vec<bytes>>, slots: Vec<Slot>)`: the sequence number of
-//! the step that opened the region (what branch idempotency keys use), a map's encoded items,
-//! and one slot per branch or item (pending, waiting, a recorded input, an output or a
-//! failure). A graph without parallel branches never sets flag 4 or 8: its checkpoints are
-//! byte for byte what version 2 wrote, apart from the version byte.
+//! in, `(opened: u64, item schema: u64, items: Option<Vec<bytes>>, slots: Vec<Slot>)`: the
+//! sequence number of the step that opened the region (what branch idempotency keys use), the
+//! `StateSchema` fingerprint of a map's item type and its encoded items, and one slot per
+//! branch or item (pending, waiting, a recorded input or an output — each with its type's
+//! fingerprint — or a failure). A graph without parallel branches never sets flag 4 or 8:
+//! its checkpoints are byte for byte what version 2 wrote, apart from the version byte.
 //!
 //! A **branch record** (flag 8) is the small checkpoint saved when a branch finishes, waits
 //! or gets its input: its body is the bincode of `Vec<(slot index u32, Slot)>`, the slots it
@@ -46,7 +47,10 @@
 //! name the same base and follow the one before without a gap, is applied in order. A record
 //! depends on `anchor` (`Checkpoint::depends_on`), so retention keeps what it needs.
 //!
-//! Version 2 is version 3 without flags 4 and 8. Version 1 (the first release) had neither
+//! Version 3 is version 4 with values saved without fingerprints: its frontier is `(opened,
+//! items, slots)` and its slots hold bare bytes; they read back with `Saved::UNRECORDED`,
+//! which the runner trusts only under the graph hash that wrote them. Version 2 is version 3
+//! without flags 4 and 8. Version 1 (the first release) had neither
 //! fingerprints, flags nor deltas: bytes 7..26 held a zero byte, the graph hash, the sequence
 //! number and the cursor length. Both are still read; a version-1 state is taken to have the
 //! compiled schema, since it recorded none.
@@ -78,7 +82,7 @@ const FIXED_HEADER_V2: usize = 42;
 const FIXED_HEADER_V1: usize = 26;
 /// The delta fields of a version-2 or 3 header.
 const DELTA_FIELDS: usize = 24;
-/// The record fields of a version-3 header.
+/// The record fields of a version-3 or 4 header.
 const RECORD_FIELDS: usize = 16;
 
 const FLAG_INPUT: u8 = 1;
@@ -264,7 +268,7 @@ fn write_header(
     Ok(())
 }
 
-/// Wraps a body (a delta when `delta` is set) in a version-3 envelope. `kind` says what the
+/// Wraps a body (a delta when `delta` is set) in a version-4 envelope. `kind` says what the
 /// (reconstructed) body holds.
 pub(crate) fn seal(
     header: &Header<'_>,
@@ -276,7 +280,7 @@ pub(crate) fn seal(
     seal_any(header, kind, delta, None, body, seal)
 }
 
-/// Wraps the slot changes of a branch record in a version-3 envelope (flag 8); `has_input`
+/// Wraps the slot changes of a branch record in a version-4 envelope (flag 8); `has_input`
 /// when one of them is a recorded input.
 pub(crate) fn seal_record(
     header: &Header<'_>,
