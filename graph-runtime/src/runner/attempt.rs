@@ -69,22 +69,141 @@ pub(super) enum Attempt<T> {
 /// Whether a failed attempt is retried, and after how long: `#[node(retry = N, backoff_ms =
 /// B, backoff_max_ms = C, jitter)]`. Knows nothing about running the attempt.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct RetryPolicy {
+struct RetryPolicy {
     spec: &'static NodeSpec,
 }
 
 impl RetryPolicy {
-    pub(super) fn of(spec: &'static NodeSpec) -> Self {
+    fn of(spec: &'static NodeSpec) -> Self {
         RetryPolicy { spec }
     }
 
     /// After attempt `attempt` (from 1) failed: `Some(wait)` before the next one, or `None`
     /// when the failure is final (permanent, or the retries are used up).
-    pub(super) fn retry(&self, attempt: u32, permanent: bool) -> Option<Duration> {
+    fn retry(&self, attempt: u32, permanent: bool) -> Option<Duration> {
         if permanent || attempt > self.spec.retry {
             return None;
         }
         Some(backoff(self.spec, attempt))
+    }
+}
+
+/// The attempts of one node or one branch, as tower's retry future holds a policy and the
+/// request: which attempt runs, what starting one reports (an event, a tracing span), and —
+/// through [`RetryPolicy`] — what a failed one leads to. A node drives it in a loop
+/// ([`Runner::run_node`], which also rolls the state back); a branch from the scheduler's set
+/// of running futures, where a retry is a backoff future beside the other branches. Both
+/// guard each attempt with [`timed`] and [`cancellable`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AttemptSeries {
+    spec: &'static NodeSpec,
+    policy: RetryPolicy,
+    /// `Some` for a branch: the map item's index within it, if a map's.
+    branch: Option<Option<usize>>,
+    attempt: u32,
+}
+
+/// What a failed attempt leads to.
+pub(super) enum AfterFailure {
+    /// Another attempt, after this wait.
+    Retry(Duration),
+    /// None: the failure is final (permanent, or the retries are used up).
+    GiveUp(NodeError),
+}
+
+impl AttemptSeries {
+    /// The attempts of the node `spec`.
+    pub(super) fn node(spec: &'static NodeSpec) -> Self {
+        AttemptSeries {
+            spec,
+            policy: RetryPolicy::of(spec),
+            branch: None,
+            attempt: 1,
+        }
+    }
+
+    /// The attempts of the branch node `spec` (for a map, of its item `item`).
+    pub(super) fn branch(spec: &'static NodeSpec, item: Option<usize>) -> Self {
+        AttemptSeries {
+            branch: Some(item),
+            ..AttemptSeries::node(spec)
+        }
+    }
+
+    /// The attempt that runs next, from 1.
+    pub(super) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Reports that the attempt starts (of the step or region saved as `seq`), and returns
+    /// its tracing span (none unless `control` asks for spans).
+    pub(super) fn start(&self, control: &Control, seq: u64) -> tracing::Span {
+        let (node, attempt) = (self.spec.name, self.attempt);
+        match self.branch {
+            None => {
+                control.emit(|| Event::StepStarted { node, seq, attempt });
+                if control.spans {
+                    tracing::debug_span!(target: "graph_runtime::step", "step", node, seq, attempt)
+                } else {
+                    tracing::Span::none()
+                }
+            }
+            Some(item) => {
+                control.emit(|| Event::BranchStarted {
+                    node,
+                    item,
+                    seq,
+                    attempt,
+                });
+                match (control.spans, item) {
+                    (false, _) => tracing::Span::none(),
+                    (true, None) => {
+                        tracing::debug_span!(target: "graph_runtime::step", "branch", node, seq, attempt)
+                    }
+                    (true, Some(item)) => {
+                        tracing::debug_span!(target: "graph_runtime::step", "branch", node, item, seq, attempt)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The attempt failed with `error` (`permanent`: it must not be retried): retry after a
+    /// wait, reported, with the count moved on to the next attempt, or give up.
+    pub(super) fn failed(
+        &mut self,
+        error: NodeError,
+        permanent: bool,
+        control: &Control,
+    ) -> AfterFailure {
+        let Some(delay) = self.policy.retry(self.attempt, permanent) else {
+            return AfterFailure::GiveUp(error);
+        };
+        let (node, attempt) = (self.spec.name, self.attempt);
+        let next = attempt + 1;
+        match self.branch {
+            None => {
+                tracing::debug!(node, attempt, ?delay, error = %report(&*error), "retrying");
+                control.emit(|| Event::Retrying {
+                    node,
+                    attempt: next,
+                    delay,
+                    error: report(&*error),
+                });
+            }
+            Some(item) => {
+                tracing::debug!(node, item, attempt, ?delay, error = %report(&*error), "retrying a branch");
+                control.emit(|| Event::BranchRetrying {
+                    node,
+                    item,
+                    attempt: next,
+                    delay,
+                    error: report(&*error),
+                });
+            }
+        }
+        self.attempt = next;
+        AfterFailure::Retry(delay)
     }
 }
 
@@ -161,7 +280,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ) -> Result<Transition<Cursor<W>>> {
         let workflow = &self.shared.workflow;
         let cursor = at.cursor;
-        let policy = RetryPolicy::of(spec);
+        let mut series = AttemptSeries::node(spec);
         // The cheapest rollback that needs no `Clone` bound: the checkpoint body encoding,
         // taken only for nodes that can retry or take an error edge.
         let snapshot = if spec.retry > 0 || has_error_route {
@@ -172,20 +291,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             None
         };
-        let mut attempt = 1;
         loop {
-            ctx.set_attempt(attempt);
-            control.emit(|| Event::StepStarted {
-                node: spec.name,
-                seq: ctx.seq(),
-                attempt,
-            });
+            ctx.set_attempt(series.attempt());
+            let span = series.start(control, ctx.seq());
             let started = control.events.is_some().then(Instant::now);
-            let span = if control.spans {
-                tracing::debug_span!(target: "graph_runtime::step", "step", node = spec.name, seq = ctx.seq(), attempt)
-            } else {
-                tracing::Span::none()
-            };
             let outcome = match join {
                 None => {
                     let step = W::Exec::step(workflow, cursor, &mut at.state, ctx, at.input.take());
@@ -223,18 +332,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 at.state = state;
                 at.input = input;
             }
-            let Some(delay) = policy.retry(attempt, permanent) else {
-                return Ok(Transition::Failed(error));
-            };
-            tracing::debug!(node = spec.name, attempt, ?delay, error = %report(&*error), "retrying");
-            control.emit(|| Event::Retrying {
-                node: spec.name,
-                attempt: attempt + 1,
-                delay,
-                error: report(&*error),
-            });
-            cancellable(control, at.session.id(), tokio::time::sleep(delay)).await?;
-            attempt += 1;
+            match series.failed(error, permanent, control) {
+                AfterFailure::GiveUp(error) => return Ok(Transition::Failed(error)),
+                AfterFailure::Retry(delay) => {
+                    cancellable(control, at.session.id(), tokio::time::sleep(delay)).await?;
+                }
+            }
         }
     }
 }

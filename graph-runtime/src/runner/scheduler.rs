@@ -13,7 +13,9 @@ use futures_util::StreamExt as _;
 use futures_util::future::{Either, Fuse, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 
-use super::attempt::{Attempt, ItemFailed, RetryPolicy, cancellable, timed, timed_out};
+use super::attempt::{
+    AfterFailure, Attempt, AttemptSeries, ItemFailed, cancellable, timed, timed_out,
+};
 use super::position::{Frontier, Position};
 use super::session::{self, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
@@ -233,7 +235,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 )
             })
             .collect();
-        let mut attempts: Vec<u32> = vec![1; count];
+        let mut series: Vec<AttemptSeries> = specs
+            .iter()
+            .enumerate()
+            .map(|(index, &spec)| AttemptSeries::branch(spec, is_map.then_some(index)))
+            .collect();
         let timed_run = control.events.is_some();
         let id: Arc<str> = Arc::clone(session.id());
         // The branch record being appended, if any (its sequence number and size), and the
@@ -296,28 +302,21 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 let index: usize = $index;
                 let spec = specs[index];
                 let ctx = &ctxs[index];
-                let attempt = attempts[index];
-                ctx.set_attempt(attempt);
-                let item = ctx.item_index();
-                control.emit(|| Event::BranchStarted {
-                    node: spec.name,
-                    item,
-                    seq: opened,
-                    attempt,
-                });
+                ctx.set_attempt(series[index].attempt());
+                let span = series[index].start(control, opened);
                 let input = match &slots[index] {
                     Slot::Input(input) => Some(decode_input::<W>(&id, *seq, &input.bytes)?),
                     _ => None,
                 };
-                let span = match (control.spans, item) {
-                    (false, _) => tracing::Span::none(),
-                    (true, None) => tracing::debug_span!(target: "graph_runtime::step", "branch", node = spec.name, seq = opened, attempt),
-                    (true, Some(item)) => tracing::debug_span!(target: "graph_runtime::step", "branch", node = spec.name, item, seq = opened, attempt),
-                };
-                let item_bytes = items.as_ref().and_then(|items| items.get(index)).map(|i| &i[..]);
+                let item_bytes = items
+                    .as_ref()
+                    .and_then(|items| items.get(index))
+                    .map(|i| &i[..]);
                 let cursor = branch_of(region, index).unwrap_or(join);
                 let branch = W::Exec::branch(workflow, cursor, &*state, ctx, item_bytes, input);
-                running.push(Either::Left(branch_attempt(index, spec, branch, span, timed_run)));
+                running.push(Either::Left(branch_attempt(
+                    index, spec, branch, span, timed_run,
+                )));
             }};
         }
         // Starts slots that have not run yet, up to the concurrency limit.
@@ -366,7 +365,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             };
             let (index, outcome) = match ran {
                 Ran::Slept(index) => {
-                    attempts[index] += 1;
                     start!(index);
                     continue;
                 }
@@ -399,18 +397,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             .map_or((None, false), |(e, p)| (Some(e), p));
             if let Some(error) = error {
-                if let Some(delay) = RetryPolicy::of(spec).retry(attempts[index], permanent) {
-                    tracing::debug!(node = spec.name, item = ctxs[index].item_index(), attempt = attempts[index], ?delay, error = %report(&*error), "retrying a branch");
-                    control.emit(|| Event::BranchRetrying {
-                        node: spec.name,
-                        item: ctxs[index].item_index(),
-                        attempt: attempts[index] + 1,
-                        delay,
-                        error: report(&*error),
-                    });
-                    running.push(Either::Right(branch_backoff(index, delay)));
-                    continue;
-                }
+                let error = match series[index].failed(error, permanent, control) {
+                    AfterFailure::Retry(delay) => {
+                        running.push(Either::Right(branch_backoff(index, delay)));
+                        continue;
+                    }
+                    AfterFailure::GiveUp(error) => error,
+                };
                 if !collects(index) {
                     // Fail fast: the siblings' futures are dropped with `running`. What
                     // finished is kept if the region is saved, so `resume` re-runs only
