@@ -26,6 +26,7 @@ mod config;
 mod graphs;
 mod load;
 mod position;
+mod region;
 mod scheduler;
 mod session;
 

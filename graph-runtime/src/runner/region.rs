@@ -1,0 +1,581 @@
+//! A parallel region run: the branches of a fan-out or a map, run concurrently on the run's
+//! own task until each has an output (or a collected failure) or waits for input, with each
+//! finished branch's record saved while the others go on.
+//!
+//! Two types share the work. [`Branches`] starts attempts (up to a map's concurrency limit)
+//! and holds the running ones; [`Records`] turns finished slots into branch records, one
+//! append in flight at a time, in the order the slots finished. [`Runner::run_region`] is the
+//! loop between them: it polls the append in flight first, then the branches, and decides
+//! what each result leads to.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
+use tracing::Instrument as _;
+
+use super::attempt::{
+    AfterFailure, Attempt, AttemptSeries, ItemFailed, cancellable, timed, timed_out,
+};
+use super::position::{Frontier, Position};
+use super::scheduler::{branch_of, region_status, waiting_at, waiting_nodes};
+use super::session::{self, SessionWriter, as_memory};
+use super::{CheckpointPolicy, Control, Cursor, Runner};
+use crate::checkpoint::{Failure, FrontierRef, Saved};
+use crate::error::report;
+use crate::events::Event;
+use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot};
+use crate::store::{MemoryStore, Status, Store};
+use crate::workflow::NodeCheckpoint;
+use crate::{Error, NodeCtx, NodeSpec, Result, Workflow};
+
+/// What finished in the set of running branches.
+enum Ran {
+    /// An attempt of slot `.0` returned, after `.2` if the run is observed.
+    Attempt(usize, Attempt<BranchResult>, Option<Duration>),
+    /// Slot `.0`'s wait before its next attempt is over.
+    Slept(usize),
+}
+
+/// A running attempt or backoff of one slot.
+type Running<'a> = Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
+
+/// One attempt of a branch: `branch` (the generated future, which is `Send` however the
+/// state is shared) under the node's timeout, in its span. Takes no reference to the state
+/// itself, so the region's future is `Send` without `State: Sync` in its bounds.
+async fn branch_attempt<F: Future<Output = BranchResult>>(
+    index: usize,
+    spec: &'static NodeSpec,
+    branch: F,
+    span: tracing::Span,
+    timed_run: bool,
+) -> Ran {
+    let started = timed_run.then(Instant::now);
+    let outcome = timed(spec, branch).instrument(span).await;
+    Ran::Attempt(index, outcome, started.map(|s| s.elapsed()))
+}
+
+/// The wait before the next attempt of slot `index`.
+async fn branch_backoff(index: usize, delay: Duration) -> Ran {
+    tokio::time::sleep(delay).await;
+    Ran::Slept(index)
+}
+
+/// The branches of a region: which slots still have to run, the attempts running now, and
+/// each slot's attempt series.
+struct Branches<'a, W: Workflow> {
+    workflow: &'a W,
+    region: &'static Region<Cursor<W>>,
+    /// The sequence number of the step that opened the region (what branch contexts carry).
+    opened: u64,
+    specs: &'a [&'static NodeSpec],
+    /// One context per slot, made before any branch starts: the branches' futures borrow
+    /// them, and the attempt counter is the only thing that changes.
+    ctxs: &'a [NodeCtx],
+    series: Vec<AttemptSeries>,
+    /// A map's encoded items.
+    items: Option<&'a [Vec<u8>]>,
+    running: FuturesUnordered<Running<'a>>,
+    /// The slots that have not run yet, and how many of them have started.
+    runnable: Vec<usize>,
+    next: usize,
+    /// Slots started and not finished (their attempts or backoffs are in `running`).
+    in_flight: usize,
+    /// At most this many slots at once (`#[node(concurrency = N)]`).
+    limit: usize,
+    /// Whether attempts are timed for events.
+    timed_run: bool,
+}
+
+impl<'a, W: Workflow> Branches<'a, W> {
+    /// Starts slot `index`'s next attempt on `state`. The state comes with each call rather
+    /// than being held here: a held `&State` would make the region's future need
+    /// `State: Sync`.
+    fn start(
+        &mut self,
+        index: usize,
+        state: &'a W::State,
+        slots: &[Slot],
+        (session, seq): (&str, u64),
+        control: &Control,
+    ) -> Result<()> {
+        let (spec, ctx) = (self.specs[index], &self.ctxs[index]);
+        let series = &self.series[index];
+        ctx.set_attempt(series.attempt());
+        let span = series.start(control, self.opened);
+        let input = match &slots[index] {
+            Slot::Input(input) => Some(decode_input::<W>(session, seq, &input.bytes)?),
+            _ => None,
+        };
+        let item = self
+            .items
+            .and_then(|items| items.get(index))
+            .map(|i| &i[..]);
+        let cursor = branch_of(self.region, index).unwrap_or(self.region.join);
+        let branch = W::Exec::branch(self.workflow, cursor, state, ctx, item, input);
+        let attempt = branch_attempt(index, spec, branch, span, self.timed_run);
+        self.running.push(Box::pin(attempt));
+        Ok(())
+    }
+
+    /// Starts slots that have not run yet, up to the concurrency limit.
+    fn start_more(
+        &mut self,
+        state: &'a W::State,
+        slots: &[Slot],
+        at: (&str, u64),
+        control: &Control,
+    ) -> Result<()> {
+        while self.next < self.runnable.len() && self.in_flight < self.limit {
+            self.start(self.runnable[self.next], state, slots, at, control)?;
+            self.next += 1;
+            self.in_flight += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits `delay` before slot `index`'s next attempt, beside the running ones.
+    fn back_off(&mut self, index: usize, delay: Duration) {
+        self.running.push(Box::pin(branch_backoff(index, delay)));
+    }
+}
+
+/// The branch records of a region: the slots changed since the last record, those waiting
+/// for a record of their own (in the order they finished), and the append in flight. It
+/// borrows only the store and its own copy of the session id, so the branches are polled
+/// while an append runs.
+struct Records<'a, S: Store> {
+    store: &'a S,
+    /// `Some` when the store is a `MemoryStore`: its appends are made on the spot.
+    memory: Option<&'a MemoryStore>,
+    id: Arc<str>,
+    /// Changed slots that no record or checkpoint holds yet.
+    unsaved: Vec<u32>,
+    /// Finished slots waiting for a record of their own (each is in `unsaved` too).
+    queued: VecDeque<u32>,
+    /// The record being appended (its sequence number and size), and the append.
+    in_append: Option<(u64, usize)>,
+    appending: Option<Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>>,
+}
+
+impl<'a, S: Store> Records<'a, S> {
+    /// Whether an append is in flight.
+    fn busy(&self) -> bool {
+        self.in_append.is_some()
+    }
+
+    /// Encodes the next record and starts appending it: the first queued slot, with every
+    /// unsaved change that has no record of its own (a slot that waits, or one finished
+    /// under a policy that records nothing).
+    fn start<W: Workflow>(
+        &mut self,
+        writer: &mut SessionWriter,
+        seq: &mut u64,
+        join: Cursor<W>,
+        slots: &[Slot],
+        control: &Control,
+    ) -> Result<()> {
+        self.queued.pop_front();
+        let queued = &self.queued;
+        let now: Vec<u32> = self
+            .unsaved
+            .iter()
+            .copied()
+            .filter(|i| !queued.contains(i))
+            .collect();
+        self.unsaved.retain(|i| queued.contains(i));
+        let changes = changes_of(&now, slots);
+        let status = region_status::<W>(Status::Running, join, slots);
+        let record_seq = writer.stored_seq() + 1;
+        let record =
+            writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?;
+        if let Some(memory) = self.memory {
+            // It never waits: appended on the spot, nothing in flight.
+            writer.append_in_memory(memory, record, control)?;
+            *seq = record_seq;
+        } else {
+            self.in_append = Some((record_seq, record.bytes.len()));
+            let append = writer.prepare(record);
+            let (store, id) = (self.store, Arc::clone(&self.id));
+            self.appending = Some(Box::pin(
+                async move { session::send(store, &id, append).await },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The append in flight, to poll (completes at once when there is none).
+    async fn wait(&mut self) -> Result<()> {
+        match &mut self.appending {
+            Some(append) => append.await,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the result of the append in flight, if any.
+    fn finish(
+        &mut self,
+        writer: &mut SessionWriter,
+        seq: &mut u64,
+        result: Result<()>,
+        control: &Control,
+    ) -> Result<()> {
+        self.appending = None;
+        if let Some((record_seq, bytes)) = self.in_append.take() {
+            writer.finish(record_seq, bytes, result, control)?;
+            *seq = record_seq;
+        }
+        Ok(())
+    }
+
+    /// Makes every record so far durable: the append in flight, then one per queued slot.
+    async fn drain<W: Workflow>(
+        &mut self,
+        writer: &mut SessionWriter,
+        seq: &mut u64,
+        join: Cursor<W>,
+        slots: &[Slot],
+        control: &Control,
+    ) -> Result<()> {
+        let result = self.wait().await;
+        self.finish(writer, seq, result, control)?;
+        while !self.queued.is_empty() {
+            self.start::<W>(writer, seq, join, slots, control)?;
+            let result = self.wait().await;
+            self.finish(writer, seq, result, control)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// The frontier of a region whose join a checkpoint names without one (saved by a
+    /// release or graph that had no frontier there): a static fan-out starts over; a map
+    /// cannot, its items are gone.
+    pub(super) fn reopen(
+        &self,
+        at: &Position<W>,
+        region: &'static Region<Cursor<W>>,
+    ) -> Result<Frontier> {
+        match region.kind {
+            RegionKind::FanOut { branches, .. } => Ok(Frontier::fan_out::<W>(at.seq, branches)),
+            RegionKind::Map { .. } => Err(Error::Corrupt {
+                session: at.session.id().to_string(),
+                seq: at.seq,
+                reason: format!(
+                    "the session stands at the join of a map, `{}`, without its items",
+                    W::Exec::spec(region.join).name
+                ),
+            }),
+        }
+    }
+
+    /// Runs the branches of the region in `at.frontier` that have not finished, concurrently
+    /// on this task, until each has an output (or a collected failure) or waits for input.
+    /// Returns the first waiting node (declaration order) when some wait, after saving a
+    /// waiting checkpoint; `None` when the join can run.
+    ///
+    /// What is saved, per policy: under `EveryStep` and `Adaptive` (and for a branch marked
+    /// `#[node(checkpoint = always)]`), each finished branch's output or collected failure is
+    /// saved as a branch record of its own. The record is appended while the branches already
+    /// running go on (they are polled during the append, so a slow fsync does not stall them);
+    /// branches that finish meanwhile queue for their records, one after the other (one per
+    /// branch, whatever the timing, so later sequence numbers and idempotency keys are the
+    /// same in every run). A branch not yet started (a map at its concurrency limit) starts
+    /// once the records before it are durable, and every record is durable before the join
+    /// runs or the region waits. Under `EveryN` and `OnInterrupt` (and for
+    /// `checkpoint = never`), outputs are saved only with the next checkpoint: when the
+    /// region waits, when a branch fails (if the region is saved) or with the join's step. A
+    /// branch that fails after its retries in a join that does not collect failures ends the
+    /// run with [`Error::Node`]: the other branches' futures are dropped (cancelled at their
+    /// next `.await`).
+    pub(super) async fn run_region(
+        &self,
+        at: &mut Position<W>,
+        region: &'static Region<Cursor<W>>,
+        control: &Control,
+    ) -> Result<Option<&'static str>> {
+        let join = at.cursor;
+        let Position {
+            session: writer,
+            seq,
+            state,
+            frontier,
+            ..
+        } = at;
+        let Some(Frontier {
+            opened,
+            items,
+            item_schema,
+            slots,
+            saved,
+        }) = frontier.as_mut()
+        else {
+            return Ok(None);
+        };
+        let opened = *opened;
+        let store = &self.shared.store;
+        let id: Arc<str> = Arc::clone(writer.id());
+        let (limit, is_map) = match region.kind {
+            RegionKind::Map { concurrency, .. } if concurrency > 0 => (concurrency as usize, true),
+            RegionKind::Map { .. } => (usize::MAX, true),
+            RegionKind::FanOut { .. } => (usize::MAX, false),
+        };
+        let collects = |index: usize| match region.kind {
+            RegionKind::FanOut { collect, .. } => collect.get(index).copied().unwrap_or(false),
+            RegionKind::Map { collect, .. } => collect,
+        };
+        let record_each = |spec: &NodeSpec| match spec.checkpoint {
+            NodeCheckpoint::Always => true,
+            NodeCheckpoint::Never => false,
+            _ => matches!(
+                self.config.policy,
+                CheckpointPolicy::EveryStep | CheckpointPolicy::Adaptive { .. }
+            ),
+        };
+        let mut records = Records {
+            store,
+            memory: as_memory(store),
+            id: Arc::clone(&id),
+            unsaved: Vec::new(),
+            queued: VecDeque::new(),
+            in_append: None,
+            appending: None,
+        };
+        let mut specs: Vec<&'static NodeSpec> = Vec::with_capacity(slots.len());
+        let mut runnable: Vec<usize> = Vec::new();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            let Some(branch) = branch_of(region, index) else {
+                return Err(Error::Corrupt {
+                    session: id.to_string(),
+                    seq: *seq,
+                    reason: format!("the frontier has no branch {index}"),
+                });
+            };
+            let spec = W::Exec::spec(branch);
+            specs.push(spec);
+            match slot {
+                // An interrupt branch without its input waits: nothing to run.
+                Slot::Pending if spec.interrupt => {
+                    *slot = Slot::Waiting;
+                    records.unsaved.push(index as u32);
+                }
+                Slot::Pending | Slot::Input(_) => runnable.push(index),
+                Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
+            }
+        }
+        let ctxs: Vec<NodeCtx> = specs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                NodeCtx::branch(
+                    Arc::clone(&id),
+                    control.events.clone(),
+                    spec.name,
+                    opened,
+                    is_map.then_some(index),
+                )
+            })
+            .collect();
+        let mut branches = Branches {
+            workflow: &self.shared.workflow,
+            region,
+            opened,
+            specs: &specs,
+            ctxs: &ctxs,
+            series: specs
+                .iter()
+                .enumerate()
+                .map(|(index, &spec)| AttemptSeries::branch(spec, is_map.then_some(index)))
+                .collect(),
+            items: items.as_deref(),
+            running: FuturesUnordered::new(),
+            runnable,
+            next: 0,
+            in_flight: 0,
+            limit,
+            timed_run: control.events.is_some(),
+        };
+        branches.start_more(&*state, slots, (&id, *seq), control)?;
+        loop {
+            // The append in flight first (biased), so its record is taken as soon as it is
+            // durable; a branch that finishes meanwhile is handled the same way either way.
+            let event = if branches.running.is_empty() {
+                // Nothing runs: what is left is the append (and what it holds back).
+                if !records.busy() {
+                    break;
+                }
+                Either::Left(cancellable(control, &id, records.wait()).await?)
+            } else {
+                let busy = records.busy();
+                cancellable(control, &id, async {
+                    tokio::select! {
+                        biased;
+                        result = records.wait(), if busy => Either::Left(result),
+                        ran = branches.running.next() => Either::Right(ran),
+                    }
+                })
+                .await?
+            };
+            let ran = match event {
+                Either::Left(result) => {
+                    records.finish(writer, seq, result, control)?;
+                    if records.queued.is_empty() {
+                        // Every finished branch is saved: the next ones may start.
+                        branches.start_more(&*state, slots, (&id, *seq), control)?;
+                    } else {
+                        records.start::<W>(writer, seq, join, slots, control)?;
+                    }
+                    continue;
+                }
+                Either::Right(None) => break,
+                Either::Right(Some(ran)) => ran,
+            };
+            let (index, outcome) = match ran {
+                Ran::Slept(index) => {
+                    branches.start(index, &*state, slots, (&id, *seq), control)?;
+                    continue;
+                }
+                Ran::Attempt(index, outcome, duration) => {
+                    if let Some(duration) = duration {
+                        control.emit(|| Event::BranchFinished {
+                            node: specs[index].name,
+                            item: ctxs[index].item_index(),
+                            seq: opened,
+                            duration,
+                        });
+                    }
+                    (index, outcome)
+                }
+            };
+            let spec = specs[index];
+            let failed = match outcome {
+                Attempt::Done(BranchResult::Output(bytes)) => {
+                    let node = branch_of(region, index).unwrap_or(join);
+                    slots[index] = Slot::Done(Saved::new(W::Exec::output_schema(node), bytes));
+                    None
+                }
+                Attempt::Done(BranchResult::MissingInput) => {
+                    slots[index] = Slot::Waiting;
+                    None
+                }
+                Attempt::Done(BranchResult::Failed(e)) => Some((e, false)),
+                Attempt::Done(BranchResult::FailedPermanently(e)) => Some((e, true)),
+                Attempt::TimedOut(after) => Some((timed_out(spec, after), false)),
+            };
+            if let Some((error, permanent)) = failed {
+                let error = match branches.series[index].failed(error, permanent, control) {
+                    AfterFailure::Retry(delay) => {
+                        branches.back_off(index, delay);
+                        continue;
+                    }
+                    AfterFailure::GiveUp(error) => error,
+                };
+                if !collects(index) {
+                    // Fail fast: the siblings' futures are dropped. What finished is kept if
+                    // the region is saved, so `resume` re-runs only the branches without an
+                    // output.
+                    drop(branches);
+                    records
+                        .drain::<W>(writer, seq, join, slots, control)
+                        .await?;
+                    if *saved && !records.unsaved.is_empty() {
+                        records.start::<W>(writer, seq, join, slots, control)?;
+                        let result = records.wait().await;
+                        records.finish(writer, seq, result, control)?;
+                    }
+                    let source = match ctxs[index].item_index() {
+                        Some(item) => Box::new(ItemFailed {
+                            item,
+                            source: error,
+                        }),
+                        None => error,
+                    };
+                    return Err(Error::Node {
+                        node: spec.name,
+                        source,
+                    });
+                }
+                slots[index] = Slot::Failed(Failure::new(spec.name, report(&*error)));
+            }
+            // The slot finished (an output or a collected failure) or waits.
+            branches.in_flight -= 1;
+            records.unsaved.push(index as u32);
+            if *saved && !matches!(slots[index], Slot::Waiting) && record_each(spec) {
+                records.queued.push_back(index as u32);
+                if !records.busy() {
+                    records.start::<W>(writer, seq, join, slots, control)?;
+                }
+            }
+            // A branch starts only once the records before it are durable (the siblings
+            // already running go on meanwhile), as the run goes on only once they are.
+            if !records.busy() {
+                branches.start_more(&*state, slots, (&id, *seq), control)?;
+            }
+        }
+        drop(branches);
+        // Every record is durable before the join runs or the region waits.
+        records
+            .drain::<W>(writer, seq, join, slots, control)
+            .await?;
+        let waiting = waiting_nodes::<W>(join, slots);
+        let Some(&first) = waiting.first() else {
+            return Ok(None);
+        };
+        // Nothing else can run: save the waiting region, as a record when the store holds it.
+        let status = region_status::<W>(waiting_at(""), join, slots);
+        let record_seq = if *seq == writer.stored_seq() {
+            *seq + 1
+        } else {
+            *seq
+        };
+        let checkpoint = if *saved && writer.has_region() {
+            let changes = changes_of(&records.unsaved, slots);
+            writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?
+        } else {
+            let frontier = FrontierRef {
+                opened,
+                items: items.as_deref().map(|items| (*item_schema, items)),
+                slots,
+            };
+            writer.encode::<W>(
+                record_seq,
+                status,
+                std::borrow::Cow::Borrowed(W::Exec::spec(join).name),
+                &*state,
+                None,
+                None,
+                Some(frontier),
+            )?
+        };
+        writer.append(store, checkpoint, control).await?;
+        *seq = record_seq;
+        *saved = true;
+        Ok(Some(first))
+    }
+}
+
+/// The slots `indices` (deduplicated, in order) as a record lists them.
+fn changes_of<'a>(indices: &[u32], slots: &'a [Slot]) -> Vec<(u32, &'a Slot)> {
+    let mut sorted = indices.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
+        .into_iter()
+        .filter_map(|i| slots.get(i as usize).map(|slot| (i, slot)))
+        .collect()
+}
+
+/// A recorded input, decoded.
+fn decode_input<W: Workflow>(session: &str, seq: u64, bytes: &[u8]) -> Result<W::Input> {
+    crate::execute::decode::<W::Input>(bytes).map_err(|e| Error::Corrupt {
+        session: session.to_owned(),
+        seq,
+        reason: format!("a recorded branch input does not decode: {e}"),
+    })
+}
