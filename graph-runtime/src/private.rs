@@ -22,7 +22,7 @@ pub trait Sealed {}
 ///
 /// A trait of our own rather than a bare `Into<NodeError>` bound, so that a type that does not
 /// convert is reported in these words, not as a missing `From` impl of `Box`. The generated
-/// per-node check (`ErrorOfNode…`) names the node as well; this message is the one a module
+/// per-node check (`Node…FailsWithAnError`) names the node as well; this message is the one a module
 /// under `#![no_implicit_prelude]`, where that check has no message, gets.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the error type of a node: it does not convert into `Box<dyn std::error::Error + Send + Sync>`",
@@ -46,7 +46,7 @@ impl<E: Into<NodeError>> IntoNodeError for E {
 
 /// What a node's first parameter may be: `&mut S` or `&S`, `S` the workflow's state.
 ///
-/// The generated per-node check (`StateOfNode…`) names the node in its message; this one is
+/// The generated per-node check (`Node…TakesTheState`) names the node in its message; this one is
 /// what a module under `#![no_implicit_prelude]`, where that message cannot be attached,
 /// reports.
 #[diagnostic::on_unimplemented(

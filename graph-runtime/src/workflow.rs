@@ -141,8 +141,11 @@ pub struct NodeSpec {
     pub wait_ms: Option<u64>,
 }
 
+/// Built by the code `#[workflow]` generates (hidden: a user reads a node's spec with
+/// [`Workflow::node`], never builds one).
 impl NodeSpec {
     /// A plain node with no retries and no timeout.
+    #[doc(hidden)]
     pub const fn new(name: &'static str) -> Self {
         NodeSpec {
             name,
@@ -159,42 +162,49 @@ impl NodeSpec {
     }
 
     /// Marks the node as an interrupt node.
+    #[doc(hidden)]
     pub const fn interrupt(mut self) -> Self {
         self.interrupt = true;
         self
     }
 
     /// Sets the number of retries.
+    #[doc(hidden)]
     pub const fn retry(mut self, retry: u32) -> Self {
         self.retry = retry;
         self
     }
 
     /// Sets the per-attempt timeout.
+    #[doc(hidden)]
     pub const fn timeout_ms(mut self, timeout_ms: u64) -> Self {
         self.timeout_ms = Some(timeout_ms);
         self
     }
 
     /// Sets the first retry's wait.
+    #[doc(hidden)]
     pub const fn backoff_ms(mut self, backoff_ms: u64) -> Self {
         self.backoff_ms = backoff_ms;
         self
     }
 
     /// Sets the longest wait between retries.
+    #[doc(hidden)]
     pub const fn backoff_max_ms(mut self, backoff_max_ms: u64) -> Self {
         self.backoff_max_ms = backoff_max_ms;
         self
     }
 
     /// Turns the jitter of retry waits on or off.
+    #[doc(hidden)]
     pub const fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
     }
 
     /// Overrides the runner's checkpoint policy after this node (`#[node(checkpoint = …)]`).
+    #[doc(hidden)]
     pub const fn checkpoint(mut self, checkpoint: NodeCheckpoint) -> Self {
         self.checkpoint = checkpoint;
         self
@@ -202,6 +212,7 @@ impl NodeSpec {
 
     /// The names this node had in older versions of the graph
     /// (`#[node(renamed_from = "…")]`).
+    #[doc(hidden)]
     pub const fn renamed_from(mut self, names: &'static [&'static str]) -> Self {
         self.renamed_from = names;
         self
@@ -209,6 +220,7 @@ impl NodeSpec {
 
     /// Sets how long an interrupt node waits for its input before a worker runs it without
     /// one (`#[node(interrupt, wait_ms = N)]`).
+    #[doc(hidden)]
     pub const fn wait_ms(mut self, wait_ms: u64) -> Self {
         self.wait_ms = Some(wait_ms);
         self
