@@ -31,6 +31,46 @@ pub struct Note {
 /// fails if it moves.
 const RELEASE_1_HASH: u64 = 0xae14_702c_f7fa_97d3;
 
+/// The claims workflow of one release: `check` runs beside `review`, a person's note, and
+/// `decide` joins them. Releases differ in `Check`, in what `check` returns, in how `decide`
+/// reads it, and in the attributes on the workflow and on `check`.
+macro_rules! claims_release {
+    (
+        workflow($($workflow:tt)*),
+        check($($check_attr:tt)*) => $check:expr,
+        decide($c:ident, $out:ident) => $decide:block
+    ) => {
+        #[workflow(state = Claim $($workflow)*)]
+        pub mod claims {
+            use super::*;
+
+            edge!(START -> intake);
+            edge!(intake -> check & review);
+            edge!(check & review -> decide);
+            edge!(decide -> END);
+
+            #[node]
+            async fn intake(_c: &mut Claim) {}
+
+            #[node $($check_attr)*]
+            async fn check(_c: &Claim) -> Check {
+                $check
+            }
+
+            #[node(interrupt)]
+            async fn review(_c: &Claim, note: Note) -> Note {
+                note
+            }
+
+            #[node]
+            async fn decide($c: &mut Claim, $out: Check, review: Note) {
+                let _ = review;
+                $decide
+            }
+        }
+    };
+}
+
 pub mod release1 {
     use super::*;
 
@@ -39,32 +79,11 @@ pub mod release1 {
         pub score: u32,
     }
 
-    #[workflow(state = Claim)]
-    pub mod claims {
-        use super::*;
-
-        edge!(START -> intake);
-        edge!(intake -> check & review);
-        edge!(check & review -> decide);
-        edge!(decide -> END);
-
-        #[node]
-        async fn intake(_c: &mut Claim) {}
-
-        #[node]
-        async fn check(_c: &Claim) -> Check {
-            // A high score means a good claim.
-            Check { score: 90 }
-        }
-
-        #[node(interrupt)]
-        async fn review(_c: &Claim, note: Note) -> Note {
-            note
-        }
-
-        #[node]
-        async fn decide(c: &mut Claim, check: Check, review: Note) {
-            let _ = review;
+    // A high score means a good claim.
+    claims_release! {
+        workflow(),
+        check() => Check { score: 90 },
+        decide(c, check) => {
             c.approved = check.score > 50;
             c.decided_with = check.score;
         }
@@ -80,32 +99,11 @@ pub mod release2 {
         pub risk: u32,
     }
 
-    #[workflow(state = Claim, accept_graphs = [0xae14_702c_f7fa_97d3])]
-    pub mod claims {
-        use super::*;
-
-        edge!(START -> intake);
-        edge!(intake -> check & review);
-        edge!(check & review -> decide);
-        edge!(decide -> END);
-
-        #[node]
-        async fn intake(_c: &mut Claim) {}
-
-        #[node]
-        async fn check(_c: &Claim) -> Check {
-            // A high risk means a bad claim.
-            Check { risk: 10 }
-        }
-
-        #[node(interrupt)]
-        async fn review(_c: &Claim, note: Note) -> Note {
-            note
-        }
-
-        #[node]
-        async fn decide(c: &mut Claim, check: Check, review: Note) {
-            let _ = review;
+    // A high risk means a bad claim.
+    claims_release! {
+        workflow(, accept_graphs = [0xae14_702c_f7fa_97d3]),
+        check() => Check { risk: 10 },
+        decide(c, check) => {
             c.approved = check.risk < 50;
             c.decided_with = check.risk;
         }
@@ -122,34 +120,10 @@ pub mod release3 {
         pub reasons: Vec<String>,
     }
 
-    #[workflow(state = Claim, accept_graphs = [0xae14_702c_f7fa_97d3])]
-    pub mod claims {
-        use super::*;
-
-        edge!(START -> intake);
-        edge!(intake -> check & review);
-        edge!(check & review -> decide);
-        edge!(decide -> END);
-
-        #[node]
-        async fn intake(_c: &mut Claim) {}
-
-        #[node]
-        async fn check(_c: &Claim) -> Check {
-            Check {
-                score: 90,
-                reasons: Vec::new(),
-            }
-        }
-
-        #[node(interrupt)]
-        async fn review(_c: &Claim, note: Note) -> Note {
-            note
-        }
-
-        #[node]
-        async fn decide(c: &mut Claim, check: Check, review: Note) {
-            let _ = review;
+    claims_release! {
+        workflow(, accept_graphs = [0xae14_702c_f7fa_97d3]),
+        check() => Check { score: 90, reasons: Vec::new() },
+        decide(c, check) => {
             c.approved = check.score > 50;
             c.decided_with = check.score;
         }
@@ -494,31 +468,10 @@ pub mod release4 {
         }
     }
 
-    #[workflow(state = Claim, accept_graphs = [0xae14_702c_f7fa_97d3])]
-    pub mod claims {
-        use super::*;
-
-        edge!(START -> intake);
-        edge!(intake -> check & review);
-        edge!(check & review -> decide);
-        edge!(decide -> END);
-
-        #[node]
-        async fn intake(_c: &mut Claim) {}
-
-        #[node(migrate_from = [release1::Check])]
-        async fn check(_c: &Claim) -> Check {
-            Check { risk: 10 }
-        }
-
-        #[node(interrupt)]
-        async fn review(_c: &Claim, note: Note) -> Note {
-            note
-        }
-
-        #[node]
-        async fn decide(c: &mut Claim, check: Check, review: Note) {
-            let _ = review;
+    claims_release! {
+        workflow(, accept_graphs = [0xae14_702c_f7fa_97d3]),
+        check((migrate_from = [release1::Check])) => Check { risk: 10 },
+        decide(c, check) => {
             c.approved = check.risk < 50;
             c.decided_with = check.risk;
         }
