@@ -13,11 +13,9 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::{Item, Type};
 
-use crate::ctxt::Ctxt;
 use crate::lower::Plan;
 use crate::model::Graph;
-use crate::parse::{self, WorkflowArgs};
-use crate::{check, fallback};
+use crate::parse::WorkflowArgs;
 
 mod frontier;
 mod input;
@@ -36,28 +34,6 @@ mod tests;
 use crate::mermaid::mermaid;
 
 pub(crate) use routes::module_ident;
-
-/// `#[workflow(args)] item`.
-pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
-    let cx = Ctxt::new();
-    let input = parse::workflow(&cx, args, item.clone());
-    let Some(module) = &input.module else {
-        let errors = cx.check().err();
-        return fallback::not_a_module(item, errors);
-    };
-    let graph = Graph::build(module);
-    check::check_args(&cx, &input.args);
-    check::check(&cx, &graph);
-    match (cx.check(), &input.args.state) {
-        (Ok(()), Some(state)) => expand(&input.args, state, &graph),
-        (Err(errors), _) => fallback::module(&input.args, &graph, &errors),
-        (Ok(()), None) => {
-            // Not reachable (a missing `state` is an error), but never panic in a macro.
-            let errors = syn::Error::new(Span::call_site(), "missing `state = …` in `#[workflow]`");
-            fallback::module(&input.args, &graph, &errors)
-        }
-    }
-}
 
 /// `#[node]` seen by the compiler: it was not removed by an enclosing `#[workflow]`, so it is
 /// misplaced. The function is kept, so the only error is this one.
@@ -115,7 +91,7 @@ pub(crate) struct Gen<'g> {
 }
 
 /// The whole successful expansion: the module's own items, then the generated ones.
-fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
+pub(crate) fn expand(args: &WorkflowArgs, state: &Type, graph: &Graph) -> TokenStream {
     let module = graph.module;
     let g = Gen {
         args,

@@ -8,6 +8,8 @@ use syn::Ident;
 use super::routes::SIMILAR_NAMES;
 use super::*;
 use crate::mermaid::mermaid_id;
+use crate::parse;
+use crate::workflow_pipeline as workflow;
 
 fn checkout() -> TokenStream {
     quote! {
