@@ -37,6 +37,10 @@ pub(super) struct Loaded<W: Workflow> {
     pub(super) chain: Chain,
     /// The graph hash it was saved under.
     pub(super) graph_hash: u64,
+    /// Whether this release wrote it (envelope version 4) under the compiled graph hash and
+    /// state schema: the store then already has the session's workflow, graph and schema,
+    /// which a writer extending it need not tell it again.
+    pub(super) current: bool,
     /// The parallel region the session stopped in, with every branch record applied.
     pub(super) frontier: Option<Frontier>,
     /// Where branch records extending it apply (with `frontier`).
@@ -360,6 +364,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             failure,
             chain,
             graph_hash: envelope.graph_hash,
+            current: envelope.typed
+                && envelope.graph_hash == W::GRAPH_HASH
+                && stored_schema == W::STATE_SCHEMA,
             frontier,
             region,
         })

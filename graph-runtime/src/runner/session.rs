@@ -169,7 +169,7 @@ impl SessionWriter {
             pending: None,
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
-            announce: Some(Identity::of::<W>()),
+            announce: (!loaded.current).then(Identity::of::<W>),
         }
     }
 
