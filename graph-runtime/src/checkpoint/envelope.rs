@@ -386,9 +386,10 @@ pub(crate) struct Envelope<'a> {
     pub body: &'a [u8],
 }
 
+#[cfg(test)]
 impl Envelope<'_> {
-    /// The checkpoint's status, waiting at `node` when it waits (its cursor, perhaps under
-    /// the name the compiled graph gives it). The code was checked when it was opened.
+    /// The checkpoint's status, waiting at `node` when it waits. The code was checked when it
+    /// was opened.
     pub fn status_at(&self, node: &str) -> Status {
         Status::from_code(self.status, Some(node)).unwrap_or(Status::Running)
     }

@@ -26,8 +26,9 @@ pub(super) enum Purpose {
 /// A decoded checkpoint.
 pub(super) struct Loaded<W: Workflow> {
     pub(super) seq: u64,
-    /// The status (waiting at the cursor when it waits, as the envelope says).
-    pub(super) status: Status,
+    /// The status's integer code (`store::status_code`): no allocation to load a waiting
+    /// checkpoint; [`Loaded::status`] builds the `Status` where one is needed.
+    pub(super) status: u8,
     /// The node name, as this graph calls it (a renamed node's stored old name is mapped).
     pub(super) node: String,
     pub(super) state: W::State,
@@ -45,6 +46,28 @@ pub(super) struct Loaded<W: Workflow> {
     pub(super) frontier: Option<Frontier>,
     /// Where branch records extending it apply (with `frontier`).
     pub(super) region: Option<RecordOf>,
+}
+
+impl<W: Workflow> Loaded<W> {
+    /// The status, waiting at the cursor when it waits.
+    pub(super) fn status(&self) -> Status {
+        Status::from_code(self.status, Some(&self.node)).unwrap_or(Status::Running)
+    }
+
+    /// Whether it is a completed session's.
+    pub(super) fn is_completed(&self) -> bool {
+        self.status == status_code::COMPLETED
+    }
+
+    /// Whether the session waits.
+    pub(super) fn is_waiting(&self) -> bool {
+        self.status == status_code::WAITING
+    }
+
+    /// Whether the session runs on (after a crash, an error or a recorded decision).
+    pub(super) fn is_running(&self) -> bool {
+        self.status == status_code::RUNNING
+    }
 }
 
 impl<W: Workflow, S: Store> Runner<W, S> {
@@ -357,7 +380,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         Ok(Loaded {
             seq,
-            status: envelope.status_at(&node),
+            status: envelope.status,
             node,
             state,
             input,
@@ -459,7 +482,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // A region this graph does not have: read the state as its base saved it,
                 // with the record's sequence number and status.
                 loaded.seq = seq;
-                loaded.status = envelope.status_at(&loaded.node);
+                loaded.status = envelope.status;
                 return Ok(loaded);
             }
             if W::Exec::cursor_of(&loaded.node).is_none() {
@@ -485,7 +508,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             *target = slot;
         }
         loaded.seq = seq;
-        loaded.status = envelope.status_at(&loaded.node);
+        loaded.status = envelope.status;
         loaded.region = Some(record);
         // The next checkpoint after a record is whole: a delta applies to its predecessor's
         // body, and a record has none.

@@ -468,7 +468,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         self.ready(&[session])?;
         self.record_graph().await?;
         let mut loaded = self.load_latest(session).await?;
-        if loaded.status == Status::Completed {
+        if loaded.is_completed() {
             return Ok(Outcome::Completed(loaded.state));
         }
         let cursor = self.cursor(session, &loaded)?;
@@ -485,7 +485,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
-                if loaded.status == Status::Running && writer.has_region() {
+                if loaded.is_running() && writer.has_region() {
                     let name = W::Exec::spec(cursor).name;
                     let record = writer.encode_record::<W>(loaded.seq + 1, name, status, &[])?;
                     writer.append(&self.shared.store, record, &control).await?;
@@ -497,16 +497,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         }
         let spec = W::Exec::spec(cursor);
-        match &loaded.status {
+        match loaded.is_waiting() {
             // A worker claimed a session waiting at a node with `wait_ms`: only its deadline
             // can have made it runnable (an input given in time is recorded first and makes
             // the checkpoint `Running`). The node runs without its input, once that attempt is
             // recorded.
-            Status::Waiting { .. }
-                if spec.interrupt
-                    && spec.wait_ms.is_some()
-                    && control.writes.fence.is_some()
-                    && loaded.frontier.is_none() =>
+            true if spec.interrupt
+                && spec.wait_ms.is_some()
+                && control.writes.fence.is_some()
+                && loaded.frontier.is_none() =>
             {
                 match self
                     .record_deadline(session, loaded, cursor, &control)
@@ -516,11 +515,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // An input was recorded between the load and this write: run with it.
                     Err(Error::Conflict { .. }) => {
                         let loaded = self.load_latest(session).await?;
-                        if loaded.status == Status::Completed {
+                        if loaded.is_completed() {
                             return Ok(Outcome::Completed(loaded.state));
                         }
                         let cursor = self.cursor(session, &loaded)?;
-                        if matches!(loaded.status, Status::Waiting { .. }) {
+                        if loaded.is_waiting() {
                             return Ok(Outcome::Interrupted {
                                 node: W::Exec::spec(cursor).name,
                                 state: loaded.state,
@@ -536,7 +535,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // (Under `GraphChange::Force` it may have stopped being one; then it just runs.)
             // An in-process `resume` never runs a node with `wait_ms` without its input, even
             // past the deadline: only a worker does.
-            Status::Waiting { .. } if spec.interrupt => Ok(Outcome::Interrupted {
+            true if spec.interrupt => Ok(Outcome::Interrupted {
                 node: spec.name,
                 state: loaded.state,
             }),
@@ -558,7 +557,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: &Control,
     ) -> Position<W> {
         let spec = W::Exec::spec(cursor);
-        let deadline_passed = loaded.status == Status::Running
+        let deadline_passed = loaded.is_running()
             && loaded.input.is_none()
             && loaded.frontier.is_none()
             && spec.interrupt
@@ -654,10 +653,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .answer_branch(session, loaded, target, input, control)
                 .await;
         }
-        if !matches!(loaded.status, Status::Waiting { .. })
-            || W::Exec::cursor_of(&loaded.node) != Some(target)
-        {
-            let actual = match &loaded.status {
+        if !loaded.is_waiting() || W::Exec::cursor_of(&loaded.node) != Some(target) {
+            let actual = match loaded.status() {
                 Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
                 Status::Completed => "it has completed".to_owned(),
                 _ => format!("it is running at `{}`", loaded.node),
@@ -692,7 +689,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // without this input.
             Err(Error::Conflict { .. }) if deadline => {
                 let latest = self.load_latest(id).await?;
-                let actual = match latest.status {
+                let actual = match latest.status() {
                     Status::Waiting { .. } => format!("it waits at `{}`", latest.node),
                     Status::Completed => "it has completed".to_owned(),
                     _ => format!(
@@ -892,13 +889,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     fn snapshot(loaded: Loaded<W>) -> Snapshot<W::State> {
         let cursor = W::Exec::cursor_of(&loaded.node);
         if let (Some(frontier), Some(join)) = (&loaded.frontier, cursor) {
-            let waiting = match &loaded.status {
-                Status::Waiting { .. } => waiting_nodes::<W>(join, &frontier.slots),
-                _ => Vec::new(),
+            let waiting = if loaded.is_waiting() {
+                waiting_nodes::<W>(join, &frontier.slots)
+            } else {
+                Vec::new()
             };
             return Snapshot {
                 seq: loaded.seq,
-                status: scheduler::region_status::<W>(loaded.status, join, &frontier.slots),
+                status: scheduler::region_status::<W>(loaded.status(), join, &frontier.slots),
                 node: loaded.node,
                 state: loaded.state,
                 waiting,
@@ -906,17 +904,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         // `decode` already maps a renamed node to its current name; a node this graph does
         // not have cannot be named by a `&'static str`.
-        let waiting = match &loaded.status {
-            Status::Waiting { .. } => cursor
+        let waiting = if loaded.is_waiting() {
+            cursor
                 .map(|cursor| W::Exec::spec(cursor).name)
                 .into_iter()
-                .collect(),
-            _ => Vec::new(),
+                .collect()
+        } else {
+            Vec::new()
         };
         Snapshot {
             seq: loaded.seq,
+            status: loaded.status(),
             node: loaded.node,
-            status: loaded.status,
             state: loaded.state,
             waiting,
         }
@@ -966,10 +965,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // needs none of the origin's records.
         let (status, frontier) = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
             (Some(frontier), Some(join)) => (
-                scheduler::region_status::<W>(loaded.status.clone(), join, &frontier.slots),
+                scheduler::region_status::<W>(loaded.status(), join, &frontier.slots),
                 Some(frontier.as_ref()),
             ),
-            _ => (loaded.status.clone(), None),
+            _ => (loaded.status(), None),
         };
         let copy = writer.encode::<W>(
             seq,
