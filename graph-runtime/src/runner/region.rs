@@ -2,8 +2,8 @@
 //! own task until each has an output (or a collected failure) or waits for input, with each
 //! finished branch's record saved while the others go on.
 //!
-//! Two types share the work. [`Branches`] starts attempts (up to a map's concurrency limit)
-//! and holds the running ones; [`Records`] turns finished slots into branch records, one
+//! Two types share the work. [`Branches`] makes attempts (up to a map's concurrency limit),
+//! which the loop polls together; [`Records`] turns finished slots into branch records, one
 //! append in flight at a time, in the order the slots finished. [`Runner::run_region`] is the
 //! loop between them: it polls the append in flight first, then the branches, and decides
 //! what each result leads to.
@@ -42,9 +42,6 @@ enum Ran {
     Slept(usize),
 }
 
-/// A running attempt or backoff of one slot.
-type Running<'a> = Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
-
 /// One attempt of a branch: `branch` (the generated future, which is `Send` however the
 /// state is shared) under the node's timeout, in its span. Takes no reference to the state
 /// itself, so the region's future is `Send` without `State: Sync` in its bounds.
@@ -66,8 +63,10 @@ async fn branch_backoff(index: usize, delay: Duration) -> Ran {
     Ran::Slept(index)
 }
 
-/// The branches of a region: which slots still have to run, the attempts running now, and
-/// each slot's attempt series.
+/// The branches of a region: which slots still have to run, how many run now, and each
+/// slot's attempt series. The running attempts themselves are held by the region's loop, in
+/// one `FuturesUnordered` of the (unnamed) future type [`Branches::start`] returns: no box
+/// per attempt.
 struct Branches<'a, W: Workflow> {
     workflow: &'a W,
     region: &'static Region<Cursor<W>>,
@@ -80,7 +79,6 @@ struct Branches<'a, W: Workflow> {
     series: Vec<AttemptSeries>,
     /// A map's encoded items.
     items: Option<&'a [Vec<u8>]>,
-    running: FuturesUnordered<Running<'a>>,
     /// The slots that have not run yet, and how many of them have started.
     runnable: Vec<usize>,
     next: usize,
@@ -93,17 +91,17 @@ struct Branches<'a, W: Workflow> {
 }
 
 impl<'a, W: Workflow> Branches<'a, W> {
-    /// Starts slot `index`'s next attempt on `state`. The state comes with each call rather
-    /// than being held here: a held `&State` would make the region's future need
-    /// `State: Sync`.
+    /// Slot `index`'s next attempt on `state`, to be polled with the others. The state comes
+    /// with each call rather than being held here: a held `&State` would make the region's
+    /// future need `State: Sync`.
     fn start(
-        &mut self,
+        &self,
         index: usize,
         state: &'a W::State,
         slots: &[Slot],
         (session, seq): (&str, u64),
         control: &Control,
-    ) -> Result<()> {
+    ) -> Result<impl Future<Output = Ran> + Send + use<'a, W>> {
         let (spec, ctx) = (self.specs[index], &self.ctxs[index]);
         let series = &self.series[index];
         ctx.set_attempt(series.attempt());
@@ -118,30 +116,19 @@ impl<'a, W: Workflow> Branches<'a, W> {
             .map(|i| &i[..]);
         let cursor = branch_of(self.region, index).unwrap_or(self.region.join);
         let branch = W::Exec::branch(self.workflow, cursor, state, ctx, item, input);
-        let attempt = branch_attempt(index, spec, branch, span, self.timed_run);
-        self.running.push(Box::pin(attempt));
-        Ok(())
+        Ok(branch_attempt(index, spec, branch, span, self.timed_run))
     }
 
-    /// Starts slots that have not run yet, up to the concurrency limit.
-    fn start_more(
-        &mut self,
-        state: &'a W::State,
-        slots: &[Slot],
-        at: (&str, u64),
-        control: &Control,
-    ) -> Result<()> {
-        while self.next < self.runnable.len() && self.in_flight < self.limit {
-            self.start(self.runnable[self.next], state, slots, at, control)?;
+    /// The next slot that has not run yet, if the concurrency limit lets it start now.
+    fn next_to_start(&mut self) -> Option<usize> {
+        if self.next < self.runnable.len() && self.in_flight < self.limit {
+            let index = self.runnable[self.next];
             self.next += 1;
             self.in_flight += 1;
+            Some(index)
+        } else {
+            None
         }
-        Ok(())
-    }
-
-    /// Waits `delay` before slot `index`'s next attempt, beside the running ones.
-    fn back_off(&mut self, index: usize, delay: Duration) {
-        self.running.push(Box::pin(branch_backoff(index, delay)));
     }
 }
 
@@ -394,18 +381,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .map(|(index, &spec)| AttemptSeries::branch(spec, is_map.then_some(index)))
                 .collect(),
             items: items.as_deref(),
-            running: FuturesUnordered::new(),
             runnable,
             next: 0,
             in_flight: 0,
             limit,
             timed_run: control.events.is_some(),
         };
-        branches.start_more(&*state, slots, (&id, *seq), control)?;
+        let mut running = FuturesUnordered::new();
+        // Starts slots that have not run yet, up to the concurrency limit.
+        while let Some(index) = branches.next_to_start() {
+            let attempt = branches.start(index, &*state, slots, (&id, *seq), control)?;
+            running.push(Either::Left(attempt));
+        }
         loop {
             // The append in flight first (biased), so its record is taken as soon as it is
             // durable; a branch that finishes meanwhile is handled the same way either way.
-            let event = if branches.running.is_empty() {
+            let event = if running.is_empty() {
                 // Nothing runs: what is left is the append (and what it holds back).
                 if !records.busy() {
                     break;
@@ -417,7 +408,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     tokio::select! {
                         biased;
                         result = records.wait(), if busy => Either::Left(result),
-                        ran = branches.running.next() => Either::Right(ran),
+                        ran = running.next() => Either::Right(ran),
                     }
                 })
                 .await?
@@ -427,7 +418,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     records.finish(writer, seq, result, control)?;
                     if records.queued.is_empty() {
                         // Every finished branch is saved: the next ones may start.
-                        branches.start_more(&*state, slots, (&id, *seq), control)?;
+                        while let Some(index) = branches.next_to_start() {
+                            let attempt =
+                                branches.start(index, &*state, slots, (&id, *seq), control)?;
+                            running.push(Either::Left(attempt));
+                        }
                     } else {
                         records.start::<W>(writer, seq, join, slots, control)?;
                     }
@@ -438,7 +433,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             };
             let (index, outcome) = match ran {
                 Ran::Slept(index) => {
-                    branches.start(index, &*state, slots, (&id, *seq), control)?;
+                    let attempt = branches.start(index, &*state, slots, (&id, *seq), control)?;
+                    running.push(Either::Left(attempt));
                     continue;
                 }
                 Ran::Attempt(index, outcome, duration) => {
@@ -471,7 +467,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             if let Some((error, permanent)) = failed {
                 let error = match branches.series[index].failed(error, permanent, control) {
                     AfterFailure::Retry(delay) => {
-                        branches.back_off(index, delay);
+                        running.push(Either::Right(branch_backoff(index, delay)));
                         continue;
                     }
                     AfterFailure::GiveUp(error) => error,
@@ -515,10 +511,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // A branch starts only once the records before it are durable (the siblings
             // already running go on meanwhile), as the run goes on only once they are.
             if !records.busy() {
-                branches.start_more(&*state, slots, (&id, *seq), control)?;
+                while let Some(index) = branches.next_to_start() {
+                    let attempt = branches.start(index, &*state, slots, (&id, *seq), control)?;
+                    running.push(Either::Left(attempt));
+                }
             }
         }
-        drop(branches);
+        drop(running);
         // Every record is durable before the join runs or the region waits.
         records
             .drain::<W>(writer, seq, join, slots, control)
