@@ -289,15 +289,42 @@ pub(crate) fn seal_record(
     changes: &[(u32, &Slot)],
     seal: Seal,
 ) -> Result<Vec<u8>, Error> {
-    let body = encode_value(changes).map_err(|reason| Error::Encode {
-        session: header.session.to_owned(),
-        reason,
-    })?;
+    // Encoded straight after the header, into a buffer of about the right size: one
+    // allocation per record, no copy of its body.
+    let estimate: usize = changes
+        .iter()
+        .map(|(_, slot)| match slot {
+            Slot::Done(saved) | Slot::Input(saved) => saved.bytes.len() + 24,
+            Slot::Failed(failure) => failure.node().len() + failure.error().len() + 24,
+            Slot::Pending | Slot::Waiting => 8,
+        })
+        .sum();
     let kind = BodyKind {
         input: has_input,
         frontier: false,
     };
-    seal_any(header, kind, None, Some(record), &body, seal)
+    let mut buf =
+        Vec::with_capacity(FIXED_HEADER_V2 + header.node.len() + RECORD_FIELDS + 8 + estimate + 8);
+    write_header(&mut buf, header, kind, None, Some(record))?;
+    let len_at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    codec::encode_into(changes, &mut buf).map_err(|reason| Error::Encode {
+        session: header.session.to_owned(),
+        reason,
+    })?;
+    let body_len = buf.len() - len_at - 4;
+    if body_len > MAX_BODY_BYTES {
+        return Err(Error::Encode {
+            session: header.session.to_owned(),
+            reason: format!(
+                "the branch record is {body_len} bytes, more than the limit of {MAX_BODY_BYTES}"
+            ),
+        });
+    }
+    // Fits: checked against MAX_BODY_BYTES just above.
+    buf[len_at..len_at + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
+    finish(header.session, &mut buf, seal);
+    Ok(buf)
 }
 
 fn seal_any(
