@@ -31,6 +31,8 @@ pub(super) struct Loaded<W: Workflow> {
     pub(super) status: u8,
     /// The node name, as this graph calls it (a renamed node's stored old name is mapped).
     pub(super) node: String,
+    /// Its node in this graph, if the graph has it.
+    pub(super) cursor: Option<Cursor<W>>,
     pub(super) state: W::State,
     pub(super) input: Option<W::Input>,
     pub(super) failure: Option<Failure>,
@@ -87,29 +89,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         checkpoint: Checkpoint,
         purpose: Purpose,
     ) -> Result<Loaded<W>> {
-        let result = self.decode_checked(session, checkpoint, purpose).await;
-        match result {
-            Err(Error::GraphMismatch {
-                session,
-                stored,
-                compiled,
-                ..
-            }) => Err(Error::GraphMismatch {
-                changed: super::graphs::changes_since::<W, S>(&self.shared.store, stored).await,
-                session,
-                stored,
-                compiled,
-            }),
-            other => other,
-        }
-    }
-
-    async fn decode_checked(
-        &self,
-        session: &str,
-        checkpoint: Checkpoint,
-        purpose: Purpose,
-    ) -> Result<Loaded<W>> {
         let seq = checkpoint.seq;
         let envelope = checkpoint::open(session, seq, &checkpoint.bytes)?;
         // A completed session runs nothing more: returning its end needs no graph either.
@@ -118,8 +97,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             purpose
         };
-        if purpose == Purpose::Run {
-            self.admit(session, &envelope)?;
+        if purpose == Purpose::Run
+            && let Err(mismatch) = self.admit(session, &envelope)
+        {
+            return Err(self.explain(mismatch).await);
         }
         if let Some(record) = envelope.record {
             // The chain from the base's anchor up to the record before this one.
@@ -132,34 +113,57 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 None => Vec::new(),
             };
-            let loaded = self.apply_records(
-                session,
-                &envelope,
-                record,
-                &links,
-                checkpoint.bytes.len(),
-                purpose,
-            )?;
-            return Self::settle(session, loaded, purpose);
+            let size = checkpoint.bytes.len();
+            let mut loaded =
+                match self.apply_records(session, &envelope, record, &links, size, purpose) {
+                    Ok(loaded) => loaded,
+                    // The region's base was saved by a graph this one does not accept.
+                    Err(mismatch @ Error::GraphMismatch { .. }) => {
+                        return Err(self.explain(mismatch).await);
+                    }
+                    Err(e) => return Err(e),
+                };
+            Self::settle(session, &mut loaded, purpose)?;
+            return Ok(loaded);
         }
         let links = match envelope.delta {
             None => Vec::new(),
             Some(of) => self.shared.store.chain(session, of.anchor, of.base).await?,
         };
-        let loaded =
+        let mut loaded =
             self.decode_opened(session, &envelope, &links, checkpoint.bytes.len(), purpose)?;
-        Self::settle(session, loaded, purpose)
+        Self::settle(session, &mut loaded, purpose)?;
+        Ok(loaded)
+    }
+
+    /// A graph mismatch with what changed since the stored graph, as far as the store kept
+    /// its description (see `graphs::changes_since`); any other error as it is.
+    async fn explain(&self, error: Error) -> Error {
+        match error {
+            Error::GraphMismatch {
+                session,
+                stored,
+                compiled,
+                ..
+            } => Error::GraphMismatch {
+                changed: super::graphs::changes_since::<W, S>(&self.shared.store, stored).await,
+                session,
+                stored,
+                compiled,
+            },
+            other => other,
+        }
     }
 
     /// The last checks of a checkpoint to run on from: its cursor is a node of this graph,
     /// and the values its frontier saved are of the compiled types (migrated when a
     /// `migrate_from` lists theirs).
-    fn settle(session: &str, mut loaded: Loaded<W>, purpose: Purpose) -> Result<Loaded<W>> {
+    fn settle(session: &str, loaded: &mut Loaded<W>, purpose: Purpose) -> Result<()> {
         if purpose == Purpose::Read {
-            return Ok(loaded);
+            return Ok(());
         }
-        let Some(cursor) = W::Exec::cursor_of(&loaded.node) else {
-            return Err(Self::unknown_node(session, &loaded));
+        let Some(cursor) = loaded.cursor else {
+            return Err(Self::unknown_node(session, loaded));
         };
         if let Some(frontier) = loaded.frontier.as_mut() {
             let Some(region) = W::Exec::region(cursor) else {
@@ -174,7 +178,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let trusted = loaded.graph_hash == W::GRAPH_HASH;
             Self::check_frontier(session, loaded.seq, region, trusted, frontier)?;
         }
-        Ok(loaded)
+        Ok(())
     }
 
     /// The error for a checkpoint whose cursor this graph does not have: the bytes lie when
@@ -382,6 +386,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             seq,
             status: envelope.status,
             node,
+            cursor,
             state,
             input,
             failure,
@@ -485,7 +490,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 loaded.status = envelope.status;
                 return Ok(loaded);
             }
-            if W::Exec::cursor_of(&loaded.node).is_none() {
+            if loaded.cursor.is_none() {
                 return Err(Self::unknown_node(session, &loaded));
             }
             return Err(corrupt("the region checkpoint has no frontier".to_owned()));
@@ -540,6 +545,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// The cursor of a checkpoint loaded to run on from ([`Purpose::Run`] checked it).
     pub(super) fn cursor(&self, session: &str, loaded: &Loaded<W>) -> Result<Cursor<W>> {
-        W::Exec::cursor_of(&loaded.node).ok_or_else(|| Self::unknown_node(session, loaded))
+        loaded
+            .cursor
+            .ok_or_else(|| Self::unknown_node(session, loaded))
     }
 }

@@ -427,7 +427,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: Control,
     ) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
-        self.record_graph().await?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
         let cursor = W::Exec::ENTRY;
         let spec = W::Exec::spec(cursor);
         let status = if spec.interrupt {
@@ -466,7 +468,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
         self.ready(&[session])?;
-        self.record_graph().await?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
         let mut loaded = self.load_latest(session).await?;
         if loaded.is_completed() {
             return Ok(Outcome::Completed(loaded.state));
@@ -644,7 +648,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: &Control,
     ) -> Result<Position<W>> {
         self.ready(&[session])?;
-        self.record_graph().await?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
         let mut loaded = self.load_latest(session).await?;
@@ -653,7 +659,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .answer_branch(session, loaded, target, input, control)
                 .await;
         }
-        if !loaded.is_waiting() || W::Exec::cursor_of(&loaded.node) != Some(target) {
+        if !loaded.is_waiting() || loaded.cursor != Some(target) {
             let actual = match loaded.status() {
                 Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
                 Status::Completed => "it has completed".to_owned(),
@@ -802,7 +808,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// ```
     pub async fn enqueue(&self, session: &str, state: W::State) -> Result<()> {
         self.ready(&[session])?;
-        self.record_graph().await?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
         let spec = W::Exec::spec(W::Exec::ENTRY);
         let (status, wake) = if spec.interrupt {
             (waiting_at(spec.name), Wake::Never)
@@ -887,7 +895,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// A decoded checkpoint as the public [`Snapshot`].
     fn snapshot(loaded: Loaded<W>) -> Snapshot<W::State> {
-        let cursor = W::Exec::cursor_of(&loaded.node);
+        let cursor = loaded.cursor;
         if let (Some(frontier), Some(join)) = (&loaded.frontier, cursor) {
             let waiting = if loaded.is_waiting() {
                 waiting_nodes::<W>(join, &frontier.slots)
@@ -957,13 +965,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             });
         };
         let loaded = self.decode(session, checkpoint, Purpose::Run).await?;
-        self.record_graph().await?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
         // The copy is self-contained: a fork shares no delta chain with its origin.
         let control = Control::default();
         let mut writer = self.writer(new_session, &control);
         // A session stopped in a region: the frontier with every record applied, so the copy
         // needs none of the origin's records.
-        let (status, frontier) = match (&loaded.frontier, W::Exec::cursor_of(&loaded.node)) {
+        let (status, frontier) = match (&loaded.frontier, loaded.cursor) {
             (Some(frontier), Some(join)) => (
                 scheduler::region_status::<W>(loaded.status(), join, &frontier.slots),
                 Some(frontier.as_ref()),
@@ -1050,14 +1060,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         )
     }
 
+    /// Whether the store has this graph's version already: then [`Runner::record_graph`] is
+    /// not called (one relaxed load, no future).
+    #[inline(always)]
+    fn graph_recorded(&self) -> bool {
+        self.shared.graph_recorded.load(Ordering::Relaxed)
+    }
+
     /// Tells the store about this graph's version ([`Store::record_graph`]) before this
-    /// runner's first write: once per runner (and its clones), one relaxed load after that.
+    /// runner's first write: once per runner (and its clones; see [`Runner::graph_recorded`]).
     /// A write whose graph the store cannot record is not made: a later release could not
     /// say what changed since.
     async fn record_graph(&self) -> Result<()> {
-        if self.shared.graph_recorded.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         self.shared
             .store
             .record_graph(&graphs::version_of::<W>())

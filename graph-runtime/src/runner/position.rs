@@ -37,6 +37,7 @@ pub(super) struct Position<W: Workflow> {
 impl<W: Workflow> Position<W> {
     /// The run of the session `session` writes, at `cursor` with the state `state` of
     /// sequence number `seq`: no input, failure or frontier, nothing unsaved.
+    #[inline(always)]
     pub(super) fn at(session: SessionWriter, seq: u64, cursor: Cursor<W>, state: W::State) -> Self {
         Position {
             session,
@@ -52,24 +53,28 @@ impl<W: Workflow> Position<W> {
     }
 
     /// The same position, with the decision `input` for its interrupt node.
+    #[inline(always)]
     pub(super) fn with_input(mut self, input: Option<W::Input>) -> Self {
         self.input = input;
         self
     }
 
     /// The same position, with what failed before its error edge.
+    #[inline(always)]
     pub(super) fn with_failure(mut self, failure: Option<Failure>) -> Self {
         self.failure = failure;
         self
     }
 
     /// The same position, in the parallel region of `frontier`.
+    #[inline(always)]
     pub(super) fn with_frontier(mut self, frontier: Option<Frontier>) -> Self {
         self.frontier = frontier;
         self
     }
 
     /// The same position, whose interrupt node runs without its input: its wait is over.
+    #[inline(always)]
     pub(super) fn deadline_passed(mut self, passed: bool) -> Self {
         self.deadline_passed = passed;
         self

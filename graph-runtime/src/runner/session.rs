@@ -71,6 +71,14 @@ pub(super) struct Bookkeeping {
     pub(super) workflow: Option<(&'static str, u64)>,
 }
 
+impl Bookkeeping {
+    /// Itself in a box, or `None` when it asks nothing.
+    fn boxed(self) -> Option<Box<Bookkeeping>> {
+        let empty = self.fence.is_none() && self.wake.is_none() && self.workflow.is_none();
+        (!empty).then(|| Box::new(self))
+    }
+}
+
 /// The writer of one session: the only code that appends to the store. It owns what every
 /// write needs besides the checkpoint — the retention, the workers' bookkeeping (lease fence,
 /// wake time, workflow identity), the delta chain, the memory store's fast path, chosen once
@@ -80,8 +88,9 @@ pub(super) struct SessionWriter {
     id: Arc<str>,
     /// How many checkpoints the session keeps (applied by every append).
     retention: Retention,
-    /// What every append carries for workers.
-    bookkeeping: Bookkeeping,
+    /// What every append carries for workers; `None` on the plain path (boxed, so that a
+    /// writer, which every running session's future holds, stays small).
+    bookkeeping: Option<Box<Bookkeeping>>,
     /// The sequence number of the newest checkpoint in the store; `None` before the first
     /// append of a new session.
     stored: Option<u64>,
@@ -139,7 +148,7 @@ impl SessionWriter {
         SessionWriter {
             id,
             retention,
-            bookkeeping,
+            bookkeeping: bookkeeping.boxed(),
             stored: None,
             chain: Chain::default(),
             region: None,
@@ -162,7 +171,7 @@ impl SessionWriter {
         SessionWriter {
             id,
             retention,
-            bookkeeping,
+            bookkeeping: bookkeeping.boxed(),
             stored: Some(loaded.seq),
             chain: std::mem::take(&mut loaded.chain),
             region: loaded.region,
@@ -382,21 +391,10 @@ impl SessionWriter {
         // A session that keeps only its latest checkpoint, running with nothing for workers
         // to record: the new checkpoint takes the old one's place, nothing more.
         let mut checkpoint = checkpoint;
-        if let (
-            Retention::KeepLast(1),
-            Some(expected),
-            None,
-            None,
-            None,
-            None,
-            None,
-            Status::Running,
-        ) = (
+        if let (Retention::KeepLast(1), Some(expected), None, None, None, Status::Running) = (
             self.retention,
             self.stored,
-            self.bookkeeping.fence,
-            self.bookkeeping.wake,
-            self.bookkeeping.workflow,
+            self.bookkeeping.as_deref(),
             self.pending,
             self.announce,
             &checkpoint.status,
@@ -432,7 +430,8 @@ impl SessionWriter {
         let mut append = Append::new(self.stored, checkpoint, keep_last);
         // Workers' bookkeeping, set only by the calls that involve them: nothing on the
         // plain path.
-        if let Some(epoch) = self.bookkeeping.fence {
+        let bookkeeping = self.bookkeeping.as_deref().copied().unwrap_or_default();
+        if let Some(epoch) = bookkeeping.fence {
             append = append.fence(epoch);
         }
         let pending = self.pending.take();
@@ -443,14 +442,12 @@ impl SessionWriter {
             // needed, however it was written: a session enqueued for workers but run to its
             // end in-process must not stay runnable.
             None if settles => Some(Wake::Never),
-            None => self.bookkeeping.wake,
+            None => bookkeeping.wake,
         };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
-        if let Some((name, graph_hash)) = pending
-            .and_then(|p| p.workflow)
-            .or(self.bookkeeping.workflow)
+        if let Some((name, graph_hash)) = pending.and_then(|p| p.workflow).or(bookkeeping.workflow)
         {
             append = append.workflow(name, graph_hash);
         }
