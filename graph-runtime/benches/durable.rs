@@ -13,7 +13,8 @@
 //!   keeping every checkpoint (`KeepAll` against a map of byte vectors).
 //!
 //! Run: `cargo bench -p graph-runtime --bench durable` (`BENCH_CASES=w3,group,w4,bytes,w6`
-//! picks cases).
+//! picks cases; `BENCH_CASES=pages` adds what the page size costs a durable commit, and
+//! `BENCH_W3_SIDE`/`BENCH_W3_SYNC` run one side of W3 alone, to profile it).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -163,20 +164,43 @@ fn w3_hand(path: &Path, sync: Synchronous) -> (f64, f64) {
     (W3_STEPS as f64 / elapsed.as_secs_f64(), cpu.as_secs_f64())
 }
 
+/// Which sides and durabilities W3 runs, so that one of them can be profiled alone (under
+/// callgrind, `strace -c`, `perf`): `BENCH_W3_SIDE=ours|hand` (default: both) and
+/// `BENCH_W3_SYNC=full|normal` (default: both). A side left out reports 0.
+fn w3_selection() -> (bool, bool, Vec<(Synchronous, &'static str)>) {
+    let side = std::env::var("BENCH_W3_SIDE").unwrap_or_default();
+    let sync = std::env::var("BENCH_W3_SYNC").unwrap_or_default();
+    let syncs = [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")]
+        .into_iter()
+        .filter(|(_, name)| sync.is_empty() || name.eq_ignore_ascii_case(&sync))
+        .collect();
+    (side != "hand", side != "ours", syncs)
+}
+
+fn median_or_zero(xs: Vec<f64>) -> f64 {
+    if xs.is_empty() { 0.0 } else { median(xs) }
+}
+
 fn w3(rt: &tokio::runtime::Runtime, dir: &Path, runs: usize) -> f64 {
     let mut full_rate = 0.0;
-    for (sync, name) in [(Synchronous::Full, "FULL"), (Synchronous::Normal, "NORMAL")] {
+    let (run_ours, run_hand, syncs) = w3_selection();
+    for (sync, name) in syncs {
         let (mut ours, mut hand) = (Vec::new(), Vec::new());
         let (mut ours_cpu, mut hand_cpu) = (0.0, 0.0);
         for i in 0..runs {
-            let (rate, cpu) = w3_ours(rt, &temp_db(dir, &format!("w3-{name}-{i}.db")), sync);
-            ours.push(rate);
-            ours_cpu += cpu;
-            let (rate, cpu) = w3_hand(&temp_db(dir, &format!("w3-hand-{name}-{i}.db")), sync);
-            hand.push(rate);
-            hand_cpu += cpu;
+            if run_ours {
+                let (rate, cpu) = w3_ours(rt, &temp_db(dir, &format!("w3-{name}-{i}.db")), sync);
+                ours.push(rate);
+                ours_cpu += cpu;
+            }
+            if run_hand {
+                let path = temp_db(dir, &format!("w3-hand-{name}-{i}.db"));
+                let (rate, cpu) = w3_hand(&path, sync);
+                hand.push(rate);
+                hand_cpu += cpu;
+            }
         }
-        let (ours, hand) = (median(ours), median(hand));
+        let (ours, hand) = (median_or_zero(ours), median_or_zero(hand));
         let ratio = ours / hand;
         // CPU per step, over every run.
         let steps = (runs as u64 * W3_STEPS) as f64;
@@ -346,6 +370,113 @@ fn bytes_on_disk(rt: &tokio::runtime::Runtime, dir: &Path) {
         per / 1024.0,
         history.len()
     );
+}
+
+/// What the page size costs a durable commit (`BENCH_CASES=pages`): the hand-written W3
+/// loop on several files at once, one step on each in turn, so that every file sees the same
+/// moment of the disk (on a shared VM, fsync times drift by tens of microseconds from one
+/// second to the next, and separate runs cannot tell 10 us apart). Only `COMMIT` is timed.
+/// Each commit writes every page the step changed to the WAL whole: with the store's schema
+/// (a rowid table and its `(session_id, seq)` index) that is two pages a step, 16 KiB at the
+/// store's 8 KiB pages against 8 KiB at SQLite's default 4 KiB. The store keeps 8 KiB pages
+/// for the bytes on disk: a 4 KiB page holds three 1 KiB checkpoints, an 8 KiB one seven.
+fn pages(dir: &Path) {
+    const STEPS: i64 = 2_000;
+    let store_schema = "CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, \
+        session_id INTEGER NOT NULL, seq INTEGER NOT NULL, node TEXT NOT NULL, \
+        status INTEGER NOT NULL, wait_node TEXT, created_at_us INTEGER NOT NULL, \
+        bytes BLOB NOT NULL, depends_on INTEGER); \
+        CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);";
+    let store_insert = "INSERT INTO checkpoints (session_id, seq, node, status, created_at_us, \
+        bytes) VALUES (1, ?1, 'a', 0, 1767225600000000, ?2)";
+    let hand_schema = "CREATE TABLE cp (session TEXT, seq INTEGER, bytes BLOB, \
+        PRIMARY KEY (session, seq));";
+    let hand_insert = "INSERT INTO cp VALUES ('w3', ?1, ?2)";
+    let files = [
+        (
+            "hand-written table, 4 KiB pages",
+            4096,
+            "",
+            hand_schema,
+            hand_insert,
+        ),
+        (
+            "hand-written table, 8 KiB pages",
+            8192,
+            "",
+            hand_schema,
+            hand_insert,
+        ),
+        (
+            "store's tables, 4 KiB pages, incremental auto-vacuum",
+            4096,
+            "INCREMENTAL",
+            store_schema,
+            store_insert,
+        ),
+        (
+            "store's tables, 8 KiB pages, incremental auto-vacuum (the store)",
+            8192,
+            "INCREMENTAL",
+            store_schema,
+            store_insert,
+        ),
+        (
+            "store's tables, 8 KiB pages, no auto-vacuum",
+            8192,
+            "NONE",
+            store_schema,
+            store_insert,
+        ),
+    ];
+    let conns: Vec<rusqlite::Connection> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, page, vacuum, schema, _))| {
+            let conn =
+                rusqlite::Connection::open(temp_db(dir, &format!("pages-{i}.db"))).expect("open");
+            let vacuum = if vacuum.is_empty() {
+                String::new()
+            } else {
+                format!("PRAGMA auto_vacuum = {vacuum};")
+            };
+            conn.execute_batch(&format!(
+                "PRAGMA page_size = {page}; {vacuum} PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; {schema}"
+            ))
+            .expect("schema");
+            conn
+        })
+        .collect();
+    let config = bincode::config::standard();
+    let mut state = fresh(0);
+    let mut commits = vec![Vec::with_capacity(STEPS as usize); files.len()];
+    for seq in 1..=STEPS {
+        state.count += 1;
+        let bytes = bincode::serde::encode_to_vec(&state, config).expect("encode");
+        for (i, conn) in conns.iter().enumerate() {
+            conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+            conn.prepare_cached(files[i].4)
+                .and_then(|mut insert| insert.execute(rusqlite::params![seq, bytes]))
+                .expect("insert");
+            let start = Instant::now();
+            conn.execute_batch("COMMIT").expect("commit");
+            commits[i].push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    println!("COMMIT of one W3 step, synchronous=FULL, {STEPS} steps on each file in turn:");
+    for ((name, ..), mut times) in files.iter().zip(commits) {
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "  {name:<66} p10 {:5.0} | p50 {:5.0} | p75 {:5.0} | mean {:6.1} us",
+            at(0.1),
+            at(0.5),
+            at(0.75),
+            mean
+        );
+    }
 }
 
 // ---- W6: each side in a child process so that each has its own peak RSS ----
@@ -537,6 +668,9 @@ fn main() {
     }
     if cases.contains("bytes") {
         bytes_on_disk(&rt, &dir);
+    }
+    if cases.contains("pages") {
+        pages(&dir);
     }
     if cases.contains("w6") {
         w6(runs);

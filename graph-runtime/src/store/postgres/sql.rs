@@ -8,6 +8,7 @@
 pub(super) struct Sql {
     pub(super) append: String,
     pub(super) advance: String,
+    pub(super) advance_keep_all: String,
     pub(super) head: String,
     pub(super) latest: String,
     pub(super) get: String,
@@ -40,7 +41,8 @@ impl Sql {
             format!("FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id");
         Sql {
             append: append(schema),
-            advance: advance(schema),
+            advance: advance(schema, true),
+            advance_keep_all: advance(schema, false),
             head: format!(
                 "SELECT s.head_seq, s.lease_epoch FROM {schema}.sessions s WHERE {session}"
             ),
@@ -218,36 +220,27 @@ fn append(schema: &str) -> String {
 }
 
 /// One append to an existing session (`expected` is not `NULL`): the hot path of a session
-/// that checkpoints every step, with the parameters of [`append`] as scalars. Leaner than the
-/// batch statement: the compare-and-swap and the fence are the `WHERE` of one `UPDATE` of the
-/// session's row, which (under READ COMMITTED) waits for a concurrent writer of the row and
-/// then re-checks the condition on its newest version, so no separate lock step or snapshot
-/// check is needed. Retention reads the chain from the statement's snapshot, which is current
-/// for the session whenever the update happened: another append would have moved `head_seq`
-/// (and failed the condition), and claims and renewals do not touch checkpoints. It answers
-/// how many rows it wrote (0 or 1); on 0 the store asks [`Sql::head`] why.
-fn advance(schema: &str) -> String {
-    format!(
-        "WITH advanced AS (
-             UPDATE {schema}.sessions s SET head_seq = $3::bigint,
-                 wake_at = CASE WHEN $12::boolean
-                     THEN now() + $13::bigint * interval '1 microsecond' ELSE s.wake_at END,
-                 workflow = coalesce($14::text, s.workflow),
-                 graph_hash = CASE WHEN $14::text IS NOT NULL THEN $15::bigint
-                     ELSE s.graph_hash END,
-                 state_schema = coalesce($16::bigint, s.state_schema)
-             WHERE s.name_key = sha256($1::bytea) AND s.name = $1::bytea
-               AND s.head_seq = $2::bigint AND $3::bigint > $2::bigint
-               AND ($11::bigint IS NULL OR s.lease_epoch = $11::bigint)
-             RETURNING s.id
-         ),
-         inserted AS (
-             INSERT INTO {schema}.checkpoints
-                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
-             SELECT id, $3::bigint, $4::text, $5::smallint, $6::text, $7::bigint, $8::bigint,
-                    $10::bytea
-             FROM advanced
-         ),
+/// that checkpoints every step, with the parameters of [`append`] as scalars, `keep_last`
+/// last. Leaner than the batch statement: the compare-and-swap and the fence are the `WHERE`
+/// of one `UPDATE` of the session's row, which (under READ COMMITTED) waits for a concurrent
+/// writer of the row and then re-checks the condition on its newest version, so no separate
+/// lock step or snapshot check is needed. Retention reads the chain from the statement's
+/// snapshot, which is current for the session whenever the update happened: another append
+/// would have moved `head_seq` (and failed the condition), and claims and renewals do not
+/// touch checkpoints. It answers how many rows it wrote (0 or 1); on 0 the store asks
+/// [`Sql::head`] why.
+///
+/// Two statements, with retention (`retention`: `$16` is `keep_last`) and without (15
+/// parameters), rather than one that skips retention when `keep_last` is `NULL`: PostgreSQL
+/// plans a prepared statement afresh for its first five runs, then keeps a generic plan only
+/// if that plan is estimated no dearer than the fresh ones. With `keep_last` `NULL`, the fresh
+/// plans fold the retention CTEs away and the generic one cannot, so it was never kept: every
+/// append was planned again (measured with `pg_stat_statements`, `track_planning`: 2,000
+/// plans for 2,000 calls, planning 2.7 times the execution time).
+fn advance(schema: &str, retention: bool) -> String {
+    let retention = if retention {
+        format!(
+            ",
          cutoff AS (
              SELECT a.id, LEAST($3::bigint, $8::bigint, kept.oldest, kept.needed) AS below
              FROM advanced a
@@ -256,15 +249,39 @@ fn advance(schema: &str) -> String {
                      SELECT c.seq, c.depends_on FROM {schema}.checkpoints c
                      WHERE c.session_id = a.id
                      ORDER BY c.seq DESC
-                     LIMIT GREATEST($9::bigint, 1) - 1
+                     LIMIT GREATEST($16::bigint, 1) - 1
                  ) k
              ) kept
-             WHERE $9::bigint IS NOT NULL
          ),
          pruned AS (
              DELETE FROM {schema}.checkpoints c USING cutoff
              WHERE c.session_id = cutoff.id AND c.seq < cutoff.below
-         )
+         )"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "WITH advanced AS (
+             UPDATE {schema}.sessions s SET head_seq = $3::bigint,
+                 wake_at = CASE WHEN $11::boolean
+                     THEN now() + $12::bigint * interval '1 microsecond' ELSE s.wake_at END,
+                 workflow = coalesce($13::text, s.workflow),
+                 graph_hash = CASE WHEN $13::text IS NOT NULL THEN $14::bigint
+                     ELSE s.graph_hash END,
+                 state_schema = coalesce($15::bigint, s.state_schema)
+             WHERE s.name_key = sha256($1::bytea) AND s.name = $1::bytea
+               AND s.head_seq = $2::bigint AND $3::bigint > $2::bigint
+               AND ($10::bigint IS NULL OR s.lease_epoch = $10::bigint)
+             RETURNING s.id
+         ),
+         inserted AS (
+             INSERT INTO {schema}.checkpoints
+                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
+             SELECT id, $3::bigint, $4::text, $5::smallint, $6::text, $7::bigint, $8::bigint,
+                    $9::bytea
+             FROM advanced
+         ){retention}
          SELECT count(*) FROM advanced"
     )
 }

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
 
 use super::{Shared, sql_int};
 use crate::error::{Error, Result};
@@ -113,30 +114,32 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let workflow = append.workflow.as_ref().map(|(name, _)| name.as_str());
     let graph_hash = append.workflow.as_ref().map(|&(_, hash)| hash as i64);
     let state_schema = append.state_schema.map(|fingerprint| fingerprint as i64);
+    let bytes = checkpoint.bytes.as_slice();
+    let params: [&(dyn ToSql + Sync); 16] = [
+        &name,
+        &expected,
+        &seq,
+        &&*checkpoint.node,
+        &status,
+        &wait_node,
+        &created,
+        &depends_on,
+        &bytes,
+        &fence,
+        &wake_set,
+        &wake_us,
+        &workflow,
+        &graph_hash,
+        &state_schema,
+        &keep_last,
+    ];
+    // Without retention, the statement that has none (see `Sql::advance`), and no `keep_last`.
+    let (sql, params) = match keep_last {
+        Some(_) => (&shared.sql.advance, &params[..]),
+        None => (&shared.sql.advance_keep_all, &params[..15]),
+    };
     let rows = shared
-        .query(
-            "append a checkpoint",
-            &shared.sql.advance,
-            &[
-                &name,
-                &expected,
-                &seq,
-                &&*checkpoint.node,
-                &status,
-                &wait_node,
-                &created,
-                &depends_on,
-                &keep_last,
-                &checkpoint.bytes.as_slice(),
-                &fence,
-                &wake_set,
-                &wake_us,
-                &workflow,
-                &graph_hash,
-                &state_schema,
-            ],
-            false,
-        )
+        .query("append a checkpoint", sql, params, false)
         .await?;
     let bad = |what: String| {
         shared.context.refuse(format!(

@@ -43,6 +43,11 @@
 //!   `COMMIT` returns, so a caller's `Ok` means its checkpoint is durable (under
 //!   [`Synchronous::Full`]). If the transaction fails as a whole, every caller in it gets the
 //!   error.
+//! - **A lone session** checkpointing every step gets a transaction per append. The writer
+//!   keeps the head (row id, latest sequence number, lease epoch) its last such append left
+//!   and uses it for the next one instead of reading it again, as long as `PRAGMA
+//!   data_version` says no other connection has committed to the file since; then it reads
+//!   the head, and checks the schema version, afresh.
 //! - **Reads** (`latest`, `get`, `list`, `sessions`) run on tokio's blocking thread pool
 //!   (`spawn_blocking`) with a small pool of read-only connections. WAL lets them run in
 //!   parallel with each other and with the writer, and each one is a single statement, so it

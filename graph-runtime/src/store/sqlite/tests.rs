@@ -107,6 +107,89 @@ fn one_batch_serializes_same_session_appends_and_isolates_conflicts() {
     assert_eq!(seqs, [1, 2, 1, 3]);
 }
 
+fn expect_conflict(result: Result<()>, expected: Option<u64>, found: Option<u64>) {
+    match result {
+        Err(Error::Conflict {
+            expected: e,
+            found: f,
+            ..
+        }) if e == expected && f == found => {}
+        other => panic!("expected a conflict ({expected:?}, found {found:?}), got {other:?}"),
+    }
+}
+
+/// A lone append reuses the head its previous append left (see `writer::Head`), but only
+/// while no other connection committed: another writer on the same file (another store,
+/// another process) that appends in between makes the next append read the head again, so
+/// its compare-and-swap fails as it must.
+#[test]
+fn a_lone_append_sees_what_another_connection_committed_in_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = writer(&dir);
+    let theirs = writer(&dir);
+    for (writer, expected, seq) in [(&ours, None, 1), (&ours, Some(1), 2), (&theirs, Some(2), 3)] {
+        let (command, reply) = append("s", expected, seq);
+        writer.commit_batch(vec![command]);
+        reply.blocking_recv().unwrap().unwrap();
+    }
+    // Ours last wrote 2; the file's head is 3.
+    let (stale, reply) = append("s", Some(2), 3);
+    ours.commit_batch(vec![stale]);
+    expect_conflict(reply.blocking_recv().unwrap(), Some(2), Some(3));
+    let (next, reply) = append("s", Some(3), 4);
+    ours.commit_batch(vec![next]);
+    reply.blocking_recv().unwrap().unwrap();
+    // And the other way round: theirs knew 3, ours wrote 4.
+    let (stale, reply) = append("s", Some(3), 4);
+    theirs.commit_batch(vec![stale]);
+    expect_conflict(reply.blocking_recv().unwrap(), Some(3), Some(4));
+    // A session deleted by the other connection is gone for ours too.
+    let (reply, deleted) = oneshot::channel();
+    theirs.commit_batch(vec![Command::Delete {
+        session: "s".to_owned(),
+        reply,
+    }]);
+    assert!(deleted.blocking_recv().unwrap().unwrap());
+    let (stale, reply) = append("s", Some(4), 5);
+    ours.commit_batch(vec![stale]);
+    expect_conflict(reply.blocking_recv().unwrap(), Some(4), None);
+}
+
+/// An append that fails, or whose caller went away, leaves nothing behind for the next
+/// append to trust: the head is the one the file holds.
+#[test]
+fn a_failed_lone_append_leaves_the_known_head_as_the_file_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = writer(&dir);
+    let (first, reply) = append("s", None, 1);
+    writer.commit_batch(vec![first]);
+    reply.blocking_recv().unwrap().unwrap();
+    // Conflicts: nothing written, the head stays 1.
+    let (conflict, reply) = append("s", Some(7), 8);
+    writer.commit_batch(vec![conflict]);
+    expect_conflict(reply.blocking_recv().unwrap(), Some(7), Some(1));
+    let (next, reply) = append("s", Some(1), 2);
+    writer.commit_batch(vec![next]);
+    reply.blocking_recv().unwrap().unwrap();
+    // Abandoned before the writer got to it: not written, the head stays 2.
+    let (gone, reply) = append("s", Some(2), 3);
+    drop(reply);
+    writer.commit_batch(vec![gone]);
+    let (next, reply) = append("s", Some(2), 3);
+    writer.commit_batch(vec![next]);
+    reply.blocking_recv().unwrap().unwrap();
+    // A batch of several commands in between: the next lone append reads the head again.
+    let (a, ra) = append("s", Some(3), 4);
+    let (b, rb) = append("t", None, 1);
+    writer.commit_batch(vec![a, b]);
+    ra.blocking_recv().unwrap().unwrap();
+    rb.blocking_recv().unwrap().unwrap();
+    let (stale, reply) = append("s", Some(3), 4);
+    writer.commit_batch(vec![stale]);
+    expect_conflict(reply.blocking_recv().unwrap(), Some(3), Some(4));
+    assert_eq!(writer.session("s").unwrap().1, Some(4));
+}
+
 #[test]
 fn abandoned_commands_are_not_written() {
     let dir = tempfile::tempdir().unwrap();
