@@ -281,6 +281,7 @@ impl MemoryStore {
             wake,
             workflow,
             state_schema,
+            ..
         } = append;
         if let Some(epoch) = fence
             && entry.epoch != epoch

@@ -23,7 +23,10 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
 pub(crate) use self::record::code as status_code;
-pub use self::record::{GraphVersion, Status, VersionCount};
+pub use self::record::{
+    Audit, AuditKind, GraphVersion, InputSource, SessionFilter, SessionPage, SessionRecord, Status,
+    StatusKind, VersionCount,
+};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, StoreClosed, Synchronous};
 use crate::error::Result;
@@ -179,6 +182,12 @@ pub struct Append {
     /// The state schema fingerprint of the checkpoint's state (see [`Append::state_schema`]);
     /// `None`: unchanged.
     pub state_schema: Option<u64>,
+    /// Why the checkpoint was written, when it was not an ordinary step (see
+    /// [`Append::audit`]).
+    pub audit: Option<Box<Audit>>,
+    /// Every node the session waits at, when it waits at more than its status names (see
+    /// [`Append::waiting`]); empty otherwise.
+    pub waiting: Vec<String>,
 }
 
 impl Append {
@@ -201,6 +210,55 @@ impl Append {
             wake: None,
             workflow: None,
             state_schema: None,
+            audit: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Keeps `audit` with the checkpoint: who gave an input and why, an operator's edit, a
+    /// failure's message. [`Store::list`] returns it in [`CheckpointMeta::audit`].
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Audit, AuditKind, Checkpoint};
+    /// let next = Checkpoint::new(5, "END", Status::Cancelled, Vec::new());
+    /// let append = Append::new(Some(4), next, None).audit(Audit::new(AuditKind::Cancelled).by("bob"));
+    /// assert_eq!(append.audit.unwrap().actor.as_deref(), Some("bob"));
+    /// ```
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(Box::new(audit));
+        self
+    }
+
+    /// Records every node the session waits at, for [`Store::sessions`] to find it by any of
+    /// them: in a parallel region a session waits at each interrupt branch without its input,
+    /// while its status names the first. Without it, the waiting nodes are the one the
+    /// status names (none unless it waits).
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint};
+    /// let waiting = Status::Waiting { node: "legal".to_owned() };
+    /// let next = Checkpoint::new(5, "decide", waiting, Vec::new());
+    /// let append = Append::new(Some(4), next, None).waiting(["legal", "finance"]);
+    /// assert_eq!(append.waiting, ["legal", "finance"]);
+    /// ```
+    pub fn waiting<'a>(mut self, nodes: impl IntoIterator<Item = &'a str>) -> Self {
+        self.waiting = nodes.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// The nodes the appended checkpoint waits at: [`Append::waiting`] if set, else the one
+    /// its status names.
+    pub fn waiting_nodes(&self) -> Vec<String> {
+        if self.waiting.is_empty() {
+            self.checkpoint
+                .status
+                .waiting_node()
+                .map(|node| vec![node.to_owned()])
+                .unwrap_or_default()
+        } else {
+            self.waiting.clone()
         }
     }
 
@@ -468,6 +526,8 @@ pub struct CheckpointMeta {
     /// When it was written (see [`Checkpoint::created_at`](Checkpoint#structfield.created_at):
     /// to within a few milliseconds).
     pub created_at: SystemTime,
+    /// Why it was written, when it was not an ordinary step (see [`Append::audit`]).
+    pub audit: Option<Audit>,
 }
 
 impl From<&Checkpoint> for CheckpointMeta {
@@ -478,6 +538,7 @@ impl From<&Checkpoint> for CheckpointMeta {
             status: checkpoint.status.clone(),
             bytes: checkpoint.bytes.len() as u64,
             created_at: checkpoint.created_at,
+            audit: None,
         }
     }
 }

@@ -79,6 +79,7 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
             status: fields.status,
             bytes,
             created_at: fields.created_at,
+            audit: None,
         })
     })
     .await

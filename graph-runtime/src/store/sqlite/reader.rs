@@ -171,6 +171,7 @@ pub(super) fn list(
             status: fields.status,
             bytes: u64::try_from(length).unwrap_or(0),
             created_at: fields.created_at,
+            audit: None,
         });
     }
     Ok(list)

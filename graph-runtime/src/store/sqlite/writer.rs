@@ -635,6 +635,7 @@ impl Writer {
             wake,
             workflow,
             state_schema,
+            ..
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
