@@ -250,9 +250,23 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The run was cancelled; the session stays at its last checkpoint.
+    /// The run was cancelled (its cancellation token, or [`Runner::cancel`](crate::Runner::cancel)
+    /// before or during it); the session stays at its last checkpoint.
     #[error("session `{0}` was cancelled")]
     Cancelled(String),
+
+    /// An operator's action ([`Runner::cancel`](crate::Runner::cancel),
+    /// [`Runner::edit`](crate::Runner::edit)) does not apply to the session as it stands;
+    /// nothing was written.
+    #[error("cannot {action} session `{session}`: {reason}")]
+    Refused {
+        /// The session.
+        session: String,
+        /// The action refused (`cancel`, `edit`).
+        action: &'static str,
+        /// Where the session stands, and what to do instead.
+        reason: String,
+    },
 
     /// A node panicked in a spawned run; the session stays at its last checkpoint.
     #[error("a node of session `{session}` panicked: {message}")]

@@ -187,13 +187,13 @@ pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    CheckpointInfo, CheckpointPolicy, GraphChange, ItemFailed, Outcome, Retention, Runner,
-    Snapshot, Status, TimedOut,
+    CheckpointInfo, CheckpointPolicy, EnqueueInput, GraphChange, ItemFailed, Outcome, ResumeWith,
+    Retention, Runner, Snapshot, Status, TimedOut,
 };
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;
 pub use crate::store::MemoryStore;
-pub use crate::store::{Claim, Lease, Wake};
+pub use crate::store::{Audit, AuditKind, Claim, InputSource, Lease, StatusKind, Wake};
 #[cfg(feature = "postgres")]
 pub use crate::store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]

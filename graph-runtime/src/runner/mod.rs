@@ -18,13 +18,14 @@ use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
 pub use crate::store::Status;
-use crate::store::{GraphVersion, Lease, Store, VersionCount, Wake};
+use crate::store::{GraphVersion, Lease, Store, VersionCount, Wake, status_code};
 use crate::{Error, Result, Workflow};
 
 mod attempt;
 mod config;
 mod graphs;
 mod load;
+mod operate;
 mod position;
 mod region;
 mod scheduler;
@@ -34,6 +35,8 @@ pub use self::attempt::{ItemFailed, TimedOut};
 use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
+use self::operate::Decision;
+pub use self::operate::{EnqueueInput, ResumeWith};
 use self::position::Position;
 use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::{Bookkeeping, SessionWriter};
@@ -475,6 +478,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if loaded.is_completed() {
             return Ok(Outcome::Completed(loaded.state));
         }
+        if loaded.status == status_code::CANCELLED {
+            return Err(Error::Cancelled(session.to_owned()));
+        }
         let cursor = self.cursor(session, &loaded)?;
         if let Some(frontier) = &loaded.frontier {
             // Waiting in a parallel region with nothing else to run: nothing runs without
@@ -485,7 +491,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
                 let status = scheduler::region_status::<W>(waiting_at(""), cursor, &frontier.slots);
+                let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
                 let mut writer = self.writer_at(session, &control, &mut loaded);
+                if waiting.len() > 1 {
+                    writer.waiting_next(waiting);
+                }
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
@@ -597,6 +607,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             None,
         )?;
+        writer.audit_next(crate::store::Audit::new(crate::store::AuditKind::Input {
+            node: name.to_owned(),
+            source: crate::store::InputSource::Deadline,
+        }));
         writer.append(&self.shared.store, recorded, control).await?;
         tracing::debug!(
             session,
@@ -625,8 +639,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// worker ran the node without one wins, and the deadline is cleared: the node runs here
     /// with `Some(input)`. Once a worker has begun to run it without its input (the deadline
     /// passed), the input is [`Error::NotWaiting`].
-    pub async fn resume_with(&self, session: &str, input: W::Input) -> Result<Outcome<W::State>> {
-        Box::pin(self.resume_with_inner(session, input, self.control(None))).await
+    ///
+    /// The session's history keeps the decision with when it came and, if the caller says
+    /// so before awaiting, who gave it and why (see [`ResumeWith`]):
+    /// `runner.resume_with(id, input).by("alice").note("limit raised").await`.
+    pub fn resume_with<'a>(&'a self, session: &'a str, input: W::Input) -> ResumeWith<'a, W, S> {
+        ResumeWith::new(self, session, input)
     }
 
     async fn resume_with_inner(
@@ -635,7 +653,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         input: W::Input,
         control: Control,
     ) -> Result<Outcome<W::State>> {
-        let position = self.record_input(session, input, &control).await?;
+        let position = self.record_input(session, input, None, &control).await?;
         self.drive(Box::new(position), control).await
     }
 
@@ -645,6 +663,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         &self,
         session: &str,
         input: W::Input,
+        said: Option<Decision>,
         control: &Control,
     ) -> Result<Position<W>> {
         self.ready(&[session])?;
@@ -654,15 +673,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
         let mut loaded = self.load_latest(session).await?;
+        let audit = Decision::for_input(said, target_name);
         if loaded.frontier.is_some() {
             return self
-                .answer_branch(session, loaded, target, input, control)
+                .answer_branch(session, loaded, target, input, audit, control)
                 .await;
         }
         if !loaded.is_waiting() || loaded.cursor != Some(target) {
             let actual = match loaded.status() {
                 Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
                 Status::Completed => "it has completed".to_owned(),
+                Status::Cancelled => "it was cancelled".to_owned(),
                 _ => format!("it is running at `{}`", loaded.node),
             };
             return Err(Error::NotWaiting {
@@ -683,6 +704,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             None,
         )?;
+        session.audit_next(audit);
         let deadline = W::Exec::spec(target).wait_ms.is_some();
         if deadline && control.writes.wake.is_none() {
             // Answered in-process before the deadline: it runs here, so no worker may take
@@ -726,6 +748,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         mut loaded: Loaded<W>,
         target: Cursor<W>,
         input: W::Input,
+        audit: crate::store::Audit,
         control: &Control,
     ) -> Result<Position<W>> {
         let cursor = self.cursor(session, &loaded)?;
@@ -771,6 +794,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let changes = [(index as u32, &frontier.slots[index])];
         let recorded =
             writer.encode_record::<W>(seq, W::Exec::spec(cursor).name, status, &changes)?;
+        writer.audit_next(audit);
         writer.append(&self.shared.store, recorded, control).await?;
         Ok(Position::at(writer, seq, cursor, loaded.state)
             .with_failure(loaded.failure)
@@ -836,9 +860,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// [`Runner::resume_with`] does — in a parallel region, at that branch), records the
     /// input durably, marks the session runnable, and returns at once: a web handler's call.
     /// The node runs on whichever worker claims the session.
-    pub async fn enqueue_input(&self, session: &str, input: W::Input) -> Result<()> {
-        let control = self.queueing(Wake::Now);
-        self.record_input(session, input, &control).await.map(drop)
+    ///
+    /// As with [`Runner::resume_with`], the caller may say who gave the decision and why
+    /// before awaiting: `runner.enqueue_input(id, input).by("alice").await`.
+    pub fn enqueue_input<'a>(
+        &'a self,
+        session: &'a str,
+        input: W::Input,
+    ) -> EnqueueInput<'a, W, S> {
+        EnqueueInput::new(self, session, input)
     }
 
     /// The control of a call that only hands a session to workers.
@@ -953,6 +983,32 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         seq: u64,
         new_session: &str,
     ) -> Result<Snapshot<W::State>> {
+        self.fork_inner(session, seq, new_session, None, None).await
+    }
+
+    /// [`Runner::fork`] with the copy's state replaced by `state` (an operator's corrected
+    /// state: the origin is not changed) and `audit`'s actor and note kept in the new
+    /// session's history with where it came from ([`AuditKind::Forked`](crate::store::AuditKind)).
+    pub async fn fork_with(
+        &self,
+        session: &str,
+        seq: u64,
+        new_session: &str,
+        state: W::State,
+        audit: crate::store::Audit,
+    ) -> Result<Snapshot<W::State>> {
+        self.fork_inner(session, seq, new_session, Some(state), Some(audit))
+            .await
+    }
+
+    async fn fork_inner(
+        &self,
+        session: &str,
+        seq: u64,
+        new_session: &str,
+        state: Option<W::State>,
+        audit: Option<crate::store::Audit>,
+    ) -> Result<Snapshot<W::State>> {
         self.ready(&[session, new_session])?;
         let store = &self.shared.store;
         let Some(checkpoint) = store.get(session, seq).await? else {
@@ -964,7 +1020,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 },
             });
         };
-        let loaded = self.decode(session, checkpoint, Purpose::Run).await?;
+        let mut loaded = self.decode(session, checkpoint, Purpose::Run).await?;
+        if let Some(state) = state {
+            loaded.state = state;
+        }
         if !self.graph_recorded() {
             self.record_graph().await?;
         }
@@ -989,6 +1048,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             loaded.failure.as_ref(),
             frontier,
         )?;
+        let (actor, note) = audit.map(|a| (a.actor, a.note)).unwrap_or_default();
+        writer.audit_next(crate::store::Audit {
+            kind: crate::store::AuditKind::Forked {
+                from: session.to_owned(),
+                seq,
+            },
+            actor,
+            note,
+        });
         writer.append(&self.shared.store, copy, &control).await?;
         Ok(Self::snapshot(loaded))
     }

@@ -528,6 +528,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         // Nothing else can run: save the waiting region, as a record when the store holds it.
         let status = region_status::<W>(waiting_at(""), join, slots);
+        if waiting.len() > 1 {
+            writer.waiting_next(waiting.clone());
+        }
         let record_seq = if *seq == writer.stored_seq() {
             *seq + 1
         } else {

@@ -93,7 +93,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             session = %at.session.id(),
             from_seq = at.seq
         );
+        let id = Arc::clone(at.session.id());
         let result = self.drive_inner(at, &control).instrument(span).await;
+        // A step that failed for good is kept in the session's history, with its error.
+        if let Err(error @ (Error::Node { .. } | Error::StepLimit { .. })) = &result {
+            let node = match error {
+                Error::Node { node, .. } => Some(*node),
+                _ => None,
+            };
+            Box::pin(self.record_failure(&id, node, error)).await;
+        }
         match &result {
             Ok(Outcome::Completed(_)) => control.emit(|| Event::Completed),
             Ok(Outcome::Interrupted { node, .. }) => control.emit(|| Event::Interrupted { node }),
@@ -391,10 +400,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let (status, frontier) = match &at.frontier {
             None => (status, None),
-            Some(frontier) => (
-                region_status::<W>(status, at.cursor, &frontier.slots),
-                Some(frontier.as_ref()),
-            ),
+            Some(frontier) => {
+                let status = region_status::<W>(status, at.cursor, &frontier.slots);
+                if status.waiting_node().is_some() {
+                    let waiting = waiting_nodes::<W>(at.cursor, &frontier.slots);
+                    if waiting.len() > 1 {
+                        at.session.waiting_next(waiting);
+                    }
+                }
+                (status, Some(frontier.as_ref()))
+            }
         };
         let checkpoint = at.session.encode::<W>(
             seq,

@@ -16,7 +16,7 @@ use crate::checkpoint::{self, BodyKind, DeltaOf, FrontierRef, Header, RecordOf, 
 use crate::ctx::Failure;
 use crate::events::Event;
 use crate::execute::{Execute, Slot};
-use crate::store::{Append, Checkpoint, MemoryHandle, MemoryStore, SealLater, Store, Wake};
+use crate::store::{Append, Audit, Checkpoint, MemoryHandle, MemoryStore, SealLater, Store, Wake};
 use crate::{Error, Result, Status, Workflow};
 
 /// Bodies smaller than this are always saved whole: a delta would save little, and keeping
@@ -111,6 +111,18 @@ pub(super) struct SessionWriter {
     /// workflow, graph hash and state schema it writes in (see
     /// [`Store::versions_in_use`](crate::store::Store::versions_in_use)).
     announce: Option<Identity>,
+    /// What only the next append carries besides its checkpoint: an audit record, the nodes
+    /// a region waits at, a wake time left as it is. `None` on every ordinary step (boxed:
+    /// the plain path pays one pointer test).
+    extra: Option<Box<Extra>>,
+}
+
+/// See [`SessionWriter::extra`].
+#[derive(Debug, Default)]
+struct Extra {
+    audit: Option<Audit>,
+    waiting: Vec<&'static str>,
+    keep_wake: bool,
 }
 
 /// The workflow a writer writes for: its name, graph hash and state schema.
@@ -156,6 +168,7 @@ impl SessionWriter {
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
             announce: Some(Identity::of::<W>()),
+            extra: None,
         }
     }
 
@@ -179,7 +192,25 @@ impl SessionWriter {
             seal: seal_for::<S>(),
             memory: MemoryHandle::default(),
             announce: (!loaded.current).then(Identity::of::<W>),
+            extra: None,
         }
+    }
+
+    /// Makes the next append keep `audit` with its checkpoint (see [`Append::audit`]).
+    pub(super) fn audit_next(&mut self, audit: Audit) {
+        self.extra.get_or_insert_default().audit = Some(audit);
+    }
+
+    /// Makes the next append name every node a region waits at (see [`Append::waiting`]).
+    pub(super) fn waiting_next(&mut self, nodes: Vec<&'static str>) {
+        self.extra.get_or_insert_default().waiting = nodes;
+    }
+
+    /// Makes the next append leave the session's wake time as it is, whatever its status:
+    /// an operator's edit keeps a deadline, a failure keeps the session runnable for the
+    /// workers that retry it.
+    pub(super) fn keep_wake_next(&mut self) {
+        self.extra.get_or_insert_default().keep_wake = true;
     }
 
     /// Makes the next append set the session's wake time to `wake` (after
@@ -391,12 +422,13 @@ impl SessionWriter {
         // A session that keeps only its latest checkpoint, running with nothing for workers
         // to record: the new checkpoint takes the old one's place, nothing more.
         let mut checkpoint = checkpoint;
-        if let (Retention::KeepLast(1), Some(expected), None, None, None, Status::Running) = (
+        if let (Retention::KeepLast(1), Some(expected), None, None, None, None, Status::Running) = (
             self.retention,
             self.stored,
             self.bookkeeping.as_deref(),
             self.pending,
             self.announce,
+            self.extra.as_deref(),
             &checkpoint.status,
         ) {
             match MemoryStore::replace_now(&self.memory, expected, checkpoint) {
@@ -425,7 +457,7 @@ impl SessionWriter {
         };
         let settles = matches!(
             checkpoint.status,
-            Status::Completed | Status::Waiting { .. }
+            Status::Completed | Status::Waiting { .. } | Status::Cancelled
         );
         let mut append = Append::new(self.stored, checkpoint, keep_last);
         // Workers' bookkeeping, set only by the calls that involve them: nothing on the
@@ -444,6 +476,11 @@ impl SessionWriter {
             None if settles => Some(Wake::Never),
             None => bookkeeping.wake,
         };
+        let extra = self.extra.take();
+        let wake = match &extra {
+            Some(extra) if extra.keep_wake => None,
+            _ => wake,
+        };
         if let Some(wake) = wake {
             append = append.wake(wake);
         }
@@ -457,6 +494,15 @@ impl SessionWriter {
             append = append
                 .workflow(identity.workflow, identity.graph_hash)
                 .state_schema(identity.state_schema);
+        }
+        if let Some(extra) = extra {
+            let Extra { audit, waiting, .. } = *extra;
+            if let Some(audit) = audit {
+                append = append.audit(audit);
+            }
+            if !waiting.is_empty() {
+                append = append.waiting(waiting);
+            }
         }
         append
     }

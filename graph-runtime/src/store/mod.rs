@@ -499,6 +499,34 @@ pub trait Store: Send + Sync + 'static {
     fn versions_in_use(&self) -> impl Future<Output = Result<Vec<VersionCount>>> + Send {
         async { Ok(Vec::new()) }
     }
+
+    /// Keeps `failure` (an [`AuditKind::Failed`] record: the node and the error) beside the
+    /// session's checkpoint `seq`, if that is still its latest: a run from it failed, and the
+    /// session stays there (a resume runs on from it). Until its next append, the session's
+    /// [`SessionRecord::status`] is [`Status::Failed`], and [`Store::list`] returns the
+    /// record in that checkpoint's [`CheckpointMeta::failure`] (a later failure from the same
+    /// checkpoint replaces it). Returns whether it was kept: `false` when the session is gone
+    /// or has moved on.
+    ///
+    /// The default keeps nothing (a store of another crate that has nowhere to put it).
+    fn record_failure(
+        &self,
+        session: &str,
+        seq: u64,
+        failure: &Audit,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (session, seq, failure);
+        async { Ok(false) }
+    }
+
+    /// What the store knows about one session without decoding a state (see
+    /// [`SessionRecord`]); `None` if it does not exist.
+    ///
+    /// The default knows nothing.
+    fn session(&self, session: &str) -> impl Future<Output = Result<Option<SessionRecord>>> + Send {
+        let _ = session;
+        async { Ok(None) }
+    }
 }
 
 /// A checkpoint's metadata as [`Store::list`] returns it.
@@ -528,6 +556,9 @@ pub struct CheckpointMeta {
     pub created_at: SystemTime,
     /// Why it was written, when it was not an ordinary step (see [`Append::audit`]).
     pub audit: Option<Audit>,
+    /// The last failure of a run from it, if one failed and the session stayed here (see
+    /// [`Store::record_failure`]).
+    pub failure: Option<Audit>,
 }
 
 impl From<&Checkpoint> for CheckpointMeta {
@@ -539,6 +570,7 @@ impl From<&Checkpoint> for CheckpointMeta {
             bytes: checkpoint.bytes.len() as u64,
             created_at: checkpoint.created_at,
             audit: None,
+            failure: None,
         }
     }
 }

@@ -37,10 +37,11 @@ pub enum Status {
     },
     /// The run reached `END`.
     Completed,
-    /// A step failed and no error edge took the failure: the checkpoint holds the state as it
-    /// was before the failed node, its cursor is that node, and its
-    /// [audit record](Audit) keeps the error message. `resume` runs the node again (after an
-    /// operator's edit, for example).
+    /// A run failed (a node failed with no error edge to take, or the step limit was
+    /// reached) and the session stayed at its latest checkpoint, from which `resume` runs on
+    /// (after an operator's edit, for example). Only a store's
+    /// [`SessionRecord`] says it, until the session's next checkpoint: the checkpoint itself
+    /// is unchanged (see [`Store::record_failure`](crate::store::Store::record_failure)).
     Failed,
     /// An operator cancelled the session: it never runs again (its checkpoints stay readable
     /// until it is deleted).

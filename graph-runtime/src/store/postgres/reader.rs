@@ -80,6 +80,7 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
             bytes,
             created_at: fields.created_at,
             audit: None,
+            failure: None,
         })
     })
     .await

@@ -172,6 +172,7 @@ pub(super) fn list(
             bytes: u64::try_from(length).unwrap_or(0),
             created_at: fields.created_at,
             audit: None,
+            failure: None,
         });
     }
     Ok(list)

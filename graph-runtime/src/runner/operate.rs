@@ -1,0 +1,465 @@
+//! What operators do to sessions besides running them: decisions that say who gave them
+//! ([`ResumeWith`], [`EnqueueInput`]), edits of a stopped session's state, cancellation, and
+//! the record a failed run leaves. Each writes one checkpoint through the session's writer,
+//! compare-and-swap on the checkpoint it read, with an [`Audit`] record beside it.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::load::{Loaded, Purpose};
+use super::scheduler::{self, waiting_nodes};
+use super::{Control, Outcome, Runner, Snapshot};
+use crate::error::report;
+use crate::store::{Audit, AuditKind, Status, Store};
+use crate::{Error, Result, Workflow};
+
+/// The future of a boxed call that borrows the runner and its arguments.
+type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// Who gave a decision and why: what [`ResumeWith::by`] and [`ResumeWith::note`] set.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Decision {
+    actor: Option<String>,
+    note: Option<String>,
+}
+
+impl Decision {
+    fn audit(self, node: &str) -> Audit {
+        Audit {
+            kind: AuditKind::Input {
+                node: node.to_owned(),
+                source: crate::store::InputSource::Caller,
+            },
+            actor: self.actor,
+            note: self.note,
+        }
+    }
+}
+
+/// A call that starts when it is first polled: until then its arguments can still be
+/// changed (by [`ResumeWith::by`] and the like, which take it by value).
+enum Lazy<'a, A, T> {
+    Args(Box<A>),
+    Running(Call<'a, T>),
+    Done,
+}
+
+impl<'a, A, T> Lazy<'a, A, T> {
+    fn args(&mut self) -> &mut A {
+        match self {
+            Lazy::Args(args) => args,
+            // Only the builder methods call it, which take the call by value before any poll.
+            Lazy::Running(_) | Lazy::Done => unreachable!("a started call has no arguments"),
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        start: impl FnOnce(A) -> Call<'a, T>,
+    ) -> Poll<Result<T>> {
+        if let Lazy::Args(_) = self {
+            let Lazy::Args(args) = std::mem::replace(self, Lazy::Done) else {
+                unreachable!("checked above")
+            };
+            *self = Lazy::Running(start(*args));
+        }
+        match self {
+            Lazy::Running(call) => {
+                let result = std::task::ready!(call.as_mut().poll(cx));
+                *self = Lazy::Done;
+                Poll::Ready(result)
+            }
+            Lazy::Args(_) | Lazy::Done => panic!("a call polled after it completed"),
+        }
+    }
+}
+
+/// The arguments of a decision.
+struct Given<'a, W: Workflow, S> {
+    runner: &'a Runner<W, S>,
+    session: &'a str,
+    input: W::Input,
+    said: Decision,
+}
+
+/// [`Runner::resume_with`]: a future; before awaiting it, the caller may say who gave the
+/// decision and why, which the session's history keeps with it
+/// ([`CheckpointInfo::audit`](super::CheckpointInfo)).
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use graph_runtime::store::AuditKind;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
+/// pub struct Order { pub approved: bool }
+///
+/// #[workflow(state = Order)]
+/// pub mod order {
+///     use super::*;
+///     edge!(START -> review);
+///     edge!(review -> END);
+///     #[node(interrupt)]
+///     async fn review(o: &mut Order, ok: bool) { o.approved = ok; }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+/// let runner = Runner::new(order::Workflow, MemoryStore::new());
+/// runner.start("o-1", Order::default()).await?;
+/// runner
+///     .resume_with("o-1", order::Input::Review(true))
+///     .by("alice")
+///     .note("limit raised")
+///     .await?;
+/// let history = runner.history("o-1").await?;
+/// let decision = history.iter().find_map(|c| c.audit.as_ref()).expect("audited");
+/// assert!(matches!(&decision.kind, AuditKind::Input { node, .. } if node == "review"));
+/// assert_eq!(decision.actor.as_deref(), Some("alice"));
+/// # Ok(()) }
+/// ```
+#[must_use = "a decision does nothing until it is awaited"]
+pub struct ResumeWith<'a, W: Workflow, S> {
+    call: Lazy<'a, Given<'a, W, S>, Outcome<W::State>>,
+}
+
+impl<W: Workflow, S> std::fmt::Debug for ResumeWith<'_, W, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeWith").finish_non_exhaustive()
+    }
+}
+
+impl<'a, W: Workflow, S: Store> ResumeWith<'a, W, S> {
+    pub(super) fn new(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
+        ResumeWith {
+            call: Lazy::Args(Box::new(Given {
+                runner,
+                session,
+                input,
+                said: Decision::default(),
+            })),
+        }
+    }
+
+    /// Who gave the decision (a user name, an email, a service).
+    pub fn by(mut self, actor: impl Into<String>) -> Self {
+        self.call.args().said.actor = Some(actor.into());
+        self
+    }
+
+    /// Why.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.call.args().said.note = Some(note.into());
+        self
+    }
+}
+
+impl<W: Workflow, S: Store> Future for ResumeWith<'_, W, S> {
+    type Output = Result<Outcome<W::State>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.call.poll(cx, |given| {
+            let Given {
+                runner,
+                session,
+                input,
+                said,
+            } = given;
+            Box::pin(async move {
+                let control = runner.control(None);
+                let position = runner
+                    .record_input(session, input, Some(said), &control)
+                    .await?;
+                runner.drive(Box::new(position), control).await
+            })
+        })
+    }
+}
+
+/// [`Runner::enqueue_input`]: a future; before awaiting it, the caller may say who gave the
+/// decision and why (as with [`ResumeWith`]).
+#[must_use = "a decision does nothing until it is awaited"]
+pub struct EnqueueInput<'a, W: Workflow, S> {
+    call: Lazy<'a, Given<'a, W, S>, ()>,
+}
+
+impl<W: Workflow, S> std::fmt::Debug for EnqueueInput<'_, W, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnqueueInput").finish_non_exhaustive()
+    }
+}
+
+impl<'a, W: Workflow, S: Store> EnqueueInput<'a, W, S> {
+    pub(super) fn new(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
+        EnqueueInput {
+            call: Lazy::Args(Box::new(Given {
+                runner,
+                session,
+                input,
+                said: Decision::default(),
+            })),
+        }
+    }
+
+    /// Who gave the decision.
+    pub fn by(mut self, actor: impl Into<String>) -> Self {
+        self.call.args().said.actor = Some(actor.into());
+        self
+    }
+
+    /// Why.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.call.args().said.note = Some(note.into());
+        self
+    }
+}
+
+impl<W: Workflow, S: Store> Future for EnqueueInput<'_, W, S> {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.call.poll(cx, |given| {
+            let Given {
+                runner,
+                session,
+                input,
+                said,
+            } = given;
+            Box::pin(async move {
+                let control = runner.queueing(crate::store::Wake::Now);
+                runner
+                    .record_input(session, input, Some(said), &control)
+                    .await
+                    .map(drop)
+            })
+        })
+    }
+}
+
+impl Decision {
+    /// The audit record of an input for `node` given with `said` (or by a plain call).
+    pub(super) fn for_input(said: Option<Decision>, node: &str) -> Audit {
+        said.unwrap_or_default().audit(node)
+    }
+}
+
+/// What an operator's rewrite of a session's latest checkpoint changes.
+enum Rewrite<T> {
+    /// The status becomes `Cancelled`.
+    Cancel,
+    /// The state becomes this one.
+    Edit(T),
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// Cancels a session: its latest checkpoint is written again with status
+    /// [`Status::Cancelled`] and `audit` (actor and note, if given), and it never runs again:
+    /// [`Runner::resume`] returns [`Error::Cancelled`], [`Runner::resume_with`]
+    /// [`Error::NotWaiting`], and no worker claims it. A run in progress elsewhere fails at
+    /// its next checkpoint ([`Error::Conflict`]) and writes nothing more. Its checkpoints stay
+    /// readable (`state`, `history`, `fork`) until it is [deleted](Runner::delete).
+    ///
+    /// Returns the cancelled session's snapshot. Fails with [`Error::SessionNotFound`], or
+    /// [`Error::Refused`] for a session that has completed or is cancelled already.
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize, StateSchema)]
+    /// # pub struct Order { pub approved: bool }
+    /// # #[workflow(state = Order)]
+    /// # pub mod order {
+    /// #     use super::*;
+    /// #     edge!(START -> review);
+    /// #     edge!(review -> END);
+    /// #     #[node(interrupt)]
+    /// #     async fn review(o: &mut Order, ok: bool) { o.approved = ok; }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+    /// use graph_runtime::store::{Audit, AuditKind};
+    /// let runner = Runner::new(order::Workflow, MemoryStore::new());
+    /// runner.start("o-1", Order::default()).await?;
+    /// let snapshot = runner.cancel("o-1", Audit::new(AuditKind::Cancelled).by("bob")).await?;
+    /// assert_eq!(snapshot.status, Status::Cancelled);
+    /// assert!(matches!(runner.resume("o-1").await, Err(graph_runtime::Error::Cancelled(_))));
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, session: &str, audit: Audit) -> Result<Snapshot<W::State>> {
+        self.ready(&[session])?;
+        let loaded = self.load_for_operator(session).await?;
+        if loaded.is_completed() || loaded.status == crate::store::status_code::CANCELLED {
+            return Err(Error::Refused {
+                session: session.to_owned(),
+                action: "cancel",
+                reason: describe(&loaded),
+            });
+        }
+        let audit = Audit {
+            kind: AuditKind::Cancelled,
+            ..audit
+        };
+        self.rewrite(session, loaded, Rewrite::Cancel, audit, &Control::default())
+            .await
+    }
+
+    /// Replaces the state of a session that waits or has failed, as an operator's
+    /// correction (LangGraph's `update_state`): its latest checkpoint is written again with
+    /// `state` at the same cursor and status, if the session's latest checkpoint is still
+    /// `expected_seq` (compare-and-swap: [`Error::Conflict`] if it moved on meanwhile), with
+    /// `audit` (an [`AuditKind::Edit`] describing the change, its actor and note) kept in
+    /// its history. A deadline the session waits for stays as it was.
+    ///
+    /// Fails with [`Error::Refused`] for a session that runs (it may be in the middle of a
+    /// step: wait for it to stop), has completed or is cancelled. Returns the new snapshot.
+    pub async fn edit(
+        &self,
+        session: &str,
+        expected_seq: u64,
+        state: W::State,
+        audit: Audit,
+    ) -> Result<Snapshot<W::State>> {
+        self.ready(&[session])?;
+        let loaded = self.load_for_operator(session).await?;
+        if loaded.seq != expected_seq {
+            return Err(Error::Conflict {
+                session: session.to_owned(),
+                expected: Some(expected_seq),
+                found: Some(loaded.seq),
+            });
+        }
+        let failed = loaded.is_running()
+            && self
+                .shared
+                .store
+                .session(session)
+                .await?
+                .is_some_and(|record| record.status == Status::Failed && record.seq == loaded.seq);
+        if !(loaded.is_waiting() || failed) {
+            return Err(Error::Refused {
+                session: session.to_owned(),
+                action: "edit",
+                reason: describe(&loaded),
+            });
+        }
+        self.rewrite(
+            session,
+            loaded,
+            Rewrite::Edit(state),
+            audit,
+            &Control::default(),
+        )
+        .await
+    }
+
+    /// Records that a run of `session` failed with `error` at `node` (`None`: at the latest
+    /// checkpoint's cursor, for a step limit): the session stays at its latest checkpoint
+    /// (DESIGN §5), and the store keeps the failure beside it
+    /// ([`Store::record_failure`]), so that session queries list it as failed and its history
+    /// shows the error. Called on the failure path only; a failure to record it is logged,
+    /// not returned (the run's own error is what the caller needs).
+    pub(super) async fn record_failure(&self, session: &str, node: Option<&str>, error: &Error) {
+        let recorded = async {
+            let Some(latest) = self.shared.store.latest(session).await? else {
+                return Ok(false);
+            };
+            let audit = Audit::new(AuditKind::Failed {
+                node: node.unwrap_or(&latest.node).to_owned(),
+                error: report(error),
+            });
+            self.shared
+                .store
+                .record_failure(session, latest.seq, &audit)
+                .await
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(session, error = %report(&e), "recording the failure in the session's history failed");
+        }
+    }
+
+    /// The latest checkpoint of `session` read to rewrite it: decoded for running on (the
+    /// graph must be this one or one it accepts); [`Error::SessionNotFound`] if there is none.
+    async fn load_for_operator(&self, session: &str) -> Result<Loaded<W>> {
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
+        match self.shared.store.latest(session).await? {
+            None => Err(Error::SessionNotFound(session.to_owned())),
+            Some(checkpoint) => self.decode(session, checkpoint, Purpose::Run).await,
+        }
+    }
+
+    /// Writes `loaded` again as the next checkpoint, changed as `rewrite` says, with `audit`.
+    async fn rewrite(
+        &self,
+        session: &str,
+        mut loaded: Loaded<W>,
+        rewrite: Rewrite<W::State>,
+        audit: Audit,
+        control: &Control,
+    ) -> Result<Snapshot<W::State>> {
+        // The writer of the call's control: a worker's failure is written under its lease.
+        let mut writer = self.writer_at(session, control, &mut loaded);
+        let (status, frontier) = match (&loaded.frontier, loaded.cursor) {
+            (Some(frontier), Some(join)) => {
+                let status = scheduler::region_status::<W>(loaded.status(), join, &frontier.slots);
+                if status.waiting_node().is_some() {
+                    let waiting = waiting_nodes::<W>(join, &frontier.slots);
+                    if waiting.len() > 1 {
+                        writer.waiting_next(waiting);
+                    }
+                }
+                (status, Some(frontier.as_ref()))
+            }
+            _ => (loaded.status(), None),
+        };
+        let (status, edited) = match rewrite {
+            Rewrite::Cancel => (Status::Cancelled, false),
+            Rewrite::Edit(state) => {
+                loaded.state = state;
+                (status, true)
+            }
+        };
+        let seq = loaded.seq + 1;
+        let checkpoint = writer.encode::<W>(
+            seq,
+            status.clone(),
+            Cow::Owned(loaded.node.clone()),
+            &loaded.state,
+            loaded.input.as_ref(),
+            loaded.failure.as_ref(),
+            frontier,
+        )?;
+        if !matches!(status, Status::Cancelled) {
+            writer.keep_wake_next();
+        }
+        writer.audit_next(audit);
+        writer
+            .append(&self.shared.store, checkpoint, control)
+            .await?;
+        if edited {
+            // The snapshot of what was written, read back: what a reader sees.
+            return self
+                .state(session)
+                .await?
+                .ok_or_else(|| Error::SessionNotFound(session.to_owned()));
+        }
+        loaded.seq = seq;
+        loaded.status = status.code();
+        Ok(Self::snapshot(loaded))
+    }
+}
+
+/// Where a loaded session stands, for an error message.
+fn describe<W: Workflow>(loaded: &Loaded<W>) -> String {
+    match loaded.status() {
+        Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
+        Status::Completed => "it has completed".to_owned(),
+        Status::Cancelled => "it was cancelled".to_owned(),
+        _ => format!(
+            "it is running at `{}` (wait until it stops, or cancel it)",
+            loaded.node
+        ),
+    }
+}
