@@ -138,3 +138,92 @@ async fn a_checkpoint_recorded_before_still_runs() {
         })
     );
 }
+
+#[test]
+fn json_keyed_by_the_node_name_reads() {
+    let input: desk::Input =
+        serde_json::from_str(r#"{"review":{"Reject":{"reason":"x"}}}"#).unwrap();
+    assert!(
+        matches!(input, desk::Input::Review(Approval::Reject { ref reason }) if reason == "x"),
+        "{input:?}"
+    );
+    assert_eq!(input.node(), "review");
+    let input: desk::Input =
+        serde_json::from_str(r#"{"legal":{"cleared":true,"text":"ok"}}"#).unwrap();
+    assert!(matches!(
+        input,
+        desk::Input::Legal(LegalNote { cleared: true, .. })
+    ));
+    assert_eq!(desk::Workflow::node_of_input(&input), "legal");
+}
+
+#[test]
+fn json_keyed_by_the_variant_name_still_reads_and_is_what_is_written() {
+    let input: desk::Input =
+        serde_json::from_str(r#"{"Review":{"Reject":{"reason":"x"}}}"#).unwrap();
+    assert!(matches!(
+        input,
+        desk::Input::Review(Approval::Reject { .. })
+    ));
+    assert_eq!(
+        serde_json::to_string(&input).unwrap(),
+        r#"{"Review":{"Reject":{"reason":"x"}}}"#
+    );
+    let input = desk::Input::Legal(LegalNote {
+        cleared: true,
+        text: "ok".into(),
+    });
+    let json = serde_json::to_string(&input).unwrap();
+    assert_eq!(json, r#"{"Legal":{"cleared":true,"text":"ok"}}"#);
+    let back: desk::Input = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.node(), "legal");
+}
+
+#[test]
+fn an_unknown_node_is_serdes_error_naming_the_expected_ones() {
+    let error = serde_json::from_str::<desk::Input>(r#"{"revew":"Approve"}"#).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unknown variant `revew`, expected one of `Review`, `review`, `Legal`, `legal` at line 1 column 8"
+    );
+    // A known node with a value of the wrong shape says what it expected.
+    let error = serde_json::from_str::<desk::Input>(r#"{"review":{"Maybe":null}}"#).unwrap_err();
+    assert!(
+        error.to_string().contains("unknown variant `Maybe`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_input_from_a_node_name_and_a_value() {
+    let value = serde_json::json!({ "Reject": { "reason": "too risky" } });
+    let input = desk::Workflow::input_from_node("review", &value).unwrap();
+    assert!(
+        matches!(input, desk::Input::Review(Approval::Reject { ref reason }) if reason == "too risky")
+    );
+    // From the text as a form posts it, without a `Value` in between.
+    let mut text = serde_json::Deserializer::from_str(r#"{"cleared":false,"text":"no"}"#);
+    let input = desk::Workflow::input_from_node("legal", &mut text).unwrap();
+    assert_eq!(input.node(), "legal");
+    // The variant's name works too; an unknown node lists the ones expected.
+    assert!(desk::Workflow::input_from_node("Review", &value).is_ok());
+    let error = desk::Workflow::input_from_node("charge", &value).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("unknown variant `charge`, expected one of"),
+        "{error}"
+    );
+    // The wrong shape for a known node is the value's own error.
+    let error = desk::Workflow::input_from_node("legal", &value).unwrap_err();
+    assert!(
+        error.to_string().contains("missing field `cleared`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_interrupt_nodes_are_listed() {
+    assert_eq!(desk::Input::NODES, ["review", "legal"]);
+    assert_eq!(desk::Workflow::INPUT_NODES, desk::Input::NODES);
+}
