@@ -124,6 +124,11 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
             #[serde(crate = #serde_crate)]
             #allow
             pub enum Input { #(#input_variants,)* }
+            #allow
+            impl Input {
+                pub const NODES: &'static [&'static str] = &[];
+                pub fn node(&self) -> &'static str { "" }
+            }
         });
     }
     let node_names: Vec<&str> = graph

@@ -338,7 +338,10 @@ mod suggest;
 /// - `Input`: one variant per interrupt node, named after it and holding its input
 ///   (`Input::Review(Approval)`), deriving `Debug`, `Clone`, `Serialize` and `Deserialize`
 ///   (so the input type must implement them); it has no values when there is no interrupt
-///   node.
+///   node. Its JSON is keyed by the variant's name (`{"Review": …}`) or, when read, by the
+///   node's own name as `Status` and events give it (`{"review": …}`); the bincode of a
+///   checkpoint is the variant's index either way. `Input::NODES` lists the interrupt nodes
+///   and `input.node()` names the one an input is for.
 ///
 /// # Compile-time checks
 ///

@@ -107,6 +107,164 @@ pub trait Workflow: crate::__private::Sealed + Send + Sync + Sized + 'static {
         use crate::__private::Execute;
         Self::Exec::cursor_of(name).map(Self::Exec::spec)
     }
+
+    /// The interrupt nodes, in declaration order: one per variant of
+    /// [`Input`](Workflow::Input), by the names [`Status`](crate::Status), events and
+    /// [`Snapshot::waiting`](crate::Snapshot::waiting) use. Also generated as
+    /// `<module>::Input::NODES`.
+    ///
+    /// ```
+    /// use graph_runtime::prelude::*;
+    /// use graph_runtime::Workflow as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// # pub struct Ticket { pub note: String }
+    ///
+    /// #[workflow(state = Ticket)]
+    /// pub mod desk {
+    ///     use super::*;
+    ///     edge!(START -> triage);
+    ///     edge!(triage -> review);
+    ///     edge!(review -> END);
+    ///     #[node] async fn triage(t: &mut Ticket) {}
+    ///     #[node(interrupt)]
+    ///     async fn review(t: &mut Ticket, note: String) { t.note = note; }
+    /// }
+    ///
+    /// fn main() {
+    ///     assert_eq!(desk::Workflow::INPUT_NODES, ["review"]);
+    ///     assert_eq!(desk::Input::NODES, ["review"]);
+    /// }
+    /// ```
+    const INPUT_NODES: &'static [&'static str] = &[];
+
+    /// The interrupt node `input` is for, by the name [`Status`](crate::Status), events and
+    /// [`Snapshot::waiting`](crate::Snapshot::waiting) use. Also generated as
+    /// `<module>::Input::node`.
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// use graph_runtime::Workflow as _;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// # pub struct Ticket { pub note: String }
+    /// # #[workflow(state = Ticket)]
+    /// # pub mod desk {
+    /// #     use super::*;
+    /// #     edge!(START -> review);
+    /// #     edge!(review -> END);
+    /// #     #[node(interrupt)]
+    /// #     async fn review(t: &mut Ticket, note: String) { t.note = note; }
+    /// # }
+    /// # fn main() {
+    /// let input = desk::Input::Review("looks fine".into());
+    /// assert_eq!(desk::Workflow::node_of_input(&input), "review");
+    /// assert_eq!(input.node(), "review");
+    /// # }
+    /// ```
+    fn node_of_input(input: &Self::Input) -> &'static str {
+        use crate::__private::Execute;
+        Self::Exec::spec(Self::Exec::input_node(input)).name
+    }
+
+    /// The input for the interrupt node called `node`, read from `value`: the decision as a
+    /// UI or a command line has it, its node's name beside it. `value` is any serde
+    /// [`Deserializer`](serde::Deserializer) (a `serde_json::Value`, a
+    /// `&mut serde_json::Deserializer`, …), so the runtime needs no JSON library.
+    ///
+    /// It reads what JSON keyed by the node's name says (`{"review": …}`, as the generated
+    /// `Input` deserializes too); the variant's name (`"Review"`) is accepted as well. An
+    /// unknown node is the deserializer's "unknown variant" error, which lists the names
+    /// expected; a value of the wrong shape is its error for that.
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// use graph_runtime::Workflow as _;
+    /// use serde::de::value::{Error, StrDeserializer};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Serialize, Deserialize, StateSchema)]
+    /// # pub struct Ticket { pub note: String }
+    /// # #[workflow(state = Ticket)]
+    /// # pub mod desk {
+    /// #     use super::*;
+    /// #     edge!(START -> review);
+    /// #     edge!(review -> END);
+    /// #     #[node(interrupt)]
+    /// #     async fn review(t: &mut Ticket, note: String) { t.note = note; }
+    /// # }
+    /// # fn main() {
+    /// let value = StrDeserializer::<Error>::new("looks fine");
+    /// let input = desk::Workflow::input_from_node("review", value).unwrap();
+    /// assert!(matches!(input, desk::Input::Review(note) if note == "looks fine"));
+    ///
+    /// let wrong = desk::Workflow::input_from_node("legal", StrDeserializer::<Error>::new(""));
+    /// assert!(wrong.unwrap_err().to_string().starts_with("unknown variant `legal`"));
+    /// # }
+    /// ```
+    fn input_from_node<'de, D: serde::Deserializer<'de>>(
+        node: &str,
+        value: D,
+    ) -> Result<Self::Input, D::Error> {
+        use serde::Deserialize as _;
+        let keyed = serde::de::value::EnumAccessDeserializer::new(NodeKeyed { node, value });
+        Self::Input::deserialize(keyed)
+    }
+}
+
+/// An enum's value as JSON keyed by the variant's name has it (`{"review": value}`), made of
+/// the name and a deserializer of the value: what [`Workflow::input_from_node`] hands to
+/// `Input`'s derived `Deserialize`, which matches the name as it matches a JSON key.
+struct NodeKeyed<'a, D> {
+    node: &'a str,
+    value: D,
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::de::EnumAccess<'de> for NodeKeyed<'_, D> {
+    type Error = D::Error;
+    type Variant = KeyedValue<D>;
+
+    fn variant_seed<V: serde::de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, KeyedValue<D>), D::Error> {
+        let name = serde::de::value::StrDeserializer::<D::Error>::new(self.node);
+        let variant = seed.deserialize(name)?;
+        Ok((variant, KeyedValue(self.value)))
+    }
+}
+
+/// The value of a [`NodeKeyed`] enum.
+struct KeyedValue<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::de::VariantAccess<'de> for KeyedValue<D> {
+    type Error = D::Error;
+
+    fn unit_variant(self) -> Result<(), D::Error> {
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(self.0).map(drop)
+    }
+
+    fn newtype_variant_seed<T: serde::de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, D::Error> {
+        seed.deserialize(self.0)
+    }
+
+    fn tuple_variant<V: serde::de::Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, visitor)
+    }
+
+    fn struct_variant<V: serde::de::Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_struct("", fields, visitor)
+    }
 }
 
 /// The static facts about one node, generated by `#[workflow]` from `#[node(...)]`.

@@ -1,12 +1,18 @@
-//! `Input`: one variant per interrupt node, holding its input; and `input_node`, the node an
-//! input is meant for.
+//! `Input`: one variant per interrupt node, holding its input, with the names that say which
+//! node an input is for (`Input::NODES`, `Input::node`); and `input_node`, the node's cursor.
+//!
+//! Each variant also deserializes from the node's own name (`{"review": …}`, the name
+//! `Status`, events and `Snapshot::waiting` use) besides the variant's (`{"Review": …}`):
+//! serde's `alias`, which only adds a name that a string key may match. A binary format such
+//! as the checkpoints' bincode identifies a variant by its index, which the alias leaves as
+//! it is, and serializing still writes the variant's name.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::Gen;
 
-/// The `Input` enum.
+/// The `Input` enum and its inherent items.
 pub(super) fn input_enum(g: &Gen) -> TokenStream {
     let (rt, allow) = (&g.rt, &g.allow);
     let module = g.plan.graph.module;
@@ -14,8 +20,21 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
     let serde_crate = super::paths::serde_crate(&g.args.krate);
     let input_variants = interrupts.iter().map(|(task, ty)| {
         let variant = &task.variant;
-        let doc = format!("The input of interrupt node `{}`.", task.node.name);
-        quote!(#[doc = #doc] #variant(#ty))
+        let name = task.node.name.as_str();
+        let doc = format!(
+            "The input of interrupt node `{name}` (in JSON, keyed `\"{name}\"` or `\"{variant}\"`)."
+        );
+        // A node whose name is its variant's needs no alias (serde refuses a name twice).
+        let alias = (variant != name).then(|| quote!(#[serde(alias = #name)]));
+        quote!(#[doc = #doc] #alias #variant(#ty))
+    });
+    let names: Vec<&str> = interrupts
+        .iter()
+        .map(|(task, _)| task.node.name.as_str())
+        .collect();
+    let node_arms = interrupts.iter().map(|(task, _)| {
+        let (variant, name) = (&task.variant, task.node.name.as_str());
+        quote!(Input::#variant(..) => #name,)
     });
     let input_doc = if interrupts.is_empty() {
         format!(
@@ -23,16 +42,18 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
             module.name
         )
     } else {
-        let names: Vec<String> = interrupts
-            .iter()
-            .map(|(task, _)| format!("`{}`", task.node.name))
-            .collect();
+        let listed: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
         format!(
-            "The inputs of workflow `{}`'s interrupt nodes ({}): pass one to `Runner::resume_with` when the run waits there.",
+            "The inputs of workflow `{}`'s interrupt nodes ({}): pass one to `Runner::resume_with` when the run waits there.\n\nIn JSON, a decision is keyed by the node's name (`{{\"{}\": …}}`) or by the variant's.",
             module.name,
-            names.join(", ")
+            listed.join(", "),
+            names.first().copied().unwrap_or_default()
         )
     };
+    let nodes_doc = format!(
+        "The interrupt nodes of workflow `{}`, in declaration order: one per variant, the names an input is keyed by in JSON.",
+        module.name
+    );
     quote! {
         #[doc = #input_doc]
         #[derive(
@@ -45,6 +66,20 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
         #allow
         pub enum Input {
             #(#input_variants,)*
+        }
+
+        #allow
+        impl Input {
+            #[doc = #nodes_doc]
+            pub const NODES: &'static [&'static str] = &[#(#names),*];
+
+            /// The interrupt node this input is for, by the name `Status`, events and
+            /// `Snapshot::waiting` use.
+            pub fn node(&self) -> &'static str {
+                match *self {
+                    #(#node_arms)*
+                }
+            }
         }
     }
 }

@@ -196,6 +196,65 @@ fn no_interrupt_gives_an_empty_input() {
     assert!(variants(find(&module, "a")).is_empty());
 }
 
+/// The serde attributes on each `Input` variant, as text.
+fn input_serde_attrs(module: &syn::ItemMod) -> Vec<(String, Vec<String>)> {
+    let Some(Item::Enum(input)) = find(module, "Input") else {
+        panic!("no `Input`");
+    };
+    input
+        .variants
+        .iter()
+        .map(|v| {
+            let serde = v
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("serde"))
+                .map(|a| a.meta.to_token_stream().to_string())
+                .collect();
+            (v.ident.to_string(), serde)
+        })
+        .collect()
+}
+
+#[test]
+fn input_variants_also_read_by_node_name() {
+    let module = expand_module(quote!(state = Order), checkout());
+    assert_eq!(
+        input_serde_attrs(&module),
+        [(
+            "Review".to_owned(),
+            vec!["serde (alias = \"review\")".to_owned()]
+        )]
+    );
+    let text = module.to_token_stream().to_string();
+    assert!(
+        text.contains("pub const NODES : & 'static [& 'static str] = & [\"review\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Input :: Review (..) => \"review\""),
+        "{text}"
+    );
+    assert!(text.contains("const INPUT_NODES : & 'static [& 'static str] = Input :: NODES"));
+}
+
+#[test]
+fn a_node_named_like_its_variant_gets_no_alias() {
+    // serde refuses an alias equal to the variant's own name.
+    let module = expand_module(
+        quote!(state = S),
+        quote!(
+            mod m {
+                edge!(START -> Ask);
+                edge!(Ask -> END);
+                #[node(interrupt)]
+                async fn Ask(s: &mut S, answer: String) {}
+            }
+        ),
+    );
+    assert_eq!(input_serde_attrs(&module), [("Ask".to_owned(), vec![])]);
+}
+
 #[test]
 fn crate_override() {
     let out = workflow(

@@ -96,6 +96,7 @@ pub(super) fn items(g: &Gen, schemas: &SchemaItems) -> TokenStream {
             const MERMAID: &'static str = MERMAID;
             const STATE_SCHEMA: u64 = STATE_SCHEMA;
             const INPUT_SCHEMA: u64 = #input_schema;
+            const INPUT_NODES: &'static [&'static str] = Input::NODES;
             const MIGRATES_FROM: &'static [u64] = &__GRAPH_MIGRATES_FROM;
             const ACCEPTED_GRAPHS: &'static [u64] = &[#(#accepted_graphs),*];
         }
