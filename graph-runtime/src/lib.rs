@@ -152,6 +152,8 @@ mod ctx;
 mod error;
 mod events;
 mod execute;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 mod runner;
 pub mod schema;
 mod session_id;
