@@ -43,6 +43,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod json;
 mod view;
