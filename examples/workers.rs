@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store};
+use graph_runtime::store::{
+    Append, Checkpoint, CheckpointMeta, Claim, Lease, SessionFilter, SessionPage, SessionRecord,
+    Store,
+};
 use graph_runtime::{CancellationToken, PostgresStore, Result, Status, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -116,8 +119,11 @@ impl<S: Store> Store for Announced<S> {
     async fn delete(&self, session: &str) -> Result<bool> {
         self.inner.delete(session).await
     }
-    async fn sessions(&self) -> Result<Vec<String>> {
-        self.inner.sessions().await
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
+        self.inner.sessions(filter).await
+    }
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        self.inner.session(session).await
     }
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.inner.renew(lease, ttl).await

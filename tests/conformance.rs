@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use graph_runtime::store::conformance::Fixture;
-use graph_runtime::store::{Append, Claim, GraphVersion, Lease, Store, VersionCount, Wake};
-use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Synchronous};
+use graph_runtime::store::{
+    Append, Audit, AuditKind, Claim, GraphVersion, InputSource, Lease, SessionFilter,
+    SessionRecord, StatusKind, Store, VersionCount, Wake,
+};
+use graph_runtime::{Error, MemoryStore, Result, SqliteOptions, SqliteStore, Status, Synchronous};
 use tempfile::TempDir;
 
 /// A fresh, empty `MemoryStore`; another handle is a clone.
@@ -53,7 +56,8 @@ graph_runtime::store_conformance!(postgres_store, postgres_server::postgres_stor
 // The SQLite-only cases use the suite's own helpers.
 
 use graph_runtime::store::conformance::helpers::{
-    append, assert_conflict, before, chain, checkpoint, delta, latest_seq, push, seqs, tagged,
+    append, assert_conflict, at, before, chain, checkpoint, delta, latest_seq, push, seqs,
+    session_ids, tagged,
 };
 
 /// The workflow and graph hash the lease cases register.
@@ -97,6 +101,9 @@ mod sqlite_v2;
 
 #[path = "support/sqlite_v3.rs"]
 mod sqlite_v3;
+
+#[path = "support/sqlite_v4.rs"]
+mod sqlite_v4;
 
 #[path = "support/postgres.rs"]
 mod postgres_support;
@@ -189,11 +196,11 @@ mod sqlite_file {
             task.await.unwrap();
         }
         assert!(store.delete("order-7").await.unwrap());
-        let sessions = store.sessions().await.unwrap();
+        let sessions = session_ids(&store).await;
         drop(store);
 
         let reopened = SqliteStore::open(&path).unwrap();
-        assert_eq!(reopened.sessions().await.unwrap(), sessions);
+        assert_eq!(session_ids(&reopened).await, sessions);
         assert_eq!(sessions.len(), 49);
         for session in &sessions {
             let i: usize = session["order-".len()..].parse().unwrap();
@@ -283,11 +290,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 5).unwrap();
+        raw(&path).pragma_update(None, "user_version", 6).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 5", "newer release", "upgrade graph-runtime"],
+            &["schema version 6", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -321,8 +328,8 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
-        assert_eq!(store.sessions().await.unwrap(), ["a", "b"]);
+        assert_eq!(version, 5);
+        assert_eq!(session_ids(&store).await, ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);
             // Release-1 rows are self-contained.
@@ -364,7 +371,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         assert_eq!(seqs(&store, "a").await, [1, 2]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(2)));
         assert!(store.claim(&claim("w", LONG, 10)).await.unwrap().is_empty());
@@ -417,8 +424,8 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
-        assert_eq!(store.sessions().await.unwrap(), ["a", "b", "c"]);
+        assert_eq!(version, 5);
+        assert_eq!(session_ids(&store).await, ["a", "b", "c"]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(1)));
         assert_eq!(
             store.versions_in_use().await.unwrap(),
@@ -449,6 +456,149 @@ mod sqlite_file {
         assert_eq!(kept.description, graph.description);
         assert!(!again.record_graph(&graph).await.unwrap());
         assert_eq!(seqs(&again, "a").await, [1, 2]);
+    }
+
+    /// A file of release 4 (no session records, no audit records) is migrated on open: each
+    /// session's record is filled in from its checkpoint rows (the latest one's status,
+    /// waiting node, cursor, sequence number and time; the oldest kept one's time as its
+    /// first), so that its sessions answer filtered queries at once, and the next appends
+    /// move the records on and keep their audit records.
+    #[tokio::test]
+    async fn a_version_4_file_is_migrated_on_open_and_its_sessions_answer_queries() {
+        let (_dir, path) = new_file();
+        let conn = raw(&path);
+        conn.execute_batch(sqlite_v4::SCHEMA).unwrap();
+        type Row = (i64, &'static str, i64, Option<&'static str>, u64);
+        let sessions: [(&str, Option<&str>, &[Row]); 4] = [
+            (
+                "a-running",
+                Some(FLOW),
+                &[(1, "start", 0, None, 10), (2, "pay", 0, None, 20)],
+            ),
+            // Retention removed 1 and 2: the oldest kept is 3.
+            (
+                "b-review",
+                Some(FLOW),
+                &[
+                    (3, "review", 1, Some("review"), 30),
+                    (4, "review", 1, Some("review"), 40),
+                ],
+            ),
+            ("c-failed", None, &[(1, "pay", 3, None, 50)]),
+            (
+                "d-done",
+                Some(FLOW),
+                &[(1, "a", 0, None, 5), (7, "END", 2, None, 60)],
+            ),
+        ];
+        for (name, workflow, rows) in sessions {
+            conn.execute(
+                "INSERT INTO sessions (name, workflow, graph_hash) \
+                 VALUES (?1, ?2, CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END)",
+                rusqlite::params![name, workflow, HASH as i64],
+            )
+            .unwrap();
+            let id = conn.last_insert_rowid();
+            for (seq, node, status, wait_node, ms) in rows {
+                let micros = at(*ms).duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+                conn.execute(
+                    "INSERT INTO checkpoints \
+                     (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, X'7634', NULL)",
+                    rusqlite::params![id, seq, node, status, wait_node, micros],
+                )
+                .unwrap();
+            }
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i32 = raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 5);
+        let review = Status::Waiting {
+            node: "review".to_owned(),
+        };
+        let mut expected = SessionRecord::new("b-review", 4, "review", review, at(40));
+        expected.created_at = at(30);
+        expected.workflow = Some(FLOW.to_owned());
+        expected.graph_hash = Some(HASH);
+        assert_eq!(store.session("b-review").await.unwrap(), Some(expected));
+        let ids = |filter: SessionFilter| {
+            let store = store.clone();
+            async move {
+                let page = store.sessions(&filter).await.unwrap();
+                assert_eq!(page.next, None);
+                page.sessions
+                    .into_iter()
+                    .map(|r| r.session)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(SessionFilter::new().waiting_at("review")).await,
+            ["b-review"]
+        );
+        assert_eq!(
+            ids(SessionFilter::new().status(StatusKind::Failed)).await,
+            ["c-failed"]
+        );
+        assert_eq!(
+            ids(SessionFilter::new().status(StatusKind::Completed)).await,
+            ["d-done"]
+        );
+        assert_eq!(
+            ids(SessionFilter::new().updated_before(at(25))).await,
+            ["a-running"]
+        );
+        assert_eq!(
+            ids(SessionFilter::new().workflow(FLOW)).await,
+            ["a-running", "b-review", "d-done"]
+        );
+        let done = store.session("d-done").await.unwrap().unwrap();
+        assert_eq!(
+            (done.seq, done.created_at, done.updated_at),
+            (7, at(5), at(60))
+        );
+        assert!(
+            store
+                .list("b-review")
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.audit.is_none())
+        );
+
+        // The next append moves the record on and keeps its audit record.
+        let decided = Audit::new(AuditKind::Input {
+            node: "review".into(),
+            source: InputSource::Caller,
+        })
+        .by("alice");
+        let resumed = Append::new(Some(4), checkpoint(5), None).audit(decided.clone());
+        store.append("b-review", resumed).await.unwrap();
+        assert!(
+            ids(SessionFilter::new().waiting_at("review"))
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            ids(SessionFilter::new().status(StatusKind::Running)).await,
+            ["a-running", "b-review"]
+        );
+        drop(store);
+        let again = SqliteStore::open(&path).unwrap();
+        let audits: Vec<Option<Audit>> = again
+            .list("b-review")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.audit)
+            .collect();
+        assert_eq!(audits, [None, None, Some(decided)]);
+        let record = again.session("b-review").await.unwrap().unwrap();
+        assert_eq!((record.seq, record.created_at), (5, at(30)));
     }
 
     /// Several processes (here: threads with their own stores) opening one version-1 file at
@@ -583,10 +733,54 @@ mod sqlite_file {
         assert_corrupt(store.latest("seq").await, "seq");
         assert_corrupt(append(&store, "seq", Some(2), 3).await, "seq");
 
+        // An audit record that does not decode, a session's record that does not read.
+        let audit = Audit::new(AuditKind::Cancelled).by("ops");
+        let audited = Append::new(None, checkpoint(1), None).audit(audit.clone());
+        store.append("audit", audited).await.unwrap();
+        assert_eq!(store.list("audit").await.unwrap()[0].audit, Some(audit));
+        for bad in ["X'09'", "X''", "X'0105'", "'text'"] {
+            raw(&path)
+                .execute(
+                    &format!("UPDATE checkpoints SET audit = {bad} WHERE bytes = ?1"),
+                    [checkpoint(1).bytes],
+                )
+                .unwrap();
+            assert_corrupt(store.list("audit").await, "audit");
+        }
+        let all = SessionFilter::new();
+        store.sessions(&all).await.unwrap();
+        for (bad, session) in [
+            ("status = 99", "status"),
+            ("status = 1, wait_node = NULL", "waiting"),
+            ("updated_at_us = NULL", "node"),
+            ("seq = -1", "bytes"),
+        ] {
+            raw(&path)
+                .execute(
+                    &format!("UPDATE sessions SET {bad} WHERE name = ?1"),
+                    [session],
+                )
+                .unwrap();
+            assert_corrupt(store.session(session).await, session);
+            assert!(matches!(
+                store.sessions(&all).await,
+                Err(Error::Corrupt { .. })
+            ));
+        }
+        raw(&path)
+            .execute(
+                "DELETE FROM sessions WHERE name IN ('status', 'waiting', 'node', 'bytes')",
+                [],
+            )
+            .unwrap();
+
         raw(&path)
             .execute("UPDATE sessions SET name = X'FF00' WHERE name = 'name'", [])
             .unwrap();
-        assert!(matches!(store.sessions().await, Err(Error::Store(_))));
+        assert!(matches!(
+            store.sessions(&SessionFilter::new()).await,
+            Err(Error::Store(_))
+        ));
     }
 
     /// A database file whose schema page is damaged (SQLITE_CORRUPT) is `StoreDamaged`.
@@ -681,7 +875,7 @@ mod sqlite_file {
         for task in tasks {
             task.await.unwrap().expect("every append lands");
         }
-        let sessions = handles[0].sessions().await.unwrap();
+        let sessions = session_ids(&handles[0]).await;
         assert_eq!(sessions.len(), 60);
         for session in &sessions {
             assert_eq!(
@@ -723,7 +917,7 @@ mod sqlite_file {
         for task in appends {
             task.await.unwrap().expect("an append that waited for room");
         }
-        assert_eq!(store.sessions().await.unwrap().len(), 20);
+        assert_eq!(session_ids(&store).await.len(), 20);
     }
 
     /// A command queue of 0 could never take a command: refused by `open`, as the option's
@@ -883,7 +1077,7 @@ mod sqlite_file {
         let store = SqliteStore::open(&path).unwrap();
         block_on(chain(&store, "s", 2));
         assert_eq!(block_on(store.latest("s")).unwrap(), Some(checkpoint(2)));
-        assert_eq!(block_on(store.sessions()).unwrap(), ["s"]);
+        assert_eq!(block_on(session_ids(&store)), ["s"]);
     }
 
     /// A minimal executor, so the test needs no extra dependency.

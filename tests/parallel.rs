@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::Store;
+use graph_runtime::store::{SessionFilter, SessionPage, SessionRecord, Store};
 use graph_runtime::{Error, Event, Failure, Status};
 use serde::{Deserialize, Serialize};
 
@@ -1195,8 +1195,11 @@ impl<H: BeforeAppend> Store for Hooked<H> {
     async fn delete(&self, session: &str) -> Result<bool, Error> {
         self.0.delete(session).await
     }
-    async fn sessions(&self) -> Result<Vec<String>, Error> {
-        self.0.sessions().await
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage, Error> {
+        self.0.sessions(filter).await
+    }
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>, Error> {
+        self.0.session(session).await
     }
     async fn claim(
         &self,

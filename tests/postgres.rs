@@ -20,7 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, Claim, GraphVersion, Store, VersionCount, Wake};
+use graph_runtime::store::conformance::helpers::session_ids;
+use graph_runtime::store::{
+    Append, Audit, AuditKind, Checkpoint, Claim, GraphVersion, SessionFilter, Store, VersionCount,
+    Wake,
+};
 use graph_runtime::{Error, PostgresOptions, PostgresStore, Retention, Status};
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +131,7 @@ async fn a_schema_from_a_newer_release_is_refused_naming_both_versions() {
     let refused = PostgresStore::connect(&conninfo).await;
     assert_store_error(
         refused,
-        &["schema version 7", "newer release", "reads version 3"],
+        &["schema version 7", "newer release", "reads version 4"],
     );
 }
 
@@ -146,17 +150,9 @@ async fn stores_in_separate_schemas_of_one_database_do_not_see_each_other() {
         .await
         .unwrap();
     assert_eq!(b.latest("s").await.unwrap(), None);
-    assert_eq!(b.sessions().await.unwrap(), Vec::<String>::new());
-    assert_eq!(
-        orders
-            .connect(&conninfo)
-            .await
-            .unwrap()
-            .sessions()
-            .await
-            .unwrap(),
-        ["s"]
-    );
+    assert_eq!(session_ids(&b).await, Vec::<String>::new());
+    let again = orders.connect(&conninfo).await.unwrap();
+    assert_eq!(session_ids(&again).await, ["s"]);
 }
 
 #[tokio::test]
@@ -294,7 +290,7 @@ async fn what_postgres_cannot_hold_is_a_store_error_of_that_append_alone() {
     nul_node.node = Cow::Borrowed("no\0de");
     let result = store.append("s", Append::new(None, nul_node, None)).await;
     assert_store_error(result, &["contains NUL"]);
-    assert!(store.sessions().await.unwrap().is_empty());
+    assert!(session_ids(&store).await.is_empty());
 }
 
 #[tokio::test]
@@ -330,10 +326,54 @@ async fn damaged_rows_give_corrupt_errors_not_panics() {
         store.chain("s", 0, 10).await,
         Err(Error::Corrupt { .. })
     ));
-    raw.batch_execute("UPDATE graph_runtime.sessions SET name = '\\xff'::bytea")
+    // An audit record that does not decode, a session's record that does not read.
+    let audit = Audit::new(AuditKind::Cancelled).by("ops");
+    let audited = Append::new(None, checkpoint(1, None), None).audit(audit.clone());
+    store.append("audit", audited).await.unwrap();
+    assert_eq!(store.list("audit").await.unwrap()[0].audit, Some(audit));
+    for bad in ["'\\x09'", "''", "'\\x0105'"] {
+        raw.batch_execute(&format!(
+            "UPDATE graph_runtime.checkpoints SET audit = {bad}::bytea WHERE session_id = \
+             (SELECT id FROM graph_runtime.sessions WHERE name = 'audit'::bytea)"
+        ))
         .await
         .unwrap();
-    assert!(matches!(store.sessions().await, Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            store.list("audit").await,
+            Err(Error::Corrupt { .. })
+        ));
+    }
+    let all = SessionFilter::new();
+    store.sessions(&all).await.unwrap();
+    for bad in [
+        "status = 99",
+        "status = 1, wait_node = NULL",
+        "updated_at_us = NULL",
+    ] {
+        raw.batch_execute(&format!(
+            "UPDATE graph_runtime.sessions SET {bad} WHERE name = 'audit'::bytea"
+        ))
+        .await
+        .unwrap();
+        assert!(matches!(
+            store.session("audit").await,
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.sessions(&all).await,
+            Err(Error::Corrupt { .. })
+        ));
+    }
+    raw.batch_execute(
+        "DELETE FROM graph_runtime.sessions WHERE name = 'audit'::bytea;
+         UPDATE graph_runtime.sessions SET name = '\\xff'::bytea WHERE name = 's'::bytea",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.sessions(&SessionFilter::new()).await,
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 /// A lock held past the store's `lock_timeout` (set through the connection string) is
@@ -447,7 +487,7 @@ async fn a_pool_smaller_than_its_callers_makes_them_wait_not_fail() {
         for task in tasks {
             task.await.unwrap().expect("every call succeeds");
         }
-        assert_eq!(store.sessions().await.unwrap().len(), 40);
+        assert_eq!(session_ids(&*store).await.len(), 40);
     }
 }
 
@@ -569,8 +609,9 @@ async fn a_version_1_schema_is_migrated_on_connect() {
         .batch_execute(
             "INSERT INTO graph_runtime.sessions (name, head_seq) VALUES ('old'::bytea, 2);
              INSERT INTO graph_runtime.checkpoints
-                 (session_id, seq, node, status, created_at_us, bytes)
-             SELECT id, seq, 'step', 0, 1700000000000000, 'v1'::bytea
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes)
+             SELECT id, seq, 'step', seq - 1, CASE WHEN seq = 2 THEN 'review' END,
+                    1700000000000000 + seq, 'v1'::bytea
              FROM graph_runtime.sessions, generate_series(1, 2) AS seq",
         )
         .await
@@ -584,14 +625,33 @@ async fn a_version_1_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert_eq!(seqs(&store, "old").await, [1, 2]);
     assert_eq!(store.latest("old").await.unwrap().unwrap().bytes, b"v1");
+    // The session's record was filled in from its checkpoints: it answers queries at once.
+    let record = store.session("old").await.unwrap().unwrap();
+    let micros = |n: u64| UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + n);
+    assert_eq!((record.seq, record.node.as_str()), (2, "step"));
+    assert_eq!(
+        (record.created_at, record.updated_at),
+        (micros(1), micros(2))
+    );
+    assert_eq!(record.waiting, ["review"]);
+    let at_review = SessionFilter::new().waiting_at("review");
+    assert_eq!(store.sessions(&at_review).await.unwrap().sessions, [record]);
     assert!(store.claim(&claim("w")).await.unwrap().is_empty());
     let woken = Append::new(Some(2), checkpoint(3, None), None)
         .workflow(FLOW, HASH)
         .wake(Wake::Now);
     store.append("old", woken).await.unwrap();
+    assert!(
+        store
+            .sessions(&at_review)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
     let leases = store.claim(&claim("w")).await.unwrap();
     assert_eq!(leases.len(), 1);
     assert_eq!((leases[0].session.as_str(), leases[0].epoch), ("old", 1));
@@ -637,8 +697,8 @@ async fn a_version_2_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
-    assert_eq!(store.sessions().await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(version, 4);
+    assert_eq!(session_ids(&store).await, ["a", "b", "c"]);
     assert_eq!(store.latest("a").await.unwrap().unwrap().bytes, b"v2");
     assert_eq!(
         store.versions_in_use().await.unwrap(),

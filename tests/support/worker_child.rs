@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store};
+use graph_runtime::store::{
+    Append, Checkpoint, CheckpointMeta, Claim, Lease, SessionFilter, SessionPage, SessionRecord,
+    Store,
+};
 use graph_runtime::{CancellationToken, Error, PostgresStore, Result, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -190,8 +193,11 @@ impl<S: Store> Store for Reporting<S> {
     async fn delete(&self, session: &str) -> Result<bool> {
         self.failed(self.inner.delete(session).await)
     }
-    async fn sessions(&self) -> Result<Vec<String>> {
-        self.failed(self.inner.sessions().await)
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
+        self.failed(self.inner.sessions(filter).await)
+    }
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        self.failed(self.inner.session(session).await)
     }
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
         let leases = self.failed(self.inner.claim(claim).await)?;

@@ -151,6 +151,7 @@ impl Who {
 /// A bulk form: the sessions a filter matches, listed unless `--yes`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Bulk {
+    /// Which sessions.
     #[command(flatten)]
     filter: Filter,
     /// Act on every session the filter matches (without it, only list them).
@@ -164,11 +165,13 @@ pub struct Bulk {
 pub enum Command {
     /// List sessions (filtered, a page at a time).
     Sessions {
+        /// Which sessions.
         #[command(flatten)]
         filter: Filter,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -176,6 +179,7 @@ pub enum Command {
     Show {
         /// The session id.
         session: String,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -183,6 +187,7 @@ pub enum Command {
     History {
         /// The session id.
         session: String,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -194,11 +199,13 @@ pub enum Command {
         from: u64,
         /// The newer one's.
         to: u64,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
     /// Every matching session with its state, as JSON Lines.
     Export {
+        /// Which sessions.
         #[command(flatten)]
         filter: Filter,
     },
@@ -208,8 +215,10 @@ pub enum Command {
         session: String,
         /// The decision, e.g. '{"review":"Approve"}'.
         decision: String,
+        /// Who acts, and why.
         #[command(flatten)]
         who: Who,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -222,8 +231,10 @@ pub enum Command {
         /// Refuse unless the session is still at this checkpoint.
         #[arg(long)]
         expected_seq: Option<u64>,
+        /// Who acts, and why.
         #[command(flatten)]
         who: Who,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -231,8 +242,10 @@ pub enum Command {
     Resume {
         /// The session id (none: the filters' matches).
         session: Option<String>,
+        /// The bulk form's filters.
         #[command(flatten)]
         bulk: Bulk,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -248,8 +261,10 @@ pub enum Command {
         /// A JSON merge patch for the copy's state.
         #[arg(long)]
         patch: Option<String>,
+        /// Who acts, and why.
         #[command(flatten)]
         who: Who,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -257,10 +272,13 @@ pub enum Command {
     Cancel {
         /// The session id (none: the filters' matches).
         session: Option<String>,
+        /// The bulk form's filters.
         #[command(flatten)]
         bulk: Bulk,
+        /// Who acts, and why.
         #[command(flatten)]
         who: Who,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -268,8 +286,10 @@ pub enum Command {
     Delete {
         /// The session id (none: the filters' matches).
         session: Option<String>,
+        /// The bulk form's filters.
         #[command(flatten)]
         bulk: Bulk,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -277,6 +297,7 @@ pub enum Command {
     Graph {
         /// The workflow's name.
         workflow: Option<String>,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },
@@ -288,6 +309,7 @@ pub enum Command {
         /// At most this many of each kind.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Output options.
         #[command(flatten)]
         common: Common,
     },

@@ -18,7 +18,9 @@ use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
 pub use crate::store::Status;
-use crate::store::{GraphVersion, Lease, Store, VersionCount, Wake, status_code};
+use crate::store::{
+    GraphVersion, Lease, SessionFilter, Store, VersionCount, Wake, status_code,
+};
 use crate::{Error, Result, Workflow};
 
 mod attempt;
@@ -1205,9 +1207,19 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok(all)
     }
 
-    /// The ids of every session in the store, sorted (of any workflow that shares the store).
+    /// The ids of every session in the store, sorted (of any workflow that shares the store):
+    /// every page of [`Store::sessions`](crate::store::Store::sessions) without a condition.
     pub async fn sessions(&self) -> Result<Vec<String>> {
-        self.shared.store.sessions().await
+        let mut filter = SessionFilter::new().limit(SessionFilter::MAX_LIMIT);
+        let mut ids = Vec::new();
+        loop {
+            let page = self.shared.store.sessions(&filter).await?;
+            ids.extend(page.sessions.into_iter().map(|record| record.session));
+            match page.next {
+                Some(next) => filter.after = Some(next),
+                None => return Ok(ids),
+            }
+        }
     }
 
     /// Removes a session and its whole history; returns whether it existed.

@@ -91,7 +91,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::store::Status;
 use crate::store::{
-    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+    Append, Audit, AuditKind, Checkpoint, CheckpointMeta, Claim, GraphVersion, InputSource, Lease,
+    SessionFilter, SessionPage, SessionRecord, StatusKind, Store, VersionCount, Wake,
 };
 
 /// What every case starts from: a fresh, empty store, and a way to get another handle on
@@ -343,7 +344,16 @@ macro_rules! __store_conformance_cases {
             graph_versions_are_oldest_first_and_per_workflow,
             versions_in_use_counts_sessions_per_workflow_hash_and_schema,
             versions_in_use_follows_reappends_and_deletes,
-            concurrent_record_graph_is_new_exactly_once
+            concurrent_record_graph_is_new_exactly_once,
+            // Session records and audit records
+            session_records_describe_the_latest_checkpoint,
+            session_records_show_wake_times_and_leases,
+            sessions_filter_on_every_condition_and_their_combinations,
+            paging_through_250_sessions_sees_each_exactly_once,
+            waiting_nodes_follow_every_append,
+            audit_records_round_trip_through_list,
+            deleted_sessions_leave_every_query,
+            odd_filters_are_clamped_or_match_nothing_never_panic
         }
     };
 }
@@ -520,6 +530,35 @@ pub mod helpers {
             .expect("an uncontested append");
     }
 
+    /// The ids of every session, through every page of [`Store::sessions`] (100 at a time).
+    pub async fn session_ids<S: Store>(store: &S) -> Vec<String> {
+        let mut filter = SessionFilter::new();
+        let mut ids = Vec::new();
+        loop {
+            let page = store.sessions(&filter).await.expect("a page of sessions");
+            ids.extend(page.sessions.into_iter().map(|record| record.session));
+            match page.next {
+                Some(next) => filter = filter.after(&next),
+                None => return ids,
+            }
+        }
+    }
+
+    /// The ids of every session `filter` passes, through every page.
+    pub async fn matching_ids<S: Store>(store: &S, filter: &SessionFilter) -> Vec<String> {
+        let mut filter = filter.clone();
+        let mut ids = Vec::new();
+        loop {
+            let page = store.sessions(&filter).await.expect("a page of sessions");
+            assert!(page.sessions.len() <= filter.limit.max(1), "{page:?}");
+            ids.extend(page.sessions.into_iter().map(|record| record.session));
+            match page.next {
+                Some(next) => filter = filter.after(&next),
+                None => return ids,
+            }
+        }
+    }
+
     /// Asserts that `result` is [`LeaseLost`](Error::LeaseLost) for `session` at `epoch`.
     #[track_caller]
     pub fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T>, session: &str, epoch: u64) {
@@ -596,7 +635,7 @@ pub async fn missing_session_reads_as_empty<S: Store>(fixture: &Fixture<S>) {
     assert!(store.list("nobody").await.unwrap().is_empty());
     assert_eq!(store.prune("nobody", 1).await.unwrap(), 0);
     assert!(!store.delete("nobody").await.unwrap());
-    assert!(store.sessions().await.unwrap().is_empty());
+    assert!(session_ids(store).await.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,7 +688,7 @@ pub async fn conflict_when_appending_to_a_missing_session<S: Store>(fixture: &Fi
     assert_conflict(append(store, "s", Some(0), 1).await, "s", Some(0), None);
     assert_conflict(append(store, "s", Some(4), 5).await, "s", Some(4), None);
     assert_eq!(store.latest("s").await.unwrap(), None);
-    assert!(store.sessions().await.unwrap().is_empty());
+    assert!(session_ids(store).await.is_empty());
 }
 
 /// A checkpoint whose `seq` is not above `expected` is a `Conflict`, even when `expected` is the
@@ -757,7 +796,7 @@ pub async fn delete_removes_the_session_and_frees_its_id<S: Store>(fixture: &Fix
     assert_eq!(store.latest("a").await.unwrap(), None);
     assert_eq!(store.get("a", 1).await.unwrap(), None);
     assert!(store.list("a").await.unwrap().is_empty());
-    assert_eq!(store.sessions().await.unwrap(), ["b"]);
+    assert_eq!(session_ids(store).await, ["b"]);
     // Gone means gone: the id starts afresh, and only from `None`.
     assert_conflict(append(store, "a", Some(3), 4).await, "a", Some(3), None);
     append(store, "a", None, 1).await.unwrap();
@@ -778,7 +817,7 @@ pub async fn sessions_are_listed_sorted_by_bytes<S: Store>(fixture: &Fixture<S>)
         chain(store, name, 1).await;
     }
     names.sort_unstable();
-    assert_eq!(store.sessions().await.unwrap(), names);
+    assert_eq!(session_ids(store).await, names);
 }
 
 /// Ids that are prefixes of each other, or differ by case or a trailing space, are different
@@ -811,10 +850,7 @@ pub async fn sessions_are_isolated_from_each_other<S: Store>(fixture: &Fixture<S
     assert_eq!(seqs(store, "order-10").await, [3]);
     assert!(seqs(store, "order-1 ").await.is_empty());
     assert_eq!(seqs(store, "Order-1").await, [1, 2, 3, 4, 5]);
-    assert_eq!(
-        store.sessions().await.unwrap(),
-        ["Order-1", "order-1", "order-10"]
-    );
+    assert_eq!(session_ids(store).await, ["Order-1", "order-1", "order-10"]);
 }
 
 /// Session ids are opaque strings: non-ASCII, NUL, control characters, SQL metacharacters, the
@@ -854,7 +890,7 @@ pub async fn unicode_and_very_long_session_ids_round_trip<S: Store>(fixture: &Fi
         assert_eq!(seqs(store, name).await, [1, 2]);
     }
     names.sort_unstable();
-    assert_eq!(store.sessions().await.unwrap(), names);
+    assert_eq!(session_ids(store).await, names);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -933,7 +969,7 @@ pub async fn many_sessions_appending_at_once_all_land<S: Store>(fixture: &Fixtur
             .expect("a session task")
             .expect("every append succeeds");
     }
-    let sessions = fixture.store().sessions().await.unwrap();
+    let sessions = session_ids(fixture.store()).await;
     assert_eq!(sessions.len(), SESSIONS);
     for session in &sessions {
         let list = fixture.store().list(session).await.unwrap();
@@ -1496,7 +1532,7 @@ pub async fn graph_version_finds_a_kept_version_and_none_for_others<S: Store>(
     assert_eq!(store.graph_version("checkout", 2).await.unwrap(), None);
     assert_eq!(store.graph_version("refund", 1).await.unwrap(), None);
     assert_eq!(store.graph_version("Checkout", 1).await.unwrap(), None);
-    assert!(store.sessions().await.unwrap().is_empty());
+    assert!(session_ids(store).await.is_empty());
     assert!(store.versions_in_use().await.unwrap().is_empty());
 }
 
@@ -1653,6 +1689,700 @@ pub async fn concurrent_record_graph_is_new_exactly_once<S: Store>(fixture: &Fix
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Session records (`sessions`, `session`) and audit records
+
+/// Checkpoint `seq` at cursor `node` with `status`, written at [`at`]`(ms)`.
+fn step(seq: u64, node: &str, status: Status, ms: u64) -> Checkpoint {
+    Checkpoint::new(
+        seq,
+        node.to_owned(),
+        status,
+        format!("{node} {seq}").into_bytes(),
+    )
+    .created_at(at(ms))
+}
+
+/// A waiting status at `node`.
+fn waiting(node: &str) -> Status {
+    Status::Waiting {
+        node: node.to_owned(),
+    }
+}
+
+/// The record of `session`, which must exist.
+async fn record<S: Store>(store: &S, session: &str) -> SessionRecord {
+    store
+        .session(session)
+        .await
+        .expect("session")
+        .unwrap_or_else(|| panic!("no record of `{session}`"))
+}
+
+/// The ids of `page`.
+fn ids(page: &SessionPage) -> Vec<&str> {
+    page.sessions.iter().map(|r| r.session.as_str()).collect()
+}
+
+/// `session` describes a session from what its appends recorded, never from its bytes: the
+/// workflow and graph hash (the hash's top bit set), the latest checkpoint's status, cursor,
+/// sequence number and time, and the first checkpoint's time, which stays when retention
+/// (in an append or `prune`) removes that checkpoint. A conflicting append changes nothing;
+/// another handle and `sessions` report the same record; a session never written has none.
+pub async fn session_records_describe_the_latest_checkpoint<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    assert_eq!(store.session("s").await.unwrap(), None);
+    let first = step(1, "validate", Status::Running, 10);
+    let append = Append::new(None, first, Some(2)).workflow(FLOW, HIGH_HASH);
+    store.append("s", append).await.unwrap();
+    let mut expected = SessionRecord::new("s", 1, "validate", Status::Running, at(10));
+    expected.workflow = Some(FLOW.to_owned());
+    expected.graph_hash = Some(HIGH_HASH);
+    assert_eq!(record(store, "s").await, expected);
+
+    let second = step(2, "review", waiting("review"), 20);
+    push(store, "s", Some(1), second, Some(2)).await;
+    let found = record(store, "s").await;
+    assert_eq!((found.seq, found.node.as_str()), (2, "review"));
+    assert_eq!(found.status, waiting("review"));
+    assert_eq!(found.waiting, ["review"]);
+    assert_eq!((found.created_at, found.updated_at), (at(10), at(20)));
+
+    // Retention removes checkpoints 1 and 2; the first time stays.
+    push(
+        store,
+        "s",
+        Some(2),
+        step(3, "decide", Status::Running, 30),
+        Some(2),
+    )
+    .await;
+    push(
+        store,
+        "s",
+        Some(3),
+        step(4, "END", Status::Completed, 40),
+        Some(2),
+    )
+    .await;
+    assert_eq!(seqs(store, "s").await, [3, 4]);
+    let mut done = SessionRecord::new("s", 4, "END", Status::Completed, at(40));
+    done.created_at = at(10);
+    done.workflow = Some(FLOW.to_owned());
+    done.graph_hash = Some(HIGH_HASH);
+    assert_eq!(record(store, "s").await, done);
+    assert_eq!(store.prune("s", 1).await.unwrap(), 1);
+    assert_eq!(record(store, "s").await, done);
+    // A conflicting append records nothing.
+    let stale = Append::new(Some(3), step(5, "x", Status::Failed, 50), None).workflow("other", 1);
+    assert_conflict(store.append("s", stale).await, "s", Some(3), Some(4));
+    assert_eq!(record(store, "s").await, done);
+
+    let other = fixture.another_handle();
+    assert_eq!(other.session("s").await.unwrap(), Some(done.clone()));
+    assert_eq!(
+        store.sessions(&SessionFilter::new()).await.unwrap(),
+        SessionPage::new(vec![done], None)
+    );
+    assert_eq!(store.session("t").await.unwrap(), None);
+    assert_eq!(store.session("").await.unwrap(), None);
+}
+
+/// A session's record shows its wake time (set by an append, cleared by `Wake::Never`) and
+/// its lease: the owner and expiry a claim gave it, the renewed expiry, none once released.
+pub async fn session_records_show_wake_times_and_leases<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let slack = Duration::from_secs(10);
+    let hour = Duration::from_secs(3600);
+    let before = SystemTime::now();
+    let later = Append::new(None, checkpoint(1), None)
+        .workflow(FLOW, HASH)
+        .wake(Wake::After(hour));
+    store.append("timer", later).await.unwrap();
+    let wake_at = record(store, "timer").await.wake_at.expect("a wake time");
+    assert!(wake_at > before + hour - slack && wake_at < SystemTime::now() + hour + slack);
+    let never = Append::new(Some(1), checkpoint(2), None).wake(Wake::Never);
+    store.append("timer", never).await.unwrap();
+    assert_eq!(record(store, "timer").await.wake_at, None);
+    assert_eq!(record(store, "timer").await.lease, None);
+
+    enqueue(store, "s", Wake::Now).await;
+    let woken = record(store, "s").await.wake_at.expect("a wake time");
+    assert!(woken > before - slack && woken < SystemTime::now() + slack);
+    let leases = store.claim(&claim("w1", LONG, 1)).await.unwrap();
+    assert_eq!(names(&leases), ["s"]);
+    let close = |a: SystemTime, b: SystemTime| a < b + slack && b < a + slack;
+    let (owner, expires) = record(store, "s").await.lease.expect("a lease");
+    assert_eq!(owner, "w1");
+    assert!(close(expires, leases[0].expires_at), "{expires:?}");
+    let renewed = store.renew(&leases[0], LONG * 2).await.unwrap();
+    let (_, expires) = record(store, "s").await.lease.expect("a lease");
+    assert!(close(expires, renewed.expires_at), "{expires:?}");
+    assert!(store.release(&renewed).await.unwrap());
+    assert_eq!(record(store, "s").await.lease, None);
+}
+
+/// Sessions of two workflows (and none), in every status, waiting at one node or several,
+/// written at different times. Every condition of a filter applies, alone and combined,
+/// and every answer is what [`SessionFilter::matches`] says of the records, in id order.
+pub async fn sessions_filter_on_every_condition_and_their_combinations<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    /// Id, latest status, workflow, the nodes `Append::waiting` lists, time.
+    type Written<'a> = (&'a str, Status, Option<&'a str>, &'a [&'a str], u64);
+    let sessions: [Written<'_>; 9] = [
+        ("a-run", Status::Running, Some(FLOW), &[], 100),
+        ("b-review", waiting("review"), Some(FLOW), &[], 200),
+        ("c-review-old", waiting("review"), Some(FLOW), &[], 50),
+        (
+            "d-legal",
+            waiting("legal"),
+            Some(FLOW),
+            &["legal", "finance"],
+            300,
+        ),
+        ("e-refund", waiting("review"), Some("refund"), &[], 250),
+        ("f-done", Status::Completed, Some(FLOW), &[], 400),
+        ("g-failed", Status::Failed, Some(FLOW), &[], 150),
+        ("h-cancelled", Status::Cancelled, Some("refund"), &[], 350),
+        ("i-nobody", waiting("review"), None, &[], 120),
+    ];
+    // Written in another order than their ids'; each one twice, so that the record is the
+    // latest checkpoint's.
+    for (id, status, workflow, nodes, ms) in sessions.iter().rev() {
+        let mut first = Append::new(None, step(1, "start", Status::Running, ms - 1), None);
+        if let Some(workflow) = workflow {
+            first = first.workflow(workflow, HASH);
+        }
+        store.append(id, first).await.unwrap();
+        let node = status.waiting_node().unwrap_or("next");
+        let latest = step(2, node, status.clone(), *ms);
+        let append = Append::new(Some(1), latest, None).waiting(nodes.iter().copied());
+        store.append(id, append).await.unwrap();
+    }
+    let all = store
+        .sessions(&SessionFilter::new())
+        .await
+        .unwrap()
+        .sessions;
+    let all_ids: Vec<&str> = all.iter().map(|r| r.session.as_str()).collect();
+    let mut sorted: Vec<&str> = sessions.iter().map(|s| s.0).collect();
+    sorted.sort_unstable();
+    assert_eq!(all_ids, sorted);
+    assert_eq!(all[3].waiting, ["finance", "legal"]);
+    assert_eq!(all[6].status, Status::Failed);
+    assert_eq!(all[7].status, Status::Cancelled);
+    assert_eq!(all[8].workflow, None);
+
+    let check = |filter: SessionFilter, expected: &'static [&'static str]| {
+        let all = &all;
+        async move {
+            let page = store.sessions(&filter).await.unwrap();
+            assert_eq!(ids(&page), expected, "{filter:?}");
+            assert_eq!(page.next, None, "{filter:?}");
+            let by_matches: Vec<&str> = all
+                .iter()
+                .filter(|r| filter.matches(r))
+                .map(|r| r.session.as_str())
+                .collect();
+            assert_eq!(by_matches, expected, "`matches` disagrees on {filter:?}");
+            // Each returned record is the session's own.
+            for found in &page.sessions {
+                assert_eq!(Some(found), all.iter().find(|r| r.session == found.session));
+            }
+        }
+    };
+    let f = SessionFilter::new;
+    check(
+        f().workflow(FLOW),
+        &[
+            "a-run",
+            "b-review",
+            "c-review-old",
+            "d-legal",
+            "f-done",
+            "g-failed",
+        ],
+    )
+    .await;
+    check(f().workflow("refund"), &["e-refund", "h-cancelled"]).await;
+    check(f().workflow("Checkout"), &[]).await;
+    check(f().status(StatusKind::Running), &["a-run"]).await;
+    check(
+        f().status(StatusKind::Waiting),
+        &[
+            "b-review",
+            "c-review-old",
+            "d-legal",
+            "e-refund",
+            "i-nobody",
+        ],
+    )
+    .await;
+    check(f().status(StatusKind::Completed), &["f-done"]).await;
+    check(f().status(StatusKind::Failed), &["g-failed"]).await;
+    check(f().status(StatusKind::Cancelled), &["h-cancelled"]).await;
+    check(
+        f().waiting_at("review"),
+        &["b-review", "c-review-old", "e-refund", "i-nobody"],
+    )
+    .await;
+    check(f().waiting_at("legal"), &["d-legal"]).await;
+    check(f().waiting_at("finance"), &["d-legal"]).await;
+    check(f().waiting_at("revie"), &[]).await;
+    check(
+        f().updated_before(at(150)),
+        &["a-run", "c-review-old", "i-nobody"],
+    )
+    .await;
+    check(
+        f().updated_after(at(250)),
+        &["d-legal", "e-refund", "f-done", "h-cancelled"],
+    )
+    .await;
+    check(
+        f().updated_after(at(100)).updated_before(at(300)),
+        &["a-run", "b-review", "e-refund", "g-failed", "i-nobody"],
+    )
+    .await;
+    check(
+        f().after("c-review-old"),
+        &[
+            "d-legal",
+            "e-refund",
+            "f-done",
+            "g-failed",
+            "h-cancelled",
+            "i-nobody",
+        ],
+    )
+    .await;
+    check(f().after("z"), &[]).await;
+    check(
+        f().waiting_at("review").workflow(FLOW),
+        &["b-review", "c-review-old"],
+    )
+    .await;
+    check(
+        f().waiting_at("review").updated_before(at(200)),
+        &["c-review-old", "i-nobody"],
+    )
+    .await;
+    check(
+        f().waiting_at("review").after("b-review"),
+        &["c-review-old", "e-refund", "i-nobody"],
+    )
+    .await;
+    check(f().waiting_at("finance").workflow("refund"), &[]).await;
+    check(
+        f().status(StatusKind::Waiting)
+            .workflow(FLOW)
+            .updated_after(at(100)),
+        &["b-review", "d-legal"],
+    )
+    .await;
+    check(
+        f().status(StatusKind::Failed)
+            .workflow(FLOW)
+            .updated_before(at(151)),
+        &["g-failed"],
+    )
+    .await;
+    check(
+        f().workflow("refund")
+            .after("e-refund")
+            .updated_after(at(300)),
+        &["h-cancelled"],
+    )
+    .await;
+    // A node with another status than waiting (the fields are public): nothing waits so.
+    let mut contradiction = f().waiting_at("review");
+    contradiction.status = Some(StatusKind::Running);
+    check(contradiction, &[]).await;
+    let mut any_status = f().waiting_at("legal");
+    any_status.status = None;
+    check(any_status, &["d-legal"]).await;
+
+    // Small pages: each ends with the cursor of the next, the last with none.
+    let page = store
+        .sessions(&f().status(StatusKind::Waiting).limit(2))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["b-review", "c-review-old"]);
+    assert_eq!(page.next.as_deref(), Some("c-review-old"));
+    let page = store
+        .sessions(
+            &f().status(StatusKind::Waiting)
+                .limit(2)
+                .after("c-review-old"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["d-legal", "e-refund"]);
+    assert_eq!(page.next.as_deref(), Some("e-refund"));
+    let page = store
+        .sessions(&f().status(StatusKind::Waiting).limit(2).after("e-refund"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["i-nobody"]);
+    assert_eq!(page.next, None);
+    let other = fixture.another_handle();
+    assert_eq!(
+        other
+            .sessions(&f().waiting_at("finance"))
+            .await
+            .unwrap()
+            .sessions,
+        [all[3].clone()]
+    );
+}
+
+/// 250 sessions, written at once from several handles, read 100 at a time: three pages of
+/// 100, 100 and 50, each id exactly once and in order; a filter that passes a third of them
+/// pages the same way, and a page that ends exactly at the last match has no next cursor.
+pub async fn paging_through_250_sessions_sees_each_exactly_once<S: Store>(fixture: &Fixture<S>) {
+    const SESSIONS: usize = 250;
+    let handles: Vec<Arc<S>> = (0..2).map(|_| Arc::new(fixture.another_handle())).collect();
+    let tasks: Vec<_> = (0..10)
+        .map(|task| {
+            let store = Arc::clone(&handles[task % handles.len()]);
+            tokio::spawn(async move {
+                // Ids in an order unlike the order of writing.
+                for i in (task..SESSIONS).step_by(10).rev() {
+                    let status = if i % 3 == 0 {
+                        waiting("review")
+                    } else {
+                        Status::Running
+                    };
+                    let first = step(1, "review", status, i as u64);
+                    let append = Append::new(None, first, None).workflow(FLOW, HASH);
+                    store.append(&format!("s-{i:03}"), append).await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .expect("a writing task")
+            .expect("every append lands");
+    }
+    let store = fixture.store();
+    let mut filter = SessionFilter::new().limit(100);
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = store.sessions(&filter).await.unwrap();
+        sizes.push(page.sessions.len());
+        seen.extend(page.sessions.iter().map(|r| r.session.clone()));
+        assert_eq!(
+            page.next.is_some(),
+            seen.len() < SESSIONS,
+            "{:?}",
+            page.next
+        );
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(&next), seen.last());
+                filter = filter.after(&next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [100, 100, 50]);
+    let expected: Vec<String> = (0..SESSIONS).map(|i| format!("s-{i:03}")).collect();
+    assert_eq!(seen, expected);
+
+    let waiting: Vec<String> = (0..SESSIONS)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("s-{i:03}"))
+        .collect();
+    assert_eq!(waiting.len(), 84);
+    let by_node = SessionFilter::new().waiting_at("review").limit(42);
+    let first = store.sessions(&by_node).await.unwrap();
+    assert_eq!(first.sessions.len(), 42);
+    let second = store
+        .sessions(
+            &by_node
+                .clone()
+                .after(first.next.as_deref().expect("a second page")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.sessions.len(), 42);
+    assert_eq!(second.next, None, "the last match ends the last page");
+    assert_eq!(matching_ids(store, &by_node).await, waiting);
+    let running = SessionFilter::new().status(StatusKind::Running).limit(7);
+    assert_eq!(matching_ids(store, &running).await.len(), SESSIONS - 84);
+    let old = SessionFilter::new()
+        .updated_before(at(125))
+        .workflow(FLOW)
+        .limit(10);
+    assert_eq!(matching_ids(store, &old).await, expected[..125]);
+}
+
+/// The nodes a session waits at are those of its latest append: every node
+/// [`Append::waiting`] lists (each once, sorted), the one its status names without a list,
+/// none once it runs, completes or fails (a list given with a status that does not wait is
+/// not recorded). `waiting_at` finds it by any of them and by no other.
+pub async fn waiting_nodes_follow_every_append<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let at_node = |node: &'static str| async move {
+        matching_ids(store, &SessionFilter::new().waiting_at(node)).await
+    };
+    let several = Append::new(None, step(1, "legal", waiting("legal"), 1), None)
+        .waiting(["legal", "finance", "legal", "ops"]);
+    store.append("s", several).await.unwrap();
+    assert_eq!(
+        record(store, "s").await.waiting,
+        ["finance", "legal", "ops"]
+    );
+    for node in ["legal", "finance", "ops"] {
+        assert_eq!(at_node(node).await, ["s"], "{node}");
+    }
+    assert!(at_node("review").await.is_empty());
+    // The one its status names.
+    push(
+        store,
+        "s",
+        Some(1),
+        step(2, "finance", waiting("finance"), 2),
+        None,
+    )
+    .await;
+    assert_eq!(record(store, "s").await.waiting, ["finance"]);
+    assert!(at_node("legal").await.is_empty());
+    assert!(at_node("ops").await.is_empty());
+    assert_eq!(at_node("finance").await, ["s"]);
+    // Running: none, even with a list.
+    let running = Append::new(Some(2), step(3, "pay", Status::Running, 3), None).waiting(["pay"]);
+    store.append("s", running).await.unwrap();
+    assert!(record(store, "s").await.waiting.is_empty());
+    for node in ["finance", "pay"] {
+        assert!(at_node(node).await.is_empty(), "{node}");
+    }
+    let status = SessionFilter::new().status(StatusKind::Waiting);
+    assert!(matching_ids(store, &status).await.is_empty());
+    // Waiting again, then failed, with retention on the way.
+    let again = Append::new(Some(3), step(4, "review", waiting("review"), 4), Some(1))
+        .waiting(["review", "legal"]);
+    store.append("s", again).await.unwrap();
+    assert_eq!(at_node("legal").await, ["s"]);
+    let other = fixture.another_handle();
+    assert_eq!(
+        other.session("s").await.unwrap().unwrap().waiting,
+        ["legal", "review"]
+    );
+    push(
+        store,
+        "s",
+        Some(4),
+        step(5, "review", Status::Failed, 5),
+        Some(1),
+    )
+    .await;
+    assert!(at_node("review").await.is_empty());
+    assert!(at_node("legal").await.is_empty());
+    assert!(record(store, "s").await.waiting.is_empty());
+    // Two sessions at one node, in id order whatever the order of writing.
+    for id in ["w-2", "w-1", "w-3"] {
+        let append = Append::new(None, step(1, "ops", waiting("ops"), 6), None);
+        store.append(id, append).await.unwrap();
+    }
+    assert_eq!(at_node("ops").await, ["w-1", "w-2", "w-3"]);
+}
+
+/// An audit record appended with a checkpoint comes back with it from `list`, from any
+/// handle, whatever its kind and text (an actor, a note, a 100 KiB diff); checkpoints without
+/// one have none; retention keeps the records of the checkpoints it keeps.
+pub async fn audit_records_round_trip_through_list<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let diff = format!(
+        "[{}]",
+        r#"{"path":"/notes/0","old":null,"new":"é ✓"},"#.repeat(2_000)
+    );
+    let audits = [
+        None,
+        Some(
+            Audit::new(AuditKind::Input {
+                node: "review".into(),
+                source: InputSource::Caller,
+            })
+            .by("alice")
+            .note("limit raised"),
+        ),
+        Some(Audit::new(AuditKind::Input {
+            node: "review".into(),
+            source: InputSource::Deadline,
+        })),
+        Some(Audit::new(AuditKind::Edit { diff }).by("bob")),
+        Some(Audit::new(AuditKind::Failed {
+            node: "pay".into(),
+            error: "card declined: 'insufficient funds'; -- \0".into(),
+        })),
+        Some(Audit::new(AuditKind::Cancelled).by("").note("")),
+    ];
+    for (index, audit) in audits.iter().enumerate() {
+        let seq = index as u64 + 1;
+        let mut append = Append::new(before(seq), checkpoint(seq), None);
+        if let Some(audit) = audit {
+            append = append.audit(audit.clone());
+        }
+        store.append("s", append).await.unwrap();
+    }
+    let listed: Vec<Option<Audit>> = store
+        .list("s")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.audit)
+        .collect();
+    assert_eq!(listed, audits);
+    let other = fixture.another_handle();
+    let again: Vec<Option<Audit>> = other
+        .list("s")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.audit)
+        .collect();
+    assert_eq!(again, audits);
+    // Everything else a listing says is as before.
+    let metas = store.list("s").await.unwrap();
+    assert_eq!(metas[0], meta(&checkpoint(1)));
+    assert_eq!(
+        (metas[1].seq, metas[1].node.as_str(), metas[1].bytes),
+        (2, "step", checkpoint(2).bytes.len() as u64)
+    );
+    // Retention keeps the records of what it keeps.
+    assert_eq!(store.prune("s", 2).await.unwrap(), 4);
+    let kept: Vec<Option<Audit>> = store
+        .list("s")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.audit)
+        .collect();
+    assert_eq!(kept, audits[4..]);
+    let forked = Audit::new(AuditKind::Forked {
+        from: "s".into(),
+        seq: u64::MAX,
+    });
+    let first = Append::new(None, checkpoint(6), Some(1)).audit(forked.clone());
+    store.append("fork", first).await.unwrap();
+    push(store, "fork", Some(6), checkpoint(7), Some(2)).await;
+    let audits: Vec<Option<Audit>> = store
+        .list("fork")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.audit)
+        .collect();
+    assert_eq!(audits, [Some(forked), None]);
+    push(store, "fork", Some(7), checkpoint(8), Some(1)).await;
+    assert_eq!(store.list("fork").await.unwrap()[0].audit, None);
+}
+
+/// A deleted session leaves every query (by status, by waiting node, by workflow, `session`),
+/// and its id starts afresh: a new record, with its own first time.
+pub async fn deleted_sessions_leave_every_query<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    for id in ["gone", "kept"] {
+        let first = Append::new(None, step(1, "review", waiting("review"), 10), None)
+            .workflow(FLOW, HASH)
+            .waiting(["review", "legal"]);
+        store.append(id, first).await.unwrap();
+    }
+    assert!(store.delete("gone").await.unwrap());
+    assert_eq!(store.session("gone").await.unwrap(), None);
+    for filter in [
+        SessionFilter::new(),
+        SessionFilter::new().waiting_at("review"),
+        SessionFilter::new().waiting_at("legal"),
+        SessionFilter::new().status(StatusKind::Waiting),
+        SessionFilter::new().workflow(FLOW),
+    ] {
+        assert_eq!(matching_ids(store, &filter).await, ["kept"], "{filter:?}");
+    }
+    push(
+        store,
+        "gone",
+        None,
+        step(1, "start", Status::Running, 20),
+        None,
+    )
+    .await;
+    let fresh = record(store, "gone").await;
+    assert_eq!(
+        fresh,
+        SessionRecord::new("gone", 1, "start", Status::Running, at(20))
+    );
+    assert_eq!(
+        matching_ids(store, &SessionFilter::new().waiting_at("legal")).await,
+        ["kept"]
+    );
+    assert!(store.delete("kept").await.unwrap());
+    assert!(store.delete("gone").await.unwrap());
+    assert!(session_ids(store).await.is_empty());
+    assert!(
+        matching_ids(store, &SessionFilter::new().waiting_at("review"))
+            .await
+            .is_empty()
+    );
+}
+
+/// A filter built with its public fields may hold anything: a limit of 0 is 1, one above
+/// [`SessionFilter::MAX_LIMIT`] is that; times far outside what a store keeps, and names
+/// with quotes, wildcards or NUL, match what they mean (or nothing), never a panic or an
+/// error.
+pub async fn odd_filters_are_clamped_or_match_nothing_never_panic<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    for (id, ms) in [("", 1), ("a", 2), ("b%", 3), ("b_", 4)] {
+        push(store, id, None, step(1, "n", waiting("'; --%_"), ms), None).await;
+    }
+    let mut zero = SessionFilter::new();
+    zero.limit = 0;
+    let page = store.sessions(&zero).await.unwrap();
+    assert_eq!((ids(&page), page.next.as_deref()), (vec![""], Some("")));
+    let page = store.sessions(&zero.clone().after("")).await.unwrap();
+    assert_eq!((ids(&page), page.next.as_deref()), (vec!["a"], Some("a")));
+    let mut huge = SessionFilter::new();
+    huge.limit = usize::MAX;
+    assert_eq!(store.sessions(&huge).await.unwrap().sessions.len(), 4);
+    let far_future = UNIX_EPOCH
+        .checked_add(Duration::from_secs(1 << 62))
+        .unwrap_or(UNIX_EPOCH + Duration::from_secs(1 << 40));
+    let far_past = UNIX_EPOCH
+        .checked_sub(Duration::from_secs(1 << 62))
+        .unwrap_or(UNIX_EPOCH - Duration::from_secs(1 << 40));
+    let count = |filter: SessionFilter| async move { matching_ids(store, &filter).await.len() };
+    assert_eq!(
+        count(SessionFilter::new().updated_before(far_future)).await,
+        4
+    );
+    assert_eq!(count(SessionFilter::new().updated_after(far_past)).await, 4);
+    assert_eq!(
+        count(SessionFilter::new().updated_before(far_past)).await,
+        0
+    );
+    assert_eq!(
+        count(SessionFilter::new().updated_after(far_future)).await,
+        0
+    );
+    assert_eq!(count(SessionFilter::new().updated_after(at(3))).await, 2);
+    assert_eq!(count(SessionFilter::new().waiting_at("'; --%_")).await, 4);
+    assert_eq!(count(SessionFilter::new().waiting_at("%")).await, 0);
+    assert_eq!(count(SessionFilter::new().waiting_at("")).await, 0);
+    assert_eq!(count(SessionFilter::new().workflow("%")).await, 0);
+    assert_eq!(count(SessionFilter::new().after("b")).await, 2);
+    assert_eq!(count(SessionFilter::new().after("b%")).await, 1);
+    assert_eq!(count(SessionFilter::new().after("\u{10FFFF}")).await, 0);
+    assert_eq!(count(SessionFilter::new().after("a\0")).await, 2);
+    assert_eq!(store.session("b_").await.unwrap().map(|r| r.seq), Some(1));
+    assert_eq!(store.session("b").await.unwrap(), None);
+}
+
 #[cfg(test)]
 mod tests {
     use std::future::Future;
@@ -1687,8 +2417,17 @@ mod tests {
         fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send {
             self.0.delete(session)
         }
-        fn sessions(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
-            self.0.sessions()
+        fn sessions(
+            &self,
+            filter: &SessionFilter,
+        ) -> impl Future<Output = Result<SessionPage>> + Send {
+            self.0.sessions(filter)
+        }
+        fn session(
+            &self,
+            session: &str,
+        ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send {
+            self.0.session(session)
         }
         fn claim(&self, claim: &Claim) -> impl Future<Output = Result<Vec<Lease>>> + Send {
             self.0.claim(claim)

@@ -8,15 +8,25 @@ use tokio::sync::Notify;
 
 use super::lease::MAX_WAKE_DELAY;
 use super::{
-    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SealLater, Store, VersionCount,
-    Wake,
+    Append, Audit, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SealLater,
+    SessionFilter, SessionPage, SessionRecord, Store, VersionCount, Wake, into_page, page_limit,
+    record_waits,
 };
 use crate::error::{Error, Result};
 
-/// One session: its chain and its lease bookkeeping.
+/// One session: its chain, what [`Store::sessions`] reports of it, and its lease bookkeeping.
 #[derive(Debug)]
 struct Session {
     chain: VecDeque<Checkpoint>,
+    /// The audit records of kept checkpoints, by sequence number (see [`Append::audit`]):
+    /// beside the chain rather than in it, since most checkpoints have none. Entries of
+    /// checkpoints no longer kept are dropped at the next append or prune that keeps any.
+    audits: BTreeMap<u64, Audit>,
+    /// When the first checkpoint was written.
+    created_at: SystemTime,
+    /// The last append's [`Append::waiting`], as given: [`record_waits`] makes the nodes
+    /// the session waits at of it and the latest status.
+    waiting: Vec<String>,
     /// Workflow name and graph hash, as the last append that gave them recorded.
     workflow: Option<(String, u64)>,
     /// State schema fingerprint, as the last append that gave one recorded.
@@ -36,6 +46,9 @@ impl Session {
             // Room for one: `KeepLast(1)` never needs more (an append replaces the checkpoint
             // before it adds its own), and a longer chain grows as a `Vec` does.
             chain: VecDeque::with_capacity(1),
+            audits: BTreeMap::new(),
+            created_at: SystemTime::UNIX_EPOCH,
+            waiting: Vec::new(),
             workflow: None,
             state_schema: None,
             wake_at: None,
@@ -51,6 +64,56 @@ impl Session {
             .as_ref()
             .is_some_and(|(_, expires)| *expires > now)
     }
+
+    /// Drops the audit records of checkpoints no longer kept.
+    fn forget_pruned_audits(&mut self) {
+        if let Some(oldest) = self.chain.front().map(|c| c.seq)
+            && self
+                .audits
+                .first_key_value()
+                .is_some_and(|(&seq, _)| seq < oldest)
+        {
+            self.audits = self.audits.split_off(&oldest);
+        }
+    }
+
+    /// What [`Store::sessions`] reports of it (`None` for a session without a checkpoint,
+    /// which only exists for the moment its first append takes). `now` and `wall_now` are
+    /// one instant on the monotonic and the wall clock, to convert the lease's and wake
+    /// time's instants.
+    fn record(&self, name: &str, now: Instant, wall_now: SystemTime) -> Option<SessionRecord> {
+        let latest = self.chain.back()?;
+        let mut record = SessionRecord::new(
+            name,
+            latest.seq,
+            &latest.node,
+            latest.status.clone(),
+            latest.created_at,
+        );
+        record.waiting = record_waits(&latest.status, self.waiting.clone());
+        record.created_at = self.created_at;
+        if let Some((workflow, graph_hash)) = &self.workflow {
+            record.workflow = Some(workflow.clone());
+            record.graph_hash = Some(*graph_hash);
+        }
+        record.wake_at = self.wake_at.map(|at| wall_time(at, now, wall_now));
+        record.lease = self
+            .lease
+            .as_ref()
+            .map(|(owner, expires)| (owner.clone(), wall_time(*expires, now, wall_now)));
+        Some(record)
+    }
+}
+
+/// The wall-clock time of instant `at`, given one instant `now` that is `wall_now` on the
+/// wall clock (saturating at `wall_now` where the wall clock cannot hold it).
+fn wall_time(at: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
+    let moved = if at >= now {
+        wall_now.checked_add(at - now)
+    } else {
+        wall_now.checked_sub(now - at)
+    };
+    moved.unwrap_or(wall_now)
 }
 
 /// A session of the store, behind its own lock.
@@ -281,7 +344,8 @@ impl MemoryStore {
             wake,
             workflow,
             state_schema,
-            ..
+            audit,
+            waiting,
         } = append;
         if let Some(epoch) = fence
             && entry.epoch != epoch
@@ -305,6 +369,10 @@ impl MemoryStore {
                 found,
             });
         }
+        if found.is_none() {
+            entry.created_at = checkpoint.created_at;
+        }
+        let seq = checkpoint.seq;
         let mut spare = None;
         match keep_last {
             // `KeepLast(1)` with a self-contained checkpoint: it takes the place of the one
@@ -330,6 +398,13 @@ impl MemoryStore {
             }
             None => entry.chain.push_back(checkpoint),
         }
+        if let Some(audit) = audit {
+            entry.audits.insert(seq, *audit);
+        }
+        if !entry.audits.is_empty() {
+            entry.forget_pruned_audits();
+        }
+        entry.waiting = waiting;
         if let Some(workflow) = workflow {
             entry.workflow = Some(workflow);
         }
@@ -385,14 +460,25 @@ impl Store for MemoryStore {
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
         Ok(self
             .with_session(session, |s| {
-                s.chain.iter().map(CheckpointMeta::from).collect()
+                s.chain
+                    .iter()
+                    .map(|checkpoint| {
+                        let mut meta = CheckpointMeta::from(checkpoint);
+                        meta.audit = s.audits.get(&checkpoint.seq).cloned();
+                        meta
+                    })
+                    .collect()
             })
             .unwrap_or_default())
     }
 
     async fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
         Ok(self
-            .with_session(session, |s| prune_front(&mut s.chain, keep_last))
+            .with_session(session, |s| {
+                let removed = prune_front(&mut s.chain, keep_last);
+                s.forget_pruned_audits();
+                removed
+            })
             .unwrap_or(0))
     }
 
@@ -407,10 +493,33 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn sessions(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
-        ids.sort_unstable();
-        Ok(ids)
+    /// No index: every session is looked at, and the page sorted (this store is for tests
+    /// and ephemeral runs).
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
+        let limit = page_limit(filter);
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        let mut records: Vec<SessionRecord> = self
+            .lock()
+            .iter()
+            .filter(|(name, _)| {
+                filter
+                    .after
+                    .as_deref()
+                    .is_none_or(|after| name.as_str() > after)
+            })
+            .filter_map(|(name, entry)| lock_entry(entry).record(name, now, wall_now))
+            .filter(|record| filter.matches(record))
+            .collect();
+        records.sort_unstable_by(|a, b| a.session.cmp(&b.session));
+        records.truncate(limit.saturating_add(1));
+        Ok(into_page(records, limit))
+    }
+
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        Ok(self
+            .with_session(session, |s| s.record(session, now, wall_now))
+            .flatten())
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {

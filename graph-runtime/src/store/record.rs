@@ -261,7 +261,7 @@ impl StatusKind {
     }
 
     /// Its integer code (the one [`Status`] of this kind is stored with).
-    #[allow(dead_code)] // used by the SQL stores' session queries
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn code(self) -> u8 {
         match self {
             StatusKind::Running => code::RUNNING,
@@ -544,14 +544,18 @@ pub struct SessionRecord {
     pub status: Status,
     /// The latest checkpoint's cursor.
     pub node: String,
-    /// Every node it waits at: one outside a parallel region, one per waiting branch in one;
+    /// Every node it waits at: one outside a parallel region, one per waiting branch in one
+    /// (see [`Append::waiting`](crate::store::Append::waiting)), sorted by bytes, each once;
     /// empty unless it waits.
     pub waiting: Vec<String>,
     /// The latest sequence number.
     pub seq: u64,
-    /// When its first kept checkpoint was written.
+    /// When its first checkpoint was written (the time that checkpoint carries; it stays
+    /// when retention removes that checkpoint). For a session written before the store's
+    /// schema kept it, the time of its oldest checkpoint kept at the migration.
     pub created_at: SystemTime,
-    /// When its latest checkpoint was written.
+    /// When its latest checkpoint was written (the time that checkpoint carries, see
+    /// [`Checkpoint::created_at`](crate::store::Checkpoint#structfield.created_at)).
     pub updated_at: SystemTime,
     /// When the deadline it waits for passes (an interrupt node's `wait_ms`), if any.
     pub wake_at: Option<SystemTime>,

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::runner_tests::{Flow, Input, State, state};
-use crate::store::{Append, Checkpoint, CheckpointMeta, Claim, Lease, Store};
+use crate::store::{
+    Append, Checkpoint, CheckpointMeta, Claim, Lease, SessionFilter, SessionPage, SessionRecord,
+    Store,
+};
 use crate::{
     CheckpointPolicy, Error, MAX_SESSION_ID_BYTES, MemoryStore, Outcome, Result, Retention, Runner,
     Status,
@@ -72,9 +75,14 @@ impl<S: Store> Store for Counting<S> {
         self.inner.delete(session).await
     }
 
-    async fn sessions(&self) -> Result<Vec<String>> {
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
         self.count();
-        self.inner.sessions().await
+        self.inner.sessions(filter).await
+    }
+
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        self.count();
+        self.inner.session(session).await
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {

@@ -783,8 +783,14 @@ impl Store for Crashing {
     async fn delete(&self, session: &str) -> crate::Result<bool> {
         self.inner.delete(session).await
     }
-    async fn sessions(&self) -> crate::Result<Vec<String>> {
-        self.inner.sessions().await
+    async fn sessions(
+        &self,
+        filter: &crate::store::SessionFilter,
+    ) -> crate::Result<crate::store::SessionPage> {
+        self.inner.sessions(filter).await
+    }
+    async fn session(&self, session: &str) -> crate::Result<Option<crate::store::SessionRecord>> {
+        self.inner.session(session).await
     }
     async fn claim(&self, claim: &crate::store::Claim) -> crate::Result<Vec<crate::store::Lease>> {
         self.inner.claim(claim).await

@@ -28,8 +28,8 @@ use self::sql::Sql;
 use self::writer::Request;
 use super::lease::{MAX_WAKE_DELAY, micros};
 use super::{
-    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount,
-    unix_micros,
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SessionFilter, SessionPage,
+    SessionRecord, Store, VersionCount, unix_micros,
 };
 use crate::error::{Error, Result};
 
@@ -99,7 +99,7 @@ use crate::error::{Error, Result};
 /// let store = PostgresStore::connect("host=localhost user=app dbname=app").await?;
 /// let runner = Runner::new(checkout::Workflow, store.clone());
 /// runner.start("order-42", Order { total_cents: 25_00 }).await?;
-/// println!("sessions: {:?}", store.sessions().await?);
+/// println!("sessions: {:?}", store.sessions(&Default::default()).await?);
 /// # Ok(())
 /// # }
 /// # fn main() {}
@@ -141,9 +141,20 @@ use crate::error::{Error, Result};
 /// - **Schema.** The store creates its tables in its own PostgreSQL schema (`graph_runtime` by
 ///   default, see [`PostgresOptions::schema`]) on first connect, under an advisory lock so
 ///   that processes connecting at once do not race, and records the schema version in
-///   `graph_runtime_meta`; it migrates version 1 (no leases) and version 2 (no graph
-///   versions or state schemas) to version 3 and refuses a schema of another version, naming
-///   both.
+///   `graph_runtime_meta`; it migrates version 1 (no leases), version 2 (no graph
+///   versions or state schemas) and version 3 (no session records or audit records) to
+///   version 4, filling each session's record in from its checkpoints, and refuses a schema
+///   of another version, naming both.
+/// - **Session records** ([`Store::sessions`], [`Store::session`]): the statement that
+///   appends a checkpoint also writes its status, cursor and time into the session's row (an
+///   update that changes no indexed column stays a HOT update: the status index is touched
+///   only when the status changes) and replaces the session's rows of `session_waits` (for a
+///   session running from step to step, one index probe that finds nothing). A page is one
+///   statement built for the conditions the filter sets, driven by an index that yields the
+///   sessions in the order of their names: `session_waits_by_node` for a waiting node,
+///   `sessions_by_status` for a status, `sessions_by_name` otherwise. Those indexes hold the
+///   first 512 bytes of a name (an id may be longer than a B-tree entry): ordering by that
+///   prefix and then by the name is ordering by the name.
 /// - **Leases** (see [`Store::claim`]) live in the `sessions` row. Every time is PostgreSQL's
 ///   `now()`, never the client's clock. A claim is one statement (`FOR UPDATE SKIP LOCKED` in
 ///   a materialized CTE, then an `UPDATE` that raises the epochs); a fenced append checks the
@@ -166,10 +177,25 @@ use crate::error::{Error, Result};
 ///     lease_owner text,
 ///     lease_epoch bigint NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
 ///     lease_expires_at timestamptz,
-///     state_schema bigint             -- version 3: the u64 fingerprint's bits
+///     state_schema bigint,            -- version 3: the u64 fingerprint's bits
+///     status smallint,                -- version 4: the latest checkpoint's status,
+///     wait_node text,                 --   waiting node, cursor and time,
+///     node text,
+///     created_at_us bigint,           --   and the first checkpoint's time
+///     updated_at_us bigint
 /// );
 /// CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at)
 ///     WHERE wake_at IS NOT NULL;
+/// CREATE INDEX sessions_by_name ON sessions (substring(name FROM 1 FOR 512));   -- version 4
+/// CREATE INDEX sessions_by_status ON sessions (status, substring(name FROM 1 FOR 512));
+/// CREATE TABLE session_waits (        -- version 4: every node a waiting session waits at
+///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+///     node text NOT NULL,
+///     name bytea NOT NULL             -- sessions.name, so a node's rows come in id order
+/// );
+/// CREATE INDEX session_waits_by_session ON session_waits (session_id);
+/// CREATE INDEX session_waits_by_node ON session_waits
+///     (left(node, 200), substring(name FROM 1 FOR 512));
 /// CREATE TABLE graph_versions (       -- version 3
 ///     workflow text NOT NULL,
 ///     graph_hash bigint NOT NULL,     -- the u64 hash's bits as a signed integer
@@ -181,11 +207,12 @@ use crate::error::{Error, Result};
 ///     session_id bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 ///     seq bigint NOT NULL,
 ///     node text NOT NULL,             -- the cursor
-///     status smallint NOT NULL,       -- 0 running, 1 waiting (at wait_node), 2 completed
-///     wait_node text,
+///     status smallint NOT NULL,       -- 0 running, 1 waiting (at wait_node), 2 completed,
+///     wait_node text,                 -- 3 failed, 4 cancelled
 ///     created_at_us bigint NOT NULL,  -- microseconds since the Unix epoch
 ///     depends_on bigint,              -- the full checkpoint a delta needs
 ///     bytes bytea NOT NULL,           -- the encoded envelope
+///     audit bytea,                    -- version 4: `Audit::encode`, when the append had one
 ///     PRIMARY KEY (session_id, seq)
 /// );
 /// ```
@@ -451,8 +478,12 @@ impl Store for PostgresStore {
         Ok(removed > 0)
     }
 
-    async fn sessions(&self) -> Result<Vec<String>> {
-        reader::sessions(&self.shared).await
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
+        reader::sessions(&self.shared, filter).await
+    }
+
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        reader::session(&self.shared, session).await
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {

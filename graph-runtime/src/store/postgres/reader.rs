@@ -1,5 +1,6 @@
-//! Reads: the statements of `latest`, `get`, `chain`, `list`, `sessions`, the graph versions
-//! and the versions in use, each one `SELECT` on one snapshot, and decoding their rows.
+//! Reads: the statements of `latest`, `get`, `chain`, `list`, `sessions`, `session`, the
+//! graph versions and the versions in use, each one `SELECT` on one snapshot, and decoding
+//! their rows.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -9,9 +10,14 @@ use tokio_postgres::types::ToSql;
 
 use super::Shared;
 use super::error::corrupt;
+use super::schema::{NAME_PREFIX, NODE_PREFIX};
+use super::sql::session_columns;
 use crate::error::Result;
-use crate::store::Status;
-use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
+use crate::store::{Audit, Status};
+use crate::store::{
+    Checkpoint, CheckpointMeta, GraphVersion, SessionFilter, SessionPage, SessionRecord,
+    VersionCount, from_unix_micros, into_page, page_limit, record_waits, unix_micros,
+};
 
 /// One read statement, its rows decoded by `decode`.
 async fn read<T>(
@@ -73,35 +79,153 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
         let size: i64 = column(row, 5, "bytes", session, fields.seq)?;
         let bytes = u64::try_from(size)
             .map_err(|_| corrupt(session, fields.seq, format!("negative size {size}")))?;
+        let audit: Option<&[u8]> = column(row, 6, "audit", session, fields.seq)?;
+        let audit = audit
+            .map(|bytes| {
+                Audit::decode(bytes)
+                    .map_err(|why| corrupt(session, fields.seq, format!("bad audit record: {why}")))
+            })
+            .transpose()?;
         Ok(CheckpointMeta {
             seq: fields.seq,
             node: fields.node,
             status: fields.status,
             bytes,
             created_at: fields.created_at,
-            audit: None,
+            audit,
             failure: None,
         })
     })
     .await
 }
 
-/// `sessions`: the names of every session, in order.
-pub(super) async fn sessions(shared: &Shared) -> Result<Vec<String>> {
+/// `sessions`: one page of the sessions `filter` passes, in the order of their names, from
+/// an index that yields them in that order (see `schema::NAME_PREFIX`): with a waiting node,
+/// `session_waits_by_node`; with a status, `sessions_by_status`; otherwise
+/// `sessions_by_name`. The statement is built for the conditions the filter sets, so that
+/// each shape has a plan of its own (a generic plan could use no index for a condition that
+/// may be absent); the other conditions are checked on the rows the index yields.
+pub(super) async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<SessionPage> {
+    let limit = page_limit(filter);
+    let schema = &shared.sql.schema;
+    let name_prefix = |table: &str| NAME_PREFIX.replace("name", &format!("{table}.name"));
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    // `$n` of the value just pushed.
+    let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", params.len())
+    };
+    let (source, table) = match &filter.node {
+        Some(node) => {
+            let node = bind(Box::new(node.clone()));
+            let node_prefix = NODE_PREFIX.replace("node", &node);
+            conditions.push(format!(
+                "{} = {node_prefix} AND w.node = {node}",
+                NODE_PREFIX.replace("node", "w.node")
+            ));
+            (
+                format!("{schema}.session_waits w JOIN {schema}.sessions s ON s.id = w.session_id"),
+                "w",
+            )
+        }
+        None => (format!("{schema}.sessions s"), "s"),
+    };
+    if let Some(after) = &filter.after {
+        let after = bind(Box::new(after.as_bytes().to_vec()));
+        conditions.push(format!(
+            "{} >= {} AND {table}.name > {after}",
+            name_prefix(table),
+            NAME_PREFIX.replace("name", &format!("{after}::bytea"))
+        ));
+    }
+    match filter.status {
+        Some(kind) => {
+            let status = bind(Box::new(i16::from(kind.code())));
+            conditions.push(format!("s.status = {status}"));
+        }
+        None => conditions.push("s.status IS NOT NULL".to_owned()),
+    }
+    if let Some(workflow) = &filter.workflow {
+        let workflow = bind(Box::new(workflow.clone()));
+        conditions.push(format!("s.workflow = {workflow}"));
+    }
+    if let Some(before) = filter.updated_before {
+        let before = bind(Box::new(unix_micros(before)));
+        conditions.push(format!("s.updated_at_us < {before}"));
+    }
+    if let Some(since) = filter.updated_after {
+        let since = bind(Box::new(unix_micros(since)));
+        conditions.push(format!("s.updated_at_us >= {since}"));
+    }
+    let limit_param = bind(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {} FROM {source} WHERE {} ORDER BY {}, {table}.name LIMIT {limit_param}",
+        session_columns(schema),
+        conditions.join(" AND "),
+        name_prefix(table),
+    );
+    let params: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|param| &**param as &(dyn ToSql + Sync))
+        .collect();
+    let rows = shared.query("list sessions", &sql, &params, true).await?;
+    let records = rows.iter().map(read_session).collect::<Result<Vec<_>>>()?;
+    Ok(into_page(records, limit))
+}
+
+/// `session`: the record of session `session`, if it exists.
+pub(super) async fn session(shared: &Shared, session: &str) -> Result<Option<SessionRecord>> {
+    let name = session.as_bytes();
     let rows = shared
-        .query("list sessions", &shared.sql.sessions, &[], true)
+        .query("read a session", &shared.sql.session, &[&name], true)
         .await?;
-    rows.iter()
-        .map(|row| {
-            let name: Vec<u8> = row
-                .try_get(0)
-                .map_err(|e| corrupt("", 0, format!("a session name that is not bytes: {e}")))?;
-            String::from_utf8(name).map_err(|e| {
-                let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
-            })
-        })
-        .collect()
+    rows.first().map(read_session).transpose()
+}
+
+/// A session's row, as [`session_columns`] selects it.
+pub(super) fn read_session(row: &Row) -> Result<SessionRecord> {
+    let name: Vec<u8> = row
+        .try_get(0)
+        .map_err(|e| corrupt("", 0, format!("a session name that is not bytes: {e}")))?;
+    let name = String::from_utf8(name).map_err(|e| {
+        let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        corrupt(&lossy, 0, "the session id is not UTF-8".to_owned())
+    })?;
+    let session = name.as_str();
+    let raw_seq: i64 = column(row, 6, "head_seq", session, 0)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let workflow: Option<String> = column(row, 1, "workflow", session, seq)?;
+    let graph_hash: Option<i64> = column(row, 2, "graph_hash", session, seq)?;
+    let code: i16 = column(row, 3, "status", session, seq)?;
+    let wait_node: Option<String> = column(row, 4, "wait_node", session, seq)?;
+    let status = Status::from_row(i64::from(code), wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
+    let node: Option<String> = column(row, 5, "node", session, seq)?;
+    let node = node.ok_or_else(|| corrupt(session, seq, "no `node` in its row".to_owned()))?;
+    let time = |index: usize, name: &str| -> Result<SystemTime> {
+        let micros: Option<i64> = column(row, index, name, session, seq)?;
+        let micros =
+            micros.ok_or_else(|| corrupt(session, seq, format!("no `{name}` in its row")))?;
+        from_unix_micros(micros)
+            .ok_or_else(|| corrupt(session, seq, format!("`{name}` {micros} µs out of range")))
+    };
+    let created_at = time(7, "created_at_us")?;
+    let updated_at = time(8, "updated_at_us")?;
+    let wake_at: Option<SystemTime> = column(row, 9, "wake_at", session, seq)?;
+    let owner: Option<String> = column(row, 10, "lease_owner", session, seq)?;
+    let expires: Option<SystemTime> = column(row, 11, "lease_expires_at", session, seq)?;
+    let waits: Option<Vec<String>> = column(row, 12, "session_waits.node", session, seq)?;
+    let mut record = SessionRecord::new(session, seq, &node, status, updated_at);
+    record.waiting = record_waits(&record.status, waits.unwrap_or_default());
+    record.created_at = created_at;
+    // The hash's bits, kept as a signed integer.
+    record.graph_hash = workflow.as_ref().and(graph_hash).map(|hash| hash as u64);
+    record.workflow = workflow;
+    record.wake_at = wake_at;
+    record.lease = owner.zip(expires);
+    Ok(record)
 }
 
 /// `graph_version`: version `graph_hash` of `workflow`, if kept.

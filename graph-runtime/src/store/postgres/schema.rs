@@ -7,7 +7,7 @@ use super::quote;
 use crate::error::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 /// The first key of the advisory lock taken while the schema is created or checked: "GRCP",
 /// as in the checkpoint envelope's magic. The second key is `hashtext(schema name)`.
@@ -77,6 +77,56 @@ fn version_statements(schema: &str) -> String {
     )
 }
 
+/// How many leading bytes of a session's name its index entries hold (`NAME_PREFIX`): a
+/// B-tree entry holds at most about 2,700 bytes and an id may be longer, so the indexes that
+/// give sessions in the order of their names hold `substring(name FROM 1 FOR 512)`. Ordering
+/// by that prefix and then by the name is ordering by the name (bytes compare from the
+/// first: a name's prefix sorts before another's only if the name does), so a page is one
+/// range of such an index, with names that share a prefix sorted after it.
+pub(super) const NAME_PREFIX: &str = "substring(name FROM 1 FOR 512)";
+/// The same for a waiting node's name, in `session_waits`' index (`text`, in characters).
+pub(super) const NODE_PREFIX: &str = "left(node, 200)";
+
+/// Version 4 on top of version 3: what `Store::sessions` answers from an index, and the
+/// audit record of a checkpoint. Each session's row gets its latest checkpoint's status,
+/// waiting node, cursor and time (its sequence number is `head_seq`), and the time of its
+/// first checkpoint, backfilled here from the checkpoint rows (the oldest kept one stands
+/// for the first); the nodes a waiting session waits at are rows of `session_waits`, found
+/// by node in the order of the session's name, and removed with the session. Unlike the
+/// earlier steps this one rewrites every session's row, once.
+fn record_statements(schema: &str) -> String {
+    format!(
+        "ALTER TABLE {schema}.sessions
+             ADD COLUMN status smallint,
+             ADD COLUMN wait_node text,
+             ADD COLUMN node text,
+             ADD COLUMN created_at_us bigint,
+             ADD COLUMN updated_at_us bigint;
+         ALTER TABLE {schema}.checkpoints ADD COLUMN audit bytea;
+         UPDATE {schema}.sessions s SET
+             (status, wait_node, node, updated_at_us) = (
+                 SELECT c.status, c.wait_node, c.node, c.created_at_us
+                 FROM {schema}.checkpoints c WHERE c.session_id = s.id
+                 ORDER BY c.seq DESC LIMIT 1),
+             created_at_us = (
+                 SELECT c.created_at_us FROM {schema}.checkpoints c WHERE c.session_id = s.id
+                 ORDER BY c.seq LIMIT 1);
+         CREATE INDEX sessions_by_name ON {schema}.sessions ({NAME_PREFIX});
+         CREATE INDEX sessions_by_status ON {schema}.sessions (status, {NAME_PREFIX});
+         CREATE TABLE {schema}.session_waits (
+             session_id bigint NOT NULL REFERENCES {schema}.sessions (id) ON DELETE CASCADE,
+             node text NOT NULL,
+             name bytea NOT NULL
+         );
+         INSERT INTO {schema}.session_waits (session_id, node, name)
+             SELECT id, wait_node, name FROM {schema}.sessions
+             WHERE status = 1 AND wait_node IS NOT NULL;
+         CREATE INDEX session_waits_by_session ON {schema}.session_waits (session_id);
+         CREATE INDEX session_waits_by_node ON {schema}.session_waits
+             ({NODE_PREFIX}, {NAME_PREFIX});"
+    )
+}
+
 /// Version 1. Session names are `bytea` (a `&str` may hold NUL, which `text` refuses) and may
 /// be longer than a B-tree entry, so they are unique through their SHA-256.
 fn create_statements(schema: &str) -> String {
@@ -133,10 +183,11 @@ pub(super) async fn prepare(
     let channel = channel(schema_name);
     if !exists {
         let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {} {}",
+            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {} {} {}",
             create_statements(&schema),
             lease_statements(&schema, &channel),
             version_statements(&schema),
+            record_statements(&schema),
             set_version(&meta),
         );
         transaction.batch_execute(&create).await.map_err(failed)?;
@@ -160,9 +211,14 @@ pub(super) async fn prepare(
         } else {
             String::new()
         };
+        let versions = if from < 3 {
+            version_statements(&schema)
+        } else {
+            String::new()
+        };
         let migrate = format!(
-            "{lease} {} {}",
-            version_statements(&schema),
+            "{lease} {versions} {} {}",
+            record_statements(&schema),
             set_version(&meta)
         );
         transaction.batch_execute(&migrate).await.map_err(failed)?;

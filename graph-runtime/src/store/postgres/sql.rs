@@ -6,6 +6,9 @@
 /// The statements of one store, for its schema.
 #[derive(Debug)]
 pub(super) struct Sql {
+    /// The quoted schema name, for the statements built per call (`sessions`).
+    pub(super) schema: String,
+    pub(super) session: String,
     pub(super) append: String,
     pub(super) advance: String,
     pub(super) advance_keep_all: String,
@@ -16,7 +19,6 @@ pub(super) struct Sql {
     pub(super) list: String,
     pub(super) prune: String,
     pub(super) delete: String,
-    pub(super) sessions: String,
     pub(super) claim: String,
     pub(super) renew: String,
     pub(super) release: String,
@@ -29,6 +31,20 @@ pub(super) struct Sql {
 /// The columns [`read_graph_version`](super::reader::read_graph_version) decodes, in order.
 const GRAPH_VERSION_COLUMNS: &str = "workflow, graph_hash, description, recorded_at_us";
 
+/// The columns [`read_session`](super::reader::read_session) decodes, in order, but for the
+/// waiting nodes (see [`session_columns`]).
+const SESSION_COLUMNS: &str = "s.name, s.workflow, s.graph_hash, s.status, s.wait_node, \
+                               s.node, s.head_seq, s.created_at_us, s.updated_at_us, s.wake_at, \
+                               s.lease_owner, s.lease_expires_at";
+
+/// Every column of a session's record, the nodes it waits at last (`NULL` unless it waits).
+pub(super) fn session_columns(schema: &str) -> String {
+    format!(
+        "{SESSION_COLUMNS}, CASE WHEN s.status = 1 THEN ARRAY(\
+         SELECT sw.node FROM {schema}.session_waits sw WHERE sw.session_id = s.id) END"
+    )
+}
+
 /// The columns [`read_checkpoint`](super::reader::read_checkpoint) decodes, in order.
 const CHECKPOINT_COLUMNS: &str =
     "c.seq, c.node, c.status, c.wait_node, c.created_at_us, c.depends_on, c.bytes";
@@ -40,6 +56,11 @@ impl Sql {
         let from =
             format!("FROM {schema}.sessions s JOIN {schema}.checkpoints c ON c.session_id = s.id");
         Sql {
+            schema: schema.to_owned(),
+            session: format!(
+                "SELECT {} FROM {schema}.sessions s WHERE {session} AND s.status IS NOT NULL",
+                session_columns(schema)
+            ),
             append: append(schema),
             advance: advance(schema, true),
             advance_keep_all: advance(schema, false),
@@ -56,11 +77,10 @@ impl Sql {
             ),
             list: format!(
                 "SELECT c.seq, c.node, c.status, c.wait_node, c.created_at_us, \
-                 octet_length(c.bytes)::bigint {from} WHERE {session} ORDER BY c.seq"
+                 octet_length(c.bytes)::bigint, c.audit {from} WHERE {session} ORDER BY c.seq"
             ),
             prune: prune(schema),
             delete: format!("DELETE FROM {schema}.sessions s WHERE {session}"),
-            sessions: format!("SELECT name FROM {schema}.sessions ORDER BY name"),
             claim: claim(schema),
             renew: format!(
                 "UPDATE {schema}.sessions s \
@@ -107,6 +127,11 @@ impl Sql {
 /// - `wake_set` says whether to set `wake_at` (to `now() + wake_us`, `NULL` when `wake_us`
 ///   is); `workflow` (when not `NULL`) sets the workflow and its graph hash; `state_schema`
 ///   (when not `NULL`) sets the session's state schema fingerprint.
+/// - The session's row records the new checkpoint's status, cursor and time (and, when it is
+///   created, the first time); `audit` goes into the checkpoint's row. The nodes each append
+///   waits at come flattened, as `$18` (the append's `ord`) and `$19` (a node): a written
+///   session's rows of `session_waits` are replaced by them (the delete reads the snapshot,
+///   which cannot see the inserted rows).
 ///
 /// - `seen` reads the sessions as of the statement's snapshot; `locked` reads and locks their
 ///   newest committed versions, in id order so two batches never deadlock (`ORDER BY` is
@@ -124,11 +149,12 @@ fn append(schema: &str) -> String {
              SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::text[],
                                   $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],
                                   $9::bigint[], $10::bytea[], $11::bigint[], $12::boolean[],
-                                  $13::bigint[], $14::text[], $15::bigint[], $16::bigint[])
+                                  $13::bigint[], $14::text[], $15::bigint[], $16::bigint[],
+                                  $17::bytea[])
                  WITH ORDINALITY AS i (name, expected, seq, node, status, wait_node,
                                        created_at_us, depends_on, keep_last, bytes, fence,
                                        wake_set, wake_us, workflow, graph_hash, state_schema,
-                                       ord)
+                                       audit, ord)
          ),
          seen AS (
              SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
@@ -159,11 +185,13 @@ fn append(schema: &str) -> String {
          ),
          created AS (
              INSERT INTO {schema}.sessions
-                 (name, head_seq, wake_at, workflow, graph_hash, state_schema)
+                 (name, head_seq, wake_at, workflow, graph_hash, state_schema, status, wait_node,
+                  node, created_at_us, updated_at_us)
              SELECT i.name, i.seq,
                     CASE WHEN i.wake_set THEN now() + i.wake_us * interval '1 microsecond' END,
                     i.workflow, CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash END,
-                    i.state_schema
+                    i.state_schema, i.status, i.wait_node, i.node, i.created_at_us,
+                    i.created_at_us
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'create'
              ORDER BY i.name
@@ -177,7 +205,9 @@ fn append(schema: &str) -> String {
                  workflow = coalesce(i.workflow, s.workflow),
                  graph_hash = CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash
                      ELSE s.graph_hash END,
-                 state_schema = coalesce(i.state_schema, s.state_schema)
+                 state_schema = coalesce(i.state_schema, s.state_schema),
+                 status = i.status, wait_node = i.wait_node, node = i.node,
+                 updated_at_us = i.created_at_us
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'advance' AND s.id = v.id
              RETURNING s.id, i.ord
@@ -189,10 +219,20 @@ fn append(schema: &str) -> String {
          ),
          inserted AS (
              INSERT INTO {schema}.checkpoints
-                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
+                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes,
+                  audit)
              SELECT w.id, i.seq, i.node, i.status, i.wait_node, i.created_at_us, i.depends_on,
-                    i.bytes
+                    i.bytes, i.audit
              FROM written w JOIN input i USING (ord)
+         ),
+         waits_cleared AS (
+             DELETE FROM {schema}.session_waits sw USING advanced a WHERE sw.session_id = a.id
+         ),
+         waits_added AS (
+             INSERT INTO {schema}.session_waits (session_id, node, name)
+             SELECT w.id, n.node, i.name
+             FROM written w JOIN input i USING (ord)
+             JOIN unnest($18::bigint[], $19::text[]) AS n (ord, node) ON n.ord = w.ord
          ),
          cutoff AS (
              SELECT w.id, LEAST(i.seq, i.depends_on, kept.oldest, kept.needed) AS below
@@ -220,8 +260,12 @@ fn append(schema: &str) -> String {
 }
 
 /// One append to an existing session (`expected` is not `NULL`): the hot path of a session
-/// that checkpoints every step, with the parameters of [`append`] as scalars, `keep_last`
-/// last. Leaner than the batch statement: the compare-and-swap and the fence are the `WHERE`
+/// that checkpoints every step, with the parameters of [`append`] as scalars (`$16` the
+/// audit record, `$17` the nodes it waits at), `keep_last` last. The session's row takes the
+/// checkpoint's status, cursor and time in the same `UPDATE` (an update that leaves every
+/// indexed column as it was stays a HOT update); the rows of `session_waits` are replaced,
+/// which for a session running from step to step is one probe of an index that finds
+/// nothing. Leaner than the batch statement: the compare-and-swap and the fence are the `WHERE`
 /// of one `UPDATE` of the session's row, which (under READ COMMITTED) waits for a concurrent
 /// writer of the row and then re-checks the condition on its newest version, so no separate
 /// lock step or snapshot check is needed. Retention reads the chain from the statement's
@@ -230,7 +274,7 @@ fn append(schema: &str) -> String {
 /// touch checkpoints. It answers how many rows it wrote (0 or 1); on 0 the store asks
 /// [`Sql::head`] why.
 ///
-/// Two statements, with retention (`retention`: `$16` is `keep_last`) and without (15
+/// Two statements, with retention (`retention`: `$18` is `keep_last`) and without (17
 /// parameters), rather than one that skips retention when `keep_last` is `NULL`: PostgreSQL
 /// plans a prepared statement afresh for its first five runs, then keeps a generic plan only
 /// if that plan is estimated no dearer than the fresh ones. With `keep_last` `NULL`, the fresh
@@ -249,7 +293,7 @@ fn advance(schema: &str, retention: bool) -> String {
                      SELECT c.seq, c.depends_on FROM {schema}.checkpoints c
                      WHERE c.session_id = a.id
                      ORDER BY c.seq DESC
-                     LIMIT GREATEST($16::bigint, 1) - 1
+                     LIMIT GREATEST($18::bigint, 1) - 1
                  ) k
              ) kept
          ),
@@ -269,7 +313,9 @@ fn advance(schema: &str, retention: bool) -> String {
                  workflow = coalesce($13::text, s.workflow),
                  graph_hash = CASE WHEN $13::text IS NOT NULL THEN $14::bigint
                      ELSE s.graph_hash END,
-                 state_schema = coalesce($15::bigint, s.state_schema)
+                 state_schema = coalesce($15::bigint, s.state_schema),
+                 status = $5::smallint, wait_node = $6::text, node = $4::text,
+                 updated_at_us = $7::bigint
              WHERE s.name_key = sha256($1::bytea) AND s.name = $1::bytea
                AND s.head_seq = $2::bigint AND $3::bigint > $2::bigint
                AND ($10::bigint IS NULL OR s.lease_epoch = $10::bigint)
@@ -277,10 +323,18 @@ fn advance(schema: &str, retention: bool) -> String {
          ),
          inserted AS (
              INSERT INTO {schema}.checkpoints
-                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes)
+                 (session_id, seq, node, status, wait_node, created_at_us, depends_on, bytes,
+                  audit)
              SELECT id, $3::bigint, $4::text, $5::smallint, $6::text, $7::bigint, $8::bigint,
-                    $9::bytea
+                    $9::bytea, $16::bytea
              FROM advanced
+         ),
+         waits_cleared AS (
+             DELETE FROM {schema}.session_waits sw USING advanced a WHERE sw.session_id = a.id
+         ),
+         waits_added AS (
+             INSERT INTO {schema}.session_waits (session_id, node, name)
+             SELECT a.id, n.node, $1::bytea FROM advanced a, unnest($17::text[]) AS n (node)
          ){retention}
          SELECT count(*) FROM advanced"
     )

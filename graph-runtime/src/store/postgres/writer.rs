@@ -52,7 +52,10 @@ pub(super) fn validate(shared: &Shared, session: &str, append: &Append) -> Resul
         .workflow
         .as_ref()
         .map_or("", |(name, _)| name.as_str());
-    if append.checkpoint.node.contains('\0') || wait_node.contains('\0') || workflow.contains('\0')
+    if append.checkpoint.node.contains('\0')
+        || wait_node.contains('\0')
+        || workflow.contains('\0')
+        || append.waiting.iter().any(|node| node.contains('\0'))
     {
         return Err(shared.context.refuse(format!(
             "the node or workflow name of checkpoint {} of session `{session}` contains NUL, \
@@ -115,7 +118,9 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
     let graph_hash = append.workflow.as_ref().map(|&(_, hash)| hash as i64);
     let state_schema = append.state_schema.map(|fingerprint| fingerprint as i64);
     let bytes = checkpoint.bytes.as_slice();
-    let params: [&(dyn ToSql + Sync); 16] = [
+    let audit = append.audit.as_ref().map(|audit| audit.encode());
+    let waits = append.recorded_waits();
+    let params: [&(dyn ToSql + Sync); 18] = [
         &name,
         &expected,
         &seq,
@@ -131,12 +136,14 @@ async fn advance(shared: &Shared, session: &str, append: &Append) -> Result<Outc
         &workflow,
         &graph_hash,
         &state_schema,
+        &audit,
+        &waits,
         &keep_last,
     ];
     // Without retention, the statement that has none (see `Sql::advance`), and no `keep_last`.
     let (sql, params) = match keep_last {
         Some(_) => (&shared.sql.advance, &params[..]),
-        None => (&shared.sql.advance_keep_all, &params[..15]),
+        None => (&shared.sql.advance_keep_all, &params[..17]),
     };
     let rows = shared
         .query("append a checkpoint", sql, params, false)
@@ -197,7 +204,11 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     let mut workflows = Vec::with_capacity(items.len());
     let mut graph_hashes = Vec::with_capacity(items.len());
     let mut state_schemas = Vec::with_capacity(items.len());
-    for (session, append) in items {
+    let mut audits = Vec::with_capacity(items.len());
+    // The nodes every append waits at, flattened: the append's 1-based `ord`, and a node.
+    let mut wait_ords: Vec<i64> = Vec::new();
+    let mut wait_nodes_of: Vec<&str> = Vec::new();
+    for (index, (session, append)) in items.iter().enumerate() {
         let checkpoint = &append.checkpoint;
         names.push(session.as_bytes());
         // An `expected` beyond SQL integers can never match a stored one: a conflict.
@@ -223,6 +234,11 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         graph_hashes.push(append.workflow.as_ref().map(|&(_, hash)| hash as i64));
         // The fingerprint's bits as a signed integer, as the hash's.
         state_schemas.push(append.state_schema.map(|fingerprint| fingerprint as i64));
+        audits.push(append.audit.as_ref().map(|audit| audit.encode()));
+        for node in append.recorded_waits() {
+            wait_ords.push(i64::try_from(index + 1).unwrap_or(i64::MAX));
+            wait_nodes_of.push(node);
+        }
     }
     let rows = shared
         .query(
@@ -245,6 +261,9 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
                 &workflows,
                 &graph_hashes,
                 &state_schemas,
+                &audits,
+                &wait_ords,
+                &wait_nodes_of,
             ],
             false,
         )

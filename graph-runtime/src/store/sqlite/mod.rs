@@ -21,7 +21,9 @@
 //!   same for the rest, and converts files of release 1, which had no auto-vacuum.
 //! - Schema version 2 adds `depends_on` (incremental checkpoints), version 3 the lease
 //!   columns of `sessions` (see below), version 4 the graph versions and each session's state
-//!   schema; files of versions 1 to 3 are migrated when opened.
+//!   schema, version 5 the session records of [`Store::sessions`] and the audit records of
+//!   checkpoints; files of versions 1 to 4 are migrated when opened (version 5 fills each
+//!   session's record in from its checkpoints then).
 //!
 //! # How it is built, and why
 //!
@@ -72,10 +74,24 @@
 //!     lease_owner TEXT,
 //!     lease_epoch INTEGER NOT NULL DEFAULT 0,  -- +1 on every claim; fences appends
 //!     lease_expires_us INTEGER,
-//!     state_schema INTEGER         -- version 4: the u64 fingerprint's bits, see below
+//!     state_schema INTEGER,        -- version 4: the u64 fingerprint's bits, see below
+//!     status INTEGER,              -- version 5: the latest checkpoint's, see below
+//!     wait_node TEXT,
+//!     node TEXT,
+//!     seq INTEGER,
+//!     created_at_us INTEGER,       -- the first checkpoint's time
+//!     updated_at_us INTEGER        -- the latest checkpoint's time
 //! );
 //! CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
 //!     WHERE wake_at_us IS NOT NULL;
+//! CREATE INDEX sessions_by_status ON sessions (status, name);   -- version 5
+//! CREATE TABLE session_waits (     -- version 5: every node a waiting session waits at
+//!     node TEXT NOT NULL,
+//!     name TEXT NOT NULL,          -- sessions.name, so a node's range is in id order
+//!     session_id INTEGER NOT NULL,
+//!     PRIMARY KEY (node, name)
+//! ) WITHOUT ROWID;
+//! CREATE INDEX session_waits_by_session ON session_waits (session_id);
 //! CREATE TABLE graph_versions (    -- version 4: see `Store::record_graph`
 //!     workflow TEXT NOT NULL,
 //!     graph_hash INTEGER NOT NULL,
@@ -88,11 +104,12 @@
 //!     session_id INTEGER NOT NULL, -- sessions.id
 //!     seq INTEGER NOT NULL,
 //!     node TEXT NOT NULL,          -- the cursor
-//!     status INTEGER NOT NULL,     -- 0 running, 1 waiting (at wait_node), 2 completed
-//!     wait_node TEXT,
+//!     status INTEGER NOT NULL,     -- 0 running, 1 waiting (at wait_node), 2 completed,
+//!     wait_node TEXT,              -- 3 failed, 4 cancelled
 //!     created_at_us INTEGER NOT NULL,  -- microseconds since the Unix epoch
 //!     bytes BLOB NOT NULL,         -- the encoded envelope
-//!     depends_on INTEGER           -- incremental: the oldest seq it needs (version 2)
+//!     depends_on INTEGER,          -- incremental: the oldest seq it needs (version 2)
+//!     audit BLOB                   -- version 5: `Audit::encode`, when the append had one
 //! );
 //! CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 //! ```
@@ -112,6 +129,15 @@
 //! transaction, so of several processes recording one version, exactly one is told it was
 //! new. Counting the versions in use is one scan of `sessions`, sorted in Rust (hashes sort
 //! as `u64`s, not as the signed integers SQLite keeps).
+//!
+//! **Session records** ([`Store::sessions`], [`Store::session`]): an append writes the new
+//! checkpoint's status, cursor, sequence number and time into the session's row in its own
+//! transaction (leaving the status column, and so its index entry, alone while the status
+//! stays the same), and the nodes a waiting session waits at into `session_waits` (a
+//! session running from step to step touches no row there). A page is one range scan of an
+//! index that yields the sessions in the order of their names: `session_waits`' key for a
+//! waiting node, `sessions_by_status` for a status, the unique index on names otherwise;
+//! the other conditions are checked on each row of the range, and `limit + 1` rows end it.
 //!
 //! A rowid table (rather than `WITHOUT ROWID`) keeps kilobyte-sized rows inline in full pages,
 //! and new files use 8 KiB pages so that seven checkpoints of a 1 KiB state share one page.
@@ -141,7 +167,8 @@ use self::schema::{open_connection, prepare_file};
 use self::writer::{Command, Reply, Writer};
 use super::lease::MAX_WAKE_DELAY;
 use super::{
-    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, Store, VersionCount, Wake,
+    Append, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SessionFilter, SessionPage,
+    SessionRecord, Store, VersionCount, Wake,
 };
 use crate::error::Result;
 
@@ -172,7 +199,7 @@ use crate::error::Result;
 /// # let dir = tempfile::tempdir().unwrap();
 /// let store = SqliteStore::open(dir.path().join("orders.db"))?;
 /// let shared = store.clone(); // same file, same writer thread
-/// assert!(shared.sessions().await?.is_empty());
+/// assert!(shared.sessions(&Default::default()).await?.sessions.is_empty());
 /// # Ok(())
 /// # }
 /// ```
@@ -354,7 +381,7 @@ impl SqliteStore {
     /// // The file alone is complete: no `-wal` file left.
     /// assert!(!dir.path().join("orders.db-wal").exists());
     /// // The clone is closed too, with a typed error.
-    /// match clone.sessions().await {
+    /// match clone.session("order-1").await {
     ///     Err(graph_runtime::Error::Store(e)) => assert!(e.downcast_ref::<StoreClosed>().is_some()),
     ///     other => panic!("expected StoreClosed, got {other:?}"),
     /// }
@@ -435,7 +462,8 @@ impl SqliteStore {
     /// let copy_path = dir.path().join("orders-backup.db");
     /// store.backup_to(&copy_path).await?;
     /// let copy = SqliteStore::open(&copy_path)?;
-    /// assert_eq!(copy.sessions().await?, store.sessions().await?);
+    /// let all = Default::default();
+    /// assert_eq!(copy.sessions(&all).await?, store.sessions(&all).await?);
     /// // A second backup to the same path is refused, not overwritten.
     /// assert!(store.backup_to(&copy_path).await.is_err());
     /// # Ok(())
@@ -637,8 +665,16 @@ impl Store for SqliteStore {
         self.write(|reply| Command::Delete { session, reply }).await
     }
 
-    async fn sessions(&self) -> Result<Vec<String>> {
-        self.read(reader::sessions).await
+    async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {
+        let filter = filter.clone();
+        self.read(move |conn, context| reader::sessions(conn, context, &filter))
+            .await
+    }
+
+    async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
+        let session = session.to_owned();
+        self.read(move |conn, context| reader::session(conn, context, &session))
+            .await
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {

@@ -1,5 +1,6 @@
 //! Reads: the pool of read-only connections, the statements of `latest`, `get`, `chain`,
-//! `list`, `sessions`, the graph versions and the versions in use, and decoding their rows.
+//! `list`, `sessions` and `session`, the graph versions and the versions in use, and decoding
+//! their rows.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -7,14 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use rusqlite::types::FromSql;
-use rusqlite::{Connection, Row, params};
+use rusqlite::types::{FromSql, Value};
+use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::error::{Context, corrupt, store_error};
 use super::schema::open_connection;
 use crate::error::Result;
-use crate::store::Status;
-use crate::store::{Checkpoint, CheckpointMeta, GraphVersion, VersionCount, from_unix_micros};
+use crate::store::{Audit, Status};
+use crate::store::{
+    Checkpoint, CheckpointMeta, GraphVersion, SessionFilter, SessionPage, SessionRecord,
+    VersionCount, from_unix_micros, into_page, page_limit, record_waits, unix_micros,
+};
 
 /// Read connections kept open between reads; more are opened when reads overlap.
 const MAX_IDLE_READERS: usize = 4;
@@ -155,7 +159,7 @@ pub(super) fn list(
     let failed = |e| context.error("list checkpoints", e);
     let mut statement = conn
         .prepare_cached(
-            "SELECT seq, node, status, wait_node, created_at_us, length(bytes) \
+            "SELECT seq, node, status, wait_node, created_at_us, length(bytes), audit \
              FROM checkpoints \
              WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) ORDER BY seq",
         )
@@ -165,44 +169,221 @@ pub(super) fn list(
     while let Some(row) = rows.next().map_err(failed)? {
         let fields = read_fields(row, session, context)?;
         let length: i64 = column(row, 5, "length(bytes)", session, fields.seq, context)?;
+        let audit: Option<Vec<u8>> = column(row, 6, "audit", session, fields.seq, context)?;
+        let audit = audit
+            .map(|bytes| {
+                Audit::decode(&bytes)
+                    .map_err(|why| corrupt(session, fields.seq, format!("bad audit record: {why}")))
+            })
+            .transpose()?;
         list.push(CheckpointMeta {
             seq: fields.seq,
             node: fields.node,
             status: fields.status,
             bytes: u64::try_from(length).unwrap_or(0),
             created_at: fields.created_at,
-            audit: None,
+            audit,
             failure: None,
         });
     }
     Ok(list)
 }
 
-/// `sessions`: the names of the sessions that have checkpoints, in order.
-pub(super) fn sessions(conn: &Connection, context: &Context) -> Result<Vec<String>> {
-    let failed = |e| context.error("list sessions", e);
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT name FROM sessions AS s \
-             WHERE EXISTS (SELECT 1 FROM checkpoints WHERE session_id = s.id) \
-             ORDER BY name",
-        )
-        .map_err(failed)?;
-    let mut rows = statement.query([]).map_err(failed)?;
-    let mut names = Vec::new();
-    while let Some(row) = rows.next().map_err(failed)? {
-        let name: String = row.get(0).map_err(|e| {
-            store_error(
-                format!(
-                    "the sessions table of `{}` holds a bad name: {e}",
-                    context.label
-                ),
-                None,
+/// The columns of a session's record, in the order [`read_session`] decodes them.
+const SESSION_COLUMNS: &str = "s.id, s.name, s.workflow, s.graph_hash, s.status, s.wait_node, \
+                               s.node, s.seq, s.created_at_us, s.updated_at_us, s.wake_at_us, \
+                               s.lease_owner, s.lease_expires_us";
+
+/// `sessions`: one page of the sessions `filter` passes, in the order of their names, from
+/// an index: with a waiting node, one range of `session_waits`' primary key (node, name);
+/// with a status, one range of `sessions_by_status` (status, name); otherwise the unique
+/// index on names. The other conditions are checked on each row the range yields, and the
+/// first `limit + 1` that pass end the scan.
+pub(super) fn sessions(
+    conn: &Connection,
+    context: &Context,
+    filter: &SessionFilter,
+) -> Result<SessionPage> {
+    let limit = page_limit(filter);
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    // `?n` is the value pushed n-th: each condition names its value's number.
+    let mut bind = |condition: &'static str, value: Value, conditions: &mut Vec<&str>| {
+        values.push(value);
+        conditions.push(condition);
+    };
+    let (source, order) = match &filter.node {
+        // CROSS JOIN keeps `session_waits` the outer loop: its key is the order wanted.
+        Some(node) => {
+            bind("w.node = ?1", Value::Text(node.clone()), &mut conditions);
+            if let Some(after) = &filter.after {
+                bind("w.name > ?2", Value::Text(after.clone()), &mut conditions);
+            }
+            (
+                "session_waits w CROSS JOIN sessions s ON s.id = w.session_id",
+                "w.name",
             )
-        })?;
-        names.push(name);
+        }
+        None => {
+            if let Some(after) = &filter.after {
+                bind("s.name > ?1", Value::Text(after.clone()), &mut conditions);
+            }
+            conditions.push("s.seq IS NOT NULL");
+            match filter.status {
+                Some(_) => ("sessions s INDEXED BY sessions_by_status", "s.name"),
+                None => ("sessions s", "s.name"),
+            }
+        }
+    };
+    // The numbered conditions from here on: their numbers follow those bound above.
+    let mut numbered = Vec::new();
+    if let Some(kind) = filter.status {
+        values.push(Value::Integer(i64::from(kind.code())));
+        numbered.push(format!("s.status = ?{}", values.len()));
     }
-    Ok(names)
+    if let Some(workflow) = &filter.workflow {
+        values.push(Value::Text(workflow.clone()));
+        numbered.push(format!("s.workflow = ?{}", values.len()));
+    }
+    if let Some(before) = filter.updated_before {
+        values.push(Value::Integer(unix_micros(before)));
+        numbered.push(format!("s.updated_at_us < ?{}", values.len()));
+    }
+    if let Some(since) = filter.updated_after {
+        values.push(Value::Integer(unix_micros(since)));
+        numbered.push(format!("s.updated_at_us >= ?{}", values.len()));
+    }
+    values.push(Value::Integer(
+        i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ));
+    let where_clause = conditions
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(numbered)
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM {source} WHERE {where_clause} ORDER BY {order} LIMIT ?{}",
+        values.len()
+    );
+    let failed = |e| context.error("list sessions", e);
+    let mut statement = conn.prepare_cached(&sql).map_err(failed)?;
+    let mut rows = statement
+        .query(params_from_iter(values.iter()))
+        .map_err(failed)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        records.push(read_session(row, context)?);
+    }
+    drop(rows);
+    let records = records
+        .into_iter()
+        .map(|(id, record)| with_waits(conn, context, id, record))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(into_page(records, limit))
+}
+
+/// `session`: the record of session `session`, if it has a checkpoint.
+pub(super) fn session(
+    conn: &Connection,
+    context: &Context,
+    session: &str,
+) -> Result<Option<SessionRecord>> {
+    let failed = |e| context.error("read a session", e);
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.name = ?1 AND s.seq IS NOT NULL"
+        ))
+        .map_err(failed)?;
+    let mut rows = statement.query([session]).map_err(failed)?;
+    let Some(row) = rows.next().map_err(failed)? else {
+        return Ok(None);
+    };
+    let (id, record) = read_session(row, context)?;
+    drop(rows);
+    with_waits(conn, context, id, record).map(Some)
+}
+
+/// A session's row ([`SESSION_COLUMNS`]): its row id and its record, without the waiting
+/// nodes beyond the one its status names (see [`with_waits`]).
+fn read_session(row: &Row<'_>, context: &Context) -> Result<(i64, SessionRecord)> {
+    let name: String = row.get(1).map_err(|e| {
+        store_error(
+            format!(
+                "the sessions table of `{}` holds a bad name: {e}",
+                context.label
+            ),
+            None,
+        )
+    })?;
+    let session = name.as_str();
+    let id: i64 = column(row, 0, "id", session, 0, context)?;
+    let raw_seq: i64 = column(row, 7, "seq", session, 0, context)?;
+    let seq = u64::try_from(raw_seq)
+        .map_err(|_| corrupt(session, 0, format!("negative sequence number {raw_seq}")))?;
+    let workflow: Option<String> = column(row, 2, "workflow", session, seq, context)?;
+    let graph_hash: Option<i64> = column(row, 3, "graph_hash", session, seq, context)?;
+    let code: i64 = column(row, 4, "status", session, seq, context)?;
+    let wait_node: Option<String> = column(row, 5, "wait_node", session, seq, context)?;
+    let status = Status::from_row(code, wait_node.as_deref())
+        .map_err(|reason| corrupt(session, seq, reason))?;
+    let node: String = column(row, 6, "node", session, seq, context)?;
+    let time = |index: usize, name: &str| -> Result<Option<SystemTime>> {
+        let micros: Option<i64> = column(row, index, name, session, seq, context)?;
+        micros
+            .map(|micros| {
+                from_unix_micros(micros).ok_or_else(|| {
+                    corrupt(session, seq, format!("`{name}` {micros} µs out of range"))
+                })
+            })
+            .transpose()
+    };
+    let missing = |name: &str| corrupt(session, seq, format!("no `{name}` in its row"));
+    let created_at = time(8, "created_at_us")?.ok_or_else(|| missing("created_at_us"))?;
+    let updated_at = time(9, "updated_at_us")?.ok_or_else(|| missing("updated_at_us"))?;
+    let wake_at = time(10, "wake_at_us")?;
+    let owner: Option<String> = column(row, 11, "lease_owner", session, seq, context)?;
+    let expires = time(12, "lease_expires_us")?;
+    let mut record = SessionRecord::new(session, seq, &node, status, updated_at);
+    record.created_at = created_at;
+    // The hash's bits, kept as a signed integer.
+    record.graph_hash = workflow.as_ref().and(graph_hash).map(|hash| hash as u64);
+    record.workflow = workflow;
+    record.wake_at = wake_at;
+    record.lease = owner.zip(expires);
+    Ok((id, record))
+}
+
+/// `record` with every node it waits at, from `session_waits` (only a waiting session has
+/// rows there).
+fn with_waits(
+    conn: &Connection,
+    context: &Context,
+    id: i64,
+    mut record: SessionRecord,
+) -> Result<SessionRecord> {
+    if record.status.waiting_node().is_none() {
+        return Ok(record);
+    }
+    let failed = |e| context.error("read the nodes a session waits at", e);
+    let mut statement = conn
+        .prepare_cached("SELECT node FROM session_waits WHERE session_id = ?1")
+        .map_err(failed)?;
+    let mut rows = statement.query([id]).map_err(failed)?;
+    let mut nodes = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let node: String = column(
+            row,
+            0,
+            "session_waits.node",
+            &record.session,
+            record.seq,
+            context,
+        )?;
+        nodes.push(node);
+    }
+    record.waiting = record_waits(&record.status, nodes);
+    Ok(record)
 }
 
 /// The columns of a `graph_versions` row, in order.

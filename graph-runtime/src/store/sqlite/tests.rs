@@ -187,7 +187,7 @@ fn a_failed_lone_append_leaves_the_known_head_as_the_file_has_it() {
     let (stale, reply) = append("s", Some(3), 4);
     writer.commit_batch(vec![stale]);
     expect_conflict(reply.blocking_recv().unwrap(), Some(3), Some(4));
-    assert_eq!(writer.session("s").unwrap().1, Some(4));
+    assert_eq!(writer.session("s").unwrap().latest, Some(4));
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn abandoned_commands_are_not_written() {
     let (a1, r1) = append("s", None, 1);
     drop(r1);
     writer.commit_batch(vec![a1]);
-    assert_eq!(writer.session("s").unwrap(), (None, None, 0));
+    assert_eq!(writer.session("s").unwrap(), Default::default());
 }
 
 #[test]
@@ -257,5 +257,6 @@ async fn the_command_queue_holds_no_more_than_its_capacity() {
         task.await.unwrap().unwrap();
     }
     assert_eq!(store.inner.commands.capacity(), 3);
-    assert_eq!(store.sessions().await.unwrap().len(), 10);
+    let all = crate::store::SessionFilter::new();
+    assert_eq!(store.sessions(&all).await.unwrap().sessions.len(), 10);
 }

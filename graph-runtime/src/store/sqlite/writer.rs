@@ -15,7 +15,9 @@ use super::schema::{AUTO_VACUUM_INCREMENTAL, FileInfo, SCHEMA_VERSION};
 use crate::error::StoreFault;
 use crate::error::{Error, Result};
 use crate::store::lease::{MAX_WAKE_DELAY, micros};
-use crate::store::{Append, Claim, GraphVersion, Lease, Wake, from_unix_micros, unix_micros};
+use crate::store::{
+    Append, Claim, GraphVersion, Lease, Wake, from_unix_micros, status_code, unix_micros,
+};
 
 /// The most commands one transaction takes, so that one batch cannot grow without bound.
 pub(super) const MAX_BATCH: usize = 512;
@@ -219,18 +221,33 @@ pub(super) struct Writer {
     written: RefCell<Option<Head>>,
 }
 
-/// A session's row id, latest sequence number and lease epoch, as [`Writer::session`] reads
-/// them. A lone session checkpointing every step sends its appends one at a time, each in a
-/// transaction of its own: the head its last append left is the head its next append finds,
-/// unless another connection committed meanwhile, which `PRAGMA data_version` tells. Keeping
-/// it saves reading it again (a lookup by name and a descent of the checkpoint index: 6,600
-/// of the 48,700 instructions of a W3 step).
+/// A session's row id, latest sequence number, lease epoch and status code, as
+/// [`Writer::session`] reads them. A lone session checkpointing every step sends its appends
+/// one at a time, each in a transaction of its own: the head its last append left is the head
+/// its next append finds, unless another connection committed meanwhile, which `PRAGMA
+/// data_version` tells. Keeping it saves reading it again (a lookup by name and a descent of
+/// the checkpoint index: 6,600 of the 48,700 instructions of a W3 step).
 #[derive(Debug)]
 struct Head {
     session: String,
     id: i64,
     latest: u64,
     epoch: i64,
+    status: i64,
+}
+
+/// What an append needs to know of its session's row before it writes (see
+/// [`Writer::session`]): nothing but epoch 0 when the session does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct SessionRow {
+    /// The row id.
+    pub(super) id: Option<i64>,
+    /// The latest checkpoint's sequence number.
+    pub(super) latest: Option<u64>,
+    /// The lease epoch.
+    pub(super) epoch: i64,
+    /// The status code the row records (`None`: none, on a damaged row).
+    pub(super) status: Option<i64>,
 }
 
 impl Writer {
@@ -635,7 +652,8 @@ impl Writer {
             wake,
             workflow,
             state_schema,
-            ..
+            audit,
+            waiting: _,
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
@@ -670,11 +688,17 @@ impl Writer {
             .borrow()
             .as_ref()
             .filter(|head| head.session == session)
-            .map(|head| (Some(head.id), Some(head.latest), head.epoch));
-        let (session_id, found, epoch) = match known {
-            Some(head) => head,
+            .map(|head| SessionRow {
+                id: Some(head.id),
+                latest: Some(head.latest),
+                epoch: head.epoch,
+                status: Some(head.status),
+            });
+        let row = match known {
+            Some(row) => row,
             None => self.session(session)?,
         };
+        let (session_id, found, epoch) = (row.id, row.latest, row.epoch);
         // The fence first: a writer whose lease is lost must stop, whatever its seq.
         if let Some(fence) = *fence
             && (session_id.is_none() || i64::try_from(fence).ok() != Some(epoch))
@@ -698,23 +722,66 @@ impl Writer {
             None if expected.is_some() => return Err(conflict(None)),
             _ => {}
         }
+        // The integer code the envelope and every store share.
+        let (status, wait_node) = (checkpoint.status.code(), checkpoint.status.waiting_node());
+        let created_at = unix_micros(checkpoint.created_at);
+        // The session's row records what `Store::sessions` answers: the latest status,
+        // cursor, sequence number and time, and (when it is created) the first time. An
+        // existing row is updated after the checkpoint's insert, without its status when
+        // that stays the same, so that its index entry is not rewritten on every step.
         let session_id = match session_id {
-            Some(id) => id,
+            Some(id) => {
+                let sql = if row.status == Some(i64::from(status)) {
+                    "UPDATE sessions SET wait_node = ?2, node = ?3, seq = ?4, updated_at_us = ?5 \
+                     WHERE id = ?1"
+                } else {
+                    "UPDATE sessions SET wait_node = ?2, node = ?3, seq = ?4, updated_at_us = ?5, \
+                     status = ?6 WHERE id = ?1"
+                };
+                let mut statement = self.conn.prepare_cached(sql).map_err(failed)?;
+                let updated = if row.status == Some(i64::from(status)) {
+                    statement.execute(params![id, wait_node, &*checkpoint.node, seq, created_at])
+                } else {
+                    statement.execute(params![
+                        id,
+                        wait_node,
+                        &*checkpoint.node,
+                        seq,
+                        created_at,
+                        status
+                    ])
+                };
+                updated.map_err(failed)?;
+                id
+            }
             None => {
                 self.conn
-                    .prepare_cached("INSERT INTO sessions (name) VALUES (?1)")
-                    .and_then(|mut s| s.execute([session]))
+                    .prepare_cached(
+                        "INSERT INTO sessions \
+                         (name, status, wait_node, node, seq, created_at_us, updated_at_us) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            session,
+                            status,
+                            wait_node,
+                            &*checkpoint.node,
+                            seq,
+                            created_at
+                        ])
+                    })
                     .map_err(failed)?;
                 self.conn.last_insert_rowid()
             }
         };
-        // The integer code the envelope and every store share.
-        let (status, wait_node) = (checkpoint.status.code(), checkpoint.status.waiting_node());
+        let audit = audit.as_ref().map(|audit| audit.encode());
         self.conn
             .prepare_cached(
                 "INSERT INTO checkpoints \
-                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 (session_id, seq, node, status, wait_node, created_at_us, bytes, depends_on, \
+                  audit) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -723,15 +790,18 @@ impl Writer {
                     &*checkpoint.node,
                     status,
                     wait_node,
-                    unix_micros(checkpoint.created_at),
+                    created_at,
                     &checkpoint.bytes,
                     depends_on,
+                    audit,
                 ])
             })
             .map_err(failed)?;
         if let Some(keep_last) = keep_last {
             self.prune_session(session_id, *keep_last).map_err(failed)?;
         }
+        self.record_waits(session, session_id, row, append)
+            .map_err(failed)?;
         // Retention and the session update below change neither the latest sequence number
         // nor the epoch.
         *self.written.borrow_mut() = Some(Head {
@@ -739,6 +809,7 @@ impl Writer {
             id: session_id,
             latest: checkpoint.seq,
             epoch,
+            status: i64::from(status),
         });
         if wake.is_some() || workflow.is_some() || state_schema.is_some() {
             // `?2`: whether to set the wake time; `?3`: its delay (NULL: never). Hashes and
@@ -770,6 +841,39 @@ impl Writer {
                     ])
                 })
                 .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the nodes the session waits at after `append` in `session_waits`: the rows of
+    /// its previous status go (only a row that recorded a waiting status, or none, can have
+    /// any), and one row per node it waits at now comes (none unless it waits). A session
+    /// that runs from step to step touches no row of the table.
+    fn record_waits(
+        &self,
+        session: &str,
+        session_id: i64,
+        before: SessionRow,
+        append: &Append,
+    ) -> rusqlite::Result<()> {
+        let waited = before.id.is_some()
+            && before
+                .status
+                .is_none_or(|code| code == i64::from(status_code::WAITING));
+        if waited {
+            self.conn
+                .prepare_cached("DELETE FROM session_waits WHERE session_id = ?1")?
+                .execute([session_id])?;
+        }
+        let waits = append.recorded_waits();
+        if !waits.is_empty() {
+            let mut insert = self.conn.prepare_cached(
+                "INSERT OR REPLACE INTO session_waits (node, name, session_id) \
+                 VALUES (?1, ?2, ?3)",
+            )?;
+            for node in waits {
+                insert.execute(params![node, session, session_id])?;
+            }
         }
         Ok(())
     }
@@ -906,7 +1010,7 @@ impl Writer {
     }
 
     fn prune(&self, session: &str, keep_last: u64) -> Result<u64> {
-        let (Some(session_id), ..) = self.session(session)? else {
+        let Some(session_id) = self.session(session)?.id else {
             return Ok(0);
         };
         self.prune_session(session_id, keep_last)
@@ -932,12 +1036,16 @@ impl Writer {
     }
 
     fn delete(&self, session: &str) -> Result<bool> {
-        let (Some(session_id), ..) = self.session(session)? else {
+        let Some(session_id) = self.session(session)?.id else {
             return Ok(false);
         };
         let failed = |e| self.context.error("delete a session", e);
         self.conn
             .prepare_cached("DELETE FROM checkpoints WHERE session_id = ?1")
+            .and_then(|mut s| s.execute([session_id]))
+            .map_err(failed)?;
+        self.conn
+            .prepare_cached("DELETE FROM session_waits WHERE session_id = ?1")
             .and_then(|mut s| s.execute([session_id]))
             .map_err(failed)?;
         self.conn
@@ -947,22 +1055,26 @@ impl Writer {
         Ok(true)
     }
 
-    /// The session's row id, latest sequence number and lease epoch, as this transaction
-    /// sees them (epoch 0 when there is no session).
-    pub(super) fn session(&self, session: &str) -> Result<(Option<i64>, Option<u64>, i64)> {
-        let row: Option<(i64, Option<i64>, i64)> = self
+    /// The session's row id, latest sequence number, lease epoch and status code, as this
+    /// transaction sees them (epoch 0 when there is no session). The latest sequence number
+    /// is the newest checkpoint row's: the compare-and-swap trusts the checkpoints, not the
+    /// copy in the session's row.
+    pub(super) fn session(&self, session: &str) -> Result<SessionRow> {
+        let row: Option<(i64, Option<i64>, i64, Option<i64>)> = self
             .conn
             .prepare_cached(
                 "SELECT id, (SELECT seq FROM checkpoints WHERE session_id = sessions.id \
-                 ORDER BY seq DESC LIMIT 1), lease_epoch FROM sessions WHERE name = ?1",
+                 ORDER BY seq DESC LIMIT 1), lease_epoch, status FROM sessions WHERE name = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([session], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                s.query_row([session], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
             })
             .optional()
             .map_err(|e| self.context.error("read the latest sequence number", e))?;
-        let Some((id, latest, epoch)) = row else {
-            return Ok((None, None, 0));
+        let Some((id, latest, epoch, status)) = row else {
+            return Ok(SessionRow::default());
         };
         let latest = latest
             .map(|seq| {
@@ -975,7 +1087,12 @@ impl Writer {
                 })
             })
             .transpose()?;
-        Ok((Some(id), latest, epoch))
+        Ok(SessionRow {
+            id: Some(id),
+            latest,
+            epoch,
+            status,
+        })
     }
 
     fn exec(&self, sql: &str) -> rusqlite::Result<()> {
