@@ -26,6 +26,7 @@ mod config;
 mod graphs;
 mod load;
 mod position;
+mod progress;
 mod region;
 mod scheduler;
 mod session;
@@ -35,6 +36,7 @@ use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
 use self::position::Position;
+pub use self::progress::{BranchProgress, BranchState, Progress};
 use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::{Bookkeeping, SessionWriter};
 
@@ -131,6 +133,11 @@ pub struct Snapshot<T> {
     /// renamed since the checkpoint was saved is reported by its current name; a node this
     /// graph no longer has (after [`GraphChange::Force`]) is left out.
     pub waiting: Vec<&'static str>,
+    /// While the session stands in a parallel region (at its join, with branches or items
+    /// not all settled): where each branch stands and how many are done, read from the
+    /// checkpoint itself. `None` outside a region, and at a join whose checkpoint holds no
+    /// frontier (saved by a release that kept none).
+    pub progress: Option<Progress>,
 }
 
 /// One kept checkpoint of a session, as [`Runner::history`] lists it.
@@ -905,6 +912,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Snapshot {
                 seq: loaded.seq,
                 status: scheduler::region_status::<W>(loaded.status(), join, &frontier.slots),
+                progress: progress::progress::<W>(join, frontier),
                 node: loaded.node,
                 state: loaded.state,
                 waiting,
@@ -926,6 +934,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             node: loaded.node,
             state: loaded.state,
             waiting,
+            progress: None,
         }
     }
 
