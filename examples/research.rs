@@ -166,6 +166,21 @@ async fn print_progress(mut events: Events) {
     while let Some(event) = events.next().await {
         let line = match event {
             Event::StepStarted { node, seq, .. } => format!("step   {node} (seq {seq})"),
+            Event::RegionOpened {
+                join,
+                branches,
+                items,
+                ..
+            } => match items {
+                Some(n) => format!("open   {n} items of {} for {join}", branches.join(", ")),
+                None => format!("open   {} for {join}", branches.join(" & ")),
+            },
+            Event::BranchSettled {
+                node,
+                item,
+                outcome,
+                ..
+            } => format!("settle {} {outcome:?}", name(node, item)),
             Event::BranchStarted {
                 node,
                 item,

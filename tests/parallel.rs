@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use graph_runtime::prelude::*;
 use graph_runtime::store::{SessionFilter, SessionPage, SessionRecord, Store};
-use graph_runtime::{Error, Event, Failure, Status};
+use graph_runtime::{BranchOutcome, BranchState, Error, Event, Failure, Progress, Status};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
@@ -621,10 +621,10 @@ async fn two_interrupts<S: Store>(runner: Runner<asks::Workflow, S>) {
         "{out:?}"
     );
     assert_eq!(p.calls("work", None), 1);
-    assert_eq!(
-        runner.state("a").await.unwrap().unwrap().waiting,
-        ["ask1", "ask2"]
-    );
+    let snapshot = runner.state("a").await.unwrap().unwrap();
+    assert_eq!(snapshot.waiting, ["ask1", "ask2"]);
+    let progress = snapshot.progress.expect("in the region");
+    assert_eq!((progress.done, progress.waiting, progress.total), (1, 2, 3));
 
     // The second first: the run names the one still waiting.
     let out = runner
@@ -635,7 +635,17 @@ async fn two_interrupts<S: Store>(runner: Runner<asks::Workflow, S>) {
         matches!(out, Outcome::Interrupted { node: "ask1", .. }),
         "{out:?}"
     );
-    assert_eq!(runner.state("a").await.unwrap().unwrap().waiting, ["ask1"]);
+    let snapshot = runner.state("a").await.unwrap().unwrap();
+    assert_eq!(snapshot.waiting, ["ask1"]);
+    let progress = snapshot.progress.expect("in the region");
+    assert_eq!(
+        states(&progress),
+        [
+            ("ask1", None, BranchState::Waiting),
+            ("ask2", None, BranchState::Done),
+            ("work", None, BranchState::Done),
+        ]
+    );
     // Answered already, or not in the region: not waiting, and nothing written.
     let before = runner.history("a").await.unwrap().len();
     let err = runner
@@ -664,10 +674,9 @@ async fn two_interrupts<S: Store>(runner: Runner<asks::Workflow, S>) {
         matches!(out, Outcome::Interrupted { node: "review", .. }),
         "{out:?}"
     );
-    assert_eq!(
-        runner.state("a").await.unwrap().unwrap().waiting,
-        ["review"]
-    );
+    let snapshot = runner.state("a").await.unwrap().unwrap();
+    assert_eq!(snapshot.waiting, ["review"]);
+    assert_eq!(snapshot.progress, None, "past the region");
     let done = runner
         .resume_with("a", asks::Input::Review(true))
         .await
@@ -815,7 +824,9 @@ async fn a_failed_branch_cancels_its_siblings_and_resume_reruns_only_unfinished_
         probe: id,
         ..Job::default()
     };
-    let err = runner.start("ff", start).await.unwrap_err();
+    let mut run = runner.spawn("ff", start);
+    let events = run.events();
+    let err = run.await.unwrap_err();
     let Error::Node { node, ref source } = err else {
         panic!("{err:?}");
     };
@@ -830,20 +841,61 @@ async fn a_failed_branch_cancels_its_siblings_and_resume_reruns_only_unfinished_
     assert_eq!(snap.node, "join");
     assert_eq!(snap.status, Status::Running);
     assert!(snap.waiting.is_empty());
+    // Only `quick` is done for the region: `flaky` failed and `slow` was cut short, and
+    // both run again on resume.
+    let progress = snap.progress.expect("in the region");
+    assert_eq!(
+        states(&progress),
+        [
+            ("quick", None, BranchState::Done),
+            ("flaky", None, BranchState::Pending),
+            ("slow", None, BranchState::Pending),
+        ]
+    );
+    assert_eq!((progress.done, progress.pending), (1, 2));
+    // The failure settled `flaky` (after its third attempt); the cancelled `slow` did not
+    // settle.
+    let fan = opened_at(&runner, "ff", "join").await;
+    let seen = all_events(events).await;
+    assert_eq!(
+        branches_settled(&seen),
+        [
+            (
+                "flaky",
+                None,
+                fan,
+                3,
+                BranchOutcome::Failed {
+                    error: "api down: flaky attempt 3".into()
+                }
+            ),
+            ("quick", None, fan, 1, BranchOutcome::Succeeded),
+        ]
+    );
 
     p.set_fail("flaky", 0);
     p.release.store(true, Ordering::SeqCst);
-    let done = runner.resume("ff").await.unwrap();
+    let mut run = runner.spawn_resume("ff");
+    let events = run.events();
+    let done = run.await.unwrap();
     let Outcome::Completed(state) = done else {
         panic!("{done:?}");
     };
+    let seen = all_events(events).await;
+    assert!(regions_opened(&seen).is_empty(), "{seen:?}");
+    assert_eq!(
+        branches_settled(&seen),
+        [
+            ("flaky", None, fan, 1, BranchOutcome::Succeeded),
+            ("slow", None, fan, 1, BranchOutcome::Succeeded),
+        ]
+    );
     assert_eq!(state.got, ["quick", "flaky", "slow"]);
     assert_eq!(p.calls("quick", None), 1, "finished: never re-run");
     assert_eq!(p.calls("flaky", None), 4);
     assert_eq!(p.calls("slow", None), 2);
     assert_eq!(p.dropped.load(Ordering::SeqCst), 1);
     // The re-runs had the keys of the first runs.
-    let fan = opened_at(&runner, "ff", "join").await;
     assert_eq!(p.keys_of("flaky"), vec![format!("ff/flaky/{fan}"); 4]);
     assert_eq!(p.keys_of("slow"), vec![format!("ff/slow/{fan}"); 2]);
     assert_gapless(&runner.history("ff").await.unwrap());
@@ -1438,4 +1490,359 @@ async fn a_failed_branch_record_ends_the_run_and_resume_finishes_it() {
     assert_eq!(done.sum, (80..88).sum::<u64>());
     let after = runner.history("w").await.unwrap();
     assert_gapless(&after);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress: regions opened, branches settled, and the frontier as a snapshot shows it
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Vetting {
+    pub probe: u64,
+    pub flaky: u32,
+    pub broken: Option<String>,
+    pub approved: bool,
+    pub scores: Vec<u32>,
+    /// Map items from this index on wait until the probe's `release` is set.
+    pub hold_from: Option<u32>,
+}
+
+#[workflow(state = Vetting)]
+pub mod vetting {
+    use super::*;
+
+    edge!(START -> open);
+    edge!(open -> flaky & broken & approve);
+    edge!(flaky & broken & approve -> decide);
+    edge!(decide -> plan);
+    edge!(plan -> each score);
+    edge!(score -> sum);
+    edge!(sum -> END);
+
+    #[node]
+    async fn open(v: &mut Vetting) {
+        v.scores.clear();
+    }
+
+    /// Fails its first attempt, then succeeds.
+    #[node(retry = 2, backoff_ms = 1, jitter = false)]
+    async fn flaky(v: &Vetting, ctx: &NodeCtx) -> Result<u32, ApiError> {
+        let attempt = probe(v.probe).enter("flaky", None, ctx);
+        if attempt == 1 {
+            return Err(ApiError("flaky once".into()));
+        }
+        Ok(7)
+    }
+
+    /// Always fails: its join collects the failure.
+    #[node]
+    async fn broken(v: &Vetting, ctx: &NodeCtx) -> Result<u32, ApiError> {
+        probe(v.probe).enter("broken", None, ctx);
+        Err(ApiError("broken".into()))
+    }
+
+    #[node(interrupt)]
+    async fn approve(_v: &Vetting, ok: bool) -> bool {
+        ok
+    }
+
+    #[node]
+    async fn decide(v: &mut Vetting, flaky: u32, broken: Result<u32, Failure>, approve: bool) {
+        v.flaky = flaky;
+        v.broken = broken.err().map(|f| f.error().to_owned());
+        v.approved = approve;
+    }
+
+    #[node]
+    async fn plan(_v: &mut Vetting) -> Vec<u32> {
+        (0..6).collect()
+    }
+
+    #[node]
+    async fn score(v: &Vetting, item: u32) -> u32 {
+        if v.hold_from.is_some_and(|from| item >= from) {
+            let p = probe(v.probe);
+            while !p.release.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        item * 10
+    }
+
+    #[node]
+    async fn sum(v: &mut Vetting, score: Vec<u32>) {
+        v.scores = score;
+    }
+}
+
+/// Every event of a run, once it has ended.
+async fn all_events(mut events: graph_runtime::Events) -> Vec<Event> {
+    let mut seen = Vec::new();
+    while let Some(event) = events.next().await {
+        seen.push(event);
+    }
+    seen
+}
+
+type Opened = (&'static str, u64, Vec<&'static str>, Option<usize>);
+
+fn regions_opened(events: &[Event]) -> Vec<Opened> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RegionOpened {
+                join,
+                seq,
+                branches,
+                items,
+                ..
+            } => Some((*join, *seq, branches.clone(), *items)),
+            _ => None,
+        })
+        .collect()
+}
+
+type Settled = (&'static str, Option<usize>, u64, u32, BranchOutcome);
+
+/// The `BranchSettled` events, by node and item.
+fn branches_settled(events: &[Event]) -> Vec<Settled> {
+    let mut settled: Vec<Settled> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BranchSettled {
+                node,
+                item,
+                seq,
+                attempts,
+                outcome,
+                ..
+            } => Some((*node, *item, *seq, *attempts, outcome.clone())),
+            _ => None,
+        })
+        .collect();
+    settled.sort_by_key(|s| (s.0, s.1));
+    settled
+}
+
+/// Where each branch of a snapshot's region stands, by node and item.
+fn states(progress: &Progress) -> Vec<(&'static str, Option<usize>, BranchState)> {
+    progress
+        .branches
+        .iter()
+        .map(|b| (b.node, b.item, b.state.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_branch_and_item_settles_once_and_regions_open_once() {
+    let (id, p) = new_probe();
+    let runner = Runner::new(vetting::Workflow, MemoryStore::new());
+    let start = Vetting {
+        probe: id,
+        ..Vetting::default()
+    };
+    let mut first = runner.spawn("v", start);
+    let events = first.events();
+    let out = first.await.unwrap();
+    assert!(
+        matches!(
+            out,
+            Outcome::Interrupted {
+                node: "approve",
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    let seen = all_events(events).await;
+    let fan = opened_at(&runner, "v", "decide").await;
+    assert_eq!(
+        regions_opened(&seen),
+        [("decide", fan, vec!["flaky", "broken", "approve"], None)]
+    );
+    assert_eq!(
+        branches_settled(&seen),
+        [
+            ("approve", None, fan, 0, BranchOutcome::Waiting),
+            (
+                "broken",
+                None,
+                fan,
+                1,
+                BranchOutcome::CollectedAsFailure {
+                    error: "api down: broken".into()
+                }
+            ),
+            ("flaky", None, fan, 2, BranchOutcome::Succeeded),
+        ]
+    );
+    assert_eq!(p.calls("flaky", None), 2);
+    // Attempts are reported apart: `flaky` finished two attempts and settled once, after
+    // the second; the region opened before any of its branches began.
+    let position = |wanted: &dyn Fn(&Event) -> bool| seen.iter().rposition(wanted).unwrap();
+    let finished_flaky = seen
+        .iter()
+        .filter(|e| matches!(e, Event::BranchFinished { node: "flaky", .. }))
+        .count();
+    assert_eq!(finished_flaky, 2);
+    assert!(
+        position(&|e| matches!(e, Event::BranchFinished { node: "flaky", .. }))
+            < position(&|e| matches!(e, Event::BranchSettled { node: "flaky", .. }))
+    );
+    let opened = seen
+        .iter()
+        .position(|e| matches!(e, Event::RegionOpened { .. }))
+        .unwrap();
+    let first_branch = seen
+        .iter()
+        .position(|e| matches!(e, Event::BranchStarted { .. } | Event::BranchSettled { .. }))
+        .unwrap();
+    assert!(opened < first_branch, "{seen:?}");
+
+    // The answer settles the waiting branch; the region is not opened again. The map opens
+    // once with its six items, each settled once.
+    let mut second = runner.spawn_resume_with("v", vetting::Input::Approve(true));
+    let events = second.events();
+    let done = second.await.unwrap();
+    let seen = all_events(events).await;
+    let Outcome::Completed(state) = done else {
+        panic!("{done:?}");
+    };
+    assert_eq!(state.flaky, 7);
+    assert_eq!(state.broken.as_deref(), Some("api down: broken"));
+    assert_eq!(state.scores, [0, 10, 20, 30, 40, 50]);
+    let map = opened_at(&runner, "v", "sum").await;
+    assert_eq!(
+        regions_opened(&seen),
+        [("sum", map, vec!["score"], Some(6))]
+    );
+    let mut want: Vec<Settled> = vec![("approve", None, fan, 1, BranchOutcome::Succeeded)];
+    want.extend((0..6).map(|i| ("score", Some(i), map, 1, BranchOutcome::Succeeded)));
+    assert_eq!(branches_settled(&seen), want);
+}
+
+#[tokio::test]
+async fn a_snapshot_shows_how_far_a_region_has_come() {
+    let (id, p) = new_probe();
+    let runner = Runner::new(vetting::Workflow, MemoryStore::new());
+    let start = Vetting {
+        probe: id,
+        hold_from: Some(4),
+        ..Vetting::default()
+    };
+    runner.start("v", start).await.unwrap();
+
+    // Waiting in the fan-out: one done, one failed (collected), one waiting.
+    let snapshot = runner.state("v").await.unwrap().unwrap();
+    let progress = snapshot.progress.expect("in the fan-out");
+    assert_eq!(progress.join, "decide");
+    assert_eq!(progress.opened, opened_at(&runner, "v", "decide").await);
+    assert_eq!(
+        states(&progress),
+        [
+            ("flaky", None, BranchState::Done),
+            (
+                "broken",
+                None,
+                BranchState::Failed {
+                    error: "api down: broken".into()
+                }
+            ),
+            ("approve", None, BranchState::Waiting),
+        ]
+    );
+    assert_eq!(
+        (
+            progress.done,
+            progress.failed,
+            progress.waiting,
+            progress.pending,
+            progress.total
+        ),
+        (1, 1, 1, 0, 3)
+    );
+    assert_eq!(progress.finished(), 2);
+
+    // A decision recorded for a worker: answered, not finished.
+    runner
+        .enqueue_input("v", vetting::Input::Approve(true))
+        .await
+        .unwrap();
+    let progress = runner.state("v").await.unwrap().unwrap().progress.unwrap();
+    assert_eq!(progress.branches[2].state, BranchState::Answered);
+    assert_eq!(
+        (
+            progress.done,
+            progress.failed,
+            progress.waiting,
+            progress.pending
+        ),
+        (1, 1, 0, 1)
+    );
+
+    // In the map: four of six items finish and are saved while two are held; the store
+    // says so while the run goes on, and after it is cancelled.
+    let handle = runner.spawn_resume("v");
+    let progress = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let snapshot = runner.state("v").await.unwrap().unwrap();
+            if let Some(progress) = snapshot.progress
+                && progress.join == "sum"
+                && progress.done == 4
+            {
+                assert_eq!(snapshot.node, "sum");
+                assert_eq!(snapshot.status, Status::Running);
+                return progress;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("four items were saved");
+    let held = |progress: &Progress| {
+        assert_eq!(
+            (
+                progress.done,
+                progress.failed,
+                progress.waiting,
+                progress.pending,
+                progress.total
+            ),
+            (4, 0, 0, 2, 6)
+        );
+        let want: Vec<_> = (0..6)
+            .map(|i| {
+                let state = if i < 4 {
+                    BranchState::Done
+                } else {
+                    BranchState::Pending
+                };
+                ("score", Some(i), state)
+            })
+            .collect();
+        assert_eq!(states(progress), want);
+    };
+    held(&progress);
+    handle.cancel();
+    assert!(matches!(handle.await, Err(Error::Cancelled(_))));
+    let snapshot = runner.state("v").await.unwrap().unwrap();
+    held(snapshot.progress.as_ref().expect("still in the map"));
+    assert!(snapshot.waiting.is_empty());
+
+    // Resumed, only the two held items run and settle; the map is not opened again.
+    p.release.store(true, Ordering::SeqCst);
+    let mut rest = runner.spawn_resume("v");
+    let events = rest.events();
+    let done = rest.await.unwrap();
+    let seen = all_events(events).await;
+    assert_eq!(done.into_state().scores, [0, 10, 20, 30, 40, 50]);
+    assert!(regions_opened(&seen).is_empty(), "{seen:?}");
+    let map = opened_at(&runner, "v", "sum").await;
+    assert_eq!(
+        branches_settled(&seen),
+        [
+            ("score", Some(4), map, 1, BranchOutcome::Succeeded),
+            ("score", Some(5), map, 1, BranchOutcome::Succeeded),
+        ]
+    );
+    assert!(runner.state("v").await.unwrap().unwrap().progress.is_none());
 }

@@ -48,7 +48,56 @@ pub enum Event {
         /// The attempt, starting at 1.
         attempt: u32,
     },
+    /// A parallel region opened: a fan-out's branches or a map's items are about to run.
+    ///
+    /// Sent once per region, by the run that makes its frontier: the step before the join
+    /// (the fan-out's source, or the node that returned the map's items), or the first run
+    /// to reach a join whose checkpoint holds no frontier (saved by a release that kept
+    /// none; a fan-out then starts over). A run that goes on with a region a checkpoint
+    /// holds ([`Runner::resume`](crate::Runner::resume), a decision, a worker's run) does
+    /// not send it again: read the region as it stands from
+    /// [`Snapshot::progress`](crate::Snapshot::progress).
+    RegionOpened {
+        /// The region's join: the node that runs once every branch has settled, and the
+        /// node a [`Snapshot`](crate::Snapshot) names meanwhile.
+        join: &'static str,
+        /// The sequence number of the step that opened the region: the `seq` of its
+        /// branches' events.
+        seq: u64,
+        /// The branch nodes: a fan-out's, one per branch in the order of its `&` list; a
+        /// map's node alone (it runs once per item).
+        branches: Vec<&'static str>,
+        /// For a map, how many items it runs, one branch each (from 0); `None` for a
+        /// fan-out, whose branches are `branches`.
+        items: Option<usize>,
+    },
+    /// A branch of a parallel region (or a map's item) settled: it has its output, failed
+    /// for good, had its failure collected for the join, or waits for a decision.
+    ///
+    /// Sent once each time a slot of the region settles in a run, after the
+    /// [`BranchFinished`](Event::BranchFinished) of its last attempt: a branch that fails
+    /// once and then succeeds is settled once, as [`BranchOutcome::Succeeded`]. A slot
+    /// settled by an earlier run is not sent again; one that waits, or that failed and ended
+    /// the run, settles again in the run that answers or re-runs it. A branch cancelled
+    /// because a sibling failed is not settled (it runs again on resume), and a crash before
+    /// a branch's record is saved re-runs it, so its outcome may then be sent twice.
+    BranchSettled {
+        /// The branch node (for a map, the map node).
+        node: &'static str,
+        /// For a map, the index of the item.
+        item: Option<usize>,
+        /// The sequence number of the checkpoint that opened the region.
+        seq: u64,
+        /// How many attempts this run made of it: 0 for an interrupt branch that waits
+        /// without running.
+        attempts: u32,
+        /// How it settled.
+        outcome: BranchOutcome,
+    },
     /// An attempt of a branch returned (with an output, an error, or waiting for input).
+    ///
+    /// Sent for every attempt, a failed one that is retried included: what the branch came
+    /// to is the [`BranchSettled`](Event::BranchSettled) that follows its last attempt.
     BranchFinished {
         /// The branch node (for a map, the map node).
         node: &'static str,
@@ -118,6 +167,48 @@ pub enum Event {
         /// How many events were not delivered.
         missed: u64,
     },
+}
+
+/// How a branch of a parallel region (or a map's item) settled: what
+/// [`Event::BranchSettled`] says.
+///
+/// ```
+/// use graph_runtime::BranchOutcome;
+///
+/// let outcome = BranchOutcome::CollectedAsFailure { error: "api down".into() };
+/// assert!(outcome.is_final());
+/// assert!(!BranchOutcome::Waiting.is_final());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BranchOutcome {
+    /// It returned its output, which is saved for the join.
+    Succeeded,
+    /// It failed after its retries and its join does not collect failures: the run ends
+    /// with [`Error::Node`] naming it, and a later `resume` runs it again.
+    Failed {
+        /// What its last attempt returned, with its causes, on one line.
+        error: String,
+    },
+    /// It failed after its retries and its join takes `Result<O, Failure>`: the failure is
+    /// saved and handed to the join as a [`Failure`](crate::Failure).
+    CollectedAsFailure {
+        /// What its last attempt returned, with its causes, on one line.
+        error: String,
+    },
+    /// An interrupt branch without its decision: the session waits at it.
+    Waiting,
+}
+
+impl BranchOutcome {
+    /// Whether the branch is done for its region: succeeded or collected as a failure, not
+    /// waiting and not failed (which a later run re-runs).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            BranchOutcome::Succeeded | BranchOutcome::CollectedAsFailure { .. }
+        )
+    }
 }
 
 /// A custom event's value, shared so that [`Event`] stays cheap to clone.

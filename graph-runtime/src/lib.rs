@@ -187,10 +187,10 @@ pub mod __private;
 
 pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
-pub use crate::events::{Event, Events, Payload, RunHandle};
+pub use crate::events::{BranchOutcome, Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    CheckpointInfo, CheckpointPolicy, EnqueueInput, GraphChange, ItemFailed, Outcome, ResumeWith,
-    Retention, Runner, Snapshot, Status, TimedOut,
+    BranchProgress, BranchState, CheckpointInfo, CheckpointPolicy, EnqueueInput, GraphChange,
+    ItemFailed, Outcome, Progress, ResumeWith, Retention, Runner, Snapshot, Status, TimedOut,
 };
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;

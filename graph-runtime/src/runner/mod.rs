@@ -18,9 +18,7 @@ use crate::events::{Event, EventSink, RunHandle};
 use crate::execute::{Execute, Slot};
 use crate::session_id;
 pub use crate::store::Status;
-use crate::store::{
-    GraphVersion, Lease, SessionFilter, Store, VersionCount, Wake, status_code,
-};
+use crate::store::{GraphVersion, Lease, SessionFilter, Store, VersionCount, Wake, status_code};
 use crate::{Error, Result, Workflow};
 
 mod attempt;
@@ -29,6 +27,7 @@ mod graphs;
 mod load;
 mod operate;
 mod position;
+mod progress;
 mod region;
 mod scheduler;
 mod session;
@@ -40,6 +39,7 @@ use self::load::{Loaded, Purpose};
 use self::operate::Decision;
 pub use self::operate::{EnqueueInput, ResumeWith};
 use self::position::Position;
+pub use self::progress::{BranchProgress, BranchState, Progress};
 use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::{Bookkeeping, SessionWriter};
 
@@ -136,6 +136,11 @@ pub struct Snapshot<T> {
     /// renamed since the checkpoint was saved is reported by its current name; a node this
     /// graph no longer has (after [`GraphChange::Force`]) is left out.
     pub waiting: Vec<&'static str>,
+    /// While the session stands in a parallel region (at its join, with branches or items
+    /// not all settled): where each branch stands and how many are done, read from the
+    /// checkpoint itself. `None` outside a region, and at a join whose checkpoint holds no
+    /// frontier (saved by a release that kept none).
+    pub progress: Option<Progress>,
 }
 
 /// One kept checkpoint of a session, as [`Runner::history`] lists it.
@@ -937,6 +942,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Snapshot {
                 seq: loaded.seq,
                 status: scheduler::region_status::<W>(loaded.status(), join, &frontier.slots),
+                progress: progress::progress::<W>(join, frontier),
                 node: loaded.node,
                 state: loaded.state,
                 waiting,
@@ -958,6 +964,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             node: loaded.node,
             state: loaded.state,
             waiting,
+            progress: None,
         }
     }
 

@@ -28,7 +28,7 @@ use super::session::{self, SessionWriter, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, Runner};
 use crate::checkpoint::{Failure, FrontierRef, Saved};
 use crate::error::report;
-use crate::events::Event;
+use crate::events::{BranchOutcome, Event};
 use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot};
 use crate::store::{MemoryStore, Status, Store};
 use crate::workflow::NodeCheckpoint;
@@ -240,6 +240,49 @@ impl<'a, S: Store> Records<'a, S> {
     }
 }
 
+/// Reports a region whose frontier this run just made: [`Event::RegionOpened`], then
+/// [`Event::BranchSettled`] as waiting for each interrupt branch, which waits from the start
+/// (the region's loop reports the slots it settles itself). Nothing is built without a
+/// listener.
+pub(super) fn announce<W: Workflow>(
+    region: &Region<Cursor<W>>,
+    frontier: &Frontier,
+    control: &Control,
+) {
+    if control.events.is_none() {
+        return;
+    }
+    let (branches, items) = match region.kind {
+        RegionKind::FanOut { branches, .. } => (
+            branches.iter().map(|&b| W::Exec::spec(b).name).collect(),
+            None,
+        ),
+        RegionKind::Map { node, .. } => {
+            (vec![W::Exec::spec(node).name], Some(frontier.slots.len()))
+        }
+    };
+    let seq = frontier.opened;
+    control.emit(|| Event::RegionOpened {
+        join: W::Exec::spec(region.join).name,
+        seq,
+        branches,
+        items,
+    });
+    for (index, slot) in frontier.slots.iter().enumerate() {
+        if matches!(slot, Slot::Waiting)
+            && let Some(branch) = branch_of(region, index)
+        {
+            control.emit(|| Event::BranchSettled {
+                node: W::Exec::spec(branch).name,
+                item: items.map(|_| index),
+                seq,
+                attempts: 0,
+                outcome: BranchOutcome::Waiting,
+            });
+        }
+    }
+}
+
 impl<W: Workflow, S: Store> Runner<W, S> {
     /// The frontier of a region whose join a checkpoint names without one (saved by a
     /// release or graph that had no frontier there): a static fan-out starts over; a map
@@ -336,6 +379,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let mut specs: Vec<&'static NodeSpec> = Vec::with_capacity(slots.len());
         let mut runnable: Vec<usize> = Vec::new();
+        // Interrupt branches found pending, which wait from now on.
+        let mut now_waiting: Vec<usize> = Vec::new();
         for (index, slot) in slots.iter_mut().enumerate() {
             let Some(branch) = branch_of(region, index) else {
                 return Err(Error::Corrupt {
@@ -351,6 +396,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Slot::Pending if spec.interrupt => {
                     *slot = Slot::Waiting;
                     records.unsaved.push(index as u32);
+                    now_waiting.push(index);
                 }
                 Slot::Pending | Slot::Input(_) => runnable.push(index),
                 Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
@@ -369,6 +415,19 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 )
             })
             .collect();
+        // How a slot settled, for a listener (the outcome is built only for one).
+        let settled = |index: usize, attempts: u32, outcome: &dyn Fn() -> BranchOutcome| {
+            control.emit(|| Event::BranchSettled {
+                node: specs[index].name,
+                item: is_map.then_some(index),
+                seq: opened,
+                attempts,
+                outcome: outcome(),
+            });
+        };
+        for index in now_waiting {
+            settled(index, 0, &|| BranchOutcome::Waiting);
+        }
         let mut branches = Branches {
             workflow: &self.shared.workflow,
             region,
@@ -450,14 +509,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
             };
             let spec = specs[index];
+            let attempts = branches.series[index].attempt();
             let failed = match outcome {
                 Attempt::Done(BranchResult::Output(bytes)) => {
                     let node = branch_of(region, index).unwrap_or(join);
                     slots[index] = Slot::Done(Saved::new(W::Exec::output_schema(node), bytes));
+                    settled(index, attempts, &|| BranchOutcome::Succeeded);
                     None
                 }
                 Attempt::Done(BranchResult::MissingInput) => {
                     slots[index] = Slot::Waiting;
+                    settled(index, attempts, &|| BranchOutcome::Waiting);
                     None
                 }
                 Attempt::Done(BranchResult::Failed(e)) => Some((e, false)),
@@ -473,6 +535,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     AfterFailure::GiveUp(error) => error,
                 };
                 if !collects(index) {
+                    settled(index, attempts, &|| BranchOutcome::Failed {
+                        error: report(&*error),
+                    });
                     // Fail fast: the siblings' futures are dropped. What finished is kept if
                     // the region is saved, so `resume` re-runs only the branches without an
                     // output.
@@ -497,7 +562,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         source,
                     });
                 }
-                slots[index] = Slot::Failed(Failure::new(spec.name, report(&*error)));
+                let failure = Failure::new(spec.name, report(&*error));
+                settled(index, attempts, &|| BranchOutcome::CollectedAsFailure {
+                    error: failure.error().to_owned(),
+                });
+                slots[index] = Slot::Failed(failure);
             }
             // The slot finished (an output or a collected failure) or waits.
             branches.in_flight -= 1;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 use super::position::{Frontier, Position};
+use super::region::announce;
 use super::session::as_memory;
 use super::{CheckpointPolicy, Control, Cursor, END, Outcome, Runner};
 use crate::ctx::Failure;
@@ -153,7 +154,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 && let Some(region) = W::Exec::region(cursor)
             {
                 if at.frontier.is_none() {
-                    at.frontier = Some(self.reopen(&at, region)?);
+                    let frontier = self.reopen(&at, region)?;
+                    announce::<W>(region, &frontier, control);
+                    at.frontier = Some(frontier);
                 }
                 // Boxed: a region's scheduler is large, and every session's step loop would
                 // carry its size otherwise (10,000 waiting sessions pay for it in memory).
@@ -231,17 +234,23 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         && let Some(region) = W::Exec::region(next)
                         && let RegionKind::FanOut { branches, .. } = region.kind
                     {
-                        at.frontier = Some(Frontier::fan_out::<W>(seq, branches));
+                        let frontier = Frontier::fan_out::<W>(seq, branches);
+                        announce::<W>(region, &frontier, control);
+                        at.frontier = Some(frontier);
                     }
                     next
                 }
                 Transition::Map { join, items } => match W::Exec::region(join) {
-                    Some(Region {
-                        kind: RegionKind::Map { node, .. },
-                        ..
-                    }) => {
+                    Some(
+                        region @ Region {
+                            kind: RegionKind::Map { node, .. },
+                            ..
+                        },
+                    ) => {
                         let item_schema = W::Exec::item_schema(*node);
-                        at.frontier = Some(Frontier::map(seq, item_schema, items));
+                        let frontier = Frontier::map(seq, item_schema, items);
+                        announce::<W>(region, &frontier, control);
+                        at.frontier = Some(frontier);
                         join
                     }
                     _ => {
