@@ -62,9 +62,10 @@ async fn pay(
     idempotency_key: &str,
     attempt: u32,
 ) -> Result<String, PaymentError> {
-    println!("  paying {total_cents} cents, key {idempotency_key}, attempt {attempt}");
+    // stderr: a node run by the inspector (`decide`) must not mix into its JSON on stdout.
+    eprintln!("  paying {total_cents} cents, key {idempotency_key}, attempt {attempt}");
     if CRASH_IN_PAYMENT.load(Ordering::Relaxed) {
-        println!("  --crash: aborting the process in the middle of the payment step");
+        eprintln!("  --crash: aborting the process in the middle of the payment step");
         std::process::abort();
     }
     if total_cents % 100 == 13 {
