@@ -162,6 +162,16 @@ async fn default_runs_after_the_deadline<S: Store + Clone>(store: S) {
         ]
     );
     assert_eq!(history[2].node, "review");
+    // The history says the deadline gave it, not a person.
+    let audit = history[2].audit.clone().expect("the attempt without input is audited");
+    assert_eq!(
+        audit.kind,
+        graph_runtime::AuditKind::Input {
+            node: "review".into(),
+            source: graph_runtime::InputSource::Deadline
+        }
+    );
+    assert_eq!(audit.actor, None);
     stop(shutdown, worker).await;
 }
 
