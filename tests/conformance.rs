@@ -747,14 +747,31 @@ mod sqlite_file {
                 .unwrap();
             assert_corrupt(store.list("audit").await, "audit");
         }
+        // A session's record is read from its latest checkpoint's row, and its own.
         let all = SessionFilter::new();
+        for session in ["status", "waiting", "node"] {
+            assert_corrupt(store.session(session).await, session);
+        }
+        assert!(matches!(
+            store.sessions(&all).await,
+            Err(Error::Corrupt { .. })
+        ));
+        let forget = |names: &str| {
+            raw(&path)
+                .execute_batch(&format!(
+                    "DELETE FROM checkpoints WHERE session_id IN \
+                     (SELECT id FROM sessions WHERE name IN ({names})); \
+                     DELETE FROM sessions WHERE name IN ({names});"
+                ))
+                .unwrap();
+        };
+        forget("'status', 'waiting', 'node', 'bytes', 'seq'");
         store.sessions(&all).await.unwrap();
         for (bad, session) in [
-            ("status = 99", "status"),
-            ("status = 1, wait_node = NULL", "waiting"),
-            ("updated_at_us = NULL", "node"),
-            ("seq = -1", "bytes"),
+            ("created_at_us = NULL", "no-time"),
+            ("created_at_us = 'soon'", "text-time"),
         ] {
+            chain(&store, session, 1).await;
             raw(&path)
                 .execute(
                     &format!("UPDATE sessions SET {bad} WHERE name = ?1"),
@@ -766,13 +783,8 @@ mod sqlite_file {
                 store.sessions(&all).await,
                 Err(Error::Corrupt { .. })
             ));
+            forget(&format!("'{session}'"));
         }
-        raw(&path)
-            .execute(
-                "DELETE FROM sessions WHERE name IN ('status', 'waiting', 'node', 'bytes')",
-                [],
-            )
-            .unwrap();
 
         raw(&path)
             .execute("UPDATE sessions SET name = X'FF00' WHERE name = 'name'", [])

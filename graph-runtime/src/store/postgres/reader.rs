@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::store::{Audit, Status};
 use crate::store::{
     Checkpoint, CheckpointMeta, GraphVersion, SessionFilter, SessionPage, SessionRecord,
-    VersionCount, from_unix_micros, into_page, page_limit, record_waits, unix_micros,
+    StatusKind, VersionCount, from_unix_micros, into_page, page_limit, record_waits, unix_micros,
 };
 
 /// One read statement, its rows decoded by `decode`.
@@ -105,66 +105,101 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
 /// `sessions_by_name`. The statement is built for the conditions the filter sets, so that
 /// each shape has a plan of its own (a generic plan could use no index for a condition that
 /// may be absent); the other conditions are checked on the rows the index yields.
+///
+/// A waiting node with no other condition on the session takes its page from
+/// `session_waits` alone and joins `sessions` to that page only: should the planner sort
+/// rather than walk the index in order (it does before the table's first `ANALYZE`, when it
+/// expects a handful of rows), it sorts the node's rows of `session_waits`, not that many
+/// sessions looked up one by one.
 pub(super) async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<SessionPage> {
     let limit = page_limit(filter);
+    // Only a waiting session has rows in `session_waits`, so a waiting node implies the
+    // waiting status, and matches nothing with another one.
+    if filter.node.is_some()
+        && filter
+            .status
+            .is_some_and(|kind| kind != StatusKind::Waiting)
+    {
+        return Ok(SessionPage::default());
+    }
     let schema = &shared.sql.schema;
     let name_prefix = |table: &str| NAME_PREFIX.replace("name", &format!("{table}.name"));
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut conditions: Vec<String> = Vec::new();
     // `$n` of the value just pushed.
     let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
         params.push(value);
         format!("${}", params.len())
     };
-    let (source, table) = match &filter.node {
+    // Conditions on the table that gives the order (`w` or `s`), and on the session's row.
+    let mut ordered: Vec<String> = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let table = match &filter.node {
         Some(node) => {
             let node = bind(Box::new(node.clone()));
-            let node_prefix = NODE_PREFIX.replace("node", &node);
-            conditions.push(format!(
-                "{} = {node_prefix} AND w.node = {node}",
-                NODE_PREFIX.replace("node", "w.node")
+            ordered.push(format!(
+                "{} = {} AND w.node = {node}",
+                NODE_PREFIX.replace("node", "w.node"),
+                NODE_PREFIX.replace("node", &node),
             ));
-            (
-                format!("{schema}.session_waits w JOIN {schema}.sessions s ON s.id = w.session_id"),
-                "w",
-            )
+            "w"
         }
-        None => (format!("{schema}.sessions s"), "s"),
+        None => "s",
     };
     if let Some(after) = &filter.after {
         let after = bind(Box::new(after.as_bytes().to_vec()));
-        conditions.push(format!(
+        ordered.push(format!(
             "{} >= {} AND {table}.name > {after}",
             name_prefix(table),
             NAME_PREFIX.replace("name", &format!("{after}::bytea"))
         ));
     }
-    match filter.status {
-        Some(kind) => {
-            let status = bind(Box::new(i16::from(kind.code())));
-            conditions.push(format!("s.status = {status}"));
+    if filter.node.is_none() {
+        match filter.status {
+            Some(kind) => {
+                let status = bind(Box::new(i16::from(kind.code())));
+                ordered.push(format!("s.status = {status}"));
+            }
+            None => ordered.push("s.status IS NOT NULL".to_owned()),
         }
-        None => conditions.push("s.status IS NOT NULL".to_owned()),
     }
     if let Some(workflow) = &filter.workflow {
         let workflow = bind(Box::new(workflow.clone()));
-        conditions.push(format!("s.workflow = {workflow}"));
+        row.push(format!("s.workflow = {workflow}"));
     }
     if let Some(before) = filter.updated_before {
         let before = bind(Box::new(unix_micros(before)));
-        conditions.push(format!("s.updated_at_us < {before}"));
+        row.push(format!("s.updated_at_us < {before}"));
     }
     if let Some(since) = filter.updated_after {
         let since = bind(Box::new(unix_micros(since)));
-        conditions.push(format!("s.updated_at_us >= {since}"));
+        row.push(format!("s.updated_at_us >= {since}"));
     }
     let limit_param = bind(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
-    let sql = format!(
-        "SELECT {} FROM {source} WHERE {} ORDER BY {}, {table}.name LIMIT {limit_param}",
-        session_columns(schema),
-        conditions.join(" AND "),
-        name_prefix(table),
-    );
+    let columns = session_columns(schema);
+    let order = format!("{}, {table}.name", name_prefix(table));
+    let sql = if filter.node.is_some() && row.is_empty() {
+        format!(
+            "SELECT {columns} FROM (SELECT w.session_id, w.name FROM {schema}.session_waits w \
+             WHERE {} ORDER BY {order} LIMIT {limit_param}) w \
+             JOIN {schema}.sessions s ON s.id = w.session_id ORDER BY {order}",
+            ordered.join(" AND "),
+        )
+    } else {
+        let source = match filter.node {
+            Some(_) => {
+                format!("{schema}.session_waits w JOIN {schema}.sessions s ON s.id = w.session_id")
+            }
+            None => format!("{schema}.sessions s"),
+        };
+        format!(
+            "SELECT {columns} FROM {source} WHERE {} ORDER BY {order} LIMIT {limit_param}",
+            ordered
+                .into_iter()
+                .chain(row)
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        )
+    };
     let params: Vec<&(dyn ToSql + Sync)> = params
         .iter()
         .map(|param| &**param as &(dyn ToSql + Sync))

@@ -189,16 +189,24 @@ pub(super) fn list(
     Ok(list)
 }
 
-/// The columns of a session's record, in the order [`read_session`] decodes them.
-const SESSION_COLUMNS: &str = "s.id, s.name, s.workflow, s.graph_hash, s.status, s.wait_node, \
-                               s.node, s.seq, s.created_at_us, s.updated_at_us, s.wake_at_us, \
+/// The columns of a session's record, in the order [`read_session`] decodes them: from the
+/// session's row (`s`) and its latest checkpoint's row (`c`, see [`LATEST`]).
+const SESSION_COLUMNS: &str = "s.id, s.name, s.workflow, s.graph_hash, c.status, c.wait_node, \
+                               c.node, c.seq, s.created_at_us, c.created_at_us, s.wake_at_us, \
                                s.lease_owner, s.lease_expires_us";
+
+/// Joins each session's row `s` to its latest checkpoint's row `c`: the newest entry of
+/// `checkpoints_by_session` for the session (which holds the row id), then that row. A
+/// session without a checkpoint has none, and is no session.
+const LATEST_CHECKPOINT: &str = "CROSS JOIN checkpoints c ON c.id = \
+    (SELECT id FROM checkpoints WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)";
 
 /// `sessions`: one page of the sessions `filter` passes, in the order of their names, from
 /// an index: with a waiting node, one range of `session_waits`' primary key (node, name);
 /// with a status, one range of `sessions_by_status` (status, name); otherwise the unique
-/// index on names. The other conditions are checked on each row the range yields, and the
-/// first `limit + 1` that pass end the scan.
+/// index on names. The other conditions are checked on each row the range yields (the
+/// times on its latest checkpoint's row), and the first `limit + 1` that pass end the scan.
+/// `CROSS JOIN` keeps the table of the range the outer loop.
 pub(super) fn sessions(
     conn: &Connection,
     context: &Context,
@@ -228,7 +236,6 @@ pub(super) fn sessions(
             if let Some(after) = &filter.after {
                 bind("s.name > ?1", Value::Text(after.clone()), &mut conditions);
             }
-            conditions.push("s.seq IS NOT NULL");
             match filter.status {
                 Some(_) => ("sessions s INDEXED BY sessions_by_status", "s.name"),
                 None => ("sessions s", "s.name"),
@@ -247,11 +254,11 @@ pub(super) fn sessions(
     }
     if let Some(before) = filter.updated_before {
         values.push(Value::Integer(unix_micros(before)));
-        numbered.push(format!("s.updated_at_us < ?{}", values.len()));
+        numbered.push(format!("c.created_at_us < ?{}", values.len()));
     }
     if let Some(since) = filter.updated_after {
         values.push(Value::Integer(unix_micros(since)));
-        numbered.push(format!("s.updated_at_us >= ?{}", values.len()));
+        numbered.push(format!("c.created_at_us >= ?{}", values.len()));
     }
     values.push(Value::Integer(
         i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
@@ -260,10 +267,12 @@ pub(super) fn sessions(
         .iter()
         .map(|c| (*c).to_owned())
         .chain(numbered)
+        .chain(std::iter::once("1".to_owned()))
         .collect::<Vec<_>>()
         .join(" AND ");
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM {source} WHERE {where_clause} ORDER BY {order} LIMIT ?{}",
+        "SELECT {SESSION_COLUMNS} FROM {source} {LATEST_CHECKPOINT} WHERE {where_clause} \
+         ORDER BY {order} LIMIT ?{}",
         values.len()
     );
     let failed = |e| context.error("list sessions", e);
@@ -292,7 +301,7 @@ pub(super) fn session(
     let failed = |e| context.error("read a session", e);
     let mut statement = conn
         .prepare_cached(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.name = ?1 AND s.seq IS NOT NULL"
+            "SELECT {SESSION_COLUMNS} FROM sessions s {LATEST_CHECKPOINT} WHERE s.name = ?1"
         ))
         .map_err(failed)?;
     let mut rows = statement.query([session]).map_err(failed)?;
@@ -339,8 +348,8 @@ fn read_session(row: &Row<'_>, context: &Context) -> Result<(i64, SessionRecord)
             .transpose()
     };
     let missing = |name: &str| corrupt(session, seq, format!("no `{name}` in its row"));
-    let created_at = time(8, "created_at_us")?.ok_or_else(|| missing("created_at_us"))?;
-    let updated_at = time(9, "updated_at_us")?.ok_or_else(|| missing("updated_at_us"))?;
+    let created_at = time(8, "sessions.created_at_us")?.ok_or_else(|| missing("created_at_us"))?;
+    let updated_at = time(9, "created_at_us")?.ok_or_else(|| missing("created_at_us"))?;
     let wake_at = time(10, "wake_at_us")?;
     let owner: Option<String> = column(row, 11, "lease_owner", session, seq, context)?;
     let expires = time(12, "lease_expires_us")?;

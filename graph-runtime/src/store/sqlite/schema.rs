@@ -35,11 +35,7 @@ const SCHEMA: &str = "
         lease_expires_us INTEGER,
         state_schema INTEGER,
         status INTEGER,
-        wait_node TEXT,
-        node TEXT,
-        seq INTEGER,
-        created_at_us INTEGER,
-        updated_at_us INTEGER
+        created_at_us INTEGER
     );
     CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
         WHERE wake_at_us IS NOT NULL;
@@ -106,24 +102,20 @@ const MIGRATE_3_TO_4: &str = "
     ) WITHOUT ROWID;";
 
 /// Version 4 → 5: what `Store::sessions` answers from an index, and the audit record of a
-/// checkpoint. Each session's row gets its latest checkpoint's status, waiting node, cursor,
-/// sequence number and time, and the time of its first checkpoint, backfilled here from the
-/// checkpoint rows (the oldest kept one stands for the first); the nodes it waits at are
-/// rows of `session_waits`, keyed by node and then name so that the sessions waiting at a
-/// node come out of one range of its primary key in the order of their ids. Unlike the
-/// earlier steps this one rewrites every session's row, once: a file of 100,000 sessions
-/// takes about a second.
+/// checkpoint. Each session's row gets its latest checkpoint's status (the indexed copy a
+/// status filter reads; the record itself comes from the latest checkpoint row) and the time
+/// of its first checkpoint, backfilled here from the checkpoint rows (the oldest kept one
+/// stands for the first); the nodes a waiting session waits at are rows of `session_waits`,
+/// keyed by node and then name so that the sessions waiting at a node come out of one range
+/// of its primary key in the order of their ids. Unlike the earlier steps this one rewrites
+/// every session's row, once.
 const MIGRATE_4_TO_5: &str = "
     ALTER TABLE sessions ADD COLUMN status INTEGER;
-    ALTER TABLE sessions ADD COLUMN wait_node TEXT;
-    ALTER TABLE sessions ADD COLUMN node TEXT;
-    ALTER TABLE sessions ADD COLUMN seq INTEGER;
     ALTER TABLE sessions ADD COLUMN created_at_us INTEGER;
-    ALTER TABLE sessions ADD COLUMN updated_at_us INTEGER;
     ALTER TABLE checkpoints ADD COLUMN audit BLOB;
     UPDATE sessions SET
-        (status, wait_node, node, seq, updated_at_us) = (
-            SELECT c.status, c.wait_node, c.node, c.seq, c.created_at_us FROM checkpoints c
+        status = (
+            SELECT c.status FROM checkpoints c
             WHERE c.session_id = sessions.id ORDER BY c.seq DESC LIMIT 1),
         created_at_us = (
             SELECT c.created_at_us FROM checkpoints c
@@ -136,7 +128,9 @@ const MIGRATE_4_TO_5: &str = "
         PRIMARY KEY (node, name)
     ) WITHOUT ROWID;
     INSERT INTO session_waits (node, name, session_id)
-        SELECT wait_node, name, id FROM sessions WHERE status = 1 AND wait_node IS NOT NULL;
+        SELECT c.wait_node, s.name, s.id FROM sessions s JOIN checkpoints c
+        ON c.id = (SELECT id FROM checkpoints WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)
+        WHERE c.status = 1 AND c.wait_node IS NOT NULL;
     CREATE INDEX session_waits_by_session ON session_waits (session_id);";
 
 pub(super) fn open_connection(path: &Path, context: &Context) -> Result<Connection> {

@@ -725,52 +725,27 @@ impl Writer {
         // The integer code the envelope and every store share.
         let (status, wait_node) = (checkpoint.status.code(), checkpoint.status.waiting_node());
         let created_at = unix_micros(checkpoint.created_at);
-        // The session's row records what `Store::sessions` answers: the latest status,
-        // cursor, sequence number and time, and (when it is created) the first time. An
-        // existing row is updated after the checkpoint's insert, without its status when
-        // that stays the same, so that its index entry is not rewritten on every step.
+        // The session's row keeps what a query filters on by index and what no checkpoint
+        // row keeps: the latest status (rewritten only when it changes, which a session
+        // running from step to step never does: its appends write no row but the
+        // checkpoint's) and the first checkpoint's time. The rest of a session's record is
+        // its latest checkpoint row's.
         let session_id = match session_id {
             Some(id) => {
-                let sql = if row.status == Some(i64::from(status)) {
-                    "UPDATE sessions SET wait_node = ?2, node = ?3, seq = ?4, updated_at_us = ?5 \
-                     WHERE id = ?1"
-                } else {
-                    "UPDATE sessions SET wait_node = ?2, node = ?3, seq = ?4, updated_at_us = ?5, \
-                     status = ?6 WHERE id = ?1"
-                };
-                let mut statement = self.conn.prepare_cached(sql).map_err(failed)?;
-                let updated = if row.status == Some(i64::from(status)) {
-                    statement.execute(params![id, wait_node, &*checkpoint.node, seq, created_at])
-                } else {
-                    statement.execute(params![
-                        id,
-                        wait_node,
-                        &*checkpoint.node,
-                        seq,
-                        created_at,
-                        status
-                    ])
-                };
-                updated.map_err(failed)?;
+                if row.status != Some(i64::from(status)) {
+                    self.conn
+                        .prepare_cached("UPDATE sessions SET status = ?2 WHERE id = ?1")
+                        .and_then(|mut s| s.execute(params![id, status]))
+                        .map_err(failed)?;
+                }
                 id
             }
             None => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO sessions \
-                         (name, status, wait_node, node, seq, created_at_us, updated_at_us) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        "INSERT INTO sessions (name, status, created_at_us) VALUES (?1, ?2, ?3)",
                     )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            session,
-                            status,
-                            wait_node,
-                            &*checkpoint.node,
-                            seq,
-                            created_at
-                        ])
-                    })
+                    .and_then(|mut s| s.execute(params![session, status, created_at]))
                     .map_err(failed)?;
                 self.conn.last_insert_rowid()
             }
