@@ -163,7 +163,10 @@ async fn default_runs_after_the_deadline<S: Store + Clone>(store: S) {
     );
     assert_eq!(history[2].node, "review");
     // The history says the deadline gave it, not a person.
-    let audit = history[2].audit.clone().expect("the attempt without input is audited");
+    let audit = history[2]
+        .audit
+        .clone()
+        .expect("the attempt without input is audited");
     assert_eq!(
         audit.kind,
         graph_runtime::AuditKind::Input {

@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 use super::lease::MAX_WAKE_DELAY;
 use super::{
     Append, Audit, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SealLater,
-    SessionFilter, SessionPage, SessionRecord, Store, VersionCount, Wake, into_page, page_limit,
-    record_waits,
+    SessionFilter, SessionPage, SessionRecord, Status, Store, VersionCount, Wake, into_page,
+    page_limit, record_waits,
 };
 use crate::error::{Error, Result};
 
@@ -22,6 +22,9 @@ struct Session {
     /// beside the chain rather than in it, since most checkpoints have none. Entries of
     /// checkpoints no longer kept are dropped at the next append or prune that keeps any.
     audits: BTreeMap<u64, Audit>,
+    /// The last failure of a run from the checkpoint of this sequence number (see
+    /// [`Store::record_failure`]): current while that checkpoint is the latest.
+    failure: Option<(u64, Audit)>,
     /// When the first checkpoint was written.
     created_at: SystemTime,
     /// The last append's [`Append::waiting`], as given: [`record_waits`] makes the nodes
@@ -47,6 +50,7 @@ impl Session {
             // before it adds its own), and a longer chain grows as a `Vec` does.
             chain: VecDeque::with_capacity(1),
             audits: BTreeMap::new(),
+            failure: None,
             created_at: SystemTime::UNIX_EPOCH,
             waiting: Vec::new(),
             workflow: None,
@@ -63,6 +67,14 @@ impl Session {
         self.lease
             .as_ref()
             .is_some_and(|(_, expires)| *expires > now)
+    }
+
+    /// The failure recorded for checkpoint `seq`, if that is the one it was recorded for.
+    fn failure_of(&self, seq: u64) -> Option<&Audit> {
+        self.failure
+            .as_ref()
+            .filter(|(at, _)| *at == seq)
+            .map(|(_, audit)| audit)
     }
 
     /// Drops the audit records of checkpoints no longer kept.
@@ -83,13 +95,14 @@ impl Session {
     /// time's instants.
     fn record(&self, name: &str, now: Instant, wall_now: SystemTime) -> Option<SessionRecord> {
         let latest = self.chain.back()?;
-        let mut record = SessionRecord::new(
-            name,
-            latest.seq,
-            &latest.node,
-            latest.status.clone(),
-            latest.created_at,
-        );
+        let failed = latest.status == Status::Running && self.failure_of(latest.seq).is_some();
+        let status = if failed {
+            Status::Failed
+        } else {
+            latest.status.clone()
+        };
+        let mut record =
+            SessionRecord::new(name, latest.seq, &latest.node, status, latest.created_at);
         record.waiting = record_waits(&latest.status, self.waiting.clone());
         record.created_at = self.created_at;
         if let Some((workflow, graph_hash)) = &self.workflow {
@@ -465,6 +478,7 @@ impl Store for MemoryStore {
                     .map(|checkpoint| {
                         let mut meta = CheckpointMeta::from(checkpoint);
                         meta.audit = s.audits.get(&checkpoint.seq).cloned();
+                        meta.failure = s.failure_of(checkpoint.seq).cloned();
                         meta
                     })
                     .collect()
@@ -513,6 +527,19 @@ impl Store for MemoryStore {
         records.sort_unstable_by(|a, b| a.session.cmp(&b.session));
         records.truncate(limit.saturating_add(1));
         Ok(into_page(records, limit))
+    }
+
+    async fn record_failure(&self, session: &str, seq: u64, failure: &Audit) -> Result<bool> {
+        Ok(self
+            .with_session(session, |s| {
+                let latest = s.chain.back().map(|c| c.seq);
+                let kept = latest == Some(seq);
+                if kept {
+                    s.failure = Some((seq, failure.clone()));
+                }
+                kept
+            })
+            .unwrap_or(false))
     }
 
     async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
