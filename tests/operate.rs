@@ -10,8 +10,11 @@ use graph_runtime::store::{Audit, AuditKind, InputSource, Store as _};
 use graph_runtime::{CheckpointInfo, Error, Status};
 use serde::{Deserialize, Serialize};
 
+#[path = "support/postgres.rs"]
+mod postgres;
+
 /// Failures still to come of `charge`, per test (tests run in parallel).
-static FAILURES: [AtomicU32; 8] = [const { AtomicU32::new(0) }; 8];
+static FAILURES: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Order {
@@ -123,9 +126,27 @@ fn audits_of(history: &[CheckpointInfo]) -> Vec<Audit> {
 
 #[tokio::test]
 async fn a_failed_step_is_kept_with_its_error_and_resume_runs_it_again() {
-    let runner = Runner::new(checkout::Workflow, MemoryStore::new());
-    runner.start("o-1", order(1, 10)).await.unwrap();
-    FAILURES[1].store(1, Ordering::SeqCst);
+    failed_step(MemoryStore::new(), 1).await;
+}
+
+#[tokio::test]
+async fn a_failed_step_is_kept_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    failed_step(SqliteStore::open(dir.path().join("f.db")).unwrap(), 8).await;
+}
+
+#[tokio::test]
+async fn a_failed_step_is_kept_on_postgres() {
+    let store = graph_runtime::PostgresStore::connect(&postgres::database().await)
+        .await
+        .unwrap();
+    failed_step(store, 9).await;
+}
+
+async fn failed_step<S: graph_runtime::store::Store + Clone>(store: S, slot: usize) {
+    let runner = Runner::new(checkout::Workflow, store);
+    runner.start("o-1", order(slot, 10)).await.unwrap();
+    FAILURES[slot].store(1, Ordering::SeqCst);
     let error = runner
         .resume_with("o-1", checkout::Input::Review(Decision::Approve))
         .await

@@ -213,6 +213,7 @@ use crate::error::{Error, Result};
 ///     depends_on bigint,              -- the full checkpoint a delta needs
 ///     bytes bytea NOT NULL,           -- the encoded envelope
 ///     audit bytea,                    -- version 4: `Audit::encode`, when the append had one
+///     failure bytea,                  -- version 4: the last failure of a run from it
 ///     PRIMARY KEY (session_id, seq)
 /// );
 /// ```
@@ -596,6 +597,29 @@ impl Store for PostgresStore {
                 "record a graph version",
                 &self.shared.sql.record_graph,
                 &[&version.workflow, &hash, &version.description, &recorded_at],
+                true,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn record_failure(
+        &self,
+        session: &str,
+        seq: u64,
+        failure: &super::Audit,
+    ) -> Result<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let (name, failure) = (session.as_bytes(), failure.encode());
+        // Run again on a lost connection: writing the same record twice is harmless.
+        let rows = self
+            .shared
+            .query(
+                "record a failure",
+                &self.shared.sql.record_failure,
+                &[&name, &seq, &failure],
                 true,
             )
             .await?;

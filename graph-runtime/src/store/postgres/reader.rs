@@ -86,6 +86,14 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
                     .map_err(|why| corrupt(session, fields.seq, format!("bad audit record: {why}")))
             })
             .transpose()?;
+        let failure: Option<&[u8]> = column(row, 7, "failure", session, fields.seq)?;
+        let failure = failure
+            .map(|bytes| {
+                Audit::decode(bytes).map_err(|why| {
+                    corrupt(session, fields.seq, format!("bad failure record: {why}"))
+                })
+            })
+            .transpose()?;
         Ok(CheckpointMeta {
             seq: fields.seq,
             node: fields.node,
@@ -93,7 +101,7 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
             bytes,
             created_at: fields.created_at,
             audit,
-            failure: None,
+            failure,
         })
     })
     .await

@@ -102,7 +102,7 @@ fn record_statements(schema: &str) -> String {
              ADD COLUMN node text,
              ADD COLUMN created_at_us bigint,
              ADD COLUMN updated_at_us bigint;
-         ALTER TABLE {schema}.checkpoints ADD COLUMN audit bytea;
+         ALTER TABLE {schema}.checkpoints ADD COLUMN audit bytea, ADD COLUMN failure bytea;
          UPDATE {schema}.sessions s SET
              (status, wait_node, node, updated_at_us) = (
                  SELECT c.status, c.wait_node, c.node, c.created_at_us

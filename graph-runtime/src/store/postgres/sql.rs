@@ -23,6 +23,10 @@ pub(super) struct Sql {
     pub(super) renew: String,
     pub(super) release: String,
     pub(super) record_graph: String,
+    /// See [`Store::record_failure`](crate::store::Store::record_failure): the failure on
+    /// the session's latest checkpoint if it is `$2`, and `failed` as its indexed status
+    /// (the session's next append rewrites it).
+    pub(super) record_failure: String,
     pub(super) graph_version: String,
     pub(super) graph_versions: String,
     pub(super) versions_in_use: String,
@@ -77,7 +81,8 @@ impl Sql {
             ),
             list: format!(
                 "SELECT c.seq, c.node, c.status, c.wait_node, c.created_at_us, \
-                 octet_length(c.bytes)::bigint, c.audit {from} WHERE {session} ORDER BY c.seq"
+                 octet_length(c.bytes)::bigint, c.audit, c.failure {from} WHERE {session} \
+                 ORDER BY c.seq"
             ),
             prune: prune(schema),
             delete: format!("DELETE FROM {schema}.sessions s WHERE {session}"),
@@ -94,6 +99,15 @@ impl Sql {
             ),
             // Concurrent callers (many workers starting at once) are serialized by the
             // primary key: exactly one inserts, the others' `DO NOTHING` answers no row.
+            record_failure: format!(
+                "WITH f AS (UPDATE {schema}.checkpoints c SET failure = $3 \
+                 FROM {schema}.sessions s \
+                 WHERE {session} AND s.head_seq = $2 AND c.session_id = s.id AND c.seq = $2 \
+                 RETURNING c.session_id) \
+                 UPDATE {schema}.sessions s SET status = {failed} FROM f \
+                 WHERE s.id = f.session_id RETURNING 1",
+                failed = crate::store::status_code::FAILED
+            ),
             record_graph: format!(
                 "INSERT INTO {schema}.graph_versions ({GRAPH_VERSION_COLUMNS}) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1"

@@ -106,6 +106,7 @@
 //!     bytes BLOB NOT NULL,         -- the encoded envelope
 //!     depends_on INTEGER,          -- incremental: the oldest seq it needs (version 2)
 //!     audit BLOB                   -- version 5: `Audit::encode`, when the append had one
+//!     failure BLOB                 -- version 5: the last failure of a run from it (`Audit::encode`)
 //! );
 //! CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 //! ```
@@ -706,6 +707,22 @@ impl Store for SqliteStore {
         let version = version.clone();
         self.write(|reply| Command::RecordGraph { version, reply })
             .await
+    }
+
+    async fn record_failure(
+        &self,
+        session: &str,
+        seq: u64,
+        failure: &super::Audit,
+    ) -> Result<bool> {
+        let (session, failure) = (session.to_owned(), failure.encode());
+        self.write(|reply| Command::RecordFailure {
+            session,
+            seq,
+            failure,
+            reply,
+        })
+        .await
     }
 
     async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {

@@ -159,7 +159,7 @@ pub(super) fn list(
     let failed = |e| context.error("list checkpoints", e);
     let mut statement = conn
         .prepare_cached(
-            "SELECT seq, node, status, wait_node, created_at_us, length(bytes), audit \
+            "SELECT seq, node, status, wait_node, created_at_us, length(bytes), audit, failure \
              FROM checkpoints \
              WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) ORDER BY seq",
         )
@@ -176,6 +176,14 @@ pub(super) fn list(
                     .map_err(|why| corrupt(session, fields.seq, format!("bad audit record: {why}")))
             })
             .transpose()?;
+        let failure: Option<Vec<u8>> = column(row, 7, "failure", session, fields.seq, context)?;
+        let failure = failure
+            .map(|bytes| {
+                Audit::decode(&bytes).map_err(|why| {
+                    corrupt(session, fields.seq, format!("bad failure record: {why}"))
+                })
+            })
+            .transpose()?;
         list.push(CheckpointMeta {
             seq: fields.seq,
             node: fields.node,
@@ -183,7 +191,7 @@ pub(super) fn list(
             bytes: u64::try_from(length).unwrap_or(0),
             created_at: fields.created_at,
             audit,
-            failure: None,
+            failure,
         });
     }
     Ok(list)
@@ -193,7 +201,7 @@ pub(super) fn list(
 /// session's row (`s`) and its latest checkpoint's row (`c`, see [`LATEST`]).
 const SESSION_COLUMNS: &str = "s.id, s.name, s.workflow, s.graph_hash, c.status, c.wait_node, \
                                c.node, c.seq, s.created_at_us, c.created_at_us, s.wake_at_us, \
-                               s.lease_owner, s.lease_expires_us";
+                               s.lease_owner, s.lease_expires_us, c.failure IS NOT NULL";
 
 /// Joins each session's row `s` to its latest checkpoint's row `c`: the newest entry of
 /// `checkpoints_by_session` for the session (which holds the row id), then that row. A
@@ -336,6 +344,13 @@ fn read_session(row: &Row<'_>, context: &Context) -> Result<(i64, SessionRecord)
     let wait_node: Option<String> = column(row, 5, "wait_node", session, seq, context)?;
     let status = Status::from_row(code, wait_node.as_deref())
         .map_err(|reason| corrupt(session, seq, reason))?;
+    // A run from the latest checkpoint failed (see `Store::record_failure`).
+    let failed: bool = column(row, 13, "failure", session, seq, context)?;
+    let status = if failed && status == Status::Running {
+        Status::Failed
+    } else {
+        status
+    };
     let node: String = column(row, 6, "node", session, seq, context)?;
     let time = |index: usize, name: &str| -> Result<Option<SystemTime>> {
         let micros: Option<i64> = column(row, index, name, session, seq, context)?;

@@ -64,7 +64,8 @@ const SCHEMA: &str = "
         created_at_us INTEGER NOT NULL,
         bytes BLOB NOT NULL,
         depends_on INTEGER,
-        audit BLOB
+        audit BLOB,
+        failure BLOB
     );
     CREATE UNIQUE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
 ";
@@ -113,6 +114,7 @@ const MIGRATE_4_TO_5: &str = "
     ALTER TABLE sessions ADD COLUMN status INTEGER;
     ALTER TABLE sessions ADD COLUMN created_at_us INTEGER;
     ALTER TABLE checkpoints ADD COLUMN audit BLOB;
+    ALTER TABLE checkpoints ADD COLUMN failure BLOB;
     UPDATE sessions SET
         status = (
             SELECT c.status FROM checkpoints c

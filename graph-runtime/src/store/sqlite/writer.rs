@@ -73,6 +73,13 @@ pub(super) enum Command {
         version: GraphVersion,
         reply: Reply<bool>,
     },
+    /// See [`Store::record_failure`](crate::store::Store::record_failure).
+    RecordFailure {
+        session: String,
+        seq: u64,
+        failure: Vec<u8>,
+        reply: Reply<bool>,
+    },
     /// `VACUUM` outside any transaction: runs alone, between batches.
     Compact {
         reply: Reply<()>,
@@ -95,7 +102,9 @@ impl Command {
             Command::Claim { reply, .. } => reply.is_closed(),
             Command::Renew { reply, .. } => reply.is_closed(),
             Command::Release { reply, .. } => reply.is_closed(),
-            Command::RecordGraph { reply, .. } => reply.is_closed(),
+            Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
+                reply.is_closed()
+            }
             // Run even when nobody waits: a dropped `close` future still closes.
             Command::Compact { .. } | Command::Close { .. } => false,
         }
@@ -119,7 +128,9 @@ impl Command {
             Command::Claim { reply, .. } => drop(reply.send(Err(error()))),
             Command::Renew { reply, .. } => drop(reply.send(Err(error()))),
             Command::Release { reply, .. } => drop(reply.send(Err(error()))),
-            Command::RecordGraph { reply, .. } => drop(reply.send(Err(error()))),
+            Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
+                drop(reply.send(Err(error())));
+            }
             Command::Compact { reply } | Command::Close { reply } => {
                 drop(reply.send(Err(error())));
             }
@@ -153,6 +164,7 @@ enum Executed {
     Renew(Reply<Lease>, Result<Lease>),
     Release(Reply<bool>, Result<bool>),
     RecordGraph(Reply<bool>, Result<bool>),
+    RecordFailure(Reply<bool>, Result<bool>),
 }
 
 impl Executed {
@@ -164,7 +176,9 @@ impl Executed {
             Executed::Claim(_, result) => result.is_err(),
             Executed::Renew(_, result) => result.is_err(),
             Executed::Release(_, result) => result.is_err(),
-            Executed::RecordGraph(_, result) => result.is_err(),
+            Executed::RecordGraph(_, result) | Executed::RecordFailure(_, result) => {
+                result.is_err()
+            }
         }
     }
 
@@ -176,7 +190,8 @@ impl Executed {
             | Executed::Claim(..)
             | Executed::Renew(..)
             | Executed::Release(..)
-            | Executed::RecordGraph(..) => false,
+            | Executed::RecordGraph(..)
+            | Executed::RecordFailure(..) => false,
             Executed::Prune(_, result) => matches!(result, Ok(n) if *n > 0),
             Executed::Delete(_, result) => matches!(result, Ok(true)),
         }
@@ -198,7 +213,9 @@ impl Executed {
             Executed::Claim(reply, result) => answer(reply, result, commit),
             Executed::Renew(reply, result) => answer(reply, result, commit),
             Executed::Release(reply, result) => answer(reply, result, commit),
-            Executed::RecordGraph(reply, result) => answer(reply, result, commit),
+            Executed::RecordGraph(reply, result) | Executed::RecordFailure(reply, result) => {
+                answer(reply, result, commit)
+            }
         }
     }
 }
@@ -579,6 +596,16 @@ impl Writer {
                     self.maybe_in_savepoint(isolated, |w| w.record_graph(&version));
                 (Executed::RecordGraph(reply, result), broken)
             }
+            Command::RecordFailure {
+                session,
+                seq,
+                failure,
+                reply,
+            } => {
+                let (result, broken) = self
+                    .maybe_in_savepoint(isolated, |w| w.record_failure(&session, seq, &failure));
+                (Executed::RecordFailure(reply, result), broken)
+            }
             // `run` never puts these in a batch; answer rather than panic if that changes.
             Command::Compact { reply } | Command::Close { reply } => {
                 let error = "a compact or close command reached a group commit".to_owned();
@@ -871,6 +898,34 @@ impl Writer {
             })
             .map(|inserted| inserted > 0)
             .map_err(|e| self.context.error("record a graph version", e))
+    }
+
+    /// See [`Store::record_failure`](crate::store::Store::record_failure): the failure on
+    /// checkpoint `seq`'s row if it is the session's latest, and `failed` as the session's
+    /// indexed status (its next append, whose status differs, rewrites it).
+    fn record_failure(&self, session: &str, seq: u64, failure: &[u8]) -> Result<bool> {
+        let failed = |e| self.context.error("record a failure", e);
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let kept = self
+            .conn
+            .prepare_cached(
+                "UPDATE checkpoints SET failure = ?3 \
+                 WHERE session_id = (SELECT id FROM sessions WHERE name = ?1) AND seq = ?2 \
+                 AND seq = (SELECT max(seq) FROM checkpoints \
+                            WHERE session_id = (SELECT id FROM sessions WHERE name = ?1))",
+            )
+            .and_then(|mut s| s.execute(params![session, seq, failure]))
+            .map_err(failed)?;
+        if kept == 0 {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached("UPDATE sessions SET status = ?2 WHERE name = ?1")
+            .and_then(|mut s| s.execute(params![session, i64::from(status_code::FAILED)]))
+            .map_err(failed)?;
+        Ok(true)
     }
 
     /// See [`Store::claim`](crate::store::Store::claim): one `UPDATE … RETURNING` per listed
