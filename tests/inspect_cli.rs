@@ -2,6 +2,7 @@
 //! (tests/support/inspect_child.rs, the checkout example's workflow registered) over a real
 //! SQLite file and a real PostgreSQL database, its JSON output parsed, its text read, and
 //! every kind of bad input answered on stderr with a non-zero exit code and nothing changed.
+#![allow(clippy::inconsistent_digit_grouping)] // cents written as dollars_cents
 
 #[path = "support/postgres.rs"]
 mod postgres;
