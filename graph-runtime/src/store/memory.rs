@@ -24,7 +24,7 @@ struct Session {
     audits: BTreeMap<u64, Audit>,
     /// The last failure of a run from the checkpoint of this sequence number (see
     /// [`Store::record_failure`]): current while that checkpoint is the latest.
-    failure: Option<(u64, Audit)>,
+    failure: Option<Box<(u64, Audit)>>,
     /// When the first checkpoint was written.
     created_at: SystemTime,
     /// The last append's [`Append::waiting`], as given: [`record_waits`] makes the nodes
@@ -72,7 +72,7 @@ impl Session {
     /// The failure recorded for checkpoint `seq`, if that is the one it was recorded for.
     fn failure_of(&self, seq: u64) -> Option<&Audit> {
         self.failure
-            .as_ref()
+            .as_deref()
             .filter(|(at, _)| *at == seq)
             .map(|(_, audit)| audit)
     }
@@ -535,7 +535,7 @@ impl Store for MemoryStore {
                 let latest = s.chain.back().map(|c| c.seq);
                 let kept = latest == Some(seq);
                 if kept {
-                    s.failure = Some((seq, failure.clone()));
+                    s.failure = Some(Box::new((seq, failure.clone())));
                 }
                 kept
             })
