@@ -205,7 +205,7 @@ impl<S: Store + Clone> Inspector<S> {
     pub async fn sessions(&self, filter: &SessionFilter) -> Result<SessionList> {
         if let Some(name) = &filter.workflow
             && !self.workflows.contains_key(name.as_str())
-            && self.workflows.len() > 0
+            && !self.workflows.is_empty()
         {
             // Listing an unregistered workflow's sessions is fine (nothing is decoded), but
             // a misspelt name deserves better than an empty list.
