@@ -160,11 +160,12 @@ impl Body {
     }
 
     /// A JSON-valued field as JSON text: a form's field as typed, a JSON body's value as it
-    /// is (so `{"input": "Approve"}` is the JSON string `"Approve"`). Blank is absent.
+    /// is (so `{"input": "Approve"}` is the JSON string `"Approve"`). Blank or `null` is
+    /// absent.
     pub fn json(&self, name: &str) -> Option<String> {
         match self {
             Body::Form(fields) => fields.get(name).filter(|t| !t.trim().is_empty()).cloned(),
-            Body::Json(map) => map.get(name).map(Value::to_string),
+            Body::Json(map) => map.get(name).filter(|v| !v.is_null()).map(Value::to_string),
         }
     }
 

@@ -60,7 +60,7 @@
 //! | `POST /sessions/{id}/fork` | `new_session`, `seq` (default: latest), `patch`, `actor`, `note` | the new session |
 //! | `POST /sessions/{id}/delete` | `confirm` (`yes`, or JSON `true`) | `{"deleted": id}` |
 //! | `GET /graphs`, `GET /graphs/{workflow}` | graphs drawn as SVG, with Mermaid text | [`GraphView`](crate::inspect::GraphView)s, one |
-//! | `GET /stuck` | failed, long-waiting and abandoned sessions; query `older_than` (1h), `limit` (50) | [`SessionSummary`](crate::inspect::SessionSummary)s |
+//! | `GET /stuck` | failed, long-waiting and abandoned sessions; query `older_than` (1h), `limit` (50) | [`SessionSummary`]s |
 //!
 //! A POST takes an HTML form (`application/x-www-form-urlencoded`) or a JSON object
 //! (`application/json`; `input`, `decision` and `patch` are then JSON values, not text) of at
@@ -787,7 +787,7 @@ async fn fork<S: Store + Clone>(
                 .text("new_session")?
                 .ok_or_else(|| bad("give `new_session`, the new session's id"))?;
             let seq = body.seq("seq")?;
-            let patch = body.json("patch").filter(|p| p != "null");
+            let patch = body.json("patch");
             let view = inspector
                 .fork(
                     session,
