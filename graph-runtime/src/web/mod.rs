@@ -45,7 +45,9 @@
 //! Every route answers HTML to a browser and JSON to a client whose `Accept` header names
 //! `application/json` before `text/html` (or whose POST body is JSON and whose `Accept` does
 //! not name `text/html`): the same routes, no `/api` mirror. Paths are relative to where the
-//! router is nested; a session id is one percent-encoded path segment.
+//! router is nested; a session id is one percent-encoded path segment. Nested at `/ops`, the
+//! console's root is `/ops` (axum routes `/ops/` to the service's own fallback, not to the
+//! nested router); its pages link to `/ops/sessions` and the rest.
 //!
 //! | Route | Page | JSON |
 //! |---|---|---|
@@ -65,8 +67,9 @@
 //! A POST takes an HTML form (`application/x-www-form-urlencoded`) or a JSON object
 //! (`application/json`; `input`, `decision` and `patch` are then JSON values, not text) of at
 //! most 2 MiB. A page answers a successful POST with `303 See Other` to the session's page;
-//! JSON, with `200` and the result. Decide and resume run the session here, in the request,
-//! to its end or its next wait.
+//! JSON, with `200` and the result. Decide and resume run the session here, to its end or its
+//! next wait, before answering; each action runs on a task of its own, so a client that goes
+//! away does not stop it halfway.
 //!
 //! Errors are `4xx`/`5xx` with, for JSON, `{"error": {"code": …, "message": …}}` (the codes
 //! of [`InspectError::code`], and `csrf`, `not_found`, `too_large`), and for a page, the page
@@ -659,48 +662,67 @@ where
     }
 }
 
+/// Runs a POST's handling on a task of its own, so that a client that goes away (a closed
+/// tab, a proxy's timeout) does not cancel a decision or a resume halfway through its run.
+async fn detached(handling: impl Future<Output = Response> + Send + 'static) -> Response {
+    match tokio::spawn(handling).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a web console action did not finish");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the action did not finish: see the service's log",
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn decide<S: Store + Clone>(
     State(console): Shared<S>,
     path: Result<Path<String>, PathRejection>,
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "decide",
-        async |inspector, session, body| {
-            let decision = match (
-                body.text("node")?,
-                body.json("input"),
-                body.json("decision"),
-            ) {
-                (Some(node), Some(input), None) => {
-                    // Parsed here so that an error names the input, not a wrapper the person
-                    // never typed.
-                    let input: serde_json::Value = serde_json::from_str(&input)
-                        .map_err(|e| bad(format!("the input of `{node}` is not JSON: {e}")))?;
-                    serde_json::json!({ node: input }).to_string()
-                }
-                (None, None, Some(decision)) => decision,
-                (Some(node), None, None) => {
-                    return Err(bad(format!("give the input of `{node}`, as JSON")));
-                }
-                _ => {
-                    return Err(bad(
-                        "a decision is either `node` and `input` (the node's input as JSON) or \
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "decide",
+            async |inspector, session, body| {
+                let decision = match (
+                    body.text("node")?,
+                    body.json("input"),
+                    body.json("decision"),
+                ) {
+                    (Some(node), Some(input), None) => {
+                        // Parsed here so that an error names the input, not a wrapper the person
+                        // never typed.
+                        let input: serde_json::Value = serde_json::from_str(&input)
+                            .map_err(|e| bad(format!("the input of `{node}` is not JSON: {e}")))?;
+                        serde_json::json!({ node: input }).to_string()
+                    }
+                    (None, None, Some(decision)) => decision,
+                    (Some(node), None, None) => {
+                        return Err(bad(format!("give the input of `{node}`, as JSON")));
+                    }
+                    _ => {
+                        return Err(bad(
+                            "a decision is either `node` and `input` (the node's input as JSON) or \
                      `decision` (`{\"node\": input}`)",
-                    ));
-                }
-            };
-            let view = inspector
-                .decide(session, &decision, &operator(body)?)
-                .await?;
-            Ok((view, session_path(session)))
-        },
-    )
+                        ));
+                    }
+                };
+                let view = inspector
+                    .decide(session, &decision, &operator(body)?)
+                    .await?;
+                Ok((view, session_path(session)))
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -710,23 +732,26 @@ async fn edit<S: Store + Clone>(
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "edit",
-        async |inspector, session, body| {
-            let patch = body
-                .json("patch")
-                .ok_or_else(|| bad("give `patch`, a JSON merge patch such as {\"field\": 1}"))?;
-            let expected = body.seq("expected_seq")?;
-            let view = inspector
-                .edit(session, &patch, expected, &operator(body)?)
-                .await?;
-            Ok((view, session_path(session)))
-        },
-    )
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "edit",
+            async |inspector, session, body| {
+                let patch = body.json("patch").ok_or_else(|| {
+                    bad("give `patch`, a JSON merge patch such as {\"field\": 1}")
+                })?;
+                let expected = body.seq("expected_seq")?;
+                let view = inspector
+                    .edit(session, &patch, expected, &operator(body)?)
+                    .await?;
+                Ok((view, session_path(session)))
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -736,17 +761,20 @@ async fn resume<S: Store + Clone>(
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "resume",
-        async |inspector, session, _| {
-            let view = inspector.resume(session).await?;
-            Ok((view, session_path(session)))
-        },
-    )
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "resume",
+            async |inspector, session, _| {
+                let view = inspector.resume(session).await?;
+                Ok((view, session_path(session)))
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -756,17 +784,20 @@ async fn cancel<S: Store + Clone>(
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "cancel",
-        async |inspector, session, body| {
-            let view = inspector.cancel(session, &operator(body)?).await?;
-            Ok((view, session_path(session)))
-        },
-    )
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "cancel",
+            async |inspector, session, body| {
+                let view = inspector.cancel(session, &operator(body)?).await?;
+                Ok((view, session_path(session)))
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -776,30 +807,33 @@ async fn fork<S: Store + Clone>(
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "fork",
-        async |inspector, session, body| {
-            let new_session = body
-                .text("new_session")?
-                .ok_or_else(|| bad("give `new_session`, the new session's id"))?;
-            let seq = body.seq("seq")?;
-            let patch = body.json("patch");
-            let view = inspector
-                .fork(
-                    session,
-                    seq,
-                    &new_session,
-                    patch.as_deref(),
-                    &operator(body)?,
-                )
-                .await?;
-            Ok((view, session_path(&new_session)))
-        },
-    )
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "fork",
+            async |inspector, session, body| {
+                let new_session = body
+                    .text("new_session")?
+                    .ok_or_else(|| bad("give `new_session`, the new session's id"))?;
+                let seq = body.seq("seq")?;
+                let patch = body.json("patch");
+                let view = inspector
+                    .fork(
+                        session,
+                        seq,
+                        &new_session,
+                        patch.as_deref(),
+                        &operator(body)?,
+                    )
+                    .await?;
+                Ok((view, session_path(&new_session)))
+            },
+        )
+        .await
+    })
     .await
 }
 
@@ -809,25 +843,28 @@ async fn delete<S: Store + Clone>(
     req: Req,
     raw: RawBody,
 ) -> Response {
-    act(
-        &console,
-        &req,
-        path,
-        raw,
-        "delete",
-        async |inspector, session, body| {
-            if !body.flag("confirm") {
-                return Err(bad(
-                    "deleting needs `confirm` (tick the box; JSON `\"confirm\": true`)",
-                ));
-            }
-            inspector.delete(session).await?;
-            Ok((
-                serde_json::json!({ "deleted": session }),
-                "sessions".to_owned(),
-            ))
-        },
-    )
+    detached(async move {
+        act(
+            &console,
+            &req,
+            path,
+            raw,
+            "delete",
+            async |inspector, session, body| {
+                if !body.flag("confirm") {
+                    return Err(bad(
+                        "deleting needs `confirm` (tick the box; JSON `\"confirm\": true`)",
+                    ));
+                }
+                inspector.delete(session).await?;
+                Ok((
+                    serde_json::json!({ "deleted": session }),
+                    "sessions".to_owned(),
+                ))
+            },
+        )
+        .await
+    })
     .await
 }
 

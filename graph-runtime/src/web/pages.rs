@@ -243,7 +243,12 @@ pub(super) struct SessionData {
 /// node to run, `END` once it completed).
 pub(super) fn current_nodes(summary: &SessionSummary) -> Vec<String> {
     if !summary.waiting.is_empty() {
-        summary.waiting.clone()
+        // A wait inside a child session (`research/review`) marks the parent's node.
+        summary
+            .waiting
+            .iter()
+            .map(|w| w.split('/').next().unwrap_or(w).to_owned())
+            .collect()
     } else if summary.status == "completed" {
         vec!["END".to_owned()]
     } else {
@@ -331,12 +336,20 @@ pub(super) fn session(ctx: &Ctx<'_>, data: &SessionData, refill: &Refill) -> Str
     if let Some(view) = &data.view
         && s.status == "waiting"
     {
+        let mut forms = 0;
         for node in view
             .decisions
             .iter()
             .filter(|n| s.waiting.iter().any(|w| w == *n))
         {
             decision_form(ctx, &mut out, s, node, refill);
+            forms += 1;
+        }
+        if forms == 0 {
+            // It waits at something no interrupt node of its workflow names (a child
+            // session's node, `research/review`): the whole decision, keyed as the inspector
+            // takes it.
+            whole_decision_form(ctx, &mut out, s, refill);
         }
     }
     out.push_str("</section>");
@@ -399,6 +412,20 @@ fn decision_form(ctx: &Ctx<'_>, out: &mut String, s: &SessionSummary, node: &str
         input = Escape(input),
         actor = Escape(actor),
         note = Escape(note),
+    );
+}
+
+fn whole_decision_form(ctx: &Ctx<'_>, out: &mut String, s: &SessionSummary, refill: &Refill) {
+    let path = session_path(&s.session);
+    out.push_str(&ctx.form(&format!("{path}/decide"), "decide", "card decide"));
+    let example = s.waiting.first().map_or("node", String::as_str);
+    let _ = write!(
+        out,
+        r#"<h3>Decide</h3><label for="decide-decision">The decision, as JSON keyed by the node's name</label><textarea id="decide-decision" name="decision" required placeholder="{{&quot;{example}&quot;: …}}">{decision}</textarea><div class="row"><div><label for="decide-actor">Actor</label><input type="text" id="decide-actor" name="actor" value="{actor}" placeholder="who decides"></div><div><label for="decide-note">Note</label><input type="text" id="decide-note" name="note" value="{note}" placeholder="why"></div></div><button type="submit">Decide</button></form>"#,
+        example = Escape(example),
+        decision = Escape(refill.get("decide", "decision")),
+        actor = Escape(refill.get("decide", "actor")),
+        note = Escape(refill.get("decide", "note")),
     );
 }
 
@@ -639,4 +666,72 @@ pub(super) fn error(ctx: &Ctx<'_>) -> String {
         r#"<p><a href="{}">Back to the sessions</a></p>"#,
         ctx.href("sessions")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(waiting: &[&str]) -> SessionSummary {
+        SessionSummary {
+            session: "s/1 <x>".to_owned(),
+            workflow: Some("support".to_owned()),
+            graph_hash: None,
+            status: if waiting.is_empty() {
+                "running"
+            } else {
+                "waiting"
+            },
+            node: waiting.first().map_or("triage", |w| w).to_owned(),
+            waiting: waiting.iter().map(|w| (*w).to_owned()).collect(),
+            seq: 3,
+            created_at: String::new(),
+            updated_at: String::new(),
+            wake_at: None,
+            lease: None,
+        }
+    }
+
+    fn page(waiting: &[&str], decisions: Vec<&'static str>) -> String {
+        let data = SessionData {
+            summary: summary(waiting),
+            view: Some(SessionView {
+                summary: summary(waiting),
+                state: serde_json::json!({"text": "</pre><script>"}),
+                decisions,
+                failure: None,
+            }),
+            history: Vec::new(),
+            graph: None,
+        };
+        let ctx = Ctx {
+            base: "../",
+            token: "t0k",
+        };
+        session(&ctx, &data, &Refill::default())
+    }
+
+    #[test]
+    fn a_wait_in_a_child_session_marks_the_parents_node() {
+        assert_eq!(current_nodes(&summary(&["research/review"])), ["research"]);
+        assert_eq!(current_nodes(&summary(&["a", "b"])), ["a", "b"]);
+        assert_eq!(current_nodes(&summary(&[])), ["triage"]);
+    }
+
+    #[test]
+    fn one_form_per_waiting_node_else_the_whole_decision() {
+        let html = page(&["review"], vec!["review", "other"]);
+        assert!(html.contains(r#"id="decide-review""#));
+        assert!(!html.contains(r#"id="decide-other""#));
+        assert!(html.contains(r#"action="../sessions/s%2F1%20%3Cx%3E/decide""#));
+        assert!(html.contains(r#"name="csrf" value="t0k""#));
+        assert!(html.contains("&lt;/pre&gt;&lt;script&gt;"));
+
+        let html = page(&["research/review"], vec!["review"]);
+        assert!(html.contains(r#"id="decide-decision" name="decision""#));
+        assert!(html.contains("{&quot;research/review&quot;: …}"));
+
+        let html = page(&[], vec!["review"]);
+        assert!(!html.contains("/decide"), "no decision while it runs");
+    }
 }
