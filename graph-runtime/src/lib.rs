@@ -143,6 +143,13 @@
 //! fenced by the lease's epoch, so a worker that was paused past its lease can never write
 //! again. `#[node(interrupt, wait_ms = N)]` gives an interrupt a durable deadline that a worker
 //! honours by running the node with `None`.
+//!
+//! # Operating sessions
+//!
+//! `inspect::Inspector` (feature `inspect`) finds, reads and steers sessions as JSON from the
+//! service's own binary; `inspect::cli` (feature `cli`) is its command line and
+//! `web::router` (feature `web`) its web console, an axum router the service nests behind its
+//! own authentication.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -158,6 +165,8 @@ mod runner;
 pub mod schema;
 mod session_id;
 pub mod store;
+#[cfg(feature = "web")]
+pub mod web;
 mod worker;
 mod workflow;
 
