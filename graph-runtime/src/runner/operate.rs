@@ -278,6 +278,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// #     async fn review(o: &mut Order, ok: bool) { o.approved = ok; }
     /// # }
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), graph_runtime::Error> {
+    /// use graph_runtime::Status;
     /// use graph_runtime::store::{Audit, AuditKind};
     /// let runner = Runner::new(order::Workflow, MemoryStore::new());
     /// runner.start("o-1", Order::default()).await?;
