@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use crate::checkpoint::Failure;
 use crate::events::{Event, EventSink, Payload};
+// The one thing the context carries from the runner layer above it: an opaque handle that only
+// `runner::child` opens.
+use crate::runner::ChildHost;
 
 /// The run context a node may take as a parameter (`ctx: &NodeCtx`).
 ///
@@ -42,6 +45,9 @@ pub struct NodeCtx {
     item: Option<usize>,
     events: Option<EventSink>,
     failure: Option<Failure>,
+    /// What a subgraph node's [`Child`](crate::Child) runs its child session with; set only
+    /// for graphs that have subgraph nodes.
+    children: Option<Arc<ChildHost>>,
 }
 
 impl Clone for NodeCtx {
@@ -54,6 +60,7 @@ impl Clone for NodeCtx {
             item: self.item,
             events: self.events.clone(),
             failure: self.failure.clone(),
+            children: self.children.clone(),
         }
     }
 }
@@ -68,6 +75,7 @@ impl NodeCtx {
             item: None,
             events,
             failure: None,
+            children: None,
         }
     }
 
@@ -88,6 +96,7 @@ impl NodeCtx {
             item,
             events,
             failure: None,
+            children: None,
         }
     }
 
@@ -115,6 +124,18 @@ impl NodeCtx {
     pub fn __enter(&mut self, node: &'static str, seq: u64) {
         self.node = node;
         self.seq = seq;
+    }
+
+    /// Lends the context its runner's store and configuration, for the child sessions of
+    /// subgraph nodes (called only for graphs that have some).
+    pub(crate) fn set_child_host(&mut self, host: Arc<ChildHost>) {
+        self.children = Some(host);
+    }
+
+    /// The runner's store and configuration for child sessions, when the graph has subgraph
+    /// nodes.
+    pub(crate) fn child_host(&self) -> Option<&Arc<ChildHost>> {
+        self.children.as_ref()
     }
 
     #[inline]

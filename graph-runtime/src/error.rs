@@ -250,6 +250,21 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A child session (a subgraph node's [`Child::run`](crate::Child::run)) stopped at an
+    /// interrupt node. Interrupts inside children are not supported yet (they come next: the
+    /// parent will wait with its child); the child session stays waiting, and answering it
+    /// directly with a [`Runner`](crate::Runner) of the child workflow, then re-running the
+    /// parent's node (`resume`), returns the child's final state.
+    #[error(
+        "child session `{child}` waits at interrupt node `{node}`: interrupts inside subgraphs are not supported yet"
+    )]
+    ChildInterrupted {
+        /// The child session's id.
+        child: String,
+        /// The interrupt node it waits at.
+        node: &'static str,
+    },
+
     /// The run was cancelled (its cancellation token, or [`Runner::cancel`](crate::Runner::cancel)
     /// before or during it); the session stays at its last checkpoint.
     #[error("session `{0}` was cancelled")]

@@ -46,6 +46,10 @@ pub trait Execute<W: Workflow>: 'static {
     /// entirely when it has neither.
     const PARALLEL: bool = false;
 
+    /// Whether the graph has a subgraph node (`#[node(subgraph = m)]`): only then does the
+    /// runner lend node contexts its store for child sessions.
+    const SUBGRAPHS: bool = false;
+
     /// Decodes a state saved under the older schema `schema` (one of
     /// [`Workflow::MIGRATES_FROM`]) from the start of `bytes` and converts it
     /// with its `Into<State>`; returns the state and how many bytes it took. `None` when

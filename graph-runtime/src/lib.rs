@@ -198,8 +198,9 @@ pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{BranchOutcome, Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    BranchProgress, BranchState, CheckpointInfo, CheckpointPolicy, EnqueueInput, GraphChange,
-    ItemFailed, Outcome, Progress, ResumeWith, Retention, Runner, Snapshot, Status, TimedOut,
+    BranchProgress, BranchState, CheckpointInfo, CheckpointPolicy, Child, EnqueueInput,
+    GraphChange, ItemFailed, Outcome, Progress, ResumeWith, Retention, Runner, Snapshot, Status,
+    TimedOut,
 };
 pub use crate::schema::StateSchema;
 pub use crate::session_id::MAX_SESSION_ID_BYTES;
@@ -251,7 +252,8 @@ pub mod prelude {
     pub use crate::StateSchema;
     pub use crate::edge;
     pub use crate::{
-        CheckpointPolicy, Failure, GraphChange, MemoryStore, NodeCtx, Outcome, Retention, Runner,
+        CheckpointPolicy, Child, Failure, GraphChange, MemoryStore, NodeCtx, NodeError, Outcome,
+        Retention, Runner,
     };
     #[cfg(feature = "macros")]
     pub use crate::{node, workflow};

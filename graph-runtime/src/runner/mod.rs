@@ -22,6 +22,7 @@ use crate::store::{GraphVersion, Lease, SessionFilter, Store, VersionCount, Wake
 use crate::{Error, Result, Workflow};
 
 mod attempt;
+mod child;
 mod config;
 mod graphs;
 mod load;
@@ -33,6 +34,8 @@ mod scheduler;
 mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
+pub use self::child::Child;
+pub(crate) use self::child::ChildHost;
 use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};

@@ -402,17 +402,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
             }
         }
+        let host = W::Exec::SUBGRAPHS.then(|| self.child_host());
         let ctxs: Vec<NodeCtx> = specs
             .iter()
             .enumerate()
             .map(|(index, spec)| {
-                NodeCtx::branch(
+                let mut ctx = NodeCtx::branch(
                     Arc::clone(&id),
                     control.events.clone(),
                     spec.name,
                     opened,
                     is_map.then_some(index),
-                )
+                );
+                if let Some(host) = &host {
+                    ctx.set_child_host(Arc::clone(host));
+                }
+                ctx
             })
             .collect();
         // How a slot settled, for a listener (the outcome is built only for one).

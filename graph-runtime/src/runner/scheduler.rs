@@ -122,6 +122,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // Nothing to observe, cancel or trace: the loop runs each node future directly.
         let plain = control.events.is_none() && control.cancel.is_none() && !control.spans;
         let mut ctx = NodeCtx::new(Arc::clone(at.session.id()), control.events.clone());
+        // A constant: graphs without subgraph nodes never build the host.
+        if W::Exec::SUBGRAPHS {
+            ctx.set_child_host(self.child_host());
+        }
         let mut steps: u64 = 0;
         loop {
             let cursor = at.cursor;

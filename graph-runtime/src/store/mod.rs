@@ -5,6 +5,7 @@
 //! store only guarantees ordering, compare-and-swap on sequence numbers and retention.
 
 pub mod conformance;
+mod erased;
 mod lease;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -17,6 +18,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+pub(crate) use self::erased::{ErasedStore, HoldsStore};
 pub use self::lease::{Claim, Lease, Wake};
 pub(crate) use self::memory::Handle as MemoryHandle;
 pub use self::memory::MemoryStore;

@@ -1,0 +1,232 @@
+//! Subgraphs: a node that runs another workflow as a durable child session
+//! (`#[node(subgraph = m)]` with a [`Child<m::Workflow>`](Child) parameter).
+//!
+//! The child is a session of its own in its parent's store, run by a [`Runner`] of the child
+//! workflow with its parent runner's configuration. Its id is derived from the step that runs
+//! it (see [`Child::session_id`]), so every re-run of that step — a retry, or a resume after a
+//! crash — names the same child, and [`Child::run`] never starts it twice.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::config::Config;
+use super::{Outcome, Runner, Shared};
+use crate::schema::Fingerprint;
+use crate::session_id::MAX_SESSION_ID_BYTES;
+use crate::store::{ErasedStore, HoldsStore, Store};
+use crate::{Error, NodeCtx, Result, Workflow};
+
+/// What a parent's runner lends the nodes of its graph that run subgraphs: its store (type
+/// erased) and its configuration. Built once per run, and only for graphs that have subgraph
+/// nodes.
+pub(crate) struct ChildHost {
+    store: ErasedStore,
+    config: Config,
+}
+
+impl std::fmt::Debug for ChildHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildHost")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Workflow, S: Store> HoldsStore for Shared<W, S> {
+    type Store = S;
+    fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// The host of this runner's child sessions: its store and configuration.
+    pub(super) fn child_host(&self) -> Arc<ChildHost> {
+        Arc::new(ChildHost {
+            store: ErasedStore(Arc::clone(&self.shared) as _),
+            config: self.config.clone(),
+        })
+    }
+}
+
+/// The child session a subgraph node runs: the parameter `child: Child<m::Workflow>` of a
+/// node marked `#[node(subgraph = m)]`, which the generated code builds for each run of the
+/// node. `W` is the child workflow.
+///
+/// ```
+/// use graph_runtime::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Default, Serialize, Deserialize, StateSchema)]
+/// pub struct Question { pub text: String, pub summary: String }
+///
+/// #[workflow(state = Question)]
+/// pub mod research {
+///     use super::*;
+///     edge!(START -> search);
+///     edge!(search -> END);
+///     #[node]
+///     async fn search(q: &mut Question) { q.summary = format!("found: {}", q.text); }
+/// }
+///
+/// #[derive(Debug, Clone, Default, Serialize, Deserialize, StateSchema)]
+/// pub struct Ticket { pub text: String, pub notes: String }
+///
+/// #[workflow(state = Ticket)]
+/// pub mod support {
+///     use super::*;
+///     edge!(START -> look_up);
+///     edge!(look_up -> END);
+///
+///     #[node(subgraph = research)]
+///     async fn look_up(t: &mut Ticket, child: Child<research::Workflow>) -> Result<(), NodeError> {
+///         let found = child.run(Question { text: t.text.clone(), ..Question::default() }).await?;
+///         t.notes = found.summary;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), graph_runtime::Error> {
+/// let store = MemoryStore::new();
+/// let parent = Runner::new(support::Workflow, store.clone());
+/// let ticket = Ticket { text: "refund".into(), ..Ticket::default() };
+/// let done = parent.start("t-1", ticket).await?.into_state();
+/// assert_eq!(done.notes, "found: refund");
+///
+/// // The child is a session of its own, at an id derived from its parent's step.
+/// let child = Runner::new(research::Workflow, store);
+/// let snapshot = child.state("t-1/look_up/1").await?.expect("the child session");
+/// assert_eq!(snapshot.state.summary, "found: refund");
+/// # Ok(()) }
+/// ```
+pub struct Child<W: Workflow> {
+    workflow: W,
+    session: String,
+    host: Option<Arc<ChildHost>>,
+    _workflow: PhantomData<fn() -> W>,
+}
+
+impl<W: Workflow> std::fmt::Debug for Child<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("workflow", &W::NAME)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl<W: Workflow> Child<W> {
+    /// Built by the code `#[workflow]` generates for a subgraph node, from the node's context.
+    /// Not part of the API.
+    #[doc(hidden)]
+    pub fn __new(ctx: &NodeCtx, workflow: W) -> Self {
+        Child {
+            workflow,
+            session: child_session_id(&ctx.idempotency_key()),
+            host: ctx.child_host().cloned(),
+            _workflow: PhantomData,
+        }
+    }
+
+    /// The id of the child session: its parent's session, the node and the sequence number of
+    /// the step that runs it, `{parent}/{node}/{seq}` (what
+    /// [`NodeCtx::idempotency_key`] returns), so it is the same for every attempt and every
+    /// re-run of that step. Read its state, history or inspector page under this id with a
+    /// [`Runner`] of the child workflow.
+    ///
+    /// When that would be longer than [`MAX_SESSION_ID_BYTES`], the id is its first 238
+    /// bytes (cut at a character boundary), `~` and the 16 hex digits of a 64-bit FNV-1a hash
+    /// of the whole `{parent}/{node}/{seq}`: still stable, still readable, at most 255 bytes.
+    pub fn session_id(&self) -> &str {
+        &self.session
+    }
+
+    /// Runs the child session to its end and returns its final state.
+    ///
+    /// The first call starts the child with `initial`. When the child session already exists
+    /// (this step ran before: a retry, or a resume after a crash), `initial` is not used and
+    /// the child is never started again: a completed child returns its stored final state, an
+    /// unfinished one (a crash, or a failed node) is resumed from its last checkpoint, so none
+    /// of its completed nodes runs twice.
+    ///
+    /// The child runs in its parent's store, with its parent runner's checkpoint policy,
+    /// retention, step limit, graph-change policy and cancellation token.
+    ///
+    /// # Errors
+    ///
+    /// The child's own error when it fails (for instance [`Error::Node`] naming the child's
+    /// node): the parent's node fails with it, and its `retry` continues the child.
+    /// [`Error::ChildInterrupted`] when the child stops at an interrupt node: interrupts
+    /// inside children are not supported yet. [`Error::InvalidConfig`] when the node runs
+    /// outside a runner (its context has no store).
+    pub async fn run(self, initial: W::State) -> Result<W::State> {
+        let Some(host) = self.host else {
+            return Err(Error::InvalidConfig(
+                "a subgraph node ran without its runner: `Child::run` needs the context the runner gives the node",
+            ));
+        };
+        let runner = Runner {
+            shared: Arc::new(Shared {
+                workflow: self.workflow,
+                store: host.store.clone(),
+                graph_recorded: std::sync::atomic::AtomicBool::new(false),
+            }),
+            config: host.config.clone(),
+        };
+        let outcome = match runner.start(&self.session, initial).await {
+            Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
+            other => other?,
+        };
+        match outcome {
+            Outcome::Completed(state) => Ok(state),
+            Outcome::Interrupted { node, .. } => Err(Error::ChildInterrupted {
+                child: self.session,
+                node,
+            }),
+        }
+    }
+}
+
+/// The longest prefix of a shortened child id: room for `~` and 16 hex digits.
+const SHORT_PREFIX_BYTES: usize = MAX_SESSION_ID_BYTES - 17;
+
+/// The child session id for the step whose idempotency key is `key` (see
+/// [`Child::session_id`]).
+pub(crate) fn child_session_id(key: &str) -> String {
+    if key.len() <= MAX_SESSION_ID_BYTES {
+        return key.to_owned();
+    }
+    let mut cut = SHORT_PREFIX_BYTES;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = Fingerprint::new("child-session").str(key).finish();
+    format!("{}~{hash:016x}", &key[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_id_is_its_parents_step_key_when_it_fits() {
+        assert_eq!(child_session_id("t-1/research/3"), "t-1/research/3");
+        let longest = "x".repeat(MAX_SESSION_ID_BYTES);
+        assert_eq!(child_session_id(&longest), longest);
+    }
+
+    #[test]
+    fn a_long_child_id_is_cut_and_hashed_stably() {
+        let parent = "é".repeat(127); // 254 bytes: a 2-byte character straddles every cut
+        let a = child_session_id(&format!("{parent}/research/3"));
+        let b = child_session_id(&format!("{parent}/research/4"));
+        assert!(a.len() <= MAX_SESSION_ID_BYTES, "{}", a.len());
+        assert!(crate::session_id::check(&a).is_ok());
+        assert_ne!(a, b, "two steps, two children");
+        assert_eq!(a, child_session_id(&format!("{parent}/research/3")));
+        assert!(a.starts_with("éé"));
+        let (_, hash) = a.rsplit_once('~').unwrap();
+        assert_eq!(hash.len(), 16);
+    }
+}
