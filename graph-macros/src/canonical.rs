@@ -32,6 +32,10 @@
 //! worker of that graph must not claim a session whose deadline passed). The `Input` variant
 //! and its fingerprint stay those of `I`; the number of milliseconds is not structure.
 //!
+//! A subgraph node (`#[node(subgraph = research_agent)]`) adds a line `subgraph research`,
+//! only to graphs that have one; the child workflow's `NAME` and `INPUT_SCHEMA` enter
+//! through a fingerprint (`subgraph research`, in node-name order), not its whole graph.
+//!
 //! Node renames (`#[node(renamed_from = "review")]`) describe older graphs: the same texts with
 //! renamed nodes under their old names. Their hashes go into `ACCEPTED_GRAPHS` too.
 
@@ -120,6 +124,17 @@ impl Names {
         out
     }
 
+    /// The subgraph nodes, like [`Names::outputs`] (the order of the child fingerprints).
+    pub(crate) fn subgraphs(&self, graph: &Graph) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = subgraph_nodes(graph)
+            .into_iter()
+            .enumerate()
+            .map(|(k, i)| (format!("subgraph {}", self.of(i)), k))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn of(&self, i: usize) -> &str {
         self.0.get(i).map_or("", String::as_str)
     }
@@ -145,6 +160,18 @@ impl Names {
 pub(crate) fn branch_nodes(graph: &Graph) -> Vec<usize> {
     (0..graph.nodes().len())
         .filter(|&i| graph.is_branch(i))
+        .collect()
+}
+
+/// The subgraph nodes (`#[node(subgraph = m)]`), in declaration order.
+pub(crate) fn subgraph_nodes(graph: &Graph) -> Vec<usize> {
+    (0..graph.nodes().len())
+        .filter(|&i| {
+            graph
+                .nodes()
+                .get(i)
+                .is_some_and(|n| n.args.subgraph.is_some())
+        })
         .collect()
 }
 
@@ -256,6 +283,14 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
         .collect();
     deadlines.sort();
     deadlines.dedup();
+    // Last, and only for graphs that have them: a subgraph node (`subgraph research`). The
+    // child workflow's name and input schema enter through its fingerprint, like a type's;
+    // its own graph does not (a child's graph changes are checked on the child's sessions).
+    let subgraphs: Vec<String> = names
+        .subgraphs(graph)
+        .into_iter()
+        .map(|(line, _)| line)
+        .collect();
 
     for line in nodes
         .iter()
@@ -265,6 +300,7 @@ pub(crate) fn canonical_text(graph: &Graph, version: Version, names: &Names) -> 
         .chain(&joins)
         .chain(&maps)
         .chain(&deadlines)
+        .chain(&subgraphs)
     {
         text.push_str(line);
         text.push('\n');

@@ -77,6 +77,8 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_branch_error_edges(&r, graph);
     check_concurrency(&r, graph);
     check_node_migrate_from(&r, graph);
+    check_subgraph_not_itself(&r, graph);
+    check_subgraph_not_in_region(&r, graph);
     if !graph.module.incomplete {
         check_branch_successor(&r, graph);
         check_join_params(&r, graph);
@@ -157,8 +159,13 @@ fn check_duplicate_nodes(r: &Report, graph: &Graph) {
 /// `MERMAID`, `NODES`, and a `mod <node>` per node for its `Next` enum); a user item with one
 /// of those names would clash with an error pointing nowhere useful.
 fn check_generated_names(r: &Report, graph: &Graph) {
-    const TYPES: [&str; 3] = ["Workflow", "Input", "__GraphCursor"];
-    const VALUES: [&str; 7] = [
+    const TYPES: [&str; 4] = [
+        "Workflow",
+        "Input",
+        "__GraphCursor",
+        "__GraphWorkflowModule",
+    ];
+    const VALUES: [&str; 8] = [
         "Workflow",
         "GRAPH_HASH",
         "STATE_SCHEMA",
@@ -166,6 +173,7 @@ fn check_generated_names(r: &Report, graph: &Graph) {
         "NODES",
         "__GRAPH_INPUT_SCHEMAS",
         "__GRAPH_MIGRATES_FROM",
+        "__GRAPH_SUBGRAPH_SCHEMAS",
     ];
     for item in &graph.module.item_names {
         let (ident, is_mod) = (&item.ident, item.is_mod);
@@ -1483,4 +1491,55 @@ pub(crate) fn is_node_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_alphanumeric())
         && name != START
         && name != END
+}
+
+/// A workflow that runs itself as a subgraph starts a child that starts a child, forever
+/// (and its `GRAPH_HASH` would be defined by itself). Only the module's own name can be seen
+/// here; a cycle through other modules is left to rustc.
+fn check_subgraph_not_itself(r: &Report, graph: &Graph) {
+    let module = ident_name(&graph.module.item.ident);
+    for node in graph.nodes() {
+        let Some((path, _)) = &node.args.subgraph else {
+            continue;
+        };
+        let Some(last) = path.segments.last() else {
+            continue;
+        };
+        let last = ident_name(&last.ident);
+        if last == "self" || (last == module && path.segments.len() <= 2) {
+            r.error(
+                node.position,
+                path,
+                format!(
+                    "node `{}` runs workflow `{module}` as its own subgraph, which would start a child that starts a child without end; name another `#[workflow]` module, or loop with an edge (`edge!({} -> …)`) inside `{module}`",
+                    node.name, node.name
+                ),
+            );
+        }
+    }
+}
+
+/// This first slice of subgraphs runs a child from an ordinary node; a branch, a map node or
+/// a join that runs one (one child per item across workers) comes next.
+fn check_subgraph_not_in_region(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let Some((_, key)) = &node.args.subgraph else {
+            continue;
+        };
+        let role = if graph.is_branch(i) {
+            "a branch of a parallel region"
+        } else if graph.is_join(i) {
+            "the join of a parallel region"
+        } else {
+            continue;
+        };
+        r.error(
+            node.position,
+            key,
+            format!(
+                "subgraph node `{}` is {role}, which is not supported yet: run the child from a node before the fan-out or after the join",
+                node.name
+            ),
+        );
+    }
 }

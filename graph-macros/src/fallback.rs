@@ -154,6 +154,13 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
     }
     if free("Workflow") && free("__GraphCursor") && free("Input") {
         generated.extend(workflow_stand_in(args, &rt, &allow));
+        // A workflow with an error is still a subgraph another workflow may name: only its
+        // own error is reported.
+        generated.extend(quote! {
+            #[doc(hidden)]
+            #allow
+            pub type __GraphWorkflowModule = Workflow;
+        });
     }
     items.push(Item::Verbatim(generated));
 

@@ -1,7 +1,8 @@
 //! `MERMAID`: the graph as a Mermaid flowchart. `START`/`END` are stadiums, interrupt nodes
 //! hexagons; error edges are dotted (`charge -. on error .-> refund`), the edges of a fan-out
 //! and of its branches to the join thick (`intake ==> fraud`, `fraud ==> decide`), and a map
-//! is a thick link labelled `each` (`plan ==>|each| assess`).
+//! is a thick link labelled `each` (`plan ==>|each| assess`). A subgraph node is a subroutine
+//! naming the child workflow's module (`research[["research: research_agent"]]`).
 
 use syn::Ident;
 
@@ -16,7 +17,11 @@ pub(crate) fn mermaid(graph: &Graph) -> String {
     text.push_str(&format!("    {START}([{START}])\n"));
     for node in graph.nodes() {
         let id = mermaid_id(&node.name);
-        if node.args.interrupt {
+        if let Some((path, _)) = &node.args.subgraph {
+            // A subroutine shape naming the child workflow's module: `research[["research: agent"]]`.
+            let child = crate::parse::tokens_to_string(path);
+            text.push_str(&format!("    {id}[[\"{}: {child}\"]]\n", node.name));
+        } else if node.args.interrupt {
             text.push_str(&format!("    {id}{{{{{}}}}}\n", node.name));
         } else {
             text.push_str(&format!("    {id}[{}]\n", node.name));

@@ -3,6 +3,7 @@
 
 pub use serde;
 
+use crate::Child;
 pub use crate::checkpoint::{DecodeError, Saved, decode_prefix};
 pub use crate::ctx::NodeCtx;
 pub use crate::execute::{
@@ -11,6 +12,40 @@ pub use crate::execute::{
 };
 pub use crate::schema::{Fingerprint, Recursive, StateSchema};
 pub use crate::workflow::{NodeCheckpoint, NodeError, NodeSpec, Retryable, Workflow};
+
+/// What `#[node(subgraph = m)]` refers to: each `#[workflow]` module defines
+/// `__GraphWorkflowModule` as its `Workflow`, and the generated code names `m`'s through a
+/// glob import that shadows [`NotAWorkflowModule`], so a module that is not a workflow is
+/// reported with this trait's message, at the user's `m`.
+#[diagnostic::on_unimplemented(
+    message = "`subgraph = …` must name a `#[workflow]` module",
+    label = "not a `#[workflow]` module",
+    note = "write `#[node(subgraph = m)]` with `m` the path of a module marked `#[workflow(state = …)]` (for example `subgraph = research_agent` or `subgraph = crate::agents::research`), and take `child: Child<m::Workflow>`"
+)]
+pub trait SubgraphModule: Workflow + Default {}
+
+#[diagnostic::do_not_recommend]
+impl<W: Workflow + Default> SubgraphModule for W {}
+
+/// What `__GraphWorkflowModule` means where `subgraph = m` names a module that does not
+/// define it (not a `#[workflow]` module): not a [`SubgraphModule`].
+#[derive(Debug)]
+pub struct NotAWorkflowModule;
+
+/// The child session of the step `ctx` runs, for a subgraph node's `Child<W>` parameter.
+pub fn child<W: SubgraphModule>(ctx: &NodeCtx) -> Child<W> {
+    Child::new(ctx, W::default())
+}
+
+/// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child
+/// workflow's name and its `INPUT_SCHEMA` (not its graph: a child's own graph changes are
+/// checked on the child's sessions).
+pub const fn subgraph_fingerprint<W: SubgraphModule>() -> u64 {
+    Fingerprint::new("subgraph")
+        .str(W::NAME)
+        .u64(W::INPUT_SCHEMA)
+        .finish()
+}
 
 /// Seals [`Workflow`]: only `#[workflow]` implements it (with this and
 /// [`Execute`] beside it).

@@ -86,6 +86,7 @@ fn graph_fingerprint(g: &Gen, text_hash: u64, names: &Names) -> TokenStream {
     let interrupts = names.interrupts(graph);
     let outputs = names.outputs(graph);
     let items = names.items(graph);
+    let subgraphs = names.subgraphs(graph);
     fingerprint_of(
         &g.rt,
         crate::hash::GRAPH_KIND,
@@ -94,6 +95,7 @@ fn graph_fingerprint(g: &Gen, text_hash: u64, names: &Names) -> TokenStream {
             (&interrupts, "__GRAPH_INPUT_SCHEMAS"),
             (&outputs, "__GRAPH_OUTPUT_SCHEMAS"),
             (&items, "__GRAPH_ITEM_SCHEMAS"),
+            (&subgraphs, "__GRAPH_SUBGRAPH_SCHEMAS"),
         ],
     )
 }
@@ -134,6 +136,33 @@ fn parallel_schemas(g: &Gen) -> TokenStream {
     }
 }
 
+/// The fingerprints of the child workflows of the subgraph nodes, in declaration order (each
+/// its `NAME` and `INPUT_SCHEMA`), named through the module's marker and spanned at the
+/// user's `subgraph = m`: a module that is not a workflow is reported there. Nothing for a
+/// graph without subgraph nodes.
+fn subgraph_schemas(g: &Gen) -> TokenStream {
+    let graph = g.plan.graph;
+    let nodes = canonical::subgraph_nodes(graph);
+    if nodes.is_empty() {
+        return TokenStream::new();
+    }
+    let (rt, allow) = (&g.rt, &g.allow);
+    let schemas: Vec<TokenStream> = nodes
+        .into_iter()
+        .filter_map(|i| graph.nodes().get(i)?.args.subgraph.as_ref())
+        .map(|(path, _)| {
+            let function = super::step::subgraph_module(rt, path, quote!(subgraph_fingerprint));
+            quote!((#function)())
+        })
+        .collect();
+    let count = schemas.len();
+    quote! {
+        #[doc(hidden)]
+        #allow
+        const __GRAPH_SUBGRAPH_SCHEMAS: [u64; #count] = [#(#schemas),*];
+    }
+}
+
 /// The checkpoint items of a graph that passed every check: `STATE_SCHEMA` and the input
 /// fingerprints (which are also the `StateSchema` probes), `GRAPH_HASH`, `INPUT_SCHEMA`,
 /// `ACCEPTED_GRAPHS`, and the migrations of `migrate_from` with their collision assertions.
@@ -154,6 +183,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
     );
     let input_schemas = interrupts.iter().map(|(_, ty)| schema_of(&rt, ty));
     let parallel_schemas = parallel_schemas(g);
+    let subgraph_schemas = subgraph_schemas(g);
     let count = interrupts.len();
 
     // `Input`'s variants are written as their index in declaration order (bincode), so
@@ -316,6 +346,7 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         const __GRAPH_INPUT_SCHEMAS: [u64; #count] = [#(#input_schemas),*];
 
         #parallel_schemas
+        #subgraph_schemas
         #node_migrations
 
         #[doc(hidden)]

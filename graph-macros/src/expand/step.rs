@@ -181,7 +181,7 @@ pub(super) fn node_arm<'c>(
         .node
         .params
         .iter()
-        .any(|p| matches!(p.role, ParamRole::Ctx))
+        .any(|p| matches!(p.role, ParamRole::Ctx | ParamRole::Child))
     {
         enter.cloned().unwrap_or_default()
     } else {
@@ -229,6 +229,15 @@ pub(super) fn node_arm<'c>(
                 let mut local = input_value.clone();
                 local.set_span(last);
                 quote!(#local)
+            }
+            ParamRole::Child => {
+                let local = Ident::new("ctx", last);
+                let Some((path, _)) = &n.node.args.subgraph else {
+                    // `parse` classifies a parameter as the child only on a subgraph node.
+                    return quote!(#local);
+                };
+                let make = child_constructor(rt, path);
+                quote_spanned!(first=> (#make)(#local))
             }
             ParamRole::Extra => {
                 let local = join_locals
@@ -600,4 +609,37 @@ pub(super) fn run_fn(g: &Gen) -> TokenStream {
             }
         }
     }
+}
+
+/// `child::<W>` (of the runtime's `__private`) with `W` the `Workflow` of module `path` (`subgraph = path`),
+/// spanned at `path`: the path to the function that builds a subgraph node's `Child<W>`.
+///
+/// The macro cannot see module `path`, so `W` is named through the marker every `#[workflow]`
+/// module defines, `__GraphWorkflowModule`, brought in by a glob import that shadows the
+/// runtime's `NotAWorkflowModule` of the enclosing block: a module that is not a workflow
+/// leaves `W` that type, which rustc reports with `SubgraphModule`'s message at `path`. The
+/// block names nothing else, so the glob import cannot shadow anything the node call uses.
+pub(super) fn subgraph_module(
+    rt: &TokenStream,
+    path: &syn::Path,
+    what: TokenStream,
+) -> TokenStream {
+    let (first, _) = span_range(path);
+    let at = Span::call_site().located_at(first);
+    let marker = Ident::new("__GraphWorkflowModule", at);
+    quote_spanned! {at=>
+        {
+            #[allow(unused_imports)]
+            use #rt::NotAWorkflowModule as #marker;
+            {
+                #[allow(unused_imports)]
+                use #path::*;
+                #rt::#what::<#marker>
+            }
+        }
+    }
+}
+
+fn child_constructor(rt: &TokenStream, path: &syn::Path) -> TokenStream {
+    subgraph_module(rt, path, quote!(child))
 }

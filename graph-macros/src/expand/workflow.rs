@@ -81,6 +81,12 @@ pub(super) fn items(g: &Gen, schemas: &SchemaItems) -> TokenStream {
         #allow
         pub struct Workflow;
 
+        /// What `#[node(subgraph = this_module)]` in another workflow names: this module's
+        /// `Workflow`.
+        #[doc(hidden)]
+        #allow
+        pub type __GraphWorkflowModule = Workflow;
+
         #allow
         impl #rt::Sealed for Workflow {}
 
@@ -119,12 +125,26 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     let run = step::run_fn(g);
     let frontier = frontier::execute_items(g);
     let records = migrate::execute_items(g, &schemas.canonical);
+    let subgraphs = if g
+        .plan
+        .graph
+        .nodes()
+        .iter()
+        .any(|n| n.args.subgraph.is_some())
+    {
+        quote!(
+            const SUBGRAPHS: bool = true;
+        )
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #allow
         impl #rt::Execute<Workflow> for Workflow {
             type Cursor = __GraphCursor;
 
             const ENTRY: __GraphCursor = __GraphCursor::#entry;
+            #subgraphs
 
             #migrate_state
             #records

@@ -50,6 +50,9 @@ pub(crate) struct NodeArgs {
     /// the item type of the map it feeds (checked by `check`: only on such a node), in the
     /// listed order, with the key for spans.
     pub(crate) migrate_from: Option<(Ident, Vec<Type>)>,
+    /// `subgraph = m`: the node runs workflow module `m` as a child session, through its
+    /// `Child<m::Workflow>` parameter, with the key for spans.
+    pub(crate) subgraph: Option<(syn::Path, Ident)>,
 }
 
 /// `#[node(checkpoint = always)]` or `#[node(checkpoint = never)]`.
@@ -60,7 +63,7 @@ pub(crate) enum CheckpointOverride {
 }
 
 /// The keys `#[node(…)]` accepts.
-const NODE_KEYS: [&str; 11] = [
+const NODE_KEYS: [&str; 12] = [
     "interrupt",
     "retry",
     "timeout_ms",
@@ -72,6 +75,7 @@ const NODE_KEYS: [&str; 11] = [
     "concurrency",
     "wait_ms",
     "migrate_from",
+    "subgraph",
 ];
 
 /// Parses the arguments of `#[workflow(…)]`.
@@ -409,6 +413,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         out.migrate_from = Some((key.clone(), types));
                     }
                 }
+                "subgraph" => {
+                    let example = "`subgraph = research_agent` (the child workflow's module)";
+                    let path = value(input, key, example, |input| {
+                        input.call(syn::Path::parse_mod_style)
+                    })?;
+                    if out.subgraph.is_none() {
+                        out.subgraph = Some((path, key.clone()));
+                    }
+                }
                 "renamed_from" => {
                     let example =
                         "`renamed_from = \"old_name\"` or `renamed_from = [\"a\", \"b\"]`";
@@ -450,12 +463,15 @@ pub(super) fn node_args(cx: &Ctxt, args: TokenStream) -> NodeArgs {
                         "migrate" | "migrations" | "migrate_output" | "migrate_items" => {
                             Some("migrate_from")
                         }
+                        "child" | "workflow" | "sub_workflow" | "subworkflow" | "sub_graph" => {
+                            Some("subgraph")
+                        }
                         _ => did_you_mean(other, NODE_KEYS),
                     };
                     if let Some(close) = close {
                         message += &format!("; did you mean `{close}`?");
                     } else {
-                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N`, `wait_ms = W` or `migrate_from = [OldType]`";
+                        message += "; expected `interrupt`, `retry = N`, `timeout_ms = M`, `backoff_ms = B`, `backoff_max_ms = C`, `jitter = bool`, `checkpoint = always|never`, `renamed_from = \"old_name\"`, `concurrency = N`, `wait_ms = W`, `migrate_from = [OldType]` or `subgraph = module`";
                     }
                     cx.error_spanned_by(key, message);
                     skip_value(input);

@@ -17,6 +17,8 @@ pub(crate) enum ParamRole {
     Ctx,
     /// The input of an interrupt node.
     Input,
+    /// The child session of a subgraph node (`#[node(subgraph = m)]`), `Child<m::Workflow>`.
+    Child,
     /// Another parameter of a node that is not an interrupt node: a map node's item, or a
     /// join's branch output, named after the branch. `check` decides which it is from the
     /// graph (and reports it on any other node).
@@ -235,6 +237,18 @@ pub(super) fn node_fn(
             ),
         );
     }
+    if let Some((_, key)) = &args.subgraph
+        && args.interrupt
+    {
+        // A subgraph node waits for its child, and the child's own interrupt nodes are where
+        // humans answer; an input for the node itself would have nowhere to go.
+        cx.error_spanned_by(
+            key,
+            format!(
+                "node `{name}` cannot be both `interrupt` and `subgraph`: it runs a child workflow, whose own interrupt nodes wait for input; remove `interrupt`, or wait in a node before or after `{name}`"
+            ),
+        );
+    }
     let params = node_signature(cx, func, &name, &args, state_hint);
     NodeFn {
         ident,
@@ -399,6 +413,33 @@ fn node_signature(
             }
             continue;
         }
+        if is_child(ty) {
+            match &args.subgraph {
+                Some(_) if params.iter().any(|p| p.role == ParamRole::Child) => {
+                    cx.error_spanned_by(
+                        pat_type,
+                        format!("node `{name}` takes `Child` twice; remove one"),
+                    );
+                    ok = false;
+                }
+                Some(_) => params.push(NodeParam {
+                    role: ParamRole::Child,
+                    ty: ty.clone(),
+                    name: pat_name(&pat_type.pat),
+                    tokens: pat_type.to_token_stream(),
+                }),
+                None => {
+                    cx.error_spanned_by(
+                        ty,
+                        format!(
+                            "node `{name}` takes a child session but does not say which workflow it runs: write `#[node(subgraph = m)]` with `m` the child's `#[workflow]` module, and take `Child<m::Workflow>`"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            continue;
+        }
         let has_input = params.iter().any(|p| p.role == ParamRole::Input);
         if !args.interrupt {
             // A map node's item or a join's branch output; anything else is reported by
@@ -446,8 +487,27 @@ fn node_signature(
             ),
         );
     }
+    if let Some((path, _)) = &args.subgraph
+        && ok
+        && !args.interrupt
+        && !params.iter().any(|p| p.role == ParamRole::Child)
+    {
+        let module = tokens_to_string(path);
+        cx.error_spanned_by(
+            &sig.ident,
+            format!(
+                "subgraph node `{name}` has no child parameter: add `child: Child<{module}::Workflow>` after the state, and run the child with `child.run(initial).await`"
+            ),
+        );
+    }
     // The parameters are only used by a successful expansion, which the recorded errors prevent.
     params
+}
+
+/// Whether the type's last path segment is `Child` (any path to `graph_runtime::Child`): a
+/// subgraph node's child session. The generic argument is checked by rustc, at the user's type.
+fn is_child(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|(ident, _)| ident == "Child")
 }
 
 /// The name a parameter binds, when its pattern is a plain identifier (`mut` allowed).

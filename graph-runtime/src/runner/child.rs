@@ -117,10 +117,9 @@ impl<W: Workflow> std::fmt::Debug for Child<W> {
 }
 
 impl<W: Workflow> Child<W> {
-    /// Built by the code `#[workflow]` generates for a subgraph node, from the node's context.
-    /// Not part of the API.
-    #[doc(hidden)]
-    pub fn __new(ctx: &NodeCtx, workflow: W) -> Self {
+    /// The child of the step `ctx` runs (built by the code `#[workflow]` generates for a
+    /// subgraph node, through `__private::child`).
+    pub(crate) fn new(ctx: &NodeCtx, workflow: W) -> Self {
         Child {
             workflow,
             session: child_session_id(&ctx.idempotency_key()),

@@ -47,6 +47,9 @@ pub(super) struct FlowNode {
     pub id: String,
     /// Its label: the node's name.
     pub label: String,
+    /// What its box says: the label, or for a subgraph node `research[[research: agent]]`
+    /// the whole `research: agent` (its name, then the child workflow it runs).
+    pub text: String,
     /// Its shape.
     pub shape: Shape,
 }
@@ -101,13 +104,14 @@ impl Flowchart {
     /// The index of the node `reference` names, adding it or completing its label and shape.
     fn node(&mut self, ids: &mut BTreeMap<String, usize>, reference: NodeRef) -> usize {
         if let Some(&index) = ids.get(&reference.id) {
-            if let Some((label, shape)) = reference.shape {
-                self.nodes[index].label = label;
+            if let Some((text, shape)) = reference.shape {
+                self.nodes[index].label = node_name(&text, shape);
+                self.nodes[index].text = text;
                 self.nodes[index].shape = shape;
             }
             return index;
         }
-        let (label, shape) = reference.shape.unwrap_or_else(|| {
+        let (text, shape) = reference.shape.unwrap_or_else(|| {
             // A node first named on an edge line: its id is its name, unless the generator
             // prefixed a Mermaid keyword (`__end`).
             let name = reference.id.strip_prefix("__").unwrap_or(&reference.id);
@@ -116,11 +120,21 @@ impl Flowchart {
         let index = self.nodes.len();
         self.nodes.push(FlowNode {
             id: reference.id.clone(),
-            label,
+            label: node_name(&text, shape),
+            text,
             shape,
         });
         ids.insert(reference.id, index);
         index
+    }
+}
+
+/// The node name in a node's text: all of it, except in a subgraph node's
+/// `research: research_agent`, where the child workflow follows the name.
+fn node_name(text: &str, shape: Shape) -> String {
+    match text.split_once(": ") {
+        Some((name, _)) if shape == Shape::Subroutine => name.to_owned(),
+        _ => text.to_owned(),
     }
 }
 
@@ -487,7 +501,7 @@ pub(super) fn svg(workflow: &str, mermaid: &str, current: &[String]) -> String {
     let real = chart.nodes.len();
     let widths: Vec<f64> = (0..layout.layer.len())
         .map(|v| match chart.nodes.get(v) {
-            Some(node) => node_width(&node.label),
+            Some(node) => node_width(&node.text),
             None => WAYPOINT_WIDTH,
         })
         .collect();
@@ -656,7 +670,7 @@ pub(super) fn svg(workflow: &str, mermaid: &str, current: &[String]) -> String {
             r#"<text x="{:.1}" y="{:.1}">{}</text></g>"#,
             x + w / 2.0,
             y + h / 2.0 + 5.0,
-            Escape(&node.label)
+            Escape(&node.text)
         );
     }
     out.push_str("</svg>");
@@ -754,6 +768,28 @@ mod tests {
             (child.label.as_str(), child.shape),
             ("child", Shape::Subroutine)
         );
+    }
+
+    #[test]
+    fn a_subgraph_node_is_named_by_its_name_and_shows_its_child() {
+        let text = "flowchart TD\n    START([START])\n    research[[\"research: research_agent\"]]\n    END([END])\n    START --> research\n    research --> END\n";
+        let chart = Flowchart::parse(text);
+        let node = chart
+            .nodes
+            .iter()
+            .find(|n| n.id == "research")
+            .expect("research");
+        assert_eq!(
+            (node.label.as_str(), node.text.as_str(), node.shape),
+            ("research", "research: research_agent", Shape::Subroutine)
+        );
+        assert_eq!(chart.edges.len(), 2);
+        let svg = svg("support", text, &["research".to_owned()]);
+        assert!(
+            svg.contains(r#"<g class="node current" data-node="research">"#),
+            "{svg}"
+        );
+        assert!(svg.contains(">research: research_agent</text>"), "{svg}");
     }
 
     #[test]

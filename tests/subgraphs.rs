@@ -1,0 +1,384 @@
+//! Subgraphs: a node that runs another workflow as a durable child session
+//! (`#[node(subgraph = m)]` with a `Child<m::Workflow>` parameter), on every store (memory,
+//! SQLite file, a throwaway PostgreSQL).
+//!
+//! The scenarios of one store run concurrently with those of the others, so the counts of
+//! node runs are kept per tag (each scenario on each store has its own), never in one global.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use graph_runtime::prelude::*;
+use graph_runtime::store::Store;
+use graph_runtime::{Error, Status, Workflow};
+use serde::{Deserialize, Serialize};
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+/// How many times each `(tag, node)` ran, and how many more failures each `(tag, node)` has
+/// to give.
+static RUNS: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
+static FAILURES: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
+
+fn ran(tag: &str, node: &'static str) {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry((tag.to_owned(), node))
+        .or_default() += 1;
+}
+
+fn runs(tag: &str, node: &'static str) -> u32 {
+    RUNS.lock()
+        .unwrap()
+        .get(&(tag.to_owned(), node))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn fail_next(tag: &str, node: &'static str, times: u32) {
+    FAILURES
+        .lock()
+        .unwrap()
+        .insert((tag.to_owned(), node), times);
+}
+
+/// Whether `node` fails this time (it was told to, and has failures left).
+fn fails(tag: &str, node: &'static str) -> bool {
+    let mut failures = FAILURES.lock().unwrap();
+    match failures.get_mut(&(tag.to_owned(), node)) {
+        Some(left) if *left > 0 => {
+            *left -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Question {
+    pub tag: String,
+    pub text: String,
+    pub sources: Vec<String>,
+    pub summary: String,
+}
+
+impl From<&Ticket> for Question {
+    fn from(t: &Ticket) -> Self {
+        Question {
+            tag: t.tag.clone(),
+            text: t.text.clone(),
+            ..Question::default()
+        }
+    }
+}
+
+/// The child: two nodes.
+#[workflow(state = Question)]
+pub mod research_agent {
+    use super::*;
+
+    edge!(START -> search);
+    edge!(search -> summarize);
+    edge!(summarize -> END);
+
+    #[node]
+    async fn search(q: &mut Question) -> Result<(), String> {
+        ran(&q.tag, "search");
+        if fails(&q.tag, "search") {
+            return Err("the search index is down".into());
+        }
+        q.sources.push(format!("kb:{}", q.text));
+        Ok(())
+    }
+
+    #[node]
+    async fn summarize(q: &mut Question) -> Result<(), String> {
+        ran(&q.tag, "summarize");
+        if fails(&q.tag, "summarize") {
+            return Err("the model is overloaded".into());
+        }
+        q.summary = format!("{} source(s) on {}", q.sources.len(), q.text);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Ticket {
+    pub tag: String,
+    pub text: String,
+    pub notes: String,
+    pub reply: String,
+}
+
+/// The parent: a support ticket whose `research` node runs the child.
+#[workflow(state = Ticket)]
+pub mod support {
+    use super::*;
+
+    edge!(START -> triage);
+    edge!(triage -> research);
+    edge!(research -> reply);
+    edge!(reply -> END);
+
+    #[node]
+    async fn triage(t: &mut Ticket) {
+        ran(&t.tag, "triage");
+    }
+
+    #[node(subgraph = research_agent, retry = 1)]
+    async fn research(
+        t: &mut Ticket,
+        child: Child<research_agent::Workflow>,
+    ) -> Result<(), NodeError> {
+        ran(&t.tag, "research");
+        let found = child.run(Question::from(&*t)).await?;
+        // A crash between the child's end and this step's checkpoint, simulated: the node
+        // fails after the child returned, and its retry runs it again.
+        if fails(&t.tag, "research") {
+            return Err("lost the connection after the child finished".into());
+        }
+        t.notes = found.summary;
+        Ok(())
+    }
+
+    #[node]
+    async fn reply(t: &mut Ticket) {
+        ran(&t.tag, "reply");
+        t.reply = format!("Thanks! {}", t.notes);
+    }
+}
+
+/// The parent without a retry on `research`: the child's failure fails the run.
+#[workflow(state = Ticket)]
+pub mod support_once {
+    use super::*;
+
+    edge!(START -> research);
+    edge!(research -> END);
+
+    #[node(subgraph = research_agent)]
+    async fn research(t: &mut Ticket, child: Child<research_agent::Workflow>) -> Result<(), Error> {
+        ran(&t.tag, "research");
+        t.notes = child.run(Question::from(&*t)).await?.summary;
+        Ok(())
+    }
+}
+
+fn ticket(tag: &str) -> Ticket {
+    Ticket {
+        tag: tag.to_owned(),
+        text: "refunds".into(),
+        ..Ticket::default()
+    }
+}
+
+const EXPECTED_NOTES: &str = "1 source(s) on refunds";
+
+/// The child's id: its parent's session, the node, and the sequence number of the parent's
+/// step (`triage` is 1, `research` 2).
+fn child_id(parent: &str) -> String {
+    format!("{parent}/research/2")
+}
+
+async fn a_ticket_runs_its_research_child<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let done = parent.start(&id, ticket(tag)).await.unwrap().into_state();
+    assert_eq!(done.notes, EXPECTED_NOTES);
+    assert_eq!(done.reply, format!("Thanks! {EXPECTED_NOTES}"));
+    for node in ["triage", "research", "search", "summarize", "reply"] {
+        assert_eq!(runs(tag, node), 1, "{node}");
+    }
+
+    // The child is a session of its own: its state and history under the derived id.
+    let child = Runner::new(research_agent::Workflow, store.clone());
+    let snapshot = child
+        .state(&child_id(&id))
+        .await
+        .unwrap()
+        .expect("the child");
+    assert_eq!(snapshot.status, Status::Completed);
+    assert_eq!(snapshot.state.summary, EXPECTED_NOTES);
+    assert_eq!(snapshot.state.sources, [format!("kb:refunds")]);
+    let history = child.history(&child_id(&id)).await.unwrap();
+    let nodes: Vec<&str> = history.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(nodes, ["search", "summarize", "END"], "{history:?}");
+    let record = store.session(&child_id(&id)).await.unwrap().unwrap();
+    assert_eq!(
+        record.workflow.as_deref(),
+        Some(research_agent::Workflow::NAME)
+    );
+
+    // The parent's own history does not hold the child's steps.
+    assert_eq!(parent.history(&id).await.unwrap().len(), 4);
+}
+
+async fn a_finished_child_is_not_run_again<S: Store + Clone>(store: S, tag: &str) {
+    // The node fails once after its child returned (a crash between the child's end and the
+    // parent's checkpoint); its retry finds the child completed and takes its final state.
+    fail_next(tag, "research", 1);
+    let parent = Runner::new(support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let done = parent.start(&id, ticket(tag)).await.unwrap().into_state();
+    assert_eq!(done.notes, EXPECTED_NOTES);
+    assert_eq!(runs(tag, "research"), 2, "the parent's node ran twice");
+    assert_eq!(runs(tag, "search"), 1, "the child ran once");
+    assert_eq!(runs(tag, "summarize"), 1, "the child ran once");
+}
+
+async fn a_child_finished_by_hand_is_taken_as_is<S: Store + Clone>(store: S, tag: &str) {
+    // The parent crashed after its child completed and before its own checkpoint: here the
+    // child is run to completion by hand at the derived id, then the parent is resumed from
+    // its checkpoint before `research`.
+    let parent = Runner::new(support::Workflow, store.clone()).max_steps(1);
+    let id = format!("{tag}-ticket");
+    assert!(matches!(
+        parent.start(&id, ticket(tag)).await,
+        Err(Error::StepLimit { .. })
+    ));
+    assert_eq!(runs(tag, "triage"), 1);
+    let child = Runner::new(research_agent::Workflow, store.clone());
+    let question = Question {
+        text: "by hand".into(),
+        ..Question::from(&ticket(tag))
+    };
+    child.start(&child_id(&id), question).await.unwrap();
+    assert_eq!(runs(tag, "search"), 1);
+
+    let parent = Runner::new(support::Workflow, store.clone());
+    let done = parent.resume(&id).await.unwrap().into_state();
+    assert_eq!(
+        done.notes, "1 source(s) on by hand",
+        "the stored child's state"
+    );
+    assert_eq!(runs(tag, "search"), 1, "the child did not run again");
+    assert_eq!(runs(tag, "summarize"), 1);
+    assert_eq!(runs(tag, "reply"), 1);
+}
+
+async fn a_failed_child_fails_its_parent_and_resumes<S: Store + Clone>(store: S, tag: &str) {
+    // `summarize` fails twice: the first run fails, the node's one retry continues the child
+    // from its checkpoint after `search` and fails again, so the parent fails.
+    fail_next(tag, "summarize", 2);
+    let parent = Runner::new(support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let error = parent.start(&id, ticket(tag)).await.unwrap_err();
+    let Error::Node { node, source } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*node, "research");
+    let child_error = source.downcast_ref::<Error>().expect("the child's error");
+    assert!(
+        matches!(
+            child_error,
+            Error::Node {
+                node: "summarize",
+                ..
+            }
+        ),
+        "{child_error:?}"
+    );
+    assert_eq!(runs(tag, "research"), 2);
+    assert_eq!(runs(tag, "search"), 1, "the retry continued the child");
+    assert_eq!(runs(tag, "summarize"), 2);
+
+    // The child stays at its last checkpoint, failed; resuming the parent continues it.
+    let child = Runner::new(research_agent::Workflow, store.clone());
+    let record = store.session(&child_id(&id)).await.unwrap().unwrap();
+    assert_eq!(record.status.kind(), graph_runtime::StatusKind::Failed);
+    let done = parent.resume(&id).await.unwrap().into_state();
+    assert_eq!(done.notes, EXPECTED_NOTES);
+    assert_eq!(runs(tag, "search"), 1, "never twice");
+    assert_eq!(runs(tag, "summarize"), 3);
+    let snapshot = child.state(&child_id(&id)).await.unwrap().unwrap();
+    assert_eq!(snapshot.status, Status::Completed);
+}
+
+async fn a_retry_continues_the_failed_child<S: Store + Clone>(store: S, tag: &str) {
+    // `summarize` fails once: the node's retry continues the child, `search` does not re-run.
+    fail_next(tag, "summarize", 1);
+    let parent = Runner::new(support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let done = parent.start(&id, ticket(tag)).await.unwrap().into_state();
+    assert_eq!(done.notes, EXPECTED_NOTES);
+    assert_eq!(runs(tag, "research"), 2);
+    assert_eq!(runs(tag, "search"), 1);
+    assert_eq!(runs(tag, "summarize"), 2);
+
+    // Without a retry, the same failure is the parent's error.
+    let once = Runner::new(support_once::Workflow, store.clone());
+    let other = format!("{tag}-once");
+    let once_tag = format!("{tag}-once");
+    fail_next(&once_tag, "search", 1);
+    let error = once.start(&other, ticket(&once_tag)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Node {
+                node: "research",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let done = once.resume(&other).await.unwrap().into_state();
+    assert_eq!(done.notes, EXPECTED_NOTES);
+    assert_eq!(runs(&once_tag, "search"), 2);
+    assert_eq!(runs(&once_tag, "summarize"), 1);
+}
+
+async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    (store, dir)
+}
+
+async fn pg() -> graph_runtime::PostgresStore {
+    let conninfo = postgres::database().await;
+    graph_runtime::PostgresStore::connect(&conninfo)
+        .await
+        .unwrap()
+}
+
+macro_rules! on_every_store {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let tag = concat!("memory-", stringify!($scenario));
+                    super::$scenario(graph_runtime::MemoryStore::new(), tag).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let (store, _dir) = super::sqlite().await;
+                    let tag = concat!("sqlite-", stringify!($scenario));
+                    super::$scenario(store, tag).await;
+                }
+            )*
+        }
+        mod postgres_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let tag = concat!("postgres-", stringify!($scenario));
+                    super::$scenario(super::pg().await, tag).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_store!(
+    a_ticket_runs_its_research_child,
+    a_finished_child_is_not_run_again,
+    a_child_finished_by_hand_is_taken_as_is,
+    a_failed_child_fails_its_parent_and_resumes,
+    a_retry_continues_the_failed_child,
+);
