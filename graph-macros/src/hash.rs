@@ -402,6 +402,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_subgraph_node_changes_the_hash_and_only_its_own_graphs() {
+        let (plain, plain_text) = v2_of(quote!(state = Order), checkout());
+        let with = rename(
+            checkout(),
+            "#[node] async fn ship(order: &mut Order) {}",
+            "#[node(subgraph = shipping)] async fn ship(order: &mut Order, child: Child<shipping::Workflow>) {}",
+        );
+        let (hash, text) = v2_of(quote!(state = Order), with);
+        assert_ne!(hash, plain, "{text}");
+        assert!(text.ends_with("subgraph ship\n"), "{text}");
+        assert!(!plain_text.contains("subgraph"), "{plain_text}");
+        // The text names the node only: the child's name and input schema enter through its
+        // fingerprint (a `const` of the generated code), never its graph.
+        let other = rename(
+            checkout(),
+            "#[node] async fn ship(order: &mut Order) {}",
+            "#[node(subgraph = crate::agents::delivery)] async fn ship(order: &mut Order, child: Child<crate::agents::delivery::Workflow>) {}",
+        );
+        assert_eq!(v2_of(quote!(state = Order), other).1, text);
+    }
+
+    #[test]
     fn error_edges_change_the_hash() {
         // `cancel` is reachable without the error edge, so each variant is a valid graph.
         let with = rename(

@@ -645,7 +645,7 @@ mod tests {
         // The list of known keys names it.
         let (_, messages) = node(parse_quote!(zzz));
         assert!(
-            messages[0].ends_with("or `migrate_from = [OldType]`"),
+            messages[0].ends_with("`migrate_from = [OldType]` or `subgraph = module`"),
             "{messages:?}"
         );
     }
