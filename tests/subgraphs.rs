@@ -201,7 +201,7 @@ async fn a_ticket_runs_its_research_child<S: Store + Clone>(store: S, tag: &str)
         .expect("the child");
     assert_eq!(snapshot.status, Status::Completed);
     assert_eq!(snapshot.state.summary, EXPECTED_NOTES);
-    assert_eq!(snapshot.state.sources, [format!("kb:refunds")]);
+    assert_eq!(snapshot.state.sources, ["kb:refunds"]);
     let history = child.history(&child_id(&id)).await.unwrap();
     let nodes: Vec<&str> = history.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(nodes, ["search", "summarize", "END"], "{history:?}");
