@@ -1,4 +1,4 @@
-//! What operators do to sessions (DESIGN §12), through the real runner on `MemoryStore` and
+//! What operators do to sessions, through the real runner on `MemoryStore` and
 //! `SqliteStore`: decisions audited with who gave them and why, a failed step kept in history
 //! with its error and run again by `resume`, cancellation, edits of a waiting or failed
 //! session's state (compare-and-swap, refused while it runs), and forks with a new state.
@@ -156,7 +156,7 @@ async fn failed_step<S: graph_runtime::store::Store + Clone>(store: S, slot: usi
         "{error}"
     );
 
-    // The session stays at its last checkpoint (DESIGN §5); the store keeps the failure
+    // The session stays at its last checkpoint (a failed step changes no chain); the store keeps the failure
     // beside it, and its session record says it failed.
     let snapshot = runner.state("o-1").await.unwrap().unwrap();
     assert_eq!(snapshot.status, Status::Running);

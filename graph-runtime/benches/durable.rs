@@ -494,7 +494,7 @@ fn peak_rss_kib() -> u64 {
 
 type HandStore = Mutex<HashMap<String, Vec<Vec<u8>>>>;
 
-/// One W6 session as DESIGN's definition of the hand-written side has it: a tokio task that
+/// One W6 session as the workload defines the hand-written side: a tokio task that
 /// runs the two nodes and, after each step, encodes the state with bincode into the session's
 /// entry of a `Mutex<HashMap>`, overwriting it (or, keeping every checkpoint, adding to it).
 /// Nothing else: no yield between steps (our runner does not yield either).

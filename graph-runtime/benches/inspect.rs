@@ -1,4 +1,4 @@
-//! W11, second half (DESIGN §13): an operator reads a 100 KiB state as JSON through the
+//! W11, second half: an operator reads a 100 KiB state as JSON through the
 //! inspector (`Inspector::show` on a SQLite file: the session's record, its latest
 //! checkpoint read, verified and decoded, the state serialized to JSON), against a
 //! hand-written equivalent in the same run: `Runner::state` (the checkpoint read, verified

@@ -1,4 +1,4 @@
-//! W11 (DESIGN §13): the first page of sessions waiting at `review` among 100,000, answered by
+//! W11: the first page of sessions waiting at `review` among 100,000, answered by
 //! `Store::sessions` from the store's index, on SQLite and on PostgreSQL: target ≤ 50 ms.
 //!
 //! 100,000 sessions of mixed statuses are written through `Store::append` (many appends at

@@ -1,4 +1,4 @@
-//! Operating sessions without writing code (DESIGN §12): find them, read them as JSON, see
+//! Operating sessions without writing code: find them, read them as JSON, see
 //! their history of decisions, edits and failures, answer a waiting decision, correct a
 //! field, resume, fork, cancel or delete them, one at a time or in bulk.
 //!

@@ -356,7 +356,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// Records that a run of `session` failed with `error` at `node` (`None`: at the latest
     /// checkpoint's cursor, for a step limit): the session stays at its latest checkpoint
-    /// (DESIGN §5), and the store keeps the failure beside it
+    /// (a failed step leaves the chain as it was), and the store keeps the failure beside it
     /// ([`Store::record_failure`]), so that session queries list it as failed and its history
     /// shows the error. Called on the failure path only; a failure to record it is logged,
     /// not returned (the run's own error is what the caller needs).

@@ -1,4 +1,4 @@
-//! The web console (feature `web`, DESIGN §12): an [`axum::Router`] over an [`Inspector`]
+//! The web console (feature `web`): an [`axum::Router`] over an [`Inspector`]
 //! that a service nests under a path of its choice, to find, read and steer its sessions in a
 //! browser: the sessions list with filters and paging, one session (summary, state, history of
 //! decisions, edits, failures and forks, its graph with the current node marked, a decision
