@@ -198,7 +198,7 @@ pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{BranchOutcome, Event, Events, Payload, RunHandle};
 pub use crate::runner::{
-    BranchProgress, BranchState, CheckpointInfo, CheckpointPolicy, Child, EnqueueInput,
+    BranchProgress, BranchState, CheckpointInfo, CheckpointPolicy, Child, Decide, EnqueueInput,
     GraphChange, ItemFailed, Outcome, Progress, ResumeWith, Retention, Runner, Snapshot, Status,
     TimedOut,
 };

@@ -40,7 +40,7 @@ use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
 use self::operate::Decision;
-pub use self::operate::{EnqueueInput, ResumeWith};
+pub use self::operate::{Decide, EnqueueInput, ResumeWith};
 use self::position::Position;
 pub use self::progress::{BranchProgress, BranchState, Progress};
 use self::scheduler::{waiting_at, waiting_nodes};
@@ -654,7 +654,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// so before awaiting, who gave it and why (see [`ResumeWith`]):
     /// `runner.resume_with(id, input).by("alice").note("limit raised").await`.
     pub fn resume_with<'a>(&'a self, session: &'a str, input: W::Input) -> ResumeWith<'a, W, S> {
-        ResumeWith::new(self, session, input)
+        ResumeWith::resume(self, session, input)
     }
 
     async fn resume_with_inner(
@@ -878,7 +878,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         session: &'a str,
         input: W::Input,
     ) -> EnqueueInput<'a, W, S> {
-        EnqueueInput::new(self, session, input)
+        EnqueueInput::enqueue(self, session, input)
     }
 
     /// The control of a call that only hands a session to workers.

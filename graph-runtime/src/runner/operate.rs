@@ -18,7 +18,7 @@ use crate::{Error, Result, Workflow};
 /// The future of a boxed call that borrows the runner and its arguments.
 type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
-/// Who gave a decision and why: what [`ResumeWith::by`] and [`ResumeWith::note`] set.
+/// Who gave a decision and why: what [`Decide::by`] and [`Decide::note`] set.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Decision {
     actor: Option<String>,
@@ -38,45 +38,6 @@ impl Decision {
     }
 }
 
-/// A call that starts when it is first polled: until then its arguments can still be
-/// changed (by [`ResumeWith::by`] and the like, which take it by value).
-enum Lazy<'a, A, T> {
-    Args(Box<A>),
-    Running(Call<'a, T>),
-    Done,
-}
-
-impl<'a, A, T> Lazy<'a, A, T> {
-    fn args(&mut self) -> &mut A {
-        match self {
-            Lazy::Args(args) => args,
-            // Only the builder methods call it, which take the call by value before any poll.
-            Lazy::Running(_) | Lazy::Done => unreachable!("a started call has no arguments"),
-        }
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        start: impl FnOnce(A) -> Call<'a, T>,
-    ) -> Poll<Result<T>> {
-        if let Lazy::Args(_) = self {
-            let Lazy::Args(args) = std::mem::replace(self, Lazy::Done) else {
-                unreachable!("checked above")
-            };
-            *self = Lazy::Running(start(*args));
-        }
-        match self {
-            Lazy::Running(call) => {
-                let result = std::task::ready!(call.as_mut().poll(cx));
-                *self = Lazy::Done;
-                Poll::Ready(result)
-            }
-            Lazy::Args(_) | Lazy::Done => panic!("a call polled after it completed"),
-        }
-    }
-}
-
 /// The arguments of a decision.
 struct Given<'a, W: Workflow, S> {
     runner: &'a Runner<W, S>,
@@ -85,8 +46,13 @@ struct Given<'a, W: Workflow, S> {
     said: Decision,
 }
 
-/// [`Runner::resume_with`]: a future; before awaiting it, the caller may say who gave the
-/// decision and why, which the session's history keeps with it
+/// What a decision does once its arguments are final: run the session on, or hand it to
+/// workers.
+type Start<'a, W, S, T> = fn(Given<'a, W, S>) -> Call<'a, T>;
+
+/// A decision given to a waiting session ([`Runner::resume_with`], [`Runner::enqueue_input`]):
+/// a future that starts when it is first polled, so that before awaiting it the caller may
+/// say who gave the decision and why, which the session's history keeps with it
 /// ([`CheckpointInfo::audit`](super::CheckpointInfo)).
 ///
 /// ```
@@ -121,120 +87,117 @@ struct Given<'a, W: Workflow, S> {
 /// # Ok(()) }
 /// ```
 #[must_use = "a decision does nothing until it is awaited"]
-pub struct ResumeWith<'a, W: Workflow, S> {
-    call: Lazy<'a, Given<'a, W, S>, Outcome<W::State>>,
+pub struct Decide<'a, W: Workflow, S, T> {
+    /// The arguments, until the first poll.
+    given: Option<Box<Given<'a, W, S>>>,
+    start: Start<'a, W, S, T>,
+    /// The call, from the first poll until it completes.
+    call: Option<Call<'a, T>>,
 }
 
-impl<W: Workflow, S> std::fmt::Debug for ResumeWith<'_, W, S> {
+/// [`Runner::resume_with`]'s decision: its output is the run's outcome.
+pub type ResumeWith<'a, W, S> = Decide<'a, W, S, Outcome<<W as Workflow>::State>>;
+
+/// [`Runner::enqueue_input`]'s decision: it only records the input, for workers.
+pub type EnqueueInput<'a, W, S> = Decide<'a, W, S, ()>;
+
+impl<W: Workflow, S, T> std::fmt::Debug for Decide<'_, W, S, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResumeWith").finish_non_exhaustive()
-    }
-}
-
-impl<'a, W: Workflow, S: Store> ResumeWith<'a, W, S> {
-    pub(super) fn new(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
-        ResumeWith {
-            call: Lazy::Args(Box::new(Given {
-                runner,
-                session,
-                input,
-                said: Decision::default(),
-            })),
+        let mut debug = f.debug_struct("Decide");
+        if let Some(given) = &self.given {
+            debug
+                .field("session", &given.session)
+                .field("actor", &given.said.actor)
+                .field("note", &given.said.note);
         }
-    }
-
-    /// Who gave the decision (a user name, an email, a service).
-    pub fn by(mut self, actor: impl Into<String>) -> Self {
-        self.call.args().said.actor = Some(actor.into());
-        self
-    }
-
-    /// Why.
-    pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.call.args().said.note = Some(note.into());
-        self
+        debug.finish_non_exhaustive()
     }
 }
 
-impl<W: Workflow, S: Store> Future for ResumeWith<'_, W, S> {
-    type Output = Result<Outcome<W::State>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.call.poll(cx, |given| {
-            let Given {
-                runner,
-                session,
-                input,
-                said,
-            } = given;
+impl<'a, W: Workflow, S: Store> Decide<'a, W, S, Outcome<W::State>> {
+    /// [`Runner::resume_with`]: records the input, then runs the session on.
+    pub(super) fn resume(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
+        Decide::new(runner, session, input, |given| {
             Box::pin(async move {
-                let control = runner.control(None);
-                let position = runner
-                    .record_input(session, input, Some(said), &control)
+                let control = given.runner.control(None);
+                let position = given
+                    .runner
+                    .record_input(given.session, given.input, Some(given.said), &control)
                     .await?;
-                runner.drive(Box::new(position), control).await
+                given.runner.drive(Box::new(position), control).await
             })
         })
     }
 }
 
-/// [`Runner::enqueue_input`]: a future; before awaiting it, the caller may say who gave the
-/// decision and why (as with [`ResumeWith`]).
-#[must_use = "a decision does nothing until it is awaited"]
-pub struct EnqueueInput<'a, W: Workflow, S> {
-    call: Lazy<'a, Given<'a, W, S>, ()>,
-}
-
-impl<W: Workflow, S> std::fmt::Debug for EnqueueInput<'_, W, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnqueueInput").finish_non_exhaustive()
-    }
-}
-
-impl<'a, W: Workflow, S: Store> EnqueueInput<'a, W, S> {
-    pub(super) fn new(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
-        EnqueueInput {
-            call: Lazy::Args(Box::new(Given {
-                runner,
-                session,
-                input,
-                said: Decision::default(),
-            })),
-        }
-    }
-
-    /// Who gave the decision.
-    pub fn by(mut self, actor: impl Into<String>) -> Self {
-        self.call.args().said.actor = Some(actor.into());
-        self
-    }
-
-    /// Why.
-    pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.call.args().said.note = Some(note.into());
-        self
-    }
-}
-
-impl<W: Workflow, S: Store> Future for EnqueueInput<'_, W, S> {
-    type Output = Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.call.poll(cx, |given| {
-            let Given {
-                runner,
-                session,
-                input,
-                said,
-            } = given;
+impl<'a, W: Workflow, S: Store> Decide<'a, W, S, ()> {
+    /// [`Runner::enqueue_input`]: records the input and marks the session runnable.
+    pub(super) fn enqueue(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
+        Decide::new(runner, session, input, |given| {
             Box::pin(async move {
-                let control = runner.queueing(crate::store::Wake::Now);
-                runner
-                    .record_input(session, input, Some(said), &control)
+                let control = given.runner.queueing(crate::store::Wake::Now);
+                given
+                    .runner
+                    .record_input(given.session, given.input, Some(given.said), &control)
                     .await
                     .map(drop)
             })
         })
+    }
+}
+
+impl<'a, W: Workflow, S: Store, T> Decide<'a, W, S, T> {
+    fn new(
+        runner: &'a Runner<W, S>,
+        session: &'a str,
+        input: W::Input,
+        start: Start<'a, W, S, T>,
+    ) -> Self {
+        Decide {
+            given: Some(Box::new(Given {
+                runner,
+                session,
+                input,
+                said: Decision::default(),
+            })),
+            start,
+            call: None,
+        }
+    }
+
+    /// Who gave the decision (a user name, an email, a service). Set before the first
+    /// poll; afterwards it changes nothing.
+    pub fn by(mut self, actor: impl Into<String>) -> Self {
+        if let Some(given) = &mut self.given {
+            given.said.actor = Some(actor.into());
+        }
+        self
+    }
+
+    /// Why. Set before the first poll; afterwards it changes nothing.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        if let Some(given) = &mut self.given {
+            given.said.note = Some(note.into());
+        }
+        self
+    }
+}
+
+impl<W: Workflow, S: Store, T> Future for Decide<'_, W, S, T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(given) = this.given.take() {
+            this.call = Some((this.start)(*given));
+        }
+        let call = this
+            .call
+            .as_mut()
+            .expect("a decision polled after it completed");
+        let result = std::task::ready!(call.as_mut().poll(cx));
+        this.call = None;
+        Poll::Ready(result)
     }
 }
 
