@@ -166,6 +166,73 @@ pub mod support_once {
     }
 }
 
+/// A child that waits for a human at `review` between its two nodes.
+#[workflow(state = Question)]
+pub mod reviewed_research {
+    use super::*;
+
+    edge!(START -> search);
+    edge!(search -> review);
+    edge!(review -> summarize);
+    edge!(summarize -> END);
+
+    #[node]
+    async fn search(q: &mut Question) {
+        ran(&q.tag, "search");
+        q.sources.push(format!("kb:{}", q.text));
+    }
+
+    #[node(interrupt)]
+    async fn review(q: &mut Question, verdict: String) {
+        ran(&q.tag, "review");
+        q.sources.push(format!("reviewer:{verdict}"));
+    }
+
+    #[node]
+    async fn summarize(q: &mut Question) {
+        ran(&q.tag, "summarize");
+        q.summary = format!("{} source(s) on {}", q.sources.len(), q.text);
+    }
+}
+
+/// The parent whose child waits for a review: `triage` changes the ticket before
+/// `research`, which changes it before its child runs (a change the wait must not keep).
+#[workflow(state = Ticket)]
+pub mod reviewed_support {
+    use super::*;
+
+    edge!(START -> triage);
+    edge!(triage -> research);
+    edge!(research -> reply);
+    edge!(reply -> END);
+
+    #[node]
+    async fn triage(t: &mut Ticket) {
+        ran(&t.tag, "triage");
+        t.notes = "triaged".into();
+    }
+
+    #[node(subgraph = reviewed_research, retry = 2)]
+    async fn research(
+        t: &mut Ticket,
+        child: Child<reviewed_research::Workflow>,
+    ) -> Result<(), NodeError> {
+        ran(&t.tag, "research");
+        t.notes.push_str(" (researching)");
+        let found = child.run(Question::from(&*t)).await?;
+        t.notes = found.summary;
+        Ok(())
+    }
+
+    #[node]
+    async fn reply(t: &mut Ticket) {
+        ran(&t.tag, "reply");
+        t.reply = format!("Thanks! {}", t.notes);
+    }
+}
+
+const REVIEWED_NOTES: &str = "2 source(s) on refunds";
+
 fn ticket(tag: &str) -> Ticket {
     Ticket {
         tag: tag.to_owned(),
@@ -329,6 +396,108 @@ async fn a_retry_continues_the_failed_child<S: Store + Clone>(store: S, tag: &st
     assert_eq!(runs(&once_tag, "summarize"), 1);
 }
 
+/// The parent of a child that waits: its run is `Interrupted` at `research/review`, with
+/// the state from before `research`, saved as a waiting checkpoint at `research`.
+async fn start_a_ticket_whose_child_waits<S: Store + Clone>(
+    store: &S,
+    tag: &str,
+) -> (Runner<reviewed_support::Workflow, S>, String) {
+    let parent = Runner::new(reviewed_support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let outcome = parent.start(&id, ticket(tag)).await.unwrap();
+    let Outcome::Interrupted { node, state } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(node, "research/review");
+    assert_eq!(
+        state.notes, "triaged",
+        "the node's change before the wait is not kept"
+    );
+    assert_eq!(runs(tag, "research"), 1, "a child's wait is not retried");
+    assert_eq!(runs(tag, "search"), 1);
+    assert_eq!(runs(tag, "review"), 0);
+
+    let snapshot = parent.state(&id).await.unwrap().expect("the parent");
+    assert_eq!(snapshot.node, "research");
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "research/review".into()
+        }
+    );
+    assert_eq!(snapshot.waiting, ["research/review"]);
+    assert_eq!(snapshot.state.notes, "triaged");
+    assert_eq!(snapshot.seq, 2, "the wait is the step that ran `research`");
+    let record = store.session(&id).await.unwrap().unwrap();
+    assert_eq!(record.status.kind(), graph_runtime::StatusKind::Waiting);
+
+    // The child waits at `review`, at the id derived from the parent's step.
+    let child = Runner::new(reviewed_research::Workflow, store.clone());
+    let snapshot = child
+        .state(&child_id(&id))
+        .await
+        .unwrap()
+        .expect("the child");
+    assert_eq!(snapshot.waiting, ["review"]);
+
+    // Resuming the parent before the child is answered waits again, writing nothing.
+    let before = parent.history(&id).await.unwrap().len();
+    let again = parent.resume(&id).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            Outcome::Interrupted {
+                node: "research/review",
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(parent.history(&id).await.unwrap().len(), before);
+    assert_eq!(runs(tag, "search"), 1, "the child did not run again");
+    (parent, id)
+}
+
+async fn a_child_answered_directly_lets_its_parent_go_on<S: Store + Clone>(store: S, tag: &str) {
+    let (parent, id) = start_a_ticket_whose_child_waits(&store, tag).await;
+    let child = Runner::new(reviewed_research::Workflow, store.clone());
+    let done = child
+        .resume_with(
+            &child_id(&id),
+            reviewed_research::Input::Review("ok".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.into_state().summary, REVIEWED_NOTES);
+
+    let done = parent.resume(&id).await.unwrap();
+    let Outcome::Completed(ticket) = done else {
+        panic!("{done:?}");
+    };
+    assert_eq!(ticket.notes, REVIEWED_NOTES);
+    assert_eq!(ticket.reply, format!("Thanks! {REVIEWED_NOTES}"));
+    for (node, times) in [
+        ("triage", 1),
+        ("search", 1),
+        ("review", 1),
+        ("summarize", 1),
+        ("reply", 1),
+    ] {
+        assert_eq!(runs(tag, node), times, "{node}");
+    }
+    let snapshot = parent.state(&id).await.unwrap().unwrap();
+    assert_eq!(snapshot.status, Status::Completed);
+    assert!(snapshot.waiting.is_empty());
+    let nodes: Vec<String> = parent
+        .history(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.node)
+        .collect();
+    assert_eq!(nodes, ["triage", "research", "research", "reply", "END"]);
+}
+
 async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
@@ -381,4 +550,5 @@ on_every_store!(
     a_child_finished_by_hand_is_taken_as_is,
     a_failed_child_fails_its_parent_and_resumes,
     a_retry_continues_the_failed_child,
+    a_child_answered_directly_lets_its_parent_go_on,
 );

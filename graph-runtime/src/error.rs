@@ -251,12 +251,14 @@ pub enum Error {
     },
 
     /// A child session (a subgraph node's [`Child::run`](crate::Child::run)) stopped at an
-    /// interrupt node. Interrupts inside children are not supported yet (they come next: the
-    /// parent will wait with its child); the child session stays waiting, and answering it
-    /// directly with a [`Runner`](crate::Runner) of the child workflow, then re-running the
-    /// parent's node (`resume`), returns the child's final state.
+    /// interrupt node. A subgraph node returns it (with `?`), and the runner makes the parent
+    /// wait too: its run returns [`Outcome::Interrupted`](crate::Outcome::Interrupted) naming
+    /// the path (`research/review`), not this error. The child session stays waiting;
+    /// answering it (with a [`Runner`](crate::Runner) of the child workflow at its id), then
+    /// resuming the parent, runs the node again, and `Child::run` returns the child's final
+    /// state.
     #[error(
-        "child session `{child}` waits at interrupt node `{node}`: interrupts inside subgraphs are not supported yet"
+        "child session `{child}` waits at interrupt node `{node}`: return this error from the subgraph node, and its parent waits too"
     )]
     ChildInterrupted {
         /// The child session's id.

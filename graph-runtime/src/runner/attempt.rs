@@ -283,7 +283,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let mut series = AttemptSeries::node(spec);
         // The cheapest rollback that needs no `Clone` bound: the checkpoint body encoding,
         // taken only for nodes that can retry or take an error edge.
-        let snapshot = if spec.retry > 0 || has_error_route {
+        // (And for every node of a graph with subgraph nodes: a child's wait ends its
+        // node's attempt, whose state the parent's waiting checkpoint must not hold.)
+        let snapshot = if spec.retry > 0 || has_error_route || W::Exec::SUBGRAPHS {
             Some(checkpoint::encode_rollback(
                 at.session.id(),
                 &(&at.state, at.input.as_ref()),
@@ -322,6 +324,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 });
             }
             let (error, permanent): (NodeError, bool) = match outcome {
+                // A child that waits is not a failure to retry: the parent waits too.
+                Attempt::Done(Transition::Failed(e))
+                    if W::Exec::SUBGRAPHS
+                        && ctx.child_host().is_some_and(|host| host.is_interrupted()) =>
+                {
+                    (e, true)
+                }
                 Attempt::Done(Transition::Failed(e)) => (e, false),
                 Attempt::Done(Transition::FailedPermanently(e)) => (e, true),
                 Attempt::Done(transition) => return Ok(transition),

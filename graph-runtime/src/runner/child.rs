@@ -6,8 +6,9 @@
 //! it (see [`Child::session_id`]), so every re-run of that step — a retry, or a resume after a
 //! crash — names the same child, and [`Child::run`] never starts it twice.
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::config::Config;
 use super::{Outcome, Runner, Shared};
@@ -22,6 +23,52 @@ use crate::{Error, NodeCtx, Result, Workflow};
 pub(crate) struct ChildHost {
     store: ErasedStore,
     config: Config,
+    /// The path a child of the node that just ran waits at (`research/review`), set by
+    /// [`Child::run`] when its child stopped at an interrupt, taken by the step loop.
+    interrupted: Mutex<Option<&'static str>>,
+}
+
+impl ChildHost {
+    /// Takes the path the child of the node that just ran waits at, if it waits.
+    pub(crate) fn take_interrupted(&self) -> Option<&'static str> {
+        self.interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Whether the child of the node that just ran waits (its failure is then no failure:
+    /// it is not retried).
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn set_interrupted(&self, path: &'static str) {
+        *self
+            .interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(path);
+    }
+}
+
+/// `{node}/{child}`, the path of a wait inside the child of the subgraph node `node`, as a
+/// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by).
+/// Each distinct path is allocated once for the life of the process: the paths are a
+/// graph's subgraph nodes times its children's interrupt nodes, a small set.
+pub(crate) fn wait_path(node: &str, child: &str) -> &'static str {
+    static PATHS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let path = format!("{node}/{child}");
+    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
+    let paths = paths.get_or_insert_with(HashSet::new);
+    if let Some(known) = paths.get(path.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(path.into_boxed_str());
+    paths.insert(leaked);
+    leaked
 }
 
 impl std::fmt::Debug for ChildHost {
@@ -45,7 +92,26 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Arc::new(ChildHost {
             store: ErasedStore(Arc::clone(&self.shared) as _),
             config: self.config.clone(),
+            interrupted: Mutex::new(None),
         })
+    }
+
+    /// Where the child of a subgraph node waits: the parent's checkpoint `seq` waits at the
+    /// subgraph node `node` (a non-interrupt node) for the child its step started, whose
+    /// latest checkpoint says where it waits. `None` when that child does not wait (it was
+    /// answered directly, or it does not exist).
+    pub(super) async fn child_waits_at(
+        &self,
+        session: &str,
+        node: &str,
+        seq: u64,
+    ) -> Result<Option<&'static str>> {
+        let child = child_session_id(&format!("{session}/{node}/{seq}"));
+        let latest = self.shared.store.latest(&child).await?;
+        Ok(latest
+            .as_ref()
+            .and_then(|checkpoint| checkpoint.status.waiting_node())
+            .map(|at| wait_path(node, at)))
     }
 }
 
@@ -103,6 +169,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 pub struct Child<W: Workflow> {
     workflow: W,
     session: String,
+    /// The subgraph node that runs it.
+    node: &'static str,
     host: Option<Arc<ChildHost>>,
     _workflow: PhantomData<fn() -> W>,
 }
@@ -123,6 +191,7 @@ impl<W: Workflow> Child<W> {
         Child {
             workflow,
             session: child_session_id(&ctx.idempotency_key()),
+            node: ctx.node(),
             host: ctx.child_host().cloned(),
             _workflow: PhantomData,
         }
@@ -156,9 +225,15 @@ impl<W: Workflow> Child<W> {
     ///
     /// The child's own error when it fails (for instance [`Error::Node`] naming the child's
     /// node): the parent's node fails with it, and its `retry` continues the child.
-    /// [`Error::ChildInterrupted`] when the child stops at an interrupt node: interrupts
-    /// inside children are not supported yet. [`Error::InvalidConfig`] when the node runs
-    /// outside a runner (its context has no store).
+    /// [`Error::ChildInterrupted`] when the child stops at an interrupt node: return it from
+    /// the node (with `?`), and the parent waits too. Its run returns
+    /// [`Outcome::Interrupted`] naming the path (`research/review`: the subgraph node, then
+    /// the child's node), and its checkpoint waits at the subgraph node, with the state from
+    /// before the node ran (the node's retries and error edges do not apply to a wait).
+    /// Once the child is answered (its own [`Runner::resume_with`] at
+    /// [`Child::session_id`]), resuming the parent runs the node again, and this call
+    /// returns the child's final state. [`Error::InvalidConfig`] when the node runs outside
+    /// a runner (its context has no store).
     pub async fn run(self, initial: W::State) -> Result<W::State> {
         let Some(host) = self.host else {
             return Err(Error::InvalidConfig(
@@ -179,10 +254,13 @@ impl<W: Workflow> Child<W> {
         };
         match outcome {
             Outcome::Completed(state) => Ok(state),
-            Outcome::Interrupted { node, .. } => Err(Error::ChildInterrupted {
-                child: self.session,
-                node,
-            }),
+            Outcome::Interrupted { node, .. } => {
+                host.set_interrupted(wait_path(self.node, node));
+                Err(Error::ChildInterrupted {
+                    child: self.session,
+                    node,
+                })
+            }
         }
     }
 }

@@ -586,12 +586,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && loaded.frontier.is_none()
             && spec.interrupt
             && spec.wait_ms.is_some();
+        // Waiting, outside a region, at a node that is not an interrupt: its child waits.
+        let child_wait = W::Exec::SUBGRAPHS
+            && loaded.is_waiting()
+            && loaded.frontier.is_none()
+            && !spec.interrupt;
         let writer = self.writer_at(session, control, &mut loaded);
         Position::at(writer, loaded.seq, cursor, loaded.state)
             .with_input(loaded.input)
             .with_failure(loaded.failure)
             .with_frontier(loaded.frontier)
             .deadline_passed(deadline_passed)
+            .child_wait(child_wait)
     }
 
     /// Records durably that the interrupt node at `cursor` runs without its input because
@@ -919,7 +925,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Ok(None);
         };
         let loaded = self.decode(session, checkpoint, Purpose::Read).await?;
-        Ok(Some(Self::snapshot(loaded)))
+        self.snapshot_of(session, loaded).await.map(Some)
     }
 
     /// The kept checkpoint `seq` of a session, decoded; `None` if it is not kept (or the
@@ -930,7 +936,28 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Ok(None);
         };
         let loaded = self.decode(session, checkpoint, Purpose::Read).await?;
-        Ok(Some(Self::snapshot(loaded)))
+        self.snapshot_of(session, loaded).await.map(Some)
+    }
+
+    /// A decoded checkpoint of `session` as the public [`Snapshot`], naming the path its
+    /// child waits at when it waits at a subgraph node (`research/review`).
+    async fn snapshot_of(&self, session: &str, loaded: Loaded<W>) -> Result<Snapshot<W::State>> {
+        let child_wait = W::Exec::SUBGRAPHS
+            && loaded.is_waiting()
+            && loaded.frontier.is_none()
+            && loaded
+                .cursor
+                .is_some_and(|cursor| !W::Exec::spec(cursor).interrupt);
+        let mut snapshot = Self::snapshot(loaded);
+        if child_wait
+            && let Some(path) = self
+                .child_waits_at(session, &snapshot.node, snapshot.seq)
+                .await?
+        {
+            snapshot.status = waiting_at(path);
+            snapshot.waiting = vec![path];
+        }
+        Ok(snapshot)
     }
 
     /// A decoded checkpoint as the public [`Snapshot`].

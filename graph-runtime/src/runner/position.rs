@@ -32,6 +32,11 @@ pub(super) struct Position<W: Workflow> {
     /// its input (its parameter is `None`). Set only by a worker's run at the deadline, or by
     /// a resume of the attempt it recorded; cleared once that node has run.
     pub(super) deadline_passed: bool,
+    /// The state in hand is a checkpoint that waits at a subgraph node for its child, under
+    /// its own sequence number: the node runs again under that number (so its child is the
+    /// same session), and a child that still waits there needs no new checkpoint. Cleared
+    /// once the node has run.
+    pub(super) child_wait: bool,
 }
 
 impl<W: Workflow> Position<W> {
@@ -49,6 +54,7 @@ impl<W: Workflow> Position<W> {
             unsaved: Duration::ZERO,
             frontier: None,
             deadline_passed: false,
+            child_wait: false,
         }
     }
 
@@ -70,6 +76,13 @@ impl<W: Workflow> Position<W> {
     #[inline(always)]
     pub(super) fn with_frontier(mut self, frontier: Option<Frontier>) -> Self {
         self.frontier = frontier;
+        self
+    }
+
+    /// The same position, at a checkpoint that waits at a subgraph node for its child.
+    #[inline(always)]
+    pub(super) fn child_wait(mut self, waits: bool) -> Self {
+        self.child_wait = waits;
         self
     }
 

@@ -120,7 +120,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let config = &self.config;
         let workflow = &self.shared.workflow;
         // Nothing to observe, cancel or trace: the loop runs each node future directly.
-        let plain = control.events.is_none() && control.cancel.is_none() && !control.spans;
+        // Graphs with subgraph nodes never take the plain path: a child's wait ends the
+        // node's attempt as a failure whose state must be rolled back (`run_node`).
+        let plain = control.events.is_none()
+            && control.cancel.is_none()
+            && !control.spans
+            && !W::Exec::SUBGRAPHS;
         let mut ctx = NodeCtx::new(Arc::clone(at.session.id()), control.events.clone());
         // A constant: graphs without subgraph nodes never build the host.
         if W::Exec::SUBGRAPHS {
@@ -174,7 +179,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
             steps += 1;
             let seq = at.seq + 1;
-            ctx.enter(spec.name, seq);
+            // A subgraph node whose child was waiting runs again under the sequence number
+            // of its wait, so that it names the same child.
+            let key_seq = if std::mem::take(&mut at.child_wait) {
+                at.seq
+            } else {
+                seq
+            };
+            ctx.enter(spec.name, key_seq);
             if let Some(failure) = at.failure.take() {
                 ctx.set_failure(failure);
             }
@@ -226,6 +238,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 ))
                 .await?
             };
+            // (The mark is taken whatever the node returned: a node that caught its child's
+            // wait and went on does not wait.)
+            if W::Exec::SUBGRAPHS
+                && let Some(path) = ctx.child_host().and_then(|host| host.take_interrupted())
+                && matches!(
+                    transition,
+                    Transition::Failed(_) | Transition::FailedPermanently(_)
+                )
+            {
+                ctx.clear_failure();
+                return self
+                    .wait_for_child(at, spec.name, key_seq, path, control)
+                    .await;
+            }
             ctx.clear_failure();
             at.deadline_passed = false;
             at.seq = seq;
@@ -355,6 +381,30 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let seq = at.seq;
         self.save(at, seq, waiting_at(node), node, true, control)
             .await
+    }
+
+    /// The subgraph node `node`, run under sequence number `key_seq`, ended because its
+    /// child waits at `path`: the parent waits too, at that node, with the state from before
+    /// it ran (`run_node` rolled it back), as checkpoint `key_seq` (from which the child's id
+    /// is derived again). When that checkpoint is stored already (the node ran again from
+    /// it, and the child still waits), nothing is written.
+    async fn wait_for_child(
+        &self,
+        mut at: Box<Position<W>>,
+        node: &'static str,
+        key_seq: u64,
+        path: &'static str,
+        control: &Control,
+    ) -> Result<Outcome<W::State>> {
+        if key_seq > at.session.stored_seq() {
+            at.seq = key_seq;
+            self.save(&mut at, key_seq, waiting_at(path), node, true, control)
+                .await?;
+        }
+        Ok(Outcome::Interrupted {
+            node: path,
+            state: at.state,
+        })
     }
 
     /// Saves the state in hand as checkpoint `seq` at `node` (with the pending failure when
