@@ -498,6 +498,57 @@ async fn a_child_answered_directly_lets_its_parent_go_on<S: Store + Clone>(store
     assert_eq!(nodes, ["triage", "research", "research", "reply", "END"]);
 }
 
+async fn a_child_answered_through_its_parent_lets_it_go_on<S: Store + Clone>(store: S, tag: &str) {
+    let (parent, id) = start_a_ticket_whose_child_waits(&store, tag).await;
+
+    // An answer for another node, or for a parent that does not wait, is refused.
+    let wrong = parent
+        .resume_with(
+            "nobody",
+            reviewed_support::Input::Research(reviewed_research::Input::Review("ok".into())),
+        )
+        .await;
+    assert!(wrong.is_err(), "{wrong:?}");
+
+    // The answer in JSON, keyed by node names at every level.
+    let input: reviewed_support::Input =
+        serde_json::from_str(r#"{"research":{"review":"ok"}}"#).unwrap();
+    assert_eq!(input.node(), "research");
+    let done = parent.resume_with(&id, input).by("alice").await.unwrap();
+    let Outcome::Completed(ticket) = done else {
+        panic!("{done:?}");
+    };
+    assert_eq!(ticket.notes, REVIEWED_NOTES);
+    assert_eq!(ticket.reply, format!("Thanks! {REVIEWED_NOTES}"));
+    for (node, times) in [
+        ("triage", 1),
+        ("search", 1),
+        ("review", 1),
+        ("summarize", 1),
+        ("reply", 1),
+    ] {
+        assert_eq!(runs(tag, node), times, "{node}");
+    }
+
+    // The child's history keeps the decision, with who gave it.
+    let child = Runner::new(reviewed_research::Workflow, store.clone());
+    let history = child.history(&child_id(&id)).await.unwrap();
+    let audit = history
+        .iter()
+        .find_map(|c| c.audit.as_ref())
+        .expect("the child's decision");
+    assert_eq!(audit.actor.as_deref(), Some("alice"));
+
+    // Answering again: the parent no longer waits.
+    let again = parent
+        .resume_with(
+            &id,
+            reviewed_support::Input::Research(reviewed_research::Input::Review("ok".into())),
+        )
+        .await;
+    assert!(matches!(again, Err(Error::NotWaiting { .. })), "{again:?}");
+}
+
 async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
@@ -551,4 +602,5 @@ on_every_store!(
     a_failed_child_fails_its_parent_and_resumes,
     a_retry_continues_the_failed_child,
     a_child_answered_directly_lets_its_parent_go_on,
+    a_child_answered_through_its_parent_lets_it_go_on,
 );

@@ -223,6 +223,18 @@ impl<'g> Plan<'g> {
             .collect()
     }
 
+    /// The subgraph nodes' tasks with their child module (`subgraph = m`), in declaration
+    /// order: each has a variant of `Input` after the interrupt nodes', carrying `m::Input`.
+    pub(crate) fn subgraphs(&self) -> Vec<(&Task<'g>, &'g syn::Path)> {
+        self.tasks
+            .iter()
+            .filter_map(|task| {
+                let node: &'g NodeFn = task.node;
+                node.args.subgraph.as_ref().map(|(path, _)| (task, path))
+            })
+            .collect()
+    }
+
     /// The entry node's task.
     pub(crate) fn entry(&self) -> Option<&Task<'g>> {
         self.graph.entry().and_then(|i| self.tasks.get(i))

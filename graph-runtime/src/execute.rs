@@ -118,8 +118,16 @@ pub trait Execute<W: Workflow>: 'static {
     /// checkpoint, never on the step path). Maps the names of `#[node(renamed_from = "…")]`.
     fn cursor_of(name: &str) -> Option<Self::Cursor>;
 
-    /// The interrupt node an input is meant for.
+    /// The interrupt node an input is meant for (or the subgraph node, for an input that
+    /// answers its child).
     fn input_node(input: &W::Input) -> Self::Cursor;
+
+    /// An input of a subgraph node's variant (`Input::Research(child_input)`): the answer
+    /// for its child (built by `__private::child_answer`, run by the runner); any other
+    /// input is given back.
+    fn child_answer(input: W::Input) -> Result<Box<dyn std::any::Any + Send>, W::Input> {
+        Err(input)
+    }
 
     /// The node an error edge leads to when the node at `cursor` fails after its retries
     /// (`edge!(a -> b on error)`), if it has one.

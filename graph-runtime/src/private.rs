@@ -37,6 +37,12 @@ pub fn child<W: SubgraphModule>(ctx: &NodeCtx) -> Child<W> {
     Child::new(ctx, W::default())
 }
 
+/// The answer `input` for the child of a subgraph node whose child workflow is `W` (the
+/// parent's `Input` variant of that node), for `Execute::child_answer`.
+pub fn child_answer<W: SubgraphModule>(input: W::Input) -> Box<dyn std::any::Any + Send> {
+    Box::new(crate::runner::ChildAnswer::new(W::default(), input))
+}
+
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child
 /// workflow's name and its `INPUT_SCHEMA` (not its graph: a child's own graph changes are
 /// checked on the child's sessions).

@@ -8,7 +8,7 @@
 //! it is, and serializing still writes the variant's name.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 
 use super::Gen;
 
@@ -28,14 +28,32 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
         let alias = (variant != name).then(|| quote!(#[serde(alias = #name)]));
         quote!(#[doc = #doc] #alias #variant(#ty))
     });
+    // A subgraph node's variant carries its child's `Input`, after the interrupt nodes'
+    // (so that graphs without subgraph nodes keep their variants, and their indices).
+    let subgraphs = g.plan.subgraphs();
+    let child_variants = subgraphs.iter().map(|(task, path)| {
+        let variant = &task.variant;
+        let name = task.node.name.as_str();
+        let doc = format!(
+            "The answer for the child of subgraph node `{name}`, which waits at one of its own interrupt nodes: the child workflow's `Input` (in JSON, keyed `\"{name}\"` or `\"{variant}\"`, then by the child's node)."
+        );
+        let alias = (variant != name).then(|| quote!(#[serde(alias = #name)]));
+        let (first, _) = crate::parse::span_range(path);
+        let child_input = quote_spanned!(first=> #path::Input);
+        quote!(#[doc = #doc] #alias #variant(#child_input))
+    });
     let names: Vec<&str> = interrupts
         .iter()
         .map(|(task, _)| task.node.name.as_str())
         .collect();
-    let node_arms = interrupts.iter().map(|(task, _)| {
-        let (variant, name) = (&task.variant, task.node.name.as_str());
-        quote!(Input::#variant(..) => #name,)
-    });
+    let node_arms = interrupts
+        .iter()
+        .map(|(task, _)| task)
+        .chain(subgraphs.iter().map(|(task, _)| task))
+        .map(|task| {
+            let (variant, name) = (&task.variant, task.node.name.as_str());
+            quote!(Input::#variant(..) => #name,)
+        });
     let input_doc = if interrupts.is_empty() {
         format!(
             "The inputs of workflow `{}`: it has no interrupt node, so this enum has no values.",
@@ -66,6 +84,7 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
         #allow
         pub enum Input {
             #(#input_variants,)*
+            #(#child_variants,)*
         }
 
         #allow
@@ -74,7 +93,8 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
             pub const NODES: &'static [&'static str] = &[#(#names),*];
 
             /// The interrupt node this input is for, by the name `Status`, events and
-            /// `Snapshot::waiting` use.
+            /// `Snapshot::waiting` use (for an answer to a subgraph node's child, the
+            /// subgraph node).
             pub fn node(&self) -> &'static str {
                 match *self {
                     #(#node_arms)*
@@ -86,14 +106,51 @@ pub(super) fn input_enum(g: &Gen) -> TokenStream {
 
 /// `Execute::input_node`.
 pub(super) fn input_node_fn(g: &Gen) -> TokenStream {
-    let arms = g.plan.interrupts().into_iter().map(|(task, _)| {
-        let variant = &task.variant;
-        quote!(Input::#variant(..) => __GraphCursor::#variant,)
-    });
+    let plan = &g.plan;
+    let arms = plan
+        .interrupts()
+        .into_iter()
+        .map(|(task, _)| task)
+        .chain(plan.subgraphs().into_iter().map(|(task, _)| task))
+        .map(|task| {
+            let variant = &task.variant;
+            quote!(Input::#variant(..) => __GraphCursor::#variant,)
+        });
     quote! {
         fn input_node(input: &Input) -> __GraphCursor {
             match *input {
                 #(#arms)*
+            }
+        }
+    }
+}
+
+/// `Execute::child_answer`: a subgraph node's variant of `Input` is the answer for its
+/// child, built by the runtime's `child_answer` for the child workflow (named through the
+/// module's marker, as the node's `Child` is). Nothing for a graph without subgraph nodes.
+pub(super) fn child_answer_fn(g: &Gen) -> TokenStream {
+    let subgraphs = g.plan.subgraphs();
+    if subgraphs.is_empty() {
+        return TokenStream::new();
+    }
+    let rt = &g.rt;
+    let input = proc_macro2::Ident::new("input", proc_macro2::Span::mixed_site());
+    let arms = subgraphs.iter().map(|(task, path)| {
+        let variant = &task.variant;
+        let answer = super::step::subgraph_module(rt, path, quote!(child_answer));
+        quote!(Input::#variant(#input) => ::core::result::Result::Ok((#answer)(#input)),)
+    });
+    quote! {
+        fn child_answer(
+            #input: Input,
+        ) -> ::core::result::Result<
+            ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>,
+            Input,
+        > {
+            #[allow(unreachable_patterns)]
+            match #input {
+                #(#arms)*
+                other => ::core::result::Result::Err(other),
             }
         }
     }

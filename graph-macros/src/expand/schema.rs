@@ -193,7 +193,29 @@ pub(super) fn schema_items(g: &Gen) -> SchemaItems {
         .enumerate()
         .map(|(k, (n, _))| (n.node.name.clone(), k))
         .collect();
-    let input_schema = fingerprint(&rt, crate::hash::INPUT_KIND, None, &declared);
+    // A subgraph node's variant adds its name and its child's fingerprint (the child's name
+    // and `INPUT_SCHEMA`), after the interrupt nodes': graphs without subgraph nodes keep
+    // their `INPUT_SCHEMA`.
+    let children: Vec<(String, usize)> = g
+        .plan
+        .subgraphs()
+        .iter()
+        .enumerate()
+        .map(|(k, (task, _))| (format!("subgraph {}", task.node.name), k))
+        .collect();
+    let input_schema = if children.is_empty() {
+        fingerprint(&rt, crate::hash::INPUT_KIND, None, &declared)
+    } else {
+        fingerprint_of(
+            &rt,
+            crate::hash::INPUT_KIND,
+            None,
+            &[
+                (&declared, "__GRAPH_INPUT_SCHEMAS"),
+                (&children, "__GRAPH_SUBGRAPH_SCHEMAS"),
+            ],
+        )
+    };
 
     let (v2_hash, v2_text) = hash::text_hash(graph, Version::V2, &current);
     let graph_hash = graph_fingerprint(g, v2_hash, &current);

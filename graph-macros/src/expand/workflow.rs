@@ -119,6 +119,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     let spec = spec_fn(g);
     let cursor_of = cursor_of_fn(g);
     let input_node = input::input_node_fn(g);
+    let child_answer = input::child_answer_fn(g);
     let error_route = error_route_fn(g);
     let runs_freely = runs_freely_fn(g);
     let step = step::step_fn(g);
@@ -151,6 +152,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
             #spec
             #cursor_of
             #input_node
+            #child_answer
             #error_route
             #runs_freely
             #step

@@ -240,14 +240,7 @@ impl<W: Workflow> Child<W> {
                 "a subgraph node ran without its runner: `Child::run` needs the context the runner gives the node",
             ));
         };
-        let runner = Runner {
-            shared: Arc::new(Shared {
-                workflow: self.workflow,
-                store: host.store.clone(),
-                graph_recorded: std::sync::atomic::AtomicBool::new(false),
-            }),
-            config: host.config.clone(),
-        };
+        let runner = child_runner(&host, self.workflow);
         let outcome = match runner.start(&self.session, initial).await {
             Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
             other => other?,
@@ -262,6 +255,68 @@ impl<W: Workflow> Child<W> {
                 })
             }
         }
+    }
+}
+
+/// The answer for a waiting child, given to its parent (`resume_with(parent,
+/// Input::Research(child_input))`): runs the child's own `resume_with` under the parent's
+/// store and configuration.
+pub(crate) struct ChildAnswer {
+    #[allow(clippy::type_complexity)]
+    answer: Box<
+        dyn FnOnce(
+                Arc<ChildHost>,
+                String,
+                Option<String>,
+                Option<String>,
+            )
+                -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
+            + Send,
+    >,
+}
+
+impl ChildAnswer {
+    /// The answer `input` for a child of workflow `workflow`.
+    pub(crate) fn new<W: Workflow>(workflow: W, input: W::Input) -> Self {
+        ChildAnswer {
+            answer: Box::new(move |host, child, actor, note| {
+                Box::pin(async move {
+                    let runner = child_runner(&host, workflow);
+                    let mut decision = runner.resume_with(&child, input);
+                    if let Some(actor) = actor {
+                        decision = decision.by(actor);
+                    }
+                    if let Some(note) = note {
+                        decision = decision.note(note);
+                    }
+                    decision.await.map(drop)
+                })
+            }),
+        }
+    }
+
+    /// Gives the child session `child` its input (said by `actor`, with `note`), and runs
+    /// it on until it completes or waits again.
+    pub(super) async fn give(
+        self,
+        host: Arc<ChildHost>,
+        child: String,
+        actor: Option<String>,
+        note: Option<String>,
+    ) -> Result<()> {
+        (self.answer)(host, child, actor, note).await
+    }
+}
+
+/// A runner of the child workflow `workflow` under the parent's store and configuration.
+fn child_runner<W: Workflow>(host: &ChildHost, workflow: W) -> Runner<W, ErasedStore> {
+    Runner {
+        shared: Arc::new(Shared {
+            workflow,
+            store: host.store.clone(),
+            graph_recorded: std::sync::atomic::AtomicBool::new(false),
+        }),
+        config: host.config.clone(),
     }
 }
 

@@ -35,7 +35,7 @@ mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
-pub(crate) use self::child::ChildHost;
+pub(crate) use self::child::{ChildAnswer, ChildHost};
 use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
@@ -688,6 +688,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
+        if W::Exec::SUBGRAPHS && !W::Exec::spec(target).interrupt {
+            // Only `resume_with` answers a child through its parent (`answer_child`).
+            return Err(Error::InvalidConfig(
+                "an input for a subgraph node's child is given with `resume_with` (or to the child session directly), not `enqueue_input`",
+            ));
+        }
         let mut loaded = self.load_latest(session).await?;
         let audit = Decision::for_input(said, target_name);
         if loaded.frontier.is_some() {
@@ -753,6 +759,50 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok(Position::at(session, seq, target, loaded.state)
             .with_input(Some(input))
             .with_failure(loaded.failure))
+    }
+
+    /// `resume_with` for a session that waits at a subgraph node for its child, with the
+    /// answer for that child (`Input::Research(child_input)`, of the subgraph node `target`):
+    /// checks that the session waits there ([`Error::NotWaiting`] otherwise), gives the
+    /// child its input with the child's own `resume_with` (which records it on the child's
+    /// session and runs the child on), then resumes the parent, whose node runs again and
+    /// takes the child's final state (or waits again if the child does).
+    async fn answer_child(
+        &self,
+        session: &str,
+        target: Cursor<W>,
+        answer: Box<dyn std::any::Any + Send>,
+        said: Decision,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
+        self.ready(&[session])?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
+        let target_name = W::Exec::spec(target).name;
+        let loaded = self.load_latest(session).await?;
+        if !loaded.is_waiting() || loaded.frontier.is_some() || loaded.cursor != Some(target) {
+            let actual = match loaded.status() {
+                Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
+                Status::Completed => "it has completed".to_owned(),
+                Status::Cancelled => "it was cancelled".to_owned(),
+                _ => format!("it is running at `{}`", loaded.node),
+            };
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
+        }
+        let Ok(answer) = answer.downcast::<ChildAnswer>() else {
+            return Err(Error::InvalidConfig(
+                "the answer for a child was not built by `#[workflow]`",
+            ));
+        };
+        let child = child::child_session_id(&format!("{session}/{target_name}/{}", loaded.seq));
+        let (actor, note) = said.into_parts();
+        answer.give(self.child_host(), child, actor, note).await?;
+        self.resume_inner(session, control).await
     }
 
     /// `resume_with` for a session stopped in a parallel region: the input is for one of its

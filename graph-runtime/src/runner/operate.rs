@@ -12,6 +12,7 @@ use super::load::{Loaded, Purpose};
 use super::scheduler::{self, waiting_nodes};
 use super::{Control, Outcome, Runner, Snapshot};
 use crate::error::report;
+use crate::execute::Execute;
 use crate::store::{Audit, AuditKind, Status, Store};
 use crate::{Error, Result, Workflow};
 
@@ -120,9 +121,24 @@ impl<'a, W: Workflow, S: Store> Decide<'a, W, S, Outcome<W::State>> {
         Decide::new(runner, session, input, |given| {
             Box::pin(async move {
                 let control = given.runner.control(None);
+                // An answer for a subgraph node's child goes to the child's session.
+                let input = if W::Exec::SUBGRAPHS {
+                    let target = W::Exec::input_node(&given.input);
+                    match W::Exec::child_answer(given.input) {
+                        Ok(answer) => {
+                            return given
+                                .runner
+                                .answer_child(given.session, target, answer, given.said, control)
+                                .await;
+                        }
+                        Err(input) => input,
+                    }
+                } else {
+                    given.input
+                };
                 let position = given
                     .runner
-                    .record_input(given.session, given.input, Some(given.said), &control)
+                    .record_input(given.session, input, Some(given.said), &control)
                     .await?;
                 given.runner.drive(Box::new(position), control).await
             })
@@ -202,6 +218,11 @@ impl<W: Workflow, S: Store, T> Future for Decide<'_, W, S, T> {
 }
 
 impl Decision {
+    /// Who gave it, and why.
+    pub(super) fn into_parts(self) -> (Option<String>, Option<String>) {
+        (self.actor, self.note)
+    }
+
     /// The audit record of an input for `node` given with `said` (or by a plain call).
     pub(super) fn for_input(said: Option<Decision>, node: &str) -> Audit {
         said.unwrap_or_default().audit(node)
