@@ -37,10 +37,20 @@ pub fn child<W: SubgraphModule>(ctx: &NodeCtx) -> Child<W> {
     Child::new(ctx, W::default())
 }
 
-/// The answer `input` for the child of a subgraph node whose child workflow is `W` (the
-/// parent's `Input` variant of that node), for `Execute::child_answer`.
-pub fn child_answer<W: SubgraphModule>(input: W::Input) -> Box<dyn std::any::Any + Send> {
-    Box::new(crate::runner::ChildAnswer::new(W::default(), input))
+/// The `Input` of a `#[workflow]` module, which names its `Workflow`: what a parent's
+/// `Input` variant of a subgraph node carries.
+pub trait WorkflowInput: Sized {
+    /// The workflow whose input it is.
+    type Workflow: Workflow<Input = Self> + Default;
+}
+
+/// The answer `input` for the child of a subgraph node (the parent's `Input` variant of
+/// that node), for `Execute::child_answer`.
+pub fn child_answer<I: WorkflowInput>(input: I) -> Box<dyn std::any::Any + Send> {
+    Box::new(crate::runner::ChildAnswer::new(
+        I::Workflow::default(),
+        input,
+    ))
 }
 
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child

@@ -126,8 +126,9 @@ pub(super) fn input_node_fn(g: &Gen) -> TokenStream {
 }
 
 /// `Execute::child_answer`: a subgraph node's variant of `Input` is the answer for its
-/// child, built by the runtime's `child_answer` for the child workflow (named through the
-/// module's marker, as the node's `Child` is). Nothing for a graph without subgraph nodes.
+/// child, built by the runtime's `child_answer` for the workflow whose `Input` it is (so
+/// that a `subgraph = m` that is not a workflow is reported once, at the variant's type).
+/// Nothing for a graph without subgraph nodes.
 pub(super) fn child_answer_fn(g: &Gen) -> TokenStream {
     let subgraphs = g.plan.subgraphs();
     if subgraphs.is_empty() {
@@ -135,10 +136,9 @@ pub(super) fn child_answer_fn(g: &Gen) -> TokenStream {
     }
     let rt = &g.rt;
     let input = proc_macro2::Ident::new("input", proc_macro2::Span::mixed_site());
-    let arms = subgraphs.iter().map(|(task, path)| {
+    let arms = subgraphs.iter().map(|(task, _)| {
         let variant = &task.variant;
-        let answer = super::step::subgraph_module(rt, path, quote!(child_answer));
-        quote!(Input::#variant(#input) => ::core::result::Result::Ok((#answer)(#input)),)
+        quote!(Input::#variant(#input) => ::core::result::Result::Ok(#rt::child_answer(#input)),)
     });
     quote! {
         fn child_answer(

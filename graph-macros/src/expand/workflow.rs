@@ -91,6 +91,11 @@ pub(super) fn items(g: &Gen, schemas: &SchemaItems) -> TokenStream {
         impl #rt::Sealed for Workflow {}
 
         #allow
+        impl #rt::WorkflowInput for Input {
+            type Workflow = Workflow;
+        }
+
+        #allow
         impl #rt::Workflow for Workflow {
             type State = #state;
             type Input = Input;
