@@ -458,6 +458,22 @@ async fn start_a_ticket_whose_child_waits<S: Store + Clone>(
     (parent, id)
 }
 
+#[test]
+fn input_schema_covers_the_childrens_inputs() {
+    // `support` and `reviewed_support` have no interrupt node of their own: their inputs
+    // differ only by their children's.
+    assert_ne!(
+        support::Workflow::INPUT_SCHEMA,
+        reviewed_support::Workflow::INPUT_SCHEMA
+    );
+    assert_eq!(reviewed_support::Input::NODES, [] as [&str; 0]);
+    let json = serde_json::to_string(&reviewed_support::Input::Research(
+        reviewed_research::Input::Review("ok".into()),
+    ))
+    .unwrap();
+    assert_eq!(json, r#"{"Research":{"Review":"ok"}}"#);
+}
+
 async fn a_child_answered_directly_lets_its_parent_go_on<S: Store + Clone>(store: S, tag: &str) {
     let (parent, id) = start_a_ticket_whose_child_waits(&store, tag).await;
     let child = Runner::new(reviewed_research::Workflow, store.clone());
@@ -509,6 +525,15 @@ async fn a_child_answered_through_its_parent_lets_it_go_on<S: Store + Clone>(sto
         )
         .await;
     assert!(wrong.is_err(), "{wrong:?}");
+
+    // Workers take a child's answer on the child session, not through the parent.
+    let queued = parent
+        .enqueue_input(
+            &id,
+            reviewed_support::Input::Research(reviewed_research::Input::Review("ok".into())),
+        )
+        .await;
+    assert!(matches!(queued, Err(Error::InvalidConfig(_))), "{queued:?}");
 
     // The answer in JSON, keyed by node names at every level.
     let input: reviewed_support::Input =

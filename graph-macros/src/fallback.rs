@@ -118,12 +118,31 @@ pub(crate) fn module(args: &WorkflowArgs, graph: &Graph, errors: &syn::Error) ->
                 .then(|| quote!(#variant(#ty)))
         })
         .collect();
+    // And a subgraph node's, carrying its child's `Input`, so that an answer given through
+    // the parent is no follow-on error; not one that names this module itself (an error of
+    // its own, and `Input` would contain itself).
+    let this_module = graph.module.item.ident.to_string();
+    let child_variants: Vec<TokenStream> = plan
+        .subgraphs()
+        .into_iter()
+        .filter(|(_, path)| {
+            path.segments
+                .last()
+                .is_some_and(|last| last.ident != "self" && last.ident != this_module.as_str())
+        })
+        .filter_map(|(task, path)| {
+            let variant = &task.variant;
+            input_seen
+                .insert(variant.to_string())
+                .then(|| quote!(#variant(#path::Input)))
+        })
+        .collect();
     if free("Input") {
         generated.extend(quote! {
             #[derive(::core::fmt::Debug, ::core::clone::Clone, #rt::serde::Serialize, #rt::serde::Deserialize)]
             #[serde(crate = #serde_crate)]
             #allow
-            pub enum Input { #(#input_variants,)* }
+            pub enum Input { #(#input_variants,)* #(#child_variants,)* }
             #allow
             impl Input {
                 pub const NODES: &'static [&'static str] = &[];
