@@ -247,6 +247,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     Transition::Failed(_) | Transition::FailedPermanently(_)
                 )
             {
+                // A pending failure (the node is an error edge's target) waits with it.
+                at.failure = ctx.failure().cloned();
                 ctx.clear_failure();
                 return self
                     .wait_for_child(at, spec.name, key_seq, path, control)
