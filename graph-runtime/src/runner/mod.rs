@@ -63,7 +63,8 @@ pub enum Outcome<T> {
     Completed(T),
     /// The run waits at an interrupt node for a typed decision.
     Interrupted {
-        /// The interrupt node.
+        /// The interrupt node; when a subgraph node's child waits, the path to it
+        /// (`research/review`: the subgraph node, then the child's interrupt node).
         node: &'static str,
         /// The state as it was saved.
         state: T,
@@ -137,7 +138,9 @@ pub struct Snapshot<T> {
     /// it waits. Outside a parallel region a session waits at one interrupt node at most,
     /// its cursor; in a region, at every interrupt branch without its input. A node
     /// renamed since the checkpoint was saved is reported by its current name; a node this
-    /// graph no longer has (after [`GraphChange::Force`]) is left out.
+    /// graph no longer has (after [`GraphChange::Force`]) is left out. A session waiting at
+    /// a subgraph node for its child names the path to the child's interrupt node,
+    /// `research/review` (as does its `status`), read from the child session.
     pub waiting: Vec<&'static str>,
     /// While the session stands in a parallel region (at its join, with branches or items
     /// not all settled): where each branch stands and how many are done, read from the
