@@ -79,6 +79,7 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_node_migrate_from(&r, graph);
     check_subgraph_not_itself(&r, graph);
     check_subgraph_not_in_region(&r, graph);
+    check_map_child_order(&r, graph);
     if !graph.module.incomplete {
         check_branch_successor(&r, graph);
         check_join_params(&r, graph);
@@ -1519,15 +1520,54 @@ fn check_subgraph_not_itself(r: &Report, graph: &Graph) {
     }
 }
 
-/// This first slice of subgraphs runs a child from an ordinary node; a branch, a map node or
-/// a join that runs one (one child per item across workers) comes next.
+/// A map node that runs a child takes the state, the item, then the child, as its docs and
+/// every example write it: with the item after the child, a reader takes `Child` for the
+/// item's type and the item for a second argument of the child.
+fn check_map_child_order(r: &Report, graph: &Graph) {
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let Some((path, _)) = &node.args.subgraph else {
+            continue;
+        };
+        if !graph.is_usable(i) || !is_map_node(graph, i) {
+            continue;
+        }
+        let position = |role: fn(ParamRole) -> bool| node.params.iter().position(|p| role(p.role));
+        let (Some(child), Some(item)) = (
+            position(|role| role == ParamRole::Child),
+            position(|role| role == ParamRole::Extra),
+        ) else {
+            continue; // A missing child or item is reported on its own.
+        };
+        let state = position(|role| matches!(role, ParamRole::State { .. }));
+        if child > item && state.is_none_or(|state| state < item) {
+            continue;
+        }
+        let param = &node.params[child];
+        r.error(
+            node.position,
+            &param.tokens,
+            format!(
+                "map node `{name}` takes the state, then the item, then its child: move `{child}` after the item, as in `async fn {name}(state: &State, item: Item, child: Child<{module}::Workflow>)`",
+                name = node.name,
+                child = tokens_to_string(&param.tokens),
+                module = tokens_to_string(path),
+            ),
+        );
+    }
+}
+
+/// A subgraph node runs one child per run: an ordinary node, or a map node (one child per
+/// item). A branch of a fan-out or a join would need a child per branch of one step, which
+/// no id or `Input` variant names yet.
 fn check_subgraph_not_in_region(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
         let Some((_, key)) = &node.args.subgraph else {
             continue;
         };
-        let role = if graph.is_branch(i) {
-            "a branch of a parallel region"
+        let role = if is_map_node(graph, i) {
+            continue;
+        } else if graph.is_branch(i) {
+            "a branch of a fan-out"
         } else if graph.is_join(i) {
             "the join of a parallel region"
         } else {
@@ -1537,8 +1577,8 @@ fn check_subgraph_not_in_region(r: &Report, graph: &Graph) {
             node.position,
             key,
             format!(
-                "subgraph node `{}` is {role}, which is not supported yet: run the child from a node before the fan-out or after the join",
-                node.name
+                "subgraph node `{}` is {role}, which cannot run a child: run the child from a node before the fan-out or after the join, or map over the child (`edge!(plan -> each {})`)",
+                node.name, node.name
             ),
         );
     }

@@ -15,6 +15,7 @@ use super::{Outcome, Runner, Shared};
 use crate::schema::Fingerprint;
 use crate::session_id::MAX_SESSION_ID_BYTES;
 use crate::store::{ErasedStore, HoldsStore, Store};
+use crate::execute::Execute as _;
 use crate::{Error, NodeCtx, Result, Workflow};
 
 /// What a parent's runner lends the nodes of its graph that run subgraphs: its store (type
@@ -113,6 +114,44 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             .and_then(|checkpoint| checkpoint.status.waiting_node())
             .map(|at| wait_path(node, at)))
     }
+
+    /// Where the children of the map items waiting in the region joined at `join` wait
+    /// (one entry per slot: the path, `assess/check`, of a waiting item whose child waits;
+    /// `None` for any other slot). Reads the latest checkpoint of each waiting item's child.
+    pub(super) async fn region_child_paths(
+        &self,
+        session: &str,
+        join: super::Cursor<W>,
+        frontier: &super::position::Frontier,
+    ) -> Result<Vec<Option<&'static str>>> {
+        let mut paths = vec![None; frontier.slots.len()];
+        for (index, slot) in frontier.slots.iter().enumerate() {
+            if !matches!(slot, crate::execute::Slot::Waiting)
+                || !super::scheduler::child_waits::<W>(join, index)
+            {
+                continue;
+            }
+            let Some(node) = W::Exec::region(join)
+                .and_then(|region| super::scheduler::branch_of(region, index))
+                .map(|branch| W::Exec::spec(branch).name)
+            else {
+                continue;
+            };
+            let child = map_child_id(session, node, frontier.opened, index);
+            let latest = self.shared.store.latest(&child).await?;
+            paths[index] = latest
+                .as_ref()
+                .and_then(|checkpoint| checkpoint.status.waiting_node())
+                .map(|at| wait_path(node, at));
+        }
+        Ok(paths)
+    }
+}
+
+/// The child session of item `item` of the map node `node` whose region step `opened`
+/// opened, in the parent `session`.
+pub(crate) fn map_child_id(session: &str, node: &str, opened: u64, item: usize) -> String {
+    child_session_id(&format!("{session}/{node}/{opened}/{item}"))
 }
 
 /// The child session a subgraph node runs: the parameter `child: Child<m::Workflow>` of a

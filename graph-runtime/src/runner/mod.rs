@@ -498,10 +498,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if let Some(frontier) = &loaded.frontier {
             // Waiting in a parallel region with nothing else to run: nothing runs without
             // an input.
+            // (A map item whose child waits runs again: its child may have been answered.)
             let runnable = frontier
                 .slots
                 .iter()
-                .any(|slot| matches!(slot, Slot::Pending | Slot::Input(_)));
+                .enumerate()
+                .any(|(index, slot)| match slot {
+                    Slot::Pending | Slot::Input(_) => true,
+                    Slot::Waiting => scheduler::child_waits::<W>(cursor, index),
+                    Slot::Done(_) | Slot::Failed(_) => false,
+                });
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
                 let status = scheduler::region_status::<W>(waiting_at(""), cursor, &frontier.slots);
                 let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
@@ -589,11 +595,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && loaded.frontier.is_none()
             && spec.interrupt
             && spec.wait_ms.is_some();
-        // Waiting, outside a region, at a node that is not an interrupt: its child waits.
+        // Waiting, outside a region, at a node that is not an interrupt: its child waits. (In
+        // a region, a waiting checkpoint that runs has map items whose children wait.)
         let child_wait = W::Exec::SUBGRAPHS
             && loaded.is_waiting()
-            && loaded.frontier.is_none()
-            && !spec.interrupt;
+            && (loaded.frontier.is_some() || !spec.interrupt);
         let writer = self.writer_at(session, control, &mut loaded);
         Position::at(writer, loaded.seq, cursor, loaded.state)
             .with_input(loaded.input)
@@ -784,6 +790,38 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         let target_name = W::Exec::spec(target).name;
         let loaded = self.load_latest(session).await?;
+        // A map of children: which item's child the answer is for is not said.
+        if let (Some(frontier), Some(join)) = (&loaded.frontier, loaded.cursor)
+            && loaded.is_waiting()
+        {
+            let children: Vec<String> = W::Exec::region(join)
+                .map(|region| {
+                    (0..frontier.slots.len())
+                        .filter(|&i| {
+                            frontier.slots[i] == Slot::Waiting
+                                && scheduler::branch_of(region, i) == Some(target)
+                        })
+                        .map(|i| child::map_child_id(session, target_name, frontier.opened, i))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !children.is_empty() {
+                let shown: Vec<String> = children.iter().take(5).map(|c| format!("`{c}`")).collect();
+                let more = match children.len() {
+                    n if n > 5 => format!(" and {} more", n - 5),
+                    _ => String::new(),
+                };
+                return Err(Error::Refused {
+                    session: session.to_owned(),
+                    action: "answer",
+                    reason: format!(
+                        "`{target_name}` runs a child per item, and {} of them wait ({}{more}): answer each child session with its own runner's `resume_with`, then resume this session",
+                        children.len(),
+                        shown.join(", ")
+                    ),
+                });
+            }
+        }
         if !loaded.is_waiting() || loaded.frontier.is_some() || loaded.cursor != Some(target) {
             let actual = match loaded.status() {
                 Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
@@ -1001,7 +1039,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && loaded
                 .cursor
                 .is_some_and(|cursor| !W::Exec::spec(cursor).interrupt);
+        // Waiting in a region whose map items wait for children: name their paths.
+        let region_paths = match (&loaded.frontier, loaded.cursor) {
+            (Some(frontier), Some(join)) if W::Exec::SUBGRAPHS && loaded.is_waiting() => {
+                let paths = self.region_child_paths(session, join, frontier).await?;
+                let waiting = region::waiting_paths::<W>(join, &frontier.slots, &paths);
+                Some(waiting)
+            }
+            _ => None,
+        };
         let mut snapshot = Self::snapshot(loaded);
+        if let Some(waiting) = region_paths
+            && let Some(&first) = waiting.first()
+        {
+            snapshot.status = waiting_at(first);
+            snapshot.waiting = waiting;
+        }
         if child_wait
             && let Some(path) = self
                 .child_waits_at(session, &snapshot.node, snapshot.seq)

@@ -331,6 +331,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control: &Control,
     ) -> Result<Option<&'static str>> {
         let join = at.cursor;
+        // The stored checkpoint waits for children of this region: if they all still wait,
+        // it needs no new one.
+        let stored_wait = std::mem::take(&mut at.child_wait).then(|| at.session.stored_seq());
         let Position {
             session: writer,
             seq,
@@ -399,10 +402,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     now_waiting.push(index);
                 }
                 Slot::Pending | Slot::Input(_) => runnable.push(index),
+                // A map item whose child waits (a branch that is not an interrupt node waits
+                // only for its child) runs again: the child may have been answered, and a
+                // child that still waits makes the item wait again.
+                Slot::Waiting if !spec.interrupt => runnable.push(index),
                 Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
             }
         }
-        let host = W::Exec::SUBGRAPHS.then(|| self.child_host());
+        // One host per slot: each says whether its own item's child waits.
         let ctxs: Vec<NodeCtx> = specs
             .iter()
             .enumerate()
@@ -414,8 +421,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     opened,
                     is_map.then_some(index),
                 );
-                if let Some(host) = &host {
-                    ctx.set_child_host(Arc::clone(host));
+                if W::Exec::SUBGRAPHS {
+                    ctx.set_child_host(self.child_host());
                 }
                 ctx
             })
@@ -433,6 +440,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         for index in now_waiting {
             settled(index, 0, &|| BranchOutcome::Waiting);
         }
+        // The path each slot's child waits at (`assess/check`), for the slots whose child
+        // waits after this run.
+        let mut paths: Vec<Option<&'static str>> = vec![None; slots.len()];
         let mut branches = Branches {
             workflow: &self.shared.workflow,
             region,
@@ -527,6 +537,29 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     settled(index, attempts, &|| BranchOutcome::Waiting);
                     None
                 }
+                // A child that waits is not a failure to retry: the item waits.
+                Attempt::Done(BranchResult::Failed(_) | BranchResult::FailedPermanently(_))
+                    if let Some(path) =
+                        ctxs[index].child_host().and_then(|host| host.take_interrupted()) =>
+                {
+                    paths[index] = Some(path);
+                    let again = matches!(slots[index], Slot::Waiting);
+                    slots[index] = Slot::Waiting;
+                    settled(index, attempts, &|| BranchOutcome::Waiting);
+                    if again {
+                        // Its child still waits where it waited: nothing changed to record.
+                        branches.in_flight -= 1;
+                        if !records.busy() {
+                            while let Some(index) = branches.next_to_start() {
+                                let attempt =
+                                    branches.start(index, &*state, slots, (&id, *seq), control)?;
+                                running.push(Either::Left(attempt));
+                            }
+                        }
+                        continue;
+                    }
+                    None
+                }
                 Attempt::Done(BranchResult::Failed(e)) => Some((e, false)),
                 Attempt::Done(BranchResult::FailedPermanently(e)) => Some((e, true)),
                 Attempt::TimedOut(after) => Some((timed_out(spec, after), false)),
@@ -596,12 +629,19 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         records
             .drain::<W>(writer, seq, join, slots, control)
             .await?;
-        let waiting = waiting_nodes::<W>(join, slots);
+        let waiting = waiting_paths::<W>(join, slots, &paths);
         let Some(&first) = waiting.first() else {
             return Ok(None);
         };
         // Nothing else can run: save the waiting region, as a record when the store holds it.
-        let status = region_status::<W>(waiting_at(""), join, slots);
+        // (Not when it is saved already: its children still wait where they waited.)
+        if stored_wait == Some(writer.stored_seq())
+            && records.unsaved.is_empty()
+            && *seq == writer.stored_seq()
+        {
+            return Ok(Some(first));
+        }
+        let status = waiting_at(first);
         if waiting.len() > 1 {
             writer.waiting_next(waiting.clone());
         }
@@ -634,6 +674,38 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         *saved = true;
         Ok(Some(first))
     }
+}
+
+/// Where the region joined at `join` waits, in declaration order without repeats: the node
+/// of each waiting interrupt branch, and the path (`assess/check`) of each map item whose
+/// child waits (`paths`, by slot; a slot without one is named by its node).
+pub(super) fn waiting_paths<W: Workflow>(
+    join: Cursor<W>,
+    slots: &[Slot],
+    paths: &[Option<&'static str>],
+) -> Vec<&'static str> {
+    let mut waiting = waiting_nodes::<W>(join, slots);
+    if paths.iter().all(Option::is_none) {
+        return waiting;
+    }
+    let mut out: Vec<&'static str> = Vec::with_capacity(waiting.len());
+    for name in waiting.drain(..) {
+        let mut found = false;
+        for (index, path) in paths.iter().enumerate() {
+            if let (Some(path), Slot::Waiting) = (path, &slots[index])
+                && path.split('/').next() == Some(name)
+            {
+                found = true;
+                if !out.contains(path) {
+                    out.push(path);
+                }
+            }
+        }
+        if !found {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// The slots `indices` (deduplicated, in order) as a record lists them.

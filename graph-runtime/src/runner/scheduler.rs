@@ -28,6 +28,15 @@ pub(super) fn branch_of<C: Copy>(region: &Region<C>, index: usize) -> Option<C> 
     }
 }
 
+/// Whether slot `index` of the region joined at `join`, when it waits, waits for a child (a
+/// map item of a subgraph node) rather than for an input (an interrupt branch).
+pub(super) fn child_waits<W: Workflow>(join: Cursor<W>, index: usize) -> bool {
+    W::Exec::SUBGRAPHS
+        && W::Exec::region(join)
+            .and_then(|region| branch_of(region, index))
+            .is_some_and(|branch| !W::Exec::spec(branch).interrupt)
+}
+
 /// Every node waiting in `slots` of the region joined at `join`, in declaration order.
 pub(super) fn waiting_nodes<W: Workflow>(join: Cursor<W>, slots: &[Slot]) -> Vec<&'static str> {
     let Some(region) = W::Exec::region(join) else {

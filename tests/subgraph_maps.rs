@@ -1,0 +1,473 @@
+//! Maps over subgraph nodes: one child session per item (`edge!(plan -> each assess)` with
+//! `#[node(subgraph = m)]` on `assess`), on every store (memory, SQLite file, a throwaway
+//! PostgreSQL).
+//!
+//! A claim's line items are assessed by a child workflow each; an item over the limit waits
+//! for a human check inside its child. Counts of node runs are kept per tag (each scenario on
+//! each store has its own), so the scenarios run concurrently.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use graph_runtime::prelude::*;
+use graph_runtime::store::Store;
+use graph_runtime::{Error, Status};
+use serde::{Deserialize, Serialize};
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+/// How many times each `(tag, node, item)` ran; failures left per `(tag, node, item)`; the
+/// most items of each tag in flight at once.
+static RUNS: Mutex<BTreeMap<(String, &'static str, usize), u32>> = Mutex::new(BTreeMap::new());
+static FAILURES: Mutex<BTreeMap<(String, &'static str, usize), u32>> =
+    Mutex::new(BTreeMap::new());
+static IN_FLIGHT: Mutex<BTreeMap<String, (usize, usize)>> = Mutex::new(BTreeMap::new());
+
+fn ran(tag: &str, node: &'static str, item: usize) {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry((tag.to_owned(), node, item))
+        .or_default() += 1;
+}
+
+fn runs(tag: &str, node: &'static str, item: usize) -> u32 {
+    RUNS.lock()
+        .unwrap()
+        .get(&(tag.to_owned(), node, item))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn fail_next(tag: &str, node: &'static str, item: usize, times: u32) {
+    FAILURES
+        .lock()
+        .unwrap()
+        .insert((tag.to_owned(), node, item), times);
+}
+
+fn fails(tag: &str, node: &'static str, item: usize) -> bool {
+    let mut failures = FAILURES.lock().unwrap();
+    match failures.get_mut(&(tag.to_owned(), node, item)) {
+        Some(left) if *left > 0 => {
+            *left -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Counts a child running for `tag`; the guard counts it out.
+struct Flight(String);
+
+impl Flight {
+    fn enter(tag: &str) -> Self {
+        let mut flights = IN_FLIGHT.lock().unwrap();
+        let (now, most) = flights.entry(tag.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Flight(tag.to_owned())
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Some((now, _)) = IN_FLIGHT.lock().unwrap().get_mut(&self.0) {
+            *now -= 1;
+        }
+    }
+}
+
+fn most_in_flight(tag: &str) -> usize {
+    IN_FLIGHT.lock().unwrap().get(tag).map_or(0, |(_, most)| *most)
+}
+
+/// The line items above this many cents wait for a human check in their child.
+const CHECK_ABOVE: u64 = 10_000;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Line {
+    pub tag: String,
+    pub index: usize,
+    pub cents: u64,
+    pub checked_by: String,
+    pub payable: u64,
+}
+
+/// The child: prices one line, waiting for a check when it is large.
+#[workflow(state = Line)]
+pub mod assessment {
+    use super::*;
+
+    edge!(START -> price);
+    edge!(price -> check | settle);
+    edge!(check -> settle);
+    edge!(settle -> END);
+
+    #[node]
+    async fn price(line: &mut Line) -> Result<price::Next, String> {
+        ran(&line.tag, "price", line.index);
+        let _flight = Flight::enter(&line.tag);
+        // Long enough for the map's concurrency limit to be reached.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        if fails(&line.tag, "price", line.index) {
+            return Err(format!("the price list is down for line {}", line.index));
+        }
+        line.payable = line.cents * 9 / 10;
+        Ok(if line.cents > CHECK_ABOVE {
+            price::Next::Check
+        } else {
+            price::Next::Settle
+        })
+    }
+
+    #[node(interrupt)]
+    async fn check(line: &mut Line, adjuster: String) {
+        ran(&line.tag, "check", line.index);
+        line.checked_by = adjuster;
+    }
+
+    #[node]
+    async fn settle(line: &mut Line) -> Result<(), String> {
+        ran(&line.tag, "settle", line.index);
+        if fails(&line.tag, "settle", line.index) {
+            return Err(format!("the ledger refused line {}", line.index));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Claim {
+    pub tag: String,
+    pub lines: Vec<u64>,
+    pub payable: u64,
+    pub checked: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Assessed {
+    pub payable: u64,
+    pub checked_by: String,
+}
+
+/// The parent: one assessment child per line item, four at a time.
+#[workflow(state = Claim)]
+pub mod claims {
+    use super::*;
+
+    edge!(START -> plan);
+    edge!(plan -> each assess);
+    edge!(assess -> total);
+    edge!(total -> END);
+
+    #[node]
+    async fn plan(c: &mut Claim) -> Vec<Line> {
+        ran(&c.tag, "plan", 0);
+        c.lines
+            .iter()
+            .enumerate()
+            .map(|(index, &cents)| Line {
+                tag: c.tag.clone(),
+                index,
+                cents,
+                ..Line::default()
+            })
+            .collect()
+    }
+
+    #[node(subgraph = assessment, concurrency = 4, retry = 1)]
+    async fn assess(
+        c: &Claim,
+        line: Line,
+        child: Child<assessment::Workflow>,
+    ) -> Result<Assessed, NodeError> {
+        ran(&c.tag, "assess", line.index);
+        let done = child.run(line).await?;
+        Ok(Assessed {
+            payable: done.payable,
+            checked_by: done.checked_by,
+        })
+    }
+
+    #[node]
+    async fn total(c: &mut Claim, assess: Vec<Assessed>) {
+        ran(&c.tag, "total", 0);
+        c.payable = assess.iter().map(|a| a.payable).sum();
+        c.checked = assess
+            .iter()
+            .filter(|a| !a.checked_by.is_empty())
+            .map(|a| a.checked_by.clone())
+            .collect();
+    }
+}
+
+/// 50 lines of 1,000 cents, except the large ones at `large`.
+fn claim(tag: &str, large: &[usize]) -> Claim {
+    Claim {
+        tag: tag.to_owned(),
+        lines: (0..50)
+            .map(|i| if large.contains(&i) { 20_000 } else { 1_000 })
+            .collect(),
+        ..Claim::default()
+    }
+}
+
+/// The child of item `item`: the parent's session, the map node, the step that opened the
+/// map (`plan` is 1, so the map opened at 2... the map's items run under the sequence
+/// number of the step that opened them) and the item.
+fn child_of(parent: &str, item: usize) -> String {
+    format!("{parent}/assess/1/{item}")
+}
+
+async fn a_map_runs_one_child_per_item<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    assert_eq!(done.payable, 50 * 900);
+    assert!(done.checked.is_empty());
+    assert_eq!(runs(tag, "plan", 0), 1);
+    assert_eq!(runs(tag, "total", 0), 1);
+    for item in 0..50 {
+        assert_eq!(runs(tag, "assess", item), 1, "item {item}");
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+        assert_eq!(runs(tag, "settle", item), 1, "item {item}");
+    }
+    assert!(
+        (2..=4).contains(&most_in_flight(tag)),
+        "concurrency 4: {} at once",
+        most_in_flight(tag)
+    );
+    // Each item's child is a session of its own, completed, with its own history.
+    let children = Runner::new(assessment::Workflow, store.clone());
+    for item in [0, 17, 49] {
+        let child = children.state(&child_of(&id, item)).await.unwrap();
+        let child = child.unwrap_or_else(|| panic!("no child for item {item}"));
+        assert_eq!(child.status, Status::Completed);
+        assert_eq!(child.state.index, item);
+        assert_eq!(child.state.payable, 900);
+        assert_eq!(children.history(&child_of(&id, item)).await.unwrap().len(), 3);
+    }
+}
+
+async fn items_whose_child_waits_wait_on_their_own<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let children = Runner::new(assessment::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    let large = [3, 20, 41];
+    let outcome = parent.start(&id, claim(tag, &large)).await.unwrap();
+    let Outcome::Interrupted { node, .. } = outcome else {
+        panic!("three children wait: {outcome:?}");
+    };
+    assert_eq!(node, "assess/check");
+    let snapshot = parent.state(&id).await.unwrap().unwrap();
+    // Each waiting item's child waits at `check`: one path, three items.
+    assert_eq!(snapshot.waiting, vec!["assess/check"]);
+    assert_eq!(
+        snapshot.status,
+        Status::Waiting {
+            node: "assess/check".into()
+        }
+    );
+    let progress = snapshot.progress.expect("a map in progress");
+    assert_eq!((progress.done, progress.waiting), (47, 3), "{progress:?}");
+    for item in 0..50 {
+        let child = children
+            .state(&child_of(&id, item))
+            .await
+            .unwrap()
+            .unwrap();
+        if large.contains(&item) {
+            assert_eq!(child.waiting, vec!["check"], "item {item}");
+        } else {
+            assert_eq!(child.status, Status::Completed, "item {item}");
+        }
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+    }
+
+    // Resuming while every child still waits runs the waiting items' nodes again (each
+    // child is asked, none runs) and writes nothing.
+    let kept = parent.history(&id).await.unwrap().len();
+    let outcome = parent.resume(&id).await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Interrupted { node: "assess/check", .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(parent.history(&id).await.unwrap().len(), kept);
+    for item in large {
+        assert_eq!(runs(tag, "assess", item), 2, "item {item}");
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+    }
+
+    // Answering two children and resuming the parent: it still waits for the third, and
+    // no finished child runs again.
+    for (item, who) in [(3, "ana"), (41, "bo")] {
+        children
+            .resume_with(&child_of(&id, item), assessment::Input::Check(who.into()))
+            .await
+            .unwrap();
+    }
+    let outcome = parent.resume(&id).await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Interrupted { node: "assess/check", .. }),
+        "{outcome:?}"
+    );
+    let snapshot = parent.state(&id).await.unwrap().unwrap();
+    assert_eq!(snapshot.waiting, vec!["assess/check"], "{snapshot:?}");
+
+    children
+        .resume_with(&child_of(&id, 20), assessment::Input::Check("cy".into()))
+        .await
+        .unwrap();
+    let done = parent.resume(&id).await.unwrap().into_state();
+    assert_eq!(done.payable, 47 * 900 + 3 * 18_000);
+    assert_eq!(done.checked, vec!["ana", "cy", "bo"]);
+    for item in 0..50 {
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+        assert_eq!(runs(tag, "settle", item), 1, "item {item}");
+        let checks = runs(tag, "check", item);
+        assert_eq!(checks, u32::from(large.contains(&item)), "item {item}");
+    }
+    assert_eq!(runs(tag, "total", 0), 1);
+}
+
+async fn a_failed_child_is_retried_from_its_checkpoint<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    // Item 7's child fails at `settle` once: the map node's retry continues the child, whose
+    // `price` does not run again.
+    fail_next(tag, "settle", 7, 1);
+    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    assert_eq!(done.payable, 50 * 900);
+    assert_eq!(runs(tag, "assess", 7), 2);
+    assert_eq!(runs(tag, "price", 7), 1);
+    assert_eq!(runs(tag, "settle", 7), 2);
+    assert_eq!(runs(tag, "assess", 8), 1);
+}
+
+async fn a_child_failing_past_its_retries_fails_the_parent<S: Store + Clone>(
+    store: S,
+    tag: &str,
+) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    fail_next(tag, "price", 12, 2);
+    let failed = parent.start(&id, claim(tag, &[])).await;
+    let Err(Error::Node { node, source }) = failed else {
+        panic!("item 12 fails twice: {failed:?}");
+    };
+    assert_eq!(node, "assess");
+    let report = chain(&*source);
+    assert!(report.contains("item 12"), "{report}");
+    assert!(report.contains("price list is down"), "{report}");
+    // The siblings in flight were dropped at the failure (their nodes may run again); the
+    // children that had completed are never run again.
+    let children = Runner::new(assessment::Workflow, store.clone());
+    let mut completed = Vec::new();
+    for item in 0..50 {
+        if let Some(child) = children.state(&child_of(&id, item)).await.unwrap()
+            && child.status == Status::Completed
+        {
+            completed.push((item, runs(tag, "price", item)));
+        }
+    }
+    assert!(!completed.is_empty());
+    // Resuming the parent continues the failed child.
+    let done = parent.resume(&id).await.unwrap().into_state();
+    assert_eq!(done.payable, 50 * 900);
+    assert_eq!(runs(tag, "price", 12), 3);
+    assert_eq!(runs(tag, "settle", 12), 1);
+    for (item, price_runs) in completed {
+        assert_eq!(runs(tag, "price", item), price_runs, "item {item}");
+    }
+    for item in 0..50 {
+        let child = children.state(&child_of(&id, item)).await.unwrap().unwrap();
+        assert_eq!(child.status, Status::Completed, "item {item}");
+        assert_eq!(child.seq, 2, "item {item}: one checkpoint per step, no fork");
+    }
+}
+
+async fn answering_a_map_child_through_the_parent_names_the_children<S: Store + Clone>(
+    store: S,
+    tag: &str,
+) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    parent.start(&id, claim(tag, &[5])).await.unwrap();
+    let refused = parent
+        .resume_with(&id, claims::Input::Assess(assessment::Input::Check("x".into())))
+        .await;
+    let Err(error) = refused else {
+        panic!("a map's children are answered one by one: {refused:?}");
+    };
+    let text = error.to_string();
+    assert!(text.contains(&child_of(&id, 5)), "{text}");
+    assert_eq!(runs(tag, "check", 5), 0);
+}
+
+/// An error and its sources, one after the other.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
+}
+
+async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    (store, dir)
+}
+
+async fn pg() -> graph_runtime::PostgresStore {
+    let conninfo = postgres::database().await;
+    graph_runtime::PostgresStore::connect(&conninfo)
+        .await
+        .unwrap()
+}
+
+macro_rules! on_every_store {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let tag = concat!("memory-", stringify!($scenario));
+                    super::$scenario(graph_runtime::MemoryStore::new(), tag).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let (store, _dir) = super::sqlite().await;
+                    let tag = concat!("sqlite-", stringify!($scenario));
+                    super::$scenario(store, tag).await;
+                }
+            )*
+        }
+        mod postgres_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let tag = concat!("postgres-", stringify!($scenario));
+                    super::$scenario(super::pg().await, tag).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_store!(
+    a_map_runs_one_child_per_item,
+    items_whose_child_waits_wait_on_their_own,
+    a_failed_child_is_retried_from_its_checkpoint,
+    a_child_failing_past_its_retries_fails_the_parent,
+    answering_a_map_child_through_the_parent_names_the_children,
+);
