@@ -20,8 +20,7 @@ mod postgres;
 /// How many times each `(tag, node, item)` ran; failures left per `(tag, node, item)`; the
 /// most items of each tag in flight at once.
 static RUNS: Mutex<BTreeMap<(String, &'static str, usize), u32>> = Mutex::new(BTreeMap::new());
-static FAILURES: Mutex<BTreeMap<(String, &'static str, usize), u32>> =
-    Mutex::new(BTreeMap::new());
+static FAILURES: Mutex<BTreeMap<(String, &'static str, usize), u32>> = Mutex::new(BTreeMap::new());
 static IN_FLIGHT: Mutex<BTreeMap<String, (usize, usize)>> = Mutex::new(BTreeMap::new());
 
 fn ran(tag: &str, node: &'static str, item: usize) {
@@ -80,7 +79,11 @@ impl Drop for Flight {
 }
 
 fn most_in_flight(tag: &str) -> usize {
-    IN_FLIGHT.lock().unwrap().get(tag).map_or(0, |(_, most)| *most)
+    IN_FLIGHT
+        .lock()
+        .unwrap()
+        .get(tag)
+        .map_or(0, |(_, most)| *most)
 }
 
 /// The line items above this many cents wait for a human check in their child.
@@ -224,7 +227,11 @@ fn child_of(parent: &str, item: usize) -> String {
 async fn a_map_runs_one_child_per_item<S: Store + Clone>(store: S, tag: &str) {
     let parent = Runner::new(claims::Workflow, store.clone());
     let id = format!("{tag}-claim");
-    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    let done = parent
+        .start(&id, claim(tag, &[]))
+        .await
+        .unwrap()
+        .into_state();
     assert_eq!(done.payable, 50 * 900);
     assert!(done.checked.is_empty());
     assert_eq!(runs(tag, "plan", 0), 1);
@@ -247,7 +254,10 @@ async fn a_map_runs_one_child_per_item<S: Store + Clone>(store: S, tag: &str) {
         assert_eq!(child.status, Status::Completed);
         assert_eq!(child.state.index, item);
         assert_eq!(child.state.payable, 900);
-        assert_eq!(children.history(&child_of(&id, item)).await.unwrap().len(), 3);
+        assert_eq!(
+            children.history(&child_of(&id, item)).await.unwrap().len(),
+            3
+        );
     }
 }
 
@@ -273,11 +283,7 @@ async fn items_whose_child_waits_wait_on_their_own<S: Store + Clone>(store: S, t
     let progress = snapshot.progress.expect("a map in progress");
     assert_eq!((progress.done, progress.waiting), (47, 3), "{progress:?}");
     for item in 0..50 {
-        let child = children
-            .state(&child_of(&id, item))
-            .await
-            .unwrap()
-            .unwrap();
+        let child = children.state(&child_of(&id, item)).await.unwrap().unwrap();
         if large.contains(&item) {
             assert_eq!(child.waiting, vec!["check"], "item {item}");
         } else {
@@ -291,7 +297,13 @@ async fn items_whose_child_waits_wait_on_their_own<S: Store + Clone>(store: S, t
     let kept = parent.history(&id).await.unwrap().len();
     let outcome = parent.resume(&id).await.unwrap();
     assert!(
-        matches!(outcome, Outcome::Interrupted { node: "assess/check", .. }),
+        matches!(
+            outcome,
+            Outcome::Interrupted {
+                node: "assess/check",
+                ..
+            }
+        ),
         "{outcome:?}"
     );
     assert_eq!(parent.history(&id).await.unwrap().len(), kept);
@@ -310,7 +322,13 @@ async fn items_whose_child_waits_wait_on_their_own<S: Store + Clone>(store: S, t
     }
     let outcome = parent.resume(&id).await.unwrap();
     assert!(
-        matches!(outcome, Outcome::Interrupted { node: "assess/check", .. }),
+        matches!(
+            outcome,
+            Outcome::Interrupted {
+                node: "assess/check",
+                ..
+            }
+        ),
         "{outcome:?}"
     );
     let snapshot = parent.state(&id).await.unwrap().unwrap();
@@ -338,7 +356,11 @@ async fn a_failed_child_is_retried_from_its_checkpoint<S: Store + Clone>(store: 
     // Item 7's child fails at `settle` once: the map node's retry continues the child, whose
     // `price` does not run again.
     fail_next(tag, "settle", 7, 1);
-    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    let done = parent
+        .start(&id, claim(tag, &[]))
+        .await
+        .unwrap()
+        .into_state();
     assert_eq!(done.payable, 50 * 900);
     assert_eq!(runs(tag, "assess", 7), 2);
     assert_eq!(runs(tag, "price", 7), 1);
@@ -346,10 +368,7 @@ async fn a_failed_child_is_retried_from_its_checkpoint<S: Store + Clone>(store: 
     assert_eq!(runs(tag, "assess", 8), 1);
 }
 
-async fn a_child_failing_past_its_retries_fails_the_parent<S: Store + Clone>(
-    store: S,
-    tag: &str,
-) {
+async fn a_child_failing_past_its_retries_fails_the_parent<S: Store + Clone>(store: S, tag: &str) {
     let parent = Runner::new(claims::Workflow, store.clone());
     let id = format!("{tag}-claim");
     fail_next(tag, "price", 12, 2);
@@ -384,7 +403,10 @@ async fn a_child_failing_past_its_retries_fails_the_parent<S: Store + Clone>(
     for item in 0..50 {
         let child = children.state(&child_of(&id, item)).await.unwrap().unwrap();
         assert_eq!(child.status, Status::Completed, "item {item}");
-        assert_eq!(child.seq, 2, "item {item}: one checkpoint per step, no fork");
+        assert_eq!(
+            child.seq, 2,
+            "item {item}: one checkpoint per step, no fork"
+        );
     }
 }
 
@@ -396,7 +418,10 @@ async fn answering_a_map_child_through_the_parent_names_the_children<S: Store + 
     let id = format!("{tag}-claim");
     parent.start(&id, claim(tag, &[5])).await.unwrap();
     let refused = parent
-        .resume_with(&id, claims::Input::Assess(assessment::Input::Check("x".into())))
+        .resume_with(
+            &id,
+            claims::Input::Assess(assessment::Input::Check("x".into())),
+        )
         .await;
     let Err(error) = refused else {
         panic!("a map's children are answered one by one: {refused:?}");
@@ -404,6 +429,118 @@ async fn answering_a_map_child_through_the_parent_names_the_children<S: Store + 
     let text = error.to_string();
     assert!(text.contains(&child_of(&id, 5)), "{text}");
     assert_eq!(runs(tag, "check", 5), 0);
+}
+
+async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Three workers that registered only the parent: they run its children too (any worker
+/// takes any child), the parent holds no lease while its children run, and the children
+/// that end wake it. Two items' children wait for a check, answered through a worker.
+async fn workers_spread_a_map_of_children<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let children = Runner::new(assessment::Workflow, store.clone());
+    let shutdown = graph_runtime::CancellationToken::new();
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let worker = graph_runtime::Worker::new(store.clone())
+                .register(parent.clone())
+                .concurrency(8)
+                .lease_ttl(std::time::Duration::from_secs(10))
+                .poll_interval(std::time::Duration::from_millis(50))
+                .owner(format!("{tag}-w{i}"));
+            tokio::spawn(worker.run(shutdown.clone()))
+        })
+        .collect();
+    let ids: Vec<String> = (0..3).map(|i| format!("{tag}-claim-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let large: &[usize] = if i == 0 { &[4, 30] } else { &[] };
+        parent.enqueue(id, claim(tag, large)).await.unwrap();
+    }
+    // The first claim's two large items wait in their children; the parent waits for them.
+    let first = ids[0].clone();
+    wait_until("the checks to wait", || {
+        let (children, first) = (&children, &first);
+        async move {
+            let mut waiting = 0;
+            for item in [4, 30] {
+                if let Some(child) = children.state(&child_of(first, item)).await.unwrap()
+                    && child.waiting == vec!["check"]
+                {
+                    waiting += 1;
+                }
+            }
+            waiting == 2
+        }
+    })
+    .await;
+    for (item, who) in [(4, "ana"), (30, "bo")] {
+        children
+            .enqueue_input(
+                &child_of(&first, item),
+                assessment::Input::Check(who.into()),
+            )
+            .await
+            .unwrap();
+    }
+    wait_until("every claim to complete", || {
+        let (parent, ids) = (&parent, &ids);
+        async move {
+            for id in ids {
+                match parent.state(id).await.unwrap() {
+                    Some(s) if s.status == Status::Completed => {}
+                    _ => return false,
+                }
+            }
+            true
+        }
+    })
+    .await;
+    shutdown.cancel();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+    // The parent waited at its map node while its children ran elsewhere (it held no
+    // lease meanwhile): its history has such a wait.
+    let history = parent.history(&ids[1]).await.unwrap();
+    assert!(
+        history.iter().any(|c| c.status
+            == Status::Waiting {
+                node: "assess".into()
+            }),
+        "{history:?}"
+    );
+    let done = parent.state(&ids[0]).await.unwrap().unwrap().state;
+    assert_eq!(done.payable, 48 * 900 + 2 * 18_000);
+    assert_eq!(done.checked, vec!["ana", "bo"]);
+    for id in &ids[1..] {
+        let done = parent.state(id).await.unwrap().unwrap().state;
+        assert_eq!(done.payable, 50 * 900);
+    }
+    // Every child ran each of its nodes once (all claims share the tag: three per item),
+    // and every child is a completed session of its parent.
+    for item in 0..50 {
+        assert_eq!(runs(tag, "price", item), 3, "item {item}");
+        assert_eq!(runs(tag, "settle", item), 3, "item {item}");
+        for id in &ids {
+            let child = children.state(&child_of(id, item)).await.unwrap().unwrap();
+            assert_eq!(child.status, Status::Completed, "{id} item {item}");
+        }
+    }
+    assert_eq!(runs(tag, "check", 4), 1);
+    assert_eq!(runs(tag, "total", 0), 3);
 }
 
 /// An error and its sources, one after the other.
@@ -470,4 +607,5 @@ on_every_store!(
     a_failed_child_is_retried_from_its_checkpoint,
     a_child_failing_past_its_retries_fails_the_parent,
     answering_a_map_child_through_the_parent_names_the_children,
+    workers_spread_a_map_of_children,
 );

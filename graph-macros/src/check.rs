@@ -1525,10 +1525,7 @@ fn check_subgraph_not_itself(r: &Report, graph: &Graph) {
 /// item's type and the item for a second argument of the child.
 fn check_map_child_order(r: &Report, graph: &Graph) {
     for (i, node) in graph.nodes().iter().enumerate() {
-        let Some((path, _)) = &node.args.subgraph else {
-            continue;
-        };
-        if !graph.is_usable(i) || !is_map_node(graph, i) {
+        if node.args.subgraph.is_none() || !graph.is_usable(i) || !is_map_node(graph, i) {
             continue;
         }
         let position = |role: fn(ParamRole) -> bool| node.params.iter().position(|p| role(p.role));
@@ -1543,14 +1540,17 @@ fn check_map_child_order(r: &Report, graph: &Graph) {
             continue;
         }
         let param = &node.params[child];
+        let mut order: Vec<String> = Vec::new();
+        order.extend(state.map(|k| tokens_to_string(&node.params[k].tokens)));
+        order.push(tokens_to_string(&node.params[item].tokens));
+        order.push(tokens_to_string(&param.tokens));
         r.error(
             node.position,
             &param.tokens,
             format!(
-                "map node `{name}` takes the state, then the item, then its child: move `{child}` after the item, as in `async fn {name}(state: &State, item: Item, child: Child<{module}::Workflow>)`",
+                "map node `{name}` takes the state, then the item, then its child: write `async fn {name}({order})`",
                 name = node.name,
-                child = tokens_to_string(&param.tokens),
-                module = tokens_to_string(path),
+                order = order.join(", "),
             ),
         );
     }
@@ -1564,22 +1564,21 @@ fn check_subgraph_not_in_region(r: &Report, graph: &Graph) {
         let Some((_, key)) = &node.args.subgraph else {
             continue;
         };
-        let role = if is_map_node(graph, i) {
+        let message = if is_map_node(graph, i) {
             continue;
         } else if graph.is_branch(i) {
-            "a branch of a fan-out"
+            format!(
+                "subgraph node `{name}` is a branch of a fan-out, which cannot run a child: run the child from a node before the fan-out or after the join, or make `{name}` a map node (`edge!(… -> each {name})`), which runs one child per item",
+                name = node.name
+            )
         } else if graph.is_join(i) {
-            "the join of a parallel region"
+            format!(
+                "subgraph node `{name}` is the join of a parallel region, which cannot run a child: run the child from a node after `{name}`",
+                name = node.name
+            )
         } else {
             continue;
         };
-        r.error(
-            node.position,
-            key,
-            format!(
-                "subgraph node `{}` is {role}, which cannot run a child: run the child from a node before the fan-out or after the join, or map over the child (`edge!(plan -> each {})`)",
-                node.name, node.name
-            ),
-        );
+        r.error(node.position, key, message);
     }
 }

@@ -267,6 +267,18 @@ pub enum Error {
         node: &'static str,
     },
 
+    /// The child session of a map item runs on a [`Worker`](crate::Worker) (its parent runs
+    /// under one, and gave the child to any worker rather than run it itself): return this
+    /// error from the subgraph node, and its item waits until the child ends, which wakes
+    /// the parent.
+    #[error(
+        "child session `{child}` runs on a worker: return this error from the subgraph node, and its item waits for the child"
+    )]
+    ChildRunning {
+        /// The child session's id.
+        child: String,
+    },
+
     /// The run was cancelled (its cancellation token, or [`Runner::cancel`](crate::Runner::cancel)
     /// before or during it); the session stays at its last checkpoint.
     #[error("session `{0}` was cancelled")]

@@ -129,6 +129,13 @@ pub trait Execute<W: Workflow>: 'static {
         Err(input)
     }
 
+    /// The child workflows of the graph's subgraph nodes (built by `__private::child_workflow`,
+    /// one per subgraph node), so that a worker that registers this workflow runs its
+    /// children too. Empty for a graph without subgraph nodes.
+    fn children() -> Vec<Box<dyn std::any::Any + Send + Sync>> {
+        Vec::new()
+    }
+
     /// The node an error edge leads to when the node at `cursor` fails after its retries
     /// (`edge!(a -> b on error)`), if it has one.
     fn error_route(cursor: Self::Cursor) -> Option<Self::Cursor> {

@@ -53,6 +53,12 @@ pub fn child_answer<I: WorkflowInput>(input: I) -> Box<dyn std::any::Any + Send>
     ))
 }
 
+/// The child workflow `W` of a subgraph node, as a worker registers it beside its parent
+/// (for `Execute::children`).
+pub fn child_workflow<W: SubgraphModule>() -> Box<dyn std::any::Any + Send + Sync> {
+    Box::new(crate::worker::ChildWorkflow::of::<W>())
+}
+
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child
 /// workflow's name and its `INPUT_SCHEMA` (not its graph: a child's own graph changes are
 /// checked on the child's sessions).

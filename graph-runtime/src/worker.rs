@@ -19,7 +19,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::{Claim, Lease, Store};
+use crate::execute::Execute;
+use crate::runner::Config;
+use crate::store::{Claim, ErasedStore, Lease, Store};
 use crate::{Error, Outcome, Result, Runner, Workflow};
 
 /// How often a worker looks for work when nothing wakes it: the bound on how late it notices
@@ -149,12 +151,36 @@ impl<S: Store + Clone> Worker<S> {
     /// session of another graph, so during a rolling deploy old workers leave new sessions
     /// alone. Register every workflow this binary runs; registering one name twice is
     /// [`Error::InvalidConfig`].
+    ///
+    /// The child workflows of `runner`'s subgraph nodes (`#[node(subgraph = m)]`), and
+    /// theirs, are registered with it: the worker runs the children of the sessions it runs,
+    /// in the same store and with `runner`'s policies, unless a runner of the child workflow
+    /// is registered as well (before or after), which then takes its place.
     pub fn register<W: Workflow>(mut self, runner: Runner<W, S>) -> Self {
-        if self.registered.iter().any(|r| r.name() == W::NAME) {
-            self.reject("a workflow was registered twice with one worker");
+        if let Some(at) = self.registered.iter().position(|r| r.name() == W::NAME) {
+            if self.registered[at].is_child() {
+                // Registered as the child of another workflow: this runner takes its place.
+                self.registered.remove(at);
+            } else {
+                self.reject("a workflow was registered twice with one worker");
+            }
         }
+        let children = runner.children();
         self.registered.push(Arc::new(runner));
+        self.register_children(children);
         self
+    }
+
+    /// Registers `children` (and their own children) unless a workflow of that name is
+    /// registered already.
+    fn register_children(&mut self, mut children: Vec<Arc<dyn Registered>>) {
+        while let Some(child) = children.pop() {
+            if self.registered.iter().any(|r| r.name() == child.name()) {
+                continue;
+            }
+            children.extend(child.children());
+            self.registered.push(child);
+        }
     }
 
     /// How many sessions this process runs at once (default 16): it claims no more than it
@@ -287,6 +313,68 @@ trait Registered: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn graphs(&self) -> Vec<u64>;
     fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture;
+    /// Runners of the child workflows of this one's subgraph nodes, on its store and with
+    /// its configuration.
+    fn children(&self) -> Vec<Arc<dyn Registered>>;
+    /// Whether it was registered as the child of another workflow (not by the caller).
+    fn is_child(&self) -> bool;
+}
+
+/// A child workflow of a subgraph node, as `#[workflow]` lists it for workers
+/// (`Execute::children`, built by `__private::child_workflow`): makes a runner of it on its
+/// parent's store, with its parent's configuration.
+pub(crate) struct ChildWorkflow {
+    make: fn(ErasedStore, Config) -> Arc<dyn Registered>,
+}
+
+impl ChildWorkflow {
+    /// The child workflow `W`.
+    pub(crate) fn of<W: Workflow + Default>() -> Self {
+        ChildWorkflow {
+            make: |store, config| {
+                Arc::new(AsChild(Runner::<W, ErasedStore>::on_erased(
+                    W::default(),
+                    store,
+                    config,
+                )))
+            },
+        }
+    }
+}
+
+/// A runner registered as the child of another workflow.
+struct AsChild<W: Workflow>(Runner<W, ErasedStore>);
+
+impl<W: Workflow> Registered for AsChild<W> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn graphs(&self) -> Vec<u64> {
+        self.0.graphs()
+    }
+    fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture {
+        let run = self.0.run(lease.clone(), cancel);
+        let runner = self.0.clone();
+        Box::pin(async move {
+            let settled = run.await?;
+            // A map item's child that ended (or now waits for an input) wakes its parent,
+            // whose item takes the child's result (or waits with it).
+            if matches!(settled, Settled::Completed | Settled::Waiting(_))
+                && let Some(parent) = crate::runner::parent_of_map_child(&lease.session)
+                && let Err(error) = runner.wake_session(parent).await
+            {
+                // The parent's own wait asks its children again when it is next claimed.
+                tracing::warn!(session = %lease.session, parent, %error, "waking the parent failed");
+            }
+            Ok(settled)
+        })
+    }
+    fn children(&self) -> Vec<Arc<dyn Registered>> {
+        self.0.children()
+    }
+    fn is_child(&self) -> bool {
+        true
+    }
 }
 
 /// How a leased run ended.
@@ -316,6 +404,23 @@ impl<W: Workflow, S: Store> Registered for Runner<W, S> {
         let mut graphs = vec![W::GRAPH_HASH];
         graphs.extend_from_slice(W::ACCEPTED_GRAPHS);
         graphs
+    }
+
+    fn children(&self) -> Vec<Arc<dyn Registered>> {
+        let children = <W::Exec as Execute<W>>::children();
+        if children.is_empty() {
+            return Vec::new();
+        }
+        let (store, config) = self.erased_parts();
+        children
+            .into_iter()
+            .filter_map(|child| child.downcast::<ChildWorkflow>().ok())
+            .map(|child| (child.make)(store.clone(), config.clone()))
+            .collect()
+    }
+
+    fn is_child(&self) -> bool {
+        false
     }
 
     fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture {

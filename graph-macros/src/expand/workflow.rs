@@ -138,8 +138,21 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
         .iter()
         .any(|n| n.args.subgraph.is_some())
     {
+        // The child workflows, for a worker that registers this one to run them too.
+        let children = g.plan.subgraphs().into_iter().map(|(_, path)| {
+            let make = step::subgraph_module(rt, path, quote!(child_workflow));
+            quote!((#make)())
+        });
         quote!(
             const SUBGRAPHS: bool = true;
+
+            fn children() -> ::std::vec::Vec<
+                ::std::boxed::Box<
+                    dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync,
+                >,
+            > {
+                ::std::vec![#(#children),*]
+            }
         )
     } else {
         TokenStream::new()

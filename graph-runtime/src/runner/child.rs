@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::config::Config;
 use super::{Outcome, Runner, Shared};
+use crate::execute::Execute as _;
 use crate::schema::Fingerprint;
 use crate::session_id::MAX_SESSION_ID_BYTES;
 use crate::store::{ErasedStore, HoldsStore, Store};
-use crate::execute::Execute as _;
 use crate::{Error, NodeCtx, Result, Workflow};
 
 /// What a parent's runner lends the nodes of its graph that run subgraphs: its store (type
@@ -27,6 +27,12 @@ pub(crate) struct ChildHost {
     /// The path a child of the node that just ran waits at (`research/review`), set by
     /// [`Child::run`] when its child stopped at an interrupt, taken by the step loop.
     interrupted: Mutex<Option<&'static str>>,
+    /// Whether the children of map items are given to workers rather than run here: the
+    /// parent runs under a worker's lease.
+    spread: bool,
+    /// Set by [`Child::run`] when it gave its child to the workers (or found it running
+    /// there), taken by the region.
+    running_elsewhere: std::sync::atomic::AtomicBool,
 }
 
 impl ChildHost {
@@ -45,6 +51,12 @@ impl ChildHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// Takes whether the child of the map item that just ran runs on a worker.
+    pub(crate) fn take_running_elsewhere(&self) -> bool {
+        self.running_elsewhere
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn set_interrupted(&self, path: &'static str) {
@@ -90,11 +102,33 @@ impl<W: Workflow, S: Store> HoldsStore for Shared<W, S> {
 impl<W: Workflow, S: Store> Runner<W, S> {
     /// The host of this runner's child sessions: its store and configuration.
     pub(super) fn child_host(&self) -> Arc<ChildHost> {
+        self.child_host_spread(false)
+    }
+
+    /// The host of this runner's child sessions; with `spread`, the children of map items
+    /// are given to workers (the parent runs under a worker's lease).
+    pub(super) fn child_host_spread(&self, spread: bool) -> Arc<ChildHost> {
         Arc::new(ChildHost {
             store: ErasedStore(Arc::clone(&self.shared) as _),
             config: self.config.clone(),
             interrupted: Mutex::new(None),
+            spread,
+            running_elsewhere: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Makes `session` runnable now in this runner's store (see [`Store::wake`]).
+    pub(crate) async fn wake_session(&self, session: &str) -> Result<bool> {
+        self.shared.store.wake(session).await
+    }
+
+    /// This runner's store (type erased) and configuration: what the runners of its child
+    /// workflows run with.
+    pub(crate) fn erased_parts(&self) -> (ErasedStore, Config) {
+        (
+            ErasedStore(Arc::clone(&self.shared) as _),
+            self.config.clone(),
+        )
     }
 
     /// Where the child of a subgraph node waits: the parent's checkpoint `seq` waits at the
@@ -146,6 +180,19 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         }
         Ok(paths)
     }
+}
+
+/// The parent of a map item's child session, from its id (`{parent}/{node}/{opened}/{item}`);
+/// `None` for any other id (such a child runs on a worker only when its id is not
+/// shortened).
+pub(crate) fn parent_of_map_child(child: &str) -> Option<&str> {
+    let mut parts = child.rsplitn(4, '/');
+    let item = parts.next()?;
+    let opened = parts.next()?;
+    let _node = parts.next()?;
+    let parent = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(item) && digits(opened) && !parent.is_empty()).then_some(parent)
 }
 
 /// The child session of item `item` of the map node `node` whose region step `opened`
@@ -210,6 +257,8 @@ pub struct Child<W: Workflow> {
     session: String,
     /// The subgraph node that runs it.
     node: &'static str,
+    /// Whether it is the child of a map item.
+    item: bool,
     host: Option<Arc<ChildHost>>,
     _workflow: PhantomData<fn() -> W>,
 }
@@ -231,6 +280,7 @@ impl<W: Workflow> Child<W> {
             workflow,
             session: child_session_id(&ctx.idempotency_key()),
             node: ctx.node(),
+            item: ctx.item_index().is_some(),
             host: ctx.child_host().cloned(),
             _workflow: PhantomData,
         }
@@ -280,6 +330,11 @@ impl<W: Workflow> Child<W> {
             ));
         };
         let runner = child_runner(&host, self.workflow);
+        // Under a worker, a map item's child goes to any worker (unless its id had to be
+        // shortened: it then names its parent only by a hash, and runs here).
+        if host.spread && self.item && !self.session.contains('~') {
+            return Self::run_elsewhere(&host, &runner, self.node, self.session, initial).await;
+        }
         let outcome = match runner.start(&self.session, initial).await {
             Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
             other => other?,
@@ -294,6 +349,47 @@ impl<W: Workflow> Child<W> {
                 })
             }
         }
+    }
+}
+
+impl<W: Workflow> Child<W> {
+    /// [`Child::run`] for a map item's child under a worker: enqueues the child for any
+    /// worker the first time; afterwards returns its final state once it has completed,
+    /// says where it waits when it waits for an input, and otherwise that it still runs.
+    async fn run_elsewhere(
+        host: &ChildHost,
+        runner: &Runner<W, ErasedStore>,
+        node: &'static str,
+        session: String,
+        initial: W::State,
+    ) -> Result<W::State> {
+        match runner.enqueue(&session, initial).await {
+            Ok(()) => {}
+            Err(Error::SessionExists(_)) => {
+                let Some(snapshot) = runner.state(&session).await? else {
+                    // Deleted between the two calls: it runs no more.
+                    return Err(Error::SessionNotFound(session));
+                };
+                match snapshot.status {
+                    crate::Status::Completed => return Ok(snapshot.state),
+                    crate::Status::Cancelled => return Err(Error::Cancelled(session)),
+                    crate::Status::Waiting { .. } => {
+                        if let Some(&at) = snapshot.waiting.first() {
+                            host.set_interrupted(wait_path(node, at));
+                            return Err(Error::ChildInterrupted {
+                                child: session,
+                                node: at,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        host.running_elsewhere
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::ChildRunning { child: session })
     }
 }
 
@@ -349,13 +445,20 @@ impl ChildAnswer {
 
 /// A runner of the child workflow `workflow` under the parent's store and configuration.
 fn child_runner<W: Workflow>(host: &ChildHost, workflow: W) -> Runner<W, ErasedStore> {
-    Runner {
-        shared: Arc::new(Shared {
-            workflow,
-            store: host.store.clone(),
-            graph_recorded: std::sync::atomic::AtomicBool::new(false),
-        }),
-        config: host.config.clone(),
+    Runner::on_erased(workflow, host.store.clone(), host.config.clone())
+}
+
+impl<W: Workflow> Runner<W, ErasedStore> {
+    /// A runner of `workflow` on a parent's store (type erased) with its configuration.
+    pub(crate) fn on_erased(workflow: W, store: ErasedStore, config: Config) -> Self {
+        Runner {
+            shared: Arc::new(Shared {
+                workflow,
+                store,
+                graph_recorded: std::sync::atomic::AtomicBool::new(false),
+            }),
+            config,
+        }
     }
 }
 
@@ -379,6 +482,18 @@ pub(crate) fn child_session_id(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_childs_parent_is_read_from_its_id() {
+        assert_eq!(parent_of_map_child("claim-1/assess/1/17"), Some("claim-1"));
+        assert_eq!(parent_of_map_child("a/b/assess/12/0"), Some("a/b"));
+        assert_eq!(parent_of_map_child("claim-1/research/3"), None);
+        assert_eq!(parent_of_map_child("claim-1/assess/x/1"), None);
+        assert_eq!(parent_of_map_child("/assess/1/1"), None);
+        assert_eq!(parent_of_map_child("assess/1/1"), None);
+        let id = map_child_id("c", "assess", 4, 2);
+        assert_eq!(parent_of_map_child(&id), Some("c"));
+    }
 
     #[test]
     fn a_child_id_is_its_parents_step_key_when_it_fits() {

@@ -86,7 +86,7 @@ pub enum GraphChange {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Config {
+pub(crate) struct Config {
     pub(super) policy: CheckpointPolicy,
     pub(super) retention: Retention,
     pub(super) max_steps: u64,

@@ -35,8 +35,8 @@ mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
-pub(crate) use self::child::{ChildAnswer, ChildHost};
-use self::config::Config;
+pub(crate) use self::child::{ChildAnswer, ChildHost, parent_of_map_child};
+pub(crate) use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
 use self::operate::Decision;
@@ -806,7 +806,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 })
                 .unwrap_or_default();
             if !children.is_empty() {
-                let shown: Vec<String> = children.iter().take(5).map(|c| format!("`{c}`")).collect();
+                let shown: Vec<String> =
+                    children.iter().take(5).map(|c| format!("`{c}`")).collect();
                 let more = match children.len() {
                     n if n > 5 => format!(" and {} more", n - 5),
                     _ => String::new(),

@@ -37,6 +37,10 @@ pub(super) struct Position<W: Workflow> {
     /// same session), and a child that still waits there needs no new checkpoint. Cleared
     /// once the node has run.
     pub(super) child_wait: bool,
+    /// Set by a region that saved its wait while children of its map items ran on workers,
+    /// when one of those children had ended before the wait was durable (its wake-up came
+    /// too early to count): the region runs again.
+    pub(super) children_ended: bool,
 }
 
 impl<W: Workflow> Position<W> {
@@ -55,6 +59,7 @@ impl<W: Workflow> Position<W> {
             frontier: None,
             deadline_passed: false,
             child_wait: false,
+            children_ended: false,
         }
     }
 

@@ -422,7 +422,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     is_map.then_some(index),
                 );
                 if W::Exec::SUBGRAPHS {
-                    ctx.set_child_host(self.child_host());
+                    // Under a worker, a map item's child goes to any worker.
+                    let spread = is_map && control.writes.fence.is_some();
+                    ctx.set_child_host(self.child_host_spread(spread));
                 }
                 ctx
             })
@@ -443,6 +445,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         // The path each slot's child waits at (`assess/check`), for the slots whose child
         // waits after this run.
         let mut paths: Vec<Option<&'static str>> = vec![None; slots.len()];
+        // The map items whose child runs on a worker.
+        let mut elsewhere: Vec<usize> = Vec::new();
         let mut branches = Branches {
             workflow: &self.shared.workflow,
             region,
@@ -539,10 +543,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 // A child that waits is not a failure to retry: the item waits.
                 Attempt::Done(BranchResult::Failed(_) | BranchResult::FailedPermanently(_))
-                    if let Some(path) =
-                        ctxs[index].child_host().and_then(|host| host.take_interrupted()) =>
+                    if let Some(path) = child_stopped(&ctxs[index]) =>
                 {
-                    paths[index] = Some(path);
+                    paths[index] = path;
+                    if path.is_none() {
+                        elsewhere.push(index);
+                    }
                     let again = matches!(slots[index], Slot::Waiting);
                     slots[index] = Slot::Waiting;
                     settled(index, attempts, &|| BranchOutcome::Waiting);
@@ -635,9 +641,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         // Nothing else can run: save the waiting region, as a record when the store holds it.
         // (Not when it is saved already: its children still wait where they waited.)
+        // (Under a worker's lease it is saved again all the same: the write clears the
+        // wake-up that had the session claimed, so the worker can release it.)
         if stored_wait == Some(writer.stored_seq())
             && records.unsaved.is_empty()
             && *seq == writer.stored_seq()
+            && control.writes.fence.is_none()
         {
             return Ok(Some(first));
         }
@@ -672,8 +681,66 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         writer.append(store, checkpoint, control).await?;
         *seq = record_seq;
         *saved = true;
+        if control.writes.fence.is_some()
+            && (!elsewhere.is_empty() || paths.iter().any(Option::is_some))
+        {
+            at.children_ended = self
+                .children_ended(&id, join, opened, &elsewhere, &paths)
+                .await?;
+        }
         Ok(Some(first))
     }
+
+    /// Whether a child of the map items of the region joined at `join` (opened by step
+    /// `opened`) moved on since its item last ran: one that ran on a worker (`running`) has
+    /// ended (completed, waits for an input, or was cancelled), or one that waited for an
+    /// input (`paths`) has completed. Asked under a worker's lease once the parent's wait is
+    /// durable: a child that ends after this wakes the parent; one that ended before could
+    /// not (its wake-up came before the wait, which cleared it), so the region runs again.
+    async fn children_ended(
+        &self,
+        session: &str,
+        join: Cursor<W>,
+        opened: u64,
+        running: &[usize],
+        paths: &[Option<&'static str>],
+    ) -> Result<bool> {
+        let Some(region) = W::Exec::region(join) else {
+            return Ok(false);
+        };
+        let waiting = paths
+            .iter()
+            .enumerate()
+            .filter_map(|(index, path)| path.map(|_| index));
+        for index in running.iter().copied().chain(waiting) {
+            let Some(node) = branch_of(region, index).map(|b| W::Exec::spec(b).name) else {
+                continue;
+            };
+            let child = super::child::map_child_id(session, node, opened, index);
+            let ended = match self.shared.store.latest(&child).await? {
+                Some(checkpoint) if paths[index].is_some() => {
+                    matches!(checkpoint.status, Status::Completed | Status::Cancelled)
+                }
+                Some(checkpoint) => !matches!(checkpoint.status, Status::Running),
+                None => true,
+            };
+            if ended {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Whether the branch whose context is `ctx` failed because its child stopped: `Some` with
+/// the path its child waits at (`assess/check`), or `Some(None)` when its child runs on a
+/// worker; `None` when it did not (a failure of its own).
+fn child_stopped(ctx: &NodeCtx) -> Option<Option<&'static str>> {
+    let host = ctx.child_host()?;
+    if let Some(path) = host.take_interrupted() {
+        return Some(Some(path));
+    }
+    host.take_running_elsewhere().then_some(None)
 }
 
 /// Where the region joined at `join` waits, in declaration order without repeats: the node

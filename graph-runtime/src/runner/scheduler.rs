@@ -179,6 +179,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // Boxed: a region's scheduler is large, and every session's step loop would
                 // carry its size otherwise (10,000 waiting sessions pay for it in memory).
                 if let Some(waiting) = Box::pin(self.run_region(&mut at, region, control)).await? {
+                    if std::mem::take(&mut at.children_ended) {
+                        // A child ended before the wait was saved: ask the children again
+                        // (the saved wait needs no new checkpoint if nothing changed).
+                        at.child_wait = true;
+                        continue;
+                    }
                     return Ok(Outcome::Interrupted {
                         node: waiting,
                         state: at.state,

@@ -52,6 +52,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn claim<'a>(&'a self, claim: &'a Claim) -> Boxed<'a, Result<Vec<Lease>>>;
     fn renew<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> Boxed<'a, Result<Lease>>;
     fn release<'a>(&'a self, lease: &'a Lease) -> Boxed<'a, Result<bool>>;
+    fn wake<'a>(&'a self, session: &'a str) -> Boxed<'a, Result<bool>>;
     fn wait_for_work(&self, timeout: Duration) -> Boxed<'_, ()>;
     fn record_graph<'a>(&'a self, version: &'a GraphVersion) -> Boxed<'a, Result<bool>>;
     fn graph_version<'a>(
@@ -110,6 +111,9 @@ impl<H: HoldsStore> DynStore for H {
     }
     fn release<'a>(&'a self, lease: &'a Lease) -> Boxed<'a, Result<bool>> {
         Box::pin(self.store().release(lease))
+    }
+    fn wake<'a>(&'a self, session: &'a str) -> Boxed<'a, Result<bool>> {
+        Box::pin(self.store().wake(session))
     }
     fn wait_for_work(&self, timeout: Duration) -> Boxed<'_, ()> {
         Box::pin(self.store().wait_for_work(timeout))
@@ -187,6 +191,9 @@ impl Store for ErasedStore {
     }
     async fn release(&self, lease: &Lease) -> Result<bool> {
         self.0.release(lease).await
+    }
+    async fn wake(&self, session: &str) -> Result<bool> {
+        self.0.wake(session).await
     }
     async fn wait_for_work(&self, timeout: Duration) {
         self.0.wait_for_work(timeout).await

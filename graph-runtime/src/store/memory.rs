@@ -618,6 +618,16 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn wake(&self, session: &str) -> Result<bool> {
+        let woken = self
+            .with_session(session, |session| session.wake_at = Some(Instant::now()))
+            .is_some();
+        if woken {
+            self.signal_work();
+        }
+        Ok(woken)
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         let notified = self.inner.work.notified();
         let now = Instant::now();

@@ -587,6 +587,21 @@ pub trait Store: Send + Sync + 'static {
         let _ = (session, seq, failure);
         async { Ok(false) }
     }
+
+    /// Makes `session` runnable now (its wake time becomes the store's now), leaving its
+    /// checkpoints and lease as they are; returns whether the session exists. A child
+    /// session that ends on a worker wakes its parent this way, so that a worker claims the
+    /// parent and its map items take their children's results. A wake-up can be overwritten
+    /// by the session's next append (its own wake time), so the runner that saves a wait
+    /// asks its children again once that wait is durable.
+    ///
+    /// The default does nothing and answers `false` (a store of another crate without
+    /// workers): children on workers then wake their parent only when it is claimed for
+    /// another reason.
+    fn wake(&self, session: &str) -> impl Future<Output = Result<bool>> + Send {
+        let _ = session;
+        async { Ok(false) }
+    }
 }
 
 /// A checkpoint's metadata as [`Store::list`] returns it.

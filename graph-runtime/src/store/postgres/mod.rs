@@ -560,6 +560,15 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn wake(&self, session: &str) -> Result<bool> {
+        let name = session.as_bytes();
+        let rows = self
+            .shared
+            .query("wake a session", &self.shared.sql.wake, &[&name], false)
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn release(&self, lease: &Lease) -> Result<bool> {
         let Ok(epoch) = i64::try_from(lease.epoch) else {
             return Ok(false);

@@ -22,6 +22,8 @@ pub(super) struct Sql {
     pub(super) claim: String,
     pub(super) renew: String,
     pub(super) release: String,
+    /// See [`Store::wake`](crate::store::Store::wake).
+    pub(super) wake: String,
     pub(super) record_graph: String,
     /// See [`Store::record_failure`](crate::store::Store::record_failure): the failure on
     /// the session's latest checkpoint if it is `$2`, and `failed` as its indexed status
@@ -92,6 +94,9 @@ impl Sql {
                  SET lease_expires_at = now() + $4::bigint * interval '1 microsecond' \
                  WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 \
                  RETURNING s.lease_expires_at"
+            ),
+            wake: format!(
+                "UPDATE {schema}.sessions s SET wake_at = now() WHERE {session} RETURNING 1"
             ),
             release: format!(
                 "UPDATE {schema}.sessions s SET lease_owner = NULL, lease_expires_at = NULL \

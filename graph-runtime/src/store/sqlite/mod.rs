@@ -692,6 +692,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn wake(&self, session: &str) -> Result<bool> {
+        let session = session.to_owned();
+        let woken = self.write(|reply| Command::Wake { session, reply }).await?;
+        if woken {
+            self.signal_work();
+        }
+        Ok(woken)
+    }
+
     async fn release(&self, lease: &Lease) -> Result<bool> {
         let lease = lease.clone();
         let released = self

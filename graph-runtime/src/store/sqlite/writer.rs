@@ -69,6 +69,11 @@ pub(super) enum Command {
         lease: Lease,
         reply: Reply<bool>,
     },
+    /// See [`Store::wake`](crate::store::Store::wake).
+    Wake {
+        session: String,
+        reply: Reply<bool>,
+    },
     RecordGraph {
         version: GraphVersion,
         reply: Reply<bool>,
@@ -101,7 +106,7 @@ impl Command {
             // A claim nobody waits for would hold its sessions until the leases expire.
             Command::Claim { reply, .. } => reply.is_closed(),
             Command::Renew { reply, .. } => reply.is_closed(),
-            Command::Release { reply, .. } => reply.is_closed(),
+            Command::Release { reply, .. } | Command::Wake { reply, .. } => reply.is_closed(),
             Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
                 reply.is_closed()
             }
@@ -127,7 +132,9 @@ impl Command {
             Command::Delete { reply, .. } => drop(reply.send(Err(error()))),
             Command::Claim { reply, .. } => drop(reply.send(Err(error()))),
             Command::Renew { reply, .. } => drop(reply.send(Err(error()))),
-            Command::Release { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Release { reply, .. } | Command::Wake { reply, .. } => {
+                drop(reply.send(Err(error())));
+            }
             Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
                 drop(reply.send(Err(error())));
             }
@@ -587,6 +594,10 @@ impl Writer {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.renew(&lease, ttl));
                 (Executed::Renew(reply, result), broken)
             }
+            Command::Wake { session, reply } => {
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.wake(&session));
+                (Executed::Release(reply, result), broken)
+            }
             Command::Release { lease, reply } => {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.release(&lease));
                 (Executed::Release(reply, result), broken)
@@ -1022,6 +1033,19 @@ impl Writer {
             expires_at: from_unix_micros(expires).unwrap_or(SystemTime::UNIX_EPOCH),
             ..lease.clone()
         })
+    }
+
+    /// See [`Store::wake`](crate::store::Store::wake).
+    fn wake(&self, session: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached(concat!(
+                "UPDATE sessions SET wake_at_us = ",
+                now_us!(),
+                " WHERE name = ?1"
+            ))
+            .and_then(|mut s| s.execute(params![session]))
+            .map(|woken| woken > 0)
+            .map_err(|e| self.context.error("wake a session", e))
     }
 
     /// See [`Store::release`](crate::store::Store::release).
