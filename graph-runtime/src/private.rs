@@ -54,9 +54,29 @@ pub fn child_answer<I: WorkflowInput>(input: I) -> Box<dyn std::any::Any + Send>
 }
 
 /// The child workflow `W` of a subgraph node, as a worker registers it beside its parent
-/// (for `Execute::children`).
-pub fn child_workflow<W: SubgraphModule>() -> Box<dyn std::any::Any + Send + Sync> {
-    Box::new(crate::worker::ChildWorkflow::of::<W>())
+/// (for `Execute::children`); `None` where `subgraph = m` names a module that is not a
+/// workflow (reported elsewhere: this adds no error of its own).
+pub fn child_workflow<W: ChildWorkflowOf>() -> Option<Box<dyn std::any::Any + Send + Sync>> {
+    W::child_workflow()
+}
+
+/// What [`child_workflow`] builds for the module a subgraph node names: a workflow, or
+/// [`NotAWorkflowModule`] (nothing, so that a wrong `subgraph = m` is reported once).
+pub trait ChildWorkflowOf {
+    /// The worker's registration of this child workflow, if it is one.
+    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>>;
+}
+
+impl<W: Workflow + Default> ChildWorkflowOf for W {
+    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(crate::worker::ChildWorkflow::of::<W>()))
+    }
+}
+
+impl ChildWorkflowOf for NotAWorkflowModule {
+    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        None
+    }
 }
 
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child

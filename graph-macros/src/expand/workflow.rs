@@ -151,7 +151,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
                     dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync,
                 >,
             > {
-                ::std::vec![#(#children),*]
+                ::std::vec![#(#children),*].into_iter().flatten().collect()
             }
         )
     } else {
