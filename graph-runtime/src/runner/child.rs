@@ -182,6 +182,43 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 }
 
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// The status of each existing child of the map node `node` whose region step `opened`
+    /// opened in `session`, by item: one range of the store's session index (a page per
+    /// 10,000 children), not a read per child. Children whose id had to be shortened are not
+    /// in that range (they never run on workers).
+    pub(super) async fn map_children(
+        &self,
+        session: &str,
+        node: &str,
+        opened: u64,
+        items: usize,
+    ) -> Result<std::collections::HashMap<usize, crate::Status>> {
+        let prefix = format!("{session}/{node}/{opened}/");
+        let mut found = std::collections::HashMap::new();
+        let mut filter = crate::store::SessionFilter::new();
+        filter.after = Some(prefix.clone());
+        filter.limit = items.clamp(1, crate::store::SessionFilter::MAX_LIMIT);
+        loop {
+            let page = self.shared.store.sessions(&filter).await?;
+            let mut past = false;
+            for record in page.sessions {
+                let Some(item) = record.session.strip_prefix(&prefix) else {
+                    past = true;
+                    break;
+                };
+                if let Ok(item) = item.parse::<usize>() {
+                    found.insert(item, record.status);
+                }
+            }
+            match page.next {
+                Some(next) if !past && found.len() < items => filter.after = Some(next),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
 /// The parent of a map item's child session, from its id (`{parent}/{node}/{opened}/{item}`);
 /// `None` for any other id (such a child runs on a worker only when its id is not
 /// shortened).

@@ -380,6 +380,27 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             in_append: None,
             appending: None,
         };
+        // Under a worker, the children of waiting map items run on workers: their statuses
+        // come from one range of the session index, and only the items whose child has
+        // moved on run again.
+        let children = if W::Exec::SUBGRAPHS
+            && is_map
+            && control.writes.fence.is_some()
+            && slots.iter().any(|slot| matches!(slot, Slot::Waiting))
+        {
+            let node = W::Exec::spec(branch_of(region, 0).unwrap_or(join)).name;
+            Some((
+                node,
+                self.map_children(&id, node, opened, slots.len()).await?,
+            ))
+        } else {
+            None
+        };
+        let mut paths: Vec<Option<&'static str>> = vec![None; slots.len()];
+        // The map items whose child runs on a worker.
+        let mut elsewhere: Vec<usize> = Vec::new();
+        // The map items run again only to take the result of a child that ended elsewhere.
+        let mut collects_child: Vec<bool> = vec![false; slots.len()];
         let mut specs: Vec<&'static NodeSpec> = Vec::with_capacity(slots.len());
         let mut runnable: Vec<usize> = Vec::new();
         // Interrupt branches found pending, which wait from now on.
@@ -405,7 +426,26 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // A map item whose child waits (a branch that is not an interrupt node waits
                 // only for its child) runs again: the child may have been answered, and a
                 // child that still waits makes the item wait again.
-                Slot::Waiting if !spec.interrupt => runnable.push(index),
+                Slot::Waiting if !spec.interrupt => match children
+                    .as_ref()
+                    .and_then(|(node, statuses)| Some((*node, statuses.get(&index)?)))
+                {
+                    // Still running (or failing and retried) on a worker: it wakes the parent
+                    // when it ends.
+                    Some((_, Status::Running | Status::Failed)) => elsewhere.push(index),
+                    // Waiting for an input: so does the item.
+                    Some((node, Status::Waiting { node: at })) => {
+                        paths[index] = Some(super::child::wait_path(node, at));
+                    }
+                    // Ended: the item runs again to take its child's result, which needs no
+                    // record of its own (a crash before the next one runs it again, and it
+                    // reads the same child).
+                    Some(_) => {
+                        collects_child[index] = true;
+                        runnable.push(index);
+                    }
+                    None => runnable.push(index),
+                },
                 Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
             }
         }
@@ -442,11 +482,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         for index in now_waiting {
             settled(index, 0, &|| BranchOutcome::Waiting);
         }
-        // The path each slot's child waits at (`assess/check`), for the slots whose child
-        // waits after this run.
-        let mut paths: Vec<Option<&'static str>> = vec![None; slots.len()];
-        // The map items whose child runs on a worker.
-        let mut elsewhere: Vec<usize> = Vec::new();
+
         let mut branches = Branches {
             workflow: &self.shared.workflow,
             region,
@@ -615,7 +651,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             // The slot finished (an output or a collected failure) or waits.
             branches.in_flight -= 1;
             records.unsaved.push(index as u32);
-            if *saved && !matches!(slots[index], Slot::Waiting) && record_each(spec) {
+            if *saved
+                && !matches!(slots[index], Slot::Waiting)
+                && record_each(spec)
+                && !collects_child[index]
+            {
                 records.queued.push_back(index as u32);
                 if !records.busy() {
                     records.start::<W>(writer, seq, join, slots, control)?;
@@ -705,30 +745,26 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         running: &[usize],
         paths: &[Option<&'static str>],
     ) -> Result<bool> {
-        let Some(region) = W::Exec::region(join) else {
+        let Some(node) = W::Exec::region(join)
+            .and_then(|region| branch_of(region, 0))
+            .map(|branch| W::Exec::spec(branch).name)
+        else {
             return Ok(false);
+        };
+        let statuses = self
+            .map_children(session, node, opened, paths.len())
+            .await?;
+        let moved = |index: usize, waited: bool| match statuses.get(&index) {
+            Some(Status::Running | Status::Failed) => false,
+            Some(Status::Waiting { .. }) => !waited,
+            Some(Status::Completed | Status::Cancelled) | None => true,
         };
         let waiting = paths
             .iter()
             .enumerate()
             .filter_map(|(index, path)| path.map(|_| index));
-        for index in running.iter().copied().chain(waiting) {
-            let Some(node) = branch_of(region, index).map(|b| W::Exec::spec(b).name) else {
-                continue;
-            };
-            let child = super::child::map_child_id(session, node, opened, index);
-            let ended = match self.shared.store.latest(&child).await? {
-                Some(checkpoint) if paths[index].is_some() => {
-                    matches!(checkpoint.status, Status::Completed | Status::Cancelled)
-                }
-                Some(checkpoint) => !matches!(checkpoint.status, Status::Running),
-                None => true,
-            };
-            if ended {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(running.iter().any(|&index| moved(index, false))
+            || waiting.into_iter().any(|index| moved(index, true)))
     }
 }
 
