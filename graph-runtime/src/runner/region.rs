@@ -380,12 +380,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             in_append: None,
             appending: None,
         };
-        // Under a worker, the children of waiting map items run on workers: their statuses
-        // come from one range of the session index, and only the items whose child has
-        // moved on run again.
+        // The children of waiting map items: their statuses come from one range of the
+        // session index (not a read per child), and only the items whose child has moved on
+        // run again.
+        let spread = control.writes.fence.is_some();
         let children = if W::Exec::SUBGRAPHS
             && is_map
-            && control.writes.fence.is_some()
             && slots.iter().any(|slot| matches!(slot, Slot::Waiting))
         {
             let node = W::Exec::spec(branch_of(region, 0).unwrap_or(join)).name;
@@ -431,8 +431,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     .and_then(|(node, statuses)| Some((*node, statuses.get(&index)?)))
                 {
                     // Still running (or failing and retried) on a worker: it wakes the parent
-                    // when it ends.
-                    Some((_, Status::Running | Status::Failed)) => elsewhere.push(index),
+                    // when it ends. (In process, the item runs on with its child.)
+                    Some((_, Status::Running | Status::Failed)) if spread => {
+                        elsewhere.push(index);
+                    }
                     // Waiting for an input: so does the item.
                     Some((node, Status::Waiting { node: at })) => {
                         paths[index] = Some(super::child::wait_path(node, at));
@@ -440,11 +442,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // Ended: the item runs again to take its child's result, which needs no
                     // record of its own (a crash before the next one runs it again, and it
                     // reads the same child).
-                    Some(_) => {
+                    Some((_, Status::Completed | Status::Cancelled)) => {
                         collects_child[index] = true;
                         runnable.push(index);
                     }
-                    None => runnable.push(index),
+                    _ => runnable.push(index),
                 },
                 Slot::Waiting | Slot::Done(_) | Slot::Failed(_) => {}
             }
