@@ -568,20 +568,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let spec = specs[index];
             let attempts = branches.series[index].attempt();
             let failed = match outcome {
-                Attempt::Done(BranchResult::Output(bytes)) => {
-                    let node = branch_of(region, index).unwrap_or(join);
-                    slots[index] = Slot::Done(Saved::new(W::Exec::output_schema(node), bytes));
-                    settled(index, attempts, &|| BranchOutcome::Succeeded);
-                    None
-                }
-                Attempt::Done(BranchResult::MissingInput) => {
-                    slots[index] = Slot::Waiting;
-                    settled(index, attempts, &|| BranchOutcome::Waiting);
-                    None
-                }
-                // A child that waits is not a failure to retry: the item waits.
-                Attempt::Done(BranchResult::Failed(_) | BranchResult::FailedPermanently(_))
-                    if let Some(path) = child_stopped(&ctxs[index]) =>
+                // A child that waits (or runs on a worker) is not a failure to retry: the item
+                // waits, whatever its node made of the error.
+                _ if W::Exec::SUBGRAPHS
+                    && let Some(path) = child_stopped(&ctxs[index]) =>
                 {
                     paths[index] = path;
                     if path.is_none() {
@@ -602,6 +592,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                         }
                         continue;
                     }
+                    None
+                }
+                Attempt::Done(BranchResult::Output(bytes)) => {
+                    let node = branch_of(region, index).unwrap_or(join);
+                    slots[index] = Slot::Done(Saved::new(W::Exec::output_schema(node), bytes));
+                    settled(index, attempts, &|| BranchOutcome::Succeeded);
+                    None
+                }
+                Attempt::Done(BranchResult::MissingInput) => {
+                    slots[index] = Slot::Waiting;
+                    settled(index, attempts, &|| BranchOutcome::Waiting);
                     None
                 }
                 Attempt::Done(BranchResult::Failed(e)) => Some((e, false)),
