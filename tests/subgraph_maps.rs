@@ -190,7 +190,13 @@ pub mod claims {
         child: Child<assessment::Workflow>,
     ) -> Result<Assessed, NodeError> {
         ran(&c.tag, "assess", line.index);
+        let index = line.index;
         let done = child.run(line).await?;
+        // A crash between the child's end and the item's record, simulated: the node fails
+        // after its child returned, and its retry runs it again.
+        if fails(&c.tag, "assess", index) {
+            return Err("lost the connection after the child finished".into());
+        }
         Ok(Assessed {
             payable: done.payable,
             checked_by: done.checked_by,
@@ -369,6 +375,23 @@ async fn a_failed_child_is_retried_from_its_checkpoint<S: Store + Clone>(store: 
     assert_eq!(runs(tag, "price", 7), 1);
     assert_eq!(runs(tag, "settle", 7), 2);
     assert_eq!(runs(tag, "assess", 8), 1);
+}
+
+async fn a_crash_after_a_child_ended_does_not_run_it_again<S: Store + Clone>(
+    store: S,
+    tag: &str,
+) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    fail_next(tag, "assess", 9, 1);
+    fail_next(tag, "assess", 33, 1);
+    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    assert_eq!(done.payable, 50 * 900);
+    for item in [9, 33] {
+        assert_eq!(runs(tag, "assess", item), 2, "item {item}");
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+        assert_eq!(runs(tag, "settle", item), 1, "item {item}");
+    }
 }
 
 async fn a_child_failing_past_its_retries_fails_the_parent<S: Store + Clone>(store: S, tag: &str) {
@@ -771,4 +794,5 @@ on_every_store!(
     a_child_failing_past_its_retries_fails_the_parent,
     answering_a_map_child_through_the_parent_names_the_children,
     workers_spread_a_map_of_children,
+    a_crash_after_a_child_ended_does_not_run_it_again,
 );
