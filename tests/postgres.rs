@@ -625,7 +625,7 @@ async fn a_version_1_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(seqs(&store, "old").await, [1, 2]);
     assert_eq!(store.latest("old").await.unwrap().unwrap().bytes, b"v1");
     // The session's record was filled in from its checkpoints: it answers queries at once.
@@ -697,7 +697,7 @@ async fn a_version_2_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(session_ids(&store).await, ["a", "b", "c"]);
     assert_eq!(store.latest("a").await.unwrap().unwrap().bytes, b"v2");
     assert_eq!(

@@ -67,6 +67,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         seq: u64,
         failure: &'a Audit,
     ) -> Boxed<'a, Result<bool>>;
+    fn wake<'a>(&'a self, session: &'a str, seq: u64) -> Boxed<'a, Result<bool>>;
 }
 
 impl<H: HoldsStore> DynStore for H {
@@ -138,6 +139,9 @@ impl<H: HoldsStore> DynStore for H {
     ) -> Boxed<'a, Result<bool>> {
         Box::pin(self.store().record_failure(session, seq, failure))
     }
+    fn wake<'a>(&'a self, session: &'a str, seq: u64) -> Boxed<'a, Result<bool>> {
+        Box::pin(self.store().wake(session, seq))
+    }
 }
 
 /// A store of any type behind an `Arc<dyn DynStore>`: what a child session's runner saves to
@@ -205,6 +209,9 @@ impl Store for ErasedStore {
     }
     async fn record_failure(&self, session: &str, seq: u64, failure: &Audit) -> Result<bool> {
         self.0.record_failure(session, seq, failure).await
+    }
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        self.0.wake(session, seq).await
     }
 }
 

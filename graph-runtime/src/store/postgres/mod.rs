@@ -626,6 +626,24 @@ impl Store for PostgresStore {
         Ok(!rows.is_empty())
     }
 
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let name = session.as_bytes();
+        // Run again on a lost connection: waking twice is harmless.
+        let rows = self
+            .shared
+            .query(
+                "wake a session",
+                &self.shared.sql.wake,
+                &[&name, &seq],
+                true,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
         reader::graph_version(&self.shared, workflow, graph_hash).await
     }

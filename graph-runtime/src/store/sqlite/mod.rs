@@ -725,6 +725,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let session = session.to_owned();
+        let woken = self
+            .write(|reply| Command::Wake {
+                session,
+                seq,
+                reply,
+            })
+            .await?;
+        if woken {
+            self.signal_work();
+        }
+        Ok(woken)
+    }
+
     async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {
         let workflow = workflow.to_owned();
         self.read(move |conn, context| reader::graph_version(conn, context, &workflow, graph_hash))
