@@ -129,6 +129,13 @@ pub trait Execute<W: Workflow>: 'static {
         Err(input)
     }
 
+    /// The workflows the graph's subgraph nodes run, one per subgraph node (built by
+    /// `__private::child_workflow`, opened by the runner): what cancelling a parent needs to
+    /// cancel its children. Empty for a graph without subgraph nodes.
+    fn child_workflows() -> Vec<Box<dyn std::any::Any + Send>> {
+        Vec::new()
+    }
+
     /// The node an error edge leads to when the node at `cursor` fails after its retries
     /// (`edge!(a -> b on error)`), if it has one.
     fn error_route(cursor: Self::Cursor) -> Option<Self::Cursor> {

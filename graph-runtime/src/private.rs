@@ -53,6 +53,13 @@ pub fn child_answer<I: WorkflowInput>(input: I) -> Box<dyn std::any::Any + Send>
     ))
 }
 
+/// The child workflow of a subgraph node, named by the parent's `Input` variant of that
+/// node (`Input::Research`, whose field is the child's `Input`), for
+/// `Execute::child_workflows`.
+pub fn child_workflow<I: WorkflowInput, P>(_variant: fn(I) -> P) -> Box<dyn std::any::Any + Send> {
+    Box::new(crate::runner::ChildWorkflow::of::<I::Workflow>())
+}
+
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child
 /// workflow's name and its `INPUT_SCHEMA` (not its graph: a child's own graph changes are
 /// checked on the child's sessions).

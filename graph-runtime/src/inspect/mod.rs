@@ -454,10 +454,12 @@ impl<S: Store + Clone> Inspector<S> {
         self.show(session).await
     }
 
-    /// Deletes `session` with all its checkpoints. Needs no registered workflow.
+    /// Deletes `session` with all its checkpoints, and the child sessions its subgraph nodes
+    /// started (theirs too), as [`Runner::delete`](crate::Runner::delete) does. Needs no
+    /// registered workflow.
     pub async fn delete(&self, session: &str) -> Result<()> {
         crate::session_id::check(session)?;
-        if self.store.delete(session).await? {
+        if crate::runner::delete_with_children(&self.store, session).await? {
             Ok(())
         } else {
             Err(InspectError::UnknownSession(session.to_owned()))

@@ -6,15 +6,19 @@
 //! it (see [`Child::session_id`]), so every re-run of that step — a retry, or a resume after a
 //! crash — names the same child, and [`Child::run`] never starts it twice.
 
-use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::config::Config;
+use super::operate::Decision;
 use super::{Outcome, Runner, Shared};
+use crate::events::{EventSink, subgraph_path};
+use crate::execute::Execute;
 use crate::schema::Fingerprint;
 use crate::session_id::MAX_SESSION_ID_BYTES;
-use crate::store::{ErasedStore, HoldsStore, Store};
+use crate::store::{
+    Audit, ErasedStore, HoldsStore, SessionFilter, SessionRecord, StatusKind, Store,
+};
 use crate::{Error, NodeCtx, Result, Workflow};
 
 /// What a parent's runner lends the nodes of its graph that run subgraphs: its store (type
@@ -55,20 +59,10 @@ impl ChildHost {
 }
 
 /// `{node}/{child}`, the path of a wait inside the child of the subgraph node `node`, as a
-/// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by).
-/// Each distinct path is allocated once for the life of the process: the paths are a
-/// graph's subgraph nodes times its children's interrupt nodes, a small set.
+/// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by),
+/// allocated once per distinct path (see [`subgraph_path`]).
 pub(crate) fn wait_path(node: &str, child: &str) -> &'static str {
-    static PATHS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let path = format!("{node}/{child}");
-    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
-    let paths = paths.get_or_insert_with(HashSet::new);
-    if let Some(known) = paths.get(path.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(path.into_boxed_str());
-    paths.insert(leaked);
-    leaked
+    subgraph_path(Some(node), child)
 }
 
 impl std::fmt::Debug for ChildHost {
@@ -169,9 +163,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 pub struct Child<W: Workflow> {
     workflow: W,
     session: String,
+    /// The parent's session, which its store records as the child's parent.
+    parent: Arc<str>,
     /// The subgraph node that runs it.
     node: &'static str,
     host: Option<Arc<ChildHost>>,
+    /// The parent run's listener, if it has one: the child's events go there, tagged.
+    events: Option<EventSink>,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -191,8 +189,10 @@ impl<W: Workflow> Child<W> {
         Child {
             workflow,
             session: child_session_id(&ctx.idempotency_key()),
+            parent: Arc::from(ctx.session_id()),
             node: ctx.node(),
             host: ctx.child_host().cloned(),
+            events: ctx.events().map(|events| events.child(ctx.node())),
             _workflow: PhantomData,
         }
     }
@@ -231,9 +231,17 @@ impl<W: Workflow> Child<W> {
     /// the child's node), and its checkpoint waits at the subgraph node, with the state from
     /// before the node ran (the node's retries and error edges do not apply to a wait).
     /// Once the child is answered (its own [`Runner::resume_with`] at
-    /// [`Child::session_id`]), resuming the parent runs the node again, and this call
-    /// returns the child's final state. [`Error::InvalidConfig`] when the node runs outside
-    /// a runner (its context has no store).
+    /// [`Child::session_id`], or the parent's with the parent's `Input` variant of this
+    /// node), resuming the parent runs the node again, and this call returns the child's
+    /// final state. A child answered on its own (`resume_with`, `resume`, or a
+    /// [`Worker`](crate::Worker) after `enqueue_input`) that then ends makes its waiting
+    /// parent runnable for workers, so that a worker resumes it without anyone calling
+    /// `resume`. [`Error::InvalidConfig`] when the node runs outside a runner (its context
+    /// has no store).
+    ///
+    /// While the parent's run has a listener ([`RunHandle::events`](crate::RunHandle::events)),
+    /// the child's events reach it as [`Event::Child`](crate::Event::Child), tagged with
+    /// the subgraph node's name.
     pub async fn run(self, initial: W::State) -> Result<W::State> {
         let Some(host) = self.host else {
             return Err(Error::InvalidConfig(
@@ -241,8 +249,16 @@ impl<W: Workflow> Child<W> {
             ));
         };
         let runner = child_runner(&host, self.workflow);
-        let outcome = match runner.start(&self.session, initial).await {
-            Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
+        // The store records the parent with the child's first checkpoint; the child's events
+        // go to the parent's listener, tagged with the path.
+        let mut control = runner.control(self.events.clone());
+        control.parent = Some(self.parent);
+        let started = Box::pin(runner.start_with(&self.session, initial, control)).await;
+        let outcome = match started {
+            Err(Error::SessionExists(_)) => {
+                let control = runner.control(self.events);
+                Box::pin(runner.resume_inner(&self.session, control)).await?
+            }
             other => other?,
         };
         match outcome {
@@ -259,52 +275,357 @@ impl<W: Workflow> Child<W> {
 }
 
 /// The answer for a waiting child, given to its parent (`resume_with(parent,
-/// Input::Research(child_input))`): runs the child's own `resume_with` under the parent's
-/// store and configuration.
+/// Input::Research(child_input))`, or `enqueue_input`): the child workflow's own calls on
+/// the answer, under the parent's store and configuration, behind a type-erased box that
+/// `#[workflow]` builds (`__private::child_answer`).
 pub(crate) struct ChildAnswer {
     #[allow(clippy::type_complexity)]
     answer: Box<
         dyn FnOnce(
                 Arc<ChildHost>,
                 String,
-                Option<String>,
-                Option<String>,
+                Decision,
+                Give,
             )
                 -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
             + Send,
     >,
 }
 
+/// What [`ChildAnswer::give`] does with the child's input.
+#[derive(Debug)]
+pub(super) enum Give {
+    /// Records it and runs the child on until it completes or waits again
+    /// (`resume_with` through the parent, which then resumes the parent itself), sending
+    /// the child's events to the parent run's listener, if any (a sink that tags them).
+    Run(Option<EventSink>),
+    /// Only records it, durably, on the child's session (or, for a child of a child, on the
+    /// session that waits for it), without making the child runnable: `enqueue_input`
+    /// through the parent, whose worker runs the child when it runs the parent's node.
+    Record,
+}
+
 impl ChildAnswer {
     /// The answer `input` for a child of workflow `workflow`.
     pub(crate) fn new<W: Workflow>(workflow: W, input: W::Input) -> Self {
         ChildAnswer {
-            answer: Box::new(move |host, child, actor, note| {
+            answer: Box::new(move |host, child, said, give| {
                 Box::pin(async move {
                     let runner = child_runner(&host, workflow);
-                    let mut decision = runner.resume_with(&child, input);
-                    if let Some(actor) = actor {
-                        decision = decision.by(actor);
+                    match give {
+                        Give::Run(events) => {
+                            let control = runner.control(events);
+                            Box::pin(runner.decide(&child, input, said, control))
+                                .await
+                                .map(drop)
+                        }
+                        Give::Record => Box::pin(runner.record_answer(&child, input, said)).await,
                     }
-                    if let Some(note) = note {
-                        decision = decision.note(note);
-                    }
-                    decision.await.map(drop)
                 })
             }),
         }
     }
 
-    /// Gives the child session `child` its input (said by `actor`, with `note`), and runs
-    /// it on until it completes or waits again.
+    /// Gives the child session `child` its input, said as `said` (who, why): runs it on or
+    /// only records it, as `give` says.
     pub(super) async fn give(
         self,
         host: Arc<ChildHost>,
         child: String,
-        actor: Option<String>,
-        note: Option<String>,
+        said: Decision,
+        give: Give,
     ) -> Result<()> {
-        (self.answer)(host, child, actor, note).await
+        (self.answer)(host, child, said, give).await
+    }
+}
+
+/// What a parent's runner needs to cancel the children of one of its subgraph nodes: a
+/// runner of the child workflow, behind a type-erased box that `#[workflow]` builds for each
+/// subgraph node (`__private::child_workflow`).
+pub(crate) struct ChildWorkflow {
+    /// The child workflow's name ([`Workflow::NAME`]), as its sessions record it.
+    name: &'static str,
+    #[allow(clippy::type_complexity)]
+    cancel: fn(
+        Arc<ChildHost>,
+        String,
+        Audit,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
+}
+
+impl ChildWorkflow {
+    /// The children of workflow `W`.
+    pub(crate) fn of<W: Workflow + Default>() -> Self {
+        ChildWorkflow {
+            name: W::NAME,
+            cancel: |host, child, audit| {
+                Box::pin(async move {
+                    let runner = child_runner(&host, W::default());
+                    Box::pin(runner.cancel(&child, audit)).await.map(drop)
+                })
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ChildWorkflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildWorkflow")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every child session of `parent` (what its subgraph nodes started, as the store recorded
+/// their parent, see [`Append::parent`](crate::store::Append::parent)): every page of
+/// [`SessionFilter::parent`]. Not their children in turn.
+pub(super) async fn children_of<S: Store>(store: &S, parent: &str) -> Result<Vec<SessionRecord>> {
+    let mut filter = SessionFilter::new()
+        .parent(parent)
+        .limit(SessionFilter::MAX_LIMIT);
+    let mut children = Vec::new();
+    loop {
+        let page = store.sessions(&filter).await?;
+        children.extend(page.sessions);
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => return Ok(children),
+        }
+    }
+}
+
+/// Deletes every descendant of `parent` (its children, theirs, and so on), deepest first,
+/// found by the parent each child's store record names; returns how many were deleted. A
+/// child deleted meanwhile by someone else is not counted.
+pub(super) async fn delete_descendants<S: Store>(store: &S, parent: &str) -> Result<u64> {
+    let mut deleted = 0;
+    // Depth first, without recursion in async code: a stack of sessions whose children are
+    // still to be listed, and the order in which to delete what was found (deepest last).
+    let mut pending = vec![parent.to_owned()];
+    let mut found = Vec::new();
+    while let Some(session) = pending.pop() {
+        for child in children_of(store, &session).await? {
+            pending.push(child.session.clone());
+            found.push(child.session);
+        }
+    }
+    for child in found.iter().rev() {
+        if store.delete(child).await? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Whether `id` can be the id of a child session at all: every id [`child_session_id`]
+/// makes holds a `/` (`{parent}/{node}/{seq}`) or, shortened, a `~` before its hash. A
+/// test that costs nothing, so that the end of a run of an ordinary session asks the store
+/// nothing more. (Only a necessary condition: the store's record of the child's parent
+/// decides.)
+fn may_be_a_child(id: &str) -> bool {
+    id.bytes().any(|b| b == b'/' || b == b'~')
+}
+
+/// Wakes the parent of the child session `child` when the parent waits for it: the last
+/// step of a child's life that its parent needs to hear about.
+///
+/// Call it after a run of `child` ended — the child completed, or failed (its store record
+/// says [`StatusKind::Completed`] or [`StatusKind::Failed`]) — when that run was not the
+/// parent's own (a parent's node that runs its child takes the child's end at once). It
+/// finds the parent from the store's record of the child
+/// ([`SessionRecord::parent`](crate::store::SessionRecord::parent), never from the child's
+/// id, which may be shortened), checks that the parent's latest checkpoint waits at a
+/// subgraph node for this very child (the checkpoint `seq` at node `n` waits for the child
+/// `{parent}/{n}/{seq}`, or for a map's item `{parent}/{n}/{seq}/{item}`), and makes it
+/// runnable with [`Store::wake`] at that checkpoint, so that a [`Worker`](crate::Worker)
+/// claims it, runs the node again, and `Child::run` returns the child's end. Waking a
+/// parent that nobody runs with workers is harmless: its next checkpoint that waits or
+/// completes clears the wake time.
+///
+/// Returns whether a parent was woken. A child without a parent, a child still running or
+/// waiting, and a parent that does not wait for this child (it moved on, was cancelled,
+/// or waits for another step's child) wake nothing.
+///
+/// For a map of children, the caller decides when the last item ended and calls this with
+/// any of them (each names the parent's waiting checkpoint the same way).
+pub(crate) async fn wake_waiting_parent<S: Store>(store: &S, child: &str) -> Result<bool> {
+    if !may_be_a_child(child) {
+        return Ok(false);
+    }
+    let Some(record) = store.session(child).await? else {
+        return Ok(false);
+    };
+    let ended = matches!(
+        record.status.kind(),
+        StatusKind::Completed | StatusKind::Failed
+    );
+    let Some(parent) = record.parent.filter(|_| ended) else {
+        return Ok(false);
+    };
+    let Some(waiting) = store.session(&parent).await? else {
+        return Ok(false);
+    };
+    if !waits_for(&parent, &waiting.node, waiting.seq, child) {
+        return Ok(false);
+    }
+    let woken = store.wake(&parent, waiting.seq).await?;
+    if woken {
+        tracing::debug!(parent, child, "the child ended: its parent is runnable");
+    }
+    Ok(woken)
+}
+
+/// Whether the checkpoint `seq` of `parent`, at node `node`, is the step that started the
+/// child `child` (or, in a map, one of its items).
+fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
+    let key = format!("{parent}/{node}/{seq}");
+    if child_session_id(&key) == child {
+        return true;
+    }
+    child
+        .strip_prefix(key.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|item| !item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The child session that the checkpoint `checkpoint` of `session` waits for, if it waits
+/// at a subgraph node: its status then names a path below its cursor (`research/review` at
+/// `research`; a region's wait names a branch, never a path).
+pub(super) fn waited_child(
+    session: &str,
+    checkpoint: &crate::store::CheckpointMeta,
+) -> Option<String> {
+    let path = checkpoint.status.waiting_node()?;
+    let below = path
+        .strip_prefix(checkpoint.node.as_str())
+        .is_some_and(|rest| rest.starts_with('/'));
+    below.then(|| child_session_id(&format!("{session}/{}/{}", checkpoint.node, checkpoint.seq)))
+}
+
+/// Deletes `session` and every session below it (its children, theirs, and so on), the
+/// children first; returns whether `session` existed. What [`Runner::delete`] does, and the
+/// inspector's `delete`, which needs no runner.
+pub(crate) async fn delete_with_children<S: Store>(store: &S, session: &str) -> Result<bool> {
+    delete_descendants(store, session).await?;
+    store.delete(session).await
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// The child session that `session` waits for at the subgraph node `target`, and the
+    /// sequence number of the checkpoint that waits: checks that the session's latest
+    /// checkpoint waits there ([`Error::NotWaiting`] otherwise, naming where it stands).
+    pub(super) async fn waiting_child(
+        &self,
+        session: &str,
+        target: super::Cursor<W>,
+    ) -> Result<(String, u64)> {
+        self.ready(&[session])?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
+        let target_name = W::Exec::spec(target).name;
+        let loaded = self.load_latest(session).await?;
+        if !loaded.is_waiting() || loaded.frontier.is_some() || loaded.cursor != Some(target) {
+            let actual = match loaded.status() {
+                crate::Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
+                crate::Status::Completed => "it has completed".to_owned(),
+                crate::Status::Cancelled => "it was cancelled".to_owned(),
+                _ => format!("it is running at `{}`", loaded.node),
+            };
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
+        }
+        let child = child_session_id(&format!("{session}/{target_name}/{}", loaded.seq));
+        Ok((child, loaded.seq))
+    }
+
+    /// What a public call that ran `session` does once the run ended: a child session that
+    /// completed or failed wakes the parent waiting for it ([`wake_waiting_parent`]). A
+    /// failure to do so is logged, not returned: the run's own result is what the caller
+    /// needs, and `resume` on the parent still takes the child's end.
+    ///
+    /// (The future does not hold `result`: the state in it need not be `Sync`.)
+    pub(super) fn after_run<'a, T: RunEnd>(
+        &'a self,
+        session: &'a str,
+        result: &Result<T>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'a {
+        let ended = match result {
+            Ok(outcome) => outcome.completed(),
+            Err(Error::Node { .. } | Error::StepLimit { .. }) => true,
+            Err(_) => false,
+        };
+        async move {
+            if !ended || !may_be_a_child(session) {
+                return;
+            }
+            if let Err(error) = wake_waiting_parent(&self.shared.store, session).await {
+                tracing::warn!(session, error = %crate::error::report(&error), "waking the parent of a child that ended failed");
+            }
+        }
+    }
+
+    /// Cancels every child session of `parent` that has not ended (and, through the child
+    /// workflow's own `cancel`, their children), with `audit`. A child of a workflow none
+    /// of this graph's subgraph nodes runs (a session of an older graph) is cancelled by
+    /// none: it is reported as [`Error::Refused`].
+    pub(super) async fn cancel_children(&self, parent: &str, audit: &Audit) -> Result<()> {
+        let children = children_of(&self.shared.store, parent).await?;
+        if children.is_empty() {
+            return Ok(());
+        }
+        let workflows: Vec<ChildWorkflow> = W::Exec::child_workflows()
+            .into_iter()
+            .filter_map(|workflow| workflow.downcast::<ChildWorkflow>().ok().map(|w| *w))
+            .collect();
+        let host = self.child_host();
+        for child in children {
+            if child.status.is_final() {
+                continue;
+            }
+            let Some(workflow) = workflows
+                .iter()
+                .find(|w| child.workflow.as_deref() == Some(w.name))
+            else {
+                return Err(Error::Refused {
+                    session: parent.to_owned(),
+                    action: "cancel",
+                    reason: format!(
+                        "its child session `{}` is of workflow `{}`, which none of its subgraph nodes runs",
+                        child.session,
+                        child.workflow.as_deref().unwrap_or("(unknown)")
+                    ),
+                });
+            };
+            match (workflow.cancel)(Arc::clone(&host), child.session.clone(), audit.clone()).await {
+                // Ended or cancelled meanwhile: nothing left to do.
+                Ok(()) | Err(Error::Refused { .. } | Error::SessionNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A run's result that can say whether the run completed (what [`Runner::after_run`]
+/// reads).
+pub(super) trait RunEnd {
+    /// Whether the session completed.
+    fn completed(&self) -> bool;
+}
+
+impl<T> RunEnd for Outcome<T> {
+    fn completed(&self) -> bool {
+        matches!(self, Outcome::Completed(_))
+    }
+}
+
+impl<T> RunEnd for (Outcome<T>, bool) {
+    fn completed(&self) -> bool {
+        matches!(self.0, Outcome::Completed(_))
     }
 }
 

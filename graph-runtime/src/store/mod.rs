@@ -678,6 +678,12 @@ pub struct CheckpointMeta {
     /// The last failure of a run from it, if one failed and the session stayed here (see
     /// [`Store::record_failure`]).
     pub failure: Option<Audit>,
+    /// At a checkpoint where the session waits for a child session (a subgraph node's
+    /// child stopped at an interrupt node; the status names the path it waits at,
+    /// `research/review`): the child's session id. [`Runner::history`](crate::Runner::history)
+    /// fills it in from the checkpoint's cursor, sequence number and status; a store's
+    /// [`list`](Store::list) leaves it `None` (it keeps no such field).
+    pub child: Option<String>,
 }
 
 impl From<&Checkpoint> for CheckpointMeta {
@@ -690,6 +696,7 @@ impl From<&Checkpoint> for CheckpointMeta {
             created_at: checkpoint.created_at,
             audit: None,
             failure: None,
+            child: None,
         }
     }
 }

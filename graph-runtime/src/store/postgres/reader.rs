@@ -102,6 +102,7 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
             created_at: fields.created_at,
             audit,
             failure,
+            child: None,
         })
     })
     .await

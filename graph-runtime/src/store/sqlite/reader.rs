@@ -192,6 +192,7 @@ pub(super) fn list(
             created_at: fields.created_at,
             audit,
             failure,
+            child: None,
         });
     }
     Ok(list)
