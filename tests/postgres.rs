@@ -131,7 +131,7 @@ async fn a_schema_from_a_newer_release_is_refused_naming_both_versions() {
     let refused = PostgresStore::connect(&conninfo).await;
     assert_store_error(
         refused,
-        &["schema version 7", "newer release", "reads version 4"],
+        &["schema version 7", "newer release", "reads version 5"],
     );
 }
 
