@@ -299,9 +299,10 @@ pub(super) enum Give {
     /// (`resume_with` through the parent, which then resumes the parent itself), sending
     /// the child's events to the parent run's listener, if any (a sink that tags them).
     Run(Option<EventSink>),
-    /// Only records it, durably, on the child's session (or, for a child of a child, on the
-    /// session that waits for it), without making the child runnable: `enqueue_input`
-    /// through the parent, whose worker runs the child when it runs the parent's node.
+    /// Only records it, durably, on the child's session (for an answer that reaches through
+    /// the child to a child of its own, on the innermost session, the one that waits),
+    /// without making any of them runnable: `enqueue_input` through the parent, whose
+    /// worker runs the child when it runs the parent's node.
     Record,
 }
 
@@ -354,7 +355,7 @@ pub(crate) struct ChildWorkflow {
 }
 
 impl ChildWorkflow {
-    /// The children of workflow `W`.
+    /// What cancelling the children of workflow `W` needs.
     pub(crate) fn of<W: Workflow + Default>() -> Self {
         ChildWorkflow {
             name: W::NAME,
@@ -394,19 +395,23 @@ pub(super) async fn children_of<S: Store>(store: &S, parent: &str) -> Result<Vec
     }
 }
 
-/// Deletes every descendant of `parent` (its children, theirs, and so on), deepest first,
-/// found by the parent each child's store record names; returns how many were deleted. A
-/// child deleted meanwhile by someone else is not counted.
+/// Deletes every descendant of `parent` (its children, theirs, and so on), each before its
+/// own parent, found by the parent each child's store record names; returns how many were
+/// deleted. A child deleted meanwhile by someone else is not counted.
 pub(super) async fn delete_descendants<S: Store>(store: &S, parent: &str) -> Result<u64> {
     let mut deleted = 0;
-    // Depth first, without recursion in async code: a stack of sessions whose children are
-    // still to be listed, and the order in which to delete what was found (deepest last).
+    // Without recursion in async code: a stack of sessions whose children are still to be
+    // listed, and every session found, each after its parent (deleted in reverse, so a
+    // child goes before its parent). `seen` guards against records that name each other.
     let mut pending = vec![parent.to_owned()];
+    let mut seen = std::collections::HashSet::from([parent.to_owned()]);
     let mut found = Vec::new();
     while let Some(session) = pending.pop() {
         for child in children_of(store, &session).await? {
-            pending.push(child.session.clone());
-            found.push(child.session);
+            if seen.insert(child.session.clone()) {
+                pending.push(child.session.clone());
+                found.push(child.session);
+            }
         }
     }
     for child in found.iter().rev() {
@@ -476,16 +481,40 @@ pub(crate) async fn wake_waiting_parent<S: Store>(store: &S, child: &str) -> Res
 }
 
 /// Whether the checkpoint `seq` of `parent`, at node `node`, is the step that started the
-/// child `child` (or, in a map, one of its items).
+/// child `child` (or, in a map, one of its items, `{key}/{item}`).
+///
+/// A map item's id that was shortened keeps only its first bytes and a hash: it is taken
+/// to be the step's when those bytes are the step's key and the start of an item's suffix,
+/// or, when the key itself was cut, the key's first bytes (so for a parent id of some 220
+/// bytes or more, any shortened child of the parent passes). The parent's record of the
+/// child is what makes it a child at all; this check only keeps a child of an earlier step
+/// from waking a parent that now waits for another one, and a wake it lets through is
+/// harmless: the parent runs its node again and waits again.
 fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
     let key = format!("{parent}/{node}/{seq}");
     if child_session_id(&key) == child {
         return true;
     }
-    child
-        .strip_prefix(key.as_str())
-        .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|item| !item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()))
+    let is_item = |rest: &str, whole: bool| {
+        rest.strip_prefix('/').is_some_and(|item| {
+            (!whole || !item.is_empty()) && item.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    if let Some(rest) = child.strip_prefix(key.as_str()) {
+        return is_item(rest, true);
+    }
+    // Shortened: `{first bytes}~{16 hex digits}`.
+    let Some((kept, hash)) = child.rsplit_once('~') else {
+        return false;
+    };
+    if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    match kept.strip_prefix(key.as_str()) {
+        Some(rest) => is_item(rest, false),
+        // The key itself was cut: an item of this step keeps the key's first bytes.
+        None => kept.len() >= SHORT_PREFIX_BYTES - 3 && key.starts_with(kept),
+    }
 }
 
 /// The child session that the checkpoint `checkpoint` of `session` waits for, if it waits
@@ -667,6 +696,30 @@ mod tests {
         assert_eq!(child_session_id("t-1/research/3"), "t-1/research/3");
         let longest = "x".repeat(MAX_SESSION_ID_BYTES);
         assert_eq!(child_session_id(&longest), longest);
+    }
+
+    #[test]
+    fn a_parent_waits_for_its_steps_children_only() {
+        assert!(waits_for("t", "research", 2, "t/research/2"));
+        assert!(waits_for("t", "research", 2, "t/research/2/0"));
+        assert!(waits_for("t", "research", 2, "t/research/2/17"));
+        assert!(!waits_for("t", "research", 2, "t/research/3"));
+        assert!(!waits_for("t", "research", 2, "t/research/2/"));
+        assert!(!waits_for("t", "research", 2, "t/research/2/x"));
+        assert!(!waits_for("t", "research", 2, "t/research/20"));
+        assert!(!waits_for("t", "review", 2, "t/research/2"));
+        // Shortened ids: the step's own child, and map items of a long parent's step.
+        let long = "p".repeat(250);
+        let own = child_session_id(&format!("{long}/research/2"));
+        assert!(waits_for(&long, "research", 2, &own));
+        let item = child_session_id(&format!("{long}/research/2/3"));
+        assert!(waits_for(&long, "research", 2, &item));
+        let other = child_session_id(&format!("{}/research/2", "q".repeat(250)));
+        assert!(!waits_for(&long, "research", 2, &other));
+        let medium = "m".repeat(230);
+        let item = child_session_id(&format!("{medium}/research/2/3"));
+        assert!(waits_for(&medium, "research", 2, &item));
+        assert!(!waits_for(&medium, "research", 3, &item));
     }
 
     #[test]
