@@ -374,6 +374,17 @@ async fn cancel_leaves_finished_children_as_they_are<S: Store + Clone>(store: S,
     );
 }
 
+async fn the_inspectors_delete_removes_every_descendant<S: Store + Clone>(store: S, tag: &str) {
+    let (id, child, grandchild) = start_nested(&store, tag).await;
+    // No workflow registered: deleting needs none.
+    let inspector = graph_runtime::inspect::Inspector::new(store.clone());
+    inspector.delete(&id).await.unwrap();
+    for session in [&id, &child, &grandchild] {
+        assert_eq!(store.session(session).await.unwrap(), None, "{session}");
+    }
+    assert!(inspector.delete(&id).await.is_err(), "gone already");
+}
+
 async fn delete_removes_every_descendant<S: Store + Clone>(store: S, tag: &str) {
     let (id, child, grandchild) = start_nested(&store, tag).await;
     // Another ticket's children stay.
@@ -595,6 +606,15 @@ async fn history_and_snapshots_name_the_child_waited_for<S: Store + Clone>(store
     let latest = parent.state(&id).await.unwrap().unwrap();
     assert_eq!(latest.child.as_deref(), Some(child.as_str()));
 
+    // The inspector's history says it too, in its JSON.
+    let inspector = graph_runtime::inspect::Inspector::new(store.clone()).register(parent.clone());
+    let entries = inspector.history(&id).await.unwrap();
+    let json = serde_json::to_value(entries.last().unwrap()).unwrap();
+    assert_eq!(json["child"]["session"], child.as_str(), "{json}");
+    assert_eq!(json["child"]["path"], "research/dig/review", "{json}");
+    let first = serde_json::to_value(&entries[0]).unwrap();
+    assert!(first.get("child").is_none(), "{first}");
+
     // The middle child's own history names its child in turn.
     let middle = Runner::new(research_agent::Workflow, store.clone());
     let history = middle.history(&child).await.unwrap();
@@ -777,6 +797,7 @@ on_every_store!(
     cancel_reaches_every_unfinished_descendant,
     cancel_leaves_finished_children_as_they_are,
     delete_removes_every_descendant,
+    the_inspectors_delete_removes_every_descendant,
     a_child_enqueued_directly_wakes_its_parent_for_workers,
     a_child_answered_in_process_wakes_its_parent_for_workers,
     a_child_that_ends_without_a_waiting_parent_wakes_nothing,

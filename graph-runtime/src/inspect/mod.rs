@@ -61,8 +61,8 @@ use serde_json::Value;
 pub use self::error::InspectError;
 pub use self::json::{Change, diff};
 pub use self::view::{
-    AuditView, BulkReport, DiffView, GraphView, HistoryEntry, LeaseView, NodeView, SessionList,
-    SessionSummary, SessionView,
+    AuditView, BulkReport, ChildWaitView, DiffView, GraphView, HistoryEntry, LeaseView, NodeView,
+    SessionList, SessionSummary, SessionView,
 };
 use crate::store::{Audit, AuditKind, SessionFilter, SessionRecord, Status, StatusKind, Store};
 use crate::{Runner, Workflow};
@@ -281,9 +281,12 @@ impl<S: Store + Clone> Inspector<S> {
     /// beside them (no state decoded).
     pub async fn history(&self, session: &str) -> Result<Vec<HistoryEntry>> {
         crate::session_id::check(session)?;
-        let list = self.store.list(session).await?;
+        let mut list = self.store.list(session).await?;
         if list.is_empty() {
             return Err(InspectError::UnknownSession(session.to_owned()));
+        }
+        for checkpoint in &mut list {
+            checkpoint.child = crate::runner::waited_child(session, checkpoint);
         }
         Ok(list.iter().map(HistoryEntry::from).collect())
     }

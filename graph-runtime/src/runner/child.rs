@@ -520,7 +520,7 @@ fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
 /// The child session that the checkpoint `checkpoint` of `session` waits for, if it waits
 /// at a subgraph node: its status then names a path below its cursor (`research/review` at
 /// `research`; a region's wait names a branch, never a path).
-pub(super) fn waited_child(
+pub(crate) fn waited_child(
     session: &str,
     checkpoint: &crate::store::CheckpointMeta,
 ) -> Option<String> {

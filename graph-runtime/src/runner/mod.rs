@@ -35,9 +35,9 @@ mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
-#[cfg(feature = "inspect")]
-pub(crate) use self::child::delete_with_children;
 pub(crate) use self::child::{ChildAnswer, ChildHost, ChildWorkflow};
+#[cfg(feature = "inspect")]
+pub(crate) use self::child::{delete_with_children, waited_child};
 use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
