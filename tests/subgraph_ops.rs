@@ -642,6 +642,34 @@ async fn history_and_snapshots_name_the_child_waited_for<S: Store + Clone>(store
     assert!(history.last().unwrap().child.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_of_a_workflow_the_parent_does_not_run_stops_its_cancel() {
+    use graph_runtime::store::{Append, Checkpoint};
+    let store = MemoryStore::new();
+    let parent = Runner::new(quick_then_approve::Workflow, store.clone());
+    parent.start("t", ticket("stranger")).await.unwrap();
+    // A child session the parent's graph knows nothing of (written by hand here; an older
+    // graph's subgraph node in life).
+    let first = Checkpoint::new(0, "somewhere", Status::Running, Vec::new());
+    let append = Append::new(None, first, None)
+        .workflow("stranger", 1)
+        .parent("t");
+    store.append("t/gone/1", append).await.unwrap();
+    let refused = parent.cancel("t", Audit::new(AuditKind::Cancelled)).await;
+    let Err(Error::Refused { reason, .. }) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        reason.contains("`t/gone/1`") && reason.contains("`stranger`"),
+        "{reason}"
+    );
+    // Nothing was cancelled: the parent still waits, and can be cancelled once the stranger
+    // is dealt with.
+    assert_eq!(status_of(&store, "t").await, Some(StatusKind::Waiting));
+    assert!(parent.delete("t").await.unwrap());
+    assert_eq!(store.session("t/gone/1").await.unwrap(), None);
+}
+
 /// Every event of a spawned run, in order.
 async fn events_of<T: Send + 'static>(mut handle: graph_runtime::RunHandle<T>) -> Vec<Event> {
     let mut events = handle.events();
