@@ -290,11 +290,11 @@ mod sqlite_file {
     async fn a_file_with_a_newer_schema_version_is_refused() {
         let (_dir, path) = new_file();
         drop(SqliteStore::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 6).unwrap();
+        raw(&path).pragma_update(None, "user_version", 7).unwrap();
         let refused = SqliteStore::open(&path);
         assert_store_error(
             refused,
-            &["schema version 6", "newer release", "upgrade graph-runtime"],
+            &["schema version 7", "newer release", "upgrade graph-runtime"],
         );
     }
 
@@ -328,7 +328,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert_eq!(session_ids(&store).await, ["a", "b"]);
         for session in ["a", "b"] {
             assert_eq!(seqs(&store, session).await, [1, 2, 3]);
@@ -371,7 +371,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert_eq!(seqs(&store, "a").await, [1, 2]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(2)));
         assert!(store.claim(&claim("w", LONG, 10)).await.unwrap().is_empty());
@@ -424,7 +424,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert_eq!(session_ids(&store).await, ["a", "b", "c"]);
         assert_eq!(store.latest("a").await.unwrap(), Some(checkpoint(1)));
         assert_eq!(
@@ -516,7 +516,7 @@ mod sqlite_file {
         let version: i32 = raw(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let review = Status::Waiting {
             node: "review".to_owned(),
         };
@@ -642,8 +642,8 @@ mod sqlite_file {
         let (_dir, path) = new_file();
         let store = SqliteStore::open(&path).unwrap();
         append(&store, "s", None, 1).await.unwrap();
-        raw(&path).pragma_update(None, "user_version", 7).unwrap();
-        assert_store_error(append(&store, "s", Some(1), 2).await, &["schema version 7"]);
+        raw(&path).pragma_update(None, "user_version", 8).unwrap();
+        assert_store_error(append(&store, "s", Some(1), 2).await, &["schema version 8"]);
     }
 
     #[tokio::test]

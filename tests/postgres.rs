@@ -131,7 +131,7 @@ async fn a_schema_from_a_newer_release_is_refused_naming_both_versions() {
     let refused = PostgresStore::connect(&conninfo).await;
     assert_store_error(
         refused,
-        &["schema version 7", "newer release", "reads version 4"],
+        &["schema version 7", "newer release", "reads version 5"],
     );
 }
 
@@ -625,7 +625,7 @@ async fn a_version_1_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(seqs(&store, "old").await, [1, 2]);
     assert_eq!(store.latest("old").await.unwrap().unwrap().bytes, b"v1");
     // The session's record was filled in from its checkpoints: it answers queries at once.
@@ -697,7 +697,7 @@ async fn a_version_2_schema_is_migrated_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(session_ids(&store).await, ["a", "b", "c"]);
     assert_eq!(store.latest("a").await.unwrap().unwrap().bytes, b"v2");
     assert_eq!(

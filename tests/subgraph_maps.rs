@@ -377,15 +377,16 @@ async fn a_failed_child_is_retried_from_its_checkpoint<S: Store + Clone>(store: 
     assert_eq!(runs(tag, "assess", 8), 1);
 }
 
-async fn a_crash_after_a_child_ended_does_not_run_it_again<S: Store + Clone>(
-    store: S,
-    tag: &str,
-) {
+async fn a_crash_after_a_child_ended_does_not_run_it_again<S: Store + Clone>(store: S, tag: &str) {
     let parent = Runner::new(claims::Workflow, store.clone());
     let id = format!("{tag}-claim");
     fail_next(tag, "assess", 9, 1);
     fail_next(tag, "assess", 33, 1);
-    let done = parent.start(&id, claim(tag, &[])).await.unwrap().into_state();
+    let done = parent
+        .start(&id, claim(tag, &[]))
+        .await
+        .unwrap()
+        .into_state();
     assert_eq!(done.payable, 50 * 900);
     for item in [9, 33] {
         assert_eq!(runs(tag, "assess", item), 2, "item {item}");
@@ -651,8 +652,8 @@ impl Store for Counting {
     async fn release(&self, lease: &graph_runtime::Lease) -> R<bool> {
         self.0.release(lease).await
     }
-    async fn wake(&self, session: &str) -> R<bool> {
-        self.0.wake(session).await
+    async fn wake(&self, session: &str, seq: u64) -> R<bool> {
+        self.0.wake(session, seq).await
     }
     async fn wait_for_work(&self, timeout: std::time::Duration) {
         self.0.wait_for_work(timeout).await

@@ -132,6 +132,12 @@ impl NodeCtx {
         self.children = Some(host);
     }
 
+    /// Where this run's events go, if anyone listens (a subgraph node's child sends its own
+    /// there, tagged with its path).
+    pub(crate) fn events(&self) -> Option<&EventSink> {
+        self.events.as_ref()
+    }
+
     /// The runner's store and configuration for child sessions, when the graph has subgraph
     /// nodes.
     pub(crate) fn child_host(&self) -> Option<&Arc<ChildHost>> {

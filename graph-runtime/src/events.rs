@@ -1,11 +1,12 @@
 //! Live progress of a spawned run: the [`Event`] stream and the [`RunHandle`].
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -167,6 +168,36 @@ pub enum Event {
         /// How many events were not delivered.
         missed: u64,
     },
+    /// An event of a child session that a subgraph node of this run runs
+    /// (`#[node(subgraph = m)]`), as the child's own run sent it: its steps, custom events,
+    /// checkpoints, its interrupt, its end. Sent only to the listener of a run that has one
+    /// ([`RunHandle::events`]); a run without a listener builds none.
+    ///
+    /// `path` names the subgraph node that runs the child (`research`); for a child of a
+    /// child, the subgraph nodes from the outermost in, joined by `/` (`research/verify`).
+    /// The inner `event` is never itself a `Child`: one level of tagging carries the whole
+    /// path. A [`Lagged`](Event::Lagged) counts the events of the run and its children
+    /// together, and is never tagged.
+    ///
+    /// ```
+    /// use graph_runtime::Event;
+    ///
+    /// fn describe(event: &Event) -> String {
+    ///     match event {
+    ///         Event::Child { path, event } => format!("{path}: {}", describe(event)),
+    ///         Event::StepStarted { node, .. } => format!("{node} started"),
+    ///         other => format!("{other:?}"),
+    ///     }
+    /// }
+    /// # let _ = describe;
+    /// ```
+    Child {
+        /// The subgraph node(s) from this run down to the child (`research`,
+        /// `research/verify`).
+        path: &'static str,
+        /// What the child's run sent.
+        event: Box<Event>,
+    },
 }
 
 /// How a branch of a parallel region (or a map's item) settled: what
@@ -237,6 +268,9 @@ impl fmt::Debug for Payload {
 pub(crate) struct EventSink {
     sender: mpsc::Sender<Event>,
     missed: Arc<AtomicU64>,
+    /// For the run of a child session: the path of subgraph nodes from the listener's run
+    /// down to it, with which every event is tagged ([`Event::Child`]).
+    path: Option<&'static str>,
 }
 
 impl fmt::Debug for EventSink {
@@ -255,7 +289,26 @@ impl EventSink {
             receiver: Some(receiver),
             missed: Arc::clone(&missed),
         };
-        (EventSink { sender, missed }, events)
+        (
+            EventSink {
+                sender,
+                missed,
+                path: None,
+            },
+            events,
+        )
+    }
+
+    /// The sink of the child session that the subgraph node `node` of this sink's run runs:
+    /// the same listener, every event tagged with the path to the child
+    /// (`research`, or `research/verify` below a child's `research`).
+    pub(crate) fn child(&self, node: &str) -> EventSink {
+        let path = subgraph_path(self.path, node);
+        EventSink {
+            sender: self.sender.clone(),
+            missed: Arc::clone(&self.missed),
+            path: Some(path),
+        }
     }
 
     /// Sends without ever waiting: a full buffer drops the event and counts it, so a slow or
@@ -269,10 +322,38 @@ impl EventSink {
                 self.missed.fetch_add(missed, Ordering::Relaxed);
             }
         }
+        let event = match self.path {
+            None => event,
+            Some(path) => Event::Child {
+                path,
+                event: Box::new(event),
+            },
+        };
         if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(event) {
             self.missed.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// `{outer}/{node}` (or `node` alone), the path of a subgraph node below another, as a
+/// `&'static str`, so that events and waits can name it without an allocation each.
+/// Each distinct path is allocated once for the life of the process: the paths are a
+/// program's subgraph nodes (and the interrupt nodes of their children) along its nesting,
+/// a small set.
+pub(crate) fn subgraph_path(outer: Option<&str>, node: &str) -> &'static str {
+    static PATHS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let path = match outer {
+        Some(outer) => format!("{outer}/{node}"),
+        None => node.to_owned(),
+    };
+    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
+    let paths = paths.get_or_insert_with(HashSet::new);
+    if let Some(known) = paths.get(path.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(path.into_boxed_str());
+    paths.insert(leaked);
+    leaked
 }
 
 /// The events of one run, as a [`futures_core::Stream`]; it ends when the run ends.

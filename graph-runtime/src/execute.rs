@@ -129,10 +129,17 @@ pub trait Execute<W: Workflow>: 'static {
         Err(input)
     }
 
-    /// The child workflows of the graph's subgraph nodes (built by `__private::child_workflow`,
-    /// one per subgraph node), so that a worker that registers this workflow runs its
-    /// children too. Empty for a graph without subgraph nodes.
-    fn children() -> Vec<Box<dyn std::any::Any + Send + Sync>> {
+    /// The child workflows of the graph's subgraph nodes as a worker registers them (built
+    /// by `__private::child_worker`, one per subgraph node), so that a worker that registers
+    /// this workflow runs its children too. Empty for a graph without subgraph nodes.
+    fn child_workers() -> Vec<Box<dyn std::any::Any + Send + Sync>> {
+        Vec::new()
+    }
+
+    /// The workflows the graph's subgraph nodes run, one per subgraph node (built by
+    /// `__private::child_workflow`, opened by the runner): what cancelling a parent needs to
+    /// cancel its children. Empty for a graph without subgraph nodes.
+    fn child_workflows() -> Vec<Box<dyn std::any::Any + Send>> {
         Vec::new()
     }
 

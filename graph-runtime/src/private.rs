@@ -53,30 +53,20 @@ pub fn child_answer<I: WorkflowInput>(input: I) -> Box<dyn std::any::Any + Send>
     ))
 }
 
-/// The child workflow `W` of a subgraph node, as a worker registers it beside its parent
-/// (for `Execute::children`); `None` where `subgraph = m` names a module that is not a
-/// workflow (reported elsewhere: this adds no error of its own).
-pub fn child_workflow<W: ChildWorkflowOf>() -> Option<Box<dyn std::any::Any + Send + Sync>> {
-    W::child_workflow()
+/// The child workflow of a subgraph node as a worker registers it beside its parent, named
+/// by the parent's `Input` variant of that node (as [`child_workflow`] is), for
+/// `Execute::child_workers`.
+pub fn child_worker<I: WorkflowInput, P>(
+    _variant: fn(I) -> P,
+) -> Box<dyn std::any::Any + Send + Sync> {
+    Box::new(crate::worker::ChildWorker::of::<I::Workflow>())
 }
 
-/// What [`child_workflow`] builds for the module a subgraph node names: a workflow, or
-/// [`NotAWorkflowModule`] (nothing, so that a wrong `subgraph = m` is reported once).
-pub trait ChildWorkflowOf {
-    /// The worker's registration of this child workflow, if it is one.
-    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>>;
-}
-
-impl<W: Workflow + Default> ChildWorkflowOf for W {
-    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        Some(Box::new(crate::worker::ChildWorkflow::of::<W>()))
-    }
-}
-
-impl ChildWorkflowOf for NotAWorkflowModule {
-    fn child_workflow() -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        None
-    }
+/// The child workflow of a subgraph node, named by the parent's `Input` variant of that
+/// node (`Input::Research`, whose field is the child's `Input`), for
+/// `Execute::child_workflows`.
+pub fn child_workflow<I: WorkflowInput, P>(_variant: fn(I) -> P) -> Box<dyn std::any::Any + Send> {
+    Box::new(crate::runner::ChildWorkflow::of::<I::Workflow>())
 }
 
 /// What a subgraph node's child contributes to its parent's `GRAPH_HASH`: the child

@@ -321,16 +321,16 @@ trait Registered: Send + Sync + 'static {
 }
 
 /// A child workflow of a subgraph node, as `#[workflow]` lists it for workers
-/// (`Execute::children`, built by `__private::child_workflow`): makes a runner of it on its
+/// (`Execute::child_workers`, built by `__private::child_worker`): makes a runner of it on its
 /// parent's store, with its parent's configuration.
-pub(crate) struct ChildWorkflow {
+pub(crate) struct ChildWorker {
     make: fn(ErasedStore, Config) -> Arc<dyn Registered>,
 }
 
-impl ChildWorkflow {
+impl ChildWorker {
     /// The child workflow `W`.
     pub(crate) fn of<W: Workflow + Default>() -> Self {
-        ChildWorkflow {
+        ChildWorker {
             make: |store, config| {
                 Arc::new(AsChild(Runner::<W, ErasedStore>::on_erased(
                     W::default(),
@@ -353,21 +353,8 @@ impl<W: Workflow> Registered for AsChild<W> {
         self.0.graphs()
     }
     fn run(&self, lease: Lease, cancel: CancellationToken) -> RunFuture {
-        let run = self.0.run(lease.clone(), cancel);
-        let runner = self.0.clone();
-        Box::pin(async move {
-            let settled = run.await?;
-            // A map item's child that ended (or now waits for an input) wakes its parent,
-            // whose item takes the child's result (or waits with it).
-            if matches!(settled, Settled::Completed | Settled::Waiting(_))
-                && let Some(parent) = crate::runner::parent_of_map_child(&lease.session)
-                && let Err(error) = runner.wake_session(parent).await
-            {
-                // The parent's own wait asks its children again when it is next claimed.
-                tracing::warn!(session = %lease.session, parent, %error, "waking the parent failed");
-            }
-            Ok(settled)
-        })
+        // (A child that ends wakes its parent through the run itself.)
+        self.0.run(lease, cancel)
     }
     fn children(&self) -> Vec<Arc<dyn Registered>> {
         self.0.children()
@@ -407,14 +394,14 @@ impl<W: Workflow, S: Store> Registered for Runner<W, S> {
     }
 
     fn children(&self) -> Vec<Arc<dyn Registered>> {
-        let children = <W::Exec as Execute<W>>::children();
+        let children = <W::Exec as Execute<W>>::child_workers();
         if children.is_empty() {
             return Vec::new();
         }
         let (store, config) = self.erased_parts();
         children
             .into_iter()
-            .filter_map(|child| child.downcast::<ChildWorkflow>().ok())
+            .filter_map(|child| child.downcast::<ChildWorker>().ok())
             .map(|child| (child.make)(store.clone(), config.clone()))
             .collect()
     }

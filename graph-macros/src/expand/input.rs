@@ -125,6 +125,39 @@ pub(super) fn input_node_fn(g: &Gen) -> TokenStream {
     }
 }
 
+/// `Execute::child_workflows`: the child workflow of each subgraph node, named through its
+/// variant of `Input` (whose field is the child's `Input`), so that cancelling a parent can
+/// cancel its children. Nothing for a graph without subgraph nodes.
+pub(super) fn child_workflows_fn(g: &Gen) -> TokenStream {
+    let subgraphs = g.plan.subgraphs();
+    if subgraphs.is_empty() {
+        return TokenStream::new();
+    }
+    let rt = &g.rt;
+    let workflows = subgraphs.iter().map(|(task, _)| {
+        let variant = &task.variant;
+        quote!(#rt::child_workflow(Input::#variant))
+    });
+    // The same for a worker that registers this workflow, to run its children too.
+    let workers = subgraphs.iter().map(|(task, _)| {
+        let variant = &task.variant;
+        quote!(#rt::child_worker(Input::#variant))
+    });
+    quote! {
+        fn child_workflows() -> ::std::vec::Vec<
+            ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>,
+        > {
+            ::std::vec![#(#workflows),*]
+        }
+
+        fn child_workers() -> ::std::vec::Vec<
+            ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync>,
+        > {
+            ::std::vec![#(#workers),*]
+        }
+    }
+}
+
 /// `Execute::child_answer`: a subgraph node's variant of `Input` is the answer for its
 /// child, built by the runtime's `child_answer` for the workflow whose `Input` it is (so
 /// that a `subgraph = m` that is not a workflow is reported once, at the variant's type).

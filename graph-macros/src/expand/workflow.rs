@@ -125,6 +125,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
     let cursor_of = cursor_of_fn(g);
     let input_node = input::input_node_fn(g);
     let child_answer = input::child_answer_fn(g);
+    let child_workflows = input::child_workflows_fn(g);
     let error_route = error_route_fn(g);
     let runs_freely = runs_freely_fn(g);
     let step = step::step_fn(g);
@@ -138,21 +139,8 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
         .iter()
         .any(|n| n.args.subgraph.is_some())
     {
-        // The child workflows, for a worker that registers this one to run them too.
-        let children = g.plan.subgraphs().into_iter().map(|(_, path)| {
-            let make = step::subgraph_module(rt, path, quote!(child_workflow));
-            quote!((#make)())
-        });
         quote!(
             const SUBGRAPHS: bool = true;
-
-            fn children() -> ::std::vec::Vec<
-                ::std::boxed::Box<
-                    dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync,
-                >,
-            > {
-                ::std::vec![#(#children),*].into_iter().flatten().collect()
-            }
         )
     } else {
         TokenStream::new()
@@ -171,6 +159,7 @@ fn execute_impl(g: &Gen, schemas: &SchemaItems) -> TokenStream {
             #cursor_of
             #input_node
             #child_answer
+            #child_workflows
             #error_route
             #runs_freely
             #step

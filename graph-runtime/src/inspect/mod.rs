@@ -61,8 +61,8 @@ use serde_json::Value;
 pub use self::error::InspectError;
 pub use self::json::{Change, diff};
 pub use self::view::{
-    AuditView, BulkReport, DiffView, GraphView, HistoryEntry, LeaseView, NodeView, SessionList,
-    SessionSummary, SessionView,
+    AuditView, BulkReport, ChildWaitView, DiffView, GraphView, HistoryEntry, LeaseView, NodeView,
+    SessionList, SessionSummary, SessionView,
 };
 use crate::store::{Audit, AuditKind, SessionFilter, SessionRecord, Status, StatusKind, Store};
 use crate::{Runner, Workflow};
@@ -281,9 +281,12 @@ impl<S: Store + Clone> Inspector<S> {
     /// beside them (no state decoded).
     pub async fn history(&self, session: &str) -> Result<Vec<HistoryEntry>> {
         crate::session_id::check(session)?;
-        let list = self.store.list(session).await?;
+        let mut list = self.store.list(session).await?;
         if list.is_empty() {
             return Err(InspectError::UnknownSession(session.to_owned()));
+        }
+        for checkpoint in &mut list {
+            checkpoint.child = crate::runner::waited_child(session, checkpoint);
         }
         Ok(list.iter().map(HistoryEntry::from).collect())
     }
@@ -454,10 +457,12 @@ impl<S: Store + Clone> Inspector<S> {
         self.show(session).await
     }
 
-    /// Deletes `session` with all its checkpoints. Needs no registered workflow.
+    /// Deletes `session` with all its checkpoints, and the child sessions its subgraph nodes
+    /// started (theirs too), as [`Runner::delete`](crate::Runner::delete) does. Needs no
+    /// registered workflow.
     pub async fn delete(&self, session: &str) -> Result<()> {
         crate::session_id::check(session)?;
-        if self.store.delete(session).await? {
+        if crate::runner::delete_with_children(&self.store, session).await? {
             Ok(())
         } else {
             Err(InspectError::UnknownSession(session.to_owned()))

@@ -118,6 +118,20 @@ pub struct HistoryEntry {
     /// The last failure of a run from it, if one failed and the session stayed here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<AuditView>,
+    /// When it waits at a subgraph node for a child session: the path it waits at
+    /// (`research/review`) and the child's session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child: Option<ChildWaitView>,
+}
+
+/// The child session a checkpoint waits for, in a [`HistoryEntry`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ChildWaitView {
+    /// The child's session id (show it, or its history, under this id).
+    pub session: String,
+    /// Where the wait is, from the parent's subgraph node down (`research/review`).
+    pub path: String,
 }
 
 impl From<&CheckpointMeta> for HistoryEntry {
@@ -130,6 +144,10 @@ impl From<&CheckpointMeta> for HistoryEntry {
             bytes: meta.bytes,
             event: meta.audit.as_ref().map(AuditView::from),
             failure: meta.failure.as_ref().map(AuditView::from),
+            child: meta.child.as_ref().map(|session| ChildWaitView {
+                session: session.clone(),
+                path: meta.status.waiting_node().unwrap_or_default().to_owned(),
+            }),
         }
     }
 }

@@ -6,16 +6,19 @@
 //! it (see [`Child::session_id`]), so every re-run of that step — a retry, or a resume after a
 //! crash — names the same child, and [`Child::run`] never starts it twice.
 
-use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::config::Config;
+use super::operate::Decision;
 use super::{Outcome, Runner, Shared};
-use crate::execute::Execute as _;
+use crate::events::{EventSink, subgraph_path};
+use crate::execute::Execute;
 use crate::schema::Fingerprint;
 use crate::session_id::MAX_SESSION_ID_BYTES;
-use crate::store::{ErasedStore, HoldsStore, Store};
+use crate::store::{
+    Audit, ErasedStore, HoldsStore, SessionFilter, SessionRecord, StatusKind, Store,
+};
 use crate::{Error, NodeCtx, Result, Workflow};
 
 /// What a parent's runner lends the nodes of its graph that run subgraphs: its store (type
@@ -68,20 +71,10 @@ impl ChildHost {
 }
 
 /// `{node}/{child}`, the path of a wait inside the child of the subgraph node `node`, as a
-/// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by).
-/// Each distinct path is allocated once for the life of the process: the paths are a
-/// graph's subgraph nodes times its children's interrupt nodes, a small set.
+/// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by),
+/// allocated once per distinct path (see [`subgraph_path`]).
 pub(crate) fn wait_path(node: &str, child: &str) -> &'static str {
-    static PATHS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let path = format!("{node}/{child}");
-    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
-    let paths = paths.get_or_insert_with(HashSet::new);
-    if let Some(known) = paths.get(path.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(path.into_boxed_str());
-    paths.insert(leaked);
-    leaked
+    subgraph_path(Some(node), child)
 }
 
 impl std::fmt::Debug for ChildHost {
@@ -115,11 +108,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             spread,
             running_elsewhere: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// Makes `session` runnable now in this runner's store (see [`Store::wake`]).
-    pub(crate) async fn wake_session(&self, session: &str) -> Result<bool> {
-        self.shared.store.wake(session).await
     }
 
     /// This runner's store (type erased) and configuration: what the runners of its child
@@ -219,19 +207,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 }
 
-/// The parent of a map item's child session, from its id (`{parent}/{node}/{opened}/{item}`);
-/// `None` for any other id (such a child runs on a worker only when its id is not
-/// shortened).
-pub(crate) fn parent_of_map_child(child: &str) -> Option<&str> {
-    let mut parts = child.rsplitn(4, '/');
-    let item = parts.next()?;
-    let opened = parts.next()?;
-    let _node = parts.next()?;
-    let parent = parts.next()?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(item) && digits(opened) && !parent.is_empty()).then_some(parent)
-}
-
 /// The child session of item `item` of the map node `node` whose region step `opened`
 /// opened, in the parent `session`.
 pub(crate) fn map_child_id(session: &str, node: &str, opened: u64, item: usize) -> String {
@@ -292,11 +267,15 @@ pub(crate) fn map_child_id(session: &str, node: &str, opened: u64, item: usize) 
 pub struct Child<W: Workflow> {
     workflow: W,
     session: String,
+    /// The parent's session, which its store records as the child's parent.
+    parent: Arc<str>,
     /// The subgraph node that runs it.
     node: &'static str,
     /// Whether it is the child of a map item.
     item: bool,
     host: Option<Arc<ChildHost>>,
+    /// The parent run's listener, if it has one: the child's events go there, tagged.
+    events: Option<EventSink>,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -316,9 +295,11 @@ impl<W: Workflow> Child<W> {
         Child {
             workflow,
             session: child_session_id(&ctx.idempotency_key()),
+            parent: Arc::from(ctx.session_id()),
             node: ctx.node(),
             item: ctx.item_index().is_some(),
             host: ctx.child_host().cloned(),
+            events: ctx.events().map(|events| events.child(ctx.node())),
             _workflow: PhantomData,
         }
     }
@@ -357,9 +338,17 @@ impl<W: Workflow> Child<W> {
     /// the child's node), and its checkpoint waits at the subgraph node, with the state from
     /// before the node ran (the node's retries and error edges do not apply to a wait).
     /// Once the child is answered (its own [`Runner::resume_with`] at
-    /// [`Child::session_id`]), resuming the parent runs the node again, and this call
-    /// returns the child's final state. [`Error::InvalidConfig`] when the node runs outside
-    /// a runner (its context has no store).
+    /// [`Child::session_id`], or the parent's with the parent's `Input` variant of this
+    /// node), resuming the parent runs the node again, and this call returns the child's
+    /// final state. A child answered on its own (`resume_with`, `resume`, or a
+    /// [`Worker`](crate::Worker) after `enqueue_input`) that then ends makes its waiting
+    /// parent runnable for workers, so that a worker resumes it without anyone calling
+    /// `resume`. [`Error::InvalidConfig`] when the node runs outside a runner (its context
+    /// has no store).
+    ///
+    /// While the parent's run has a listener ([`RunHandle::events`](crate::RunHandle::events)),
+    /// the child's events reach it as [`Event::Child`](crate::Event::Child), tagged with
+    /// the subgraph node's name.
     pub async fn run(self, initial: W::State) -> Result<W::State> {
         let Some(host) = self.host else {
             return Err(Error::InvalidConfig(
@@ -368,12 +357,28 @@ impl<W: Workflow> Child<W> {
         };
         let runner = child_runner(&host, self.workflow);
         // Under a worker, a map item's child goes to any worker (unless its id had to be
-        // shortened: it then names its parent only by a hash, and runs here).
+        // shortened: it then runs here).
         if host.spread && self.item && !self.session.contains('~') {
-            return Self::run_elsewhere(&host, &runner, self.node, self.session, initial).await;
+            return Self::run_elsewhere(
+                &host,
+                &runner,
+                self.node,
+                self.session,
+                &self.parent,
+                initial,
+            )
+            .await;
         }
-        let outcome = match runner.start(&self.session, initial).await {
-            Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
+        // The store records the parent with the child's first checkpoint; the child's events
+        // go to the parent's listener, tagged with the path.
+        let mut control = runner.control(self.events.clone());
+        control.parent = Some(self.parent);
+        let started = Box::pin(runner.start_with(&self.session, initial, control)).await;
+        let outcome = match started {
+            Err(Error::SessionExists(_)) => {
+                let control = runner.control(self.events);
+                Box::pin(runner.resume_inner(&self.session, control)).await?
+            }
             other => other?,
         };
         match outcome {
@@ -398,9 +403,13 @@ impl<W: Workflow> Child<W> {
         runner: &Runner<W, ErasedStore>,
         node: &'static str,
         session: String,
+        parent: &Arc<str>,
         initial: W::State,
     ) -> Result<W::State> {
-        match runner.enqueue(&session, initial).await {
+        match runner
+            .enqueue_child_of(&session, initial, Some(parent))
+            .await
+        {
             Ok(()) => {}
             Err(Error::SessionExists(_)) => {
                 let Some(snapshot) = runner.state(&session).await? else {
@@ -431,52 +440,434 @@ impl<W: Workflow> Child<W> {
 }
 
 /// The answer for a waiting child, given to its parent (`resume_with(parent,
-/// Input::Research(child_input))`): runs the child's own `resume_with` under the parent's
-/// store and configuration.
+/// Input::Research(child_input))`, or `enqueue_input`): the child workflow's own calls on
+/// the answer, under the parent's store and configuration, behind a type-erased box that
+/// `#[workflow]` builds (`__private::child_answer`).
 pub(crate) struct ChildAnswer {
     #[allow(clippy::type_complexity)]
     answer: Box<
         dyn FnOnce(
                 Arc<ChildHost>,
                 String,
-                Option<String>,
-                Option<String>,
+                Decision,
+                Give,
             )
                 -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>
             + Send,
     >,
 }
 
+/// What [`ChildAnswer::give`] does with the child's input.
+#[derive(Debug)]
+pub(super) enum Give {
+    /// Records it and runs the child on until it completes or waits again
+    /// (`resume_with` through the parent, which then resumes the parent itself), sending
+    /// the child's events to the parent run's listener, if any (a sink that tags them).
+    Run(Option<EventSink>),
+    /// Only records it, durably, on the child's session (for an answer that reaches through
+    /// the child to a child of its own, on the innermost session, the one that waits),
+    /// without making any of them runnable: `enqueue_input` through the parent, whose
+    /// worker runs the child when it runs the parent's node.
+    Record,
+}
+
 impl ChildAnswer {
     /// The answer `input` for a child of workflow `workflow`.
     pub(crate) fn new<W: Workflow>(workflow: W, input: W::Input) -> Self {
         ChildAnswer {
-            answer: Box::new(move |host, child, actor, note| {
+            answer: Box::new(move |host, child, said, give| {
                 Box::pin(async move {
                     let runner = child_runner(&host, workflow);
-                    let mut decision = runner.resume_with(&child, input);
-                    if let Some(actor) = actor {
-                        decision = decision.by(actor);
+                    match give {
+                        Give::Run(events) => {
+                            let control = runner.control(events);
+                            Box::pin(runner.decide(&child, input, said, control))
+                                .await
+                                .map(drop)
+                        }
+                        Give::Record => Box::pin(runner.record_answer(&child, input, said)).await,
                     }
-                    if let Some(note) = note {
-                        decision = decision.note(note);
-                    }
-                    decision.await.map(drop)
                 })
             }),
         }
     }
 
-    /// Gives the child session `child` its input (said by `actor`, with `note`), and runs
-    /// it on until it completes or waits again.
+    /// Gives the child session `child` its input, said as `said` (who, why): runs it on or
+    /// only records it, as `give` says.
     pub(super) async fn give(
         self,
         host: Arc<ChildHost>,
         child: String,
-        actor: Option<String>,
-        note: Option<String>,
+        said: Decision,
+        give: Give,
     ) -> Result<()> {
-        (self.answer)(host, child, actor, note).await
+        (self.answer)(host, child, said, give).await
+    }
+}
+
+/// What a parent's runner needs to cancel the children of one of its subgraph nodes: a
+/// runner of the child workflow, behind a type-erased box that `#[workflow]` builds for each
+/// subgraph node (`__private::child_workflow`).
+pub(crate) struct ChildWorkflow {
+    /// The child workflow's name ([`Workflow::NAME`]), as its sessions record it.
+    name: &'static str,
+    #[allow(clippy::type_complexity)]
+    cancel: fn(
+        Arc<ChildHost>,
+        String,
+        Audit,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
+}
+
+impl ChildWorkflow {
+    /// What cancelling the children of workflow `W` needs.
+    pub(crate) fn of<W: Workflow + Default>() -> Self {
+        ChildWorkflow {
+            name: W::NAME,
+            cancel: |host, child, audit| {
+                Box::pin(async move {
+                    let runner = child_runner(&host, W::default());
+                    Box::pin(runner.cancel(&child, audit)).await.map(drop)
+                })
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ChildWorkflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildWorkflow")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every child session of `parent` (what its subgraph nodes started, as the store recorded
+/// their parent, see [`Append::parent`](crate::store::Append::parent)): every page of
+/// [`SessionFilter::parent`]. Not their children in turn.
+pub(super) async fn children_of<S: Store>(store: &S, parent: &str) -> Result<Vec<SessionRecord>> {
+    let mut filter = SessionFilter::new()
+        .parent(parent)
+        .limit(SessionFilter::MAX_LIMIT);
+    let mut children = Vec::new();
+    loop {
+        let page = store.sessions(&filter).await?;
+        children.extend(page.sessions);
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => return Ok(children),
+        }
+    }
+}
+
+/// Deletes every descendant of `parent` (its children, theirs, and so on), each before its
+/// own parent, found by the parent each child's store record names; returns how many were
+/// deleted. A child deleted meanwhile by someone else is not counted.
+pub(super) async fn delete_descendants<S: Store>(store: &S, parent: &str) -> Result<u64> {
+    let mut deleted = 0;
+    // Without recursion in async code: a stack of sessions whose children are still to be
+    // listed, and every session found, each after its parent (deleted in reverse, so a
+    // child goes before its parent). `seen` guards against records that name each other.
+    let mut pending = vec![parent.to_owned()];
+    let mut seen = std::collections::HashSet::from([parent.to_owned()]);
+    let mut found = Vec::new();
+    while let Some(session) = pending.pop() {
+        for child in children_of(store, &session).await? {
+            if seen.insert(child.session.clone()) {
+                pending.push(child.session.clone());
+                found.push(child.session);
+            }
+        }
+    }
+    for child in found.iter().rev() {
+        if store.delete(child).await? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Whether `id` can be the id of a child session at all: every id [`child_session_id`]
+/// makes holds a `/` (`{parent}/{node}/{seq}`) or, shortened, a `~` before its hash. A
+/// test that costs nothing, so that the end of a run of an ordinary session asks the store
+/// nothing more. (Only a necessary condition: the store's record of the child's parent
+/// decides.)
+fn may_be_a_child(id: &str) -> bool {
+    id.bytes().any(|b| b == b'/' || b == b'~')
+}
+
+/// Wakes the parent of the child session `child` when the parent waits for it: the last
+/// step of a child's life that its parent needs to hear about.
+///
+/// Call it after a run of `child` ended — the child completed, or failed (its store record
+/// says [`StatusKind::Completed`] or [`StatusKind::Failed`]) — when that run was not the
+/// parent's own (a parent's node that runs its child takes the child's end at once). It
+/// finds the parent from the store's record of the child
+/// ([`SessionRecord::parent`](crate::store::SessionRecord::parent), never from the child's
+/// id, which may be shortened), checks that the parent's latest checkpoint waits at a
+/// subgraph node for this very child (the checkpoint `seq` at node `n` waits for the child
+/// `{parent}/{n}/{seq}`, or for a map's item `{parent}/{n}/{seq}/{item}`), and makes it
+/// runnable with [`Store::wake`] at that checkpoint, so that a [`Worker`](crate::Worker)
+/// claims it, runs the node again, and `Child::run` returns the child's end. Waking a
+/// parent that nobody runs with workers is harmless: its next checkpoint that waits or
+/// completes clears the wake time.
+///
+/// Returns whether a parent was woken. A child without a parent, a child still running or
+/// waiting, and a parent that does not wait for this child (it moved on, was cancelled,
+/// or waits for another step's child) wake nothing.
+///
+/// For a map of children, the caller decides when the last item ended and calls this with
+/// any of them (each names the parent's waiting checkpoint the same way).
+pub(crate) async fn wake_waiting_parent<S: Store>(store: &S, child: &str) -> Result<bool> {
+    if !may_be_a_child(child) {
+        return Ok(false);
+    }
+    let Some(record) = store.session(child).await? else {
+        return Ok(false);
+    };
+    let ended = matches!(
+        record.status.kind(),
+        StatusKind::Completed | StatusKind::Failed
+    );
+    let Some(parent) = record.parent.filter(|_| ended) else {
+        return Ok(false);
+    };
+    let Some(waiting) = store.session(&parent).await? else {
+        return Ok(false);
+    };
+    if !waits_for(&parent, &waiting.node, waiting.seq, child) {
+        return Ok(false);
+    }
+    let woken = store.wake(&parent, waiting.seq).await?;
+    if woken {
+        tracing::debug!(parent, child, "the child ended: its parent is runnable");
+    }
+    Ok(woken)
+}
+
+/// Whether the checkpoint `seq` of `parent`, at node `node`, is the step that started the
+/// child `child` (or, in a map, one of its items, `{key}/{item}`).
+///
+/// A map item's id that was shortened keeps only its first bytes and a hash: it is taken
+/// to be the step's when those bytes are the step's key and the start of an item's suffix,
+/// or, when the key itself was cut, the key's first bytes (so for a parent id of some 220
+/// bytes or more, any shortened child of the parent passes). The parent's record of the
+/// child is what makes it a child at all; this check only keeps a child of an earlier step
+/// from waking a parent that now waits for another one, and a wake it lets through is
+/// harmless: the parent runs its node again and waits again.
+fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
+    let key = format!("{parent}/{node}/{seq}");
+    if child_session_id(&key) == child {
+        return true;
+    }
+    // A map item's child, `{parent}/{map node}/{opened}/{item}`: a parent waiting in a
+    // region saves its waits under the join's name and later sequence numbers.
+    if let Some(rest) = child
+        .strip_prefix(parent)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        let mut parts = rest.split('/');
+        let digits = |s: Option<&str>| {
+            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let map_node = parts.next().is_some_and(|n| !n.is_empty());
+        if map_node && digits(parts.next()) && digits(parts.next()) && parts.next().is_none() {
+            return true;
+        }
+    }
+    let is_item = |rest: &str, whole: bool| {
+        rest.strip_prefix('/').is_some_and(|item| {
+            (!whole || !item.is_empty()) && item.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    if let Some(rest) = child.strip_prefix(key.as_str()) {
+        return is_item(rest, true);
+    }
+    // Shortened: `{first bytes}~{16 hex digits}`.
+    let Some((kept, hash)) = child.rsplit_once('~') else {
+        return false;
+    };
+    if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    match kept.strip_prefix(key.as_str()) {
+        Some(rest) => is_item(rest, false),
+        // The key itself was cut: an item of this step keeps the key's first bytes.
+        None => kept.len() >= SHORT_PREFIX_BYTES - 3 && key.starts_with(kept),
+    }
+}
+
+/// The child session that the checkpoint `checkpoint` of `session` waits for, if it waits
+/// at a subgraph node: its status then names a path below its cursor (`research/review` at
+/// `research`; a region's wait names a branch, never a path).
+pub(crate) fn waited_child(
+    session: &str,
+    checkpoint: &crate::store::CheckpointMeta,
+) -> Option<String> {
+    let path = checkpoint.status.waiting_node()?;
+    let below = path
+        .strip_prefix(checkpoint.node.as_str())
+        .is_some_and(|rest| rest.starts_with('/'));
+    below.then(|| child_session_id(&format!("{session}/{}/{}", checkpoint.node, checkpoint.seq)))
+}
+
+/// Deletes `session` and every session below it (its children, theirs, and so on), the
+/// children first; returns whether `session` existed. What [`Runner::delete`] does, and the
+/// inspector's `delete`, which needs no runner.
+pub(crate) async fn delete_with_children<S: Store>(store: &S, session: &str) -> Result<bool> {
+    delete_descendants(store, session).await?;
+    store.delete(session).await
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// The child session that `session` waits for at the subgraph node `target`, and the
+    /// sequence number of the checkpoint that waits: checks that the session's latest
+    /// checkpoint waits there ([`Error::NotWaiting`] otherwise, naming where it stands).
+    pub(super) async fn waiting_child(
+        &self,
+        session: &str,
+        target: super::Cursor<W>,
+    ) -> Result<(String, u64)> {
+        self.ready(&[session])?;
+        if !self.graph_recorded() {
+            self.record_graph().await?;
+        }
+        let target_name = W::Exec::spec(target).name;
+        let loaded = self.load_latest(session).await?;
+        // A map of children: the answer does not say which item's child it is for.
+        if let (Some(frontier), Some(join)) = (&loaded.frontier, loaded.cursor)
+            && loaded.is_waiting()
+        {
+            let children: Vec<String> = W::Exec::region(join)
+                .map(|region| {
+                    (0..frontier.slots.len())
+                        .filter(|&i| {
+                            frontier.slots[i] == crate::execute::Slot::Waiting
+                                && super::scheduler::branch_of(region, i) == Some(target)
+                        })
+                        .map(|i| map_child_id(session, target_name, frontier.opened, i))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !children.is_empty() {
+                let shown: Vec<String> =
+                    children.iter().take(5).map(|c| format!("`{c}`")).collect();
+                let more = match children.len() {
+                    n if n > 5 => format!(" and {} more", n - 5),
+                    _ => String::new(),
+                };
+                return Err(Error::Refused {
+                    session: session.to_owned(),
+                    action: "answer",
+                    reason: format!(
+                        "`{target_name}` runs a child per item, and {} of them wait ({}{more}): answer each child session with its own runner's `resume_with` or `enqueue_input`, then resume this session (under workers, a child that ends wakes it)",
+                        children.len(),
+                        shown.join(", ")
+                    ),
+                });
+            }
+        }
+        if !loaded.is_waiting() || loaded.frontier.is_some() || loaded.cursor != Some(target) {
+            let actual = match loaded.status() {
+                crate::Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
+                crate::Status::Completed => "it has completed".to_owned(),
+                crate::Status::Cancelled => "it was cancelled".to_owned(),
+                _ => format!("it is running at `{}`", loaded.node),
+            };
+            return Err(Error::NotWaiting {
+                session: session.to_owned(),
+                node: target_name,
+                actual,
+            });
+        }
+        let child = child_session_id(&format!("{session}/{target_name}/{}", loaded.seq));
+        Ok((child, loaded.seq))
+    }
+
+    /// What a public call that ran `session` does once the run ended: a child session that
+    /// completed or failed wakes the parent waiting for it ([`wake_waiting_parent`]). A
+    /// failure to do so is logged, not returned: the run's own result is what the caller
+    /// needs, and `resume` on the parent still takes the child's end.
+    ///
+    /// (The future does not hold `result`: the state in it need not be `Sync`.)
+    pub(super) fn after_run<'a, T: RunEnd>(
+        &'a self,
+        session: &'a str,
+        result: &Result<T>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'a {
+        let ended = match result {
+            Ok(outcome) => outcome.completed(),
+            Err(Error::Node { .. } | Error::StepLimit { .. }) => true,
+            Err(_) => false,
+        };
+        async move {
+            if !ended || !may_be_a_child(session) {
+                return;
+            }
+            if let Err(error) = wake_waiting_parent(&self.shared.store, session).await {
+                tracing::warn!(session, error = %crate::error::report(&error), "waking the parent of a child that ended failed");
+            }
+        }
+    }
+
+    /// Cancels every child session of `parent` that has not ended (and, through the child
+    /// workflow's own `cancel`, their children), with `audit`. A child of a workflow none
+    /// of this graph's subgraph nodes runs (a session of an older graph) is cancelled by
+    /// none: it is reported as [`Error::Refused`].
+    pub(super) async fn cancel_children(&self, parent: &str, audit: &Audit) -> Result<()> {
+        let children = children_of(&self.shared.store, parent).await?;
+        if children.is_empty() {
+            return Ok(());
+        }
+        let workflows: Vec<ChildWorkflow> = W::Exec::child_workflows()
+            .into_iter()
+            .filter_map(|workflow| workflow.downcast::<ChildWorkflow>().ok().map(|w| *w))
+            .collect();
+        let host = self.child_host();
+        for child in children {
+            if child.status.is_final() {
+                continue;
+            }
+            let Some(workflow) = workflows
+                .iter()
+                .find(|w| child.workflow.as_deref() == Some(w.name))
+            else {
+                return Err(Error::Refused {
+                    session: parent.to_owned(),
+                    action: "cancel",
+                    reason: format!(
+                        "its child session `{}` is of workflow `{}`, which none of its subgraph nodes runs",
+                        child.session,
+                        child.workflow.as_deref().unwrap_or("(unknown)")
+                    ),
+                });
+            };
+            match (workflow.cancel)(Arc::clone(&host), child.session.clone(), audit.clone()).await {
+                // Ended or cancelled meanwhile: nothing left to do.
+                Ok(()) | Err(Error::Refused { .. } | Error::SessionNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A run's result that can say whether the run completed (what [`Runner::after_run`]
+/// reads).
+pub(super) trait RunEnd {
+    /// Whether the session completed.
+    fn completed(&self) -> bool;
+}
+
+impl<T> RunEnd for Outcome<T> {
+    fn completed(&self) -> bool {
+        matches!(self, Outcome::Completed(_))
+    }
+}
+
+impl<T> RunEnd for (Outcome<T>, bool) {
+    fn completed(&self) -> bool {
+        matches!(self.0, Outcome::Completed(_))
     }
 }
 
@@ -521,22 +912,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_map_childs_parent_is_read_from_its_id() {
-        assert_eq!(parent_of_map_child("claim-1/assess/1/17"), Some("claim-1"));
-        assert_eq!(parent_of_map_child("a/b/assess/12/0"), Some("a/b"));
-        assert_eq!(parent_of_map_child("claim-1/research/3"), None);
-        assert_eq!(parent_of_map_child("claim-1/assess/x/1"), None);
-        assert_eq!(parent_of_map_child("/assess/1/1"), None);
-        assert_eq!(parent_of_map_child("assess/1/1"), None);
-        let id = map_child_id("c", "assess", 4, 2);
-        assert_eq!(parent_of_map_child(&id), Some("c"));
-    }
-
-    #[test]
     fn a_child_id_is_its_parents_step_key_when_it_fits() {
         assert_eq!(child_session_id("t-1/research/3"), "t-1/research/3");
         let longest = "x".repeat(MAX_SESSION_ID_BYTES);
         assert_eq!(child_session_id(&longest), longest);
+    }
+
+    #[test]
+    fn a_parent_waits_for_its_steps_children_only() {
+        assert!(waits_for("t", "research", 2, "t/research/2"));
+        assert!(waits_for("t", "research", 2, "t/research/2/0"));
+        assert!(waits_for("t", "research", 2, "t/research/2/17"));
+        assert!(!waits_for("t", "research", 2, "t/research/3"));
+        assert!(!waits_for("t", "research", 2, "t/research/2/"));
+        assert!(!waits_for("t", "research", 2, "t/research/2/x"));
+        assert!(!waits_for("t", "research", 2, "t/research/20"));
+        assert!(!waits_for("t", "review", 2, "t/research/2"));
+        // Shortened ids: the step's own child, and map items of a long parent's step.
+        let long = "p".repeat(250);
+        let own = child_session_id(&format!("{long}/research/2"));
+        assert!(waits_for(&long, "research", 2, &own));
+        let item = child_session_id(&format!("{long}/research/2/3"));
+        assert!(waits_for(&long, "research", 2, &item));
+        let other = child_session_id(&format!("{}/research/2", "q".repeat(250)));
+        assert!(!waits_for(&long, "research", 2, &other));
+        let medium = "m".repeat(230);
+        let item = child_session_id(&format!("{medium}/research/2/3"));
+        assert!(waits_for(&medium, "research", 2, &item));
+        assert!(!waits_for(&medium, "research", 3, &item));
     }
 
     #[test]

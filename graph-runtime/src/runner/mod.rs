@@ -35,7 +35,9 @@ mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
-pub(crate) use self::child::{ChildAnswer, ChildHost, parent_of_map_child};
+pub(crate) use self::child::{ChildAnswer, ChildHost, ChildWorkflow};
+#[cfg(feature = "inspect")]
+pub(crate) use self::child::{delete_with_children, waited_child};
 pub(crate) use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
@@ -147,6 +149,12 @@ pub struct Snapshot<T> {
     /// checkpoint itself. `None` outside a region, and at a join whose checkpoint holds no
     /// frontier (saved by a release that kept none).
     pub progress: Option<Progress>,
+    /// When the checkpoint waits at a subgraph node for its child session: the child's
+    /// session id ([`Child::session_id`]), whose own state and history a runner of the
+    /// child workflow reads. Set whether or not the child still waits (answered directly,
+    /// it may have run on; `waiting` then names the subgraph node alone until the parent
+    /// is resumed). `None` otherwise.
+    pub child: Option<String>,
 }
 
 /// One kept checkpoint of a session, as [`Runner::history`] lists it.
@@ -239,6 +247,9 @@ struct Control {
     /// Set when the call stores a write: a worker learns from it whether its run settled the
     /// session, without reading the store again. `None` when nobody asks.
     wrote: Option<Arc<AtomicBool>>,
+    /// The session whose subgraph node starts this one (`Child::run`): its store records it
+    /// with the new session's first checkpoint.
+    parent: Option<Arc<str>>,
 }
 
 impl Control {
@@ -454,6 +465,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             Status::Running
         };
         let mut session = self.writer(session, &control);
+        if let Some(parent) = &control.parent {
+            session.parent_next(parent);
+        }
         let name = Cow::Borrowed(spec.name);
         let first = session.encode::<W>(0, status, name, &state, None, None, None)?;
         session.append(&self.shared.store, first, &control).await?;
@@ -478,8 +492,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// wait is recorded in the store as a durable wake-up on the database's clock, so a worker
     /// started later still runs it). A session whose node a worker already began to run
     /// without its input (and then crashed) is run on here, without the input again.
+    ///
+    /// A child session of a subgraph node that completes or fails here makes its waiting
+    /// parent runnable for workers (see [`Child::run`]).
     pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
-        Box::pin(self.resume_inner(session, self.control(None))).await
+        let result = Box::pin(self.resume_inner(session, self.control(None))).await;
+        self.after_run(session, &result).await;
+        result
     }
 
     async fn resume_inner(&self, session: &str, control: Control) -> Result<Outcome<W::State>> {
@@ -672,16 +691,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         ResumeWith::resume(self, session, input)
     }
 
-    async fn resume_with_inner(
-        &self,
-        session: &str,
-        input: W::Input,
-        control: Control,
-    ) -> Result<Outcome<W::State>> {
-        let position = self.record_input(session, input, None, &control).await?;
-        self.drive(Box::new(position), control).await
-    }
-
     /// Checks that `session` waits at the input's node ([`Error::NotWaiting`] otherwise) and
     /// records the input durably as the next checkpoint; returns where the run goes on from.
     async fn record_input(
@@ -698,9 +707,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let target = W::Exec::input_node(&input);
         let target_name = W::Exec::spec(target).name;
         if W::Exec::SUBGRAPHS && !W::Exec::spec(target).interrupt {
-            // Only `resume_with` answers a child through its parent (`answer_child`).
+            // An answer for a child goes to the child (`decide`, `record_answer`); one that
+            // gets here was not built by `#[workflow]`.
             return Err(Error::InvalidConfig(
-                "an input for a subgraph node's child is given with `resume_with` (or to the child session directly), not `enqueue_input`",
+                "an input for a subgraph node's child is given to the child session, through `resume_with` or `enqueue_input`",
             ));
         }
         let mut loaded = self.load_latest(session).await?;
@@ -784,66 +794,15 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         said: Decision,
         control: Control,
     ) -> Result<Outcome<W::State>> {
-        self.ready(&[session])?;
-        if !self.graph_recorded() {
-            self.record_graph().await?;
-        }
-        let target_name = W::Exec::spec(target).name;
-        let loaded = self.load_latest(session).await?;
-        // A map of children: which item's child the answer is for is not said.
-        if let (Some(frontier), Some(join)) = (&loaded.frontier, loaded.cursor)
-            && loaded.is_waiting()
-        {
-            let children: Vec<String> = W::Exec::region(join)
-                .map(|region| {
-                    (0..frontier.slots.len())
-                        .filter(|&i| {
-                            frontier.slots[i] == Slot::Waiting
-                                && scheduler::branch_of(region, i) == Some(target)
-                        })
-                        .map(|i| child::map_child_id(session, target_name, frontier.opened, i))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !children.is_empty() {
-                let shown: Vec<String> =
-                    children.iter().take(5).map(|c| format!("`{c}`")).collect();
-                let more = match children.len() {
-                    n if n > 5 => format!(" and {} more", n - 5),
-                    _ => String::new(),
-                };
-                return Err(Error::Refused {
-                    session: session.to_owned(),
-                    action: "answer",
-                    reason: format!(
-                        "`{target_name}` runs a child per item, and {} of them wait ({}{more}): answer each child session with its own runner's `resume_with`, then resume this session",
-                        children.len(),
-                        shown.join(", ")
-                    ),
-                });
-            }
-        }
-        if !loaded.is_waiting() || loaded.frontier.is_some() || loaded.cursor != Some(target) {
-            let actual = match loaded.status() {
-                Status::Waiting { .. } => format!("it waits at `{}`", loaded.node),
-                Status::Completed => "it has completed".to_owned(),
-                Status::Cancelled => "it was cancelled".to_owned(),
-                _ => format!("it is running at `{}`", loaded.node),
-            };
-            return Err(Error::NotWaiting {
-                session: session.to_owned(),
-                node: target_name,
-                actual,
-            });
-        }
-        let Ok(answer) = answer.downcast::<ChildAnswer>() else {
-            return Err(Error::InvalidConfig(
-                "the answer for a child was not built by `#[workflow]`",
-            ));
-        };
-        let child = child::child_session_id(&format!("{session}/{target_name}/{}", loaded.seq));
-        let (actor, note) = said.into_parts();
-        answer.give(self.child_host(), child, actor, note).await?;
+        let answer = operate::downcast_answer(answer)?;
+        let (child, _) = self.waiting_child(session, target).await?;
+        let events = control
+            .events
+            .as_ref()
+            .map(|events| events.child(W::Exec::spec(target).name));
+        answer
+            .give(self.child_host(), child, said, child::Give::Run(events))
+            .await?;
         self.resume_inner(session, control).await
     }
 
@@ -939,6 +898,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// # Ok(()) }
     /// ```
     pub async fn enqueue(&self, session: &str, state: W::State) -> Result<()> {
+        self.enqueue_child_of(session, state, None).await
+    }
+
+    /// [`Runner::enqueue`], recording `parent` as the new session's parent when it is a
+    /// map item's child given to the workers.
+    pub(super) async fn enqueue_child_of(
+        &self,
+        session: &str,
+        state: W::State,
+        parent: Option<&Arc<str>>,
+    ) -> Result<()> {
         self.ready(&[session])?;
         if !self.graph_recorded() {
             self.record_graph().await?;
@@ -951,6 +921,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         };
         let control = self.queueing(wake);
         let mut session = self.writer(session, &control);
+        if let Some(parent) = parent {
+            session.parent_next(parent);
+        }
         let first = session.encode::<W>(
             0,
             status,
@@ -1006,8 +979,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         control.writes.fence = Some(lease.epoch);
         control.writes.workflow = Some((W::NAME, W::GRAPH_HASH));
         control.wrote = Some(Arc::clone(&wrote));
-        let outcome = self.resume_inner(&lease.session, control).await?;
-        Ok((outcome, wrote.load(Ordering::Relaxed)))
+        let result = self.resume_inner(&lease.session, control).await;
+        // A child that a worker ran to its end wakes its waiting parent for the workers.
+        self.after_run(&lease.session, &result).await;
+        Ok((result?, wrote.load(Ordering::Relaxed)))
     }
 
     /// The latest checkpoint of a session, decoded; `None` if the session does not exist.
@@ -1056,13 +1031,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             snapshot.status = waiting_at(first);
             snapshot.waiting = waiting;
         }
-        if child_wait
-            && let Some(path) = self
+        if child_wait {
+            snapshot.child = Some(child::child_session_id(&format!(
+                "{session}/{}/{}",
+                snapshot.node, snapshot.seq
+            )));
+            if let Some(path) = self
                 .child_waits_at(session, &snapshot.node, snapshot.seq)
                 .await?
-        {
-            snapshot.status = waiting_at(path);
-            snapshot.waiting = vec![path];
+            {
+                snapshot.status = waiting_at(path);
+                snapshot.waiting = vec![path];
+            }
         }
         Ok(snapshot)
     }
@@ -1083,6 +1063,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 node: loaded.node,
                 state: loaded.state,
                 waiting,
+                child: None,
             };
         }
         // `decode` already maps a renamed node to its current name; a node this graph does
@@ -1102,17 +1083,27 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             state: loaded.state,
             waiting,
             progress: None,
+            child: None,
         }
     }
 
     /// Every kept checkpoint of a session, oldest first.
     ///
+    /// A checkpoint at which the session waited for a subgraph node's child names the path
+    /// it waited at in its status (`Waiting { node: "research/review" }`) and the child's
+    /// session id in [`child`](crate::store::CheckpointMeta::child).
+    ///
     /// Fails with [`Error::SessionNotFound`] if the session does not exist.
     pub async fn history(&self, session: &str) -> Result<Vec<CheckpointInfo>> {
         session_id::check(session)?;
-        let list = self.shared.store.list(session).await?;
+        let mut list = self.shared.store.list(session).await?;
         if list.is_empty() {
             return Err(Error::SessionNotFound(session.to_owned()));
+        }
+        if W::Exec::SUBGRAPHS {
+            for checkpoint in &mut list {
+                checkpoint.child = child::waited_child(session, checkpoint);
+            }
         }
         Ok(list)
     }
@@ -1222,14 +1213,19 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// Like [`Runner::resume`], on a tokio task (see [`Runner::spawn`]).
     pub fn spawn_resume(&self, session: &str) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
-            Box::pin(runner.resume_inner(&session, control)).await
+            let result = Box::pin(runner.resume_inner(&session, control)).await;
+            runner.after_run(&session, &result).await;
+            result
         })
     }
 
     /// Like [`Runner::resume_with`], on a tokio task (see [`Runner::spawn`]).
     pub fn spawn_resume_with(&self, session: &str, input: W::Input) -> RunHandle<W::State> {
         self.spawn_run(session, move |runner, session, control| async move {
-            Box::pin(runner.resume_with_inner(&session, input, control)).await
+            let said = Decision::default();
+            let result = Box::pin(runner.decide(&session, input, said, control)).await;
+            runner.after_run(&session, &result).await;
+            result
         })
     }
 
@@ -1301,6 +1297,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             spans: tracing::enabled!(target: "graph_runtime::step", tracing::Level::DEBUG),
             writes: Bookkeeping::default(),
             wrote: None,
+            parent: None,
         }
     }
 
@@ -1367,8 +1364,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     }
 
     /// Removes a session and its whole history; returns whether it existed.
+    ///
+    /// The child sessions its subgraph nodes started go with it, and theirs in turn (found
+    /// by the parent the store recorded for each, see
+    /// [`SessionFilter::parent`](crate::store::SessionFilter::parent)), before it: should
+    /// the call fail half-way, the parent is still there, and deleting it again deletes the
+    /// rest.
     pub async fn delete(&self, session: &str) -> Result<bool> {
         session_id::check(session)?;
-        self.shared.store.delete(session).await
+        child::delete_with_children(&self.shared.store, session).await
     }
 }

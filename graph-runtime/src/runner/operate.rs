@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::child::{ChildAnswer, Give};
 use super::load::{Loaded, Purpose};
 use super::scheduler::{self, waiting_nodes};
 use super::{Control, Outcome, Runner, Snapshot};
@@ -120,27 +121,13 @@ impl<'a, W: Workflow, S: Store> Decide<'a, W, S, Outcome<W::State>> {
     pub(super) fn resume(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
         Decide::new(runner, session, input, |given| {
             Box::pin(async move {
-                let control = given.runner.control(None);
-                // An answer for a subgraph node's child goes to the child's session.
-                let input = if W::Exec::SUBGRAPHS {
-                    let target = W::Exec::input_node(&given.input);
-                    match W::Exec::child_answer(given.input) {
-                        Ok(answer) => {
-                            return given
-                                .runner
-                                .answer_child(given.session, target, answer, given.said, control)
-                                .await;
-                        }
-                        Err(input) => input,
-                    }
-                } else {
-                    given.input
-                };
-                let position = given
-                    .runner
-                    .record_input(given.session, input, Some(given.said), &control)
-                    .await?;
-                given.runner.drive(Box::new(position), control).await
+                let runner = given.runner;
+                let control = runner.control(None);
+                let result = runner
+                    .decide(given.session, given.input, given.said, control)
+                    .await;
+                runner.after_run(given.session, &result).await;
+                result
             })
         })
     }
@@ -151,15 +138,104 @@ impl<'a, W: Workflow, S: Store> Decide<'a, W, S, ()> {
     pub(super) fn enqueue(runner: &'a Runner<W, S>, session: &'a str, input: W::Input) -> Self {
         Decide::new(runner, session, input, |given| {
             Box::pin(async move {
-                let control = given.runner.queueing(crate::store::Wake::Now);
-                given
-                    .runner
-                    .record_input(given.session, given.input, Some(given.said), &control)
+                let runner = given.runner;
+                // An answer for a subgraph node's child is recorded on the child's session,
+                // and the parent, not the child, becomes runnable: the worker that runs the
+                // parent's node runs the child with it.
+                let input = if W::Exec::SUBGRAPHS {
+                    let target = W::Exec::input_node(&given.input);
+                    match W::Exec::child_answer(given.input) {
+                        Ok(answer) => {
+                            let answer = downcast_answer(answer)?;
+                            let (child, seq) = runner.waiting_child(given.session, target).await?;
+                            answer
+                                .give(runner.child_host(), child, given.said, Give::Record)
+                                .await?;
+                            runner.shared.store.wake(given.session, seq).await?;
+                            return Ok(());
+                        }
+                        Err(input) => input,
+                    }
+                } else {
+                    given.input
+                };
+                let control = runner.queueing(crate::store::Wake::Now);
+                runner
+                    .record_input(given.session, input, Some(given.said), &control)
                     .await
                     .map(drop)
             })
         })
     }
+}
+
+impl<W: Workflow, S: Store> Runner<W, S> {
+    /// `resume_with`'s work, without what a public call does once the run ended: records the
+    /// input (an answer for a subgraph node's child goes to the child's session, which runs
+    /// on) and runs the session on.
+    pub(super) async fn decide(
+        &self,
+        session: &str,
+        input: W::Input,
+        said: Decision,
+        control: Control,
+    ) -> Result<Outcome<W::State>> {
+        let input = if W::Exec::SUBGRAPHS {
+            let target = W::Exec::input_node(&input);
+            match W::Exec::child_answer(input) {
+                Ok(answer) => {
+                    return self
+                        .answer_child(session, target, answer, said, control)
+                        .await;
+                }
+                Err(input) => input,
+            }
+        } else {
+            input
+        };
+        let position = self
+            .record_input(session, input, Some(said), &control)
+            .await?;
+        self.drive(Box::new(position), control).await
+    }
+
+    /// Records `input` for `session` durably and makes nothing runnable: the input of a
+    /// waiting child that its parent's `enqueue_input` gave (the parent's worker runs the
+    /// child). An answer for a child of this session's own subgraph node is recorded on
+    /// that child in turn.
+    pub(super) async fn record_answer(
+        &self,
+        session: &str,
+        input: W::Input,
+        said: Decision,
+    ) -> Result<()> {
+        let input = if W::Exec::SUBGRAPHS {
+            let target = W::Exec::input_node(&input);
+            match W::Exec::child_answer(input) {
+                Ok(answer) => {
+                    let answer = downcast_answer(answer)?;
+                    let (child, _) = self.waiting_child(session, target).await?;
+                    return answer
+                        .give(self.child_host(), child, said, Give::Record)
+                        .await;
+                }
+                Err(input) => input,
+            }
+        } else {
+            input
+        };
+        self.record_input(session, input, Some(said), &Control::default())
+            .await
+            .map(drop)
+    }
+}
+
+/// The answer for a child that `#[workflow]` built (`Execute::child_answer`).
+pub(super) fn downcast_answer(answer: Box<dyn std::any::Any + Send>) -> Result<ChildAnswer> {
+    answer
+        .downcast::<ChildAnswer>()
+        .map(|answer| *answer)
+        .map_err(|_| Error::InvalidConfig("the answer for a child was not built by `#[workflow]`"))
 }
 
 impl<'a, W: Workflow, S: Store, T> Decide<'a, W, S, T> {
@@ -218,11 +294,6 @@ impl<W: Workflow, S: Store, T> Future for Decide<'_, W, S, T> {
 }
 
 impl Decision {
-    /// Who gave it, and why.
-    pub(super) fn into_parts(self) -> (Option<String>, Option<String>) {
-        (self.actor, self.note)
-    }
-
     /// The audit record of an input for `node` given with `said` (or by a plain call).
     pub(super) fn for_input(said: Option<Decision>, node: &str) -> Audit {
         said.unwrap_or_default().audit(node)
@@ -245,8 +316,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// its next checkpoint ([`Error::Conflict`]) and writes nothing more. Its checkpoints stay
     /// readable (`state`, `history`, `fork`) until it is [deleted](Runner::delete).
     ///
+    /// A session whose subgraph nodes started child sessions cancels them too, with the
+    /// same `audit`, before itself: every child (found by the parent the store recorded
+    /// for it, see [`SessionFilter::parent`](crate::store::SessionFilter::parent)) that has
+    /// not completed or been cancelled, and their children in turn.
+    ///
     /// Returns the cancelled session's snapshot. Fails with [`Error::SessionNotFound`], or
-    /// [`Error::Refused`] for a session that has completed or is cancelled already.
+    /// [`Error::Refused`] for a session that has completed or is cancelled already (its
+    /// children are then left as they are).
     ///
     /// ```
     /// # use graph_runtime::prelude::*;
@@ -285,6 +362,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             kind: AuditKind::Cancelled,
             ..audit
         };
+        // Its children first (and theirs, through their own `cancel`): should one of them
+        // fail, the parent is not cancelled yet, and cancelling it again does the rest.
+        if W::Exec::SUBGRAPHS {
+            self.cancel_children(session, &audit).await?;
+        }
         self.rewrite(session, loaded, Rewrite::Cancel, audit, &Control::default())
             .await
     }

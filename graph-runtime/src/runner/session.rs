@@ -123,6 +123,8 @@ struct Extra {
     audit: Option<Audit>,
     waiting: Vec<&'static str>,
     keep_wake: bool,
+    /// The parent session a new child session's first append records.
+    parent: Option<Arc<str>>,
 }
 
 /// The workflow a writer writes for: its name, graph hash and state schema.
@@ -204,6 +206,12 @@ impl SessionWriter {
     /// Makes the next append name every node a region waits at (see [`Append::waiting`]).
     pub(super) fn waiting_next(&mut self, nodes: Vec<&'static str>) {
         self.extra.get_or_insert_default().waiting = nodes;
+    }
+
+    /// Makes the next append record `parent` as the session's parent (see
+    /// [`Append::parent`]): the first append of a subgraph node's child.
+    pub(super) fn parent_next(&mut self, parent: &Arc<str>) {
+        self.extra.get_or_insert_default().parent = Some(Arc::clone(parent));
     }
 
     /// Makes the next append leave the session's wake time as it is, whatever its status:
@@ -496,9 +504,17 @@ impl SessionWriter {
                 .state_schema(identity.state_schema);
         }
         if let Some(extra) = extra {
-            let Extra { audit, waiting, .. } = *extra;
+            let Extra {
+                audit,
+                waiting,
+                parent,
+                ..
+            } = *extra;
             if let Some(audit) = audit {
                 append = append.audit(audit);
+            }
+            if let Some(parent) = parent {
+                append = append.parent(&parent);
             }
             if !waiting.is_empty() {
                 append = append.waiting(waiting);

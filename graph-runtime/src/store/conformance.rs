@@ -338,6 +338,7 @@ macro_rules! __store_conformance_cases {
             concurrent_claimers_never_share_a_session_and_take_them_all,
             claim_respects_its_limit,
             a_runnable_append_wakes_a_waiter_long_before_its_timeout,
+            wake_makes_a_waiting_session_runnable_only_at_its_latest_seq,
             // Graph versions and the versions in use
             record_graph_keeps_the_first_version_and_says_whether_it_was_new,
             graph_version_finds_a_kept_version_and_none_for_others,
@@ -353,6 +354,7 @@ macro_rules! __store_conformance_cases {
             waiting_nodes_follow_every_append,
             audit_records_round_trip_through_list,
             deleted_sessions_leave_every_query,
+            a_childs_parent_is_kept_from_its_creation_and_finds_it,
             odd_filters_are_clamped_or_match_nothing_never_panic
         }
     };
@@ -1463,6 +1465,65 @@ pub async fn a_runnable_append_wakes_a_waiter_long_before_its_timeout<S: Store>(
     assert_eq!(names(&leases), ["s"]);
 }
 
+/// `wake` makes a waiting session runnable (what a child that ended does for its parent),
+/// and wakes a waiter: only while the given checkpoint is the session's latest and waits. A
+/// failure recorded on that checkpoint does not stop it; a session that runs, a stale
+/// sequence number and a missing session are not woken, and nothing else changes.
+pub async fn wake_makes_a_waiting_session_runnable_only_at_its_latest_seq<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let parked = |seq: u64, status: Status| {
+        Append::new(None, step(seq, "research", status, 10), None)
+            .workflow(FLOW, HASH)
+            .wake(Wake::Never)
+    };
+    store
+        .append("parent", parked(2, waiting("research/review")))
+        .await
+        .unwrap();
+    store
+        .append("busy", parked(1, Status::Running))
+        .await
+        .unwrap();
+    assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+    assert!(!store.wake("parent", 1).await.unwrap(), "not its latest");
+    assert!(!store.wake("parent", 3).await.unwrap(), "not its latest");
+    assert!(!store.wake("busy", 1).await.unwrap(), "it does not wait");
+    assert!(!store.wake("nobody", 1).await.unwrap());
+    assert!(store.claim(&claim("a", LONG, 5)).await.unwrap().is_empty());
+
+    // A run from the waiting checkpoint failed: it still waits there.
+    let failed = Audit::new(AuditKind::Failed {
+        node: "research".into(),
+        error: "the child failed".into(),
+    });
+    store.record_failure("parent", 2, &failed).await.unwrap();
+    for _ in 0..3 {
+        store.wait_for_work(Duration::ZERO).await;
+    }
+    let timeout = Duration::from_secs(10);
+    let (waited, woken) = tokio::join!(
+        async {
+            let started = Instant::now();
+            store.wait_for_work(timeout).await;
+            started.elapsed()
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store.wake("parent", 2).await.unwrap()
+        }
+    );
+    assert!(woken);
+    assert!(waited < timeout / 2, "woke after {waited:?}, not by `wake`");
+    let leases = store.claim(&claim("a", LONG, 5)).await.unwrap();
+    assert_eq!(names(&leases), ["parent"]);
+    // Nothing but the wake time changed.
+    let record = record(&fixture.another_handle(), "parent").await;
+    assert_eq!((record.seq, record.node.as_str()), (2, "research"));
+    assert_eq!(store.list("parent").await.unwrap().len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Graph versions and the versions in use
 
@@ -2381,6 +2442,93 @@ pub async fn odd_filters_are_clamped_or_match_nothing_never_panic<S: Store>(fixt
     assert_eq!(count(SessionFilter::new().after("a\0")).await, 2);
     assert_eq!(store.session("b_").await.unwrap().map(|r| r.seq), Some(1));
     assert_eq!(store.session("b").await.unwrap(), None);
+}
+
+/// A child session's parent is kept from the append that creates it ([`Append::parent`]),
+/// never changed by a later append, read back by `session` and `sessions` on every handle,
+/// and found by [`SessionFilter::parent`]: a parent's direct children only, in the order of
+/// their ids, page by page, combined with the other conditions. An id that looks like a
+/// child's is no child without the record; a deleted child leaves the filter.
+pub async fn a_childs_parent_is_kept_from_its_creation_and_finds_it<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    let store = fixture.store();
+    let first = |parent: Option<&str>| {
+        let append = Append::new(None, step(0, "search", Status::Running, 10), None);
+        match parent {
+            Some(parent) => append.parent(parent),
+            None => append,
+        }
+    };
+    let long_parent = format!("{}é", "p".repeat(300));
+    for (id, parent) in [
+        ("p", None),
+        ("p/research/2", Some("p")),
+        ("p/research/5", Some("p")),
+        ("p/research/2/search/1", Some("p/research/2")),
+        ("p/research/9", None),
+        ("q/research/2", Some("q")),
+        ("a~0123456789abcdef", Some(long_parent.as_str())),
+    ] {
+        store.append(id, first(parent)).await.unwrap();
+    }
+    // A later append (even one that names a parent) leaves it as it was.
+    let later = Append::new(Some(0), step(1, "END", Status::Completed, 20), None).parent("q");
+    store.append("p/research/5", later).await.unwrap();
+
+    let other = &fixture.another_handle();
+    assert_eq!(
+        record(other, "p/research/2").await.parent.as_deref(),
+        Some("p")
+    );
+    assert_eq!(
+        record(store, "p/research/5").await.parent.as_deref(),
+        Some("p")
+    );
+    assert_eq!(record(store, "p").await.parent, None);
+    assert_eq!(record(store, "p/research/9").await.parent, None);
+    assert_eq!(
+        record(store, "a~0123456789abcdef").await.parent.as_deref(),
+        Some(long_parent.as_str())
+    );
+
+    let children = |parent: &str| SessionFilter::new().parent(parent);
+    assert_eq!(
+        matching_ids(other, &children("p")).await,
+        ["p/research/2", "p/research/5"]
+    );
+    assert_eq!(
+        matching_ids(store, &children("p").limit(1)).await,
+        ["p/research/2", "p/research/5"]
+    );
+    assert_eq!(
+        matching_ids(store, &children("p/research/2")).await,
+        ["p/research/2/search/1"]
+    );
+    assert_eq!(
+        matching_ids(store, &children(&long_parent)).await,
+        ["a~0123456789abcdef"]
+    );
+    assert_eq!(
+        matching_ids(store, &children("p").status(StatusKind::Completed)).await,
+        ["p/research/5"]
+    );
+    assert_eq!(
+        matching_ids(store, &children("p").after("p/research/2")).await,
+        ["p/research/5"]
+    );
+    let page = store.sessions(&children("p")).await.unwrap();
+    assert!(
+        page.sessions
+            .iter()
+            .all(|r| r.parent.as_deref() == Some("p")),
+        "{page:?}"
+    );
+    assert!(matching_ids(store, &children("nobody")).await.is_empty());
+    assert!(matching_ids(store, &children("")).await.is_empty());
+
+    assert!(store.delete("p/research/2").await.unwrap());
+    assert_eq!(matching_ids(store, &children("p")).await, ["p/research/5"]);
 }
 
 #[cfg(test)]

@@ -52,7 +52,6 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn claim<'a>(&'a self, claim: &'a Claim) -> Boxed<'a, Result<Vec<Lease>>>;
     fn renew<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> Boxed<'a, Result<Lease>>;
     fn release<'a>(&'a self, lease: &'a Lease) -> Boxed<'a, Result<bool>>;
-    fn wake<'a>(&'a self, session: &'a str) -> Boxed<'a, Result<bool>>;
     fn wait_for_work(&self, timeout: Duration) -> Boxed<'_, ()>;
     fn record_graph<'a>(&'a self, version: &'a GraphVersion) -> Boxed<'a, Result<bool>>;
     fn graph_version<'a>(
@@ -68,6 +67,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         seq: u64,
         failure: &'a Audit,
     ) -> Boxed<'a, Result<bool>>;
+    fn wake<'a>(&'a self, session: &'a str, seq: u64) -> Boxed<'a, Result<bool>>;
 }
 
 impl<H: HoldsStore> DynStore for H {
@@ -112,9 +112,6 @@ impl<H: HoldsStore> DynStore for H {
     fn release<'a>(&'a self, lease: &'a Lease) -> Boxed<'a, Result<bool>> {
         Box::pin(self.store().release(lease))
     }
-    fn wake<'a>(&'a self, session: &'a str) -> Boxed<'a, Result<bool>> {
-        Box::pin(self.store().wake(session))
-    }
     fn wait_for_work(&self, timeout: Duration) -> Boxed<'_, ()> {
         Box::pin(self.store().wait_for_work(timeout))
     }
@@ -141,6 +138,9 @@ impl<H: HoldsStore> DynStore for H {
         failure: &'a Audit,
     ) -> Boxed<'a, Result<bool>> {
         Box::pin(self.store().record_failure(session, seq, failure))
+    }
+    fn wake<'a>(&'a self, session: &'a str, seq: u64) -> Boxed<'a, Result<bool>> {
+        Box::pin(self.store().wake(session, seq))
     }
 }
 
@@ -192,9 +192,6 @@ impl Store for ErasedStore {
     async fn release(&self, lease: &Lease) -> Result<bool> {
         self.0.release(lease).await
     }
-    async fn wake(&self, session: &str) -> Result<bool> {
-        self.0.wake(session).await
-    }
     async fn wait_for_work(&self, timeout: Duration) {
         self.0.wait_for_work(timeout).await
     }
@@ -212,6 +209,9 @@ impl Store for ErasedStore {
     }
     async fn record_failure(&self, session: &str, seq: u64, failure: &Audit) -> Result<bool> {
         self.0.record_failure(session, seq, failure).await
+    }
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        self.0.wake(session, seq).await
     }
 }
 

@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 use super::lease::MAX_WAKE_DELAY;
 use super::{
     Append, Audit, Checkpoint, CheckpointMeta, Claim, GraphVersion, Lease, SealLater,
-    SessionFilter, SessionPage, SessionRecord, Status, Store, VersionCount, Wake, into_page,
-    page_limit, record_waits,
+    SessionFilter, SessionPage, SessionRecord, Status, StatusKind, Store, VersionCount, Wake,
+    into_page, page_limit, record_waits,
 };
 use crate::error::{Error, Result};
 
@@ -41,6 +41,8 @@ struct Session {
     epoch: u64,
     /// Deleted from the store: a writer's [`Handle`] on it is stale.
     removed: bool,
+    /// The session it is a child of, recorded by its first append.
+    parent: Option<String>,
 }
 
 impl Session {
@@ -59,6 +61,7 @@ impl Session {
             lease: None,
             epoch: 0,
             removed: false,
+            parent: None,
         }
     }
 
@@ -114,6 +117,7 @@ impl Session {
             .lease
             .as_ref()
             .map(|(owner, expires)| (owner.clone(), wall_time(*expires, now, wall_now)));
+        record.parent = self.parent.clone();
         Some(record)
     }
 }
@@ -359,6 +363,7 @@ impl MemoryStore {
             state_schema,
             audit,
             waiting,
+            parent,
         } = append;
         if let Some(epoch) = fence
             && entry.epoch != epoch
@@ -384,6 +389,7 @@ impl MemoryStore {
         }
         if found.is_none() {
             entry.created_at = checkpoint.created_at;
+            entry.parent = parent;
         }
         let seq = checkpoint.seq;
         let mut spare = None;
@@ -542,6 +548,25 @@ impl Store for MemoryStore {
             .unwrap_or(false))
     }
 
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let woken = self
+            .with_session(session, |s| {
+                let waits = s
+                    .chain
+                    .back()
+                    .is_some_and(|c| c.seq == seq && c.status.kind() == StatusKind::Waiting);
+                if waits {
+                    s.wake_at = Some(Instant::now());
+                }
+                waits
+            })
+            .unwrap_or(false);
+        if woken {
+            self.signal_work();
+        }
+        Ok(woken)
+    }
+
     async fn session(&self, session: &str) -> Result<Option<SessionRecord>> {
         let (now, wall_now) = (Instant::now(), SystemTime::now());
         Ok(self
@@ -616,16 +641,6 @@ impl Store for MemoryStore {
             }
             None => Ok(false),
         }
-    }
-
-    async fn wake(&self, session: &str) -> Result<bool> {
-        let woken = self
-            .with_session(session, |session| session.wake_at = Some(Instant::now()))
-            .is_some();
-        if woken {
-            self.signal_work();
-        }
-        Ok(woken)
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

@@ -190,6 +190,9 @@ pub struct Append {
     /// Every node the session waits at, when it waits at more than its status names (see
     /// [`Append::waiting`]); empty otherwise.
     pub waiting: Vec<String>,
+    /// The session this one is a child of (see [`Append::parent`]); `None`: none, or
+    /// unchanged.
+    pub parent: Option<String>,
 }
 
 impl Append {
@@ -214,7 +217,26 @@ impl Append {
             state_schema: None,
             audit: None,
             waiting: Vec::new(),
+            parent: None,
         }
+    }
+
+    /// Records that the session is a child of session `parent` (a subgraph node of `parent`
+    /// runs it), when this append creates the session; on an append to an existing session
+    /// it is ignored (a session's parent never changes). [`SessionRecord::parent`] returns
+    /// it and [`SessionFilter::parent`] finds a parent's children by it: what cancelling or
+    /// deleting a parent does to its children relies on it, never on the children's ids.
+    ///
+    /// ```
+    /// use graph_runtime::Status;
+    /// use graph_runtime::store::{Append, Checkpoint};
+    /// let first = Checkpoint::new(0, "search", Status::Running, Vec::new());
+    /// let append = Append::new(None, first, None).parent("ticket-7");
+    /// assert_eq!(append.parent.as_deref(), Some("ticket-7"));
+    /// ```
+    pub fn parent(mut self, parent: &str) -> Self {
+        self.parent = Some(parent.to_owned());
+        self
     }
 
     /// Keeps `audit` with the checkpoint: who gave an input and why, an operator's edit, a
@@ -569,6 +591,43 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(Vec::new()) }
     }
 
+    /// Makes a waiting session runnable now (its wake time becomes the database's now, as
+    /// [`Wake::Now`] sets it), if its latest checkpoint is still `seq` and waits; its
+    /// checkpoints, status and lease stay as they are. Returns whether it was woken:
+    /// `false` when the session is gone, has moved on, or does not wait.
+    ///
+    /// This is how a child session that ended wakes its parent, which waits for it at a
+    /// subgraph node: a worker then claims the parent (a store with `wait_for_work` wakes
+    /// waiting workers, as an append with a wake time does) and runs the node again, which
+    /// takes the child's end.
+    ///
+    /// The default wakes nothing and returns `Ok(false)` (a store of another crate that has
+    /// no wake times: its sessions are resumed by hand).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use graph_runtime::{MemoryStore, Status};
+    /// use graph_runtime::store::{Append, Checkpoint, Claim, Store, Wake};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> graph_runtime::Result<()> {
+    /// let store = MemoryStore::new();
+    /// let waiting = Status::Waiting { node: "research/review".into() };
+    /// let parked = Checkpoint::new(2, "research", waiting, Vec::new());
+    /// let append = Append::new(None, parked, None).workflow("support", 7).wake(Wake::Never);
+    /// store.append("t-1", append).await?;
+    /// let claim = Claim::new("w", Duration::from_secs(30), 1).workflow("support", [7]);
+    /// assert!(store.claim(&claim).await?.is_empty());
+    /// assert!(!store.wake("t-1", 1).await?, "not its latest checkpoint");
+    /// assert!(store.wake("t-1", 2).await?);
+    /// assert_eq!(store.claim(&claim).await?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn wake(&self, session: &str, seq: u64) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (session, seq);
+        async { Ok(false) }
+    }
+
     /// Keeps `failure` (an [`AuditKind::Failed`] record: the node and the error) beside the
     /// session's checkpoint `seq`, if that is still its latest: a run from it failed, and the
     /// session stays there (a resume runs on from it). Until its next append, the session's
@@ -585,21 +644,6 @@ pub trait Store: Send + Sync + 'static {
         failure: &Audit,
     ) -> impl Future<Output = Result<bool>> + Send {
         let _ = (session, seq, failure);
-        async { Ok(false) }
-    }
-
-    /// Makes `session` runnable now (its wake time becomes the store's now), leaving its
-    /// checkpoints and lease as they are; returns whether the session exists. A child
-    /// session that ends on a worker wakes its parent this way, so that a worker claims the
-    /// parent and its map items take their children's results. A wake-up can be overwritten
-    /// by the session's next append (its own wake time), so the runner that saves a wait
-    /// asks its children again once that wait is durable.
-    ///
-    /// The default does nothing and answers `false` (a store of another crate without
-    /// workers): children on workers then wake their parent only when it is claimed for
-    /// another reason.
-    fn wake(&self, session: &str) -> impl Future<Output = Result<bool>> + Send {
-        let _ = session;
         async { Ok(false) }
     }
 }
@@ -634,6 +678,12 @@ pub struct CheckpointMeta {
     /// The last failure of a run from it, if one failed and the session stayed here (see
     /// [`Store::record_failure`]).
     pub failure: Option<Audit>,
+    /// At a checkpoint where the session waits for a child session (a subgraph node's
+    /// child stopped at an interrupt node; the status names the path it waits at,
+    /// `research/review`): the child's session id. [`Runner::history`](crate::Runner::history)
+    /// fills it in from the checkpoint's cursor, sequence number and status; a store's
+    /// [`list`](Store::list) leaves it `None` (it keeps no such field).
+    pub child: Option<String>,
 }
 
 impl From<&Checkpoint> for CheckpointMeta {
@@ -646,6 +696,7 @@ impl From<&Checkpoint> for CheckpointMeta {
             created_at: checkpoint.created_at,
             audit: None,
             failure: None,
+            child: None,
         }
     }
 }

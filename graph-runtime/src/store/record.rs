@@ -562,6 +562,10 @@ pub struct SessionRecord {
     /// The worker holding its lease and when the lease expires, if a worker ever claimed it
     /// (an expiry in the past means nobody holds it now).
     pub lease: Option<(String, SystemTime)>,
+    /// The session it is a child of (a subgraph node of that session started it), as
+    /// [`Append::parent`](crate::store::Append::parent) recorded it when the session was
+    /// created; `None` for a session started on its own.
+    pub parent: Option<String>,
 }
 
 impl SessionRecord {
@@ -590,6 +594,7 @@ impl SessionRecord {
             updated_at,
             wake_at: None,
             lease: None,
+            parent: None,
         }
     }
 }
@@ -622,6 +627,9 @@ pub struct SessionFilter {
     pub updated_before: Option<SystemTime>,
     /// Only sessions whose latest checkpoint was written at or after this time.
     pub updated_after: Option<SystemTime>,
+    /// Only the children of this session (see [`SessionRecord::parent`]); not their
+    /// children in turn.
+    pub parent: Option<String>,
     /// Only sessions whose id comes after this one (a page's cursor).
     pub after: Option<String>,
     /// At most this many (1 to [`SessionFilter::MAX_LIMIT`]; default 100).
@@ -646,6 +654,7 @@ impl SessionFilter {
             node: None,
             updated_before: None,
             updated_after: None,
+            parent: None,
             after: None,
             limit: 100,
         }
@@ -683,6 +692,19 @@ impl SessionFilter {
         self
     }
 
+    /// Only the child sessions of `session`: those its subgraph nodes started (see
+    /// [`SessionRecord::parent`]).
+    ///
+    /// ```
+    /// use graph_runtime::store::SessionFilter;
+    /// let children = SessionFilter::new().parent("ticket-7");
+    /// assert_eq!(children.parent.as_deref(), Some("ticket-7"));
+    /// ```
+    pub fn parent(mut self, session: &str) -> Self {
+        self.parent = Some(session.to_owned());
+        self
+    }
+
     /// The page after the session `cursor` (a page's [`next`](SessionPage::next)).
     pub fn after(mut self, cursor: &str) -> Self {
         self.after = Some(cursor.to_owned());
@@ -708,6 +730,10 @@ impl SessionFilter {
                 .is_none_or(|node| record.waiting.iter().any(|w| w == node))
             && self.updated_before.is_none_or(|t| record.updated_at < t)
             && self.updated_after.is_none_or(|t| record.updated_at >= t)
+            && self
+                .parent
+                .as_deref()
+                .is_none_or(|parent| record.parent.as_deref() == Some(parent))
             && self
                 .after
                 .as_deref()

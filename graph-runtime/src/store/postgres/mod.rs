@@ -560,15 +560,6 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn wake(&self, session: &str) -> Result<bool> {
-        let name = session.as_bytes();
-        let rows = self
-            .shared
-            .query("wake a session", &self.shared.sql.wake, &[&name], false)
-            .await?;
-        Ok(!rows.is_empty())
-    }
-
     async fn release(&self, lease: &Lease) -> Result<bool> {
         let Ok(epoch) = i64::try_from(lease.epoch) else {
             return Ok(false);
@@ -629,6 +620,24 @@ impl Store for PostgresStore {
                 "record a failure",
                 &self.shared.sql.record_failure,
                 &[&name, &seq, &failure],
+                true,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let name = session.as_bytes();
+        // Run again on a lost connection: waking twice is harmless.
+        let rows = self
+            .shared
+            .query(
+                "wake a session",
+                &self.shared.sql.wake,
+                &[&name, &seq],
                 true,
             )
             .await?;

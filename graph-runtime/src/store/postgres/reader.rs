@@ -102,6 +102,7 @@ pub(super) async fn list(shared: &Shared, session: &str) -> Result<Vec<Checkpoin
             created_at: fields.created_at,
             audit,
             failure,
+            child: None,
         })
     })
     .await
@@ -173,6 +174,17 @@ pub(super) async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<
     if let Some(workflow) = &filter.workflow {
         let workflow = bind(Box::new(workflow.clone()));
         row.push(format!("s.workflow = {workflow}"));
+    }
+    if let Some(parent) = &filter.parent {
+        // `sessions_by_parent` (the parent's hash, then the name's prefix): one range of it
+        // yields a parent's children in the order of their names.
+        let parent = bind(Box::new(parent.as_bytes().to_vec()));
+        let condition = format!("sha256(s.parent) = sha256({parent}) AND s.parent = {parent}");
+        if filter.node.is_none() {
+            ordered.push(condition);
+        } else {
+            row.push(condition);
+        }
     }
     if let Some(before) = filter.updated_before {
         let before = bind(Box::new(unix_micros(before)));
@@ -260,6 +272,13 @@ pub(super) fn read_session(row: &Row) -> Result<SessionRecord> {
     let owner: Option<String> = column(row, 10, "lease_owner", session, seq)?;
     let expires: Option<SystemTime> = column(row, 11, "lease_expires_at", session, seq)?;
     let waits: Option<Vec<String>> = column(row, 12, "session_waits.node", session, seq)?;
+    let parent: Option<Vec<u8>> = column(row, 13, "parent", session, seq)?;
+    let parent = parent
+        .map(|parent| {
+            String::from_utf8(parent)
+                .map_err(|_| corrupt(session, seq, "its parent's id is not UTF-8".to_owned()))
+        })
+        .transpose()?;
     let mut record = SessionRecord::new(session, seq, &node, status, updated_at);
     record.waiting = record_waits(&record.status, waits.unwrap_or_default());
     record.created_at = created_at;
@@ -268,6 +287,7 @@ pub(super) fn read_session(row: &Row) -> Result<SessionRecord> {
     record.workflow = workflow;
     record.wake_at = wake_at;
     record.lease = owner.zip(expires);
+    record.parent = parent;
     Ok(record)
 }
 

@@ -7,7 +7,7 @@ use super::quote;
 use crate::error::Result;
 
 /// The schema version this release reads and writes, kept in `graph_runtime_meta`.
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// The first key of the advisory lock taken while the schema is created or checked: "GRCP",
 /// as in the checkpoint envelope's magic. The second key is `hashtext(schema name)`.
@@ -127,6 +127,19 @@ fn record_statements(schema: &str) -> String {
     )
 }
 
+/// Version 5 on top of version 4: the session a child session belongs to
+/// (`Append::parent`, as bytes like `name`), set when the session is created, and an index
+/// that finds a parent's children in the order of their names (only child sessions have an
+/// entry; the parent is hashed, as a name may be longer than an index entry). A nullable
+/// column: no row is rewritten; sessions of earlier versions have no parent.
+fn parent_statements(schema: &str) -> String {
+    format!(
+        "ALTER TABLE {schema}.sessions ADD COLUMN parent bytea;
+         CREATE INDEX sessions_by_parent ON {schema}.sessions (sha256(parent), {NAME_PREFIX})
+             WHERE parent IS NOT NULL;"
+    )
+}
+
 /// Version 1. Session names are `bytea` (a `&str` may hold NUL, which `text` refuses) and may
 /// be longer than a B-tree entry, so they are unique through their SHA-256.
 fn create_statements(schema: &str) -> String {
@@ -183,11 +196,12 @@ pub(super) async fn prepare(
     let channel = channel(schema_name);
     if !exists {
         let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {} {} {}",
+            "CREATE SCHEMA IF NOT EXISTS {schema}; {} {} {} {} {} {}",
             create_statements(&schema),
             lease_statements(&schema, &channel),
             version_statements(&schema),
             record_statements(&schema),
+            parent_statements(&schema),
             set_version(&meta),
         );
         transaction.batch_execute(&create).await.map_err(failed)?;
@@ -216,9 +230,14 @@ pub(super) async fn prepare(
         } else {
             String::new()
         };
+        let records = if from < 4 {
+            record_statements(&schema)
+        } else {
+            String::new()
+        };
         let migrate = format!(
-            "{lease} {versions} {} {}",
-            record_statements(&schema),
+            "{lease} {versions} {records} {} {}",
+            parent_statements(&schema),
             set_version(&meta)
         );
         transaction.batch_execute(&migrate).await.map_err(failed)?;

@@ -22,13 +22,14 @@ pub(super) struct Sql {
     pub(super) claim: String,
     pub(super) renew: String,
     pub(super) release: String,
-    /// See [`Store::wake`](crate::store::Store::wake).
-    pub(super) wake: String,
     pub(super) record_graph: String,
     /// See [`Store::record_failure`](crate::store::Store::record_failure): the failure on
     /// the session's latest checkpoint if it is `$2`, and `failed` as its indexed status
     /// (the session's next append rewrites it).
     pub(super) record_failure: String,
+    /// See [`Store::wake`](crate::store::Store::wake): the wake time becomes `now()` if the
+    /// session's latest checkpoint is `$2` and waits (the wake trigger notifies workers).
+    pub(super) wake: String,
     pub(super) graph_version: String,
     pub(super) graph_versions: String,
     pub(super) versions_in_use: String,
@@ -47,7 +48,8 @@ const SESSION_COLUMNS: &str = "s.name, s.workflow, s.graph_hash, s.status, s.wai
 pub(super) fn session_columns(schema: &str) -> String {
     format!(
         "{SESSION_COLUMNS}, CASE WHEN s.status = 1 THEN ARRAY(\
-         SELECT sw.node FROM {schema}.session_waits sw WHERE sw.session_id = s.id) END"
+         SELECT sw.node FROM {schema}.session_waits sw WHERE sw.session_id = s.id) END, \
+         s.parent"
     )
 }
 
@@ -95,9 +97,6 @@ impl Sql {
                  WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 \
                  RETURNING s.lease_expires_at"
             ),
-            wake: format!(
-                "UPDATE {schema}.sessions s SET wake_at = now() WHERE {session} RETURNING 1"
-            ),
             release: format!(
                 "UPDATE {schema}.sessions s SET lease_owner = NULL, lease_expires_at = NULL \
                  WHERE {session} AND s.lease_owner = $2 AND s.lease_epoch = $3 RETURNING 1"
@@ -112,6 +111,14 @@ impl Sql {
                  UPDATE {schema}.sessions s SET status = {failed} FROM f \
                  WHERE s.id = f.session_id RETURNING 1",
                 failed = crate::store::status_code::FAILED
+            ),
+            wake: format!(
+                "UPDATE {schema}.sessions s SET wake_at = now() \
+                 WHERE {session} AND s.head_seq = $2 AND EXISTS (\
+                 SELECT 1 FROM {schema}.checkpoints c \
+                 WHERE c.session_id = s.id AND c.seq = $2 AND c.status = {waiting}) \
+                 RETURNING 1",
+                waiting = crate::store::status_code::WAITING
             ),
             record_graph: format!(
                 "INSERT INTO {schema}.graph_versions ({GRAPH_VERSION_COLUMNS}) \
@@ -169,11 +176,11 @@ fn append(schema: &str) -> String {
                                   $5::smallint[], $6::text[], $7::bigint[], $8::bigint[],
                                   $9::bigint[], $10::bytea[], $11::bigint[], $12::boolean[],
                                   $13::bigint[], $14::text[], $15::bigint[], $16::bigint[],
-                                  $17::bytea[])
+                                  $17::bytea[], $20::bytea[])
                  WITH ORDINALITY AS i (name, expected, seq, node, status, wait_node,
                                        created_at_us, depends_on, keep_last, bytes, fence,
                                        wake_set, wake_us, workflow, graph_hash, state_schema,
-                                       audit, ord)
+                                       audit, parent, ord)
          ),
          seen AS (
              SELECT s.id, s.name, s.head_seq FROM {schema}.sessions s
@@ -205,12 +212,12 @@ fn append(schema: &str) -> String {
          created AS (
              INSERT INTO {schema}.sessions
                  (name, head_seq, wake_at, workflow, graph_hash, state_schema, status, wait_node,
-                  node, created_at_us, updated_at_us)
+                  node, created_at_us, updated_at_us, parent)
              SELECT i.name, i.seq,
                     CASE WHEN i.wake_set THEN now() + i.wake_us * interval '1 microsecond' END,
                     i.workflow, CASE WHEN i.workflow IS NOT NULL THEN i.graph_hash END,
                     i.state_schema, i.status, i.wait_node, i.node, i.created_at_us,
-                    i.created_at_us
+                    i.created_at_us, i.parent
              FROM input i JOIN verdict v USING (ord)
              WHERE v.outcome = 'create'
              ORDER BY i.name

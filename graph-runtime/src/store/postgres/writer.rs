@@ -205,6 +205,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
     let mut graph_hashes = Vec::with_capacity(items.len());
     let mut state_schemas = Vec::with_capacity(items.len());
     let mut audits = Vec::with_capacity(items.len());
+    let mut parents = Vec::with_capacity(items.len());
     // The nodes every append waits at, flattened: the append's 1-based `ord`, and a node.
     let mut wait_ords: Vec<i64> = Vec::new();
     let mut wait_nodes_of: Vec<&str> = Vec::new();
@@ -235,6 +236,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
         // The fingerprint's bits as a signed integer, as the hash's.
         state_schemas.push(append.state_schema.map(|fingerprint| fingerprint as i64));
         audits.push(append.audit.as_ref().map(|audit| audit.encode()));
+        parents.push(append.parent.as_ref().map(|parent| parent.as_bytes()));
         for node in append.recorded_waits() {
             wait_ords.push(i64::try_from(index + 1).unwrap_or(i64::MAX));
             wait_nodes_of.push(node);
@@ -264,6 +266,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
                 &audits,
                 &wait_ords,
                 &wait_nodes_of,
+                &parents,
             ],
             false,
         )

@@ -692,15 +692,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn wake(&self, session: &str) -> Result<bool> {
-        let session = session.to_owned();
-        let woken = self.write(|reply| Command::Wake { session, reply }).await?;
-        if woken {
-            self.signal_work();
-        }
-        Ok(woken)
-    }
-
     async fn release(&self, lease: &Lease) -> Result<bool> {
         let lease = lease.clone();
         let released = self
@@ -732,6 +723,21 @@ impl Store for SqliteStore {
             reply,
         })
         .await
+    }
+
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let session = session.to_owned();
+        let woken = self
+            .write(|reply| Command::Wake {
+                session,
+                seq,
+                reply,
+            })
+            .await?;
+        if woken {
+            self.signal_work();
+        }
+        Ok(woken)
     }
 
     async fn graph_version(&self, workflow: &str, graph_hash: u64) -> Result<Option<GraphVersion>> {

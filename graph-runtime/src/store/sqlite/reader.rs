@@ -192,6 +192,7 @@ pub(super) fn list(
             created_at: fields.created_at,
             audit,
             failure,
+            child: None,
         });
     }
     Ok(list)
@@ -201,7 +202,8 @@ pub(super) fn list(
 /// session's row (`s`) and its latest checkpoint's row (`c`, see [`LATEST`]).
 const SESSION_COLUMNS: &str = "s.id, s.name, s.workflow, s.graph_hash, c.status, c.wait_node, \
                                c.node, c.seq, s.created_at_us, c.created_at_us, s.wake_at_us, \
-                               s.lease_owner, s.lease_expires_us, c.failure IS NOT NULL";
+                               s.lease_owner, s.lease_expires_us, c.failure IS NOT NULL, \
+                               s.parent";
 
 /// Joins each session's row `s` to its latest checkpoint's row `c`: the newest entry of
 /// `checkpoints_by_session` for the session (which holds the row id), then that row. A
@@ -244,9 +246,11 @@ pub(super) fn sessions(
             if let Some(after) = &filter.after {
                 bind("s.name > ?1", Value::Text(after.clone()), &mut conditions);
             }
-            match filter.status {
-                Some(_) => ("sessions s INDEXED BY sessions_by_status", "s.name"),
-                None => ("sessions s", "s.name"),
+            match (&filter.parent, filter.status) {
+                // A parent's children: one range of `sessions_by_parent` (parent, name).
+                (Some(_), _) => ("sessions s INDEXED BY sessions_by_parent", "s.name"),
+                (None, Some(_)) => ("sessions s INDEXED BY sessions_by_status", "s.name"),
+                (None, None) => ("sessions s", "s.name"),
             }
         }
     };
@@ -259,6 +263,10 @@ pub(super) fn sessions(
     if let Some(workflow) = &filter.workflow {
         values.push(Value::Text(workflow.clone()));
         numbered.push(format!("s.workflow = ?{}", values.len()));
+    }
+    if let Some(parent) = &filter.parent {
+        values.push(Value::Text(parent.clone()));
+        numbered.push(format!("s.parent = ?{}", values.len()));
     }
     if let Some(before) = filter.updated_before {
         values.push(Value::Integer(unix_micros(before)));
@@ -368,6 +376,7 @@ fn read_session(row: &Row<'_>, context: &Context) -> Result<(i64, SessionRecord)
     let wake_at = time(10, "wake_at_us")?;
     let owner: Option<String> = column(row, 11, "lease_owner", session, seq, context)?;
     let expires = time(12, "lease_expires_us")?;
+    let parent: Option<String> = column(row, 14, "parent", session, seq, context)?;
     let mut record = SessionRecord::new(session, seq, &node, status, updated_at);
     record.created_at = created_at;
     // The hash's bits, kept as a signed integer.
@@ -375,6 +384,7 @@ fn read_session(row: &Row<'_>, context: &Context) -> Result<(i64, SessionRecord)
     record.workflow = workflow;
     record.wake_at = wake_at;
     record.lease = owner.zip(expires);
+    record.parent = parent;
     Ok((id, record))
 }
 

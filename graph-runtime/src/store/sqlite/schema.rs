@@ -15,7 +15,7 @@ use crate::error::StoreFault;
 /// `PRAGMA application_id` of our files: "GRCP", as in the checkpoint envelope's magic.
 const APPLICATION_ID: i32 = 0x4752_4350;
 /// `PRAGMA user_version`: the schema this release reads and writes.
-pub(super) const SCHEMA_VERSION: i32 = 5;
+pub(super) const SCHEMA_VERSION: i32 = 6;
 /// The page size of new files (see the docs of the `sqlite` module).
 const PAGE_SIZE: u32 = 8192;
 /// `PRAGMA journal_size_limit`: the size the WAL file is truncated back to after a checkpoint.
@@ -35,11 +35,13 @@ const SCHEMA: &str = "
         lease_expires_us INTEGER,
         state_schema INTEGER,
         status INTEGER,
-        created_at_us INTEGER
+        created_at_us INTEGER,
+        parent TEXT
     );
     CREATE INDEX sessions_runnable ON sessions (workflow, graph_hash, wake_at_us)
         WHERE wake_at_us IS NOT NULL;
     CREATE INDEX sessions_by_status ON sessions (status, name);
+    CREATE INDEX sessions_by_parent ON sessions (parent, name) WHERE parent IS NOT NULL;
     CREATE TABLE session_waits (
         node TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -134,6 +136,13 @@ const MIGRATE_4_TO_5: &str = "
         ON c.id = (SELECT id FROM checkpoints WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)
         WHERE c.status = 1 AND c.wait_node IS NOT NULL;
     CREATE INDEX session_waits_by_session ON session_waits (session_id);";
+
+/// Version 5 → 6: the session a child session belongs to (`Append::parent`), and an index
+/// that finds a parent's children in the order of their names (only child sessions have an
+/// entry). A nullable column: instant; sessions of earlier files have no parent.
+const MIGRATE_5_TO_6: &str = "
+    ALTER TABLE sessions ADD COLUMN parent TEXT;
+    CREATE INDEX sessions_by_parent ON sessions (parent, name) WHERE parent IS NOT NULL;";
 
 pub(super) fn open_connection(path: &Path, context: &Context) -> Result<Connection> {
     // No SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
@@ -230,6 +239,7 @@ fn create_or_migrate(conn: &Connection, context: &Context) -> Result<()> {
                 MIGRATE_2_TO_3,
                 MIGRATE_3_TO_4,
                 MIGRATE_4_TO_5,
+                MIGRATE_5_TO_6,
             ];
             let skip = usize::try_from(from - 1).unwrap_or(0);
             let migrations = steps[skip..].concat();

@@ -69,11 +69,6 @@ pub(super) enum Command {
         lease: Lease,
         reply: Reply<bool>,
     },
-    /// See [`Store::wake`](crate::store::Store::wake).
-    Wake {
-        session: String,
-        reply: Reply<bool>,
-    },
     RecordGraph {
         version: GraphVersion,
         reply: Reply<bool>,
@@ -83,6 +78,12 @@ pub(super) enum Command {
         session: String,
         seq: u64,
         failure: Vec<u8>,
+        reply: Reply<bool>,
+    },
+    /// See [`Store::wake`](crate::store::Store::wake).
+    Wake {
+        session: String,
+        seq: u64,
         reply: Reply<bool>,
     },
     /// `VACUUM` outside any transaction: runs alone, between batches.
@@ -106,10 +107,10 @@ impl Command {
             // A claim nobody waits for would hold its sessions until the leases expire.
             Command::Claim { reply, .. } => reply.is_closed(),
             Command::Renew { reply, .. } => reply.is_closed(),
-            Command::Release { reply, .. } | Command::Wake { reply, .. } => reply.is_closed(),
-            Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
-                reply.is_closed()
-            }
+            Command::Release { reply, .. } => reply.is_closed(),
+            Command::RecordGraph { reply, .. }
+            | Command::RecordFailure { reply, .. }
+            | Command::Wake { reply, .. } => reply.is_closed(),
             // Run even when nobody waits: a dropped `close` future still closes.
             Command::Compact { .. } | Command::Close { .. } => false,
         }
@@ -132,10 +133,10 @@ impl Command {
             Command::Delete { reply, .. } => drop(reply.send(Err(error()))),
             Command::Claim { reply, .. } => drop(reply.send(Err(error()))),
             Command::Renew { reply, .. } => drop(reply.send(Err(error()))),
-            Command::Release { reply, .. } | Command::Wake { reply, .. } => {
-                drop(reply.send(Err(error())));
-            }
-            Command::RecordGraph { reply, .. } | Command::RecordFailure { reply, .. } => {
+            Command::Release { reply, .. } => drop(reply.send(Err(error()))),
+            Command::RecordGraph { reply, .. }
+            | Command::RecordFailure { reply, .. }
+            | Command::Wake { reply, .. } => {
                 drop(reply.send(Err(error())));
             }
             Command::Compact { reply } | Command::Close { reply } => {
@@ -172,6 +173,7 @@ enum Executed {
     Release(Reply<bool>, Result<bool>),
     RecordGraph(Reply<bool>, Result<bool>),
     RecordFailure(Reply<bool>, Result<bool>),
+    Wake(Reply<bool>, Result<bool>),
 }
 
 impl Executed {
@@ -183,9 +185,9 @@ impl Executed {
             Executed::Claim(_, result) => result.is_err(),
             Executed::Renew(_, result) => result.is_err(),
             Executed::Release(_, result) => result.is_err(),
-            Executed::RecordGraph(_, result) | Executed::RecordFailure(_, result) => {
-                result.is_err()
-            }
+            Executed::RecordGraph(_, result)
+            | Executed::RecordFailure(_, result)
+            | Executed::Wake(_, result) => result.is_err(),
         }
     }
 
@@ -198,7 +200,8 @@ impl Executed {
             | Executed::Renew(..)
             | Executed::Release(..)
             | Executed::RecordGraph(..)
-            | Executed::RecordFailure(..) => false,
+            | Executed::RecordFailure(..)
+            | Executed::Wake(..) => false,
             Executed::Prune(_, result) => matches!(result, Ok(n) if *n > 0),
             Executed::Delete(_, result) => matches!(result, Ok(true)),
         }
@@ -220,9 +223,9 @@ impl Executed {
             Executed::Claim(reply, result) => answer(reply, result, commit),
             Executed::Renew(reply, result) => answer(reply, result, commit),
             Executed::Release(reply, result) => answer(reply, result, commit),
-            Executed::RecordGraph(reply, result) | Executed::RecordFailure(reply, result) => {
-                answer(reply, result, commit)
-            }
+            Executed::RecordGraph(reply, result)
+            | Executed::RecordFailure(reply, result)
+            | Executed::Wake(reply, result) => answer(reply, result, commit),
         }
     }
 }
@@ -594,10 +597,6 @@ impl Writer {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.renew(&lease, ttl));
                 (Executed::Renew(reply, result), broken)
             }
-            Command::Wake { session, reply } => {
-                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.wake(&session));
-                (Executed::Release(reply, result), broken)
-            }
             Command::Release { lease, reply } => {
                 let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.release(&lease));
                 (Executed::Release(reply, result), broken)
@@ -616,6 +615,14 @@ impl Writer {
                 let (result, broken) = self
                     .maybe_in_savepoint(isolated, |w| w.record_failure(&session, seq, &failure));
                 (Executed::RecordFailure(reply, result), broken)
+            }
+            Command::Wake {
+                session,
+                seq,
+                reply,
+            } => {
+                let (result, broken) = self.maybe_in_savepoint(isolated, |w| w.wake(&session, seq));
+                (Executed::Wake(reply, result), broken)
             }
             // `run` never puts these in a batch; answer rather than panic if that changes.
             Command::Compact { reply } | Command::Close { reply } => {
@@ -692,6 +699,7 @@ impl Writer {
             state_schema,
             audit,
             waiting: _,
+            parent,
         } = append;
         let failed = |e| self.context.error("append a checkpoint", e);
         let seq = i64::try_from(checkpoint.seq).map_err(|_| {
@@ -781,9 +789,10 @@ impl Writer {
             None => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO sessions (name, status, created_at_us) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO sessions (name, status, created_at_us, parent) \
+                         VALUES (?1, ?2, ?3, ?4)",
                     )
-                    .and_then(|mut s| s.execute(params![session, status, created_at]))
+                    .and_then(|mut s| s.execute(params![session, status, created_at, parent]))
                     .map_err(failed)?;
                 self.conn.last_insert_rowid()
             }
@@ -939,6 +948,26 @@ impl Writer {
         Ok(true)
     }
 
+    /// See [`Store::wake`](crate::store::Store::wake): the wake time becomes SQLite's now if
+    /// the session's latest checkpoint is `seq` and waits.
+    fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        self.conn
+            .prepare_cached(concat!(
+                "UPDATE sessions SET wake_at_us = ",
+                now_us!(),
+                " WHERE name = ?1 AND EXISTS (SELECT 1 FROM checkpoints c \
+                     WHERE c.session_id = sessions.id AND c.seq = ?2 AND c.status = ?3 \
+                     AND c.seq = (SELECT max(seq) FROM checkpoints \
+                                  WHERE session_id = sessions.id))"
+            ))
+            .and_then(|mut s| s.execute(params![session, seq, i64::from(status_code::WAITING)]))
+            .map(|woken| woken > 0)
+            .map_err(|e| self.context.error("wake a session", e))
+    }
+
     /// See [`Store::claim`](crate::store::Store::claim): one `UPDATE … RETURNING` per listed
     /// workflow and graph hash, on one reading of SQLite's clock.
     fn claim(&self, claim: &Claim) -> Result<Vec<Lease>> {
@@ -1033,19 +1062,6 @@ impl Writer {
             expires_at: from_unix_micros(expires).unwrap_or(SystemTime::UNIX_EPOCH),
             ..lease.clone()
         })
-    }
-
-    /// See [`Store::wake`](crate::store::Store::wake).
-    fn wake(&self, session: &str) -> Result<bool> {
-        self.conn
-            .prepare_cached(concat!(
-                "UPDATE sessions SET wake_at_us = ",
-                now_us!(),
-                " WHERE name = ?1"
-            ))
-            .and_then(|mut s| s.execute(params![session]))
-            .map(|woken| woken > 0)
-            .map_err(|e| self.context.error("wake a session", e))
     }
 
     /// See [`Store::release`](crate::store::Store::release).
