@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::future::Either;
@@ -22,7 +22,8 @@ use tracing::Instrument as _;
 use super::attempt::{
     AfterFailure, Attempt, AttemptSeries, ItemFailed, cancellable, timed, timed_out,
 };
-use super::position::{Frontier, Position};
+use super::deadline;
+use super::position::{Frontier, Position, mark_waits};
 use super::scheduler::{branch_of, region_status, waiting_at, waiting_nodes};
 use super::session::{self, SessionWriter, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, Runner};
@@ -30,7 +31,7 @@ use crate::checkpoint::{Failure, FrontierRef, Saved};
 use crate::error::report;
 use crate::events::{BranchOutcome, Event};
 use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot};
-use crate::store::{MemoryStore, Status, Store};
+use crate::store::{MemoryStore, Status, Store, Wake};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Workflow};
 
@@ -164,7 +165,7 @@ impl<'a, S: Store> Records<'a, S> {
         writer: &mut SessionWriter,
         seq: &mut u64,
         join: Cursor<W>,
-        slots: &[Slot],
+        (slots, waits_since): (&[Slot], &mut [Option<SystemTime>]),
         control: &Control,
     ) -> Result<()> {
         self.queued.pop_front();
@@ -181,6 +182,7 @@ impl<'a, S: Store> Records<'a, S> {
         let record_seq = writer.stored_seq() + 1;
         let record =
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?;
+        mark_waits(slots, waits_since, record.created_at, Some(&now));
         if let Some(memory) = self.memory {
             // It never waits: appended on the spot, nothing in flight.
             writer.append_in_memory(memory, record, control)?;
@@ -226,13 +228,13 @@ impl<'a, S: Store> Records<'a, S> {
         writer: &mut SessionWriter,
         seq: &mut u64,
         join: Cursor<W>,
-        slots: &[Slot],
+        (slots, waits_since): (&[Slot], &mut [Option<SystemTime>]),
         control: &Control,
     ) -> Result<()> {
         let result = self.wait().await;
         self.finish(writer, seq, result, control)?;
         while !self.queued.is_empty() {
-            self.start::<W>(writer, seq, join, slots, control)?;
+            self.start::<W>(writer, seq, join, (slots, &mut *waits_since), control)?;
             let result = self.wait().await;
             self.finish(writer, seq, result, control)?;
         }
@@ -343,6 +345,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             items,
             item_schema,
             slots,
+            waits_since,
             saved,
         }) = frontier.as_mut()
         else {
@@ -392,8 +395,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let spec = W::Exec::spec(branch);
             specs.push(spec);
             match slot {
-                // An interrupt branch without its input waits: nothing to run.
-                Slot::Pending if spec.interrupt => {
+                // An interrupt branch without its input waits: nothing to run. (One with
+                // `wait_ms` is pending only once its wait is over: it runs without its input.)
+                Slot::Pending if spec.interrupt && spec.wait_ms.is_none() => {
                     *slot = Slot::Waiting;
                     records.unsaved.push(index as u32);
                     now_waiting.push(index);
@@ -488,7 +492,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                             running.push(Either::Left(attempt));
                         }
                     } else {
-                        records.start::<W>(writer, seq, join, slots, control)?;
+                        records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                     }
                     continue;
                 }
@@ -548,10 +552,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // output.
                     drop(branches);
                     records
-                        .drain::<W>(writer, seq, join, slots, control)
+                        .drain::<W>(writer, seq, join, (slots, waits_since), control)
                         .await?;
                     if *saved && !records.unsaved.is_empty() {
-                        records.start::<W>(writer, seq, join, slots, control)?;
+                        records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                         let result = records.wait().await;
                         records.finish(writer, seq, result, control)?;
                     }
@@ -579,7 +583,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             if *saved && !matches!(slots[index], Slot::Waiting) && record_each(spec) {
                 records.queued.push_back(index as u32);
                 if !records.busy() {
-                    records.start::<W>(writer, seq, join, slots, control)?;
+                    records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                 }
             }
             // A branch starts only once the records before it are durable (the siblings
@@ -594,7 +598,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         drop(running);
         // Every record is durable before the join runs or the region waits.
         records
-            .drain::<W>(writer, seq, join, slots, control)
+            .drain::<W>(writer, seq, join, (slots, waits_since), control)
             .await?;
         let waiting = waiting_nodes::<W>(join, slots);
         let Some(&first) = waiting.first() else {
@@ -610,8 +614,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             *seq
         };
-        let checkpoint = if *saved && writer.has_region() {
-            let changes = changes_of(&records.unsaved, slots);
+        let changes = (*saved && writer.has_region()).then(|| records.unsaved.clone());
+        let checkpoint = if let Some(changed) = &changes {
+            let changes = changes_of(changed, slots);
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?
         } else {
             let frontier = FrontierRef {
@@ -629,6 +634,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Some(frontier),
             )?
         };
+        mark_waits(
+            slots,
+            waits_since,
+            checkpoint.created_at,
+            changes.as_deref(),
+        );
+        if deadline::has_deadlines::<W>(join) {
+            let waits = (&slots[..], &waits_since[..]);
+            let next =
+                deadline::next_wake::<W>(join, waits, checkpoint.created_at, SystemTime::now());
+            writer.deadline_next::<W>(next.map_or(Wake::Never, Wake::After));
+        }
         writer.append(store, checkpoint, control).await?;
         *seq = record_seq;
         *saved = true;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument as _;
 
+use super::deadline;
 use super::position::{Frontier, Position};
 use super::region::announce;
 use super::session::as_memory;
@@ -476,6 +477,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 (status, Some(frontier.as_ref()))
             }
         };
+        let waits = status.waiting_node().is_some();
         let checkpoint = at.session.encode::<W>(
             seq,
             status,
@@ -487,6 +489,20 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         )?;
         if let Some(frontier) = &mut at.frontier {
             frontier.saved = true;
+            frontier.mark_saved(checkpoint.created_at, None);
+            // A region that waits wakes at the earliest deadline of its waiting branches.
+            if waits && deadline::has_deadlines::<W>(at.cursor) {
+                let waits = (&frontier.slots[..], &frontier.waits_since[..]);
+                let next = deadline::next_wake::<W>(
+                    at.cursor,
+                    waits,
+                    checkpoint.created_at,
+                    std::time::SystemTime::now(),
+                );
+                at.session.deadline_next::<W>(
+                    next.map_or(crate::store::Wake::Never, crate::store::Wake::After),
+                );
+            }
         }
         Ok(checkpoint)
     }
