@@ -484,7 +484,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// [`Worker`](crate::Worker) runs such a node without its input, after the deadline (the
     /// wait is recorded in the store as a durable wake-up on the database's clock, so a worker
     /// started later still runs it). A session whose node a worker already began to run
-    /// without its input (and then crashed) is run on here, without the input again.
+    /// without its input (and then crashed) is run on here, without the input again. The
+    /// same goes for the interrupt branches of a parallel region, each with its own deadline.
     pub async fn resume(&self, session: &str) -> Result<Outcome<W::State>> {
         Box::pin(self.resume_inner(session, self.control(None))).await
     }
@@ -755,7 +756,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// At a node with a deadline (`#[node(interrupt, wait_ms = N)]`), an input given before a
     /// worker ran the node without one wins, and the deadline is cleared: the node runs here
     /// with `Some(input)`. Once a worker has begun to run it without its input (the deadline
-    /// passed), the input is [`Error::NotWaiting`].
+    /// passed), the input is [`Error::NotWaiting`]. The same holds for each interrupt branch
+    /// of a parallel region with its own deadline: an answer recorded before a worker
+    /// recorded that branch's deadline wins; one that loses that race is `NotWaiting`, and
+    /// the other branches keep their own deadlines.
     ///
     /// The session's history keeps the decision with when it came and, if the caller says
     /// so before awaiting, who gave it and why (see [`ResumeWith`]):
