@@ -405,6 +405,55 @@ async fn a_worker_dies_at_the_deadline<S: Store + Clone>(store: S, prefix: &str)
     stop(shutdown, second).await;
 }
 
+/// An operator's edit of the waiting session (a new whole checkpoint of the region) keeps
+/// the branches' deadlines, counted from when they began to wait: the worker woken at
+/// legal's deadline runs its default at once, rather than finding it not due and waiting
+/// again (which would save the wait again before the deadline's record).
+async fn an_edit_keeps_the_deadlines<S: Store + Clone>(store: S, prefix: &str) {
+    let id = &format!("{prefix}-edited");
+    let runner = Runner::new(approvals::Workflow, store.clone());
+    let before = SystemTime::now();
+    runner.start(id, Purchase::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(LEGAL_MS / 2)).await;
+    let waiting = runner.state(id).await.unwrap().unwrap();
+    let edit = graph_runtime::Audit::new(AuditKind::Edit {
+        diff: r#"[{"path":"/finance","old":null,"new":"pending"}]"#.into(),
+    })
+    .by("carol");
+    let edited = Purchase {
+        finance: Some("pending".into()),
+        ..waiting.state.clone()
+    };
+    let after = runner.edit(id, waiting.seq, edited, edit).await.unwrap();
+    assert_eq!(after.waiting, ["legal", "finance"]);
+    about(
+        wake_at(&store, id).await,
+        before,
+        Duration::from_millis(LEGAL_MS),
+        "legal's deadline after the edit",
+    );
+    let shutdown = CancellationToken::new();
+    let worker = worker(&runner, &shutdown, Duration::from_secs(5));
+    let purchase = completed(&runner, id).await;
+    assert_eq!(purchase.legal.as_deref(), Some("escalated"));
+    assert_eq!(purchase.finance.as_deref(), Some("escalated"));
+    let history = runner.history(id).await.unwrap();
+    let edit_at = history
+        .iter()
+        .position(|c| matches!(&c.audit, Some(a) if matches!(a.kind, AuditKind::Edit { .. })))
+        .expect("the edit is in the history");
+    let next = history[edit_at + 1].audit.clone().map(|a| a.kind);
+    assert_eq!(
+        next,
+        Some(AuditKind::Input {
+            node: "legal".into(),
+            source: InputSource::Deadline
+        }),
+        "{history:?}"
+    );
+    stop(shutdown, worker).await;
+}
+
 async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("d.db")).unwrap();
@@ -453,6 +502,7 @@ on_every_store!(
     one_answers_the_other_times_out,
     an_answer_races_the_deadline,
     a_worker_dies_at_the_deadline,
+    an_edit_keeps_the_deadlines,
 );
 
 #[test]

@@ -132,6 +132,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Err(e) => return Err(e),
             };
             Self::settle(session, &mut loaded, purpose)?;
+            self.restamp_waits(session, &mut loaded).await?;
             return Ok(loaded);
         }
         let links = match envelope.delta {
@@ -146,7 +147,38 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             purpose,
         )?;
         Self::settle(session, &mut loaded, purpose)?;
+        self.restamp_waits(session, &mut loaded).await?;
         Ok(loaded)
+    }
+
+    /// The interrupt branches of a fan-out wait from the moment the region opened, which
+    /// the checkpoint the region's step saved (sequence number `opened`) records. A later
+    /// whole checkpoint of the same region (an operator's edit) must not restart their
+    /// deadlines: the waits its base holds are counted from that first checkpoint when the
+    /// store still keeps it. Only for regions with deadlines, and only when the base is not
+    /// that checkpoint itself (one more read, on a rare path).
+    async fn restamp_waits(&self, session: &str, loaded: &mut Loaded<W>) -> Result<()> {
+        let (Some(frontier), Some(cursor), Some(region)) =
+            (loaded.frontier.as_mut(), loaded.cursor, loaded.region)
+        else {
+            return Ok(());
+        };
+        let Some(base_written) = frontier.base_written else {
+            return Ok(());
+        };
+        let from_base = |since: &Option<SystemTime>| *since == Some(base_written);
+        if region.base == frontier.opened
+            || !super::deadline::has_deadlines::<W>(cursor)
+            || !frontier.waits_since.iter().any(from_base)
+        {
+            return Ok(());
+        }
+        if let Some(first) = self.shared.store.get(session, frontier.opened).await? {
+            for since in frontier.waits_since.iter_mut().filter(|s| from_base(s)) {
+                *since = Some(first.created_at.min(base_written));
+            }
+        }
+        Ok(())
     }
 
     /// A graph mismatch with what changed since the stored graph, as far as the store kept
@@ -394,8 +426,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let frontier = match frontier {
             None => None,
             Some(body) => Self::frontier(session, seq, cursor, body, purpose)?.map(|mut f| {
-                // The waits this checkpoint holds began when it was written.
+                // The waits this checkpoint holds began when it was written (but see
+                // `Runner::restamp_waits`).
                 f.mark_saved(created_at, None);
+                f.base_written = Some(created_at);
                 f
             }),
         };
@@ -461,6 +495,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             items,
             item_schema,
             waits_since: vec![None; body.slots.len()],
+            base_written: None,
             slots: body.slots,
             saved: true,
         }))

@@ -113,6 +113,9 @@ pub(super) struct Frontier {
     /// they are written. An interrupt branch with `wait_ms` runs without its input once
     /// that long has passed since then (see `runner/deadline.rs`).
     pub(super) waits_since: Vec<Option<SystemTime>>,
+    /// When the stored checkpoint this frontier was read from (the region's base, which
+    /// branch records extend) was written; `None` for a frontier this run made.
+    pub(super) base_written: Option<SystemTime>,
     /// Whether the newest stored checkpoints hold this frontier, so that a change can be
     /// saved as a small branch record rather than a whole checkpoint.
     pub(super) saved: bool,
@@ -137,6 +140,7 @@ impl Frontier {
             items: None,
             item_schema: 0,
             waits_since: vec![None; slots.len()],
+            base_written: None,
             slots,
             saved: false,
         }
@@ -149,6 +153,7 @@ impl Frontier {
             opened,
             slots: vec![Slot::Pending; items.len()],
             waits_since: vec![None; items.len()],
+            base_written: None,
             items: Some(items),
             item_schema,
             saved: false,

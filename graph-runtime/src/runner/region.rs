@@ -347,6 +347,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             slots,
             waits_since,
             saved,
+            ..
         }) = frontier.as_mut()
         else {
             return Ok(None);
