@@ -322,6 +322,16 @@ async fn an_answer_races_the_deadline<S: Store + Clone>(store: S, prefix: &str) 
         runner.start(id, Purchase::default()).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(LEGAL_MS + 50)).await;
+    // Past legal's deadline, an in-process `resume` runs no default: only a worker does.
+    for id in &ids {
+        assert!(matches!(
+            runner.resume(id).await.unwrap(),
+            Outcome::Interrupted { node: "legal", .. }
+        ));
+        let snapshot = runner.state(id).await.unwrap().unwrap();
+        assert_eq!(snapshot.waiting, ["legal", "finance"], "{id}");
+        assert_eq!(runs(id, "legal"), 0, "{id}");
+    }
     let shutdown = CancellationToken::new();
     let worker = worker(&runner, &shutdown, Duration::from_secs(5));
     let mut answered = Vec::new();
