@@ -464,6 +464,28 @@ async fn an_edit_keeps_the_deadlines<S: Store + Clone>(store: S, prefix: &str) {
     stop(shutdown, worker).await;
 }
 
+/// Enqueued (never run in-process): the worker runs `intake`, the region waits with both
+/// deadlines, and the same worker runs each default once its own passes.
+async fn an_enqueued_session_gets_both_defaults<S: Store + Clone>(store: S, prefix: &str) {
+    let id = &format!("{prefix}-queued");
+    let runner = Runner::new(approvals::Workflow, store.clone());
+    let shutdown = CancellationToken::new();
+    let worker = worker(&runner, &shutdown, Duration::from_secs(5));
+    let started = tokio::time::Instant::now();
+    runner.enqueue(id, Purchase::default()).await.unwrap();
+    let purchase = completed(&runner, id).await;
+    assert!(started.elapsed() >= Duration::from_millis(FINANCE_MS));
+    assert_eq!(purchase.legal.as_deref(), Some("escalated"));
+    assert_eq!(purchase.finance.as_deref(), Some("escalated"));
+    assert_eq!(audits(&runner, id, "legal").await, [InputSource::Deadline]);
+    assert_eq!(
+        audits(&runner, id, "finance").await,
+        [InputSource::Deadline]
+    );
+    assert_eq!((runs(id, "legal"), runs(id, "finance")), (1, 1));
+    stop(shutdown, worker).await;
+}
+
 async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("d.db")).unwrap();
@@ -513,6 +535,7 @@ on_every_store!(
     an_answer_races_the_deadline,
     a_worker_dies_at_the_deadline,
     an_edit_keeps_the_deadlines,
+    an_enqueued_session_gets_both_defaults,
 );
 
 #[test]
