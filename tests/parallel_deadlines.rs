@@ -369,6 +369,54 @@ async fn an_answer_races_the_deadline<S: Store + Clone>(store: S, prefix: &str) 
     stop(shutdown, worker).await;
 }
 
+/// The same race with answers given in-process (`resume_with`): an answer recorded first
+/// runs here, and the worker leaves the session to it; one recorded after the deadline's
+/// is `NotWaiting`. Either way legal runs once.
+async fn an_in_process_answer_races_the_deadline<S: Store + Clone>(store: S, prefix: &str) {
+    let runner = Runner::new(approvals::Workflow, store.clone());
+    let ids: Vec<String> = (0..4).map(|i| format!("{prefix}-direct-{i}")).collect();
+    for id in &ids {
+        runner.start(id, Purchase::default()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(LEGAL_MS + 50)).await;
+    let shutdown = CancellationToken::new();
+    let worker = worker(&runner, &shutdown, Duration::from_secs(5));
+    let mut answered = Vec::new();
+    for id in &ids {
+        let result = runner
+            .resume_with(id, approvals::Input::Legal(Decision::Approve))
+            .await;
+        match result {
+            Ok(Outcome::Interrupted { node, .. }) => {
+                assert_eq!(node, "finance", "{id}");
+                answered.push(true);
+            }
+            Err(Error::NotWaiting { node, actual, .. }) => {
+                assert_eq!(node, "legal");
+                assert!(
+                    actual.contains("was over") || actual == "it waits at `finance`",
+                    "{actual}"
+                );
+                answered.push(false);
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    for (id, answered) in ids.iter().zip(answered) {
+        let purchase = completed(&runner, id).await;
+        let expected = if answered { "approved" } else { "escalated" };
+        assert_eq!(purchase.legal.as_deref(), Some(expected), "{id}");
+        let source = if answered {
+            InputSource::Caller
+        } else {
+            InputSource::Deadline
+        };
+        assert_eq!(audits(&runner, id, "legal").await, [source], "{id}");
+        assert_eq!(runs(id, "legal"), 1, "{id}");
+    }
+    stop(shutdown, worker).await;
+}
+
 /// The worker that claimed the session at legal's deadline dies (dropped) while legal's
 /// default runs: the deadline is not lost (a late answer is refused), it is not recorded
 /// twice, and the next worker runs legal's default again once the lease expired.
@@ -533,6 +581,7 @@ on_every_store!(
     neither_answers,
     one_answers_the_other_times_out,
     an_answer_races_the_deadline,
+    an_in_process_answer_races_the_deadline,
     a_worker_dies_at_the_deadline,
     an_edit_keeps_the_deadlines,
     an_enqueued_session_gets_both_defaults,

@@ -510,6 +510,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && control.writes.fence.is_some()
             && loaded.frontier.is_some()
             && deadline::has_deadlines::<W>(cursor);
+        if region_deadlines && self.answered_in_process(session).await? {
+            // An answer given in-process after this worker's claim cleared the wake-up: that
+            // call runs the region on, so this worker leaves it rather than run a branch too.
+            let waiting = loaded
+                .frontier
+                .as_ref()
+                .and_then(|f| waiting_nodes::<W>(cursor, &f.slots).first().copied());
+            return Ok(Outcome::Interrupted {
+                node: waiting.unwrap_or(W::Exec::spec(cursor).name),
+                state: loaded.state,
+            });
+        }
         if region_deadlines && let Some(frontier) = &loaded.frontier {
             let due = deadline::due::<W>(cursor, frontier, SystemTime::now());
             if !due.is_empty() {
@@ -685,6 +697,18 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok(Position::at(writer, seq, cursor, loaded.state)
             .with_failure(loaded.failure)
             .deadline_passed(true))
+    }
+
+    /// Whether the session has no wake time although a worker claimed it (so it had one):
+    /// an answer given in-process to a branch of its region cleared it after the claim, and
+    /// that call runs the region on.
+    async fn answered_in_process(&self, session: &str) -> Result<bool> {
+        Ok(self
+            .shared
+            .store
+            .session(session)
+            .await?
+            .is_some_and(|record| record.wake_at.is_none()))
     }
 
     /// Records durably that the waiting interrupt branches `due` of the region joined at
