@@ -25,24 +25,6 @@ pub(crate) fn coarse_now() -> SystemTime {
     SystemTime::now()
 }
 
-/// How far behind the wall clock a time [`coarse_now`] gave may be: one tick of the coarse
-/// clock (a few milliseconds), so that a wait measured from such a stamp never ends early.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn coarse_resolution() -> std::time::Duration {
-    use rustix::time::{ClockId, clock_getres};
-    let tick = clock_getres(ClockId::RealtimeCoarse);
-    std::time::Duration::new(
-        u64::try_from(tick.tv_sec).unwrap_or(0),
-        u32::try_from(tick.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// Zero: without a coarse clock, stamps are precise.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn coarse_resolution() -> std::time::Duration {
-    std::time::Duration::ZERO
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

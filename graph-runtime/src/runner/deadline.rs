@@ -7,8 +7,8 @@
 //! `None`"), and the others keep waiting.
 //!
 //! Wait times are the creation times the store keeps with each checkpoint (the writer's
-//! clock, a coarse one: a deadline adds its resolution, a few milliseconds, so that it never
-//! passes early); the wake-up itself is set, as every deadline, as a delay on the database's
+//! clock: the checkpoints of a region with deadlines are stamped with the precise wall clock,
+//! see [`stamp`]); the wake-up itself is set, as every deadline, as a delay on the database's
 //! clock.
 
 use std::time::{Duration, SystemTime};
@@ -18,6 +18,14 @@ use super::position::Frontier;
 use super::scheduler::branch_of;
 use crate::Workflow;
 use crate::execute::{Execute, Slot};
+use crate::store::Checkpoint;
+
+/// Stamps `checkpoint` of a region whose branches have deadlines with the precise wall clock.
+/// Their waits are counted from these stamps, and the coarse clock that stamps every other
+/// checkpoint (cheaply) may lag by a tick or two: a wait counted from it would end early.
+pub(super) fn stamp(checkpoint: &mut Checkpoint) {
+    checkpoint.created_at = SystemTime::now();
+}
 
 /// A region's slots and when each one's wait began ([`Frontier::waits_since`]).
 pub(super) type Waits<'a> = (&'a [Slot], &'a [Option<SystemTime>]);
@@ -41,9 +49,7 @@ fn deadline_of<W: Workflow>(
         .copied()
         .flatten()
         .unwrap_or(written_at);
-    // A checkpoint's stamp may lag the wall clock by a tick of the coarse clock: the wait is
-    // counted from a tick later, so that it never ends early.
-    since.checked_add(Duration::from_millis(ms) + crate::clock::coarse_resolution())
+    since.checked_add(Duration::from_millis(ms))
 }
 
 /// Whether some branch of the region joined at `join` is an interrupt branch with `wait_ms`

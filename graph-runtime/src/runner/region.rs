@@ -180,8 +180,11 @@ impl<'a, S: Store> Records<'a, S> {
         let changes = changes_of(&now, slots);
         let status = region_status::<W>(Status::Running, join, slots);
         let record_seq = writer.stored_seq() + 1;
-        let record =
+        let mut record =
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?;
+        if deadline::has_deadlines::<W>(join) {
+            deadline::stamp(&mut record);
+        }
         mark_waits(slots, waits_since, record.created_at, Some(&now));
         if let Some(memory) = self.memory {
             // It never waits: appended on the spot, nothing in flight.
@@ -616,7 +619,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             *seq
         };
         let changes = (*saved && writer.has_region()).then(|| records.unsaved.clone());
-        let checkpoint = if let Some(changed) = &changes {
+        let mut checkpoint = if let Some(changed) = &changes {
             let changes = changes_of(changed, slots);
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?
         } else {
@@ -635,13 +638,17 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Some(frontier),
             )?
         };
+        let deadlines = deadline::has_deadlines::<W>(join);
+        if deadlines {
+            deadline::stamp(&mut checkpoint);
+        }
         mark_waits(
             slots,
             waits_since,
             checkpoint.created_at,
             changes.as_deref(),
         );
-        if deadline::has_deadlines::<W>(join) {
+        if deadlines {
             let waits = (&slots[..], &waits_since[..]);
             let next =
                 deadline::next_wake::<W>(join, waits, checkpoint.created_at, SystemTime::now());

@@ -478,7 +478,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             }
         };
         let waits = status.waiting_node().is_some();
-        let checkpoint = at.session.encode::<W>(
+        let mut checkpoint = at.session.encode::<W>(
             seq,
             status,
             Cow::Borrowed(node),
@@ -489,9 +489,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         )?;
         if let Some(frontier) = &mut at.frontier {
             frontier.saved = true;
+            let deadlines = deadline::has_deadlines::<W>(at.cursor);
+            if deadlines {
+                deadline::stamp(&mut checkpoint);
+            }
             frontier.mark_saved(checkpoint.created_at, None);
             // A region that waits wakes at the earliest deadline of its waiting branches.
-            if waits && deadline::has_deadlines::<W>(at.cursor) {
+            if waits && deadlines {
                 let waits = (&frontier.slots[..], &frontier.waits_since[..]);
                 let next = deadline::next_wake::<W>(
                     at.cursor,
