@@ -39,11 +39,6 @@ pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
 pub(crate) use self::child::{ChildAnswer, ChildHost};
 use self::config::Config;
-
-/// How many times an answer to a branch of a region with deadlines reads the session again
-/// after losing a race to another write (a worker recording a deadline, another answer)
-/// before it reports [`Error::Conflict`].
-const MAX_DEADLINE_RACES: u32 = 8;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
 use self::operate::Decision;
@@ -52,6 +47,11 @@ use self::position::Position;
 pub use self::progress::{BranchProgress, BranchState, Progress};
 use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::{Bookkeeping, SessionWriter};
+
+/// How many times an answer to a branch of a region with deadlines reads the session again
+/// after losing a race to another write (a worker recording a deadline, another answer)
+/// before it reports [`Error::Conflict`].
+const MAX_DEADLINE_RACES: u32 = 8;
 
 /// The generated cursor type of a workflow.
 type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
