@@ -72,7 +72,6 @@ pub(crate) fn check(cx: &Ctxt, graph: &Graph) {
     check_branch_once(&r, graph);
     check_map_not_interrupt(&r, graph);
     check_join_not_interrupt(&r, graph);
-    check_branch_deadline(&r, graph);
     check_branch_state(&r, graph);
     check_branch_error_edges(&r, graph);
     check_concurrency(&r, graph);
@@ -1065,26 +1064,6 @@ fn check_join_not_interrupt(r: &Report, graph: &Graph) {
                 &node.ident,
                 format!(
                     "join `{}` cannot be an interrupt node: it runs once its branches' outputs are in; make one of the branches the interrupt node, or wait in a node after the join",
-                    node.name
-                ),
-            );
-        }
-    }
-}
-
-/// An interrupt branch waits in its region's frontier, which has no deadline of its own yet:
-/// `wait_ms` is for interrupt nodes outside parallel regions.
-fn check_branch_deadline(r: &Report, graph: &Graph) {
-    for (i, node) in graph.nodes().iter().enumerate() {
-        if let Some((_, key)) = &node.args.wait_ms
-            && node.args.interrupt
-            && graph.is_branch(i)
-        {
-            r.error(
-                node.position,
-                key,
-                format!(
-                    "`wait_ms` on interrupt branch `{}` is not supported yet: a branch of a parallel region waits without a deadline; remove `wait_ms`, or wait with a deadline in a node before the region or after its join",
                     node.name
                 ),
             );

@@ -407,14 +407,16 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Keys:
 /// - `interrupt`: the node waits for its input (`Runner::resume_with`);
-/// - `wait_ms = W` (`u64`, not 0), on an interrupt node outside parallel regions: a durable
-///   deadline. The input parameter is then `Option<I>` (`Input` still holds the plain `I`):
-///   `Some(i)` when the input came in time; when none came within `W` ms, a `Worker` of the
-///   workflow runs the node with `None` and the node decides the default (escalate, reject,
-///   remind). The deadline is stored on the database's clock, so it passes even while no
-///   worker runs; an in-process `Runner::resume` never runs the default, and an input that
-///   comes after the default began to run is `Error::NotWaiting`. `wait_ms` (not its value)
-///   is part of `GRAPH_HASH`;
+/// - `wait_ms = W` (`u64`, not 0), on an interrupt node: a durable deadline. The input
+///   parameter is then `Option<I>` (`Input` still holds the plain `I`): `Some(i)` when the
+///   input came in time; when none came within `W` ms, a `Worker` of the workflow runs the
+///   node with `None` and the node decides the default (escalate, reject, remind). The
+///   deadline is stored on the database's clock, so it passes even while no worker runs; an
+///   in-process `Runner::resume` never runs the default, and an input that comes after the
+///   default began to run is `Error::NotWaiting`. On an interrupt branch of a parallel region,
+///   each branch has its own deadline, counted from when it began to wait; the session wakes
+///   at the earliest, and the branches whose deadline has not passed keep waiting. `wait_ms`
+///   (not its value) is part of `GRAPH_HASH`;
 /// - `retry = N` (`u32`): how many times a failed attempt is retried;
 /// - `timeout_ms = M` (`u64`): how long one attempt may take;
 /// - `backoff_ms = B`, `backoff_max_ms = C` (`u64`): the wait before the first retry, doubled

@@ -142,7 +142,8 @@
 //! that share one store, claim runnable sessions with a lease, and write every checkpoint
 //! fenced by the lease's epoch, so a worker that was paused past its lease can never write
 //! again. `#[node(interrupt, wait_ms = N)]` gives an interrupt a durable deadline that a worker
-//! honours by running the node with `None`.
+//! honours by running the node with `None`; interrupt branches of a parallel region each have
+//! their own, and the session wakes at the earliest among those still waiting.
 //!
 //! # Operating sessions
 //!

@@ -295,7 +295,9 @@ pub struct NodeSpec {
     pub renamed_from: &'static [&'static str],
     /// How long an interrupt node waits for its input before a
     /// [`Worker`](crate::Worker) runs it with `None` (`#[node(interrupt, wait_ms = N)]`, whose
-    /// input parameter is `Option<I>`); `None`: it waits until its input comes.
+    /// input parameter is `Option<I>`); `None`: it waits until its input comes. An interrupt
+    /// branch of a parallel region counts it from when it began to wait, each branch on its
+    /// own.
     pub wait_ms: Option<u64>,
 }
 

@@ -113,8 +113,9 @@ pub(crate) fn region_base<'a>(
     Ok((at, opened))
 }
 
-/// The slot changes of every branch record of a region, in order: those in `later` (the
-/// stored checkpoints after the region's `base`), then `last` itself. Each must be a record
+/// The slot changes of every branch record of a region, in order, each with the sequence
+/// number of its record: those in `later` (the stored checkpoints after the region's
+/// `base`), then `last` itself. Each must be a record
 /// of the same region and graph following the one before without a gap; a recorded input
 /// must have the compiled `input_schema`.
 pub(crate) fn record_changes(
@@ -124,7 +125,7 @@ pub(crate) fn record_changes(
     base: &Envelope<'_>,
     later: &[Checkpoint],
     input_schema: u64,
-) -> Result<Vec<(u32, Slot)>> {
+) -> Result<Vec<(u32, Slot, u64)>> {
     let corrupt = |reason: String| Error::Corrupt {
         session: session.to_owned(),
         seq: last.seq,
@@ -154,7 +155,12 @@ pub(crate) fn record_changes(
             ));
         }
         check_input_schema(session, this, input_schema)?;
-        changes.extend(decode_record(session, this.seq, this.body, this.typed)?);
+        let decoded = decode_record(session, this.seq, this.body, this.typed)?;
+        changes.extend(
+            decoded
+                .into_iter()
+                .map(|(index, slot)| (index, slot, this.seq)),
+        );
         expected = this.seq;
     }
     Ok(changes)

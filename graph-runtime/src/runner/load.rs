@@ -1,6 +1,8 @@
 //! Reading a session back: a checkpoint from the store, verified, rebuilt from its chain and
 //! decoded.
 
+use std::time::SystemTime;
+
 use super::position::Frontier;
 use super::scheduler::branch_of;
 use super::session::{Chain, DELTA_MIN_BODY};
@@ -113,27 +115,70 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 }
                 None => Vec::new(),
             };
-            let size = checkpoint.bytes.len();
-            let mut loaded =
-                match self.apply_records(session, &envelope, record, &links, size, purpose) {
-                    Ok(loaded) => loaded,
-                    // The region's base was saved by a graph this one does not accept.
-                    Err(mismatch @ Error::GraphMismatch { .. }) => {
-                        return Err(self.explain(mismatch).await);
-                    }
-                    Err(e) => return Err(e),
-                };
+            let (size, created_at) = (checkpoint.bytes.len(), checkpoint.created_at);
+            let mut loaded = match self.apply_records(
+                session,
+                &envelope,
+                record,
+                &links,
+                (size, created_at),
+                purpose,
+            ) {
+                Ok(loaded) => loaded,
+                // The region's base was saved by a graph this one does not accept.
+                Err(mismatch @ Error::GraphMismatch { .. }) => {
+                    return Err(self.explain(mismatch).await);
+                }
+                Err(e) => return Err(e),
+            };
             Self::settle(session, &mut loaded, purpose)?;
+            self.restamp_waits(session, &mut loaded).await?;
             return Ok(loaded);
         }
         let links = match envelope.delta {
             None => Vec::new(),
             Some(of) => self.shared.store.chain(session, of.anchor, of.base).await?,
         };
-        let mut loaded =
-            self.decode_opened(session, &envelope, &links, checkpoint.bytes.len(), purpose)?;
+        let mut loaded = self.decode_opened(
+            session,
+            &envelope,
+            &links,
+            (checkpoint.bytes.len(), checkpoint.created_at),
+            purpose,
+        )?;
         Self::settle(session, &mut loaded, purpose)?;
+        self.restamp_waits(session, &mut loaded).await?;
         Ok(loaded)
+    }
+
+    /// The interrupt branches of a fan-out wait from the moment the region opened, which
+    /// the checkpoint the region's step saved (sequence number `opened`) records. A later
+    /// whole checkpoint of the same region (an operator's edit) must not restart their
+    /// deadlines: the waits its base holds are counted from that first checkpoint when the
+    /// store still keeps it. Only for regions with deadlines, and only when the base is not
+    /// that checkpoint itself (one more read, on a rare path).
+    async fn restamp_waits(&self, session: &str, loaded: &mut Loaded<W>) -> Result<()> {
+        let (Some(frontier), Some(cursor), Some(region)) =
+            (loaded.frontier.as_mut(), loaded.cursor, loaded.region)
+        else {
+            return Ok(());
+        };
+        let Some(base_written) = frontier.base_written else {
+            return Ok(());
+        };
+        let from_base = |since: &Option<SystemTime>| *since == Some(base_written);
+        if region.base == frontier.opened
+            || !super::deadline::has_deadlines::<W>(cursor)
+            || !frontier.waits_since.iter().any(from_base)
+        {
+            return Ok(());
+        }
+        if let Some(first) = self.shared.store.get(session, frontier.opened).await? {
+            for since in frontier.waits_since.iter_mut().filter(|s| from_base(s)) {
+                *since = Some(first.created_at.min(base_written));
+            }
+        }
+        Ok(())
     }
 
     /// A graph mismatch with what changed since the stored graph, as far as the store kept
@@ -301,14 +346,14 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Ok(())
     }
 
-    /// Decodes an opened checkpoint that is not a branch record; `links` are the
-    /// checkpoints of its delta chain (empty when it is whole).
+    /// Decodes an opened checkpoint that is not a branch record, of `size` bytes, created at
+    /// `created_at`; `links` are the checkpoints of its delta chain (empty when it is whole).
     fn decode_opened(
         &self,
         session: &str,
         envelope: &Envelope<'_>,
         links: &[Checkpoint],
-        size: usize,
+        (size, created_at): (usize, SystemTime),
         purpose: Purpose,
     ) -> Result<Loaded<W>> {
         let seq = envelope.seq;
@@ -380,7 +425,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         });
         let frontier = match frontier {
             None => None,
-            Some(body) => Self::frontier(session, seq, cursor, body, purpose)?,
+            Some(body) => Self::frontier(session, seq, cursor, body, purpose)?.map(|mut f| {
+                // The waits this checkpoint holds began when it was written (but see
+                // `Runner::restamp_waits`).
+                f.mark_saved(created_at, None);
+                f.base_written = Some(created_at);
+                f
+            }),
         };
         Ok(Loaded {
             seq,
@@ -443,21 +494,24 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             opened: body.opened,
             items,
             item_schema,
+            waits_since: vec![None; body.slots.len()],
+            base_written: None,
             slots: body.slots,
             saved: true,
         }))
     }
 
-    /// Reads the branch record `envelope`: rebuilds the checkpoint that holds its region's
-    /// frontier from `links` (the stored checkpoints from `record.anchor` to the record
-    /// before it), then applies every record after it, in order.
+    /// Reads the branch record `envelope` (of `size` bytes, created at `created_at`):
+    /// rebuilds the checkpoint that holds its region's frontier from `links` (the stored
+    /// checkpoints from `record.anchor` to the record before it), then applies every record
+    /// after it, in order.
     fn apply_records(
         &self,
         session: &str,
         envelope: &Envelope<'_>,
         record: RecordOf,
         links: &[Checkpoint],
-        size: usize,
+        (size, created_at): (usize, SystemTime),
         purpose: Purpose,
     ) -> Result<Loaded<W>> {
         let seq = envelope.seq;
@@ -471,8 +525,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if purpose == Purpose::Run {
             self.admit(session, &opened)?;
         }
-        let mut loaded =
-            self.decode_opened(session, &opened, &links[..at], base.bytes.len(), purpose)?;
+        let mut loaded = self.decode_opened(
+            session,
+            &opened,
+            &links[..at],
+            (base.bytes.len(), base.created_at),
+            purpose,
+        )?;
         if loaded.node != envelope.node
             && W::Exec::cursor_of(envelope.node).map(|c| W::Exec::spec(c).name)
                 != Some(loaded.node.as_str())
@@ -503,7 +562,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             &links[at + 1..],
             W::INPUT_SCHEMA,
         )?;
-        for (index, slot) in changes {
+        // The records' creation times, in the order of their changes.
+        let mut later = links[at + 1..].iter().peekable();
+        for (index, slot, record_seq) in changes {
             let Some(target) = frontier.slots.get_mut(index as usize) else {
                 return Err(corrupt(format!(
                     "a branch record names slot {index} of a frontier of {}",
@@ -511,6 +572,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 )));
             };
             *target = slot;
+            // A wait begins when the first record that holds it was written.
+            while later.next_if(|link| link.seq < record_seq).is_some() {}
+            let written = later
+                .peek()
+                .filter(|link| link.seq == record_seq)
+                .map_or(created_at, |link| link.created_at);
+            frontier.mark_saved(written, Some(&[index]));
         }
         loaded.seq = seq;
         loaded.status = envelope.status;

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,7 @@ use crate::{Error, Result, Workflow};
 mod attempt;
 mod child;
 mod config;
+mod deadline;
 mod graphs;
 mod load;
 mod operate;
@@ -47,6 +49,11 @@ use self::position::Position;
 pub use self::progress::{BranchProgress, BranchState, Progress};
 use self::scheduler::{waiting_at, waiting_nodes};
 use self::session::{Bookkeeping, SessionWriter};
+
+/// How many times an answer to a branch of a region with deadlines reads the session again
+/// after losing a race to another write (a worker recording a deadline, another answer)
+/// before it reports [`Error::Conflict`].
+const MAX_DEADLINE_RACES: u32 = 8;
 
 /// The generated cursor type of a workflow.
 type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
@@ -491,7 +498,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// [`Worker`](crate::Worker) runs such a node without its input, after the deadline (the
     /// wait is recorded in the store as a durable wake-up on the database's clock, so a worker
     /// started later still runs it). A session whose node a worker already began to run
-    /// without its input (and then crashed) is run on here, without the input again.
+    /// without its input (and then crashed) is run on here, without the input again. The
+    /// same goes for the interrupt branches of a parallel region, each with its own deadline.
     ///
     /// A child session of a subgraph node that completes or fails here makes its waiting
     /// parent runnable for workers (see [`Child::run`]).
@@ -514,6 +522,42 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             return Err(Error::Cancelled(session.to_owned()));
         }
         let cursor = self.cursor(session, &loaded)?;
+        // A worker claimed a session in a parallel region whose interrupt branches have
+        // deadlines: each branch whose deadline passed runs without its input, once that is
+        // recorded; the others wait on.
+        let region_deadlines = W::Exec::PARALLEL
+            && control.writes.fence.is_some()
+            && loaded.frontier.is_some()
+            && deadline::has_deadlines::<W>(cursor);
+        if region_deadlines && self.answered_in_process(session).await? {
+            // An answer given in-process after this worker's claim cleared the wake-up: that
+            // call runs the region on, so this worker leaves it rather than run a branch too.
+            let waiting = loaded
+                .frontier
+                .as_ref()
+                .and_then(|f| waiting_nodes::<W>(cursor, &f.slots).first().copied());
+            return Ok(Outcome::Interrupted {
+                node: waiting.unwrap_or(W::Exec::spec(cursor).name),
+                state: loaded.state,
+            });
+        }
+        if region_deadlines && let Some(frontier) = &loaded.frontier {
+            let due = deadline::due::<W>(cursor, frontier, SystemTime::now());
+            if !due.is_empty() {
+                return match self
+                    .record_branch_deadlines(session, loaded, cursor, &due, &control)
+                    .await
+                {
+                    Ok(position) => self.drive(Box::new(position), control).await,
+                    // An input (or another worker's deadline) was recorded between the load
+                    // and these writes: start over from what is stored now.
+                    Err(Error::Conflict { .. }) => {
+                        Box::pin(self.resume_inner(session, control)).await
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+        }
         if let Some(frontier) = &loaded.frontier {
             // Waiting in a parallel region with nothing else to run: nothing runs without
             // an input.
@@ -530,6 +574,13 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             if !runnable && let Some(&node) = waiting_nodes::<W>(cursor, &frontier.slots).first() {
                 let status = scheduler::region_status::<W>(waiting_at(""), cursor, &frontier.slots);
                 let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
+                // When the wait saved below wakes the session: at the earliest deadline of a
+                // waiting branch, if any has one.
+                // (Every wait of a loaded frontier is stored: it has its start.)
+                let now = SystemTime::now();
+                let waits = (&frontier.slots[..], &frontier.waits_since[..]);
+                let wake = deadline::next_wake::<W>(cursor, waits, now, now)
+                    .map_or(Wake::Never, Wake::After);
                 let mut writer = self.writer_at(session, &control, &mut loaded);
                 if waiting.len() > 1 {
                     writer.waiting_next(waiting);
@@ -537,9 +588,16 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 // A crash between the region's last branch record and its waiting record
                 // left it `Running`: save the wait the run would have saved (the same record,
                 // so the chain is as without the crash, and the snapshot says it waits).
-                if loaded.is_running() && writer.has_region() {
+                // A worker that claimed a waiting region before any deadline of its branches
+                // passed (the clocks of the machines that wrote the waits and of the
+                // database disagree) saves the wait again, with the wake-up moved to the
+                // next deadline, rather than be woken again at once.
+                if (loaded.is_running() || region_deadlines) && writer.has_region() {
                     let name = W::Exec::spec(cursor).name;
                     let record = writer.encode_record::<W>(loaded.seq + 1, name, status, &[])?;
+                    if deadline::has_deadlines::<W>(cursor) {
+                        writer.deadline_next::<W>(wake);
+                    }
                     writer.append(&self.shared.store, record, &control).await?;
                 }
                 return Ok(Outcome::Interrupted {
@@ -666,6 +724,71 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             .deadline_passed(true))
     }
 
+    /// Whether the session has no wake time although a worker claimed it (so it had one):
+    /// an answer given in-process to a branch of its region cleared it after the claim, and
+    /// that call runs the region on.
+    async fn answered_in_process(&self, session: &str) -> Result<bool> {
+        Ok(self
+            .shared
+            .store
+            .session(session)
+            .await?
+            .is_some_and(|record| record.wake_at.is_none()))
+    }
+
+    /// Records durably that the waiting interrupt branches `due` of the region joined at
+    /// `cursor` run without their input because their deadlines passed: one branch record
+    /// per branch, its slot back to pending (which, for an interrupt branch with `wait_ms`,
+    /// means "run with `None`"), audited as given by the deadline. So a crash re-runs them
+    /// without their input rather than waiting again, and a decision that comes later is
+    /// [`Error::NotWaiting`]. The session's wake time is left as it is (passed): should the
+    /// worker die before the branches' outputs are saved, the next claim runs them.
+    async fn record_branch_deadlines(
+        &self,
+        session: &str,
+        mut loaded: Loaded<W>,
+        cursor: Cursor<W>,
+        due: &[usize],
+        control: &Control,
+    ) -> Result<Position<W>> {
+        let (Some(mut frontier), Some(region)) = (loaded.frontier.take(), W::Exec::region(cursor))
+        else {
+            return Err(Error::Corrupt {
+                session: session.to_owned(),
+                seq: loaded.seq,
+                reason: "a region without its frontier".to_owned(),
+            });
+        };
+        let join = W::Exec::spec(cursor).name;
+        let mut writer = self.writer_at(session, control, &mut loaded);
+        let mut seq = loaded.seq;
+        for &index in due {
+            let Some(branch) = scheduler::branch_of(region, index) else {
+                continue;
+            };
+            let node = W::Exec::spec(branch).name;
+            frontier.slots[index] = Slot::Pending;
+            seq += 1;
+            let status = scheduler::region_status::<W>(Status::Running, cursor, &frontier.slots);
+            let changes = [(index as u32, &frontier.slots[index])];
+            let record = writer.encode_record::<W>(seq, join, status, &changes)?;
+            frontier.mark_saved(record.created_at, Some(&[index as u32]));
+            writer.audit_next(crate::store::Audit::new(crate::store::AuditKind::Input {
+                node: node.to_owned(),
+                source: crate::store::InputSource::Deadline,
+            }));
+            writer.append(&self.shared.store, record, control).await?;
+            tracing::debug!(
+                session,
+                node,
+                "the wait of the branch is over: runs without its input"
+            );
+        }
+        Ok(Position::at(writer, seq, cursor, loaded.state)
+            .with_failure(loaded.failure)
+            .with_frontier(Some(frontier)))
+    }
+
     /// Gives a waiting session its decision and runs on.
     ///
     /// The input is first recorded durably (so a crash after this point resumes with it), then
@@ -682,7 +805,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// At a node with a deadline (`#[node(interrupt, wait_ms = N)]`), an input given before a
     /// worker ran the node without one wins, and the deadline is cleared: the node runs here
     /// with `Some(input)`. Once a worker has begun to run it without its input (the deadline
-    /// passed), the input is [`Error::NotWaiting`].
+    /// passed), the input is [`Error::NotWaiting`]. The same holds for each interrupt branch
+    /// of a parallel region with its own deadline: an answer recorded before a worker
+    /// recorded that branch's deadline wins; one that loses that race is `NotWaiting`, and
+    /// the other branches keep their own deadlines.
     ///
     /// The session's history keeps the decision with when it came and, if the caller says
     /// so before awaiting, who gave it and why (see [`ResumeWith`]):
@@ -818,54 +944,78 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         audit: crate::store::Audit,
         control: &Control,
     ) -> Result<Position<W>> {
-        let cursor = self.cursor(session, &loaded)?;
-        let Some(mut frontier) = loaded.frontier.take() else {
-            return Err(Error::Corrupt {
-                session: session.to_owned(),
-                seq: loaded.seq,
-                reason: "a region without its frontier".to_owned(),
-            });
-        };
-        let target_name = W::Exec::spec(target).name;
-        let slot = W::Exec::region(cursor).and_then(|region| {
-            (0..frontier.slots.len()).find(|&i| {
-                scheduler::branch_of(region, i) == Some(target)
-                    && frontier.slots[i] == Slot::Waiting
-            })
-        });
-        let Some(index) = slot else {
-            let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
-            let actual = if waiting.is_empty() {
-                format!(
-                    "it is running the branches of `{}`, none of which waits",
-                    loaded.node
-                )
-            } else {
-                let list: Vec<String> = waiting.iter().map(|n| format!("`{n}`")).collect();
-                format!("it waits at {}", list.join(", "))
-            };
-            return Err(Error::NotWaiting {
-                session: session.to_owned(),
-                node: target_name,
-                actual,
-            });
-        };
-        let mut writer = self.writer_at(session, control, &mut loaded);
         let bytes = crate::execute::encode(&input).map_err(|e| Error::Encode {
             session: session.to_owned(),
             reason: e.to_string(),
         })?;
-        frontier.slots[index] = Slot::Input(Saved::new(W::INPUT_SCHEMA, bytes));
-        let seq = loaded.seq + 1;
-        let status = scheduler::region_status::<W>(Status::Running, cursor, &frontier.slots);
-        let changes = [(index as u32, &frontier.slots[index])];
-        let recorded =
-            writer.encode_record::<W>(seq, W::Exec::spec(cursor).name, status, &changes)?;
-        writer.audit_next(audit);
-        writer.append(&self.shared.store, recorded, control).await?;
-        Ok(Position::at(writer, seq, cursor, loaded.state)
-            .with_failure(loaded.failure)
-            .with_frontier(Some(frontier)))
+        let target_name = W::Exec::spec(target).name;
+        // The records a worker writes when deadlines of the region's branches pass race
+        // this one (compare-and-swap): the loser of the race reads the session again.
+        let mut races = 0;
+        loop {
+            let cursor = self.cursor(session, &loaded)?;
+            let Some(mut frontier) = loaded.frontier.take() else {
+                return Err(Error::NotWaiting {
+                    session: session.to_owned(),
+                    node: target_name,
+                    actual: format!("it is not in the region of `{target_name}` any more"),
+                });
+            };
+            let deadlines = deadline::has_deadlines::<W>(cursor);
+            let region = W::Exec::region(cursor);
+            let slot = region.and_then(|region| {
+                (0..frontier.slots.len()).find(|&i| scheduler::branch_of(region, i) == Some(target))
+            });
+            let Some(index) = slot.filter(|&i| frontier.slots[i] == Slot::Waiting) else {
+                let waiting = waiting_nodes::<W>(cursor, &frontier.slots);
+                let over = deadlines
+                    && W::Exec::spec(target).wait_ms.is_some()
+                    && slot.is_some_and(|i| frontier.slots[i] == Slot::Pending);
+                let actual = if over {
+                    format!("the wait of `{target_name}` was over: it runs without the input")
+                } else if waiting.is_empty() {
+                    format!(
+                        "it is running the branches of `{}`, none of which waits",
+                        loaded.node
+                    )
+                } else {
+                    let list: Vec<String> = waiting.iter().map(|n| format!("`{n}`")).collect();
+                    format!("it waits at {}", list.join(", "))
+                };
+                return Err(Error::NotWaiting {
+                    session: session.to_owned(),
+                    node: target_name,
+                    actual,
+                });
+            };
+            let mut writer = self.writer_at(session, control, &mut loaded);
+            frontier.slots[index] = Slot::Input(Saved::new(W::INPUT_SCHEMA, bytes.clone()));
+            let seq = loaded.seq + 1;
+            let status = scheduler::region_status::<W>(Status::Running, cursor, &frontier.slots);
+            let changes = [(index as u32, &frontier.slots[index])];
+            let recorded =
+                writer.encode_record::<W>(seq, W::Exec::spec(cursor).name, status, &changes)?;
+            frontier.mark_saved(recorded.created_at, Some(&[index as u32]));
+            writer.audit_next(audit.clone());
+            if deadlines && control.writes.wake.is_none() {
+                // Answered in-process: the region runs on here, so no worker may take the
+                // session at a deadline meanwhile (the wait this run saves next sets the
+                // wake-up again, for the branches that still wait).
+                writer.deadline_next::<W>(Wake::Never);
+            }
+            match writer.append(&self.shared.store, recorded, control).await {
+                Ok(()) => {
+                    return Ok(Position::at(writer, seq, cursor, loaded.state)
+                        .with_failure(loaded.failure)
+                        .with_frontier(Some(frontier)));
+                }
+                Err(Error::Conflict { .. }) if deadlines && races < MAX_DEADLINE_RACES => {
+                    races += 1;
+                    loaded = self.load_latest(session).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Creates a session for a [`Worker`](crate::Worker) to run: saves its first checkpoint

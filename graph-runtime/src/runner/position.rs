@@ -3,7 +3,7 @@
 //! [`Position::at`], whichever call starts the run (a new session, a resume, a decision, a
 //! deadline), with what that call knows added to it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::Cursor;
 use super::session::SessionWriter;
@@ -111,6 +111,16 @@ pub(super) struct Frontier {
     /// The fingerprint of a map's item type (0 for a static fan-out).
     pub(super) item_schema: u64,
     pub(super) slots: Vec<Slot>,
+    /// Per slot, when its wait began: the creation time of the first stored checkpoint (or
+    /// branch record) that holds the slot as [`Slot::Waiting`]; `None` while it does not
+    /// wait, or its wait is not stored yet. Nothing extra is saved: loading derives it from
+    /// the times the store keeps with each checkpoint, as [`Frontier::mark_saved`] does when
+    /// they are written. An interrupt branch with `wait_ms` runs without its input once
+    /// that long has passed since then (see `runner/deadline.rs`).
+    pub(super) waits_since: Vec<Option<SystemTime>>,
+    /// When the stored checkpoint this frontier was read from (the region's base, which
+    /// branch records extend) was written; `None` for a frontier this run made.
+    pub(super) base_written: Option<SystemTime>,
     /// Whether the newest stored checkpoints hold this frontier, so that a change can be
     /// saved as a small branch record rather than a whole checkpoint.
     pub(super) saved: bool,
@@ -129,11 +139,13 @@ impl Frontier {
                     Slot::Pending
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         Frontier {
             opened,
             items: None,
             item_schema: 0,
+            waits_since: vec![None; slots.len()],
+            base_written: None,
             slots,
             saved: false,
         }
@@ -145,10 +157,19 @@ impl Frontier {
         Frontier {
             opened,
             slots: vec![Slot::Pending; items.len()],
+            waits_since: vec![None; items.len()],
+            base_written: None,
             items: Some(items),
             item_schema,
             saved: false,
         }
+    }
+
+    /// Takes note that a checkpoint created at `created_at` stored the slots `changed` (all
+    /// of them when `None`, a whole frontier): a waiting slot's wait began then unless an
+    /// earlier one stored it waiting already; a slot that does not wait has no wait time.
+    pub(super) fn mark_saved(&mut self, created_at: SystemTime, changed: Option<&[u32]>) {
+        mark_waits(&self.slots, &mut self.waits_since, created_at, changed);
     }
 
     pub(super) fn as_ref(&self) -> FrontierRef<'_> {
@@ -157,5 +178,28 @@ impl Frontier {
             items: self.items.as_deref().map(|items| (self.item_schema, items)),
             slots: &self.slots,
         }
+    }
+}
+
+/// [`Frontier::mark_saved`] on a frontier's slots and wait times, borrowed apart.
+pub(super) fn mark_waits(
+    slots: &[Slot],
+    waits_since: &mut [Option<SystemTime>],
+    created_at: SystemTime,
+    changed: Option<&[u32]>,
+) {
+    let mut mark = |index: usize| {
+        if let (Some(slot), Some(since)) = (slots.get(index), waits_since.get_mut(index)) {
+            match slot {
+                Slot::Waiting => {
+                    since.get_or_insert(created_at);
+                }
+                _ => *since = None,
+            }
+        }
+    };
+    match changed {
+        None => (0..slots.len()).for_each(&mut mark),
+        Some(indices) => indices.iter().for_each(|&i| mark(i as usize)),
     }
 }

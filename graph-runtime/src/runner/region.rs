@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::future::Either;
@@ -22,7 +22,8 @@ use tracing::Instrument as _;
 use super::attempt::{
     AfterFailure, Attempt, AttemptSeries, ItemFailed, cancellable, timed, timed_out,
 };
-use super::position::{Frontier, Position};
+use super::deadline;
+use super::position::{Frontier, Position, mark_waits};
 use super::scheduler::{branch_of, region_status, waiting_at, waiting_nodes};
 use super::session::{self, SessionWriter, as_memory};
 use super::{CheckpointPolicy, Control, Cursor, Runner};
@@ -30,7 +31,7 @@ use crate::checkpoint::{Failure, FrontierRef, Saved};
 use crate::error::report;
 use crate::events::{BranchOutcome, Event};
 use crate::execute::{BranchResult, Execute, Region, RegionKind, Slot};
-use crate::store::{MemoryStore, Status, Store};
+use crate::store::{MemoryStore, Status, Store, Wake};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Workflow};
 
@@ -164,7 +165,7 @@ impl<'a, S: Store> Records<'a, S> {
         writer: &mut SessionWriter,
         seq: &mut u64,
         join: Cursor<W>,
-        slots: &[Slot],
+        (slots, waits_since): (&[Slot], &mut [Option<SystemTime>]),
         control: &Control,
     ) -> Result<()> {
         self.queued.pop_front();
@@ -179,8 +180,12 @@ impl<'a, S: Store> Records<'a, S> {
         let changes = changes_of(&now, slots);
         let status = region_status::<W>(Status::Running, join, slots);
         let record_seq = writer.stored_seq() + 1;
-        let record =
+        let mut record =
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?;
+        if deadline::has_deadlines::<W>(join) {
+            deadline::stamp(&mut record);
+        }
+        mark_waits(slots, waits_since, record.created_at, Some(&now));
         if let Some(memory) = self.memory {
             // It never waits: appended on the spot, nothing in flight.
             writer.append_in_memory(memory, record, control)?;
@@ -226,13 +231,13 @@ impl<'a, S: Store> Records<'a, S> {
         writer: &mut SessionWriter,
         seq: &mut u64,
         join: Cursor<W>,
-        slots: &[Slot],
+        (slots, waits_since): (&[Slot], &mut [Option<SystemTime>]),
         control: &Control,
     ) -> Result<()> {
         let result = self.wait().await;
         self.finish(writer, seq, result, control)?;
         while !self.queued.is_empty() {
-            self.start::<W>(writer, seq, join, slots, control)?;
+            self.start::<W>(writer, seq, join, (slots, &mut *waits_since), control)?;
             let result = self.wait().await;
             self.finish(writer, seq, result, control)?;
         }
@@ -346,7 +351,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             items,
             item_schema,
             slots,
+            waits_since,
             saved,
+            ..
         }) = frontier.as_mut()
         else {
             return Ok(None);
@@ -416,8 +423,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             let spec = W::Exec::spec(branch);
             specs.push(spec);
             match slot {
-                // An interrupt branch without its input waits: nothing to run.
-                Slot::Pending if spec.interrupt => {
+                // An interrupt branch without its input waits: nothing to run. (One with
+                // `wait_ms` is pending only once its wait is over: it runs without its input.)
+                Slot::Pending if spec.interrupt && spec.wait_ms.is_none() => {
                     *slot = Slot::Waiting;
                     records.unsaved.push(index as u32);
                     now_waiting.push(index);
@@ -540,7 +548,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                             running.push(Either::Left(attempt));
                         }
                     } else {
-                        records.start::<W>(writer, seq, join, slots, control)?;
+                        records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                     }
                     continue;
                 }
@@ -626,10 +634,10 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     // output.
                     drop(branches);
                     records
-                        .drain::<W>(writer, seq, join, slots, control)
+                        .drain::<W>(writer, seq, join, (slots, waits_since), control)
                         .await?;
                     if *saved && !records.unsaved.is_empty() {
-                        records.start::<W>(writer, seq, join, slots, control)?;
+                        records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                         let result = records.wait().await;
                         records.finish(writer, seq, result, control)?;
                     }
@@ -661,7 +669,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             {
                 records.queued.push_back(index as u32);
                 if !records.busy() {
-                    records.start::<W>(writer, seq, join, slots, control)?;
+                    records.start::<W>(writer, seq, join, (slots, waits_since), control)?;
                 }
             }
             // A branch starts only once the records before it are durable (the siblings
@@ -676,7 +684,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         drop(running);
         // Every record is durable before the join runs or the region waits.
         records
-            .drain::<W>(writer, seq, join, slots, control)
+            .drain::<W>(writer, seq, join, (slots, waits_since), control)
             .await?;
         let waiting = waiting_paths::<W>(join, slots, &paths);
         let Some(&first) = waiting.first() else {
@@ -702,8 +710,9 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         } else {
             *seq
         };
-        let checkpoint = if *saved && writer.has_region() {
-            let changes = changes_of(&records.unsaved, slots);
+        let changes = (*saved && writer.has_region()).then(|| records.unsaved.clone());
+        let mut checkpoint = if let Some(changed) = &changes {
+            let changes = changes_of(changed, slots);
             writer.encode_record::<W>(record_seq, W::Exec::spec(join).name, status, &changes)?
         } else {
             let frontier = FrontierRef {
@@ -721,6 +730,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 Some(frontier),
             )?
         };
+        let deadlines = deadline::has_deadlines::<W>(join);
+        if deadlines {
+            deadline::stamp(&mut checkpoint);
+        }
+        mark_waits(
+            slots,
+            waits_since,
+            checkpoint.created_at,
+            changes.as_deref(),
+        );
+        if deadlines {
+            let waits = (&slots[..], &waits_since[..]);
+            let next =
+                deadline::next_wake::<W>(join, waits, checkpoint.created_at, SystemTime::now());
+            writer.deadline_next::<W>(next.map_or(Wake::Never, Wake::After));
+        }
         writer.append(store, checkpoint, control).await?;
         *seq = record_seq;
         *saved = true;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument as _;
 
+use super::deadline;
 use super::position::{Frontier, Position};
 use super::region::announce;
 use super::session::as_memory;
@@ -491,7 +492,8 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 (status, Some(frontier.as_ref()))
             }
         };
-        let checkpoint = at.session.encode::<W>(
+        let waits = status.waiting_node().is_some();
+        let mut checkpoint = at.session.encode::<W>(
             seq,
             status,
             Cow::Borrowed(node),
@@ -502,6 +504,24 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         )?;
         if let Some(frontier) = &mut at.frontier {
             frontier.saved = true;
+            let deadlines = deadline::has_deadlines::<W>(at.cursor);
+            if deadlines {
+                deadline::stamp(&mut checkpoint);
+            }
+            frontier.mark_saved(checkpoint.created_at, None);
+            // A region that waits wakes at the earliest deadline of its waiting branches.
+            if waits && deadlines {
+                let waits = (&frontier.slots[..], &frontier.waits_since[..]);
+                let next = deadline::next_wake::<W>(
+                    at.cursor,
+                    waits,
+                    checkpoint.created_at,
+                    std::time::SystemTime::now(),
+                );
+                at.session.deadline_next::<W>(
+                    next.map_or(crate::store::Wake::Never, crate::store::Wake::After),
+                );
+            }
         }
         Ok(checkpoint)
     }

@@ -230,6 +230,16 @@ impl SessionWriter {
         });
     }
 
+    /// Makes the next append set the session's wake time to `wake` as the deadline of a
+    /// waiting interrupt branch (after [`SessionWriter::encode`]): with the workflow and graph
+    /// hash a claim needs, whoever writes, as a deadline outside a region has.
+    pub(super) fn deadline_next<W: Workflow>(&mut self, wake: Wake) {
+        self.pending = Some(PendingWake {
+            wake,
+            workflow: Some((W::NAME, W::GRAPH_HASH)),
+        });
+    }
+
     /// Whether a branch record can be appended: the newest stored checkpoints hold the frontier
     /// of the region the run is in.
     #[inline]
@@ -268,10 +278,10 @@ impl SessionWriter {
         failure: Option<&Failure>,
         frontier: Option<FrontierRef<'_>>,
     ) -> Result<Checkpoint> {
-        // A wait at an interrupt node with `wait_ms` (never in a parallel region: the macro
-        // refuses `wait_ms` on a branch) is a durable deadline: the append makes the session
-        // runnable once it passes, for any worker of this workflow and graph, even when the
-        // session was started in-process.
+        // A wait at an interrupt node with `wait_ms` is a durable deadline: the append makes
+        // the session runnable once it passes, for any worker of this workflow and graph,
+        // even when the session was started in-process. (In a parallel region, each waiting
+        // branch has its own: the caller sets the earliest with `deadline_next`.)
         self.pending = match (&status, &frontier) {
             (Status::Waiting { .. }, None) => W::Exec::cursor_of(&node)
                 .and_then(|cursor| W::Exec::spec(cursor).wait_ms)

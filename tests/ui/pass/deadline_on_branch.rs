@@ -31,6 +31,7 @@ mod checkout {
         u32::from(order.approved.is_some())
     }
 
+    // Waits for a decision at most a minute, while `score` runs; the default: not approved.
     #[node(interrupt, wait_ms = 60_000)]
     async fn review(order: &Order, decision: Option<Decision>) -> bool {
         order.approved.is_none() && matches!(decision, Some(Decision::Approve))
@@ -42,4 +43,10 @@ mod checkout {
     }
 }
 
-fn main() {}
+fn main() {
+    use graph_runtime::Workflow as _;
+    // The interrupt branch has its own deadline; its input is the decision itself.
+    let spec = checkout::Workflow::node("review").expect("review");
+    assert_eq!(spec.wait_ms, Some(60_000));
+    let _ = checkout::Input::Review(Decision::Reject);
+}
