@@ -281,9 +281,7 @@ fn w12_pg_workers(runs: usize) {
     println!(
         "\nW12 on PostgreSQL (fsync=on, synchronous_commit=on): {SESSIONS} sessions, {WORKERS} workers sharing one PostgresStore, concurrency {CONCURRENCY} each, median of {runs} runs"
     );
-    println!(
-        "  1 subgraph node per session (child: a, b)   {children:>8.0} children/s"
-    );
+    println!("  1 subgraph node per session (child: a, b)   {children:>8.0} children/s");
     println!(
         "  the same 2 nodes inline                     {inline:>8.0} sessions/s   children/s = {:.2}x inline",
         children / inline
@@ -313,6 +311,8 @@ fn main() {
     }
     #[cfg(not(feature = "postgres"))]
     if pg {
-        println!("\n(w12-pg-workers: needs `--features postgres` and GRAPH_RUNTIME_BENCH_POSTGRES=1)");
+        println!(
+            "\n(w12-pg-workers: needs `--features postgres` and GRAPH_RUNTIME_BENCH_POSTGRES=1)"
+        );
     }
 }
