@@ -23,6 +23,8 @@ use crate::{Error, NodeCtx, Result, Workflow};
 pub(crate) struct ChildHost {
     store: ErasedStore,
     config: Config,
+    /// The child graphs the parent runner's store has recorded (shared by its clones).
+    recorded: RecordedGraphs,
     /// The path a child of the node that just ran waits at (`research/review`), set by
     /// [`Child::run`] when its child stopped at an interrupt, taken by the step loop.
     interrupted: Mutex<Option<&'static str>>,
@@ -51,6 +53,30 @@ impl ChildHost {
             .interrupted
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(path);
+    }
+}
+
+/// The child workflows (name and graph hash) whose graph version a runner's store has
+/// recorded: a child runner is made for each call of [`Child::run`], and without this each
+/// would record its graph again before its first write (a store round trip per child on
+/// SQLite and PostgreSQL). Shared by the parent runner, its clones and its children's
+/// runners (one store); a handful of entries, so a `Vec`.
+#[derive(Clone, Default)]
+pub(super) struct RecordedGraphs(Arc<Mutex<Vec<(&'static str, u64)>>>);
+
+impl RecordedGraphs {
+    fn contains<W: Workflow>(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(W::NAME, W::GRAPH_HASH))
+    }
+
+    fn insert<W: Workflow>(&self) {
+        let mut graphs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !graphs.contains(&(W::NAME, W::GRAPH_HASH)) {
+            graphs.push((W::NAME, W::GRAPH_HASH));
+        }
     }
 }
 
@@ -92,6 +118,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Arc::new(ChildHost {
             store: ErasedStore(Arc::clone(&self.shared) as _),
             config: self.config.clone(),
+            recorded: self.shared.children_recorded.clone(),
             interrupted: Mutex::new(None),
         })
     }
@@ -188,9 +215,15 @@ impl<W: Workflow> Child<W> {
     /// The child of the step `ctx` runs (built by the code `#[workflow]` generates for a
     /// subgraph node, through `__private::child`).
     pub(crate) fn new(ctx: &NodeCtx, workflow: W) -> Self {
+        let key = ctx.idempotency_key();
         Child {
             workflow,
-            session: child_session_id(&ctx.idempotency_key()),
+            // The key is the id unless it is too long: no second allocation for the id.
+            session: if key.len() <= MAX_SESSION_ID_BYTES {
+                key
+            } else {
+                child_session_id(&key)
+            },
             node: ctx.node(),
             host: ctx.child_host().cloned(),
             _workflow: PhantomData,
@@ -242,9 +275,11 @@ impl<W: Workflow> Child<W> {
         };
         let runner = child_runner(&host, self.workflow);
         let outcome = match runner.start(&self.session, initial).await {
-            Err(Error::SessionExists(_)) => runner.resume(&self.session).await?,
-            other => other?,
+            Err(Error::SessionExists(_)) => runner.resume(&self.session).await,
+            other => other,
         };
+        remember_graph(&host, &runner);
+        let outcome = outcome?;
         match outcome {
             Outcome::Completed(state) => Ok(state),
             Outcome::Interrupted { node, .. } => {
@@ -289,7 +324,9 @@ impl ChildAnswer {
                     if let Some(note) = note {
                         decision = decision.note(note);
                     }
-                    decision.await.map(drop)
+                    let result = decision.await.map(drop);
+                    remember_graph(&host, &runner);
+                    result
                 })
             }),
         }
@@ -308,15 +345,24 @@ impl ChildAnswer {
     }
 }
 
-/// A runner of the child workflow `workflow` under the parent's store and configuration.
+/// A runner of the child workflow `workflow` under the parent's store and configuration,
+/// which records the child's graph version only if no child runner of its parent did.
 fn child_runner<W: Workflow>(host: &ChildHost, workflow: W) -> Runner<W, ErasedStore> {
     Runner {
         shared: Arc::new(Shared {
             workflow,
             store: host.store.clone(),
-            graph_recorded: std::sync::atomic::AtomicBool::new(false),
+            graph_recorded: std::sync::atomic::AtomicBool::new(host.recorded.contains::<W>()),
+            children_recorded: host.recorded.clone(),
         }),
         config: host.config.clone(),
+    }
+}
+
+/// Notes in `host` that the store recorded the graph of `runner`'s workflow, once it did.
+fn remember_graph<W: Workflow>(host: &ChildHost, runner: &Runner<W, ErasedStore>) {
+    if runner.graph_recorded() {
+        host.recorded.insert::<W>();
     }
 }
 

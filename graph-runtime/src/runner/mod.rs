@@ -206,6 +206,8 @@ struct Shared<W, S> {
     store: S,
     /// Whether the store has this graph's version (see [`Runner::record_graph`]).
     graph_recorded: AtomicBool,
+    /// The graphs of the children its subgraph nodes ran whose versions the store has.
+    children_recorded: child::RecordedGraphs,
 }
 
 impl<W, S> Clone for Runner<W, S> {
@@ -274,6 +276,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 workflow,
                 store,
                 graph_recorded: AtomicBool::new(false),
+                children_recorded: child::RecordedGraphs::default(),
             }),
             config: Config {
                 policy: CheckpointPolicy::EveryStep,
