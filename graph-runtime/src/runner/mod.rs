@@ -675,6 +675,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         input: W::Input,
         control: Control,
     ) -> Result<Outcome<W::State>> {
+        // An answer for a subgraph node's child goes to the child's session, as in
+        // `resume_with` (`Decide::resume`).
+        let input = if W::Exec::SUBGRAPHS {
+            let target = W::Exec::input_node(&input);
+            match W::Exec::child_answer(input) {
+                Ok(answer) => {
+                    let said = Decision::default();
+                    return self
+                        .answer_child(session, target, answer, said, control)
+                        .await;
+                }
+                Err(input) => input,
+            }
+        } else {
+            input
+        };
         let position = self.record_input(session, input, None, &control).await?;
         self.drive(Box::new(position), control).await
     }
