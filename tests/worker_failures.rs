@@ -263,16 +263,26 @@ async fn verify_parcels<S: Store + Clone>(
         .map(|r| r.session)
         .filter(|s| s.starts_with(prefix))
         .collect();
+    // The reference runs at once (their nodes sleep).
+    let tasks: Vec<_> = parcels
+        .iter()
+        .map(|(id, parcel)| {
+            let (runner, id) = (reference_parents.clone(), id.clone());
+            let mut clean = parcel.clone();
+            clean.side_log.clear();
+            tokio::spawn(async move {
+                let out = runner.start(&id, clean).await.expect("reference run");
+                out.into_state()
+            })
+        })
+        .collect();
+    let mut wants = Vec::new();
+    for task in tasks {
+        wants.push(task.await.expect("reference task"));
+    }
     let mut recorded = BTreeSet::new();
     let mut lost = 0;
-    for (id, parcel) in parcels {
-        let mut clean = parcel.clone();
-        clean.side_log.clear();
-        let mut want = reference_parents
-            .start(id, clean)
-            .await
-            .expect("reference run")
-            .into_state();
+    for ((id, parcel), mut want) in parcels.iter().zip(wants) {
         want.side_log.clone_from(&parcel.side_log);
         let snapshot = parents.state(id).await.expect("state").expect("parcel");
         assert_eq!(snapshot.status, Status::Completed, "{id}");
@@ -394,7 +404,7 @@ async fn sigkill_at_random<S: Store + Clone>(store: S, spec: &str, dir: &Path) {
         }
         let parcels: Vec<(String, Parcel)> = (0..8u64)
             .map(|i| {
-                let parcel = Parcel::new(i, 30 + (i % 3) * 30, &side_log);
+                let parcel = Parcel::new(i, 20 + (i % 3) * 20, &side_log);
                 (format!("r{round}-parcel-{i}"), parcel)
             })
             .collect();
