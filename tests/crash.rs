@@ -15,6 +15,14 @@
 //! have had its side effect, and every branch key must have run exactly as often as the
 //! ordinal of its kept run: the runs before it were lost to kills, none came after it.
 //!
+//! The first kill test runs, next to the tally sessions, tickets whose subgraph node runs a
+//! child workflow (`support/nested.rs`), whose wait is answered through the parent. After
+//! recovery: final parent and child states equal a crash-free run's; every child node's key
+//! ran exactly as often as the ordinal its child's state recorded (no side effect of a
+//! committed child step happened again, none was recorded twice); every key that ran is one a
+//! child recorded (no forked child); every child session belongs to a parent step that exists,
+//! and every finished parent has exactly its children, completed (no orphans).
+//!
 //! `CRASH_KILLS=500 cargo test --test crash` runs more kills than the default 50 (in each of
 //! the two kill tests).
 
@@ -26,14 +34,18 @@ mod tally_workflow;
 #[allow(dead_code)] // `child` is the child binary's
 mod fan_workflow;
 
+#[path = "support/nested.rs"]
+#[allow(dead_code)] // `child` is the child binary's
+mod nested_workflow;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use graph_runtime::Status;
 use graph_runtime::prelude::*;
-use graph_runtime::store::Store as _;
+use graph_runtime::store::{SessionFilter, Store as _};
+use graph_runtime::{Status, Workflow as _};
 
 use tally_workflow::{CHILD_ENV, SESSIONS, Tally, declined, drive, session, side_log, tally};
 
@@ -116,8 +128,19 @@ fn kill_at_random(parallel: bool, mut verify: impl FnMut(&Path)) -> (usize, usiz
 
 #[test]
 fn sigkill_at_random_instants_loses_and_forks_nothing() {
-    let (killed, finished_early) = kill_at_random(false, verify);
-    eprintln!("{killed} kills, {finished_early} runs that finished before their kill");
+    let mut reruns = 0;
+    let (killed, finished_early) = kill_at_random(false, |dir| {
+        verify(dir);
+        reruns += verify_nested(dir);
+    });
+    eprintln!(
+        "{killed} kills, {finished_early} runs that finished before their kill, {reruns} child \
+         node runs lost to kills and re-run"
+    );
+    assert!(
+        reruns > 0,
+        "no kill landed inside a child's node: the test covered no re-run"
+    );
 }
 
 fn verify(dir: &Path) {
@@ -198,6 +221,189 @@ fn integrity_check(dir: &Path) {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity_check");
     assert_eq!(integrity, "ok");
+}
+
+/// What a ticket and its children end as without any crash, renamed to session `id`, with
+/// the run ordinals of the children left out (they differ by design): the ticket, and each
+/// child's session id with its final state, in the order the ticket ran them.
+fn nested_expected(
+    id: &str,
+) -> (
+    nested_workflow::Ticket,
+    Vec<(String, nested_workflow::Lookup)>,
+) {
+    use nested_workflow::{Lookup, Ticket, drive, lookup, ticket};
+    type Reference = (Ticket, Vec<(String, Lookup)>);
+    static REFERENCE: std::sync::OnceLock<Reference> = std::sync::OnceLock::new();
+    let (parent, children) = REFERENCE.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let store = MemoryStore::new();
+        let runner = Runner::new(ticket::Workflow, store.clone());
+        let done = rt
+            .block_on(drive(&runner, "reference"))
+            .expect("reference run");
+        let page = rt
+            .block_on(
+                store.sessions(
+                    &SessionFilter::new()
+                        .workflow(lookup::Workflow::NAME)
+                        .limit(SessionFilter::MAX_LIMIT),
+                ),
+            )
+            .expect("the reference's children");
+        let runner = Runner::new(lookup::Workflow, store);
+        let mut children: Vec<(String, Lookup)> = page
+            .sessions
+            .into_iter()
+            .map(|record| {
+                let child = rt
+                    .block_on(runner.state(&record.session))
+                    .expect("state")
+                    .expect("the child");
+                assert!(child.state.runs.iter().all(|(_, ordinal)| *ordinal == 1));
+                (record.session, child.state)
+            })
+            .collect();
+        let seq = |id: &str| -> u64 { id.rsplit_once('/').unwrap().1.parse().unwrap() };
+        children.sort_by_key(|(id, _)| seq(id));
+        assert_eq!(children.len(), nested_workflow::ROUNDS as usize);
+        (done, children)
+    });
+    let rename = |key: &str| key.replacen("reference", id, 1);
+    let mut parent = parent.clone();
+    for key in &mut parent.keys {
+        *key = rename(key);
+    }
+    let children = children
+        .iter()
+        .map(|(child, state)| {
+            let mut state = state.clone();
+            for key in &mut state.keys {
+                *key = rename(key);
+            }
+            state.runs.clear();
+            (rename(child), state)
+        })
+        .collect();
+    (parent, children)
+}
+
+/// Checks a directory whose tickets all completed; returns how many runs of child nodes were
+/// lost to kills (and re-run).
+fn verify_nested(dir: &Path) -> usize {
+    use nested_workflow::{Lookup, SESSIONS, lookup, session, side_log, ticket};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    assert!(
+        nested_workflow::marker(dir).exists(),
+        "the child did not run the subgraph workflow: is {} a crash-child built from another \
+         checkout sharing the target directory?",
+        env!("CARGO_BIN_EXE_crash-child")
+    );
+    let store = SqliteStore::open(dir.join("crash.db")).expect("reopen");
+    let parents = Runner::new(ticket::Workflow, store.clone());
+    let children = Runner::new(lookup::Workflow, store.clone());
+    let mut runs_per_key: HashMap<String, u32> = HashMap::new();
+    for line in std::fs::read_to_string(side_log(dir))
+        .unwrap_or_default()
+        .lines()
+    {
+        *runs_per_key.entry(line.to_owned()).or_default() += 1;
+    }
+    // Every child session in the file: each must be claimed by a parent below.
+    let page = rt
+        .block_on(
+            store.sessions(
+                &SessionFilter::new()
+                    .workflow(lookup::Workflow::NAME)
+                    .limit(SessionFilter::MAX_LIMIT),
+            ),
+        )
+        .expect("child sessions");
+    assert!(page.next.is_none());
+    let mut unclaimed: BTreeSet<String> = page.sessions.into_iter().map(|r| r.session).collect();
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    let mut lost = 0;
+    for i in 0..SESSIONS {
+        let id = session(i);
+        let snap = rt
+            .block_on(parents.state(&id))
+            .expect("state")
+            .expect("ticket exists");
+        assert_eq!(snap.status, Status::Completed, "{id}");
+        let (want, want_children) = nested_expected(&id);
+        assert_eq!(snap.state, want, "{id}");
+        let history = rt.block_on(parents.history(&id)).expect("history");
+        let seqs: Vec<u64> = history.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "{id}: sequence numbers"
+        );
+        for (child_id, want_child) in want_children {
+            // The finished parent has this child, at the id of a step of its own that ran
+            // `research` (the checkpoint before it has `research` as its cursor).
+            assert!(
+                unclaimed.remove(&child_id),
+                "{id}: its child {child_id} is missing"
+            );
+            let seq: usize = child_id.rsplit_once('/').unwrap().1.parse().unwrap();
+            assert!(seq < history.len(), "{child_id}: no parent step {seq}");
+            assert_eq!(history[seq - 1].node, "research", "{child_id}");
+            let child = rt
+                .block_on(children.state(&child_id))
+                .expect("child state")
+                .expect("child exists");
+            assert_eq!(child.status, Status::Completed, "{child_id}");
+            let got = Lookup {
+                runs: Vec::new(),
+                ..child.state.clone()
+            };
+            assert_eq!(got, want_child, "{child_id}");
+            // Each committed step of the child recorded its effect once, and the effect
+            // happened as often as the recorded run's ordinal: the runs before it were lost
+            // to kills, none came after it.
+            assert_eq!(child.state.runs.len(), child.state.keys.len(), "{child_id}");
+            for (key, ordinal) in &child.state.runs {
+                assert!(recorded.insert(key.clone()), "{key} recorded twice");
+                let runs = runs_per_key.get(key).copied().unwrap_or(0);
+                assert!(
+                    runs > 0,
+                    "{child_id}: the side effect of {key} never happened"
+                );
+                assert_eq!(
+                    runs, *ordinal,
+                    "{child_id}: {key} ran {runs} times, its recorded run is run {ordinal}"
+                );
+                lost += (runs - 1) as usize;
+            }
+            let child_seqs: Vec<u64> = rt
+                .block_on(children.history(&child_id))
+                .expect("child history")
+                .iter()
+                .map(|c| c.seq)
+                .collect();
+            assert_eq!(
+                child_seqs,
+                (0..child_seqs.len() as u64).collect::<Vec<_>>(),
+                "{child_id}: sequence numbers"
+            );
+        }
+    }
+    assert!(
+        unclaimed.is_empty(),
+        "child sessions no parent step ran: {unclaimed:?}"
+    );
+    // Every key that ran is one a child recorded: a re-run has the key of the run it repeats.
+    for key in runs_per_key.keys() {
+        assert!(recorded.contains(key), "{key} ran but no child recorded it");
+    }
+    lost
 }
 
 /// What a parallel session ends as without any crash, renamed to session `id`, with

@@ -578,6 +578,35 @@ async fn a_child_answered_through_its_parent_lets_it_go_on<S: Store + Clone>(sto
     assert!(matches!(again, Err(Error::NotWaiting { .. })), "{again:?}");
 }
 
+/// `spawn_resume_with` takes a child's answer through the parent as `resume_with` does, and
+/// the spawned run's events are the parent's run on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_answer_through_the_parent_runs_it_on() {
+    let tag = "memory-spawned-answer";
+    let store = graph_runtime::MemoryStore::new();
+    let (parent, id) = start_a_ticket_whose_child_waits(&store, tag).await;
+    let mut run = parent.spawn_resume_with(
+        &id,
+        reviewed_support::Input::Research(reviewed_research::Input::Review("ok".into())),
+    );
+    let mut events = run.events();
+    let done = run.await.unwrap();
+    let Outcome::Completed(ticket) = done else {
+        panic!("{done:?}");
+    };
+    assert_eq!(ticket.reply, format!("Thanks! {REVIEWED_NOTES}"));
+    let mut steps = Vec::new();
+    while let Some(event) = events.next().await {
+        if let graph_runtime::Event::StepStarted { node, .. } = event {
+            steps.push(node);
+        }
+    }
+    assert_eq!(steps, ["research", "reply"]);
+    for (node, times) in [("search", 1), ("review", 1), ("summarize", 1)] {
+        assert_eq!(runs(tag, node), times, "{node}");
+    }
+}
+
 async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("s.db")).unwrap();

@@ -5,6 +5,14 @@
 //! cancel the running node, sessions that need no work and runs that fail, which must not be
 //! claimed in a loop.
 //!
+//! The SIGKILL test runs, next to the `jobs` sessions, parcels whose subgraph node `pack` runs
+//! a `packing` child of three nodes, each with a side effect keyed by its idempotency key.
+//! After recovery: final parent and child states equal a failure-free run's; every child
+//! node's key ran exactly as often as the ordinal its child's state recorded (no side effect of
+//! a committed child step happened again, none was recorded twice); every key that ran is one
+//! a child recorded; every child session belongs to a parent step that exists, and every
+//! finished parent has its child, completed (no orphans).
+//!
 //! The worker processes are the `worker-child` binary (`tests/support/worker_child_bin.rs`,
 //! sharing `tests/support/worker_child.rs` with this file), with 1 s leases and a 100 ms poll. `WORKER_KILLS=200 cargo test --test worker_failures` kills more than the
 //! default 20 times per store.
@@ -23,11 +31,14 @@ use std::time::Duration;
 
 use graph_runtime::Workflow as WorkflowDef;
 use graph_runtime::prelude::*;
-use graph_runtime::store::{Append, Checkpoint, Claim, Store, Wake};
+use graph_runtime::store::{Append, Checkpoint, Claim, SessionFilter, Store, Wake};
 use graph_runtime::{CancellationToken, PostgresOptions, PostgresStore, Status, Worker};
 use tokio::time::Instant;
 
-use worker_child::{CHILD_CONCURRENCY, CHILD_OWNER, CHILD_STORE, Job, Reporting, decision, jobs};
+use worker_child::{
+    CHILD_CONCURRENCY, CHILD_OWNER, CHILD_STORE, Job, Packing, Parcel, Reporting, decision, jobs,
+    packing, parcels,
+};
 
 /// A worker process, killed (SIGKILL) when dropped; its stdout lines are collected.
 struct ChildWorker {
@@ -196,6 +207,170 @@ async fn verify<S: Store + Clone>(store: &S, jobs: &[(String, Job)], side_log: &
     }
 }
 
+/// Whether every parcel of `ids` completed. Store errors count as "not yet".
+async fn parcels_completed<S: Store + Clone>(
+    runner: &Runner<parcels::Workflow, S>,
+    ids: &[String],
+) -> bool {
+    for id in ids {
+        match runner.state(id).await {
+            Ok(Some(snapshot)) if snapshot.status == Status::Completed => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Every parcel of `parcels` completed, with the failure-free state, and so did its child:
+/// the failure-free child state; each of the child's committed steps recorded its effect
+/// once, and that effect happened exactly as often as the recorded run's ordinal (the runs
+/// before it lost to kills, none after it); every key that ran is one the child recorded.
+/// Every child session of these parcels (ids under `prefix`) belongs to a parent step that
+/// exists. Returns how many child node runs were lost to kills (and re-run).
+async fn verify_parcels<S: Store + Clone>(
+    store: &S,
+    parcels: &[(String, Parcel)],
+    prefix: &str,
+    side_log: &Path,
+) -> usize {
+    let parents = Runner::new(parcels::Workflow, store.clone());
+    let children = Runner::new(packing::Workflow, store.clone());
+    let mut runs_per_key: std::collections::HashMap<String, u32> = Default::default();
+    for line in std::fs::read_to_string(side_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+    {
+        *runs_per_key.entry(line.to_owned()).or_default() += 1;
+    }
+    // The failure-free run, on a memory store under the same ids, without side effects.
+    let reference = MemoryStore::new();
+    let reference_parents = Runner::new(parcels::Workflow, reference.clone());
+    let reference_children = Runner::new(packing::Workflow, reference.clone());
+    // Every child session of this round in the store: each must be claimed by a parent.
+    let page = store
+        .sessions(
+            &SessionFilter::new()
+                .workflow(<packing::Workflow as WorkflowDef>::NAME)
+                .limit(SessionFilter::MAX_LIMIT),
+        )
+        .await
+        .expect("child sessions");
+    assert!(page.next.is_none());
+    let mut unclaimed: BTreeSet<String> = page
+        .sessions
+        .into_iter()
+        .map(|r| r.session)
+        .filter(|s| s.starts_with(prefix))
+        .collect();
+    // The reference runs at once (their nodes sleep).
+    let tasks: Vec<_> = parcels
+        .iter()
+        .map(|(id, parcel)| {
+            let (runner, id) = (reference_parents.clone(), id.clone());
+            let mut clean = parcel.clone();
+            clean.side_log.clear();
+            tokio::spawn(async move {
+                let out = runner.start(&id, clean).await.expect("reference run");
+                out.into_state()
+            })
+        })
+        .collect();
+    let mut wants = Vec::new();
+    for task in tasks {
+        wants.push(task.await.expect("reference task"));
+    }
+    let mut recorded = BTreeSet::new();
+    let mut lost = 0;
+    for ((id, parcel), mut want) in parcels.iter().zip(wants) {
+        want.side_log.clone_from(&parcel.side_log);
+        let snapshot = parents.state(id).await.expect("state").expect("parcel");
+        assert_eq!(snapshot.status, Status::Completed, "{id}");
+        assert_eq!(snapshot.state, want, "{id}");
+        let history = parents.history(id).await.expect("history");
+        let seqs: Vec<u64> = history.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{id}");
+
+        // Its one child, at the id of its `pack` step (the checkpoint before which has
+        // `pack` as its cursor), completed as without failures.
+        let want_children: Vec<String> = reference
+            .sessions(
+                &SessionFilter::new()
+                    .workflow(<packing::Workflow as WorkflowDef>::NAME)
+                    .limit(SessionFilter::MAX_LIMIT),
+            )
+            .await
+            .expect("reference children")
+            .sessions
+            .into_iter()
+            .map(|r| r.session)
+            .filter(|s| s.starts_with(&format!("{id}/")))
+            .collect();
+        assert_eq!(want_children.len(), 1, "{id}: {want_children:?}");
+        let child_id = &want_children[0];
+        assert!(
+            unclaimed.remove(child_id),
+            "{id}: its child {child_id} is missing"
+        );
+        let seq: usize = child_id.rsplit_once('/').unwrap().1.parse().unwrap();
+        assert!(seq < history.len(), "{child_id}: no parent step {seq}");
+        assert_eq!(history[seq - 1].node, "pack", "{child_id}");
+        let mut want_child = reference_children
+            .state(child_id)
+            .await
+            .unwrap()
+            .expect("reference child")
+            .state;
+        want_child.side_log.clone_from(&parcel.side_log);
+        want_child.runs.clear();
+        let child = children
+            .state(child_id)
+            .await
+            .expect("child state")
+            .expect("child");
+        assert_eq!(child.status, Status::Completed, "{child_id}");
+        let got = Packing {
+            runs: Vec::new(),
+            ..child.state.clone()
+        };
+        assert_eq!(got, want_child, "{child_id}");
+        assert_eq!(child.state.runs.len(), child.state.keys.len(), "{child_id}");
+        for (key, ordinal) in &child.state.runs {
+            assert!(recorded.insert(key.clone()), "{key} recorded twice");
+            let runs = runs_per_key.get(key).copied().unwrap_or(0);
+            assert!(
+                runs > 0,
+                "{child_id}: the side effect of {key} never happened"
+            );
+            assert_eq!(
+                runs, *ordinal,
+                "{child_id}: {key} ran {runs} times, its recorded run is run {ordinal}"
+            );
+            lost += (runs - 1) as usize;
+        }
+        let child_seqs: Vec<u64> = children
+            .history(child_id)
+            .await
+            .expect("child history")
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(
+            child_seqs,
+            (0..child_seqs.len() as u64).collect::<Vec<_>>(),
+            "{child_id}"
+        );
+    }
+    assert!(
+        unclaimed.is_empty(),
+        "child sessions no parent step ran: {unclaimed:?}"
+    );
+    for key in runs_per_key.keys() {
+        assert!(recorded.contains(key), "{key} ran but no child recorded it");
+    }
+    lost
+}
+
 fn kills() -> usize {
     std::env::var("WORKER_KILLS")
         .ok()
@@ -204,9 +379,12 @@ fn kills() -> usize {
 }
 
 /// Three worker processes; one at random is SIGKILLed at random instants and restarted, while
-/// the test answers the reviews. Rounds of 40 sessions go on until enough kills landed.
+/// the test answers the reviews. Rounds of 40 jobs and 8 parcels (a subgraph node each) go on
+/// until enough kills landed.
 async fn sigkill_at_random<S: Store + Clone>(store: S, spec: &str, dir: &Path) {
     let runner = Runner::new(jobs::Workflow, store.clone());
+    let parcel_runner = Runner::new(parcels::Workflow, store.clone());
+    let mut child_reruns = 0;
     let side_log = dir.join("side.log");
     let wanted = kills();
     let mut workers: Vec<ChildWorker> = (0..3)
@@ -224,10 +402,25 @@ async fn sigkill_at_random<S: Store + Clone>(store: S, spec: &str, dir: &Path) {
         for (id, job) in &jobs {
             runner.enqueue(id, job.clone()).await.expect("enqueue");
         }
+        let parcels: Vec<(String, Parcel)> = (0..8u64)
+            .map(|i| {
+                let parcel = Parcel::new(i, 20 + (i % 3) * 20, &side_log);
+                (format!("r{round}-parcel-{i}"), parcel)
+            })
+            .collect();
+        for (id, parcel) in &parcels {
+            parcel_runner
+                .enqueue(id, parcel.clone())
+                .await
+                .expect("enqueue");
+        }
+        let parcel_ids: Vec<String> = parcels.iter().map(|(id, _)| id.clone()).collect();
         let ids: Vec<(u64, String)> = jobs.iter().map(|(id, j)| (j.id, id.clone())).collect();
         let mut answered = HashSet::new();
         let mut next_kill = Instant::now() + Duration::from_millis(fastrand::u64(100..400));
-        while !answer_and_check(&runner, &ids, &mut answered).await {
+        while !(answer_and_check(&runner, &ids, &mut answered).await
+            && parcels_completed(&parcel_runner, &parcel_ids).await)
+        {
             if killed < wanted && Instant::now() >= next_kill {
                 let victim = fastrand::usize(0..workers.len());
                 let owner = format!("w{victim}-{killed}");
@@ -243,10 +436,13 @@ async fn sigkill_at_random<S: Store + Clone>(store: S, spec: &str, dir: &Path) {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
         verify(&store, &jobs, &side_log).await;
+        child_reruns +=
+            verify_parcels(&store, &parcels, &format!("r{round}-parcel-"), &side_log).await;
         round += 1;
     }
     eprintln!(
-        "{killed} kills over {round} rounds of 40 sessions in {:?}",
+        "{killed} kills over {round} rounds of 40 jobs and 8 parcels in {:?}; {child_reruns} \
+         child node runs lost to kills and re-run",
         started.elapsed()
     );
 }

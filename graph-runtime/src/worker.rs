@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::execute::Execute;
-use crate::runner::Config;
+use crate::runner::{Config, RecordedGraphs};
 use crate::store::{Claim, ErasedStore, Lease, Store};
 use crate::{Error, Outcome, Result, Runner, Workflow};
 
@@ -324,18 +324,19 @@ trait Registered: Send + Sync + 'static {
 /// (`Execute::child_workers`, built by `__private::child_worker`): makes a runner of it on its
 /// parent's store, with its parent's configuration.
 pub(crate) struct ChildWorker {
-    make: fn(ErasedStore, Config) -> Arc<dyn Registered>,
+    make: fn(ErasedStore, Config, RecordedGraphs) -> Arc<dyn Registered>,
 }
 
 impl ChildWorker {
     /// The child workflow `W`.
     pub(crate) fn of<W: Workflow + Default>() -> Self {
         ChildWorker {
-            make: |store, config| {
+            make: |store, config, recorded| {
                 Arc::new(AsChild(Runner::<W, ErasedStore>::on_erased(
                     W::default(),
                     store,
                     config,
+                    recorded,
                 )))
             },
         }
@@ -398,11 +399,11 @@ impl<W: Workflow, S: Store> Registered for Runner<W, S> {
         if children.is_empty() {
             return Vec::new();
         }
-        let (store, config) = self.erased_parts();
+        let (store, config, recorded) = self.erased_parts();
         children
             .into_iter()
             .filter_map(|child| child.downcast::<ChildWorker>().ok())
-            .map(|child| (child.make)(store.clone(), config.clone()))
+            .map(|child| (child.make)(store.clone(), config.clone(), recorded.clone()))
             .collect()
     }
 

@@ -1,13 +1,17 @@
 //! The child process of `tests/crash.rs`: runs every session of a crash workflow on the SQLite
 //! file in `$GRAPH_RUNTIME_CRASH_DIR` until all complete, starting or resuming each. The test
 //! kills it with SIGKILL at random instants. With `$GRAPH_RUNTIME_CRASH_MODE=parallel` it runs
-//! the parallel workflow (`fanout.rs`), otherwise the tally workflow (`tally.rs`).
+//! the parallel workflow (`fanout.rs`), otherwise the tally workflow (`tally.rs`) and, at the
+//! same time, the subgraph workflow (`nested.rs`).
 
 #[path = "tally.rs"]
 mod tally_workflow;
 
 #[path = "fanout.rs"]
 mod fan_workflow;
+
+#[path = "nested.rs"]
+mod nested_workflow;
 
 fn main() {
     let Ok(dir) = std::env::var(tally_workflow::CHILD_ENV) else {
@@ -24,7 +28,11 @@ fn main() {
     let result = if parallel {
         rt.block_on(fan_workflow::child(dir))
     } else {
-        rt.block_on(tally_workflow::child(dir))
+        rt.block_on(async {
+            let (tally, nested) =
+                tokio::join!(tally_workflow::child(dir), nested_workflow::child(dir));
+            tally.and(nested)
+        })
     };
     if let Err(e) = result {
         eprintln!("child run failed: {e}");

@@ -1,5 +1,5 @@
 //! The worker process of `tests/worker_failures.rs`, and what the test and the child share: the
-//! workflow, a store that reports what it does on stdout, and the child's `main`.
+//! workflows (`jobs`, and `parcels` whose subgraph node runs a `packing` child), a store that reports what it does on stdout, and the child's `main`.
 //!
 //! The test starts the `worker-child` binary (`worker_child_bin.rs`) with [`CHILD_STORE`] set;
 //! that child runs a [`Worker`] over the store until it is killed. Its
@@ -111,6 +111,136 @@ pub mod jobs {
         tokio::time::sleep(Duration::from_millis(j.work_ms)).await;
         j.keys.push(key);
         j.shipped = true;
+    }
+}
+
+/// The state of a [`parcels`] session (the parent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Parcel {
+    pub id: u64,
+    /// How long each step of the parent and of its child takes.
+    pub work_ms: u64,
+    /// The file the child's nodes append their idempotency keys to (the "external system").
+    pub side_log: String,
+    /// The idempotency key of every step of the parent that ran to its checkpoint.
+    pub keys: Vec<String>,
+    /// The child's summary.
+    pub label: String,
+}
+
+impl Parcel {
+    pub fn new(id: u64, work_ms: u64, side_log: &std::path::Path) -> Parcel {
+        Parcel {
+            id,
+            work_ms,
+            side_log: side_log.display().to_string(),
+            ..Parcel::default()
+        }
+    }
+}
+
+/// The state of a [`packing`] session (the child of a parcel).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Packing {
+    pub parcel: u64,
+    pub work_ms: u64,
+    pub side_log: String,
+    /// The idempotency key of every node run the child's checkpoints recorded, in order.
+    pub keys: Vec<String>,
+    /// Per recorded key, the ordinal of its run among the runs of that key in the side log
+    /// (always 1 without failures).
+    pub runs: Vec<(String, u32)>,
+}
+
+impl Packing {
+    /// One node's work: the external call (one line in the side log), then the rest of the
+    /// work (a sleep), before the step is checkpointed: a kill between the two makes the call
+    /// happen again, with the same key. Records the key with its run's ordinal.
+    async fn step(&mut self, ctx: &NodeCtx) {
+        let key = ctx.idempotency_key();
+        let mut ordinal = 1;
+        if !self.side_log.is_empty() {
+            let before = std::fs::read_to_string(&self.side_log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|line| *line == key)
+                .count();
+            ordinal = before as u32 + 1;
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.side_log)
+                .expect("side log");
+            log.write_all(format!("{key}\n").as_bytes())
+                .expect("side log write");
+        }
+        tokio::time::sleep(Duration::from_millis(self.work_ms)).await;
+        self.keys.push(key.clone());
+        self.runs.push((key, ordinal));
+    }
+}
+
+/// The child of a parcel: three nodes, each with an external call.
+#[workflow(state = Packing)]
+pub mod packing {
+    use super::*;
+
+    edge!(START -> pick);
+    edge!(pick -> wrap);
+    edge!(wrap -> label);
+    edge!(label -> END);
+
+    #[node]
+    async fn pick(p: &mut Packing, ctx: &NodeCtx) {
+        p.step(ctx).await;
+    }
+
+    #[node]
+    async fn wrap(p: &mut Packing, ctx: &NodeCtx) {
+        p.step(ctx).await;
+    }
+
+    #[node]
+    async fn label(p: &mut Packing, ctx: &NodeCtx) {
+        p.step(ctx).await;
+    }
+}
+
+/// A parcel: `pack` is a subgraph node whose child runs [`packing`] (the worker that runs the
+/// parcel runs its child, inside the node).
+#[workflow(state = Parcel)]
+pub mod parcels {
+    use super::*;
+
+    edge!(START -> receive);
+    edge!(receive -> pack);
+    edge!(pack -> close);
+    edge!(close -> END);
+
+    #[node]
+    async fn receive(p: &mut Parcel, ctx: &NodeCtx) {
+        tokio::time::sleep(Duration::from_millis(p.work_ms)).await;
+        p.keys.push(ctx.idempotency_key());
+    }
+
+    #[node(subgraph = packing)]
+    async fn pack(p: &mut Parcel, child: Child<packing::Workflow>) -> Result<(), NodeError> {
+        let packed = child
+            .run(Packing {
+                parcel: p.id,
+                work_ms: p.work_ms,
+                side_log: p.side_log.clone(),
+                ..Packing::default()
+            })
+            .await?;
+        p.label = format!("parcel {}: {} step(s)", packed.parcel, packed.keys.len());
+        Ok(())
+    }
+
+    #[node]
+    async fn close(p: &mut Parcel, ctx: &NodeCtx) {
+        tokio::time::sleep(Duration::from_millis(p.work_ms)).await;
+        p.keys.push(ctx.idempotency_key());
     }
 }
 
@@ -248,9 +378,13 @@ pub async fn open(spec: &str) -> AnyStore {
 async fn run_worker<S: Store + Clone>(store: S, owner: String, concurrency: usize) -> Result<()> {
     let store = Reporting::new(store, true);
     let runner = Runner::new(jobs::Workflow, store.clone());
+    // Parcels run their `packing` children inside their `pack` node: registering the parent
+    // is enough (and no worker claims a child on its own).
+    let parcels = Runner::new(parcels::Workflow, store.clone());
     println!("started {owner} pid {}", std::process::id());
     Worker::new(store)
         .register(runner)
+        .register(parcels)
         .concurrency(concurrency)
         .lease_ttl(CHILD_TTL)
         .poll_interval(CHILD_POLL)

@@ -27,6 +27,8 @@ use crate::{Error, NodeCtx, Result, Workflow};
 pub(crate) struct ChildHost {
     store: ErasedStore,
     config: Config,
+    /// The child graphs the parent runner's store has recorded (shared by its clones).
+    recorded: RecordedGraphs,
     /// The path a child of the node that just ran waits at (`research/review`), set by
     /// [`Child::run`] when its child stopped at an interrupt, taken by the step loop.
     interrupted: Mutex<Option<&'static str>>,
@@ -70,6 +72,30 @@ impl ChildHost {
     }
 }
 
+/// The child workflows (name and graph hash) whose graph version a runner's store has
+/// recorded: a child runner is made for each call of [`Child::run`], and without this each
+/// would record its graph again before its first write (a store round trip per child on
+/// SQLite and PostgreSQL). Shared by the parent runner, its clones and its children's
+/// runners (one store); a handful of entries, so a `Vec`.
+#[derive(Clone, Default)]
+pub(crate) struct RecordedGraphs(Arc<Mutex<Vec<(&'static str, u64)>>>);
+
+impl RecordedGraphs {
+    fn contains<W: Workflow>(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(W::NAME, W::GRAPH_HASH))
+    }
+
+    fn insert<W: Workflow>(&self) {
+        let mut graphs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !graphs.contains(&(W::NAME, W::GRAPH_HASH)) {
+            graphs.push((W::NAME, W::GRAPH_HASH));
+        }
+    }
+}
+
 /// `{node}/{child}`, the path of a wait inside the child of the subgraph node `node`, as a
 /// `&'static str` (what [`Outcome::Interrupted`] and `Snapshot::waiting` name a node by),
 /// allocated once per distinct path (see [`subgraph_path`]).
@@ -104,6 +130,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         Arc::new(ChildHost {
             store: ErasedStore(Arc::clone(&self.shared) as _),
             config: self.config.clone(),
+            recorded: self.shared.children_recorded.clone(),
             interrupted: Mutex::new(None),
             spread,
             running_elsewhere: std::sync::atomic::AtomicBool::new(false),
@@ -112,10 +139,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
 
     /// This runner's store (type erased) and configuration: what the runners of its child
     /// workflows run with.
-    pub(crate) fn erased_parts(&self) -> (ErasedStore, Config) {
+    pub(crate) fn erased_parts(&self) -> (ErasedStore, Config, RecordedGraphs) {
         (
             ErasedStore(Arc::clone(&self.shared) as _),
             self.config.clone(),
+            self.shared.children_recorded.clone(),
         )
     }
 
@@ -292,9 +320,15 @@ impl<W: Workflow> Child<W> {
     /// The child of the step `ctx` runs (built by the code `#[workflow]` generates for a
     /// subgraph node, through `__private::child`).
     pub(crate) fn new(ctx: &NodeCtx, workflow: W) -> Self {
+        let key = ctx.idempotency_key();
         Child {
             workflow,
-            session: child_session_id(&ctx.idempotency_key()),
+            // The key is the id unless it is too long: no second allocation for the id.
+            session: if key.len() <= MAX_SESSION_ID_BYTES {
+                key
+            } else {
+                child_session_id(&key)
+            },
             parent: Arc::from(ctx.session_id()),
             node: ctx.node(),
             item: ctx.item_index().is_some(),
@@ -359,7 +393,7 @@ impl<W: Workflow> Child<W> {
         // Under a worker, a map item's child goes to any worker (unless its id had to be
         // shortened: it then runs here).
         if host.spread && self.item && !self.session.contains('~') {
-            return Self::run_elsewhere(
+            let result = Self::run_elsewhere(
                 &host,
                 &runner,
                 self.node,
@@ -368,6 +402,8 @@ impl<W: Workflow> Child<W> {
                 initial,
             )
             .await;
+            remember_graph(&host, &runner);
+            return result;
         }
         // The store records the parent with the child's first checkpoint; the child's events
         // go to the parent's listener, tagged with the path.
@@ -377,10 +413,12 @@ impl<W: Workflow> Child<W> {
         let outcome = match started {
             Err(Error::SessionExists(_)) => {
                 let control = runner.control(self.events);
-                Box::pin(runner.resume_inner(&self.session, control)).await?
+                Box::pin(runner.resume_inner(&self.session, control)).await
             }
-            other => other?,
+            other => other,
         };
+        remember_graph(&host, &runner);
+        let outcome = outcome?;
         match outcome {
             Outcome::Completed(state) => Ok(state),
             Outcome::Interrupted { node, .. } => {
@@ -478,7 +516,7 @@ impl ChildAnswer {
             answer: Box::new(move |host, child, said, give| {
                 Box::pin(async move {
                     let runner = child_runner(&host, workflow);
-                    match give {
+                    let result = match give {
                         Give::Run(events) => {
                             let control = runner.control(events);
                             Box::pin(runner.decide(&child, input, said, control))
@@ -486,7 +524,9 @@ impl ChildAnswer {
                                 .map(drop)
                         }
                         Give::Record => Box::pin(runner.record_answer(&child, input, said)).await,
-                    }
+                    };
+                    remember_graph(&host, &runner);
+                    result
                 })
             }),
         }
@@ -871,22 +911,42 @@ impl<T> RunEnd for (Outcome<T>, bool) {
     }
 }
 
-/// A runner of the child workflow `workflow` under the parent's store and configuration.
+/// A runner of the child workflow `workflow` under the parent's store and configuration,
+/// which records the child's graph version only if no child runner of its parent did.
 fn child_runner<W: Workflow>(host: &ChildHost, workflow: W) -> Runner<W, ErasedStore> {
-    Runner::on_erased(workflow, host.store.clone(), host.config.clone())
+    Runner::on_erased(
+        workflow,
+        host.store.clone(),
+        host.config.clone(),
+        host.recorded.clone(),
+    )
 }
 
 impl<W: Workflow> Runner<W, ErasedStore> {
-    /// A runner of `workflow` on a parent's store (type erased) with its configuration.
-    pub(crate) fn on_erased(workflow: W, store: ErasedStore, config: Config) -> Self {
+    /// A runner of `workflow` on a parent's store (type erased) with its configuration,
+    /// sharing the list of child graphs the store has recorded (`recorded`).
+    pub(crate) fn on_erased(
+        workflow: W,
+        store: ErasedStore,
+        config: Config,
+        recorded: RecordedGraphs,
+    ) -> Self {
         Runner {
             shared: Arc::new(Shared {
                 workflow,
                 store,
-                graph_recorded: std::sync::atomic::AtomicBool::new(false),
+                graph_recorded: std::sync::atomic::AtomicBool::new(recorded.contains::<W>()),
+                children_recorded: recorded,
             }),
             config,
         }
+    }
+}
+
+/// Notes in `host` that the store recorded the graph of `runner`'s workflow, once it did.
+fn remember_graph<W: Workflow>(host: &ChildHost, runner: &Runner<W, ErasedStore>) {
+    if runner.graph_recorded() {
+        host.recorded.insert::<W>();
     }
 }
 

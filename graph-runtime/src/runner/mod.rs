@@ -37,6 +37,7 @@ mod session;
 
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
+pub(crate) use self::child::RecordedGraphs;
 pub(crate) use self::child::{ChildAnswer, ChildHost, ChildWorkflow};
 #[cfg(feature = "inspect")]
 pub(crate) use self::child::{delete_with_children, waited_child};
@@ -221,6 +222,8 @@ struct Shared<W, S> {
     store: S,
     /// Whether the store has this graph's version (see [`Runner::record_graph`]).
     graph_recorded: AtomicBool,
+    /// The graphs of the children its subgraph nodes ran whose versions the store has.
+    children_recorded: child::RecordedGraphs,
 }
 
 impl<W, S> Clone for Runner<W, S> {
@@ -292,6 +295,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 workflow,
                 store,
                 graph_recorded: AtomicBool::new(false),
+                children_recorded: child::RecordedGraphs::default(),
             }),
             config: Config {
                 policy: CheckpointPolicy::EveryStep,
