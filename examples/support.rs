@@ -7,6 +7,11 @@
 //! child on to its end and the ticket on to its reply. Both runs are spawned, and their live
 //! events are printed as they happen.
 //!
+//! Then a backlog of tickets is researched as a map of children (one research child per
+//! ticket, three at a time): the refund tickets' children wait for their check on their own
+//! while the others finish, the backlog's progress is printed live from its events, and each
+//! waiting child is answered at its own id before the backlog is resumed.
+//!
 //! ```sh
 //! cargo run --example support
 //! ```
@@ -14,11 +19,11 @@
 //! The workflows are in `support/tickets.rs`.
 
 use graph_runtime::prelude::*;
-use graph_runtime::{Error, Event, Events, Status};
+use graph_runtime::{BranchOutcome, Error, Event, Events, Status};
 
 #[path = "support/tickets.rs"]
 mod tickets;
-use tickets::{Ticket, Verdict, research_agent, support};
+use tickets::{Backlog, Ticket, Verdict, backlog, research_agent, support};
 
 /// Prints a spawned run's events as they come, until the run ends.
 async fn print_events(session: String, mut events: Events) {
@@ -115,5 +120,111 @@ async fn main() -> Result<(), Error> {
             .collect();
         println!("history of {session}: {}", path.join(" -> "));
     }
+
+    backlog_of_tickets(&tickets, &researchers).await
+}
+
+/// The map of children: a backlog researched one child per ticket.
+async fn backlog_of_tickets(
+    tickets: &Runner<support::Workflow, SqliteStore>,
+    researchers: &Runner<research_agent::Workflow, SqliteStore>,
+) -> Result<(), Error> {
+    let backlogs = Runner::new(backlog::Workflow, tickets.store().clone());
+    let earlier = backlogs.sessions().await?;
+    let id = format!(
+        "backlog-{}",
+        earlier
+            .iter()
+            .filter(|id| id.starts_with("backlog-") && !id.contains('/'))
+            .count()
+            + 1
+    );
+    let texts = [
+        "How do I change my password?",
+        "Refund for a damaged parcel",
+        "Where is my order?",
+        "Refund: charged twice",
+        "Do you ship to Norway?",
+    ];
+    let work = Backlog {
+        texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+        ..Backlog::default()
+    };
+    println!(
+        "
+{id}: {} tickets, one research child each",
+        texts.len()
+    );
+    let mut run = backlogs.spawn(&id, work);
+    let mut events = run.events();
+    let progress = tokio::spawn(async move {
+        let (mut done, mut waiting) = (0, 0);
+        while let Some(event) = events.next().await {
+            match event {
+                Event::RegionOpened {
+                    branches, items, ..
+                } => {
+                    println!(
+                        "  [{}] {} children to run",
+                        branches.join(", "),
+                        items.unwrap_or(0)
+                    );
+                }
+                Event::BranchSettled { item, outcome, .. } => {
+                    match outcome {
+                        BranchOutcome::Waiting => waiting += 1,
+                        _ => done += 1,
+                    }
+                    println!(
+                        "  item {}: {outcome:?} — {done} done, {waiting} waiting",
+                        item.unwrap_or(0)
+                    );
+                }
+                Event::Child { path, event } if matches!(*event, Event::Interrupted { .. }) => {
+                    println!("  a child of `{path}` stops: {event:?}");
+                }
+                _ => {}
+            }
+        }
+    });
+    let outcome = run.await?;
+    progress.await.expect("the progress printer");
+    let Outcome::Interrupted { node, .. } = outcome else {
+        panic!("the refund tickets' children should wait: {outcome:?}");
+    };
+    let snapshot = backlogs.state(&id).await?.expect("the backlog");
+    if let Some(progress) = &snapshot.progress {
+        println!(
+            "{id} waits at `{node}`: {} of {} done, {} waiting",
+            progress.done, progress.total, progress.waiting
+        );
+    }
+
+    // Each waiting child is answered at its own id (through the backlog's `Input` the answer
+    // would not say which ticket's child it is for).
+    for (item, text) in texts.iter().enumerate() {
+        let child = format!("{id}/research/{}/{item}", snapshot_opened(&snapshot));
+        if let Some(question) = researchers.state(&child).await?
+            && !question.waiting.is_empty()
+        {
+            println!("an agent confirms the sources of {child} ({text:?})");
+            researchers
+                .resume_with(&child, research_agent::Input::Check(Verdict::Confirm))
+                .by("agent-7")
+                .await?;
+        }
+    }
+    let Outcome::Completed(done) = backlogs.resume(&id).await? else {
+        panic!("every child has finished: the backlog completes");
+    };
+    for (text, summary) in texts.iter().zip(&done.summaries) {
+        println!("  {text:?} -> {summary}");
+    }
     Ok(())
+}
+
+/// The sequence number of the step that opened the backlog's map, which its children's ids
+/// carry.
+fn snapshot_opened<S>(snapshot: &graph_runtime::Snapshot<S>) -> u64 {
+    snapshot.progress.as_ref().map_or(0, |p| p.opened)
 }

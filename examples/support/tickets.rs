@@ -46,21 +46,27 @@ pub enum Verdict {
     Correct { source: String },
 }
 
-/// The child: looks the topic up, has a human check what it found, then summarizes.
+/// The child: looks the topic up, has a human check what it found when money is involved,
+/// then summarizes.
 #[workflow(state = Question)]
 pub mod research_agent {
     use super::*;
 
     edge!(START -> search);
-    edge!(search -> check);
+    edge!(search -> check | summarize);
     edge!(check -> summarize);
     edge!(summarize -> END);
 
     #[node]
-    async fn search(q: &mut Question) {
+    async fn search(q: &mut Question) -> search::Next {
         // A stand-in for a knowledge-base search.
         q.sources.push(format!("kb/{}.md", q.topic));
         q.sources.push(format!("faq#{}", q.topic));
+        if q.topic == "refunds" {
+            search::Next::Check
+        } else {
+            search::Next::Summarize
+        }
     }
 
     /// A human checks the sources before they reach the customer.
@@ -116,5 +122,55 @@ pub mod support {
     #[node]
     async fn reply(t: &mut Ticket) {
         t.reply = format!("Hi {}, about {}", t.customer, t.notes);
+    }
+}
+
+/// A backlog of tickets, researched together: the parent of a map of children.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
+pub struct Backlog {
+    pub texts: Vec<String>,
+    /// One summary per ticket, in the backlog's order.
+    pub summaries: Vec<String>,
+}
+
+/// The parent of a map: one research child per ticket of the backlog, three at a time.
+/// Children about refunds wait for their check on their own; the others go on.
+#[workflow(state = Backlog)]
+pub mod backlog {
+    use super::*;
+
+    edge!(START -> plan);
+    edge!(plan -> each research);
+    edge!(research -> collect);
+    edge!(collect -> END);
+
+    #[node]
+    async fn plan(b: &mut Backlog) -> Vec<Question> {
+        b.texts
+            .iter()
+            .map(|text| Question {
+                topic: if text.to_lowercase().contains("refund") {
+                    "refunds".to_owned()
+                } else {
+                    "general".to_owned()
+                },
+                ..Question::default()
+            })
+            .collect()
+    }
+
+    /// One child session per ticket, `{backlog}/research/{seq}/{item}`.
+    #[node(subgraph = research_agent, concurrency = 3)]
+    async fn research(
+        _b: &Backlog,
+        question: Question,
+        child: Child<research_agent::Workflow>,
+    ) -> Result<String, NodeError> {
+        Ok(child.run(question).await?.summary)
+    }
+
+    #[node]
+    async fn collect(b: &mut Backlog, research: Vec<String>) {
+        b.summaries = research;
     }
 }
