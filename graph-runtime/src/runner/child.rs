@@ -675,7 +675,9 @@ pub(crate) async fn wake_waiting_parent<S: Store>(store: &S, child: &str) -> Res
     let Some(waiting) = store.session(&parent).await? else {
         return Ok(false);
     };
-    if !waits_for(&parent, &waiting.node, waiting.seq, child) {
+    if !waits_for(&parent, &waiting.node, waiting.seq, child)
+        && !waits_in_map(&parent, &waiting.waiting, child)
+    {
         return Ok(false);
     }
     let woken = store.wake(&parent, waiting.seq).await?;
@@ -700,21 +702,6 @@ fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
     if child_session_id(&key) == child {
         return true;
     }
-    // A map item's child, `{parent}/{map node}/{opened}/{item}`: a parent waiting in a
-    // region saves its waits under the join's name and later sequence numbers.
-    if let Some(rest) = child
-        .strip_prefix(parent)
-        .and_then(|rest| rest.strip_prefix('/'))
-    {
-        let mut parts = rest.split('/');
-        let digits = |s: Option<&str>| {
-            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        };
-        let map_node = parts.next().is_some_and(|n| !n.is_empty());
-        if map_node && digits(parts.next()) && digits(parts.next()) && parts.next().is_none() {
-            return true;
-        }
-    }
     let is_item = |rest: &str, whole: bool| {
         rest.strip_prefix('/').is_some_and(|item| {
             (!whole || !item.is_empty()) && item.bytes().all(|b| b.is_ascii_digit())
@@ -735,6 +722,36 @@ fn waits_for(parent: &str, node: &str, seq: u64, child: &str) -> bool {
         // The key itself was cut: an item of this step keeps the key's first bytes.
         None => kept.len() >= SHORT_PREFIX_BYTES - 3 && key.starts_with(kept),
     }
+}
+
+/// Whether `child` is an item's child of a map that `parent` waits in: its id is
+/// `{parent}/{map node}/{opened}/{item}` and the parent's record waits at that map node (for
+/// children that run on workers) or at a path inside it (`assess/check`). A parent waiting
+/// in a region saves its waits under the join's name and later sequence numbers, so the
+/// step's own key cannot be compared; a wake let through for an item of an earlier run of
+/// the same map node (in a loop) is harmless: the parent reads its children and waits again.
+fn waits_in_map(parent: &str, waiting: &[String], child: &str) -> bool {
+    let Some(rest) = child
+        .strip_prefix(parent)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return false;
+    };
+    let mut parts = rest.split('/');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let Some(node) = parts.next().filter(|n| !n.is_empty()) else {
+        return false;
+    };
+    digits(parts.next())
+        && digits(parts.next())
+        && parts.next().is_none()
+        && waiting.iter().any(|at| {
+            at == node
+                || at
+                    .strip_prefix(node)
+                    .is_some_and(|inside| inside.starts_with('/'))
+        })
 }
 
 /// The child session that the checkpoint `checkpoint` of `session` waits for, if it waits
@@ -1000,6 +1017,20 @@ mod tests {
         let item = child_session_id(&format!("{medium}/research/2/3"));
         assert!(waits_for(&medium, "research", 2, &item));
         assert!(!waits_for(&medium, "research", 3, &item));
+    }
+
+    #[test]
+    fn a_parent_waiting_in_a_map_waits_for_that_maps_children() {
+        let at = |nodes: &[&str]| nodes.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert!(waits_in_map("c", &at(&["assess"]), "c/assess/1/17"));
+        assert!(waits_in_map("c", &at(&["assess/check"]), "c/assess/1/0"));
+        assert!(!waits_in_map("c", &at(&["assessor"]), "c/assess/1/0"));
+        assert!(!waits_in_map("c", &at(&["review"]), "c/assess/1/0"));
+        assert!(!waits_in_map("c", &at(&[]), "c/assess/1/0"));
+        assert!(!waits_in_map("c", &at(&["assess"]), "c/assess/1"));
+        assert!(!waits_in_map("c", &at(&["assess"]), "c/assess/x/1"));
+        assert!(!waits_in_map("c", &at(&["assess"]), "c/assess/1/1/2"));
+        assert!(!waits_in_map("c", &at(&["assess"]), "d/assess/1/1"));
     }
 
     #[test]
