@@ -680,6 +680,15 @@ pub(crate) async fn wake_waiting_parent<S: Store>(store: &S, child: &str) -> Res
     {
         return Ok(false);
     }
+    // Already runnable (another child of its map woke it, and no run has taken it yet):
+    // nothing to write. (A wake-up set by the database's clock a little ahead of this
+    // one's is taken as due: it comes in a moment anyway.)
+    if waiting
+        .wake_at
+        .is_some_and(|at| at <= std::time::SystemTime::now())
+    {
+        return Ok(true);
+    }
     let woken = store.wake(&parent, waiting.seq).await?;
     if woken {
         tracing::debug!(parent, child, "the child ended: its parent is runnable");
