@@ -610,6 +610,107 @@ async fn postgres_restarted_mid_run_loses_nothing() {
     drop(server);
 }
 
+/// The store's connections are cut from the server side in a loop while three workers run
+/// (`pg_terminate_backend` on every other backend of the database, every 40–160 ms for 3 s:
+/// mid-claim, mid-append, mid-renewal, mid-notification), and the server is restarted once in
+/// the middle: every worker recovers, and every session ends as without the faults — nothing
+/// lost (final states exact), nothing forked (gapless chains ending at the crash-free run's
+/// last sequence number), each shipped key on the side log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_cut_in_a_loop_lose_and_fork_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let side_log = dir.path().join("side.log");
+    let server = postgres::Server::start(false);
+    let conninfo = server.create_database().await;
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(PostgresStore::connect(&conninfo).await.unwrap());
+    }
+    let runner = Runner::new(jobs::Workflow, stores[0].clone());
+    let jobs: Vec<(String, Job)> = (0..30u64)
+        .map(|i| (format!("job-{i}"), Job::new(i, 40, &side_log)))
+        .collect();
+    for (id, job) in &jobs {
+        runner.enqueue(id, job.clone()).await.unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let workers: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(w, s)| in_process_worker(s.clone(), &format!("w{w}"), 4, &shutdown))
+        .collect();
+    let ids: Vec<(u64, String)> = jobs.iter().map(|(id, j)| (j.id, id.clone())).collect();
+    let mut answered = HashSet::new();
+    // The killer: its own connection (re-made after the restart), cutting every other backend
+    // of the test database at a random 40–160 ms.
+    let terminated = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop_killing = CancellationToken::new();
+    let killer = {
+        let (conninfo, terminated, stop) =
+            (conninfo.clone(), terminated.clone(), stop_killing.clone());
+        tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(17);
+            while !stop.is_cancelled() {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await
+                {
+                    let connection = tokio::spawn(connection);
+                    while !stop.is_cancelled() {
+                        let cut = client
+                            .query(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                                &[],
+                            )
+                            .await;
+                        match cut {
+                            Ok(rows) => {
+                                terminated
+                                    .fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(_) => break, // the server went away: connect again
+                        }
+                        tokio::time::sleep(Duration::from_millis(rng.u64(40..160))).await;
+                    }
+                    drop(client);
+                    let _ = connection.await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let until = Instant::now() + Duration::from_millis(1_500);
+    while Instant::now() < until {
+        answer_and_check(&runner, &ids, &mut answered).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.stop();
+        std::thread::sleep(Duration::from_millis(500));
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let until = Instant::now() + Duration::from_millis(1_500);
+    while Instant::now() < until {
+        answer_and_check(&runner, &ids, &mut answered).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    stop_killing.cancel();
+    killer.await.unwrap();
+    let cut = terminated.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(cut >= 10, "only {cut} backends were terminated");
+    until_completed(&runner, &ids, &mut answered, Duration::from_secs(120)).await;
+    shutdown.cancel();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+    verify(&stores[0], &jobs, &side_log).await;
+    drop(server);
+}
+
 /// A pool of 2 connections under a worker that runs 32 sessions at once: sessions wait for a
 /// connection, nothing fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
