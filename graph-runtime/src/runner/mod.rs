@@ -150,7 +150,9 @@ pub struct Snapshot<T> {
     /// renamed since the checkpoint was saved is reported by its current name; a node this
     /// graph no longer has (after [`GraphChange::Force`]) is left out. A session waiting at
     /// a subgraph node for its child names the path to the child's interrupt node,
-    /// `research/review` (as does its `status`), read from the child session.
+    /// `research/review` (as does its `status`), read from the child session; once that
+    /// child no longer waits (answered, and the parent not yet run on), the snapshot says
+    /// `Running` and waits for nothing: [`Runner::resume`] takes the child's end.
     pub waiting: Vec<&'static str>,
     /// While the session stands in a parallel region (at its join, with branches or items
     /// not all settled): where each branch stands and how many are done, read from the
@@ -1190,12 +1192,22 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 "{session}/{}/{}",
                 snapshot.node, snapshot.seq
             )));
-            if let Some(path) = self
+            match self
                 .child_waits_at(session, &snapshot.node, snapshot.seq)
                 .await?
             {
-                snapshot.status = waiting_at(path);
-                snapshot.waiting = vec![path];
+                Some(path) => {
+                    snapshot.status = waiting_at(path);
+                    snapshot.waiting = vec![path];
+                }
+                // Its child no longer waits (it was answered, and the parent's run on from
+                // there failed or never came): the parent waits for nothing, and a `resume`
+                // takes the child's end. It is shown as running, so that a client that
+                // answers waiting sessions and resumes running ones moves it on.
+                None => {
+                    snapshot.status = Status::Running;
+                    snapshot.waiting.clear();
+                }
             }
         }
         Ok(snapshot)
