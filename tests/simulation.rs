@@ -458,6 +458,20 @@ enum Spec {
     Ticket(String, Mode, Ticket),
 }
 
+impl Spec {
+    fn mode(&self) -> Mode {
+        match self {
+            Spec::Loop(_, mode, _) | Spec::Fan(_, mode, _) | Spec::Ticket(_, mode, _) => *mode,
+            Spec::Memo(..) => Mode::Workers,
+        }
+    }
+}
+
+/// Whether two service instances drive world `seed`'s in-process sessions at once.
+fn runners_racing(seed: u64) -> bool {
+    fastrand::Rng::with_seed(seed ^ 0x2ace).bool()
+}
+
 /// The sessions of world `seed`, for world run `run`.
 fn world(seed: u64, run: u64) -> Vec<Spec> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_5eed);
@@ -678,11 +692,11 @@ fn spawn_driver(drivers: &mut JoinSet<()>, runners: &Runners, spec: &Spec, rng: 
     }
 }
 
-/// Lease time to live: short, so that stalls (up to 700 ms) outlive leases.
+/// Lease time to live: short, so that stalls (up to 900 ms) outlive leases.
 const LEASE_TTL: Duration = Duration::from_millis(300);
 const WORKERS: usize = 3;
 /// The longest a process life may run before its unfinished sessions count as lost.
-const LIFE_LIMIT: Duration = Duration::from_secs(4 * 3600);
+const LIFE_LIMIT: Duration = Duration::from_secs(600);
 
 fn spawn_workers(workers: &mut JoinSet<()>, runners: &Runners, store: &SimStore, life: u64) {
     for n in 0..WORKERS {
@@ -725,6 +739,9 @@ async fn abort_all(set: &mut JoinSet<()>) {
 #[derive(Debug, Default)]
 struct Report {
     crashes: u64,
+    /// Fenced writes refused, and claims of sessions claimed before (see `Oracle`).
+    fenced_refused: u64,
+    reclaims: u64,
     /// Sessions that never finished, or finished in another state than a crash-free run's.
     lost: BTreeSet<String>,
     /// Sessions whose chain has a gap or a sequence number accepted twice, or that committed
@@ -739,9 +756,11 @@ impl Report {
         self.lost.insert(session.to_owned());
         self.problems.push(format!("lost {session}: {why}"));
     }
+    /// (Once per session: the checks after each crash would see the same fork again.)
     fn forked(&mut self, session: &str, why: String) {
-        self.forked.insert(session.to_owned());
-        self.problems.push(format!("forked {session}: {why}"));
+        if self.forked.insert(session.to_owned()) {
+            self.problems.push(format!("forked {session}: {why}"));
+        }
     }
     fn other(&mut self, why: String) {
         self.problems.push(why);
@@ -1067,7 +1086,8 @@ fn faults_of(seed: u64) -> (Rates, u64) {
         transient: rng.u32(20..200),
         lost_reply: rng.u32(40..400),
         stall: rng.u32(10..100),
-        stall_max: Duration::from_millis(700),
+        renew_stall: rng.u32(2..8),
+        stall_max: Duration::from_millis(900),
     };
     (rates, rng.u64(1..=6))
 }
@@ -1095,9 +1115,17 @@ async fn run_world(
         let store = faults.handle(&inner);
         let runners = Runners::new(&store);
         let mut drivers = JoinSet::new();
+        // In some worlds two instances of the service drive each in-process session at
+        // once (two runners resuming one session: one proceeds, the other gets `Conflict`).
+        let racing = runners_racing(seed);
+        let second = Runners::new(&store);
         for (i, spec) in specs.iter().enumerate() {
             let rng = fastrand::Rng::with_seed(seed ^ (life << 32) ^ (i as u64) << 16);
             spawn_driver(&mut drivers, &runners, spec, rng);
+            if racing && spec.mode() == Mode::InProcess {
+                let rng = fastrand::Rng::with_seed(!seed ^ (life << 32) ^ (i as u64) << 16);
+                spawn_driver(&mut drivers, &second, spec, rng);
+            }
         }
         let mut workers = JoinSet::new();
         spawn_workers(&mut workers, &runners, &store, life);
@@ -1126,6 +1154,8 @@ async fn run_world(
         }
     }
     report.crashes = faults.crashes.load(Ordering::SeqCst);
+    report.fenced_refused = faults.oracle().fenced_refused;
+    report.reclaims = faults.oracle().reclaims;
     let finals = finals(&inner).await;
     if let Some(reference) = reference {
         check_finals(run, reference, &finals, &mut report);
@@ -1201,6 +1231,7 @@ fn simulation() {
     let crashes = AtomicU64::new(0);
     let worlds = AtomicU64::new(0);
     let totals = Mutex::new((0_usize, 0_usize));
+    let races = Mutex::new((0_u64, 0_u64));
     let failures: Mutex<Vec<(u64, Report)>> = Mutex::new(Vec::new());
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
@@ -1213,6 +1244,11 @@ fn simulation() {
                     let report = simulate(seed);
                     crashes.fetch_add(report.crashes, Ordering::SeqCst);
                     worlds.fetch_add(1, Ordering::SeqCst);
+                    {
+                        let mut races = races.lock().unwrap();
+                        races.0 += report.fenced_refused;
+                        races.1 += report.reclaims;
+                    }
                     let mut totals = totals.lock().unwrap();
                     totals.0 += report.lost.len();
                     totals.1 += report.forked.len();
@@ -1237,6 +1273,10 @@ fn simulation() {
         "simulation: {} worlds in {:.1} s",
         worlds.into_inner(),
         started.elapsed().as_secs_f64()
+    );
+    let (fenced_refused, reclaims) = *races.lock().unwrap();
+    println!(
+        "simulation: {reclaims} sessions claimed again after a lease ended, {fenced_refused} writes of fenced workers refused"
     );
     println!("simulation: {crashes} crashes injected, {lost} lost, {forked} forked");
     if let Some((seed, report)) = failures.first() {

@@ -43,6 +43,9 @@ pub struct Rates {
     pub transient: u32,
     pub lost_reply: u32,
     pub stall: u32,
+    /// Lease renewals stall more often (a worker cut off from the store while it runs):
+    /// what lets another worker take a session whose first worker still writes.
+    pub renew_stall: u32,
     /// The longest stall.
     pub stall_max: Duration,
 }
@@ -70,6 +73,12 @@ pub struct Oracle {
     pub granted: HashMap<String, u64>,
     /// Violations seen at call time (fenced writes that landed, calls from a dead life).
     pub violations: Vec<String>,
+    /// Fenced appends the store refused (`LeaseLost`): writes of a worker whose lease
+    /// another worker had taken, which the fence kept out.
+    pub fenced_refused: u64,
+    /// Claims of a session that an earlier claim had taken already (its lease expired or
+    /// was released).
+    pub reclaims: u64,
 }
 
 enum Fault {
@@ -168,10 +177,15 @@ impl Faults {
         fault
     }
 
-    fn stall(&self) -> Option<Duration> {
+    fn stall(&self, call: &str) -> Option<Duration> {
         let r = self.rates;
+        let rate = if call == "renew" {
+            r.renew_stall
+        } else {
+            r.stall
+        };
         let mut rng = self.rng.lock().unwrap();
-        (r.stall > 0 && rng.u32(0..r.stall) == 0 && !r.stall_max.is_zero()).then(|| {
+        (rate > 0 && rng.u32(0..rate) == 0 && !r.stall_max.is_zero()).then(|| {
             let max = u64::try_from(r.stall_max.as_micros()).unwrap_or(u64::MAX);
             Duration::from_micros(rng.u64(0..=max))
         })
@@ -216,7 +230,7 @@ impl SimStore {
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        if let Some(stall) = self.faults.stall() {
+        if let Some(stall) = self.faults.stall(name) {
             tokio::time::sleep(stall).await;
         }
         self.gate(name)?;
@@ -256,7 +270,10 @@ impl Store for SimStore {
             true,
             self.inner.append(session, append),
             |result| {
-                if result.is_err() {
+                if let Err(error) = result {
+                    if matches!(error, Error::LeaseLost { .. }) {
+                        faults.oracle().fenced_refused += 1;
+                    }
                     return;
                 }
                 let mut oracle = faults.oracle();
@@ -324,6 +341,9 @@ impl Store for SimStore {
             if let Ok(leases) = result {
                 let mut oracle = faults.oracle();
                 for lease in leases {
+                    if lease.epoch > 1 {
+                        oracle.reclaims += 1;
+                    }
                     let granted = oracle.granted.entry(lease.session.clone()).or_default();
                     if lease.epoch <= *granted {
                         let was = *granted;
