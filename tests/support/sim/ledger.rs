@@ -52,16 +52,6 @@ pub fn seen(run: u64, mark: &str) -> bool {
         .is_some_and(|executions| executions.contains(&execution))
 }
 
-/// How many executions of `key` the ledger of `run` saw.
-pub fn executions(run: u64, key: &str) -> usize {
-    let ledger = LEDGER.lock().unwrap();
-    ledger
-        .as_ref()
-        .and_then(|runs| runs.get(&run))
-        .and_then(|keys| keys.get(key))
-        .map_or(0, Vec::len)
-}
-
 /// Forgets a finished world run.
 pub fn forget(run: u64) {
     if let Some(runs) = LEDGER.lock().unwrap().as_mut() {

@@ -139,11 +139,6 @@ impl Faults {
         self.crashed.store(false, Ordering::SeqCst);
     }
 
-    /// No more crashes in this world (its crash-free tail, or a world that must end).
-    pub fn stop_crashing(&self) {
-        self.crash_budget.store(0, Ordering::SeqCst);
-    }
-
     pub fn oracle(&self) -> std::sync::MutexGuard<'_, Oracle> {
         self.oracle.lock().unwrap()
     }
