@@ -71,7 +71,7 @@ fn flaky(ctx: &NodeCtx) -> Result<(), NodeError> {
 
 /// The first attempt of one step in two outlives its node's `timeout_ms = 50`.
 async fn slow(ctx: &NodeCtx) {
-    if fnv(&ctx.idempotency_key()) % 2 == 0 && ctx.attempt() == 1 {
+    if fnv(&ctx.idempotency_key()).is_multiple_of(2) && ctx.attempt() == 1 {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -476,7 +476,7 @@ fn runners_racing(seed: u64) -> bool {
 
 /// The sessions of world `seed`, for world run `run`.
 fn world(seed: u64, run: u64) -> Vec<Spec> {
-    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_5eed);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x005e_ed0f_5eed);
     let mut specs = Vec::new();
     for (mode, tag) in [(Mode::InProcess, "p"), (Mode::Workers, "w")] {
         for i in 0..rng.usize(1..=2) {

@@ -20,8 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use graph_runtime::NodeCtx;
 
-/// Per world run (`run` in every state): per idempotency key, the executions seen.
-static LEDGER: Mutex<Option<HashMap<u64, HashMap<String, Vec<u64>>>>> = Mutex::new(None);
+/// Per idempotency key, the executions seen.
+type Executions = HashMap<String, Vec<u64>>;
+
+/// Per world run (`run` in every state), its executions.
+static LEDGER: Mutex<Option<HashMap<u64, Executions>>> = Mutex::new(None);
 static NEXT_EXECUTION: AtomicU64 = AtomicU64::new(1);
 
 /// Records one execution of the step `ctx` runs, in world run `run`; returns its mark.
