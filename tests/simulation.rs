@@ -1225,7 +1225,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Crashes a plain `cargo test --workspace` (debug build) injects: about a minute here.
-const DEFAULT_CRASHES: u64 = 5_000;
+const DEFAULT_CRASHES: u64 = 4_000;
 
 #[test]
 fn simulation() {
