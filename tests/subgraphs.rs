@@ -751,8 +751,9 @@ impl Store for FailOnce {
     }
 }
 
-/// Found by tests/simulation.rs (seeds 79, 83, 84, 97 and 110 of commit da4e1e9, with a
-/// client that answers what a session waits at and resumes only running sessions). The
+/// Found by tests/simulation.rs (seeds 79, 83, 84, 97 and 110 at commit da4e1e9 with its
+/// client reverted to one that answers what a session waits at and resumes only running
+/// sessions). The
 /// answer for a waiting child, given through its parent, is recorded on the child (and
 /// runs it) before the parent runs on; a failure in between (here the parent's read fails
 /// once; in the simulation a crash or a lost reply) leaves the parent waiting at its
