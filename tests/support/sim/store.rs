@@ -422,6 +422,11 @@ impl Store for SimStore {
         .await
     }
 
+    async fn wake(&self, session: &str, seq: u64) -> Result<bool> {
+        self.call("wake", true, self.inner.wake(session, seq), |_| {})
+            .await
+    }
+
     async fn record_failure(&self, session: &str, seq: u64, failure: &Audit) -> Result<bool> {
         self.call(
             "record_failure",
