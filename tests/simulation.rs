@@ -591,16 +591,8 @@ async fn drive_in_process<W: Workflow>(
                             pause(&mut rng, 2_000).await;
                             let _ = runner.resume_with(&id, input).await;
                         }
-                        // Nothing to answer: resume, as a service does with every
-                        // unfinished session. A wait at an interrupt node returns at once;
-                        // a parent that waits at its subgraph node for a child that no
-                        // longer waits (a crash or a lost reply after the child's answer
-                        // was recorded, before the parent ran on: `resume_with` again then
-                        // fails with `NotWaiting` for the child) runs on only this way.
-                        None => {
-                            pause(&mut rng, 50).await;
-                            let _ = runner.resume(&id).await;
-                        }
+                        // Nothing to answer (a wait for a deadline): look again later.
+                        None => pause(&mut rng, 50).await,
                     }
                 }
                 _ => {
