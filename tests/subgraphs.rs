@@ -662,3 +662,131 @@ on_every_store!(
     a_child_answered_directly_lets_its_parent_go_on,
     a_child_answered_through_its_parent_lets_it_go_on,
 );
+
+/// A `MemoryStore` whose `latest` of one session fails once, after `skip` successful reads:
+/// a transient store error at one chosen call (the simulation's lost reply).
+#[derive(Clone)]
+struct FailOnce {
+    inner: graph_runtime::MemoryStore,
+    /// The session, and how many of its `latest` reads still succeed before the failure.
+    armed: std::sync::Arc<Mutex<Option<(String, u32)>>>,
+}
+
+impl Store for FailOnce {
+    async fn append(&self, s: &str, a: graph_runtime::store::Append) -> graph_runtime::Result<()> {
+        self.inner.append(s, a).await
+    }
+    async fn latest(
+        &self,
+        s: &str,
+    ) -> graph_runtime::Result<Option<graph_runtime::store::Checkpoint>> {
+        let fail = {
+            let mut armed = self.armed.lock().unwrap();
+            match armed.as_mut() {
+                Some((session, 0)) if session == s => {
+                    *armed = None;
+                    true
+                }
+                Some((session, skip)) if session == s => {
+                    *skip -= 1;
+                    false
+                }
+                _ => false,
+            }
+        };
+        if fail {
+            return Err(Error::Store("simulated: the connection dropped".into()));
+        }
+        self.inner.latest(s).await
+    }
+    async fn get(
+        &self,
+        s: &str,
+        seq: u64,
+    ) -> graph_runtime::Result<Option<graph_runtime::store::Checkpoint>> {
+        self.inner.get(s, seq).await
+    }
+    async fn list(
+        &self,
+        s: &str,
+    ) -> graph_runtime::Result<Vec<graph_runtime::store::CheckpointMeta>> {
+        self.inner.list(s).await
+    }
+    async fn prune(&self, s: &str, keep_last: u64) -> graph_runtime::Result<u64> {
+        self.inner.prune(s, keep_last).await
+    }
+    async fn delete(&self, s: &str) -> graph_runtime::Result<bool> {
+        self.inner.delete(s).await
+    }
+    async fn sessions(
+        &self,
+        f: &graph_runtime::store::SessionFilter,
+    ) -> graph_runtime::Result<graph_runtime::store::SessionPage> {
+        self.inner.sessions(f).await
+    }
+    async fn session(
+        &self,
+        s: &str,
+    ) -> graph_runtime::Result<Option<graph_runtime::store::SessionRecord>> {
+        self.inner.session(s).await
+    }
+    async fn claim(
+        &self,
+        c: &graph_runtime::store::Claim,
+    ) -> graph_runtime::Result<Vec<graph_runtime::store::Lease>> {
+        self.inner.claim(c).await
+    }
+    async fn renew(
+        &self,
+        l: &graph_runtime::store::Lease,
+        ttl: std::time::Duration,
+    ) -> graph_runtime::Result<graph_runtime::store::Lease> {
+        self.inner.renew(l, ttl).await
+    }
+    async fn release(&self, l: &graph_runtime::store::Lease) -> graph_runtime::Result<bool> {
+        self.inner.release(l).await
+    }
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        self.inner.wait_for_work(timeout).await;
+    }
+}
+
+/// Found by tests/simulation.rs (seeds 79, 83, 84, 97 and 110 at commit da4e1e9 with its
+/// client reverted to one that answers what a session waits at and resumes only running
+/// sessions). The
+/// answer for a waiting child, given through its parent, is recorded on the child (and
+/// runs it) before the parent runs on; a failure in between (here the parent's read fails
+/// once; in the simulation a crash or a lost reply) leaves the parent waiting at its
+/// subgraph node for a child that no longer waits. Its snapshot then names `research`, a
+/// node no input answers, and giving the same answer again is `NotWaiting` (the child's):
+/// a client that answers waiting sessions and resumes running ones never moved it on (only
+/// `resume` did). Passes since main's subgraph work that followed (the branch point of the
+/// simulation, bee3724, failed it).
+#[tokio::test]
+async fn a_failure_after_a_childs_answer_does_not_leave_its_parent_waiting_for_nothing() {
+    let tag = "fail-once-child-answer";
+    let store = FailOnce {
+        inner: graph_runtime::MemoryStore::new(),
+        armed: std::sync::Arc::default(),
+    };
+    let (parent, id) = start_a_ticket_whose_child_waits(&store, tag).await;
+    // `resume_with` reads the parent (to check that it waits), answers the child, then
+    // reads the parent again to run it on: that second read fails.
+    *store.armed.lock().unwrap() = Some((id.clone(), 1));
+    let answer =
+        || reviewed_support::Input::Research(reviewed_research::Input::Review("ok".into()));
+    let failed = parent.resume_with(&id, answer()).await;
+    assert!(matches!(failed, Err(Error::Store(_))), "{failed:?}");
+
+    // The client gives its answer again (its call failed), or reads what the session
+    // waits for. Either must lead the parent on.
+    let again = parent.resume_with(&id, answer()).await;
+    let snapshot = parent.state(&id).await.unwrap().expect("the parent");
+    let moves_on = matches!(again, Ok(Outcome::Completed(_)))
+        || !matches!(snapshot.status, Status::Waiting { .. });
+    assert!(
+        moves_on,
+        "the answer again: {again:?}; the parent: {:?} waiting at {:?}",
+        snapshot.status, snapshot.waiting
+    );
+}

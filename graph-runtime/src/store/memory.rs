@@ -2,9 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
+// Tokio's clock, not `std::time::Instant`: the same monotonic clock in production, and the
+// virtual time of a paused tokio clock in tests (`start_paused`), so that lease expiries and
+// wake times move with the timers that wait for them (tests/simulation.rs).
+use tokio::time::Instant;
 
 use super::lease::MAX_WAKE_DELAY;
 use super::{
@@ -159,8 +163,10 @@ fn lock_entry(entry: &Entry) -> MutexGuard<'_, Session> {
 /// envelope, and bytes appended by anything else are kept exactly as given.
 ///
 /// Clones share the same data. Each session has its own lock, so writers of different
-/// sessions do not wait for each other. Its clock for leases and wake times is the process's
-/// monotonic clock ([`Instant`]).
+/// sessions do not wait for each other. Its clock for leases and wake times is tokio's
+/// ([`tokio::time::Instant`]): the process's monotonic clock, or, in a test that pauses
+/// tokio's clock (`#[tokio::test(start_paused = true)]`), its virtual time, so that leases
+/// expire and deadlines come as the test's timers advance.
 ///
 /// ```
 /// use graph_runtime::MemoryStore;
@@ -668,7 +674,7 @@ impl Store for MemoryStore {
         tokio::select! {
             biased;
             () = notified => {}
-            () = tokio::time::sleep_until(until.into()) => {}
+            () = tokio::time::sleep_until(until) => {}
         }
     }
 
