@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 #[path = "support/postgres.rs"]
 mod postgres;
+#[macro_use]
+#[path = "support/every_store.rs"]
+mod every_store;
 
 /// How many times each `(tag, node)` ran, and how many more failures each has to give.
 static RUNS: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
@@ -772,52 +775,6 @@ async fn childrens_events_reach_the_parents_listener_tagged_with_their_path() {
         events.last(),
         Some(Event::Interrupted { node: "approve" })
     ));
-}
-
-async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
-    (store, dir)
-}
-
-async fn pg() -> graph_runtime::PostgresStore {
-    let conninfo = postgres::database().await;
-    graph_runtime::PostgresStore::connect(&conninfo)
-        .await
-        .unwrap()
-}
-
-macro_rules! on_every_store {
-    ($($scenario:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let tag = concat!("memory-", stringify!($scenario));
-                    super::$scenario(graph_runtime::MemoryStore::new(), tag).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let (store, _dir) = super::sqlite().await;
-                    let tag = concat!("sqlite-", stringify!($scenario));
-                    super::$scenario(store, tag).await;
-                }
-            )*
-        }
-        mod postgres_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let tag = concat!("postgres-", stringify!($scenario));
-                    super::$scenario(super::pg().await, tag).await;
-                }
-            )*
-        }
-    };
 }
 
 on_every_store!(
