@@ -7,8 +7,6 @@
 //!
 //! Each scenario on each store has its own tag, and counts node runs under it.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use graph_runtime::prelude::*;
@@ -22,43 +20,9 @@ mod postgres;
 #[path = "support/every_store.rs"]
 mod every_store;
 
-/// How many times each `(tag, node)` ran, and how many more failures each has to give.
-static RUNS: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
-static FAILURES: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
-
-fn ran(tag: &str, node: &'static str) {
-    *RUNS
-        .lock()
-        .unwrap()
-        .entry((tag.to_owned(), node))
-        .or_default() += 1;
-}
-
-fn runs(tag: &str, node: &'static str) -> u32 {
-    RUNS.lock()
-        .unwrap()
-        .get(&(tag.to_owned(), node))
-        .copied()
-        .unwrap_or(0)
-}
-
-fn fail_next(tag: &str, node: &'static str, times: u32) {
-    FAILURES
-        .lock()
-        .unwrap()
-        .insert((tag.to_owned(), node), times);
-}
-
-fn fails(tag: &str, node: &'static str) -> bool {
-    let mut failures = FAILURES.lock().unwrap();
-    match failures.get_mut(&(tag.to_owned(), node)) {
-        Some(left) if *left > 0 => {
-            *left -= 1;
-            true
-        }
-        _ => false,
-    }
-}
+#[path = "support/node_runs.rs"]
+mod node_runs;
+use node_runs::{fail_next, fails, ran, runs};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Question {

@@ -5,7 +5,6 @@
 //! The scenarios of one store run concurrently with those of the others, so the counts of
 //! node runs are kept per tag (each scenario on each store has its own), never in one global.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use graph_runtime::prelude::*;
@@ -20,44 +19,9 @@ mod postgres;
 mod every_store;
 
 /// How many times each `(tag, node)` ran, and how many more failures each `(tag, node)` has
-/// to give.
-static RUNS: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
-static FAILURES: Mutex<BTreeMap<(String, &'static str), u32>> = Mutex::new(BTreeMap::new());
-
-fn ran(tag: &str, node: &'static str) {
-    *RUNS
-        .lock()
-        .unwrap()
-        .entry((tag.to_owned(), node))
-        .or_default() += 1;
-}
-
-fn runs(tag: &str, node: &'static str) -> u32 {
-    RUNS.lock()
-        .unwrap()
-        .get(&(tag.to_owned(), node))
-        .copied()
-        .unwrap_or(0)
-}
-
-fn fail_next(tag: &str, node: &'static str, times: u32) {
-    FAILURES
-        .lock()
-        .unwrap()
-        .insert((tag.to_owned(), node), times);
-}
-
-/// Whether `node` fails this time (it was told to, and has failures left).
-fn fails(tag: &str, node: &'static str) -> bool {
-    let mut failures = FAILURES.lock().unwrap();
-    match failures.get_mut(&(tag.to_owned(), node)) {
-        Some(left) if *left > 0 => {
-            *left -= 1;
-            true
-        }
-        _ => false,
-    }
-}
+#[path = "support/node_runs.rs"]
+mod node_runs;
+use node_runs::{fail_next, fails, ran, runs};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, StateSchema)]
 pub struct Question {
