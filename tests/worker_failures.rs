@@ -554,6 +554,48 @@ fn in_process_worker<S: Store + Clone>(
     tokio::spawn(worker.run(shutdown.clone()))
 }
 
+/// Three workers (4 sessions each, their own `PostgresStore` each) on `conninfo`, and 30 jobs
+/// of `step_ms` steps enqueued for them.
+struct Fleet {
+    stores: Vec<PostgresStore>,
+    runner: Runner<jobs::Workflow, PostgresStore>,
+    jobs: Vec<(String, Job)>,
+    workers: Vec<tokio::task::JoinHandle<graph_runtime::Result<()>>>,
+    ids: Vec<(u64, String)>,
+}
+
+async fn three_workers_on(
+    conninfo: &str,
+    step_ms: u64,
+    side_log: &Path,
+    shutdown: &CancellationToken,
+) -> Fleet {
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(PostgresStore::connect(conninfo).await.unwrap());
+    }
+    let runner = Runner::new(jobs::Workflow, stores[0].clone());
+    let jobs: Vec<(String, Job)> = (0..30u64)
+        .map(|i| (format!("job-{i}"), Job::new(i, step_ms, side_log)))
+        .collect();
+    for (id, job) in &jobs {
+        runner.enqueue(id, job.clone()).await.unwrap();
+    }
+    let workers = stores
+        .iter()
+        .enumerate()
+        .map(|(w, s)| in_process_worker(s.clone(), &format!("w{w}"), 4, shutdown))
+        .collect();
+    let ids = jobs.iter().map(|(id, j)| (j.id, id.clone())).collect();
+    Fleet {
+        stores,
+        runner,
+        jobs,
+        workers,
+        ids,
+    }
+}
+
 /// The server stops (fast shutdown) under three running workers and comes back 1.5 s later:
 /// the workers carry on, and every session ends as without the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -562,24 +604,14 @@ async fn postgres_restarted_mid_run_loses_nothing() {
     let side_log = dir.path().join("side.log");
     let server = postgres::Server::start(false);
     let conninfo = server.create_database().await;
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        stores.push(PostgresStore::connect(&conninfo).await.unwrap());
-    }
-    let runner = Runner::new(jobs::Workflow, stores[0].clone());
-    let jobs: Vec<(String, Job)> = (0..30u64)
-        .map(|i| (format!("job-{i}"), Job::new(i, 80, &side_log)))
-        .collect();
-    for (id, job) in &jobs {
-        runner.enqueue(id, job.clone()).await.unwrap();
-    }
     let shutdown = CancellationToken::new();
-    let workers: Vec<_> = stores
-        .iter()
-        .enumerate()
-        .map(|(w, s)| in_process_worker(s.clone(), &format!("w{w}"), 4, &shutdown))
-        .collect();
-    let ids: Vec<(u64, String)> = jobs.iter().map(|(id, j)| (j.id, id.clone())).collect();
+    let Fleet {
+        stores,
+        runner,
+        jobs,
+        workers,
+        ids,
+    } = three_workers_on(&conninfo, 80, &side_log, &shutdown).await;
     let mut answered = HashSet::new();
     // Let the workers get going, then take the server away under them.
     let until = Instant::now() + Duration::from_millis(600);
@@ -622,24 +654,14 @@ async fn postgres_connections_cut_in_a_loop_lose_and_fork_nothing() {
     let side_log = dir.path().join("side.log");
     let server = postgres::Server::start(false);
     let conninfo = server.create_database().await;
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        stores.push(PostgresStore::connect(&conninfo).await.unwrap());
-    }
-    let runner = Runner::new(jobs::Workflow, stores[0].clone());
-    let jobs: Vec<(String, Job)> = (0..30u64)
-        .map(|i| (format!("job-{i}"), Job::new(i, 40, &side_log)))
-        .collect();
-    for (id, job) in &jobs {
-        runner.enqueue(id, job.clone()).await.unwrap();
-    }
     let shutdown = CancellationToken::new();
-    let workers: Vec<_> = stores
-        .iter()
-        .enumerate()
-        .map(|(w, s)| in_process_worker(s.clone(), &format!("w{w}"), 4, &shutdown))
-        .collect();
-    let ids: Vec<(u64, String)> = jobs.iter().map(|(id, j)| (j.id, id.clone())).collect();
+    let Fleet {
+        stores,
+        runner,
+        jobs,
+        workers,
+        ids,
+    } = three_workers_on(&conninfo, 40, &side_log, &shutdown).await;
     let mut answered = HashSet::new();
     // The killer: its own connection (re-made after the restart), cutting every other backend
     // of the test database at a random 40–160 ms.
