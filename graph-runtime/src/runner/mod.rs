@@ -56,6 +56,28 @@ use self::session::{Bookkeeping, SessionWriter};
 /// before it reports [`Error::Conflict`].
 const MAX_DEADLINE_RACES: u32 = 8;
 
+/// What a worker that claimed a session at a deadline finds when it checks the claim (see
+/// [`Runner::deadline_claim`]).
+enum DeadlineClaim {
+    /// Nothing was written since the loaded checkpoint, and the wake-up that brought the
+    /// claim is still set: the worker runs what is due.
+    Stands,
+    /// Something was written since the loaded checkpoint: the worker reads it again.
+    Moved,
+    /// The loaded checkpoint is the latest and the wake time is cleared: an in-process
+    /// answer took the session after the claim, and that call runs it on.
+    InProcess,
+}
+
+/// Whether a leased run may have been claimed for a deadline (an interrupt node or branch
+/// with `wait_ms`), and so may race an in-process answer: the workflow has such a node.
+fn claimed_for_deadlines<W: Workflow>(control: &Control) -> bool {
+    control.writes.fence.is_some()
+        && W::INPUT_NODES
+            .iter()
+            .any(|name| W::node(name).is_some_and(|spec| spec.wait_ms.is_some()))
+}
+
 /// The generated cursor type of a workflow.
 type Cursor<W> = <<W as Workflow>::Exec as Execute<W>>::Cursor;
 
@@ -520,14 +542,51 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         if !self.graph_recorded() {
             self.record_graph().await?;
         }
-        let mut loaded = self.load_latest(session).await?;
-        if loaded.is_completed() {
-            return Ok(Outcome::Completed(loaded.state));
-        }
-        if loaded.status == status_code::CANCELLED {
-            return Err(Error::Cancelled(session.to_owned()));
-        }
-        let cursor = self.cursor(session, &loaded)?;
+        // A worker that claimed a session at a deadline checks its claim against the session's
+        // record once the latest checkpoint is loaded (see `deadline_claim`): the loop reads
+        // again when the session moved on between the two reads.
+        let mut reloads = 0;
+        let (mut loaded, cursor) = loop {
+            let loaded = self.load_latest(session).await?;
+            if loaded.is_completed() {
+                return Ok(Outcome::Completed(loaded.state));
+            }
+            if loaded.status == status_code::CANCELLED {
+                return Err(Error::Cancelled(session.to_owned()));
+            }
+            let cursor = self.cursor(session, &loaded)?;
+            if !claimed_for_deadlines::<W>(&control) {
+                break (loaded, cursor);
+            }
+            match self.deadline_claim(session, loaded.seq).await? {
+                DeadlineClaim::Stands => break (loaded, cursor),
+                DeadlineClaim::Moved if reloads < MAX_DEADLINE_RACES => reloads += 1,
+                DeadlineClaim::Moved => {
+                    // Written to without pause: this worker leaves it (and, holding the
+                    // lease without renewing it, retries once the lease expires).
+                    return Err(Error::Conflict {
+                        session: session.to_owned(),
+                        expected: Some(loaded.seq),
+                        found: None,
+                    });
+                }
+                DeadlineClaim::InProcess => {
+                    // An answer given in-process after this worker's claim cleared the
+                    // wake-up: that call runs the session on, so this worker leaves it
+                    // rather than run the answered node too. The wake time changed since
+                    // the claim, so the lease is released (a later wait sets it again).
+                    control.wrote();
+                    let waiting = loaded
+                        .frontier
+                        .as_ref()
+                        .and_then(|f| waiting_nodes::<W>(cursor, &f.slots).first().copied());
+                    return Ok(Outcome::Interrupted {
+                        node: waiting.unwrap_or(W::Exec::spec(cursor).name),
+                        state: loaded.state,
+                    });
+                }
+            }
+        };
         // A worker claimed a session in a parallel region whose interrupt branches have
         // deadlines: each branch whose deadline passed runs without its input, once that is
         // recorded; the others wait on.
@@ -535,18 +594,6 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             && control.writes.fence.is_some()
             && loaded.frontier.is_some()
             && deadline::has_deadlines::<W>(cursor);
-        if region_deadlines && self.answered_in_process(session).await? {
-            // An answer given in-process after this worker's claim cleared the wake-up: that
-            // call runs the region on, so this worker leaves it rather than run a branch too.
-            let waiting = loaded
-                .frontier
-                .as_ref()
-                .and_then(|f| waiting_nodes::<W>(cursor, &f.slots).first().copied());
-            return Ok(Outcome::Interrupted {
-                node: waiting.unwrap_or(W::Exec::spec(cursor).name),
-                state: loaded.state,
-            });
-        }
         if region_deadlines && let Some(frontier) = &loaded.frontier {
             let due = deadline::due::<W>(cursor, frontier, SystemTime::now());
             if !due.is_empty() {
@@ -628,21 +675,11 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                     .await
                 {
                     Ok(position) => self.drive(Box::new(position), control).await,
-                    // An input was recorded between the load and this write: run with it.
+                    // An input was recorded between the load and this write: start over from
+                    // what is stored now (an answer given in-process runs there; one enqueued
+                    // for the workers runs here).
                     Err(Error::Conflict { .. }) => {
-                        let loaded = self.load_latest(session).await?;
-                        if loaded.is_completed() {
-                            return Ok(Outcome::Completed(loaded.state));
-                        }
-                        let cursor = self.cursor(session, &loaded)?;
-                        if loaded.is_waiting() {
-                            return Ok(Outcome::Interrupted {
-                                node: W::Exec::spec(cursor).name,
-                                state: loaded.state,
-                            });
-                        }
-                        let position = self.position(session, loaded, cursor, &control);
-                        self.drive(Box::new(position), control).await
+                        Box::pin(self.resume_inner(session, control)).await
                     }
                     Err(e) => Err(e),
                 }
@@ -730,16 +767,23 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             .deadline_passed(true))
     }
 
-    /// Whether the session has no wake time although a worker claimed it (so it had one):
-    /// an answer given in-process to a branch of its region cleared it after the claim, and
-    /// that call runs the region on.
-    async fn answered_in_process(&self, session: &str) -> Result<bool> {
-        Ok(self
-            .shared
-            .store
-            .session(session)
-            .await?
-            .is_some_and(|record| record.wake_at.is_none()))
+    /// A worker's claim of a session at a deadline, checked against the session's record
+    /// (its latest sequence number and wake time, read together) after the latest checkpoint
+    /// `loaded` was read. The claim came because the wake time had passed; an in-process
+    /// `resume_with` that answers the node (or a branch) in time records the input and clears
+    /// the wake time in one write, then runs the node itself. A worker that loaded that
+    /// record, or read the checkpoint before the in-process run wrote on, must not run the
+    /// answered node a second time.
+    async fn deadline_claim(&self, session: &str, loaded: u64) -> Result<DeadlineClaim> {
+        let record = self.shared.store.session(session).await?;
+        Ok(match record {
+            Some(record) if record.seq == loaded && record.wake_at.is_none() => {
+                DeadlineClaim::InProcess
+            }
+            Some(record) if record.seq == loaded => DeadlineClaim::Stands,
+            // Written since the load (or deleted): read it again.
+            _ => DeadlineClaim::Moved,
+        })
     }
 
     /// Records durably that the waiting interrupt branches `due` of the region joined at
