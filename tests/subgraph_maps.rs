@@ -754,3 +754,119 @@ on_every_store!(
     workers_spread_a_map_of_children,
     a_crash_after_a_child_ended_does_not_run_it_again,
 );
+
+/// What a `swallowing::assess` node saw from `child.run`, per tag: how many times the
+/// child ran on a worker (`Error::ChildRunning`), with the message it gave.
+static RUNNING_ELSEWHERE: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// A parent whose map node swallows `child.run`'s error and returns a made-up result: under
+/// workers, an item whose child runs elsewhere waits for the child whatever the node
+/// returned, and the made-up result is never recorded.
+#[workflow(state = Claim)]
+pub mod swallowing {
+    use super::*;
+
+    edge!(START -> plan);
+    edge!(plan -> each assess);
+    edge!(assess -> total);
+    edge!(total -> END);
+
+    #[node]
+    async fn plan(c: &mut Claim) -> Vec<Line> {
+        c.lines
+            .iter()
+            .enumerate()
+            .map(|(index, &cents)| Line {
+                tag: c.tag.clone(),
+                index,
+                cents,
+                ..Line::default()
+            })
+            .collect()
+    }
+
+    #[node(subgraph = assessment, concurrency = 4)]
+    async fn assess(
+        c: &Claim,
+        line: Line,
+        child: Child<assessment::Workflow>,
+    ) -> Result<Assessed, NodeError> {
+        match child.run(line).await {
+            Ok(done) => Ok(Assessed {
+                payable: done.payable,
+                checked_by: done.checked_by,
+            }),
+            Err(error) => {
+                if matches!(error, Error::ChildRunning { .. }) {
+                    let mut seen = RUNNING_ELSEWHERE.lock().unwrap();
+                    seen.entry(c.tag.clone())
+                        .or_default()
+                        .push(error.to_string());
+                }
+                Ok(Assessed {
+                    payable: 0,
+                    checked_by: "made up".into(),
+                })
+            }
+        }
+    }
+
+    #[node]
+    async fn total(c: &mut Claim, assess: Vec<Assessed>) {
+        c.payable = assess.iter().map(|a| a.payable).sum();
+        c.checked = assess.iter().map(|a| a.checked_by.clone()).collect();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_swallows_child_running_still_waits_for_the_child() {
+    let tag = "swallow";
+    let store = graph_runtime::MemoryStore::new();
+    let parent = Runner::new(swallowing::Workflow, store.clone());
+    let shutdown = graph_runtime::CancellationToken::new();
+    let worker = graph_runtime::Worker::new(store.clone())
+        .register(parent.clone())
+        .concurrency(8)
+        .poll_interval(std::time::Duration::from_millis(20));
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+    let id = format!("{tag}-claim");
+    let lines = Claim {
+        tag: tag.into(),
+        lines: vec![1_000, 2_000, 3_000, 4_000, 5_000],
+        ..Claim::default()
+    };
+    parent.enqueue(&id, lines).await.unwrap();
+    wait_until("the claim to complete", || {
+        let (parent, id) = (&parent, &id);
+        async move {
+            parent
+                .state(id)
+                .await
+                .unwrap()
+                .is_some_and(|s| s.status == Status::Completed)
+        }
+    })
+    .await;
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+
+    // The node did see its children run elsewhere, and said what to do with the error.
+    let seen = RUNNING_ELSEWHERE
+        .lock()
+        .unwrap()
+        .remove(tag)
+        .unwrap_or_default();
+    assert!(!seen.is_empty(), "no item's child ran on a worker");
+    assert!(
+        seen.iter()
+            .all(|m| m.contains("runs on a worker") && m.contains(&format!("{id}/assess/"))),
+        "{seen:?}"
+    );
+    // The made-up results were not recorded: each item holds its child's result.
+    let done = parent.state(&id).await.unwrap().unwrap().state;
+    assert_eq!(
+        done.payable,
+        (1_000 + 2_000 + 3_000 + 4_000 + 5_000) * 9 / 10
+    );
+    assert_eq!(done.checked, vec![String::new(); 5]);
+}
