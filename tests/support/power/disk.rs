@@ -464,9 +464,9 @@ impl Disk {
         }
     }
 
-    /// The cut, once it has happened.
-    pub fn cut_report(&self) -> Option<Cut> {
-        self.lock().cut.clone()
+    /// Whether the power is off: the cut has happened, and the disk not rebooted yet.
+    pub fn is_cut(&self) -> bool {
+        self.lock().cut.is_some()
     }
 
     /// Powers the disk back on with what the cut left: the connections of before can do
