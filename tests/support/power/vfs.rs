@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Once};
 
-use sqlite_plugin::flags::{AccessFlags, LockLevel, OpenOpts, ShmLockMode};
+use sqlite_plugin::flags::{AccessFlags, CreateMode, LockLevel, OpenMode, OpenOpts, ShmLockMode};
 use sqlite_plugin::vars;
 use sqlite_plugin::vfs::{RegisterOpts, Vfs, VfsHandle, VfsResult, register_static};
 
@@ -145,11 +145,13 @@ impl Vfs for PowerLossVfs {
         let disk = disk_of(name).ok_or(vars::SQLITE_CANTOPEN)?;
         let mut state = disk.lock();
         let exists = state.exists(name);
-        let mode = opts.mode();
+        let may_create = match opts.mode() {
+            OpenMode::ReadWrite { create } => create != CreateMode::None,
+            OpenMode::ReadOnly => false,
+        };
         if state.alive(state.generation).is_err()
-            || (exists && mode.must_create())
-            || (!exists
-                && !matches!(mode, sqlite_plugin::flags::OpenMode::ReadWrite { create } if create != sqlite_plugin::flags::CreateMode::None))
+            || (exists && opts.mode().must_create())
+            || (!exists && !may_create)
         {
             return Err(vars::SQLITE_CANTOPEN);
         }
