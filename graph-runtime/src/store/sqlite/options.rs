@@ -36,8 +36,18 @@ pub enum Synchronous {
     ///
     /// Commits are written to the WAL without waiting for the disk; a process crash loses
     /// nothing, but a power loss or OS crash may roll the file back to an earlier, consistent
-    /// state. The runner then resumes from there and runs the lost steps again. Several times
-    /// faster per step than `Full`.
+    /// state. The runner then resumes from there and runs the lost steps again, with the same
+    /// idempotency keys. Several times faster per step than `Full`.
+    ///
+    /// **What can be lost** is a tail of the acknowledged appends, of every session of the
+    /// file together: the file comes back as it was after some earlier commit, so if an append
+    /// survives, every append acknowledged before it was made survives too, and each session's
+    /// checkpoints stay gapless. The tail holds at most the commits made since SQLite last
+    /// synced the WAL, which it does whenever it copies the WAL into the database file (a WAL
+    /// checkpoint: by itself once the WAL holds 1,000 pages, about 8 MiB of checkpoints at the
+    /// store's 8 KiB pages; when the store [closes](SqliteStore::close); when another
+    /// connection runs `PRAGMA wal_checkpoint`) and when it starts writing the WAL again from
+    /// its beginning after one. Appends acknowledged before that sync are never lost.
     Normal,
 }
 
