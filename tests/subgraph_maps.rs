@@ -870,3 +870,122 @@ async fn a_node_that_swallows_child_running_still_waits_for_the_child() {
     );
     assert_eq!(done.checked, vec![String::new(); 5]);
 }
+
+/// A `MemoryStore` whose `wake` calls are lost (they take no effect): as when the worker
+/// that ran a child dies between the child's last checkpoint and its call that wakes the
+/// parent. It counts the calls lost.
+#[derive(Clone, Default)]
+struct LosesWakes(
+    graph_runtime::MemoryStore,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl Store for LosesWakes {
+    async fn append(&self, session: &str, append: graph_runtime::store::Append) -> R<()> {
+        self.0.append(session, append).await
+    }
+    async fn latest(&self, session: &str) -> R<Option<graph_runtime::store::Checkpoint>> {
+        self.0.latest(session).await
+    }
+    async fn get(&self, session: &str, seq: u64) -> R<Option<graph_runtime::store::Checkpoint>> {
+        self.0.get(session, seq).await
+    }
+    async fn chain(
+        &self,
+        session: &str,
+        from: u64,
+        to: u64,
+    ) -> R<Vec<graph_runtime::store::Checkpoint>> {
+        self.0.chain(session, from, to).await
+    }
+    async fn list(&self, session: &str) -> R<Vec<graph_runtime::CheckpointInfo>> {
+        self.0.list(session).await
+    }
+    async fn prune(&self, session: &str, keep_last: u64) -> R<u64> {
+        self.0.prune(session, keep_last).await
+    }
+    async fn delete(&self, session: &str) -> R<bool> {
+        self.0.delete(session).await
+    }
+    async fn sessions(
+        &self,
+        filter: &graph_runtime::store::SessionFilter,
+    ) -> R<graph_runtime::store::SessionPage> {
+        self.0.sessions(filter).await
+    }
+    async fn session(&self, session: &str) -> R<Option<graph_runtime::store::SessionRecord>> {
+        self.0.session(session).await
+    }
+    async fn claim(&self, claim: &graph_runtime::Claim) -> R<Vec<graph_runtime::Lease>> {
+        self.0.claim(claim).await
+    }
+    async fn renew(
+        &self,
+        lease: &graph_runtime::Lease,
+        ttl: std::time::Duration,
+    ) -> R<graph_runtime::Lease> {
+        self.0.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &graph_runtime::Lease) -> R<bool> {
+        self.0.release(lease).await
+    }
+    async fn wake(&self, _session: &str, _seq: u64) -> R<bool> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        self.0.wait_for_work(timeout).await
+    }
+}
+
+/// Found by tests/simulation.rs: every wake-up a child's end sends its parent is lost, and
+/// the map parent, left waiting by its worker for children running elsewhere, still ends:
+/// its wait wakes it again after a while (virtual time here), and the worker that claims it
+/// then reads its children's statuses. Before, it waited forever.
+#[tokio::test(start_paused = true)]
+async fn a_map_parent_whose_wake_ups_are_lost_still_ends() {
+    let tag = "lost-wakes";
+    let store = LosesWakes::default();
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let shutdown = graph_runtime::CancellationToken::new();
+    let worker = graph_runtime::Worker::new(store.clone())
+        .register(parent.clone())
+        .concurrency(8)
+        .poll_interval(std::time::Duration::from_millis(50));
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+    let id = format!("{tag}-claim");
+    let lines = Claim {
+        tag: tag.into(),
+        lines: vec![1_000; 6],
+        ..Claim::default()
+    };
+    parent.enqueue(&id, lines).await.unwrap();
+    let began = tokio::time::Instant::now();
+    let give_up = began + std::time::Duration::from_secs(3_600);
+    loop {
+        let snapshot = parent.state(&id).await.unwrap().unwrap();
+        if snapshot.status == Status::Completed {
+            assert_eq!(snapshot.state.payable, 6 * 900);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "the parent never ended: {:?} waiting at {:?}",
+            snapshot.status,
+            snapshot.waiting
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    // Wake-ups were sent and lost; the parent ended only after its own re-check.
+    assert!(store.1.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        began.elapsed() >= std::time::Duration::from_secs(25),
+        "{:?}",
+        began.elapsed()
+    );
+    for item in 0..6 {
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+    }
+}

@@ -155,7 +155,10 @@ impl<S: Store + Clone> Worker<S> {
     /// The child workflows of `runner`'s subgraph nodes (`#[node(subgraph = m)]`), and
     /// theirs, are registered with it: the worker runs the children of the sessions it runs,
     /// in the same store and with `runner`'s policies, unless a runner of the child workflow
-    /// is registered as well (before or after), which then takes its place.
+    /// is registered as well (before or after), which then takes its place. A map parent
+    /// whose items' children run on workers waits without a lease; each child that ends wakes
+    /// it, and its wait wakes it again after 30 s while children run (10 minutes while they
+    /// only wait for inputs), so a wake-up lost in a crash delays the parent, never strands it.
     pub fn register<W: Workflow>(mut self, runner: Runner<W, S>) -> Self {
         if let Some(at) = self.registered.iter().position(|r| r.name() == W::NAME) {
             if self.registered[at].is_child() {

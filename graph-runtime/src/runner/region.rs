@@ -35,6 +35,16 @@ use crate::store::{MemoryStore, Status, Store, Wake};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Workflow};
 
+/// How soon a map parent that a worker left waiting for children running on other workers
+/// is claimed again to read their statuses, should the wake-up of the child that ended be
+/// lost (a crash between the child's last checkpoint and its call that wakes the parent).
+/// Each such re-check that finds the children still running saves the wait again.
+const RECHECK_RUNNING_CHILDREN: Duration = Duration::from_secs(30);
+
+/// The same for a map parent whose children wait for inputs (none runs): they wait for
+/// people, and the parent's chain gains a record per re-check, so it comes less often.
+const RECHECK_WAITING_CHILDREN: Duration = Duration::from_secs(600);
+
 /// What finished in the set of running branches.
 enum Ran {
     /// An attempt of slot `.0` returned, after `.2` if the run is observed.
@@ -740,10 +750,29 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             checkpoint.created_at,
             changes.as_deref(),
         );
-        if deadlines {
+        let next = if deadlines {
             let waits = (&slots[..], &waits_since[..]);
-            let next =
-                deadline::next_wake::<W>(join, waits, checkpoint.created_at, SystemTime::now());
+            deadline::next_wake::<W>(join, waits, checkpoint.created_at, SystemTime::now())
+        } else {
+            None
+        };
+        // Under a worker, the child that ends wakes its parent with calls of its own after
+        // its last checkpoint: a crash in between, or a parent whose run failed after this
+        // wait, loses that wake-up. So the wait also wakes the parent after a while, and a
+        // worker then reads its children's statuses again: a lost wake-up delays the
+        // parent, never strands it.
+        let running_elsewhere = !elsewhere.is_empty();
+        let recheck = match (control.writes.fence.is_some(), running_elsewhere) {
+            (false, _) => None,
+            (true, true) => Some(RECHECK_RUNNING_CHILDREN),
+            (true, false) if paths.iter().any(Option::is_some) => Some(RECHECK_WAITING_CHILDREN),
+            (true, false) => None,
+        };
+        let next = match (next, recheck) {
+            (Some(next), Some(recheck)) => Some(next.min(recheck)),
+            (next, recheck) => next.or(recheck),
+        };
+        if deadlines || recheck.is_some() {
             writer.deadline_next::<W>(next.map_or(Wake::Never, Wake::After));
         }
         writer.append(store, checkpoint, control).await?;
