@@ -296,6 +296,7 @@ async fn run_world(seed: u64, faulty: bool, run: u64) -> Outcome {
         report.other(violation);
     }
     report.rescued = clients.take_rescued();
+    report.counts = clients.counts();
     report.crashes = faults.crashes.load(Ordering::SeqCst);
     report.fenced_refused = faults.oracle().fenced_refused;
     report.reclaims = faults.oracle().reclaims;
@@ -422,6 +423,7 @@ fn simulation() {
     let worlds = AtomicU64::new(0);
     let sqlite_worlds = AtomicU64::new(0);
     let rescued: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let counts: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
     let totals = Mutex::new((0_usize, 0_usize));
     let races = Mutex::new((0_u64, 0_u64));
     let failures: Mutex<Vec<(u64, Report)>> = Mutex::new(Vec::new());
@@ -443,6 +445,9 @@ fn simulation() {
                         .lock()
                         .unwrap()
                         .extend(report.rescued.iter().map(|r| (seed, r.clone())));
+                    for (what, n) in &report.counts {
+                        *counts.lock().unwrap().entry(what).or_default() += n;
+                    }
                     {
                         let mut races = races.lock().unwrap();
                         races.0 += report.fenced_refused;
@@ -474,6 +479,13 @@ fn simulation() {
         sqlite_worlds.into_inner(),
         started.elapsed().as_secs_f64()
     );
+    let covered: Vec<String> = counts
+        .into_inner()
+        .unwrap()
+        .iter()
+        .map(|(what, n)| format!("{n} {what}"))
+        .collect();
+    println!("simulation: {}", covered.join(", "));
     let rescued = rescued.into_inner().unwrap();
     println!(
         "simulation: {} parents left waiting after their last child ended (a lost wake-up), resumed by an operator",

@@ -31,6 +31,8 @@ pub struct Report {
     /// Parents an operator resumed by hand: waiting, with every child ended and nothing to
     /// wake them (lost wake-ups).
     pub rescued: Vec<String>,
+    /// What the faulty run covered: verbs applied, race outcomes.
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl Report {

@@ -185,10 +185,13 @@ async fn waiting<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
     if c.verb == Verb::Edit
         && let Some(edited) = W::edit(&snapshot.state)
     {
-        let _ = c
-            .runner
+        if c.runner
             .edit(&c.id, snapshot.seq, edited, edit_audit("edit"))
-            .await;
+            .await
+            .is_ok()
+        {
+            c.clients.count("edits");
+        }
         return;
     }
     if c.verb == Verb::Cancel {
@@ -224,8 +227,9 @@ async fn cancel<W: Client>(c: &mut Ctx<W>) {
     let audit = Audit::new(AuditKind::Cancelled)
         .by(OPERATOR)
         .note("cancelled");
-    if c.runner.cancel(&c.id, audit).await.is_err() {
-        pause(&mut c.rng, 10).await;
+    match c.runner.cancel(&c.id, audit).await {
+        Ok(_) => c.clients.count("cancels"),
+        Err(_) => pause(&mut c.rng, 10).await,
     }
 }
 
@@ -308,10 +312,13 @@ async fn running<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
             ..
         })) = record
         {
-            let _ = c
-                .runner
+            if c.runner
                 .edit(&c.id, snapshot.seq, repaired, edit_audit("repair"))
-                .await;
+                .await
+                .is_ok()
+            {
+                c.clients.count("repairs");
+            }
             return;
         }
     }
@@ -338,8 +345,10 @@ async fn completed<W: Client>(c: &mut Ctx<W>) -> bool {
                 tokio::time::sleep(DELETE_AFTER).await;
                 c.clients.intend_delete(&c.id);
             }
-            if c.runner.delete(&c.id).await.is_err() {
-                pause(&mut c.rng, 10).await;
+            match c.runner.delete(&c.id).await {
+                Ok(true) => c.clients.count("deletes"),
+                Ok(false) => {}
+                Err(_) => pause(&mut c.rng, 10).await,
             }
             false
         }
@@ -391,9 +400,15 @@ async fn fork<W: Client>(c: &mut Ctx<W>, with_state: bool) -> bool {
         };
         let audit = edit_audit("fork");
         let state = W::fork_state(&from.state);
-        let _ = c.runner.fork_with(&c.id, seq, &fork, state, audit).await;
-    } else {
-        let _ = c.runner.fork(&c.id, seq, &fork).await;
+        if c.runner
+            .fork_with(&c.id, seq, &fork, state, audit)
+            .await
+            .is_ok()
+        {
+            c.clients.count("forks with a new state");
+        }
+    } else if c.runner.fork(&c.id, seq, &fork).await.is_ok() {
+        c.clients.count("forks");
     }
     false
 }
@@ -553,9 +568,9 @@ impl Client for approvals::Workflow {
 
     /// Branch deadlines are counted on the wall clock (from the wall-clock stamps of the
     /// checkpoints), which the paused tokio clock does not move: the client lets the wall
-    /// clock pass them (the process stands still meanwhile), then answers `racy` at once,
-    /// racing the worker that takes its deadline, and answers `late` once its deadline was
-    /// taken, which must be refused.
+    /// clock pass them (the process stands still meanwhile), then answers `racy` about when
+    /// the worker woken at its deadline takes it (either may win), and answers `late` once
+    /// its deadline was taken, which must be refused.
     async fn at_wait(c: &mut Ctx<Self>, snapshot: &Snapshot<Deal>, local: &mut Local) -> bool {
         let waits = |node: &str| snapshot.waiting.contains(&node);
         if (waits("late") || waits("racy")) && !local.slept {
@@ -564,20 +579,34 @@ impl Client for approvals::Workflow {
         }
         if waits("racy") && !local.answered_racy {
             local.answered_racy = true;
+            // About when the worker woken at the deadline takes it (2 ms of virtual time
+            // after the wait was saved, which may be past already).
+            tokio::time::sleep(Duration::from_millis(c.rng.u64(0..=4))).await;
             let input = approvals::Input::Racy(format!("{}:racy", c.id));
-            if give(c, input).await.is_ok() {
-                c.clients.accepted(&c.id, "racy");
+            match give(c, input).await {
+                Ok(()) => {
+                    c.clients.accepted(&c.id, "racy");
+                    c.clients.count("answers that beat their deadline");
+                }
+                Err(graph_runtime::Error::NotWaiting { .. }) => {
+                    c.clients.count("answers the deadline beat");
+                }
+                Err(_) => {}
             }
             return true;
         }
         if !waits("late") && !local.tried_late {
             local.tried_late = true;
             let input = approvals::Input::Late(format!("{}:late", c.id));
-            if give(c, input).await.is_ok() {
-                c.clients.violation(format!(
+            match give(c, input).await {
+                Ok(()) => c.clients.violation(format!(
                     "{}: an answer to `late` was accepted after its deadline was taken",
                     c.id
-                ));
+                )),
+                Err(graph_runtime::Error::NotWaiting { .. }) => {
+                    c.clients.count("late answers refused");
+                }
+                Err(_) => {}
             }
             return true;
         }

@@ -1,7 +1,7 @@
 //! A world: its settings, its sessions (each with the operator's verb for it), the runners
 //! of one process life, and what the clients keep outside the store.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -267,6 +267,8 @@ pub struct Clients {
     accepted: Mutex<HashSet<(String, &'static str)>>,
     /// What a client saw that must not happen (an answer accepted after its deadline).
     violations: Mutex<Vec<String>>,
+    /// How many times each verb or race outcome happened (what the worlds covered).
+    counts: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Clients {
@@ -307,6 +309,14 @@ impl Clients {
             .lock()
             .unwrap()
             .contains(&(id.to_owned(), node))
+    }
+
+    pub fn count(&self, what: &'static str) {
+        *self.counts.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+        self.counts.lock().unwrap().clone()
     }
 
     pub fn violation(&self, what: String) {
