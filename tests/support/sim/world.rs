@@ -78,7 +78,8 @@ impl Setup {
         } else {
             Retention::KeepAll
         };
-        let sqlite = rng.u32(0..SQLITE_ONE_IN) == 0;
+        let one_in = sqlite_one_in();
+        let sqlite = one_in > 0 && rng.u32(0..one_in) == 0;
         Setup {
             racing,
             retention,
@@ -101,8 +102,19 @@ impl Setup {
     }
 }
 
-/// One world in this many runs on SQLite.
+/// One world in this many runs on SQLite (`SIM_SQLITE_ONE_IN` sets it: 1, every world; 0,
+/// none).
 pub const SQLITE_ONE_IN: u32 = 25;
+
+fn sqlite_one_in() -> u32 {
+    static ONE_IN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ONE_IN.get_or_init(|| {
+        std::env::var("SIM_SQLITE_ONE_IN")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(SQLITE_ONE_IN)
+    })
+}
 
 /// The sessions of world `seed`, for world run `run`.
 pub fn world(seed: u64, run: u64) -> Vec<Spec> {
