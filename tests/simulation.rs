@@ -1,27 +1,29 @@
 //! Deterministic simulation: the real `Runner` and `Worker`s over a store that crashes, fails
 //! and stalls at every call boundary, in virtual time, checked against a crash-free run.
 //!
-//! A *world* (one seed) is a handful of sessions of the workflows in `support/sim/
-//! workflows.rs`, some run in-process (`start`, `resume`, `resume_with`, as a service would
-//! after a restart) and some by three racing workers (`enqueue`, `enqueue_input`) with short
-//! leases: loops with retries, timeouts and an error edge; fan-outs with interrupt branches
-//! answered late and a map; a subgraph whose child waits for a review; a map over a subgraph
-//! node, one child per line, whose children wait for checks answered later (under workers,
-//! the leased parent gives its children to any worker and waits without a lease until the
-//! last one wakes it); single-node deadlines; parallel branches with deadlines, one answered
-//! in time, one after its deadline was taken (refused), one just as it passes (racing the
-//! worker). Operators act on some sessions at points every run reaches (see
-//! `support/sim/clients.rs`): edits of waiting sessions, repairs (edits) of failed ones,
-//! cancels of parents whose children wait, forks (with or without a corrected state) and
-//! deletes of completed sessions. The seed decides the sessions, their inputs and verbs, the
-//! answers and how late they come, the world's settings (two service instances racing on
-//! each in-process session or not; keeping every checkpoint or the newest 1 to 4; one world
-//! in 12 on a SQLite file rather than the memory store) and every fault the simulated store
-//! injects (see `support/sim/store.rs`): crashes before a call and after it took effect (the
-//! reply lost), transient errors, lost replies and stalls long enough for leases to expire
-//! under a worker that still runs. A crash stops the process: the harness aborts every task
-//! (clients, workers and whatever they run), checks the store, and restarts: new runners,
-//! new workers, every unfinished session taken up from what the store kept.
+//! A *world* (one seed) is a handful of sessions of the workflows in
+//! `support/sim/workflows.rs`, some run in-process (`start`, `resume`, `resume_with`, as a
+//! service would after a restart) and some by three racing workers (`enqueue`,
+//! `enqueue_input`) with short leases: loops with retries, timeouts and an error edge;
+//! fan-outs with interrupt branches answered late and a map; a subgraph whose child waits for
+//! a review; a map over a subgraph node, one child per line, whose children wait for checks
+//! answered later on their own sessions (under workers the leased parent gives its children
+//! to any worker and waits without a lease until a child's end wakes it); single-node
+//! deadlines; parallel branches with deadlines, one answered in time, one answered after its
+//! deadline was taken (which must be refused), one answered about when the worker takes its
+//! deadline (either may win, never both). Operators act on some sessions at points every run
+//! of the world reaches (see `support/sim/clients.rs`): edits of waiting sessions, repairs
+//! (edits) of failed ones, cancels of parents whose children wait, forks (with or without a
+//! corrected state) and deletes of completed sessions. The seed decides the sessions, their
+//! inputs and verbs, the answers and how late they come, the world's settings (two service
+//! instances racing on each in-process session or not; keeping every checkpoint or the newest
+//! 1 to 4; one world in 25 on a SQLite file rather than the memory store, with half the
+//! sessions and two workers) and every fault the simulated store injects (see
+//! `support/sim/store.rs`): crashes before a call and after it took effect (the reply lost),
+//! transient errors, lost replies and stalls long enough for leases to expire under a worker
+//! that still runs. A crash stops the process: the harness aborts every task (clients,
+//! workers and whatever they run), checks the store, and restarts: new runners, new workers,
+//! every unfinished session taken up from what the store kept.
 //!
 //! The clock is tokio's, paused: retries, backoff, timeouts, single-node deadlines
 //! (`wait_ms`), lease expiries and late answers take no wall time (`MemoryStore` reads
@@ -31,7 +33,7 @@
 //! SQLite (leases and wake-ups on its own clock), whose worlds use 30 ms leases: a dead
 //! life's leases lapse in wall time before the next life takes its sessions over, and a live
 //! worker, renewing every 10 ms of virtual time, loses its lease only when the process does
-//! not get to renew it in time.
+//! not get to renew it in time (it happens: fenced writes are refused on SQLite too).
 //!
 //! Checked after every crash (`support/sim/checks.rs`): every session's appends form one
 //! chain (each sequence number taken once, none skipped) and the store keeps exactly what
@@ -48,9 +50,15 @@
 //! and its deadline's default both); every completed parent holds its children's results; an
 //! answer given after its deadline was taken was refused, and an accepted answer won.
 //!
+//! One remedy is applied and counted rather than failed: a parent run by workers whose
+//! children all ended while nothing can wake it any more (a lost wake-up, see `rescue` in
+//! `support/sim/clients.rs`) is resumed by an operator, and the summary lists how many;
+//! `SIM_NO_RESCUE=1` leaves such parents lost.
+//!
 //! `SIM_CRASHES=N cargo test --release --test simulation -- --nocapture` runs worlds until N
-//! crashes were injected; `SIM_SEED=S` runs world S alone. The last line says
-//! `simulation: N crashes injected, L lost, F forked`.
+//! crashes were injected; `SIM_SEED=S` runs world S alone (with `SIM_TRACE=1`, printing every
+//! store call and its fault); `SIM_SQLITE_ONE_IN=N` runs one world in N on SQLite. The last
+//! line says `simulation: N crashes injected, L lost, F forked`.
 //!
 //! Plain `cargo test` (a debug build) injects 6,000 crashes.
 //!
@@ -59,7 +67,7 @@
 //! interleaving (and so not always the same faults at the same calls). Nor does it fix what
 //! runs on other threads (SQLite's writer and the blocking pool) or reads the wall clock
 //! (branch deadlines, SQLite's leases): how those interleave with the world varies from run
-//! to run.
+//! to run, and a failing seed may take a few runs to fail again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -415,9 +423,11 @@ fn simulation() {
     } else {
         env_u64("SIM_CRASHES").unwrap_or(DEFAULT_CRASHES)
     };
+    // Two worlds per core: a world waits for the wall clock now and then (branch deadlines,
+    // SQLite's leases), and another world runs meanwhile.
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+        .map_or(1, |n| n.get() * 2)
+        .min(16);
     let next = AtomicU64::new(0);
     let crashes = AtomicU64::new(0);
     let worlds = AtomicU64::new(0);

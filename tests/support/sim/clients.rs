@@ -27,6 +27,9 @@ pub const NOTE: &str = "a late answer";
 /// Who operators' edits, cancels and forks are audited as made by.
 pub const OPERATOR: &str = "operator";
 
+/// The longest a client waits before it looks again at a session it has nothing to do for.
+const LOOK_AGAIN_MS: u64 = 200;
+
 /// How long a client waits before it looks again or answers (answers come late).
 pub async fn pause(rng: &mut fastrand::Rng, max_ms: u64) {
     tokio::time::sleep(Duration::from_millis(rng.u64(1..=max_ms))).await;
@@ -199,7 +202,7 @@ async fn waiting<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
             c.clients.intend_cancel(&c.id);
             cancel(c).await;
         } else {
-            pause(&mut c.rng, 50).await;
+            pause(&mut c.rng, LOOK_AGAIN_MS).await;
         }
         return;
     }
@@ -219,7 +222,7 @@ async fn waiting<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
             let _ = give(c, input).await;
         }
         // Nothing to answer (a wait for a deadline, or for a child): look again later.
-        None => pause(&mut c.rng, 50).await,
+        None => pause(&mut c.rng, LOOK_AGAIN_MS).await,
     }
 }
 
@@ -326,7 +329,7 @@ async fn running<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
         Mode::InProcess => {
             let _ = c.runner.resume(&c.id).await;
         }
-        Mode::Workers => pause(&mut c.rng, 50).await,
+        Mode::Workers => pause(&mut c.rng, LOOK_AGAIN_MS).await,
     }
 }
 
@@ -579,9 +582,9 @@ impl Client for approvals::Workflow {
         }
         if waits("racy") && !local.answered_racy {
             local.answered_racy = true;
-            // About when the worker woken at the deadline takes it (2 ms of virtual time
+            // About when the worker woken at the deadline takes it (1 ms of virtual time
             // after the wait was saved, which may be past already).
-            tokio::time::sleep(Duration::from_millis(c.rng.u64(0..=4))).await;
+            tokio::time::sleep(Duration::from_micros(c.rng.u64(0..=2_000))).await;
             let input = approvals::Input::Racy(format!("{}:racy", c.id));
             match give(c, input).await {
                 Ok(()) => {

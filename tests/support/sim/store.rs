@@ -30,8 +30,10 @@
 //! or hide its effect from the oracles, and the harness waits for every such call
 //! ([`Faults::settle`]) before it checks the store or restarts. A blocking task in flight
 //! also keeps tokio's paused clock from jumping ahead while the database works, so a SQLite
-//! call takes no virtual time, like a memory store's. SQLite reads its own clock (the wall
-//! clock) for leases and wake-ups; see the world's settings for how its worlds live with that.
+//! call takes no virtual time, like a memory store's. The world's SQLite calls go one at a
+//! time (see `Faults::sqlite_calls`), so the oracles see its commits in their order. SQLite
+//! reads its own clock (the wall clock) for leases and wake-ups; see the world's settings for
+//! how its worlds live with that.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -300,7 +300,7 @@ pub struct Deal {
 }
 
 /// The deadline of `late` and `racy`, in milliseconds of the wall clock.
-pub const BRANCH_WAIT_MS: u64 = 2;
+pub const BRANCH_WAIT_MS: u64 = 1;
 
 /// What a branch ran with, at the end of its output.
 pub fn verdict(decision: &Option<String>) -> String {
@@ -360,7 +360,7 @@ pub mod approvals {
         )
     }
 
-    #[node(interrupt, wait_ms = 2)]
+    #[node(interrupt, wait_ms = 1)]
     async fn late(d: &Deal, ctx: &NodeCtx, decision: Option<String>) -> String {
         format!(
             "{}={}",
@@ -369,7 +369,7 @@ pub mod approvals {
         )
     }
 
-    #[node(interrupt, wait_ms = 2)]
+    #[node(interrupt, wait_ms = 1)]
     async fn racy(d: &Deal, ctx: &NodeCtx, decision: Option<String>) -> String {
         format!(
             "{}={}",
