@@ -461,6 +461,50 @@ async fn answering_a_map_child_through_the_parent_names_the_children<S: Store + 
     assert_eq!(runs(tag, "check", 5), 0);
 }
 
+/// Children answered on their own sessions whose runs stopped before they ended (here the
+/// answers are only recorded, as `enqueue_input` does for workers; in the simulation, the
+/// process crashed in the middle of the children's runs, before the parent was resumed):
+/// nothing is left for anyone to decide, so the parent's snapshot says it runs rather than
+/// that it waits at `assess`, and a client that answers waiting sessions and resumes running
+/// ones moves it on, as it does the parent of a subgraph node whose child was answered.
+async fn a_map_parent_whose_children_no_longer_wait_runs<S: Store + Clone>(store: S, tag: &str) {
+    let parent = Runner::new(claims::Workflow, store.clone());
+    let children = Runner::new(assessment::Workflow, store.clone());
+    let id = format!("{tag}-claim");
+    let outcome = parent.start(&id, claim(tag, &[3, 7])).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Interrupted {
+                node: "assess/check",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    children
+        .enqueue_input(&child_of(&id, 7), assessment::Input::Check("ana".into()))
+        .await
+        .unwrap();
+    // One child still waits: the parent waits for its check, and for nothing else.
+    let snapshot = parent.state(&id).await.unwrap().unwrap();
+    assert_eq!(snapshot.waiting, vec!["assess/check"], "{snapshot:?}");
+    children
+        .enqueue_input(&child_of(&id, 3), assessment::Input::Check("bo".into()))
+        .await
+        .unwrap();
+    let snapshot = parent.state(&id).await.unwrap().unwrap();
+    assert_eq!(snapshot.status, Status::Running, "{snapshot:?}");
+    assert!(snapshot.waiting.is_empty(), "{snapshot:?}");
+    let done = parent.resume(&id).await.unwrap().into_state();
+    assert_eq!(done.payable, 48 * 900 + 2 * 18_000);
+    assert_eq!(done.checked, vec!["bo", "ana"]);
+    for item in [3, 7] {
+        assert_eq!(runs(tag, "price", item), 1, "item {item}");
+        assert_eq!(runs(tag, "check", item), 1, "item {item}");
+    }
+}
+
 async fn wait_until<F, Fut>(what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
@@ -753,6 +797,7 @@ on_every_store!(
     answering_a_map_child_through_the_parent_names_the_children,
     workers_spread_a_map_of_children,
     a_crash_after_a_child_ended_does_not_run_it_again,
+    a_map_parent_whose_children_no_longer_wait_runs,
 );
 
 /// What a `swallowing::assess` node saw from `child.run`, per tag: how many times the

@@ -1219,17 +1219,30 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let region_paths = match (&loaded.frontier, loaded.cursor) {
             (Some(frontier), Some(join)) if W::Exec::SUBGRAPHS && loaded.is_waiting() => {
                 let paths = self.region_child_paths(session, join, frontier).await?;
-                let waiting = region::waiting_paths::<W>(join, &frontier.slots, &paths);
+                let mut waiting = region::waiting_paths::<W>(join, &frontier.slots, &paths);
+                // A map item named by its node alone waits for a child that no longer waits
+                // (answered, and the parent not yet run on): for nothing anyone decides.
+                waiting.retain(|name| {
+                    name.contains('/') || W::node(name).is_some_and(|spec| spec.interrupt)
+                });
                 Some(waiting)
             }
             _ => None,
         };
         let mut snapshot = Self::snapshot(loaded);
-        if let Some(waiting) = region_paths
-            && let Some(&first) = waiting.first()
-        {
-            snapshot.status = waiting_at(first);
-            snapshot.waiting = waiting;
+        if let Some(waiting) = region_paths {
+            match waiting.first() {
+                Some(&first) => {
+                    snapshot.status = waiting_at(first);
+                    snapshot.waiting = waiting;
+                }
+                // As for a subgraph node's child below: shown as running, so that a client
+                // that answers waiting sessions and resumes running ones moves it on.
+                None => {
+                    snapshot.status = Status::Running;
+                    snapshot.waiting.clear();
+                }
+            }
         }
         if child_wait {
             snapshot.child = Some(child::child_session_id(&format!(
