@@ -50,10 +50,10 @@
 //! and its deadline's default both); every completed parent holds its children's results; an
 //! answer given after its deadline was taken was refused, and an accepted answer won.
 //!
-//! One remedy is applied and counted rather than failed: a parent run by workers whose
-//! children all ended while nothing can wake it any more (a lost wake-up, see `rescue` in
-//! `support/sim/clients.rs`) is resumed by an operator, and the summary lists how many;
-//! `SIM_NO_RESCUE=1` leaves such parents lost.
+//! No remedy is applied by hand: a parent run by workers whose children's wake-ups were lost
+//! in crashes moves on at its own re-check (`Runner::recheck_children`, short in these
+//! worlds); one that did not would count as lost. (Before the re-check, the simulation found
+//! such parents waiting forever.)
 //!
 //! `SIM_CRASHES=N cargo test --release --test simulation -- --nocapture` runs worlds until N
 //! crashes were injected; `SIM_SEED=S` runs world S alone (with `SIM_TRACE=1`, printing every
@@ -303,7 +303,6 @@ async fn run_world(seed: u64, faulty: bool, run: u64) -> Outcome {
     for violation in clients.take_violations() {
         report.other(violation);
     }
-    report.rescued = clients.take_rescued();
     report.counts = clients.counts();
     report.crashes = faults.crashes.load(Ordering::SeqCst);
     report.fenced_refused = faults.oracle().fenced_refused;
@@ -432,7 +431,6 @@ fn simulation() {
     let crashes = AtomicU64::new(0);
     let worlds = AtomicU64::new(0);
     let sqlite_worlds = AtomicU64::new(0);
-    let rescued: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
     let counts: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
     let totals = Mutex::new((0_usize, 0_usize));
     let races = Mutex::new((0_u64, 0_u64));
@@ -451,10 +449,6 @@ fn simulation() {
                     if Setup::of(seed).sqlite {
                         sqlite_worlds.fetch_add(1, Ordering::SeqCst);
                     }
-                    rescued
-                        .lock()
-                        .unwrap()
-                        .extend(report.rescued.iter().map(|r| (seed, r.clone())));
                     for (what, n) in &report.counts {
                         *counts.lock().unwrap().entry(what).or_default() += n;
                     }
@@ -496,14 +490,6 @@ fn simulation() {
         .map(|(what, n)| format!("{n} {what}"))
         .collect();
     println!("simulation: {}", covered.join(", "));
-    let rescued = rescued.into_inner().unwrap();
-    println!(
-        "simulation: {} parents left waiting after their last child ended (a lost wake-up), resumed by an operator",
-        rescued.len()
-    );
-    for (seed, what) in rescued.iter().take(5) {
-        println!("  seed {seed}: {what}");
-    }
     let (fenced_refused, reclaims) = *races.lock().unwrap();
     println!(
         "simulation: {reclaims} sessions claimed again after a lease ended, {fenced_refused} writes of fenced workers refused"

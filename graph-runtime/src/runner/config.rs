@@ -93,6 +93,9 @@ pub(crate) struct Config {
     pub(super) graph_change: GraphChange,
     pub(super) cancel: Option<CancellationToken>,
     pub(super) event_capacity: usize,
+    /// How soon a map parent a worker left waiting for children running elsewhere is
+    /// claimed again (see [`Runner::recheck_children`]).
+    pub(super) recheck_children: Duration,
     /// The first bad setting a builder method was given, checked there and only there; every
     /// call that runs or writes a session returns it as [`Error::InvalidConfig`].
     pub(super) invalid: Option<&'static str>,

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -328,6 +328,7 @@ impl<W: Workflow, S: Store> Runner<W, S> {
                 graph_change: GraphChange::Strict,
                 cancel: None,
                 event_capacity: 1024,
+                recheck_children: Duration::from_secs(30),
                 invalid: None,
             },
         }
@@ -401,6 +402,25 @@ impl<W: Workflow, S: Store> Runner<W, S> {
             );
         }
         self.config.retention = retention;
+        self
+    }
+
+    /// Under workers, how soon a map parent waiting for its items' children is claimed again
+    /// to read their statuses (default 30 s; 20 times as long while the children only wait
+    /// for inputs).
+    ///
+    /// A child that ends wakes its parent at once, with a call of its own after its last
+    /// checkpoint; should a crash come in between, this re-check is what moves the parent
+    /// on: a lost wake-up delays it by at most this long. Each re-check that finds no child
+    /// ended saves the parent's wait again (one small record). A zero duration would have
+    /// workers claim waiting parents without pause: it is refused here, and the runner's
+    /// calls return [`Error::InvalidConfig`] (see [`Runner`]).
+    pub fn recheck_children(mut self, every: Duration) -> Self {
+        if every.is_zero() {
+            self.config
+                .reject("`recheck_children(Duration::ZERO)`: give a positive interval");
+        }
+        self.config.recheck_children = every;
         self
     }
 

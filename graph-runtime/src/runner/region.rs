@@ -35,16 +35,6 @@ use crate::store::{MemoryStore, Status, Store, Wake};
 use crate::workflow::NodeCheckpoint;
 use crate::{Error, NodeCtx, NodeSpec, Result, Workflow};
 
-/// How soon a map parent that a worker left waiting for children running on other workers
-/// is claimed again to read their statuses, should the wake-up of the child that ended be
-/// lost (a crash between the child's last checkpoint and its call that wakes the parent).
-/// Each such re-check that finds the children still running saves the wait again.
-const RECHECK_RUNNING_CHILDREN: Duration = Duration::from_secs(30);
-
-/// The same for a map parent whose children wait for inputs (none runs): they wait for
-/// people, and the parent's chain gains a record per re-check, so it comes less often.
-const RECHECK_WAITING_CHILDREN: Duration = Duration::from_secs(600);
-
 /// What finished in the set of running branches.
 enum Ran {
     /// An attempt of slot `.0` returned, after `.2` if the run is observed.
@@ -764,8 +754,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
         let running_elsewhere = !elsewhere.is_empty();
         let recheck = match (control.writes.fence.is_some(), running_elsewhere) {
             (false, _) => None,
-            (true, true) => Some(RECHECK_RUNNING_CHILDREN),
-            (true, false) if paths.iter().any(Option::is_some) => Some(RECHECK_WAITING_CHILDREN),
+            (true, true) => Some(self.config.recheck_children),
+            // They wait for people: the parent's chain gains a record per re-check, so it comes
+            // less often.
+            (true, false) if paths.iter().any(Option::is_some) => {
+                Some(self.config.recheck_children.saturating_mul(20))
+            }
             (true, false) => None,
         };
         let next = match (next, recheck) {

@@ -28,9 +28,6 @@ pub struct Report {
     pub forked: BTreeSet<String>,
     /// What went wrong, one line each.
     pub problems: Vec<String>,
-    /// Parents an operator resumed by hand: waiting, with every child ended and nothing to
-    /// wake them (lost wake-ups).
-    pub rescued: Vec<String>,
     /// What the faulty run covered: verbs applied, race outcomes.
     pub counts: BTreeMap<&'static str, u64>,
 }

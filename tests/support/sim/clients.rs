@@ -55,16 +55,11 @@ pub struct Local {
     slept: bool,
     answered_racy: bool,
     tried_late: bool,
-    /// Since when the session stood at this checkpoint, waiting for children that ended.
-    stuck: Option<(u64, tokio::time::Instant)>,
 }
 
 /// What a client does for the sessions of workflow `Self`, besides starting, answering and
 /// resuming them.
 pub trait Client: Workflow<State: SimState> {
-    /// Whether its sessions run child sessions (subgraph nodes).
-    const PARENT: bool = false;
-
     /// The answer for `node`, at which `snapshot` waits.
     fn answer(_id: &str, _snapshot: &Snapshot<Self::State>, _node: &str) -> Option<Self::Input> {
         None
@@ -179,7 +174,7 @@ pub async fn drive<W: Client>(mut c: Ctx<W>, initial: Option<W::State>) {
             }
             Status::Cancelled => return,
             Status::Waiting { .. } => waiting(&mut c, &snapshot, &mut local).await,
-            _ => running(&mut c, &snapshot, &mut local).await,
+            _ => running(&mut c, &snapshot).await,
         }
     }
 }
@@ -204,9 +199,6 @@ async fn waiting<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local
         } else {
             pause(&mut c.rng, LOOK_AGAIN_MS).await;
         }
-        return;
-    }
-    if rescue(c, snapshot, local).await {
         return;
     }
     if W::at_wait(c, snapshot, local).await {
@@ -236,78 +228,7 @@ async fn cancel<W: Client>(c: &mut Ctx<W>) {
     }
 }
 
-/// How long a parent may stand still, waiting with every child ended and nothing to wake
-/// it, before an operator resumes it by hand: far longer than any wake-up in flight takes.
-const STUCK_FOR: Duration = Duration::from_secs(10);
-
-/// The operator's remedy for a lost wake-up: a parent run by workers that waits for its
-/// children (or whose run failed after it saved that wait), with every child ended and no
-/// wake-up set, stays so forever. A child's end wakes its parent with calls of its own,
-/// after the child's last checkpoint: a crash or a failed call in between loses the wake-up;
-/// and a child that ends while its parent's record says the parent's run failed wakes
-/// nothing, while no worker retries a failed run whose wait cleared its wake-up. Found
-/// standing so for [`STUCK_FOR`], it is resumed by hand (as `resume` after the inspector's
-/// `stuck`), and counted: the harness reports every one. `SIM_NO_RESCUE` turns the remedy
-/// off (such a parent is then lost).
-async fn rescue<W: Client>(
-    c: &mut Ctx<W>,
-    snapshot: &Snapshot<W::State>,
-    local: &mut Local,
-) -> bool {
-    if !W::PARENT || c.mode != Mode::Workers || std::env::var_os("SIM_NO_RESCUE").is_some() {
-        return false;
-    }
-    let now = tokio::time::Instant::now();
-    match local.stuck {
-        Some((seq, since)) if seq == snapshot.seq => {
-            if now - since < STUCK_FOR {
-                return false;
-            }
-        }
-        _ => {
-            local.stuck = Some((snapshot.seq, now));
-            return false;
-        }
-    }
-    let store = c.runner.store();
-    let Ok(Some(record)) = store.session(&c.id).await else {
-        return false;
-    };
-    let stopped = matches!(
-        record.status.kind(),
-        StatusKind::Waiting | StatusKind::Failed
-    );
-    if !stopped || record.wake_at.is_some() {
-        return false;
-    }
-    let mut filter = SessionFilter::new();
-    filter.parent = Some(c.id.clone());
-    filter.limit = SessionFilter::MAX_LIMIT;
-    let Ok(children) = store.sessions(&filter).await else {
-        return false;
-    };
-    let ended = |status: &Status| {
-        matches!(
-            status.kind(),
-            StatusKind::Completed | StatusKind::Failed | StatusKind::Cancelled
-        )
-    };
-    if children.sessions.is_empty() || !children.sessions.iter().all(|r| ended(&r.status)) {
-        return false;
-    }
-    c.clients.rescued(format!(
-        "{}: {:?} at checkpoint {}, not runnable, with every child ended",
-        c.id, record.status, snapshot.seq
-    ));
-    local.stuck = None;
-    let _ = c.runner.resume(&c.id).await;
-    true
-}
-
-async fn running<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>, local: &mut Local) {
-    if rescue(c, snapshot, local).await {
-        return;
-    }
+async fn running<W: Client>(c: &mut Ctx<W>, snapshot: &Snapshot<W::State>) {
     if let Some(repaired) = W::repair(&snapshot.state) {
         let record = c.runner.store().session(&c.id).await;
         if let Ok(Some(SessionRecord {
@@ -469,8 +390,6 @@ impl Client for deadline::Workflow {
 }
 
 impl Client for support::Workflow {
-    const PARENT: bool = true;
-
     fn answer(id: &str, _: &Snapshot<Ticket>, node: &str) -> Option<support::Input> {
         (node == "research/review").then(|| {
             support::Input::Research(research_agent::Input::Review(format!("{id}:reviewed")))
@@ -502,8 +421,6 @@ async fn children_of(c: &Ctx<claims::Workflow>) -> Option<Vec<(usize, SessionRec
 }
 
 impl Client for claims::Workflow {
-    const PARENT: bool = true;
-
     /// Every item settled: the children of the lines above the limit wait for their check,
     /// the others completed.
     async fn ready_to_cancel(c: &Ctx<Self>, snapshot: &Snapshot<Claim>) -> bool {

@@ -10,6 +10,9 @@ use graph_runtime::prelude::*;
 use super::store::SimStore;
 use super::workflows::*;
 
+/// How soon a map parent waiting for children on workers reads their statuses again.
+const RECHECK: Duration = Duration::from_millis(200);
+
 /// Whether a session is run in-process or by workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -256,7 +259,11 @@ impl Runners {
             fanout: Runner::new(fanout::Workflow, store.clone()).retention(retention),
             deadline: Runner::new(deadline::Workflow, store.clone()).retention(retention),
             support: Runner::new(support::Workflow, store.clone()).retention(retention),
-            claims: Runner::new(claims::Workflow, store.clone()).retention(retention),
+            // A parent whose children's wake-ups were lost in crashes moves on at its next
+            // re-check: short here, so that a world waits for it in moments, not minutes.
+            claims: Runner::new(claims::Workflow, store.clone())
+                .retention(retention)
+                .recheck_children(RECHECK),
             assessment: Runner::new(assessment::Workflow, store.clone()).retention(retention),
             approvals: Runner::new(approvals::Workflow, store.clone()).retention(retention),
         }
@@ -273,8 +280,6 @@ pub struct Clients {
     /// Sessions an operator set out to cancel (a cancel that failed half-way, its children
     /// cancelled and not the parent, is made again, whatever the session shows).
     cancelling: Mutex<HashSet<String>>,
-    /// Parents found waiting, not runnable, with every child ended, and resumed by hand.
-    rescued: Mutex<Vec<String>>,
     /// Answers the runner accepted (`Ok`), by session and node: those must win.
     accepted: Mutex<HashSet<(String, &'static str)>>,
     /// What a client saw that must not happen (an answer accepted after its deadline).
@@ -302,14 +307,6 @@ impl Clients {
 
     pub fn cancelling(&self, id: &str) -> bool {
         self.cancelling.lock().unwrap().contains(id)
-    }
-
-    pub fn rescued(&self, what: String) {
-        self.rescued.lock().unwrap().push(what);
-    }
-
-    pub fn take_rescued(&self) -> Vec<String> {
-        std::mem::take(&mut *self.rescued.lock().unwrap())
     }
 
     pub fn accepted(&self, id: &str, node: &'static str) {
