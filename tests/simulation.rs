@@ -214,7 +214,7 @@ fn faults_of(seed: u64) -> (Rates, u64) {
         renew_stall: rng.u32(2..8),
         stall_max: Duration::from_millis(900),
     };
-    (rates, rng.u64(2..=8))
+    (rates, rng.u64(3..=10))
 }
 
 /// A world's store: the memory store, or SQLite on a file in a temporary directory (in
