@@ -25,6 +25,7 @@ mod lower;
 mod mermaid;
 mod model;
 mod parse;
+mod pipeline;
 mod state_schema;
 mod suggest;
 
@@ -365,7 +366,7 @@ mod suggest;
 /// `&State`, then the item, then optionally `ctx: &NodeCtx`.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
-    workflow_pipeline(args.into(), item.into()).into()
+    pipeline::workflow(args.into(), item.into()).into()
 }
 
 /// Marks an `async fn` of a `#[workflow]` module as a node of the graph.
@@ -638,33 +639,4 @@ pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(StateSchema, attributes(state_schema))]
 pub fn derive_state_schema(input: TokenStream) -> TokenStream {
     state_schema::derive(input.into()).into()
-}
-
-/// `#[workflow(args)] item`: parse → model → check → lower and expand, or the fallback (the
-/// module as written, with every error and plausible stand-ins for the generated items).
-pub(crate) fn workflow_pipeline(
-    args: proc_macro2::TokenStream,
-    item: proc_macro2::TokenStream,
-) -> proc_macro2::TokenStream {
-    let cx = ctxt::Ctxt::new();
-    let input = parse::workflow(&cx, args, item.clone());
-    let Some(module) = &input.module else {
-        let errors = cx.check().err();
-        return fallback::not_a_module(item, errors);
-    };
-    let graph = model::Graph::build(module);
-    check::check_args(&cx, &input.args);
-    check::check(&cx, &graph);
-    match (cx.check(), &input.args.state) {
-        (Ok(()), Some(state)) => expand::expand(&input.args, state, &graph),
-        (Err(errors), _) => fallback::module(&input.args, &graph, &errors),
-        (Ok(()), None) => {
-            // Not reachable (a missing `state` is an error), but never panic in a macro.
-            let errors = syn::Error::new(
-                proc_macro2::Span::call_site(),
-                "missing `state = …` in `#[workflow]`",
-            );
-            fallback::module(&input.args, &graph, &errors)
-        }
-    }
 }

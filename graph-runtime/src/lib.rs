@@ -195,6 +195,13 @@ mod parallel_tests;
 #[path = "private.rs"]
 pub mod __private;
 
+/// Entry points for the fuzz targets of the repository's `fuzz/` directory (feature
+/// `fuzzing`, off by default): not part of the public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzzing;
+
 pub use crate::ctx::{Failure, NodeCtx};
 pub use crate::error::{Error, Result};
 pub use crate::events::{BranchOutcome, Event, Events, Payload, RunHandle};

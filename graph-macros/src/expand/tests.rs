@@ -9,7 +9,7 @@ use super::routes::SIMILAR_NAMES;
 use super::*;
 use crate::mermaid::mermaid_id;
 use crate::parse;
-use crate::workflow_pipeline as workflow;
+use crate::pipeline::workflow;
 
 fn checkout() -> TokenStream {
     quote! {
