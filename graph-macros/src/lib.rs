@@ -29,6 +29,11 @@ mod pipeline;
 mod state_schema;
 mod suggest;
 
+// The fuzz targets' bodies (see `fuzz/` at the repository's root); the unit tests replay
+// their committed corpus through them.
+#[cfg(test)]
+mod fuzz;
+
 /// Turns an inline module of `#[node]` functions and `edge!` declarations into a
 /// compile-time-checked workflow graph.
 ///
