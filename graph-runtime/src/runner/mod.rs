@@ -415,6 +415,29 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     /// ended saves the parent's wait again (one small record). A zero duration would have
     /// workers claim waiting parents without pause: it is refused here, and the runner's
     /// calls return [`Error::InvalidConfig`] (see [`Runner`]).
+    ///
+    /// ```
+    /// # use graph_runtime::prelude::*;
+    /// # use graph_runtime::Error;
+    /// # use std::time::Duration;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize, StateSchema)] pub struct S;
+    /// # #[workflow(state = S)]
+    /// # pub mod flow {
+    /// #     use super::*;
+    /// #     edge!(START -> only);
+    /// #     edge!(only -> END);
+    /// #     #[node] async fn only(s: &mut S) {}
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+    /// let runner = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .recheck_children(Duration::from_secs(5));
+    /// runner.start("a", S).await?;
+    ///
+    /// let never_waits = Runner::new(flow::Workflow, MemoryStore::new())
+    ///     .recheck_children(Duration::ZERO);
+    /// assert!(matches!(never_waits.start("a", S).await, Err(Error::InvalidConfig(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn recheck_children(mut self, every: Duration) -> Self {
         if every.is_zero() {
             self.config
