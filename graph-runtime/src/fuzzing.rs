@@ -4,9 +4,9 @@
 //! Not part of the public API: hidden from the documentation, outside any semver promise, and
 //! of no use to a program. A checkpoint's checksum stands in front of everything a decoder
 //! does, and random bytes never pass it; these functions let a fuzzer write a valid checksum
-//! over bytes of its choosing ([`seal`]) and call the decoders behind it directly: the
-//! envelope ([`open`], [`decode`]), the delta codec ([`delta_encode`], [`delta_reconstruct`])
-//! and the chain a delta checkpoint is rebuilt from ([`reconstruct`]). They add no behaviour:
+//! over bytes of its choosing (`seal`) and call the decoders behind it directly: the
+//! envelope (`open`, `decode`), the delta codec (`delta_encode`, `delta_reconstruct`)
+//! and the chain a delta checkpoint is rebuilt from (`reconstruct`). They add no behaviour:
 //! each is one call of what the runner itself calls.
 
 use serde::Serialize;
@@ -69,13 +69,13 @@ pub struct Body<S, I> {
 pub enum Decoded<S, I> {
     /// A whole body.
     Full(Body<S, I>),
-    /// A delta: its body is read through its chain ([`reconstruct`]).
+    /// A delta: its body is read through its chain (`reconstruct`).
     Delta,
     /// A branch record: the slots it changes.
     Record(Vec<(u32, Slot)>),
 }
 
-/// The header fields [`open`] verified.
+/// The header fields `open` verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
     /// The status's integer code.
@@ -205,7 +205,7 @@ pub fn decode<S: DeserializeOwned, I: DeserializeOwned>(
     .map(Decoded::Full)
 }
 
-/// Decodes a whole body (a full checkpoint's, or one [`reconstruct`] rebuilt): the state,
+/// Decodes a whole body (a full checkpoint's, or one `reconstruct` rebuilt): the state,
 /// then the rest, every byte consumed.
 pub fn decode_body<S: DeserializeOwned, I: DeserializeOwned>(
     session: &str,
