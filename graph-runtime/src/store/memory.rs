@@ -482,6 +482,22 @@ impl Store for MemoryStore {
             .flatten())
     }
 
+    /// One pass over the kept checkpoints in the range, however far apart `from` and `to`
+    /// are: the trait's default asks for every sequence number between them, and a damaged
+    /// delta or branch record whose header names a chain from 0 to 2^40 made reading it hang.
+    async fn chain(&self, session: &str, from: u64, to: u64) -> Result<Vec<Checkpoint>> {
+        Ok(self
+            .with_session(session, |s| {
+                let start = s.chain.partition_point(|c| c.seq < from);
+                s.chain
+                    .range_mut(start..)
+                    .take_while(|c| c.seq <= to)
+                    .map(|c| sealed(session, c))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn list(&self, session: &str) -> Result<Vec<CheckpointMeta>> {
         Ok(self
             .with_session(session, |s| {
@@ -814,6 +830,59 @@ mod tests {
                 .unwrap();
             assert_eq!(store.latest("s").await.unwrap().unwrap().bytes, bytes);
         }
+    }
+
+    /// A chain over a vast range of sequence numbers reads only the kept checkpoints in it,
+    /// sealed, at once. A delta whose header named a chain from 0 to 2^40 made
+    /// `Runner::state` hang in 2^40 lookups (the `chain` fuzz target's
+    /// `fuzz/regressions/chain/delta-chain-from-0-to-2-pow-40`).
+    #[test]
+    fn a_chain_over_a_vast_range_reads_only_what_is_kept() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let store = MemoryStore::new();
+            let mut handle = Handle::default();
+            let far = 1u64 << 40;
+            for (expected, seq) in [
+                (None, 0),
+                (Some(0), 1),
+                (Some(1), far),
+                (Some(far), far + 1),
+            ] {
+                store
+                    .append_now(
+                        "s",
+                        Append::new(expected, unsealed("s", seq), None),
+                        &mut handle,
+                    )
+                    .unwrap();
+            }
+            let read = |from, to| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let chain = runtime.block_on(store.chain("s", from, to)).unwrap();
+                for checkpoint in &chain {
+                    checkpoint::open("s", checkpoint.seq, &checkpoint.bytes).unwrap();
+                }
+                chain.iter().map(|c| c.seq).collect::<Vec<_>>()
+            };
+            let chains = [
+                read(0, far - 1),
+                read(1, u64::MAX),
+                read(2, far),
+                read(far + 2, u64::MAX),
+            ];
+            done.send(chains).unwrap();
+        });
+        let chains = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the chains read within 30 s");
+        let far = 1u64 << 40;
+        assert_eq!(chains[0], [0, 1]);
+        assert_eq!(chains[1], [1, far, far + 1]);
+        assert_eq!(chains[2], [far]);
+        assert!(chains[3].is_empty());
     }
 
     /// With `KeepLast(n)`, the append that drops one checkpoint hands its buffer back; one
