@@ -1,10 +1,100 @@
-//! JSON helpers of the inspector: the difference between two states as JSON Pointer paths
-//! with their old and new values, and RFC 3339 times.
+//! JSON helpers of the inspector: reading an operator's JSON, the difference between two
+//! states as JSON Pointer paths with their old and new values, and RFC 3339 times.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Reads JSON an operator wrote (a decision, a merge patch) as a [`Value`], refusing an
+/// object that names a key twice. `Value` alone keeps the last of them, so that
+/// `{"review": "Approve", "review": {"Reject": …}}` would silently mean the second, while the
+/// typed `Input` and state refuse it: a document with two answers to one question is refused
+/// rather than read one way or the other. Nesting is limited as `serde_json` limits it.
+pub(crate) fn from_operator(text: &str) -> Result<Value, serde_json::Error> {
+    from_operator_bytes(text.as_bytes())
+}
+
+/// [`from_operator`] on bytes (a request body), which must be UTF-8 as JSON is.
+pub(crate) fn from_operator_bytes(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = UniqueKeys::deserialize(&mut reader)?.0;
+    reader.end()?;
+    Ok(value)
+}
+
+/// A JSON value whose objects have no key twice.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Number(value.into())))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Number(value.into())))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<UniqueKeys, E> {
+        Number::from_f64(value)
+            .map(|number| UniqueKeys(Value::Number(number)))
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(value.to_owned())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(UniqueKeys(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` appears twice in one object"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(UniqueKeys(Value::Object(object)))
+    }
+}
 
 /// One difference between two JSON values: what [`Inspector::diff`](super::Inspector::diff)
 /// returns and what an edit's audit record keeps.
@@ -87,6 +177,38 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// An operator's JSON reads as `serde_json` reads it, except that a key twice in one
+    /// object is refused (`Value` would keep the last: found by the `json_input` fuzz target's
+    /// check that the inspector takes only decisions the typed `Input` reads).
+    #[test]
+    fn operator_json_reads_as_json_but_refuses_a_key_twice() {
+        for text in [
+            r#"{"ask": {"Text": "yes"}}"#,
+            r#"[1, -2, 3.5, "x", null, true, {"a": {"b": []}}, {}]"#,
+            r#"{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}"#,
+            "18446744073709551615",
+            " \"\\u00e9\" ",
+        ] {
+            let expected: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(from_operator(text).unwrap(), expected, "{text}");
+        }
+        for (text, key) in [
+            (r#"{"ask": 5, "ask": {"Text": "x"}}"#, "ask"),
+            (r#"{"ask": {"Text": "x", "Text": "y"}}"#, "Text"),
+            (r#"[{"a": 1}, {"b": 1, "b": 1}]"#, "b"),
+        ] {
+            let error = from_operator(text).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("the key `{key}` appears twice in one object")),
+                "{text}: {error}"
+            );
+            assert!(error.contains("line 1 column"), "{error}");
+        }
+        assert!(from_operator("{} {}").is_err(), "trailing characters");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(from_operator(&deep).is_err(), "nesting is limited");
+    }
 
     #[test]
     fn diff_names_each_changed_leaf_by_its_pointer() {

@@ -60,6 +60,7 @@ use serde_json::Value;
 
 pub use self::error::InspectError;
 pub use self::json::{Change, diff};
+pub(crate) use self::json::{from_operator, from_operator_bytes};
 pub use self::view::{
     AuditView, BulkReport, ChildWaitView, DiffView, GraphView, HistoryEntry, LeaseView, NodeView,
     SessionList, SessionSummary, SessionView,
@@ -364,7 +365,7 @@ impl<S: Store + Clone> Inspector<S> {
     ) -> Result<SessionView> {
         let record = self.record(session).await?;
         let entry = self.entry(&record)?;
-        let value: Value = serde_json::from_str(decision)
+        let value: Value = json::from_operator(decision)
             .map_err(|e| InspectError::BadInput(format!("the decision is not JSON: {e}")))?;
         let expected = || expected_decision(&record, entry.interrupts());
         let (node, body) = match value {
@@ -411,7 +412,7 @@ impl<S: Store + Clone> Inspector<S> {
     ) -> Result<SessionView> {
         let record = self.record(session).await?;
         let entry = self.entry(&record)?;
-        let patch: Value = serde_json::from_str(patch)
+        let patch: Value = json::from_operator(patch)
             .map_err(|e| InspectError::BadInput(format!("the patch is not JSON: {e}")))?;
         let expected = expected_seq.unwrap_or(record.seq);
         entry.edit(session, expected, patch, by).await?;
@@ -440,7 +441,7 @@ impl<S: Store + Clone> Inspector<S> {
         let entry = self.entry(&record)?;
         let patch = patch
             .map(|p| {
-                serde_json::from_str::<Value>(p)
+                json::from_operator(p)
                     .map_err(|e| InspectError::BadInput(format!("the patch is not JSON: {e}")))
             })
             .transpose()?;

@@ -139,7 +139,7 @@ impl Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body::Json(Map::new()));
         }
-        match serde_json::from_slice::<Value>(bytes) {
+        match crate::inspect::from_operator_bytes(bytes) {
             Ok(Value::Object(map)) => Ok(Body::Json(map)),
             Ok(_) => Err(bad("the request body must be a JSON object")),
             Err(e) => Err(bad(format!("the request body is not JSON: {e}"))),

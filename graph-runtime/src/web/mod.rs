@@ -700,7 +700,7 @@ async fn decide<S: Store + Clone>(
                     (Some(node), Some(input), None) => {
                         // Parsed here so that an error names the input, not a wrapper the person
                         // never typed.
-                        let input: serde_json::Value = serde_json::from_str(&input)
+                        let input = crate::inspect::from_operator(&input)
                             .map_err(|e| bad(format!("the input of `{node}` is not JSON: {e}")))?;
                         serde_json::json!({ node: input }).to_string()
                     }
