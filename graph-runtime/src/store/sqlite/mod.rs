@@ -154,7 +154,7 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -222,6 +222,8 @@ struct Inner {
     closed: AtomicBool,
     /// Signalled when this store made a session runnable (see [`Store::wait_for_work`]).
     work: Notify,
+    /// The writer thread, joined by [`SqliteStore::close`] (dropped, it ends on its own).
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -297,7 +299,7 @@ impl SqliteStore {
         let writer_readers = Arc::clone(&readers);
         let (writer_path, writer_context) = (path.to_owned(), context.clone());
         let synchronous = options.synchronous;
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("graph-runtime-sqlite-writer".to_owned())
             .spawn(move || {
                 let prepared = open_connection(&writer_path, &writer_context).and_then(|conn| {
@@ -345,6 +347,7 @@ impl SqliteStore {
                 in_flight: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 work: Notify::new(),
+                writer: Mutex::new(Some(writer)),
             }),
         })
     }
@@ -408,7 +411,28 @@ impl SqliteStore {
             .send(Command::Close { reply })
             .await
             .map_err(|_| stopped())?;
-        receiver.await.map_err(|_| stopped())?
+        let closed = receiver.await.map_err(|_| stopped())?;
+        // The writer has answered and is ending: wait for its thread to be gone (its connection
+        // and thread-locals released), so that nothing of this store outlives `close`.
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            let label = self.inner.readers.context.label.clone();
+            self.blocking(move || {
+                writer.join().map_err(|_| {
+                    store_error(
+                        format!("the SQLite writer thread of `{label}` panicked while closing"),
+                        None,
+                    )
+                })
+            })
+            .await?;
+        }
+        closed
     }
 
     /// Rewrites the whole file without its free pages (SQLite's `VACUUM`), so that it takes no
