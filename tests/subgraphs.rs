@@ -574,6 +574,96 @@ async fn a_spawned_answer_through_the_parent_runs_it_on() {
     }
 }
 
+/// Where a `held_support` run stops before it starts its child, per tag: the run says it
+/// arrived, then waits for the test to let it go on.
+static HELD: Mutex<
+    Vec<(
+        String,
+        std::sync::Arc<(tokio::sync::Notify, tokio::sync::Notify)>,
+    )>,
+> = Mutex::new(Vec::new());
+
+fn hold(tag: &str) -> std::sync::Arc<(tokio::sync::Notify, tokio::sync::Notify)> {
+    let mut held = HELD.lock().unwrap();
+    if let Some((_, gate)) = held.iter().find(|(t, _)| t == tag) {
+        return gate.clone();
+    }
+    let gate = std::sync::Arc::default();
+    held.push((tag.to_owned(), std::sync::Arc::clone(&gate)));
+    gate
+}
+
+/// The parent of [`a_run_in_flight_cannot_start_a_child_of_its_deleted_parent`]: its
+/// `research` node stops before it starts the child, until the test lets it go on.
+#[workflow(state = Ticket)]
+pub mod held_support {
+    use super::*;
+
+    edge!(START -> triage);
+    edge!(triage -> research);
+    edge!(research -> END);
+
+    #[node]
+    async fn triage(t: &mut Ticket) {
+        ran(&t.tag, "triage");
+    }
+
+    #[node(subgraph = research_agent)]
+    async fn research(t: &mut Ticket, child: Child<research_agent::Workflow>) -> Result<(), Error> {
+        let gate = hold(&t.tag);
+        gate.0.notify_one();
+        gate.1.notified().await;
+        let found = child.run(Question::from(&*t)).await?;
+        t.notes = found.summary;
+        Ok(())
+    }
+}
+
+/// A parent deleted while a run of it is still in flight (here: stopped just before its
+/// subgraph node starts the child; in the simulation, a run that lost the race to complete
+/// the session): the run cannot start the child any more, as the store refuses a child whose
+/// parent does not exist. Before the store checked it, the run created the child after the
+/// delete, an orphan no delete of the parent would ever find again.
+async fn a_run_in_flight_cannot_start_a_child_of_its_deleted_parent<S: Store + Clone>(
+    store: S,
+    tag: &str,
+) {
+    let runner = Runner::new(held_support::Workflow, store.clone());
+    let id = format!("{tag}-ticket");
+    let gate = hold(tag);
+    let run = tokio::spawn({
+        let (runner, id, ticket) = (runner.clone(), id.clone(), ticket(tag));
+        async move { runner.start(&id, ticket).await }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), gate.0.notified())
+        .await
+        .expect("the run reaches its subgraph node");
+    assert!(runner.delete(&id).await.unwrap(), "the parent existed");
+    gate.1.notify_one();
+    // The child's creation is refused: the node fails with the store's answer, naming the
+    // parent (and the run has no session left to record that in).
+    let result = run.await.expect("the run's task");
+    let refused = match &result {
+        Err(Error::Node { node, source }) => {
+            *node == "research"
+                && matches!(source.downcast_ref::<Error>(),
+                    Some(Error::SessionNotFound(parent)) if *parent == id)
+        }
+        _ => false,
+    };
+    assert!(refused, "the run in flight: {result:?}");
+    assert_eq!(
+        store.session(&child_id(&id)).await.unwrap(),
+        None,
+        "an orphan child"
+    );
+    assert_eq!(
+        store.session(&id).await.unwrap(),
+        None,
+        "the deleted parent came back"
+    );
+}
+
 on_every_store!(
     a_ticket_runs_its_research_child,
     a_finished_child_is_not_run_again,
@@ -582,6 +672,7 @@ on_every_store!(
     a_retry_continues_the_failed_child,
     a_child_answered_directly_lets_its_parent_go_on,
     a_child_answered_through_its_parent_lets_it_go_on,
+    a_run_in_flight_cannot_start_a_child_of_its_deleted_parent,
 );
 
 /// A `MemoryStore` whose `latest` of one session fails once, after `skip` successful reads:

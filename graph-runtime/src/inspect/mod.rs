@@ -60,6 +60,7 @@ use serde_json::Value;
 
 pub use self::error::InspectError;
 pub use self::json::{Change, diff};
+#[cfg(feature = "web")]
 pub(crate) use self::json::{from_operator, from_operator_bytes};
 pub use self::view::{
     AuditView, BulkReport, ChildWaitView, DiffView, GraphView, HistoryEntry, LeaseView, NodeView,
@@ -463,7 +464,7 @@ impl<S: Store + Clone> Inspector<S> {
     /// registered workflow.
     pub async fn delete(&self, session: &str) -> Result<()> {
         crate::session_id::check(session)?;
-        if crate::runner::delete_with_children(&self.store, session).await? {
+        if self.store.delete(session).await? {
             Ok(())
         } else {
             Err(InspectError::UnknownSession(session.to_owned()))

@@ -600,33 +600,6 @@ pub(super) async fn children_of<S: Store>(store: &S, parent: &str) -> Result<Vec
     }
 }
 
-/// Deletes every descendant of `parent` (its children, theirs, and so on), each before its
-/// own parent, found by the parent each child's store record names; returns how many were
-/// deleted. A child deleted meanwhile by someone else is not counted.
-pub(super) async fn delete_descendants<S: Store>(store: &S, parent: &str) -> Result<u64> {
-    let mut deleted = 0;
-    // Without recursion in async code: a stack of sessions whose children are still to be
-    // listed, and every session found, each after its parent (deleted in reverse, so a
-    // child goes before its parent). `seen` guards against records that name each other.
-    let mut pending = vec![parent.to_owned()];
-    let mut seen = std::collections::HashSet::from([parent.to_owned()]);
-    let mut found = Vec::new();
-    while let Some(session) = pending.pop() {
-        for child in children_of(store, &session).await? {
-            if seen.insert(child.session.clone()) {
-                pending.push(child.session.clone());
-                found.push(child.session);
-            }
-        }
-    }
-    for child in found.iter().rev() {
-        if store.delete(child).await? {
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
-}
-
 /// Whether `id` can be the id of a child session at all: every id [`child_session_id`]
 /// makes holds a `/` (`{parent}/{node}/{seq}`) or, shortened, a `~` before its hash. A
 /// test that costs nothing, so that the end of a run of an ordinary session asks the store
@@ -775,14 +748,6 @@ pub(crate) fn waited_child(
         .strip_prefix(checkpoint.node.as_str())
         .is_some_and(|rest| rest.starts_with('/'));
     below.then(|| child_session_id(&format!("{session}/{}/{}", checkpoint.node, checkpoint.seq)))
-}
-
-/// Deletes `session` and every session below it (its children, theirs, and so on), the
-/// children first; returns whether `session` existed. What [`Runner::delete`] does, and the
-/// inspector's `delete`, which needs no runner.
-pub(crate) async fn delete_with_children<S: Store>(store: &S, session: &str) -> Result<bool> {
-    delete_descendants(store, session).await?;
-    store.delete(session).await
 }
 
 impl<W: Workflow, S: Store> Runner<W, S> {

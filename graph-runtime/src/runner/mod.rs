@@ -38,9 +38,9 @@ mod session;
 pub use self::attempt::{ItemFailed, TimedOut};
 pub use self::child::Child;
 pub(crate) use self::child::RecordedGraphs;
-pub(crate) use self::child::{ChildAnswer, ChildHost, ChildWorkflow};
 #[cfg(feature = "inspect")]
-pub(crate) use self::child::{delete_with_children, waited_child};
+pub(crate) use self::child::waited_child;
+pub(crate) use self::child::{ChildAnswer, ChildHost, ChildWorkflow};
 pub(crate) use self::config::Config;
 pub use self::config::{CheckpointPolicy, GraphChange, Retention};
 use self::load::{Loaded, Purpose};
@@ -1633,11 +1633,12 @@ impl<W: Workflow, S: Store> Runner<W, S> {
     ///
     /// The child sessions its subgraph nodes started go with it, and theirs in turn (found
     /// by the parent the store recorded for each, see
-    /// [`SessionFilter::parent`](crate::store::SessionFilter::parent)), before it: should
-    /// the call fail half-way, the parent is still there, and deleting it again deletes the
-    /// rest.
+    /// [`SessionFilter::parent`](crate::store::SessionFilter::parent)), in the same
+    /// transaction ([`Store::delete`](crate::store::Store::delete)): a failed call deletes
+    /// nothing, and a run of the session still in flight elsewhere cannot start a child of it
+    /// afterwards (its child's creation fails with [`Error::SessionNotFound`]).
     pub async fn delete(&self, session: &str) -> Result<bool> {
         session_id::check(session)?;
-        child::delete_with_children(&self.shared.store, session).await
+        self.shared.store.delete(session).await
     }
 }

@@ -355,6 +355,8 @@ macro_rules! __store_conformance_cases {
             audit_records_round_trip_through_list,
             deleted_sessions_leave_every_query,
             a_childs_parent_is_kept_from_its_creation_and_finds_it,
+            a_child_needs_its_parent_and_goes_with_it,
+            children_created_while_their_parent_is_deleted_never_outlive_it,
             odd_filters_are_clamped_or_match_nothing_never_panic
         }
     };
@@ -2463,6 +2465,8 @@ pub async fn a_childs_parent_is_kept_from_its_creation_and_finds_it<S: Store>(
     let long_parent = format!("{}é", "p".repeat(300));
     for (id, parent) in [
         ("p", None),
+        ("q", None),
+        (long_parent.as_str(), None),
         ("p/research/2", Some("p")),
         ("p/research/5", Some("p")),
         ("p/research/2/search/1", Some("p/research/2")),
@@ -2472,8 +2476,9 @@ pub async fn a_childs_parent_is_kept_from_its_creation_and_finds_it<S: Store>(
     ] {
         store.append(id, first(parent)).await.unwrap();
     }
-    // A later append (even one that names a parent) leaves it as it was.
-    let later = Append::new(Some(0), step(1, "END", Status::Completed, 20), None).parent("q");
+    // A later append (even one that names a parent, here one that does not exist) leaves it
+    // as it was.
+    let later = Append::new(Some(0), step(1, "END", Status::Completed, 20), None).parent("nobody");
     store.append("p/research/5", later).await.unwrap();
 
     let other = &fixture.another_handle();
@@ -2529,6 +2534,152 @@ pub async fn a_childs_parent_is_kept_from_its_creation_and_finds_it<S: Store>(
 
     assert!(store.delete("p/research/2").await.unwrap());
     assert_eq!(matching_ids(store, &children("p")).await, ["p/research/5"]);
+}
+
+/// A child is created only under a parent that exists ([`Append::parent`]): otherwise
+/// [`Error::SessionNotFound`] names the parent and nothing is written. Deleting a session
+/// deletes every session below it ([`Store::delete`]): its children, theirs, and no other
+/// session; afterwards no child of it (or of a deleted child) can be created, and a delete of
+/// a session that is gone deletes nothing and says so.
+pub async fn a_child_needs_its_parent_and_goes_with_it<S: Store>(fixture: &Fixture<S>) {
+    let store = fixture.store();
+    let other = &fixture.another_handle();
+    let first = |parent: Option<&str>| {
+        let append = Append::new(None, step(0, "search", Status::Running, 10), None);
+        match parent {
+            Some(parent) => append.parent(parent),
+            None => append,
+        }
+    };
+    let refused = |result: Result<()>, parent: &str| match result {
+        Err(Error::SessionNotFound(named)) if named == parent => {}
+        other => panic!("a child of missing `{parent}`: expected SessionNotFound, got {other:?}"),
+    };
+
+    refused(store.append("r/a/1", first(Some("r"))).await, "r");
+    assert_eq!(store.session("r/a/1").await.unwrap(), None);
+    assert!(store.list("r/a/1").await.unwrap().is_empty());
+    assert!(
+        matching_ids(other, &SessionFilter::new().parent("r"))
+            .await
+            .is_empty()
+    );
+
+    for (id, parent) in [
+        ("r", None),
+        ("r/a/1", Some("r")),
+        ("r/a/1/x/1", Some("r/a/1")),
+        ("r/a/1/x/1/y/1", Some("r/a/1/x/1")),
+        ("r/b/2", Some("r")),
+        ("rr", None),
+        ("rr/a/1", Some("rr")),
+        ("u", None),
+        ("u/c/1", Some("u")),
+    ] {
+        store.append(id, first(parent)).await.unwrap();
+    }
+    // A child's later checkpoints, so that a delete takes more than one row of each.
+    let later = Append::new(Some(0), step(1, "search", Status::Running, 20), None);
+    store.append("r/a/1/x/1", later).await.unwrap();
+
+    assert!(other.delete("r").await.unwrap());
+    for gone in ["r", "r/a/1", "r/a/1/x/1", "r/a/1/x/1/y/1", "r/b/2"] {
+        assert_eq!(
+            store.session(gone).await.unwrap(),
+            None,
+            "{gone} outlived r"
+        );
+        assert!(store.list(gone).await.unwrap().is_empty(), "{gone}");
+        assert_eq!(
+            store.latest(gone).await.unwrap().map(|c| c.seq),
+            None,
+            "{gone}"
+        );
+    }
+    for kept in ["rr", "rr/a/1", "u", "u/c/1"] {
+        assert!(
+            store.session(kept).await.unwrap().is_some(),
+            "{kept} deleted with r"
+        );
+    }
+    assert_eq!(
+        matching_ids(store, &SessionFilter::new()).await,
+        ["rr", "rr/a/1", "u", "u/c/1"]
+    );
+
+    // No child of the deleted parent, nor of its deleted children, can be created again.
+    refused(store.append("r/a/1", first(Some("r"))).await, "r");
+    refused(
+        other.append("r/a/1/x/2", first(Some("r/a/1"))).await,
+        "r/a/1",
+    );
+    assert_eq!(store.session("r/a/1/x/2").await.unwrap(), None);
+    assert!(!store.delete("r").await.unwrap());
+
+    // A child deleted alone leaves its parent; its parent then deletes what is left.
+    assert!(store.delete("u/c/1").await.unwrap());
+    assert!(store.session("u").await.unwrap().is_some());
+    store.append("u/c/2", first(Some("u"))).await.unwrap();
+    assert!(store.delete("u").await.unwrap());
+    assert_eq!(
+        matching_ids(store, &SessionFilter::new()).await,
+        ["rr", "rr/a/1"]
+    );
+}
+
+/// Children (and their own children) created while their parent is being deleted, from many
+/// tasks at once: each creation either lands before the delete, and goes with the parent, or
+/// is refused with [`Error::SessionNotFound`] naming its parent. Afterwards nothing below the
+/// parent is left, whatever the interleaving.
+pub async fn children_created_while_their_parent_is_deleted_never_outlive_it<S: Store>(
+    fixture: &Fixture<S>,
+) {
+    const ROUNDS: usize = 6;
+    const CHILDREN: usize = 12;
+    let store = Arc::new(fixture.another_handle());
+    let first = || Append::new(None, step(0, "search", Status::Running, 10), None);
+    for round in 0..ROUNDS {
+        let parent = format!("racing-{round}");
+        store.append(&parent, first()).await.unwrap();
+        let mut tasks = Vec::new();
+        let mut deleter = None;
+        for i in 0..CHILDREN {
+            let (own, parent_id) = (Arc::clone(&store), parent.clone());
+            tasks.push(tokio::spawn(async move {
+                let (store, parent) = (own, parent_id);
+                let child = format!("{parent}/c/{i}");
+                match store.append(&child, first().parent(&parent)).await {
+                    Ok(()) => {}
+                    Err(Error::SessionNotFound(named)) if named == parent => return,
+                    other => panic!("creating {child}: {other:?}"),
+                }
+                let grandchild = format!("{child}/g/1");
+                match store.append(&grandchild, first().parent(&child)).await {
+                    Ok(()) => {}
+                    Err(Error::SessionNotFound(named)) if named == child => {}
+                    other => panic!("creating {grandchild}: {other:?}"),
+                }
+            }));
+            if i == CHILDREN / 3 * (1 + round % 2) {
+                let (own, parent_id) = (Arc::clone(&store), parent.clone());
+                deleter = Some(tokio::spawn(async move { own.delete(&parent_id).await }));
+            }
+        }
+        for task in tasks {
+            task.await.expect("a task creating a child");
+        }
+        let deleted = deleter
+            .expect("the delete was started")
+            .await
+            .expect("the delete");
+        assert!(deleted.unwrap(), "{parent} existed when it was deleted");
+        let left: Vec<String> = matching_ids(fixture.store(), &SessionFilter::new())
+            .await
+            .into_iter()
+            .filter(|id| id.starts_with(&parent))
+            .collect();
+        assert!(left.is_empty(), "outlived {parent}: {left:?}");
+    }
 }
 
 #[cfg(test)]

@@ -308,6 +308,13 @@ impl MemoryStore {
                         found: None,
                     });
                 }
+                // A child only under a parent that exists (checked under the lock that a
+                // delete takes too).
+                if let Some(parent) = &append.parent
+                    && !sessions.contains_key(parent.as_str())
+                {
+                    return Err(Error::SessionNotFound(parent.clone()));
+                }
                 let entry = Arc::new(Mutex::new(Session::new()));
                 sessions.insert(session.to_owned(), Arc::clone(&entry));
                 entry
@@ -525,14 +532,30 @@ impl Store for MemoryStore {
     }
 
     async fn delete(&self, session: &str) -> Result<bool> {
-        let removed = self.lock().remove(session);
-        Ok(match removed {
-            Some(entry) => {
-                lock_entry(&entry).removed = true;
-                true
+        let mut sessions = self.lock();
+        let existed = sessions.contains_key(session);
+        // The session, then every session whose parent was removed, level by level, all
+        // under the lock that creating a session takes: no child appears meanwhile.
+        let mut doomed = std::collections::HashSet::from([session.to_owned()]);
+        while !doomed.is_empty() {
+            for name in &doomed {
+                if let Some(entry) = sessions.remove(name.as_str()) {
+                    lock_entry(&entry).removed = true;
+                }
             }
-            None => false,
-        })
+            let below: std::collections::HashSet<String> = sessions
+                .iter()
+                .filter(|(_, entry)| {
+                    lock_entry(entry)
+                        .parent
+                        .as_ref()
+                        .is_some_and(|parent| doomed.contains(parent))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            doomed = below;
+        }
+        Ok(existed)
     }
 
     /// No index: every session is looked at, and the page sorted (this store is for tests

@@ -227,6 +227,12 @@ impl Append {
     /// it and [`SessionFilter::parent`] finds a parent's children by it: what cancelling or
     /// deleting a parent does to its children relies on it, never on the children's ids.
     ///
+    /// The parent must exist when the child is created: otherwise the append fails with
+    /// [`Error::SessionNotFound`](crate::Error::SessionNotFound) naming the parent and writes
+    /// nothing. The store checks it in the transaction that creates the child, so a child
+    /// created while its parent is being [deleted](Store::delete) either goes with it or is
+    /// refused.
+    ///
     /// ```
     /// use graph_runtime::Status;
     /// use graph_runtime::store::{Append, Checkpoint};
@@ -452,7 +458,30 @@ pub trait Store: Send + Sync + 'static {
     /// `c.seq` and every kept checkpoint's `depends_on` stays.
     fn prune(&self, session: &str, keep_last: u64) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Removes a session and all its checkpoints; returns whether it existed.
+    /// Removes a session and all its checkpoints, and every session below it: its children
+    /// (the sessions whose [`parent`](Append::parent) it is), theirs, and so on, all in one
+    /// transaction; returns whether `session` itself existed. Its children are removed even when
+    /// it no longer exists (a file written by an earlier release may hold such children).
+    ///
+    /// Together with the rule that a child cannot be created under a parent that does not
+    /// exist (see [`Append::parent`]), this is what keeps a store free of orphans: a run of the
+    /// parent still in flight when it is deleted cannot start a child of it again, and a crash
+    /// cannot leave half a tree.
+    ///
+    /// ```
+    /// use graph_runtime::{MemoryStore, Status};
+    /// use graph_runtime::store::{Append, Checkpoint, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> graph_runtime::Result<()> {
+    /// let store = MemoryStore::new();
+    /// let first = || Checkpoint::new(0, "start", Status::Running, Vec::new());
+    /// store.append("ticket-7", Append::new(None, first(), None)).await?;
+    /// store.append("ticket-7/research/1", Append::new(None, first(), None).parent("ticket-7")).await?;
+    /// assert!(store.delete("ticket-7").await?);
+    /// assert!(store.session("ticket-7/research/1").await?.is_none()); // the child went with it
+    /// # Ok(())
+    /// # }
+    /// ```
     fn delete(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// One page of the sessions that pass every condition of `filter`, in the order of their

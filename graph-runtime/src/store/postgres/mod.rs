@@ -113,10 +113,12 @@ use crate::error::{Error, Result};
 ///   closed (a restart, a failover) is dropped by the pool and replaced by a new one; a read
 ///   that finds its connection closed runs again once on a fresh one, so the store outlives a
 ///   server restart without being rebuilt.
-/// - **Every call is one statement**, run in PostgreSQL's implicit transaction: no `BEGIN` is
-///   ever held open across an `.await`, so a caller that drops its future cannot leave a
-///   transaction (and its locks) behind. An append that was sent either commits as a whole or
-///   not at all.
+/// - **Every call is one statement**, run in PostgreSQL's implicit transaction, so a caller
+///   that drops its future cannot leave a transaction (and its locks) behind. An append that
+///   was sent either commits as a whole or not at all. The one exception is
+///   [`delete`](Store::delete), which takes a session's whole tree of children: a transaction
+///   of a few statements (lock the session, find and lock its children level by level, delete
+///   them all), rolled back if its caller drops it.
 /// - **Compare-and-swap append.** Each session has one row in `sessions` holding its latest
 ///   sequence number (`head_seq`). An append locks that row (`SELECT … FOR UPDATE`, which sees
 ///   the newest committed version), compares `head_seq` with the expected one, inserts the
@@ -467,16 +469,64 @@ impl Store for PostgresStore {
         }
     }
 
+    /// The session and every session below it, in one transaction (see `Sql::delete_lock`):
+    /// the session's row locked first, then its children found level by level, each level
+    /// locked before the next is looked for, so that no child is created under a session
+    /// the transaction has found (nor missed because it was created meanwhile).
     async fn delete(&self, session: &str) -> Result<bool> {
-        let name = session.as_bytes();
-        let client = self.shared.client("delete a session").await?;
-        let failed = |e| self.shared.context.error("delete a session", e);
-        let statement = client
-            .prepare_cached(&self.shared.sql.delete)
+        let action = "delete a session";
+        let failed = |e| self.shared.context.error(action, e);
+        let sql = &self.shared.sql;
+        let mut client = self.shared.client(action).await?;
+        // Dropped before `commit` (an error, or a caller that stops waiting), the
+        // transaction is rolled back: nothing is deleted.
+        let transaction = client.transaction().await.map_err(failed)?;
+        let lock = transaction
+            .prepare_cached(&sql.delete_lock)
             .await
             .map_err(failed)?;
-        let removed = client.execute(&statement, &[&name]).await.map_err(failed)?;
-        Ok(removed > 0)
+        let children = transaction
+            .prepare_cached(&sql.delete_children)
+            .await
+            .map_err(failed)?;
+        let mut ids: Vec<i64> = Vec::new();
+        for row in transaction
+            .query(&lock, &[&session.as_bytes()])
+            .await
+            .map_err(failed)?
+        {
+            ids.push(row.try_get(0).map_err(failed)?);
+        }
+        let existed = !ids.is_empty();
+        let mut seen: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        let mut level: Vec<Vec<u8>> = vec![session.as_bytes().to_vec()];
+        while !level.is_empty() {
+            let rows = transaction
+                .query(&children, &[&level])
+                .await
+                .map_err(failed)?;
+            level = Vec::new();
+            for row in rows {
+                let id: i64 = row.try_get(0).map_err(failed)?;
+                // `seen` stops at a session met before, should records name each other.
+                if seen.insert(id) {
+                    ids.push(id);
+                    level.push(row.try_get(1).map_err(failed)?);
+                }
+            }
+        }
+        if !ids.is_empty() {
+            let delete = transaction
+                .prepare_cached(&sql.delete)
+                .await
+                .map_err(failed)?;
+            transaction
+                .execute(&delete, &[&ids])
+                .await
+                .map_err(failed)?;
+        }
+        transaction.commit().await.map_err(failed)?;
+        Ok(existed)
     }
 
     async fn sessions(&self, filter: &SessionFilter) -> Result<SessionPage> {

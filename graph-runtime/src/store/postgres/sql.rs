@@ -18,6 +18,14 @@ pub(super) struct Sql {
     pub(super) chain: String,
     pub(super) list: String,
     pub(super) prune: String,
+    /// [`Store::delete`](crate::store::Store::delete), three statements in one transaction:
+    /// `delete_lock` locks the session's row `FOR UPDATE`, so that no child of it can be
+    /// created until the transaction ends (a child's creation reads its parent `FOR KEY
+    /// SHARE`, see [`append`]); `delete_children` then finds and locks, from a newer snapshot,
+    /// the children of the sessions `$1` names, level by level; `delete` removes the rows of
+    /// the ids `$1` holds (their checkpoints and waits go by `ON DELETE CASCADE`).
+    pub(super) delete_lock: String,
+    pub(super) delete_children: String,
     pub(super) delete: String,
     pub(super) claim: String,
     pub(super) renew: String,
@@ -89,7 +97,14 @@ impl Sql {
                  ORDER BY c.seq"
             ),
             prune: prune(schema),
-            delete: format!("DELETE FROM {schema}.sessions s WHERE {session}"),
+            delete_lock: format!("SELECT s.id FROM {schema}.sessions s WHERE {session} FOR UPDATE"),
+            delete_children: format!(
+                "SELECT s.id, s.name FROM {schema}.sessions s \
+                 WHERE sha256(s.parent) IN (SELECT sha256(p) FROM unnest($1::bytea[]) AS p) \
+                 AND s.parent = ANY($1::bytea[]) \
+                 ORDER BY s.id FOR UPDATE"
+            ),
+            delete: format!("DELETE FROM {schema}.sessions WHERE id = ANY($1::bigint[])"),
             claim: claim(schema),
             renew: format!(
                 "UPDATE {schema}.sessions s \
@@ -145,8 +160,8 @@ impl Sql {
 
 /// A batch of compare-and-swap appends (at most one per session), with their retention, in
 /// one statement and so one transaction. It answers one row per input: `ord` (1-based),
-/// `outcome` (0 written, 1 conflict, 2 retry, 3 lease lost) and `found` (the latest seq, for
-/// a conflict).
+/// `outcome` (0 written, 1 conflict, 2 retry, 3 lease lost, 4 no such parent) and `found` (the
+/// latest seq, for a conflict).
 ///
 /// - The fence (`fence`, the lease epoch the writer holds; `NULL`: none) is checked on the
 ///   locked row, before the sequence numbers: a lost lease is never reported as a conflict.
@@ -167,6 +182,13 @@ impl Sql {
 ///   after the snapshot was taken), the append is answered "retry" and goes into the next
 ///   statement, which takes a new snapshot. A session created concurrently (the insert found
 ///   the name taken) is retried the same way, so its conflict reports the right `found`.
+/// - A new session with a `parent` is created only if the parent's row exists: `parents`
+///   reads it with `FOR KEY SHARE`, which waits for a transaction deleting it (that holds it
+///   `FOR UPDATE`, see `Sql::delete_lock`) and then sees no row, and which a delete that comes
+///   later waits for, to then find the new child. Otherwise the answer is "no such parent" —
+///   unless the snapshot saw the parent (`parents_seen`): a parent updated after the snapshot
+///   can be missed by the locking read's re-check (as `locked` can miss a session), so that
+///   append is answered "retry" and decided on a new snapshot.
 /// - Retention: with the new checkpoint and the newest `keep_last - 1` stored ones kept,
 ///   everything below the smallest of their sequence numbers and `depends_on` goes.
 fn append(schema: &str) -> String {
@@ -192,11 +214,32 @@ fn append(schema: &str) -> String {
              ORDER BY s.id
              FOR UPDATE
          ),
+         parents_seen AS (
+             SELECT s.name FROM {schema}.sessions s
+             WHERE s.name_key IN (
+                 SELECT sha256(parent) FROM input
+                 WHERE parent IS NOT NULL AND expected IS NULL
+             )
+         ),
+         parents AS (
+             SELECT s.name FROM {schema}.sessions s
+             WHERE s.name_key IN (
+                 SELECT sha256(parent) FROM input
+                 WHERE parent IS NOT NULL AND expected IS NULL
+             )
+             ORDER BY s.id
+             FOR KEY SHARE
+         ),
          verdict AS (
              SELECT i.ord, l.id, l.head_seq AS found,
                  CASE
                      WHEN i.fence IS NOT NULL AND l.lease_epoch IS DISTINCT FROM i.fence
                          THEN 'lost'
+                     WHEN l.id IS NULL AND i.expected IS NULL AND i.parent IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM parents p WHERE p.name = i.parent)
+                         THEN CASE WHEN EXISTS (
+                             SELECT 1 FROM parents_seen p WHERE p.name = i.parent
+                         ) THEN 'retry' ELSE 'orphan' END
                      WHEN l.id IS NULL AND i.expected IS NULL THEN 'create'
                      WHEN l.id IS NULL
                          OR i.expected IS DISTINCT FROM l.head_seq
@@ -279,7 +322,7 @@ fn append(schema: &str) -> String {
          )
          SELECT v.ord,
              CASE WHEN w.id IS NOT NULL THEN 0 WHEN v.outcome = 'conflict' THEN 1
-                  WHEN v.outcome = 'lost' THEN 3 ELSE 2 END,
+                  WHEN v.outcome = 'lost' THEN 3 WHEN v.outcome = 'orphan' THEN 4 ELSE 2 END,
              v.found
          FROM verdict v LEFT JOIN written w USING (ord)"
     )

@@ -27,6 +27,8 @@ pub(super) enum Outcome {
     Retry,
     /// The session's lease epoch is not the append's fence.
     LeaseLost,
+    /// The append would create a child session whose parent does not exist.
+    NoParent,
 }
 
 /// One append handed to the writer task.
@@ -79,6 +81,9 @@ pub(super) fn answer(session: &str, append: &Append, outcome: Outcome) -> Option
             session: session.to_owned(),
             epoch: append.fence.unwrap_or_default(),
         })),
+        Outcome::NoParent => Some(Err(Error::SessionNotFound(
+            append.parent.clone().unwrap_or_default(),
+        ))),
         Outcome::Retry => None,
     }
 }
@@ -294,6 +299,7 @@ pub(super) async fn write(shared: &Shared, items: &[(&str, &Append)]) -> Result<
             1 => Outcome::Conflict(found),
             2 => Outcome::Retry,
             3 => Outcome::LeaseLost,
+            4 => Outcome::NoParent,
             other => return Err(bad(format!("outcome {other}"))),
         });
     }

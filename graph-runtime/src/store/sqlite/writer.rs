@@ -787,6 +787,18 @@ impl Writer {
                 id
             }
             None => {
+                // A child only under a parent that exists, in this transaction: a delete of the
+                // parent (which takes its children) is serialized with it by the one writer.
+                if let Some(parent) = parent {
+                    let exists = self
+                        .conn
+                        .prepare_cached("SELECT 1 FROM sessions WHERE name = ?1")
+                        .and_then(|mut s| s.exists([parent]))
+                        .map_err(failed)?;
+                    if !exists {
+                        return Err(Error::SessionNotFound(parent.clone()));
+                    }
+                }
                 self.conn
                     .prepare_cached(
                         "INSERT INTO sessions (name, status, created_at_us, parent) \
@@ -1105,24 +1117,37 @@ impl Writer {
             .map(|removed| removed as u64)
     }
 
+    /// Deletes the session and every session below it (children by their `parent`, theirs,
+    /// and so on: `UNION` stops at a name seen before, should records name each other).
     fn delete(&self, session: &str) -> Result<bool> {
-        let Some(session_id) = self.session(session)?.id else {
-            return Ok(false);
-        };
         let failed = |e| self.context.error("delete a session", e);
-        self.conn
-            .prepare_cached("DELETE FROM checkpoints WHERE session_id = ?1")
-            .and_then(|mut s| s.execute([session_id]))
+        let existed = self.session(session)?.id.is_some();
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE doomed (name) AS (\
+                     VALUES (?1) \
+                     UNION SELECT s.name FROM sessions s JOIN doomed d ON s.parent = d.name) \
+                 SELECT s.id FROM sessions s JOIN doomed d ON s.name = d.name",
+            )
+            .and_then(|mut s| {
+                s.query_map([session], |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
             .map_err(failed)?;
-        self.conn
-            .prepare_cached("DELETE FROM session_waits WHERE session_id = ?1")
-            .and_then(|mut s| s.execute([session_id]))
-            .map_err(failed)?;
-        self.conn
-            .prepare_cached("DELETE FROM sessions WHERE id = ?1")
-            .and_then(|mut s| s.execute([session_id]))
-            .map_err(failed)?;
-        Ok(true)
+        for session_id in ids {
+            for statement in [
+                "DELETE FROM checkpoints WHERE session_id = ?1",
+                "DELETE FROM session_waits WHERE session_id = ?1",
+                "DELETE FROM sessions WHERE id = ?1",
+            ] {
+                self.conn
+                    .prepare_cached(statement)
+                    .and_then(|mut s| s.execute([session_id]))
+                    .map_err(failed)?;
+            }
+        }
+        Ok(existed)
     }
 
     /// The session's row id, latest sequence number, lease epoch and status code, as this
