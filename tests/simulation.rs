@@ -405,7 +405,29 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-/// Crashes a plain `cargo test --workspace` (debug build) injects: 30 to 60 s here.
+/// The command that runs world `seed` again, with the settings of this run that change
+/// what a world does.
+fn reproducer(seed: u64) -> String {
+    let setting = match std::env::var("SIM_SQLITE_ONE_IN") {
+        Ok(value) => format!("SIM_SQLITE_ONE_IN={value} "),
+        Err(_) => String::new(),
+    };
+    format!("{setting}SIM_SEED={seed} cargo test --release --test simulation -- --nocapture")
+}
+
+/// The client of a deal waits out the wall-clock deadlines of `late` and `racy` by the
+/// constant, which must be what the graph says.
+#[test]
+fn the_deals_client_knows_its_branch_deadlines() {
+    use graph_runtime::Workflow as _;
+    use sim::workflows::{BRANCH_WAIT_MS, approvals};
+    for branch in ["late", "racy"] {
+        let wait = approvals::Workflow::node(branch).and_then(|spec| spec.wait_ms);
+        assert_eq!(wait, Some(BRANCH_WAIT_MS), "{branch}");
+    }
+}
+
+/// Crashes a plain `cargo test --workspace` (debug build) injects: 30 to 65 s here.
 const DEFAULT_CRASHES: u64 = 6_000;
 
 #[test]
@@ -465,9 +487,7 @@ fn simulation() {
                         for problem in report.problems.iter().take(20) {
                             eprintln!("  {problem}");
                         }
-                        eprintln!(
-                            "  reproduce: SIM_SEED={seed} cargo test --release --test simulation -- --nocapture"
-                        );
+                        eprintln!("  reproduce: {}", reproducer(seed));
                         failures.lock().unwrap().push((seed, report));
                     }
                 }
@@ -497,9 +517,10 @@ fn simulation() {
     println!("simulation: {crashes} crashes injected, {lost} lost, {forked} forked");
     if let Some((seed, report)) = failures.first() {
         panic!(
-            "{} world(s) failed; the first, seed {seed}: {}\nreproduce: SIM_SEED={seed} cargo test --release --test simulation -- --nocapture",
+            "{} world(s) failed; the first, seed {seed}: {}\nreproduce: {}",
             failures.len(),
-            report.problems.first().map_or("", String::as_str)
+            report.problems.first().map_or("", String::as_str),
+            reproducer(*seed)
         );
     }
 }
