@@ -269,7 +269,7 @@ fn parent_of(id: &str) -> Option<(&str, u64, &'static str)> {
 }
 
 /// A child session belongs to a parent step that exists: its parent exists (a delete takes
-/// the children first), the store records it as the child's parent, and the checkpoint the
+/// the whole tree at once, and no child is created under a parent that is gone), the store records it as the child's parent, and the checkpoint the
 /// step started from, if retention kept it, stands at the subgraph node (or the map's join).
 async fn check_orphan(inner: &Backend, id: &str, report: &mut Report) {
     let Some((parent, step, node)) = parent_of(id) else {

@@ -30,9 +30,9 @@ pub enum Verb {
     /// Cancels the session (and its unfinished children) once it waits with every child
     /// settled.
     Cancel,
-    /// Deletes the session once it completed (only sessions without children: a run
-    /// that lost the race to complete a parent, still in flight, would start a deleted
-    /// child again, and nothing lets a client wait for such a run to end).
+    /// Deletes the session once it completed, with its children (tickets and claims have
+    /// some): the store takes the whole tree in one transaction, and refuses a child that a
+    /// run of the deleted parent still in flight would start again.
     Delete,
     /// Once it completed, forks it from a checkpoint of its history (`Runner::fork`), or
     /// with a corrected state (`fork_with`), and runs the fork to its end.
@@ -171,6 +171,8 @@ pub fn world(seed: u64, run: u64) -> Vec<Spec> {
             };
             let verb = if ticket.reviewed && rng.bool() {
                 Verb::Cancel
+            } else if rng.u32(0..4) == 0 {
+                Verb::Delete
             } else {
                 Verb::None
             };
@@ -194,6 +196,8 @@ pub fn world(seed: u64, run: u64) -> Vec<Spec> {
             let waits = lines.iter().any(|&cents| cents > CHECK_ABOVE);
             let verb = if waits && rng.u32(0..3) == 0 {
                 Verb::Cancel
+            } else if rng.u32(0..4) == 0 {
+                Verb::Delete
             } else {
                 Verb::None
             };
