@@ -427,7 +427,8 @@ fn the_deals_client_knows_its_branch_deadlines() {
     }
 }
 
-/// Crashes a plain `cargo test --workspace` (debug build) injects: 30 to 65 s here.
+/// Crashes a plain `cargo test --workspace` (debug build) injects: 58 s of CPU, 30 to 75 s
+/// here (two cores, idle or busy).
 const DEFAULT_CRASHES: u64 = 6_000;
 
 #[test]
