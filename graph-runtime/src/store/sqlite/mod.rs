@@ -326,7 +326,7 @@ impl SqliteStore {
             .open()
             .ok()
             .filter(|conn| conn.prepare_cached(LATEST).is_ok());
-        ready.recv().map_err(|_| {
+        let opened = ready.recv().map_err(|_| {
             store_error(
                 format!(
                     "the SQLite writer thread of `{}` stopped while opening",
@@ -334,7 +334,15 @@ impl SqliteStore {
                 ),
                 None,
             )
-        })??;
+        });
+        if let Err(error) = opened.and_then(|opened| opened) {
+            // The writer thread has reported and is ending: nothing of a failed `open` is
+            // left running when it returns (its result was already sent, so a panic here
+            // adds nothing to report).
+            drop(warm);
+            let _ = writer.join();
+            return Err(error);
+        }
         if let Some(conn) = warm {
             readers.idle().push(conn);
         }
