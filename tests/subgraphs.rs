@@ -574,16 +574,14 @@ async fn a_spawned_answer_through_the_parent_runs_it_on() {
     }
 }
 
-/// Where a `held_support` run stops before it starts its child, per tag: the run says it
-/// arrived, then waits for the test to let it go on.
-static HELD: Mutex<
-    Vec<(
-        String,
-        std::sync::Arc<(tokio::sync::Notify, tokio::sync::Notify)>,
-    )>,
-> = Mutex::new(Vec::new());
+/// Where a `held_support` run stops before it starts its child: the run says it arrived
+/// (`.0`), then waits for the test to let it go on (`.1`).
+type Gate = std::sync::Arc<(tokio::sync::Notify, tokio::sync::Notify)>;
 
-fn hold(tag: &str) -> std::sync::Arc<(tokio::sync::Notify, tokio::sync::Notify)> {
+/// The gate of each tag.
+static HELD: Mutex<Vec<(String, Gate)>> = Mutex::new(Vec::new());
+
+fn hold(tag: &str) -> Gate {
     let mut held = HELD.lock().unwrap();
     if let Some((_, gate)) = held.iter().find(|(t, _)| t == tag) {
         return gate.clone();
