@@ -218,6 +218,28 @@ fn parse_variants(
     variants
 }
 
+/// A field's type must be one the fingerprint can name as `<T as StateSchema>`: a trait
+/// object (`dyn Trait`, or a bare `Trait + Send`) or `impl Trait` is no type a checkpointed
+/// field can have (unsized, or not a type at all), and written into the fingerprint it would
+/// only add a parse error to the compiler's own.
+fn check_field_type(cx: &Ctxt, ty: &Type) {
+    let mut ty = ty;
+    while let Type::Group(group) = ty {
+        ty = &group.elem;
+    }
+    match ty {
+        Type::TraitObject(_) => cx.error_at(
+            ty.span(),
+            "a state field cannot be a trait object: it has no size and serde cannot read one back; use a concrete type, an enum of the cases, or `Box<T>` of a concrete `T`",
+        ),
+        Type::ImplTrait(_) => cx.error_at(
+            ty.span(),
+            "`impl Trait` is not a type a state field can have; name the concrete type",
+        ),
+        _ => {}
+    }
+}
+
 /// Checks the field attributes of a type whose fingerprint comes from elsewhere.
 fn check_fields(cx: &Ctxt, data: &Data, self_ident: &Ident, krate: &syn::Path) {
     let rule = RenameRule::None;
@@ -277,7 +299,15 @@ fn parse_fields_with(
             );
         }
         let schema = match ours.override_schema() {
-            Some(schema) => schema,
+            Some(schema) => {
+                if let FieldSchema::Override {
+                    as_type: Some(ty), ..
+                } = &schema
+                {
+                    check_field_type(cx, ty);
+                }
+                schema
+            }
             None => {
                 if let Some((key, span)) = serde.with.as_ref().filter(|_| own_shape) {
                     cx.error_at(
@@ -287,6 +317,7 @@ fn parse_fields_with(
                         ),
                     );
                 }
+                check_field_type(cx, &field.ty);
                 FieldSchema::Type(replace_self(field.ty.clone(), self_ident, krate))
             }
         };
@@ -950,6 +981,54 @@ mod tests {
 
     fn field_names(fields: &[Field]) -> Vec<Option<&str>> {
         fields.iter().map(|field| field.name.as_deref()).collect()
+    }
+
+    /// Found by the `state_schema_macro` fuzz target: a field typed `SocketAddr +` (a bare
+    /// trait object with a trailing `+`, which parses) was written into the fingerprint as
+    /// `<SocketAddr + as StateSchema>`, which does not: a parse error on top of the compiler's
+    /// own. Trait objects and `impl Trait` are now refused at the field's type.
+    #[test]
+    fn a_trait_object_or_impl_trait_field_is_refused_at_its_type() {
+        for item in [
+            parse_quote!(
+                struct S {
+                    socket: std::net::SocketAddr,
+                    n: u8,
+                }
+            ),
+            parse_quote!(
+                struct S {
+                    n: u8,
+                    last: dyn std::fmt::Debug + Send,
+                }
+            ),
+            parse_quote!(
+                enum E {
+                    A(impl Clone),
+                }
+            ),
+            parse_quote!(
+                struct S {
+                    #[state_schema(as = dyn Fn())]
+                    f: u8,
+                }
+            ),
+        ] {
+            let found = errors(item);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].contains("trait object") || found[0].contains("impl Trait"),
+                "{found:?}"
+            );
+        }
+        assert!(
+            errors(parse_quote!(
+                struct S {
+                    boxed: Box<dyn std::error::Error>,
+                }
+            ))
+            .is_empty()
+        );
     }
 
     #[test]
