@@ -38,9 +38,21 @@ pub(super) struct SchemaItems {
 /// `StateSchema`, rustc's error (with the trait's `on_unimplemented` note) points there. Each
 /// type is named once in such an expression, in one constant, so one missing derive gives one
 /// error however many generated items use the fingerprint.
+///
+/// A trait object or `impl Trait` (no type a state, input or output can be, which rustc
+/// reports at the type) is put in parentheses, so that `<Trait + as …>` (a bare trait object
+/// with a trailing `+` parses) does not add a parse error of the expansion to that report.
 pub(super) fn schema_of(rt: &TokenStream, ty: &Type) -> TokenStream {
     let (first, last) = span_range(ty);
-    let mut out = quote_spanned!(first=> <#ty as #rt::StateSchema>);
+    let mut inner = ty;
+    while let Type::Group(group) = inner {
+        inner = &group.elem;
+    }
+    let mut out = if matches!(inner, Type::TraitObject(_) | Type::ImplTrait(_)) {
+        quote_spanned!(first=> <(#ty) as #rt::StateSchema>)
+    } else {
+        quote_spanned!(first=> <#ty as #rt::StateSchema>)
+    };
     out.extend(quote_spanned!(last=> ::SCHEMA));
     out
 }
