@@ -214,19 +214,17 @@ fn append(schema: &str) -> String {
              ORDER BY s.id
              FOR UPDATE
          ),
+         parent_keys AS (
+             SELECT sha256(parent) AS name_key FROM input
+             WHERE parent IS NOT NULL AND expected IS NULL
+         ),
          parents_seen AS (
              SELECT s.name FROM {schema}.sessions s
-             WHERE s.name_key IN (
-                 SELECT sha256(parent) FROM input
-                 WHERE parent IS NOT NULL AND expected IS NULL
-             )
+             WHERE s.name_key IN (SELECT name_key FROM parent_keys)
          ),
          parents AS (
              SELECT s.name FROM {schema}.sessions s
-             WHERE s.name_key IN (
-                 SELECT sha256(parent) FROM input
-                 WHERE parent IS NOT NULL AND expected IS NULL
-             )
+             WHERE s.name_key IN (SELECT name_key FROM parent_keys)
              ORDER BY s.id
              FOR KEY SHARE
          ),

@@ -1121,21 +1121,22 @@ impl Writer {
     /// and so on: `UNION` stops at a name seen before, should records name each other).
     fn delete(&self, session: &str) -> Result<bool> {
         let failed = |e| self.context.error("delete a session", e);
-        let existed = self.session(session)?.id.is_some();
-        let ids: Vec<i64> = self
+        // Each row: a session's id, and whether it is `session` itself.
+        let rows: Vec<(i64, bool)> = self
             .conn
             .prepare_cached(
                 "WITH RECURSIVE doomed (name) AS (\
                      VALUES (?1) \
                      UNION SELECT s.name FROM sessions s JOIN doomed d ON s.parent = d.name) \
-                 SELECT s.id FROM sessions s JOIN doomed d ON s.name = d.name",
+                 SELECT s.id, s.name = ?1 FROM sessions s JOIN doomed d ON s.name = d.name",
             )
             .and_then(|mut s| {
-                s.query_map([session], |row| row.get(0))?
+                s.query_map([session], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()
             })
             .map_err(failed)?;
-        for session_id in ids {
+        let existed = rows.iter().any(|&(_, own)| own);
+        for (session_id, _) in rows {
             for statement in [
                 "DELETE FROM checkpoints WHERE session_id = ?1",
                 "DELETE FROM session_waits WHERE session_id = ?1",
